@@ -1,0 +1,1 @@
+//! `ram` (work in progress).

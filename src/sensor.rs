@@ -1,0 +1,1 @@
+//! `sensor` (work in progress).

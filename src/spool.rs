@@ -1,0 +1,1 @@
+//! `spool` (work in progress).

@@ -1,0 +1,1 @@
+//! Non-volatile storage the spool spills into (work in progress).
