@@ -438,7 +438,7 @@ pub fn sweep<const W: usize, const E: usize>(sectors: usize, ops: usize, seed: u
         let forks = st.flash_mut().take_forks();
         for img in forks {
             seen += 1;
-            if seen % stride != 0 {
+            if !seen.is_multiple_of(stride) {
                 continue;
             }
             // The model as it was before the op, plus evictions it reported.
