@@ -133,7 +133,7 @@ fn wear_spread_after_a_million_samples() {
         )
         .unwrap();
         seq += n as u32;
-        if x % 7 == 0 {
+        if x.is_multiple_of(7) {
             st.ack(KEY, seq, |r| evicted += r.count as u64).unwrap();
         }
     }
