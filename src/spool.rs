@@ -75,18 +75,21 @@
 //!
 //! # Storage
 //!
-//! The spool is generic over a storage back end `S` it will spill into. This version
-//! keeps data in RAM only; `S` is held (see [`Spool::storage`]) for the storage layer to
-//! plug in. [`RamOnly`] is the default.
+//! The spool is generic over a [`Storage`] back end `S` it will spill into. This version
+//! keeps data in RAM only; `S` is held (see [`Spool::storage`]) for the spill path to
+//! use. [`RamOnly`] (= [`crate::storage::NoStorage`]) is the default. Note for the spill
+//! path: a mid-queue overflow drop renumbers the records after the dropped sector
+//! (`written` goes back), which is only sound while those records exist in RAM only;
+//! with a persistent back end, overflow should spill instead of dropping.
 #![forbid(unsafe_code)]
 
 use crate::ram::{self, ChainError, RamStore, Ring, SectorPool};
 use crate::record::{Kind, Record, SensorKey};
 use crate::sensor::{OverflowPolicy, SeqError, SeqState};
+use crate::storage::Storage;
 
-/// Placeholder storage back end: the spool keeps everything in RAM.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RamOnly;
+/// The RAM-only storage back end ([`crate::storage::NoStorage`]), the default `S`.
+pub use crate::storage::NoStorage as RamOnly;
 
 /// Errors of the spool API. Small and `Copy`; a call that fails changed nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -248,7 +251,7 @@ pub struct Spool<P, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     storage: S,
 }
 
-impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S>
+impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S: Storage>
     Spool<P, SENSORS, SECTORS, RATES, S>
 {
     const VALID: () = {
@@ -725,8 +728,8 @@ pub struct Iter<'a, P, const SENSORS: usize, const SECTORS: usize, const RATES: 
     left: u32,
 }
 
-impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S> Iterator
-    for Iter<'_, P, SENSORS, SECTORS, RATES, S>
+impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S: Storage>
+    Iterator for Iter<'_, P, SENSORS, SECTORS, RATES, S>
 {
     type Item = Record;
     fn next(&mut self) -> Option<Record> {
