@@ -23,8 +23,8 @@ BUILD_DIR="${BUILD_DIR:-build}"
 LB="$(llvm_bin)"
 NM="$LB/llvm-nm"
 CRATE_MEMBER_PREFIX="sensor_spool-"
-CS_HOOKS="spool_cs_acquire spool_cs_release"
-HOST_MEM="memcpy memmove memset memcmp bcmp"
+CS_HOOKS=(spool_cs_acquire spool_cs_release)
+HOST_MEM=(memcpy memmove memset memcmp bcmp)
 
 # table ARCHIVE : "member<TAB>type<TAB>symbol" for every symbol of every member.
 table() {
@@ -129,7 +129,7 @@ check_dir() {
     local dir="$1" a info target cs std
     a="$dir/libsensor_spool.a"
     info="$dir/build-info.txt"
-    [ -f "$a" ] && [ -f "$info" ] || die "$dir: no libsensor_spool.a / build-info.txt (run scripts/build-staticlib.sh)"
+    { [ -f "$a" ] && [ -f "$info" ]; } || die "$dir: no libsensor_spool.a / build-info.txt (run scripts/build-staticlib.sh)"
     target="$(sed -n 's/^target=//p' "$info")"
     cs="$(sed -n 's/^cs=//p' "$info")"
     std="$(sed -n 's/^std=//p' "$info")"
@@ -137,19 +137,19 @@ check_dir() {
         echo "$a: std flavor, not checked (links against libc: $(cat "$dir/native-static-libs.txt" 2>/dev/null))"
         return 0
     }
-    local allowed="" hooks=0
-    [ "$cs" = extern ] && {
-        allowed="$CS_HOOKS"
+    local allowed=() hooks=0
+    if [ "$cs" = extern ]; then
+        allowed=("${CS_HOOKS[@]}")
         hooks=1
-    }
+    fi
     echo "$a ($target, cs=$cs)"
     local rc=0
     if [ "$target" = "$SPOOL_HOST_TRIPLE" ]; then
-        check_list "$a" reach $HOST_MEM $allowed || rc=1
+        check_list "$a" reach "${HOST_MEM[@]}" ${allowed[@]+"${allowed[@]}"} || rc=1
         [ "$rc" = 0 ] && { link_host "$a" "$hooks" || rc=1; }
     else
-        check_list "$a" reach $allowed || rc=1
-        check_list "$a" all $allowed || rc=1
+        check_list "$a" reach ${allowed[@]+"${allowed[@]}"} || rc=1
+        check_list "$a" all ${allowed[@]+"${allowed[@]}"} || rc=1
     fi
     return "$rc"
 }

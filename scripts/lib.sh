@@ -6,11 +6,16 @@
 # when the thing is already there, and prints one line when it installs something.
 
 SPOOL_ROOT="${SPOOL_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
-# Scratch space shared by all steps of one run (apt-get update marker etc.).
-SPOOL_TMP="${SPOOL_TMP:-$(mktemp -d "${TMPDIR:-/tmp}/sensor-spool.XXXXXX")}"
+# Scratch space shared by all steps of one run (apt-get update marker etc.). The script that
+# creates it removes it on exit (scripts/test.sh replaces this trap with its own, which does too).
+if [ -z "${SPOOL_TMP:-}" ]; then
+    SPOOL_TMP="$(mktemp -d "${TMPDIR:-/tmp}/sensor-spool.XXXXXX")"
+    trap 'rm -rf "$SPOOL_TMP"' EXIT
+fi
 export SPOOL_ROOT SPOOL_TMP
 
 # The embedded targets the static library is shipped for, and the host triple.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 SPOOL_EMBEDDED_TARGETS=(thumbv7m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none-elf)
 SPOOL_HOST_TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
 

@@ -117,7 +117,16 @@ step() {
 
 # register_stage ID "LABEL" FUNCTION : adds a later stage, run after the core steps in
 # registration order.
+# A second registration of the same id or function is ignored (so a stage wired in two
+# places runs once).
 register_stage() {
+    local s
+    for s in ${STAGES[@]+"${STAGES[@]}"}; do
+        if [ "${s%%|*}" = "$1" ] || [ "${s##*|}" = "$3" ]; then
+            note "register_stage: '$1' ($3) is already registered; ignored"
+            return 0
+        fi
+    done
     STAGES+=("$1|$2|$3")
 }
 
@@ -249,6 +258,16 @@ do_undefined() {
 #   }
 #   register_stage c-tests "C test suite (host + QEMU)" stage_c_tests
 # ---- stages: append below this line ----
+
+# Header drift: regenerate include/sensor_spool.h with the pinned cbindgen, fail on any
+# difference, compile the header as C and C++ (script owned by the C API).
+stage_header() {
+    need_cargo_tool cbindgen cbindgen "$CBINDGEN_VERSION"
+    bash scripts/check-header.sh
+}
+if [ -f scripts/check-header.sh ]; then
+    register_stage header "C header drift (cbindgen $CBINDGEN_VERSION) + C/C++ compile" stage_header
+fi
 
 # ---- stages: end ----
 if [ -d scripts/ci.d ]; then
