@@ -10,7 +10,8 @@
 # firmware must provide. Allowed:
 #   host no_std (extern-cs):   memcpy memmove memset memcmp bcmp + spool_cs_acquire spool_cs_release
 #   bare metal:                nothing (compiler_builtins brings mem*), + the two hooks with extern-cs
-# Anything else fails the check and is printed with the member that needs it.
+# Anything else fails the check and is printed with the member that needs it. The crate object
+# must also hold no global-allocator symbols (__rust_alloc & co): the library is allocation-free.
 # Bare-metal archives are also checked whole (every member, reachable or not): same allowance.
 # On the host, a real link of the archive with -nostdlib and stub definitions of exactly the
 # allowed symbols confirms the analysis (every exported symbol is forced in with -u).
@@ -87,6 +88,18 @@ check_list() {
     return "$bad"
 }
 
+# check_no_alloc ARCHIVE : the crate object neither defines nor uses a global allocator.
+check_no_alloc() {
+    local hits
+    hits="$(table "$1" | awk -F'\t' -v p="$CRATE_MEMBER_PREFIX" 'index($1, p) == 1 { print $3 }' |
+        grep -E '__rust_alloc|__rust_dealloc|__rust_realloc|__rg_alloc|__rdl_alloc|__rust_no_alloc_shim' | sort -u || true)"
+    if [ -n "$hits" ]; then
+        note "  FAIL: allocator symbols in the crate object: $(echo "$hits" | tr '\n' ' ')"
+        return 1
+    fi
+    echo "  alloc: no allocator symbols"
+}
+
 # link_host ARCHIVE HOOKS(0|1) : a real -nostdlib link with stubs for exactly the allowed symbols.
 link_host() {
     local a="$1" hooks="$2" d syms=() s
@@ -144,6 +157,7 @@ check_dir() {
     fi
     echo "$a ($target, cs=$cs)"
     local rc=0
+    check_no_alloc "$a" || rc=1
     if [ "$target" = "$SPOOL_HOST_TRIPLE" ]; then
         check_list "$a" reach "${HOST_MEM[@]}" ${allowed[@]+"${allowed[@]}"} || rc=1
         [ "$rc" = 0 ] && { link_host "$a" "$hooks" || rc=1; }
