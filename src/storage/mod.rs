@@ -61,8 +61,8 @@
 //! | 2 | 2 | record count `c` (1..=65535) |
 //! | 4 | 4 | `SensorKey::id` |
 //! | 8 | 4 | sequence number of the first record |
-//! | 12 | 8 | TSD only: base time `u32`, interval `u32` |
-//! | 12 or 20 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
+//! | 12 | 12 | TSD only: base time `u64` (ms), interval `u32` (ms) |
+//! | 12 or 24 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
 //!
 //! **Acknowledgement body** (12 bytes; frame length `round_up(20, W)`): source
 //! `u8`, 3 reserved bytes `0xFF`, id `u32`, `upto` `u32`: every record of that
@@ -99,11 +99,13 @@
 
 mod frame;
 mod nor;
+pub(crate) mod spill;
 
 #[cfg(feature = "_mock-flash")]
 pub mod mock_flash;
 
 pub use nor::NorFlashStorage;
+pub use spill::SpillStats;
 
 /// Identity of a sensor: data source (host, CAN, ...) and sensor id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -136,8 +138,8 @@ impl RecordKind {
 /// Timing of a TSD run (zero for EVT runs, which carry time per record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct RunMeta {
-    /// Time of the first record of the run (unit chosen by the store).
-    pub base_time: u32,
+    /// Time of the first record of the run (the spool uses milliseconds).
+    pub base_time: u64,
     /// Time between two records (unit chosen by the store).
     pub interval: u32,
 }
