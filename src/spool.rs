@@ -237,6 +237,10 @@ impl Entry {
 
 /// Size in bytes of one sensor-table entry (all per-sensor metadata).
 pub const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
+const _: () = assert!(
+    ENTRY_SIZE == 24,
+    "per-sensor metadata must stay at 24 bytes"
+);
 
 /// The spool: `SENSORS` sensor slots, a RAM store over `SECTORS` sectors of pool `P`,
 /// up to `RATES` distinct TSD sample rates, storage back end `S`.
