@@ -370,6 +370,8 @@ fn config() -> Config {
 fn run_model<S: TierSpec, M: TierSpec, L: TierSpec>(name: &str, max_ops: usize) {
     static TOTAL: AtomicUsize = AtomicUsize::new(0);
     let cases = AtomicUsize::new(0);
+    // Miri interprets every step (~1000x slower): shorter sequences there.
+    let max_ops = if cfg!(miri) { max_ops / 8 } else { max_ops };
     let mut runner = TestRunner::new(config());
     let result = runner.run(&prop::collection::vec(op(), 1..max_ops), |ops| {
         cases.fetch_add(1, Ordering::Relaxed);

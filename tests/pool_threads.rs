@@ -70,7 +70,7 @@ fn worker(t: usize) -> u32 {
 }
 
 #[test]
-fn four_threads_alloc_free_pairs() {
+fn pool_four_threads_alloc_free_pairs() {
     let handles: Vec<_> = (0..THREADS)
         .map(|t| std::thread::spawn(move || worker(t)))
         .collect();
@@ -108,7 +108,7 @@ fn four_threads_alloc_free_pairs() {
 /// Bursts that overfill the smallest tier from 4 threads at once: fallbacks and
 /// failures happen concurrently and every one must be counted exactly once.
 #[test]
-fn contended_bursts_count_fallbacks_and_failures() {
+fn pool_contended_bursts_count_fallbacks_and_failures() {
     static BURST_POOL: DefaultPool = DefaultPool::new();
     #[cfg(not(miri))]
     const ROUNDS: usize = 2_000;
