@@ -509,6 +509,10 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
         if index >= COUNT {
             return None;
         }
+        debug_assert!(
+            self.index_owned[index / 32].load(Ordering::Relaxed) & (1 << (index % 32)) == 0,
+            "Block::from_raw: block belongs to the index path"
+        );
         Some(Block {
             // SAFETY: index < COUNT checked above.
             ptr: unsafe { self.block_ptr(index) },
