@@ -312,6 +312,7 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
         self.table.binary_search_by(|e| e.key().cmp(&key))
     }
 
+    #[inline]
     fn resolve(&self, h: SensorHandle) -> Result<usize, Error> {
         match self.table.get(h.index as usize) {
             Some(e) if e.id == h.key.id && e.source == h.key.source => Ok(h.index as usize),
@@ -518,6 +519,7 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
         Ok(rec)
     }
 
+    #[inline(always)]
     fn get(&self, e: &Entry, seq: u32) -> Result<Record, Error> {
         self.ram
             .get(
