@@ -326,8 +326,14 @@ pub trait Storage {
     ) -> Result<Option<ReadOut>, StorageError>;
 
     /// Persists "records of `key` before `upto` are acknowledged" (one small
-    /// program operation).
-    fn ack(&mut self, key: SensorKey, upto: u32) -> Result<(), StorageError>;
+    /// program operation). If the newest sector is full this opens the next one,
+    /// which may evict the oldest sector: its runs are reported to `on_evict`.
+    fn ack<V: FnMut(RunInfo)>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        on_evict: V,
+    ) -> Result<(), StorageError>;
 
     /// Evicts the oldest sector unless it is the newest one; reports its runs.
     /// Returns whether a sector was evicted.
@@ -380,7 +386,7 @@ impl Storage for NoStorage {
     ) -> Result<Option<ReadOut>, StorageError> {
         Ok(None)
     }
-    fn ack(&mut self, _: SensorKey, _: u32) -> Result<(), StorageError> {
+    fn ack<V: FnMut(RunInfo)>(&mut self, _: SensorKey, _: u32, _: V) -> Result<(), StorageError> {
         Ok(())
     }
     fn evict_oldest<V: FnMut(RunInfo)>(&mut self, _: V) -> Result<bool, StorageError> {

@@ -83,6 +83,9 @@ pub struct NorFlashStorage<F, const BUF: usize = 512> {
     oldest: u32,
     next_erased: bool,
     cached: Option<u32>,
+    /// Last frame whose CRC checked out (flash never changes under it until an
+    /// erase).
+    verified: Option<(u32, u32)>,
     cursors: [Cursor; CURSORS],
     victim: usize,
     stats: StorageStats,
@@ -234,6 +237,7 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
             oldest: 0,
             next_erased: false,
             cached: None,
+            verified: None,
             cursors: [Cursor::default(); CURSORS],
             victim: 0,
             stats: StorageStats::default(),
@@ -359,6 +363,7 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
         if self.sector_seq(victim)?.is_some() {
             self.report_sector(victim, on_evict)?;
         }
+        self.verified = None;
         if !self.next_erased {
             let b = self.base(victim);
             if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
@@ -459,6 +464,21 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
 
     /// Verifies a frame's CRC (caching it in `buf` when it fits).
     fn check_crc(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
+        if self.verified == Some((abs, len)) {
+            if len as usize <= BUF && self.cached != Some(abs) {
+                read_at(&mut self.flash, abs, &mut self.buf.0[..len as usize])?;
+                self.cached = Some(abs);
+            }
+            return Ok(true);
+        }
+        let ok = self.check_crc_uncached(abs, len)?;
+        if ok {
+            self.verified = Some((abs, len));
+        }
+        Ok(ok)
+    }
+
+    fn check_crc_uncached(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
         let len = len as usize;
         let body = len - CRC_LEN;
         let mut stored = [0u8; CRC_LEN];
@@ -607,6 +627,7 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
     fn mount(&mut self) -> Result<(), StorageError> {
         self.mounted = false;
         self.cached = None;
+        self.verified = None;
         self.cursors = [Cursor::default(); CURSORS];
         self.next_erased = false;
         self.pending_header = false;
@@ -754,13 +775,15 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
         Ok(None)
     }
 
-    fn ack(&mut self, key: SensorKey, upto: u32) -> Result<(), StorageError> {
+    fn ack<V: FnMut(RunInfo)>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        mut on_evict: V,
+    ) -> Result<(), StorageError> {
         self.check_mounted()?;
         let len = round_up(FRAME_HDR + ACK_BODY + CRC_LEN, Self::W);
-        // An acknowledgement never evicts: if the log is full, the oldest
-        // sector is evicted by the next batch anyway; report nothing here.
-        let mut evicted = |_: RunInfo| {};
-        self.write_frame(Body::Ack(frame::ack_body(key, upto)), len, &mut evicted)?;
+        self.write_frame(Body::Ack(frame::ack_body(key, upto)), len, &mut on_evict)?;
         self.stats.acks += 1;
         Ok(())
     }
@@ -775,6 +798,7 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
         }
         let s = self.oldest;
         self.report_sector(s, &mut on_evict)?;
+        self.verified = None;
         let b = self.base(s);
         if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
             self.mounted = false;
