@@ -167,11 +167,11 @@ fn failed_ack_leaves_no_mark() {
     let key = sensor_spool::storage::SensorKey { source: 1, id: 2 };
     s.append(&[OwnedRun::new(key, 0, 20).run()], |_| {})
         .unwrap();
-    s.ack(key, 5).unwrap();
+    s.ack(key, 5, |_| {}).unwrap();
     arm(&ffs, Kind::Sync, 0, EIO);
-    assert!(s.ack(key, 10).is_err());
+    assert!(s.ack(key, 10, |_| {}).is_err());
     assert_eq!(recover_all(&mut s).acks.get(&key), Some(&5));
-    s.ack(key, 10).unwrap();
+    s.ack(key, 10, |_| {}).unwrap();
     drop(s);
     let mut s = open_std(&cfg);
     assert_eq!(recover_all(&mut s).acks.get(&key), Some(&10));

@@ -60,9 +60,9 @@ fn acks_persist_and_latest_wins() {
     fill(&mut s, &mut m, &mut rng, 100);
     let k0 = SensorKey { source: 0, id: 2 };
     let k3 = SensorKey { source: 3, id: 7 };
-    s.ack(k0, 10).unwrap();
-    s.ack(k3, 5).unwrap();
-    s.ack(k0, 25).unwrap();
+    s.ack(k0, 10, |_| {}).unwrap();
+    s.ack(k3, 5, |_| {}).unwrap();
+    s.ack(k0, 25, |_| {}).unwrap();
     fill(&mut s, &mut m, &mut rng, 20);
     drop(s);
     let mut s = open_std(&cfg);

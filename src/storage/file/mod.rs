@@ -121,6 +121,9 @@
 
 mod fs;
 
+#[cfg(feature = "config")]
+pub mod config;
+
 pub use fs::{DirEntry, FileSystem, FsFile, StdFile, StdFs};
 
 use super::frame::{
@@ -1427,10 +1430,14 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         self.read_inner(key, seq, out)
     }
 
-    fn ack(&mut self, key: SensorKey, upto: u32) -> Result<(), StorageError> {
+    fn ack<V: FnMut(RunInfo)>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        mut on_evict: V,
+    ) -> Result<(), StorageError> {
         self.check_mounted()?;
-        let mut ignore = |_: RunInfo| {};
-        self.ack_inner(key, upto, &mut ignore)?;
+        self.ack_inner(key, upto, &mut on_evict)?;
         self.stats.acks += 1;
         Ok(())
     }
