@@ -259,7 +259,7 @@ fn sigkill_at_random_moments() {
         max_lines = max_lines.max(read_log(&dir.join("log")).lines);
     }
     eprintln!(
-        "file crash: {done} kills (SIGKILL) in {:.1} s, 0 acknowledged records delivered again, 0 flushed records lost, 0 corrupted; last store held {records} unacknowledged records, largest log {max_lines} lines; recovery cut {torn} torn tails and deleted {leftovers} unfinished new files",
+        "file crash: {done} kills (SIGKILL) in {:.1} s, 0 acknowledged records delivered again, 0 flushed records lost, 0 corrupted; last store held {records} unacknowledged records, largest log {max_lines} lines; recovery cut {torn} torn tails and deleted {leftovers} leftover files",
         t0.elapsed().as_secs_f64()
     );
     assert!(done >= kills);

@@ -141,13 +141,12 @@ fn torn_tail_cut_back_at_every_offset() {
         let r = OwnedRun::new(key, i * 10, 10);
         s.append(&[r.run()], |_| {}).unwrap();
     }
+    let path = s
+        .file_paths()
+        .into_iter()
+        .find(|p| p.starts_with(d.path().join("mgc")))
+        .unwrap();
     drop(s);
-    let path = fs::read_dir(d.path().join("mgc"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     let full = fs::read(&path).unwrap();
     let frame_len = 4 + 20 + 40 + 4;
     let last_start = full.len() - frame_len;
@@ -197,13 +196,12 @@ fn middle_damage_quarantines_and_keeps_good_frames() {
         s.append(&[OwnedRun::new(other, i * 10, 10).run()], |_| {})
             .unwrap();
     }
+    let path = s
+        .file_paths()
+        .into_iter()
+        .find(|p| p.starts_with(d.path().join("host")))
+        .unwrap();
     drop(s);
-    let path = fs::read_dir(d.path().join("host"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     let mut img = fs::read(&path).unwrap();
     // Damage a record byte of the third frame (frames are 68 bytes after a 20-byte header).
     img[20 + 2 * 68 + 30] ^= 0x40;
@@ -235,17 +233,19 @@ fn bad_header_and_foreign_files_cost_only_themselves() {
     let mut m = Model::default();
     let mut rng = Rng(21);
     fill(&mut s, &mut m, &mut rng, 60);
-    drop(s);
     // Garble the header of the oldest host file; leave a .tmp and a stranger.
-    let mut host: Vec<_> = fs::read_dir(d.path().join("host"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    host.sort();
-    let victim = host[0].clone();
+    let victim = s
+        .file_paths()
+        .into_iter()
+        .find(|p| p.starts_with(d.path().join("host")))
+        .unwrap();
     let mut img = fs::read(&victim).unwrap();
     img[5] ^= 1;
     fs::write(&victim, &img).unwrap();
+    // An unfinished rewrite next to its original is deleted; one without an
+    // original is renamed into place (here garbage: it becomes a spare).
+    let sibling = victim.with_extension("tmp");
+    fs::write(&sibling, b"partial").unwrap();
     fs::write(
         d.path().join("host").join("ffffffffffff0000.tmp"),
         b"partial",
@@ -256,6 +256,8 @@ fn bad_header_and_foreign_files_cost_only_themselves() {
     let fst = s.file_stats();
     assert_eq!(fst.quarantined, 1);
     assert_eq!(fst.files_deleted, 1, "the .tmp leftover");
+    assert!(!sibling.exists());
+    assert!(d.path().join("host").join("ffffffffffff0000.spl").exists());
     assert!(d.path().join("host").join("README").exists());
     // Sources other than 0 are untouched.
     for (k, &(first, end)) in m.sensors.iter().filter(|(k, _)| k.source != 0) {
@@ -345,4 +347,54 @@ fn argument_errors() {
     let mut c = FileConfig::new(d.path());
     c.disk_limit = 64 * 1024;
     assert_eq!(FileStorage::new(c).err(), Some(FileError::Config));
+}
+
+/// The first write into a spare cut at any byte: the file becomes a spare
+/// again (nothing in it was ever reported durable), nothing else changes.
+#[test]
+fn torn_first_write_becomes_spare_again() {
+    let d = TempDir::new("first");
+    let cfg = small_cfg(d.path());
+    let a = SensorKey { source: 0, id: 2 };
+    let b = SensorKey { source: 2, id: 6 };
+    let mut s = open_std(&cfg);
+    s.append(&[OwnedRun::new(a, 0, 10).run()], |_| {}).unwrap();
+    s.append(&[OwnedRun::new(b, 0, 10).run()], |_| {}).unwrap();
+    let path = s
+        .file_paths()
+        .into_iter()
+        .find(|p| p.starts_with(d.path().join("can_controller")))
+        .unwrap();
+    drop(s);
+    let full = fs::read(&path).unwrap();
+    let cdir = d.path().join("can_controller");
+    let snapshot: Vec<_> = fs::read_dir(&cdir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let b = fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    let mut cases = 0;
+    for cut in 0..full.len() {
+        for e in fs::read_dir(&cdir).unwrap() {
+            fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        for (p, b) in &snapshot {
+            fs::write(p, b).unwrap();
+        }
+        fs::write(&path, &full[..cut]).unwrap();
+        let mut s = open_std(&cfg);
+        assert_eq!(read_all(&mut s, a, 0), (0..10).collect::<Vec<_>>());
+        assert!(read_all(&mut s, b, 0).is_empty(), "cut {cut}");
+        let f = s.file_stats();
+        assert_eq!((f.files, f.quarantined), (1, 0), "cut {cut}");
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+        // The spare is used again.
+        s.append(&[OwnedRun::new(b, 0, 10).run()], |_| {}).unwrap();
+        assert_eq!(read_all(&mut s, b, 0), (0..10).collect::<Vec<_>>());
+        cases += 1;
+    }
+    eprintln!("file torn first writes: {cases} cases");
 }

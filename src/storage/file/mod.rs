@@ -11,11 +11,13 @@
 //! <root>/quarantine/...                     damaged files moved aside at mount
 //! ```
 //!
-//! Files are named by a 64-bit sequence number (16 hex digits) that is global
-//! to the store and grows by one for every file created, so the oldest file of
-//! the whole store is the one with the smallest number, whatever its directory.
-//! A file holds at most [`FileConfig::file_size`] bytes (64 KiB by default); all
-//! files together at most [`FileConfig::disk_limit`] bytes (256 MiB by default).
+//! Every data file carries a 64-bit sequence number in its header, global to
+//! the store and growing by one for every file started, so the oldest file of
+//! the whole store is the one with the smallest number, whatever its
+//! directory. File names (`<16 hex digits>.spl`) are only unique; the order
+//! comes from the header. A file holds at most [`FileConfig::file_size`] bytes
+//! (64 KiB by default); all files together at most [`FileConfig::disk_limit`]
+//! bytes (256 MiB by default).
 //!
 //! # File format
 //!
@@ -40,25 +42,29 @@
 //! # Durability: append + `fdatasync`, CRC-framed tails
 //!
 //! A frame is appended at the file's known end with `pwrite` and made durable
-//! with `fdatasync` before `append`/`ack` return `Ok`. A new file is written
-//! as `<seq>.tmp` (header and first frame), `fdatasync`ed, renamed to
-//! `<seq>.spl`, and its directory is `fsync`ed, so a `.spl` name always refers
-//! to a file whose header is durable; leftover `.tmp` files are deleted at
-//! mount (their frame was never reported durable). Why this is as safe as
-//! temp file + fsync + rename for every batch:
+//! with `fdatasync` before `append`/`ack` return `Ok`. New files are not
+//! created on the write path: [`SPARES`] empty files are pre-created in a
+//! source's directory at a time and made durable with **one** directory
+//! `fsync`; starting a file is the first `pwrite` (header and frame together)
+//! into a spare, then `fdatasync`. Why this is as safe as temp file + fsync +
+//! rename + directory fsync for every batch:
 //!
 //! 1. `fdatasync` returns only when the written data and the file size are
 //!    durable, so every frame `append` reported is on disk, and so is every
-//!    byte before it (files are only ever appended to at their end).
+//!    byte before it (files are only ever appended to at their end). The
+//!    file's name was durable before its first byte was written (the spare's
+//!    directory was `fsync`ed).
 //! 2. A crash during an append can leave, after the last durable frame, nothing,
 //!    a prefix of the new frame, zeros (file size updated before the data), or
 //!    the whole frame. Every frame carries its length and a CRC-32C over all its
 //!    bytes, so mount accepts the whole frame or nothing; the bad tail is cut off
-//!    (`ftruncate` + `fdatasync`) before anything is appended again. A frame that
-//!    was complete but not yet reported is kept: its records were written by
-//!    the store and are complete, they are merely not known to be flushed.
+//!    (`ftruncate` + `fdatasync`) before anything is appended again. A file
+//!    without any valid frame (a cut first write into a spare) becomes a spare
+//!    again. A frame that was complete but not yet reported is kept: its records
+//!    were written by the store and are complete, they are merely not known to
+//!    be flushed.
 //! 3. Durable bytes are never rewritten in place (no read-modify-write, no
-//!    partially overwritten sector), so a crash can never damage a frame that
+//!    partially overwritten block), so a crash can never damage a frame that
 //!    was already reported. Rename-based replacement would add a second
 //!    `fsync` and a directory `fsync` per batch and buys nothing more.
 //! 4. After any failed write or `fdatasync` the file is sealed: the store never
@@ -67,6 +73,13 @@
 //!    failed frame is cut off again if possible; if that fails too and the
 //!    frame survives, its runs duplicate records the store still holds and will
 //!    write again, and [`Storage::recover`] reports such overlaps only once.
+//! 5. Deleting a file (eviction) is followed by a directory `fsync`, so
+//!    deletions become durable oldest first.
+//!
+//! Renames are used only by mount's repairs: a file damaged in the middle is
+//! rewritten as `<name>.tmp` (write, `fdatasync`), the original is renamed into
+//! `quarantine/`, the copy renamed into place, both directories `fsync`ed;
+//! `.tmp` leftovers are deleted at mount.
 //!
 //! # Acknowledgements
 //!
@@ -85,7 +98,7 @@
 //! ([`FileStats::files_evicted`], [`StorageStats::evicted_records`]). Every
 //! deletion is counted in [`FileStats::files_deleted`].
 //!
-//! Free-space guard: before a new file is created the filesystem's available
+//! Free-space guard: before a new file is started the filesystem's available
 //! space (`statvfs`) must be at least [`FileConfig::free_space_reserve`] plus
 //! one file; otherwise nothing is written, the call fails,
 //! [`FileStats::space_refusals`] counts it, [`FileStats::low_space`] is set and
@@ -97,13 +110,17 @@
 //!
 //! Every file is read and checked frame by frame; a bad file never stops the
 //! mount, it costs at most its own damaged frames:
-//! - bad or foreign header, or a file larger than allowed: moved to `quarantine/`;
+//! - valid frames but a bad header, or a file larger than allowed: moved to
+//!   `quarantine/`;
+//! - no valid frame at all (empty, or a cut first write): kept as a spare;
 //! - damaged tail (no valid frame after the first bad one): cut back to the last
 //!   good frame;
 //! - damage in the middle (a valid frame after a bad one): the good frames are
 //!   copied into a fresh file (temp + `fdatasync` + rename) and the original is
 //!   moved to `quarantine/`;
-//! - `.tmp` leftovers: deleted.
+//! - `.tmp` leftovers of an unfinished rewrite: deleted while the original is
+//!   in place, else renamed into place (the copy was durable before the
+//!   original was moved).
 //!
 //! # Errors
 //!
@@ -161,6 +178,8 @@ pub const MIN_FILE_SIZE: u32 = 256;
 pub const MAX_FILE_SIZE: u32 = 16 * 1024 * 1024;
 /// Read cursors kept.
 const CURSORS: usize = 8;
+/// Empty files pre-created per directory with one directory fsync.
+pub const SPARES: usize = 8;
 
 /// Directory name of a data source: `host`, `mgc`, `can_controller` for 0, 1,
 /// 2, `source_{n:03}` for any other.
@@ -321,8 +340,12 @@ pub struct FileStats {
     pub bytes: u64,
     /// Configured disk limit.
     pub disk_limit: u64,
-    /// Files created.
+    /// Data files started (first write into a spare).
     pub files_created: u32,
+    /// Empty spare files pre-created.
+    pub spares_created: u32,
+    /// Empty spare files ready now.
+    pub spares: u32,
     /// Files deleted, for any reason (eviction, rollback, `.tmp` leftovers).
     pub files_deleted: u32,
     /// Files deleted by eviction (oldest first, at the cap or by `evict_oldest`).
@@ -370,6 +393,26 @@ struct FileMeta {
     /// Never appended to again.
     sealed: bool,
     keys: Vec<KeyRange>,
+}
+
+/// What mount found in one file.
+enum Mounted {
+    Data(u64, FileMeta),
+    Spare(PathBuf),
+    Gone,
+}
+
+/// Source of a directory name (inverse of [`source_dir_name`]).
+fn dir_source(name: &str) -> Option<u8> {
+    match name {
+        "host" => Some(0),
+        "mgc" => Some(1),
+        "can_controller" => Some(2),
+        _ => {
+            let n: u8 = name.strip_prefix("source_")?.parse().ok()?;
+            (n > 2 && source_dir_name(n) == name).then_some(n)
+        }
+    }
 }
 
 /// Undo record of one frame written during an append.
@@ -558,6 +601,8 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     current: HashMap<u8, u64>,
     handles: HashMap<u64, F::File>,
     dirs_made: Vec<u8>,
+    /// Empty pre-created files per source (their names are durable).
+    spares: HashMap<u8, Vec<PathBuf>>,
     next_seq: u64,
     total: u64,
     enc: Vec<u8>,
@@ -595,6 +640,7 @@ impl<F: FileSystem> FileStorage<F> {
             current: HashMap::new(),
             handles: HashMap::new(),
             dirs_made: Vec::new(),
+            spares: HashMap::new(),
             next_seq: 1,
             total: 0,
             enc: Vec::new(),
@@ -623,6 +669,7 @@ impl<F: FileSystem> FileStorage<F> {
         FileStats {
             files: self.files.len() as u32,
             bytes: self.total,
+            spares: self.spares.values().map(|v| v.len() as u32).sum(),
             ..self.fstats
         }
     }
@@ -723,25 +770,39 @@ impl<F: FileSystem> FileStorage<F> {
         Ok(())
     }
 
-    /// Checks one data file at mount; returns its index entry if it stays.
+    /// Checks one file at mount: a data file (kept, maybe cut back or
+    /// rewritten), a spare, or gone (quarantined).
     fn mount_file(
         &mut self,
         dir: &Path,
         dir_name: &str,
         name: &str,
-        seq: u64,
         img: &mut Vec<u8>,
-    ) -> Result<Option<FileMeta>, FileError> {
+    ) -> Result<Mounted, FileError> {
         let path = dir.join(name);
         self.read_image(&path, img)?;
         self.stats.mount_bytes_read = self.stats.mount_bytes_read.saturating_add(img.len() as u32);
-        let header = parse_file_header(img);
-        let too_big = img.len() > MAX_FILE_SIZE as usize;
-        let Some((hseq, source)) = header.filter(|&(s, _)| s == seq && !too_big) else {
+        if img.is_empty() {
+            return Ok(Mounted::Spare(path));
+        }
+        if img.len() > MAX_FILE_SIZE as usize {
             self.quarantine(&path, dir_name)?;
-            return Ok(None);
-        };
+            return Ok(Mounted::Gone);
+        }
+        let header = parse_file_header(img);
         let scan = scan_image(img);
+        if scan.frames.is_empty() {
+            // No frame was ever made durable here: the first write into a
+            // spare was cut. Back to a spare.
+            self.cut_file(&path, 0, img.len() as u64)?;
+            return Ok(Mounted::Spare(path));
+        }
+        let Some((seq, source)) = header else {
+            // Frames but no header: damaged, keep it for inspection.
+            self.stats.bad_frames += scan.bad_frames;
+            self.quarantine(&path, dir_name)?;
+            return Ok(Mounted::Gone);
+        };
         self.stats.bad_frames += scan.bad_frames;
         let mut len = img.len() as u64;
         if scan.middle_damage {
@@ -751,10 +812,8 @@ impl<F: FileSystem> FileStorage<F> {
             for fr in &scan.frames {
                 clean.extend_from_slice(&img[fr.off as usize..(fr.off + fr.len) as usize]);
             }
-            let tmp = dir.join(format!("{seq:016x}{TMP_EXT}"));
+            let tmp = path.with_extension(&TMP_EXT[1..]);
             self.write_new(&tmp, &clean)?;
-            let qdir = self.cfg.root.join(QUARANTINE_DIR);
-            let _ = self.fs.create_dir_all(&qdir);
             self.quarantine(&path, dir_name)?;
             let r = self.fs.rename(&tmp, &path);
             self.io(FileOp::Rename, r)?;
@@ -762,15 +821,7 @@ impl<F: FileSystem> FileStorage<F> {
             *img = clean;
             len = img.len() as u64;
         } else if (scan.good_end as u64) < len {
-            let r = self.fs.open(&path);
-            let mut f = self.io(FileOp::Open, r)?;
-            let r = f.set_len(scan.good_end as u64);
-            self.io(FileOp::Truncate, r)?;
-            self.fstats.syncs += 1;
-            let r = f.sync_data();
-            self.io(FileOp::Sync, r)?;
-            self.fstats.truncated_files += 1;
-            self.fstats.truncated_bytes += len - scan.good_end as u64;
+            self.cut_file(&path, scan.good_end as u64, len)?;
             len = scan.good_end as u64;
             img.truncate(scan.good_end);
         }
@@ -785,14 +836,30 @@ impl<F: FileSystem> FileStorage<F> {
                 update_keys(&mut keys, &info);
             }
         }
-        debug_assert_eq!(hseq, seq);
-        Ok(Some(FileMeta {
-            source,
-            path,
-            len,
-            sealed: len >= self.cfg.file_size as u64,
-            keys,
-        }))
+        Ok(Mounted::Data(
+            seq,
+            FileMeta {
+                source,
+                path,
+                len,
+                sealed: len >= self.cfg.file_size as u64,
+                keys,
+            },
+        ))
+    }
+
+    /// Cuts a file back to `len` (from `was` bytes) durably, counted.
+    fn cut_file(&mut self, path: &Path, len: u64, was: u64) -> Result<(), FileError> {
+        let r = self.fs.open(path);
+        let mut f = self.io(FileOp::Open, r)?;
+        let r = f.set_len(len);
+        self.io(FileOp::Truncate, r)?;
+        self.fstats.syncs += 1;
+        let r = f.sync_data();
+        self.io(FileOp::Sync, r)?;
+        self.fstats.truncated_files += 1;
+        self.fstats.truncated_bytes += was - len;
+        Ok(())
     }
 
     /// Writes a complete new file: create, write, `fdatasync` (no rename).
@@ -814,6 +881,7 @@ impl<F: FileSystem> FileStorage<F> {
         self.current.clear();
         self.handles.clear();
         self.dirs_made.clear();
+        self.spares.clear();
         self.cache_seq = None;
         self.cursors = [Cursor::default(); CURSORS];
         self.stats = StorageStats {
@@ -840,16 +908,30 @@ impl<F: FileSystem> FileStorage<F> {
                 continue;
             };
             entries.sort_by(|a, b| a.name.cmp(&b.name));
-            for e in entries.iter().filter(|e| !e.is_dir) {
-                if let Some(stem) = e.name.strip_suffix(TMP_EXT) {
-                    if let Ok(s) = u64::from_str_radix(stem, 16) {
-                        max_seq = max_seq.max(s);
-                    }
-                    // Never reported durable: delete (a failure costs nothing).
-                    let _ = self.remove_counted(&dir.join(&e.name));
+            // `.tmp` files are rewrites of damaged files (see the module docs).
+            // With the original still in place the rewrite did not finish:
+            // delete it. Without it the crash came between the two renames and
+            // the copy (durable before the first rename) takes its place.
+            for i in 0..entries.len() {
+                let Some(stem) = entries[i].name.strip_suffix(TMP_EXT) else {
                     continue;
+                };
+                let spl = format!("{stem}{EXT}");
+                let tmp = dir.join(&entries[i].name);
+                if entries.iter().any(|e| e.name == spl) {
+                    let _ = self.remove_counted(&tmp);
+                } else {
+                    let r = self.fs.rename(&tmp, &dir.join(&spl));
+                    if self.io(FileOp::Rename, r).is_ok() && self.sync_dir(&dir).is_ok() {
+                        entries.push(DirEntry {
+                            name: spl,
+                            is_dir: false,
+                        });
+                    }
                 }
-                let Some(seq) = e
+            }
+            for e in entries.iter().filter(|e| !e.is_dir) {
+                let Some(name_seq) = e
                     .name
                     .strip_suffix(EXT)
                     .filter(|s| s.len() == 16)
@@ -857,18 +939,33 @@ impl<F: FileSystem> FileStorage<F> {
                 else {
                     continue;
                 };
-                max_seq = max_seq.max(seq);
+                max_seq = max_seq.max(name_seq);
                 // One bad file never stops the mount.
-                if let Ok(Some(meta)) = self.mount_file(&dir, &d.name, &e.name, seq, &mut img) {
-                    if self.files.contains_key(&seq) {
-                        // Same number in two directories (copied by hand?): keep one.
-                        let _ = self.quarantine(&meta.path, &d.name);
-                        continue;
+                match self.mount_file(&dir, &d.name, &e.name, &mut img) {
+                    Ok(Mounted::Data(seq, meta)) => {
+                        max_seq = max_seq.max(seq);
+                        if self.files.contains_key(&seq) {
+                            // Same number twice (copied by hand?): keep one.
+                            let _ = self.quarantine(&meta.path, &d.name);
+                            continue;
+                        }
+                        if !self.dirs_made.contains(&meta.source) {
+                            self.dirs_made.push(meta.source);
+                        }
+                        self.files.insert(seq, meta);
                     }
-                    if !self.dirs_made.contains(&meta.source) {
-                        self.dirs_made.push(meta.source);
-                    }
-                    self.files.insert(seq, meta);
+                    Ok(Mounted::Spare(path)) => match dir_source(&d.name) {
+                        Some(src) => {
+                            if !self.dirs_made.contains(&src) {
+                                self.dirs_made.push(src);
+                            }
+                            self.spares.entry(src).or_default().push(path);
+                        }
+                        None => {
+                            let _ = self.remove_counted(&path);
+                        }
+                    },
+                    Ok(Mounted::Gone) | Err(_) => {}
                 }
             }
         }
@@ -1062,34 +1159,86 @@ impl<F: FileSystem> FileStorage<F> {
         self.seal(seq);
     }
 
+    /// Pre-creates [`SPARES`] empty files in `dir` with one directory fsync.
+    fn make_spares(&mut self, source: u8, dir: &Path) -> Result<(), FileError> {
+        let mut made = Vec::with_capacity(SPARES);
+        let mut res = Ok(());
+        for _ in 0..SPARES {
+            let path = dir.join(format!("{:016x}{EXT}", self.next_seq));
+            self.next_seq += 1;
+            let r = self.fs.create_new(&path);
+            match self.io(FileOp::Open, r) {
+                Ok(_) => made.push(path),
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+        }
+        if res.is_ok() {
+            res = self.sync_dir(dir);
+        }
+        if let Err(e) = res {
+            for p in made {
+                if self.fs.remove_file(&p).is_ok() {
+                    self.fstats.files_deleted += 1;
+                }
+            }
+            return Err(e);
+        }
+        self.fstats.spares_created += made.len() as u32;
+        self.spares
+            .entry(source)
+            .or_default()
+            .extend(made.into_iter().rev());
+        Ok(())
+    }
+
+    /// Starts a new file for `source` with the frame in `self.enc`: the first
+    /// write into a spare (header and frame in one `pwrite`, then `fdatasync`).
     fn create_file(&mut self, source: u8) -> Result<Undo, FileError> {
         self.check_space()?;
         let dir = self.ensure_dir(source)?;
+        if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
+            self.make_spares(source, &dir)?;
+        }
+        let path = self
+            .spares
+            .get_mut(&source)
+            .and_then(|v| v.pop())
+            .unwrap_or_else(|| unreachable!());
         let seq = self.next_seq;
         self.next_seq += 1;
-        let tmp = dir.join(format!("{seq:016x}{TMP_EXT}"));
-        let path = dir.join(format!("{seq:016x}{EXT}"));
         let mut bytes = Vec::with_capacity(FILE_HEADER + self.enc.len());
         bytes.extend_from_slice(&file_header(seq, source));
         bytes.extend_from_slice(&self.enc);
-        let res = self.write_new(&tmp, &bytes).and_then(|f| {
-            let r = self.fs.rename(&tmp, &path);
-            self.io(FileOp::Rename, r)?;
-            Ok(f)
-        });
-        let f = match res {
+        let r = self.fs.open(&path);
+        let mut f = match self.io(FileOp::Open, r) {
             Ok(f) => f,
             Err(e) => {
-                let _ = self.fs.remove_file(&tmp);
+                // Drop the spare; its removal needs no directory sync (an
+                // empty file that comes back is a spare again).
+                if self.fs.remove_file(&path).is_ok() {
+                    self.fstats.files_deleted += 1;
+                }
                 return Err(e);
             }
         };
-        if let Err(e) = self.sync_dir(&dir) {
-            // The name may not be durable: undo, the caller keeps its data.
+        self.fstats.syncs += 1;
+        let res = f
+            .write_all_at(&bytes, 0)
+            .map_err(|e| (FileOp::Write, e))
+            .and_then(|()| f.sync_data().map_err(|e| (FileOp::Sync, e)));
+        if let Err((op, e)) = res {
+            let err = self.fail(FileError::io(op, &e));
+            // Never reuse it: cut back (best effort) and unlink. If the frame
+            // survives anyway, recover reports its records once.
+            let _ = f.set_len(0);
+            drop(f);
             if self.fs.remove_file(&path).is_ok() {
                 self.fstats.files_deleted += 1;
             }
-            return Err(e);
+            return Err(err);
         }
         self.fstats.files_created += 1;
         let len = bytes.len() as u64;
