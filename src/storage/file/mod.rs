@@ -1094,7 +1094,7 @@ impl<F: FileSystem> FileStorage<F> {
             if let Some(cur) = self.current.get(&source).copied() {
                 self.seal(cur);
             }
-            match self.create_file(source) {
+            match self.create_file(source, true) {
                 Ok(u) => {
                     for &(key, upto) in &moving[start..i] {
                         self.marks.insert(key, (upto, u.seq));
@@ -1162,6 +1162,7 @@ impl<F: FileSystem> FileStorage<F> {
         &mut self,
         source: u8,
         on_evict: &mut impl FnMut(RunInfo),
+        sync: bool,
     ) -> Result<Undo, FileError> {
         let need = self.enc.len() as u64;
         let fsize = self.cfg.file_size as u64;
@@ -1195,12 +1196,12 @@ impl<F: FileSystem> FileStorage<F> {
             .copied()
             .filter(|s| self.files[s].len + need <= fsize);
         match target {
-            Some(seq) => self.append_existing(seq, need),
-            None => self.create_file(source),
+            Some(seq) => self.append_existing(seq, need, sync),
+            None => self.create_file(source, sync),
         }
     }
 
-    fn append_existing(&mut self, seq: u64, need: u64) -> Result<Undo, FileError> {
+    fn append_existing(&mut self, seq: u64, need: u64, sync: bool) -> Result<Undo, FileError> {
         let (path, prev_len, prev_keys) = {
             let m = &self.files[&seq];
             (m.path.clone(), m.len, m.keys.clone())
@@ -1214,9 +1215,15 @@ impl<F: FileSystem> FileStorage<F> {
             let f = self.handles.get_mut(&seq).unwrap_or_else(|| unreachable!());
             f.write_all_at(&self.enc, prev_len)
                 .map_err(|e| (FileOp::Write, e))
-                .and_then(|()| f.sync_data().map_err(|e| (FileOp::Sync, e)))
+                .and_then(|()| {
+                    if sync {
+                        f.sync_data().map_err(|e| (FileOp::Sync, e))
+                    } else {
+                        Ok(())
+                    }
+                })
         };
-        self.fstats.syncs += 1;
+        self.fstats.syncs += u64::from(sync);
         if let Err((op, e)) = res {
             let err = self.fail(FileError::io(op, &e));
             self.cut_back(seq, prev_len);
@@ -1284,7 +1291,7 @@ impl<F: FileSystem> FileStorage<F> {
 
     /// Starts a new file for `source` with the frame in `self.enc`: the first
     /// write into a spare (header and frame in one `pwrite`, then `fdatasync`).
-    fn create_file(&mut self, source: u8) -> Result<Undo, FileError> {
+    fn create_file(&mut self, source: u8, sync: bool) -> Result<Undo, FileError> {
         self.check_space()?;
         let dir = self.ensure_dir(source)?;
         if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
@@ -1312,11 +1319,17 @@ impl<F: FileSystem> FileStorage<F> {
                 return Err(e);
             }
         };
-        self.fstats.syncs += 1;
+        self.fstats.syncs += u64::from(sync);
         let res = f
             .write_all_at(&bytes, 0)
             .map_err(|e| (FileOp::Write, e))
-            .and_then(|()| f.sync_data().map_err(|e| (FileOp::Sync, e)));
+            .and_then(|()| {
+                if sync {
+                    f.sync_data().map_err(|e| (FileOp::Sync, e))
+                } else {
+                    Ok(())
+                }
+            });
         if let Err((op, e)) = res {
             let err = self.fail(FileError::io(op, &e));
             // Never reuse it: cut back (best effort) and unlink. If the frame
@@ -1429,10 +1442,14 @@ impl<F: FileSystem> FileStorage<F> {
                 sources.push(r.info.key.source);
             }
         }
+        // One source: write + fdatasync. Several: write every frame first,
+        // then fdatasync the files concurrently (the filesystem commits them
+        // together, so this costs about one sync instead of one per source).
+        let defer = sources.len() > 1;
         let mut undo = Vec::with_capacity(sources.len());
         for &s in &sources {
             self.encode_batch(runs, s);
-            match self.write_frame(s, on_evict) {
+            match self.write_frame(s, on_evict, !defer) {
                 Ok(u) => undo.push(u),
                 Err(e) => {
                     self.rollback(undo);
@@ -1446,6 +1463,38 @@ impl<F: FileSystem> FileStorage<F> {
                 }
             }
         }
+        if defer && let Err(e) = self.sync_all(&undo) {
+            self.rollback(undo);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `fdatasync` of the files written by `undo`, concurrently.
+    fn sync_all(&mut self, undo: &[Undo]) -> Result<(), FileError> {
+        let seqs: Vec<u64> = undo.iter().map(|u| u.seq).collect();
+        let files: Vec<&mut F::File> = self
+            .handles
+            .iter_mut()
+            .filter(|(k, _)| seqs.contains(k))
+            .map(|(_, f)| f)
+            .collect();
+        self.fstats.syncs += files.len() as u64;
+        let results: Vec<io::Result<()>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = files
+                .into_iter()
+                .map(|f| sc.spawn(move || f.sync_data()))
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("fdatasync thread panicked")))
+                })
+                .collect()
+        });
+        for r in results {
+            self.io(FileOp::Sync, r)?;
+        }
         Ok(())
     }
 
@@ -1457,7 +1506,7 @@ impl<F: FileSystem> FileStorage<F> {
     ) -> Result<(), FileError> {
         self.enc.clear();
         push_ack_frame(&mut self.enc, key, upto);
-        let u = self.write_frame(key.source, on_evict)?;
+        let u = self.write_frame(key.source, on_evict, true)?;
         self.marks.insert(key, (upto, u.seq));
         Ok(())
     }
