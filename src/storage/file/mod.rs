@@ -98,17 +98,19 @@
 //! deletion is counted in [`FileStats::files_deleted`].
 //!
 //! **Eviction without directory fsync.** The `unlink` of an evicted file is
-//! not followed by a directory `fsync` (that would cost one more sync per file
-//! once the store is at its cap), so a crash may bring an evicted file back.
-//! That is harmless: its unacknowledged records are delivered again (never
-//! acknowledged, so allowed), it is the oldest file and is evicted again, and
-//! its acknowledged records stay acknowledged because, before the unlink,
-//! every latest mark the file holds is rewritten into a fresh file of the same
-//! source (one `pwrite` + `fdatasync`, counted in [`FileStats::marks_copied`];
-//! rare, since a sensor that is acknowledged regularly has its latest mark in
-//! a recent file). A mark covers only records of its own source written
-//! before it, so whichever evicted files come back, the latest mark of each
-//! sensor is in a file that was never deleted.
+//! normally not followed by a directory `fsync` (that would cost one more sync
+//! per file once the store is at its cap), so a crash may bring an evicted
+//! file back. That is harmless: its unacknowledged records are delivered again
+//! (never acknowledged, so allowed), it is the oldest file and is evicted
+//! again. What must not happen is that a file with acknowledged records comes
+//! back while the file holding their mark does not. The mark covers only
+//! records of its own source written before it, i.e. in the same file or in
+//! older files of the same directory, and those were evicted first. So before
+//! a file that holds the latest mark of any sensor is unlinked, its directory
+//! is `fsync`ed, which makes every earlier deletion in it durable (counted in
+//! [`FileStats::mark_dir_syncs`]; rare, since a sensor that is acknowledged
+//! regularly has its latest mark in a recent file). If that file itself comes
+//! back, it brings its marks with it.
 //!
 //! Free-space guard: before a new file is started the filesystem's available
 //! space (`statvfs`) must be at least [`FileConfig::free_space_reserve`] plus
@@ -362,9 +364,9 @@ pub struct FileStats {
     pub files_deleted: u32,
     /// Files deleted by eviction (oldest first, at the cap or by `evict_oldest`).
     pub files_evicted: u32,
-    /// Acknowledgement marks rewritten into a newer file before the file
-    /// holding them was evicted.
-    pub marks_copied: u32,
+    /// Directory fsyncs made before evicting a file that held the latest
+    /// acknowledgement mark of some sensor.
+    pub mark_dir_syncs: u32,
     /// Files moved to `quarantine/`.
     pub quarantined: u32,
     /// Files cut back to their last good frame at mount.
@@ -1031,13 +1033,22 @@ impl<F: FileSystem> FileStorage<F> {
         };
         // Never append to a file that is going away.
         self.seal(seq);
-        self.copy_marks_forward(seq)?;
         let path = self.files[&seq].path.clone();
+        if self.marks.values().any(|&(_, f)| f == seq) {
+            // It holds a latest acknowledgement mark: make every earlier
+            // deletion in its directory durable first (see the module docs).
+            if let Some(dir) = path.parent() {
+                let dir = dir.to_path_buf();
+                self.sync_dir(&dir)?;
+                self.fstats.mark_dir_syncs += 1;
+            }
+        }
         let mut img = Vec::new();
         let read_ok = self.read_image(&path, &mut img).is_ok();
         // No directory fsync: if the unlink is lost in a crash the file comes
         // back, which is harmless (see "Eviction without directory fsync").
         self.remove_counted(&path)?;
+        self.marks.retain(|_, &mut (_, f)| f != seq);
         let meta = self.files.remove(&seq).unwrap_or_else(|| unreachable!());
         self.total -= meta.len;
         self.handles.remove(&seq);
@@ -1061,54 +1072,6 @@ impl<F: FileSystem> FileStorage<F> {
             }
         }
         Ok(true)
-    }
-
-    /// Rewrites every latest acknowledgement mark held by file `seq` into a
-    /// fresh file of the mark's source (one `pwrite` + `fdatasync` per source),
-    /// so the marks outlive the file. Writes nothing if `seq` holds none.
-    fn copy_marks_forward(&mut self, seq: u64) -> Result<(), FileError> {
-        let mut moving: Vec<(SensorKey, u32)> = self
-            .marks
-            .iter()
-            .filter(|(_, v)| v.1 == seq)
-            .map(|(&k, &(u, _))| (k, u))
-            .collect();
-        if moving.is_empty() {
-            return Ok(());
-        }
-        moving.sort();
-        let pending = core::mem::take(&mut self.enc);
-        let mut res = Ok(());
-        let mut i = 0;
-        while i < moving.len() {
-            let source = moving[i].0.source;
-            self.enc.clear();
-            let start = i;
-            while i < moving.len() && moving[i].0.source == source {
-                let (key, upto) = moving[i];
-                push_ack_frame(&mut self.enc, key, upto);
-                i += 1;
-            }
-            // Always a fresh file: the file being appended to may still be
-            // cut back by a failing append.
-            if let Some(cur) = self.current.get(&source).copied() {
-                self.seal(cur);
-            }
-            match self.create_file(source, true) {
-                Ok(u) => {
-                    for &(key, upto) in &moving[start..i] {
-                        self.marks.insert(key, (upto, u.seq));
-                    }
-                    self.fstats.marks_copied += (i - start) as u32;
-                }
-                Err(e) => {
-                    res = Err(e);
-                    break;
-                }
-            }
-        }
-        self.enc = pending;
-        res
     }
 
     /// Checks the free-space guard before a new file is created.
