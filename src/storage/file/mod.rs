@@ -150,6 +150,8 @@
 //! file and per sensor in it, one encode buffer, and one cached file (at most
 //! `file_size` bytes) for reads.
 
+#![forbid(unsafe_code)]
+
 mod fs;
 
 #[cfg(feature = "config")]
