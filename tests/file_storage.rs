@@ -6,14 +6,14 @@ mod file_common;
 
 use file_common::*;
 use sensor_spool::storage::file::{FileConfig, FileError, QUARANTINE_DIR};
-use sensor_spool::storage::{FileStorage, RunInfo, SensorKey, Storage, StorageError};
+use sensor_spool::storage::{FileStorage, Run, RunInfo, SensorKey, Storage, StorageError};
 use std::fs;
 
 fn fill(s: &mut FileStorage, m: &mut Model, rng: &mut Rng, batches: usize) {
     let keys = keys();
     for _ in 0..batches {
         let b = m.batch(rng, &keys, 40);
-        s.append(&runs_of(&b), |_| panic!("no eviction expected"))
+        s.append(runs_of(&b).as_slice(), |_| panic!("no eviction expected"))
             .unwrap();
         m.commit(&b);
     }
@@ -87,7 +87,8 @@ fn eviction_at_cap_oldest_first_counted() {
     let mut deleted_before = 0;
     for i in 0..600 {
         let b = m.batch(&mut rng, &keys, 4);
-        s.append(&runs_of(&b), |r| evicted.push(r)).unwrap();
+        s.append(runs_of(&b).as_slice(), |r| evicted.push(r))
+            .unwrap();
         m.commit(&b);
         let fst = s.file_stats();
         assert!(fst.bytes <= cfg.disk_limit, "cap kept at batch {i}");
@@ -148,7 +149,7 @@ fn torn_tail_cut_back_at_every_offset() {
         .unwrap();
     drop(s);
     let full = fs::read(&path).unwrap();
-    let frame_len = 4 + 20 + 40 + 4;
+    let frame_len = 4 + 24 + 40 + 4;
     let last_start = full.len() - frame_len;
     let mut cases = 0;
     for cut in last_start..full.len() {
@@ -203,8 +204,8 @@ fn middle_damage_quarantines_and_keeps_good_frames() {
         .unwrap();
     drop(s);
     let mut img = fs::read(&path).unwrap();
-    // Damage a record byte of the third frame (frames are 68 bytes after a 20-byte header).
-    img[20 + 2 * 68 + 30] ^= 0x40;
+    // Damage a record byte of the third frame (frames are 72 bytes after a 20-byte header).
+    img[20 + 2 * 72 + 30] ^= 0x40;
     fs::write(&path, &img).unwrap();
     let mut s = open_std(&cfg);
     let got = read_all(&mut s, key, 0);
@@ -329,7 +330,8 @@ fn argument_errors() {
     let r = OwnedRun::new(key, 0, 2);
     assert_eq!(s.append(&[r.run()], |_| {}), Err(StorageError::NotMounted));
     s.mount().unwrap();
-    assert_eq!(s.append(&[], |_| {}), Err(StorageError::InvalidRun));
+    let empty: [Run<'_>; 0] = [];
+    assert_eq!(s.append(&empty, |_| {}), Err(StorageError::InvalidRun));
     let mut bad = r.run();
     bad.records = &r.records[..8];
     assert_eq!(s.append(&[bad], |_| {}), Err(StorageError::InvalidRun));
@@ -428,7 +430,7 @@ fn resurrected_evicted_files_never_undo_acks() {
         match rng.below(10) {
             0..=5 => {
                 let b = m.batch(&mut rng, &keys, 6);
-                s.append(&runs_of(&b), |_| {}).unwrap();
+                s.append(runs_of(&b).as_slice(), |_| {}).unwrap();
                 m.commit(&b);
             }
             6..=8 => {

@@ -61,8 +61,8 @@
 //! | 2 | 2 | record count `c` (1..=65535) |
 //! | 4 | 4 | `SensorKey::id` |
 //! | 8 | 4 | sequence number of the first record |
-//! | 12 | 8 | TSD only: base time `u32`, interval `u32` |
-//! | 12 or 20 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
+//! | 12 | 12 | TSD only: base time `u64` (ms), interval `u32` (ms) |
+//! | 12 or 24 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
 //!
 //! **Acknowledgement body** (12 bytes; frame length `round_up(20, W)`): source
 //! `u8`, 3 reserved bytes `0xFF`, id `u32`, `upto` `u32`: every record of that
@@ -99,6 +99,7 @@
 
 mod frame;
 mod nor;
+pub(crate) mod spill;
 
 #[cfg(feature = "std")]
 pub mod file;
@@ -109,6 +110,7 @@ pub use file::FileStorage;
 pub mod mock_flash;
 
 pub use nor::NorFlashStorage;
+pub use spill::SpillStats;
 
 /// Identity of a sensor: data source (host, CAN, ...) and sensor id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -141,8 +143,8 @@ impl RecordKind {
 /// Timing of a TSD run (zero for EVT runs, which carry time per record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct RunMeta {
-    /// Time of the first record of the run (unit chosen by the store).
-    pub base_time: u32,
+    /// Time of the first record of the run (the spool uses milliseconds).
+    pub base_time: u64,
     /// Time between two records (unit chosen by the store).
     pub interval: u32,
 }
@@ -182,6 +184,55 @@ pub struct Run<'a> {
     pub info: RunInfo,
     /// The encoded records.
     pub records: &'a [u8],
+}
+
+/// A batch to append: runs and, on demand, their encoded records. The records
+/// need not be contiguous in memory (the spool feeds them from its RAM
+/// sectors); `record` may be called more than once per record (once to compute
+/// the CRC, once to program).
+pub trait Batch {
+    /// Number of runs.
+    fn runs(&self) -> usize;
+    /// Description of run `i` (`i < runs()`).
+    fn info(&self, i: usize) -> RunInfo;
+    /// Writes record `k` of run `i` into `out` (`out.len()` = record size).
+    fn record(&self, i: usize, k: usize, out: &mut [u8]);
+    /// Optional fast path: all records of run `i` as one slice.
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        let _ = i;
+        None
+    }
+}
+
+impl Batch for [Run<'_>] {
+    fn runs(&self) -> usize {
+        self.len()
+    }
+    fn info(&self, i: usize) -> RunInfo {
+        self[i].info
+    }
+    fn record(&self, i: usize, k: usize, out: &mut [u8]) {
+        let n = out.len();
+        out.copy_from_slice(&self[i].records[k * n..(k + 1) * n]);
+    }
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        Some(self[i].records)
+    }
+}
+
+impl<const N: usize> Batch for [Run<'_>; N] {
+    fn runs(&self) -> usize {
+        N
+    }
+    fn info(&self, i: usize) -> RunInfo {
+        self[i].info
+    }
+    fn record(&self, i: usize, k: usize, out: &mut [u8]) {
+        self[..].record(i, k, out)
+    }
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        Some(self[i].records)
+    }
 }
 
 /// What [`Storage::recover`] reports, oldest first.
@@ -309,9 +360,9 @@ pub trait Storage {
 
     /// Appends one batch (one frame). When the log is full, the oldest sector is
     /// evicted first and every run in it is reported to `on_evict`.
-    fn append<V: FnMut(RunInfo)>(
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
         &mut self,
-        runs: &[Run<'_>],
+        batch: &B,
         on_evict: V,
     ) -> Result<(), StorageError>;
 
@@ -349,9 +400,12 @@ pub trait Storage {
 
 /// Encoded size of a batch body (run headers plus records), the quantity
 /// bounded by [`Storage::max_batch_bytes`].
-pub fn encoded_len(runs: &[Run<'_>]) -> usize {
-    runs.iter()
-        .map(|r| frame::run_hdr_len(r.info.kind) + r.records.len())
+pub fn encoded_len<B: Batch + ?Sized>(batch: &B) -> usize {
+    (0..batch.runs())
+        .map(|i| {
+            let r = batch.info(i);
+            run_encoded_len(r.kind, r.count as usize)
+        })
         .sum()
 }
 
@@ -375,7 +429,11 @@ impl Storage for NoStorage {
     fn max_batch_bytes(&self) -> usize {
         0
     }
-    fn append<V: FnMut(RunInfo)>(&mut self, _: &[Run<'_>], _: V) -> Result<(), StorageError> {
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
+        &mut self,
+        _: &B,
+        _: V,
+    ) -> Result<(), StorageError> {
         Err(StorageError::Unsupported)
     }
     fn read(

@@ -98,7 +98,7 @@ impl OwnedRun {
         }
         let meta = if kind == RecordKind::Tsd {
             RunMeta {
-                base_time: first.wrapping_mul(10),
+                base_time: first as u64 * 10,
                 interval: 10,
             }
         } else {

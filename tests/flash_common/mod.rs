@@ -82,7 +82,7 @@ impl SensorModel {
     pub fn meta(&self, first: u32) -> RunMeta {
         match self.kind {
             RecordKind::Tsd => RunMeta {
-                base_time: mix(first, 7),
+                base_time: mix(first, 7) as u64 + 1_700_000_000_000,
                 interval: 1000,
             },
             RecordKind::Evt => RunMeta::default(),
@@ -158,7 +158,7 @@ impl Model {
             .collect();
         // Up to three runs per batch must fit.
         let per_run = max_body / 3;
-        let max_count = ((per_run.saturating_sub(20)) / 8).clamp(1, 400) as u16;
+        let max_count = ((per_run.saturating_sub(24)) / 8).clamp(1, 400) as u16;
         Self {
             sensors,
             rng: Rng(seed | 1),
@@ -230,7 +230,7 @@ impl Model {
                         records: b,
                     })
                     .collect();
-                st.append(&rs, evict(&mut self.sensors))?;
+                st.append(&rs[..], evict(&mut self.sensors))?;
                 for &(i, _, count) in runs {
                     let s = &mut self.sensors[i];
                     s.flushed_end = s.flushed_end.wrapping_add(count as u32);

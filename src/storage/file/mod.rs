@@ -164,8 +164,8 @@ use super::frame::{
     TAG_BATCH, TSD_EXTRA,
 };
 use super::{
-    FlashErrorKind, LogEntry, ReadOut, Run, RunInfo, SensorKey, Storage, StorageError,
-    StorageStats, encoded_len,
+    Batch, FlashErrorKind, LogEntry, ReadOut, RunInfo, SensorKey, Storage, StorageError,
+    StorageStats, encoded_len, run_encoded_len,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -1376,35 +1376,52 @@ impl<F: FileSystem> FileStorage<F> {
     }
 
     /// Encodes a batch frame of the runs of `source` into `self.enc`.
-    fn encode_batch(&mut self, runs: &[Run<'_>], source: u8) {
-        let body: usize = runs
-            .iter()
-            .filter(|r| r.info.key.source == source)
-            .map(|r| frame::run_hdr_len(r.info.kind) + r.records.len())
+    fn encode_batch<B: Batch + ?Sized>(&mut self, batch: &B, source: u8) {
+        let body: usize = (0..batch.runs())
+            .map(|i| batch.info(i))
+            .filter(|r| r.key.source == source)
+            .map(|r| run_encoded_len(r.kind, r.count as usize))
             .sum();
         let len = FRAME_HDR + body + CRC_LEN;
         self.enc.clear();
         self.enc
             .extend_from_slice(&frame::frame_header(TAG_BATCH, len));
-        for r in runs.iter().filter(|r| r.info.key.source == source) {
+        for i in 0..batch.runs() {
+            let info = batch.info(i);
+            if info.key.source != source {
+                continue;
+            }
             let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
-            let hl = frame::run_header(&r.info, &mut hb);
+            let hl = frame::run_header(&info, &mut hb);
             self.enc.extend_from_slice(&hb[..hl]);
-            self.enc.extend_from_slice(r.records);
+            let size = info.kind.record_size();
+            let n = info.count as usize * size;
+            match batch.slice(i) {
+                Some(r) if r.len() == n => self.enc.extend_from_slice(r),
+                _ => {
+                    let start = self.enc.len();
+                    self.enc.resize(start + n, 0);
+                    for k in 0..info.count as usize {
+                        let at = start + k * size;
+                        batch.record(i, k, &mut self.enc[at..at + size]);
+                    }
+                }
+            }
         }
         let c = CRC32.checksum(&self.enc);
         self.enc.extend_from_slice(&c.to_le_bytes());
     }
 
-    fn append_inner(
+    fn append_inner<B: Batch + ?Sized>(
         &mut self,
-        runs: &[Run<'_>],
+        runs: &B,
         on_evict: &mut impl FnMut(RunInfo),
     ) -> Result<(), FileError> {
         let mut sources: Vec<u8> = Vec::new();
-        for r in runs {
-            if !sources.contains(&r.info.key.source) {
-                sources.push(r.info.key.source);
+        for i in 0..runs.runs() {
+            let s = runs.info(i).key.source;
+            if !sources.contains(&s) {
+                sources.push(s);
             }
         }
         // One source: write + fdatasync. Several: write every frame first,
@@ -1423,8 +1440,11 @@ impl<F: FileSystem> FileStorage<F> {
             }
             let seq = undo.last().map(|u| u.seq).unwrap_or_default();
             if let Some(m) = self.files.get_mut(&seq) {
-                for r in runs.iter().filter(|r| r.info.key.source == s) {
-                    update_keys(&mut m.keys, &r.info);
+                for i in 0..runs.runs() {
+                    let info = runs.info(i);
+                    if info.key.source == s {
+                        update_keys(&mut m.keys, &info);
+                    }
                 }
             }
         }
@@ -1609,7 +1629,7 @@ impl<F: FileSystem> FileStorage<F> {
                                 run.meta.base_time = run
                                     .meta
                                     .base_time
-                                    .wrapping_add(skip.wrapping_mul(run.meta.interval));
+                                    .wrapping_add(skip as u64 * run.meta.interval as u64);
                             }
                         }
                     }
@@ -1638,28 +1658,30 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         self.largest_frame() - FRAME_HDR - CRC_LEN
     }
 
-    fn append<V: FnMut(RunInfo)>(
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
         &mut self,
-        runs: &[Run<'_>],
+        batch: &B,
         mut on_evict: V,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
         let mut records = 0u32;
-        for r in runs {
-            if r.info.count == 0
-                || r.records.len() != r.info.count as usize * r.info.kind.record_size()
-            {
+        for i in 0..batch.runs() {
+            let info = batch.info(i);
+            let bad_slice = batch
+                .slice(i)
+                .is_some_and(|r| r.len() != info.count as usize * info.kind.record_size());
+            if info.count == 0 || bad_slice {
                 return Err(StorageError::InvalidRun);
             }
-            records += r.info.count as u32;
+            records += info.count as u32;
         }
-        if runs.is_empty() {
+        if batch.runs() == 0 {
             return Err(StorageError::InvalidRun);
         }
-        if encoded_len(runs) > self.max_batch_bytes() {
+        if encoded_len(batch) > self.max_batch_bytes() {
             return Err(StorageError::TooLarge);
         }
-        self.append_inner(runs, &mut on_evict)?;
+        self.append_inner(batch, &mut on_evict)?;
         self.stats.batches += 1;
         self.stats.records += records;
         Ok(())
