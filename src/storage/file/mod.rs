@@ -144,6 +144,19 @@
 //! which the store keeps its records in RAM and retries later. The detail
 //! (operation, OS error, low space) is in [`FileStorage::last_error`].
 //!
+//! # Costs
+//!
+//! - `append`: one `pwrite` + one `fdatasync` per source the batch spans (the
+//!   `fdatasync`s of a multi-source batch run concurrently); one `statvfs` per
+//!   file started; one directory `fsync` per [`SPARES`] files started; at the
+//!   cap one `unlink` per file evicted (plus a directory `fsync` if the file
+//!   held a latest acknowledgement mark).
+//! - `ack`: one 24-byte frame, one `pwrite` + `fdatasync`.
+//! - `mount` reads and checks every file once (up to `disk_limit` bytes);
+//!   `recover` reads every file once more.
+//! - `read`: served from a one-file cache; a miss reads one file (at most
+//!   `file_size` bytes) and checks its frames.
+//!
 //! # Memory
 //!
 //! Unlike the `no_std` core this back end allocates: an index of a few words per
