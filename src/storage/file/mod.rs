@@ -78,7 +78,7 @@
 //! Renames are used only by mount's repairs: a file damaged in the middle is
 //! rewritten as `<name>.tmp` (write, `fdatasync`), the original is renamed into
 //! `quarantine/`, the copy renamed into place, both directories `fsync`ed;
-//! `.tmp` leftovers are deleted at mount.
+//! a crash in between is finished at the next mount (below).
 //!
 //! # Acknowledgements
 //!
@@ -151,7 +151,7 @@
 //!   file started; one directory `fsync` per [`SPARES`] files started; at the
 //!   cap one `unlink` per file evicted (plus a directory `fsync` if the file
 //!   held a latest acknowledgement mark).
-//! - `ack`: one 24-byte frame, one `pwrite` + `fdatasync`.
+//! - `ack`: one 20-byte frame, one `pwrite` + `fdatasync`.
 //! - `mount` reads and checks every file once (up to `disk_limit` bytes);
 //!   `recover` reads every file once more.
 //! - `read`: served from a one-file cache; a miss reads one file (at most
