@@ -73,10 +73,14 @@
 //!
 //! # Costs
 //!
-//! - Append: exactly one frame; `ceil((L [+ H when a sector is opened]) / BUF)`
-//!   program operations (`BUF` = staging buffer, 512 B by default, so one program
-//!   operation for frames up to 512 B). Opening a sector costs one erase, after
-//!   the evicted sector's runs have been reported.
+//! - Append: one frame; `ceil((L [+ H when a sector is opened]) / BUF)` program
+//!   operations (`BUF` = staging buffer, 512 B by default, so one program
+//!   operation for frames up to 512 B). A batch that does not fit in the rest of
+//!   the newest sector is split at a record boundary: what fits closes that
+//!   sector, the rest opens the next one (two frames, two program operations), so
+//!   sectors carry no unused tail. Opening a sector costs one erase, after the
+//!   evicted sector's runs have been reported.
+//! - Erases = `ceil(bytes programmed / E)` (headers count as programmed bytes).
 //! - Acknowledgement: one frame of `round_up(20, W)` bytes, one program operation.
 //! - Erases: one per sector opened; sectors are used in a fixed ring order, so
 //!   the erase counts of any two sectors differ by at most one. No garbage
@@ -89,7 +93,8 @@
 //! # Power loss
 //!
 //! A frame is valid only if its header check and CRC-32C match, so a torn write
-//! costs exactly the frame being written. A torn erase leaves a sector whose
+//! costs exactly the frame being written (a split batch: its second part, the
+//! first part being complete). A torn erase leaves a sector whose
 //! header is invalid or whose frames fail their CRC; it is erased again before
 //! reuse. If mount finds anything but erased bytes after the last frame of the
 //! newest sector, that sector is sealed and the next frame goes to a fresh
