@@ -106,6 +106,11 @@ mod frame;
 mod nor;
 pub(crate) mod spill;
 
+#[cfg(feature = "std")]
+pub mod file;
+#[cfg(feature = "std")]
+pub use file::FileStorage;
+
 #[cfg(feature = "_mock-flash")]
 pub mod mock_flash;
 
