@@ -16,7 +16,8 @@ use sensor_spool::record::SensorKey;
 use sensor_spool::sensor::OverflowPolicy;
 use sensor_spool::spool::{Error, RamOnly, SensorHandle, Spool};
 
-const CAP: usize = 12;
+// Under miri the runs are short, so the pool is smaller to reach overflow in a few ops.
+const CAP: usize = if cfg!(miri) { 4 } else { 12 };
 type SmallPool = Pool<Tier<32, CAP, 1>, Tier<64, 0, 0>, Tier<128, 0, 0>>;
 type SmallSpool = Spool<SmallPool, 8, CAP, 4>;
 
@@ -339,7 +340,7 @@ fn store_matches_model() {
         .and_then(|v| v.parse().ok())
         // Under miri without -Zmiri-disable-isolation the environment is not visible.
         .unwrap_or(if cfg!(miri) { 4 } else { 2000 });
-    let max_ops = if cfg!(miri) { 30 } else { 250 };
+    let max_ops = if cfg!(miri) { 40 } else { 250 };
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
