@@ -179,6 +179,55 @@ pub struct Run<'a> {
     pub records: &'a [u8],
 }
 
+/// A batch to append: runs and, on demand, their encoded records. The records
+/// need not be contiguous in memory (the spool feeds them from its RAM
+/// sectors); `record` may be called more than once per record (once to compute
+/// the CRC, once to program).
+pub trait Batch {
+    /// Number of runs.
+    fn runs(&self) -> usize;
+    /// Description of run `i` (`i < runs()`).
+    fn info(&self, i: usize) -> RunInfo;
+    /// Writes record `k` of run `i` into `out` (`out.len()` = record size).
+    fn record(&self, i: usize, k: usize, out: &mut [u8]);
+    /// Optional fast path: all records of run `i` as one slice.
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        let _ = i;
+        None
+    }
+}
+
+impl Batch for [Run<'_>] {
+    fn runs(&self) -> usize {
+        self.len()
+    }
+    fn info(&self, i: usize) -> RunInfo {
+        self[i].info
+    }
+    fn record(&self, i: usize, k: usize, out: &mut [u8]) {
+        let n = out.len();
+        out.copy_from_slice(&self[i].records[k * n..(k + 1) * n]);
+    }
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        Some(self[i].records)
+    }
+}
+
+impl<const N: usize> Batch for [Run<'_>; N] {
+    fn runs(&self) -> usize {
+        N
+    }
+    fn info(&self, i: usize) -> RunInfo {
+        self[i].info
+    }
+    fn record(&self, i: usize, k: usize, out: &mut [u8]) {
+        self[..].record(i, k, out)
+    }
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        Some(self[i].records)
+    }
+}
+
 /// What [`Storage::recover`] reports, oldest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogEntry {
@@ -304,9 +353,9 @@ pub trait Storage {
 
     /// Appends one batch (one frame). When the log is full, the oldest sector is
     /// evicted first and every run in it is reported to `on_evict`.
-    fn append<V: FnMut(RunInfo)>(
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
         &mut self,
-        runs: &[Run<'_>],
+        batch: &B,
         on_evict: V,
     ) -> Result<(), StorageError>;
 
@@ -344,9 +393,12 @@ pub trait Storage {
 
 /// Encoded size of a batch body (run headers plus records), the quantity
 /// bounded by [`Storage::max_batch_bytes`].
-pub fn encoded_len(runs: &[Run<'_>]) -> usize {
-    runs.iter()
-        .map(|r| frame::run_hdr_len(r.info.kind) + r.records.len())
+pub fn encoded_len<B: Batch + ?Sized>(batch: &B) -> usize {
+    (0..batch.runs())
+        .map(|i| {
+            let r = batch.info(i);
+            run_encoded_len(r.kind, r.count as usize)
+        })
         .sum()
 }
 
@@ -370,7 +422,11 @@ impl Storage for NoStorage {
     fn max_batch_bytes(&self) -> usize {
         0
     }
-    fn append<V: FnMut(RunInfo)>(&mut self, _: &[Run<'_>], _: V) -> Result<(), StorageError> {
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
+        &mut self,
+        _: &B,
+        _: V,
+    ) -> Result<(), StorageError> {
         Err(StorageError::Unsupported)
     }
     fn read(

@@ -6,7 +6,7 @@ use super::frame::{
     TAG_ACK, TAG_BATCH, TSD_EXTRA, round_up,
 };
 use super::{
-    FlashErrorKind, LogEntry, ReadOut, Run, RunInfo, SensorKey, Storage, StorageError,
+    Batch, FlashErrorKind, LogEntry, ReadOut, RunInfo, SensorKey, Storage, StorageError,
     StorageStats, encoded_len,
 };
 use embedded_storage::nor_flash::{NorFlash, NorFlashError};
@@ -156,14 +156,20 @@ impl<F: NorFlash> Prog<'_, F> {
 }
 
 /// Body of a frame to be written.
-#[derive(Clone, Copy)]
-enum Body<'a, 'r> {
-    Batch(&'a [Run<'r>]),
+enum Body<'a, B: ?Sized> {
+    Batch(&'a B),
     Ack([u8; ACK_BODY]),
 }
 
+impl<B: ?Sized> Clone for Body<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B: ?Sized> Copy for Body<'_, B> {}
+
 /// Emits the bytes of a frame except its CRC: header, body, padding.
-fn emit_frame(body: Body<'_, '_>, len: usize, f: &mut impl FnMut(&[u8])) {
+fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnMut(&[u8])) {
     let tag = match body {
         Body::Batch(_) => TAG_BATCH,
         Body::Ack(_) => TAG_ACK,
@@ -171,13 +177,24 @@ fn emit_frame(body: Body<'_, '_>, len: usize, f: &mut impl FnMut(&[u8])) {
     f(&frame::frame_header(tag, len));
     let mut used = FRAME_HDR;
     match body {
-        Body::Batch(runs) => {
-            for r in runs {
+        Body::Batch(batch) => {
+            for i in 0..batch.runs() {
+                let info = batch.info(i);
                 let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
-                let hl = frame::run_header(&r.info, &mut hb);
+                let hl = frame::run_header(&info, &mut hb);
                 f(&hb[..hl]);
-                f(r.records);
-                used += hl + r.records.len();
+                let size = info.kind.record_size();
+                match batch.slice(i) {
+                    Some(s) => f(&s[..info.count as usize * size]),
+                    None => {
+                        for k in 0..info.count as usize {
+                            let mut rb = [0u8; 8];
+                            batch.record(i, k, &mut rb[..size]);
+                            f(&rb[..size]);
+                        }
+                    }
+                }
+                used += hl + info.count as usize * size;
             }
         }
         Body::Ack(b) => {
@@ -410,9 +427,9 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
     }
 
     /// Programs one frame (and the pending sector header) at the write point.
-    fn write_frame(
+    fn write_frame<B: Batch + ?Sized>(
         &mut self,
-        body: Body<'_, '_>,
+        body: Body<'_, B>,
         len: usize,
         on_evict: &mut impl FnMut(RunInfo),
     ) -> Result<(), StorageError> {
@@ -699,30 +716,32 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
         self.max_frame() - FRAME_HDR - CRC_LEN
     }
 
-    fn append<V: FnMut(RunInfo)>(
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
         &mut self,
-        runs: &[Run<'_>],
+        batch: &B,
         mut on_evict: V,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
         let mut records = 0u32;
-        for r in runs {
-            if r.info.count == 0
-                || r.records.len() != r.info.count as usize * r.info.kind.record_size()
-            {
+        for i in 0..batch.runs() {
+            let info = batch.info(i);
+            let bad_slice = batch
+                .slice(i)
+                .is_some_and(|s| s.len() != info.count as usize * info.kind.record_size());
+            if info.count == 0 || bad_slice {
                 return Err(StorageError::InvalidRun);
             }
-            records += r.info.count as u32;
+            records += info.count as u32;
         }
-        if runs.is_empty() {
+        if batch.runs() == 0 {
             return Err(StorageError::InvalidRun);
         }
-        let body = encoded_len(runs);
+        let body = encoded_len(batch);
         if body > self.max_batch_bytes() {
             return Err(StorageError::TooLarge);
         }
         let len = Self::frame_len(body);
-        self.write_frame(Body::Batch(runs), len, &mut on_evict)?;
+        self.write_frame(Body::Batch(batch), len, &mut on_evict)?;
         self.stats.batches += 1;
         self.stats.records += records;
         Ok(())
@@ -794,7 +813,11 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
         let len = round_up(FRAME_HDR + ACK_BODY + CRC_LEN, Self::W);
-        self.write_frame(Body::Ack(frame::ack_body(key, upto)), len, &mut on_evict)?;
+        self.write_frame::<[super::Run<'_>]>(
+            Body::Ack(frame::ack_body(key, upto)),
+            len,
+            &mut on_evict,
+        )?;
         self.stats.acks += 1;
         Ok(())
     }

@@ -230,7 +230,7 @@ impl Model {
                         records: b,
                     })
                     .collect();
-                st.append(&rs, evict(&mut self.sensors))?;
+                st.append(&rs[..], evict(&mut self.sensors))?;
                 for &(i, _, count) in runs {
                     let s = &mut self.sensors[i];
                     s.flushed_end = s.flushed_end.wrapping_add(count as u32);
