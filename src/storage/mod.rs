@@ -100,6 +100,11 @@
 mod frame;
 mod nor;
 
+#[cfg(feature = "std")]
+pub mod file;
+#[cfg(feature = "std")]
+pub use file::FileStorage;
+
 #[cfg(feature = "_mock-flash")]
 pub mod mock_flash;
 
