@@ -1,1 +1,0 @@
-//! `pool` (work in progress).
