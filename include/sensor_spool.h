@@ -24,6 +24,11 @@ struct _data_store_info;
 
 
 /**
+ * Number of tiers in a [`Pool`].
+ */
+#define TIERS 3
+
+/**
  * Marks an optional field of [`SpoolLayout`] as "not present in the firmware's struct".
  */
 #define SPOOL_FIELD_ABSENT UINT32_MAX
@@ -656,7 +661,7 @@ void reset_csd_entry(struct control_sensor_data *csd, uint16_t entry);
 
 /**
  * Fills `*out` with the default configuration (`abi_version = SPOOL_ABI_VERSION`, no
- * flags, no clock). Works before `spool_init`; does not touch the store.
+ * flags, no clock). Works before `spool_init`; does not touch the store (the call is counted).
  *
  * # Safety
  *
@@ -678,7 +683,8 @@ spool_status_t spool_init(const struct spool_config_t *config);
 
 /**
  * Returns the library to its state before `spool_init`: discards every record, every
- * registration, the GPS configuration and all counters. Meant for tests and for a firmware
+ * registration, the GPS configuration and all counters (this call is not counted). The C
+ * block pool is separate and keeps its blocks. Meant for tests and for a firmware
  * that restarts the data subsystem; afterwards `spool_init` may be called again.
  * Always `SPOOL_OK` (also before init), except `SPOOL_ERR_BUSY` from inside a callback.
  */
@@ -789,6 +795,49 @@ spool_status_t spool_check(void);
  * `void` legacy call was a no-op). Works before init; not itself counted.
  */
 spool_status_t spool_last_status(void);
+
+/**
+ * Allocates a block of at least `size` bytes from the smallest fitting tier (falling back
+ * to a larger one when it is full) and stores its address in `*out`. Blocks are 8-byte
+ * aligned. `SPOOL_ERR_INVALID_ARGUMENT` for `size == 0`, `SPOOL_ERR_TOO_LARGE` when no tier
+ * is that big (permanent), `SPOOL_ERR_EXHAUSTED` when every fitting tier is full (transient).
+ * Bounded time; callable from an interrupt handler.
+ *
+ * # Safety
+ *
+ * `out` must be NULL or valid for writing one pointer.
+ */
+spool_status_t spool_pool_alloc(size_t size, void **out);
+
+/**
+ * Returns a block to the pool. `SPOOL_ERR_NULL` for NULL, `SPOOL_ERR_FOREIGN_PTR` for a
+ * pointer that is not the start of a block of this pool, `SPOOL_ERR_DOUBLE_FREE` for a
+ * block that is already free; a rejected free changes nothing but the pool's
+ * `invalid_frees` counter. Bounded time; callable from an interrupt handler.
+ *
+ * # Safety
+ *
+ * If `ptr` is a block obtained from `spool_pool_alloc` and not yet freed, the caller must
+ * not use it after this call. Any other value is safe to pass: it is never dereferenced.
+ */
+spool_status_t spool_pool_free(void *ptr);
+
+/**
+ * Copies the statistics of the `SPOOL_POOL_TIERS` tiers (smallest blocks first) into
+ * `out[0 .. SPOOL_POOL_TIERS]`. `len` is the number of elements `out` has room for;
+ * less than `SPOOL_POOL_TIERS` gives `SPOOL_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ *
+ * `out` must be NULL or valid for writing `len` `spool_tier_stats_t`.
+ */
+spool_status_t spool_pool_stats(struct spool_tier_stats_t *out, size_t len);
+
+/**
+ * Checks the pool's invariants (bitmap population == `in_use`, `in_use <= peak <=
+ * capacity`, no bit past capacity). `SPOOL_ERR_CORRUPTED` if one is broken.
+ */
+spool_status_t spool_pool_check(void);
 
 #if defined(SPOOL_EXTERN_CS)
 extern uint32_t spool_cs_acquire(void);

@@ -27,12 +27,12 @@
 
 mod legacy;
 mod native;
-
+mod pool_api;
 mod state;
 mod store;
 mod types;
 
 pub use legacy::*;
 pub use native::*;
-
+pub use pool_api::*;
 pub use types::*;

@@ -1,7 +1,7 @@
 //! The native C API for new code: init / registration / handles, and
 //! write / read / ack / revert with status codes and out-parameters written only on success.
 
-use super::state::{Gps, call, peek};
+use super::state::{Gps, call, call_uncounted, peek};
 use super::store::{Key, Kind};
 use super::types::{
     ControlSensorBlock, ControlSensorData, SPOOL_ABI_VERSION, SpoolConfig, SpoolGpsConfig,
@@ -10,24 +10,26 @@ use super::types::{
 use core::ptr::NonNull;
 
 /// Fills `*out` with the default configuration (`abi_version = SPOOL_ABI_VERSION`, no
-/// flags, no clock). Works before `spool_init`; does not touch the store.
+/// flags, no clock). Works before `spool_init`; does not touch the store (the call is counted).
 ///
 /// # Safety
 ///
 /// `out` must be NULL or valid for writing one `spool_config_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spool_config_default(out: *mut SpoolConfig) -> SpoolStatus {
-    if out.is_null() {
-        return SpoolStatus::SPOOL_ERR_NULL;
-    }
-    let cfg = SpoolConfig {
-        abi_version: SPOOL_ABI_VERSION,
-        flags: 0,
-        utc_now: None,
-    };
-    // SAFETY: `out` is non-NULL and valid for writes per the contract.
-    unsafe { out.write_unaligned(cfg) };
-    SpoolStatus::SPOOL_OK
+    status_of(call(|_| {
+        if out.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        let cfg = SpoolConfig {
+            abi_version: SPOOL_ABI_VERSION,
+            flags: 0,
+            utc_now: None,
+        };
+        // SAFETY: `out` is non-NULL and valid for writes per the contract.
+        unsafe { out.write_unaligned(cfg) };
+        Ok(())
+    }))
 }
 
 /// Initialises the global store. Call once before anything else (a second call returns
@@ -51,12 +53,13 @@ pub unsafe extern "C" fn spool_init(config: *const SpoolConfig) -> SpoolStatus {
 }
 
 /// Returns the library to its state before `spool_init`: discards every record, every
-/// registration, the GPS configuration and all counters. Meant for tests and for a firmware
+/// registration, the GPS configuration and all counters (this call is not counted). The C
+/// block pool is separate and keeps its blocks. Meant for tests and for a firmware
 /// that restarts the data subsystem; afterwards `spool_init` may be called again.
 /// Always `SPOOL_OK` (also before init), except `SPOOL_ERR_BUSY` from inside a callback.
 #[unsafe(no_mangle)]
 pub extern "C" fn spool_deinit() -> SpoolStatus {
-    status_of(call(|st| {
+    status_of(call_uncounted(|st| {
         st.reset();
         Ok(())
     }))
