@@ -4,7 +4,9 @@
  * At the end every count must balance exactly:
  *   write calls = written + refused,  written = delivered + still stored + dropped.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include "harness.h"
@@ -45,6 +47,7 @@ static void *sampler_thread(void *arg) {
             write_tsd_evt(host_csb, host_csd, e, ++seq[e], false);
             r->write_calls++;
         }
+        if (n % 256 == 0) sched_yield(); /* a sampler runs at a rate, not flat out */
         if (n < WRITES_PER_WRITER && n % 64 == 0) {
             write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, ++seq[HOST_EVENT], 1700000000u + n);
             r->write_calls++;
@@ -67,6 +70,7 @@ static void *can_thread(void *arg) {
         memcpy(&can_csd[e].last_value.uint_32bit, &raw, sizeof raw);
         write_tsd_evt(can_csb, can_csd, e, can_csd[e].last_value.uint_32bit, false);
         r->write_calls++;
+        if (n % 256 == 0) sched_yield();
     }
     r->ops = r->write_calls;
     atomic_fetch_add(&total_ops, r->ops);
