@@ -1,14 +1,50 @@
 #!/usr/bin/env bash
-# Builds the host static library (std flavour, LTO: `cargo rustc --crate-type staticlib`)
-# and runs the C test suite in tests/c/ against it: legacy call-site replays and a
-# pthread test. The suite's last line is `N passed, N failed`; exit status non-zero on failure.
+# Runs the C test suite in tests/c/ (legacy call-site replays and a pthread test) against
+# the host static library, in two flavours:
+#   std     : cargo rustc --release --features ffi --crate-type staticlib
+#   no_std  : --no-default-features --features ffi,panic-handler,extern-cs, with the
+#             critical-section hooks spool_cs_acquire/release provided in C (tests/c/cs_hooks.c)
+# `scripts/c-tests.sh std` or `scripts/c-tests.sh nostd` runs one flavour. The last line is
+# `N passed, N failed` (totals over the flavours run); exit status non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+flavours=("${@:-std nostd}")
+flavours=(${flavours[*]})
 out=target/c-tests
 mkdir -p "$out"
-cargo rustc --release --features ffi --crate-type staticlib --quiet
-lib=target/release/libsensor_spool.a
 CFLAGS="-std=c11 -Wall -Wextra -Werror -pedantic -O2 -g -DLINUX_PLATFORM -Iinclude -Itests/c"
-gcc $CFLAGS tests/c/main.c tests/c/fw.c tests/c/replay.c tests/c/threads.c "$lib" \
-    -lpthread -ldl -lm -o "$out/c_suite"
-"$out/c_suite"
+SRCS="tests/c/main.c tests/c/fw.c tests/c/replay.c tests/c/threads.c"
+passed=0
+failed=0
+for f in "${flavours[@]}"; do
+    case "$f" in
+    std)
+        cargo rustc --release --features ffi --crate-type staticlib --quiet
+        gcc $CFLAGS $SRCS target/release/libsensor_spool.a -lpthread -ldl -lm -o "$out/c_suite_std"
+        ;;
+    nostd)
+        cargo rustc --release --no-default-features --features ffi,panic-handler,extern-cs \
+            --crate-type staticlib --target-dir target/nostd --quiet
+        gcc $CFLAGS $SRCS tests/c/cs_hooks.c target/nostd/release/libsensor_spool.a -lpthread \
+            -Wl,--gc-sections -o "$out/c_suite_nostd"
+        ;;
+    *)
+        echo "unknown flavour $f (std | nostd)" >&2
+        exit 2
+        ;;
+    esac
+    echo "== C suite, $f static library"
+    set +e
+    "$out/c_suite_$f" | tee "$out/c_suite_$f.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    line=$(tail -n 1 "$out/c_suite_$f.log")
+    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    q=$(echo "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$p" ] || [ -z "$q" ]; then p=0; q=1; fi
+    if [ "$rc" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi   # crashed after its summary line
+    passed=$((passed + p))
+    failed=$((failed + q))
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
