@@ -24,22 +24,17 @@ struct _data_store_info;
 
 
 /**
- * Number of tiers in a [`Pool`].
- */
-#define TIERS 3
-
-/**
- * Marks an optional field of [`SpoolLayout`] as "not present in the firmware's struct".
+ * Marks an optional field of `spool_layout_t` as "not present in the firmware's struct".
  */
 #define SPOOL_FIELD_ABSENT UINT32_MAX
 
 /**
- * Marks an optional GPS sensor id of [`SpoolGpsConfig`] as "not configured".
+ * Marks an optional GPS sensor id of `spool_gps_config_t` as "not configured".
  */
 #define SPOOL_ID_NONE UINT32_MAX
 
 /**
- * [`SpoolConfig::flags`] bit: legacy `read_tsd_evt` on an EVT entry (`sample_rate == 0`)
+ * `spool_config_t.flags` bit: legacy `read_tsd_evt` on an EVT entry (`sample_rate == 0`)
  * stores **two** `uint32_t` words, `value[0] = UTC seconds`, `value[1] = value` (the MM1
  * EVT record layout, timestamp first, which the legacy uploader reads through
  * `(uint32_t *)&event_sample`). Without this flag an EVT read stores only the value and
@@ -53,7 +48,7 @@ struct _data_store_info;
 #define SPOOL_POOL_TIERS 3
 
 /**
- * ABI version of this header; [`SpoolConfig::abi_version`] must equal it.
+ * ABI version of this header; `spool_config_t.abi_version` must equal it.
  */
 #define SPOOL_ABI_VERSION 1
 
@@ -186,7 +181,7 @@ typedef int32_t spool_status_t;
  */
 typedef struct spool_config_t {
   /**
-   * Must be [`SPOOL_ABI_VERSION`].
+   * Must be `SPOOL_ABI_VERSION`.
    */
   uint32_t abi_version;
   /**
@@ -207,7 +202,7 @@ typedef struct spool_config_t {
  *
  * Field widths are fixed: `id`, `sample_rate`, `last_value` are `uint32_t`; `no_samples`,
  * `no_pending` are `uint16_t`; `last_sample_time` is 8 (`uint64_t` UTC ms, MM1) or 4
- * (`uint32_t` UTC s) bytes. Optional fields take [`SPOOL_FIELD_ABSENT`]. Fields may be
+ * (`uint32_t` UTC s) bytes. Optional fields take `SPOOL_FIELD_ABSENT`. Fields may be
  * unaligned (accessed byte-wise); they must lie inside the struct, and the csd fields the
  * library writes must not overlap each other.
  */
@@ -237,7 +232,7 @@ typedef struct spool_layout_t {
    */
   uint32_t csd_no_pending_offset;
   /**
-   * `offsetof(control_sensor_data_t, last_sample_time)` or [`SPOOL_FIELD_ABSENT`].
+   * `offsetof(control_sensor_data_t, last_sample_time)` or `SPOOL_FIELD_ABSENT`.
    */
   uint32_t csd_last_sample_time_offset;
   /**
@@ -245,11 +240,11 @@ typedef struct spool_layout_t {
    */
   uint32_t csd_last_sample_time_size;
   /**
-   * `offsetof(control_sensor_data_t, last_value)` or [`SPOOL_FIELD_ABSENT`].
+   * `offsetof(control_sensor_data_t, last_value)` or `SPOOL_FIELD_ABSENT`.
    */
   uint32_t csd_last_value_offset;
   /**
-   * `offsetof(control_sensor_data_t, ds)` or [`SPOOL_FIELD_ABSENT`]
+   * `offsetof(control_sensor_data_t, ds)` or `SPOOL_FIELD_ABSENT`
    * (only used by `imx_init_data_store_entry`).
    */
   uint32_t csd_ds_offset;
@@ -295,11 +290,11 @@ typedef struct spool_gps_config_t {
    */
   uint32_t longitude_id;
   /**
-   * Id of the altitude sensor, or [`SPOOL_ID_NONE`].
+   * Id of the altitude sensor, or `SPOOL_ID_NONE`.
    */
   uint32_t altitude_id;
   /**
-   * Id of the vehicle speed sensor (CAN builds), or [`SPOOL_ID_NONE`].
+   * Id of the vehicle speed sensor (CAN builds), or `SPOOL_ID_NONE`.
    */
   uint32_t speed_id;
   /**
@@ -333,7 +328,7 @@ typedef struct spool_record_t {
    */
   uint32_t value;
   /**
-   * [`SPOOL_KIND_TSD`] or [`SPOOL_KIND_EVT`].
+   * `SPOOL_KIND_TSD` or `SPOOL_KIND_EVT`.
    */
   uint8_t kind;
 } spool_record_t;

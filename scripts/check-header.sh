@@ -16,6 +16,16 @@ trap 'rm -rf "$tmp"' EXIT
 cbindgen --config cbindgen.toml --crate sensor-spool --output "$tmp/sensor_spool.h" 2> "$tmp/cbindgen.log" \
     || { cat "$tmp/cbindgen.log"; exit 1; }
 grep -v -e 'Missing `\[defines\]` entry for `feature = "ffi"`' -e "^WARN: Skip " -e "^WARN: Can't find u32" -e "^WARN: Can't find \(ControlSensorBlock\|ControlSensorData\|DataStoreInfo\)" "$tmp/cbindgen.log" >&2 || true
+# Only the C API's own names may appear: SPOOL_* / spool_* and the legacy MM1 functions.
+legacy="write_tsd_evt|write_tsd_evt_time|read_tsd_evt|erase_tsd_evt|revert_tsd_evt_pending_data|erase_tsd_evt_pending_data|atomic_erase_records|process_memory|flush_all_to_disk|get_flush_progress|is_all_ram_empty|cancel_memory_flush|imx_init_data_store_entry|reset_csd_entry"
+stray=$( { grep -oE '^#define [A-Za-z_0-9]+' "$tmp/sensor_spool.h" | awk '{print $2}';
+           grep -oE '^[a-z_0-9 *]+[ *]([a-z_0-9]+)\(' "$tmp/sensor_spool.h" | sed -E 's/.*[ *]([a-z_0-9]+)\($/\1/'; } |
+         grep -vE "^(SENSOR_SPOOL_H|SPOOL_[A-Z0-9_]+|spool_[a-z0-9_]+|$legacy)$" || true)
+if [ -n "$stray" ]; then
+    echo "header: names outside the C API leaked into the header (add them to [export] exclude in cbindgen.toml):" >&2
+    echo "$stray" >&2
+    exit 1
+fi
 if [ "${1:-}" = "--write" ]; then
     cp "$tmp/sensor_spool.h" include/sensor_spool.h
     echo "header: include/sensor_spool.h written"

@@ -1,4 +1,4 @@
-//! The C block pool: a separate `static` [`DefaultPool`] (not the store's), with a
+//! The C block pool: a separate `static` `DefaultPool` (not the store's), with a
 //! raw-pointer API. Every free is validated by the pool (foreign pointers and double frees
 //! are rejected, counted and change nothing). Usable before `spool_init`.
 

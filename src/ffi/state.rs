@@ -552,7 +552,7 @@ pub(crate) fn call<R>(f: impl FnOnce(&mut State) -> FfiResult<R>) -> FfiResult<R
     })
 }
 
-/// Like [`call`] but does not count the call (used by `spool_deinit`, which resets the counters).
+/// Like `call` but does not count the call (used by `spool_deinit`, which resets the counters).
 pub(crate) fn call_uncounted<R>(f: impl FnOnce(&mut State) -> FfiResult<R>) -> FfiResult<R> {
     critical_section::with(|cs| match STATE.borrow(cs).try_borrow_mut() {
         Ok(mut st) => f(&mut st),
@@ -560,7 +560,7 @@ pub(crate) fn call_uncounted<R>(f: impl FnOnce(&mut State) -> FfiResult<R>) -> F
     })
 }
 
-/// Like [`call`] but does not count the call or change the last status (pure queries).
+/// Like `call` but does not count the call or change the last status (pure queries).
 pub(crate) fn peek<R>(f: impl FnOnce(&State) -> R) -> FfiResult<R> {
     critical_section::with(|cs| match STATE.borrow(cs).try_borrow() {
         Ok(st) => Ok(f(&st)),

@@ -3,13 +3,13 @@
 
 use core::ffi::c_void;
 
-/// Marks an optional field of [`SpoolLayout`] as "not present in the firmware's struct".
+/// Marks an optional field of `spool_layout_t` as "not present in the firmware's struct".
 pub const SPOOL_FIELD_ABSENT: u32 = u32::MAX;
 
-/// Marks an optional GPS sensor id of [`SpoolGpsConfig`] as "not configured".
+/// Marks an optional GPS sensor id of `spool_gps_config_t` as "not configured".
 pub const SPOOL_ID_NONE: u32 = u32::MAX;
 
-/// [`SpoolConfig::flags`] bit: legacy `read_tsd_evt` on an EVT entry (`sample_rate == 0`)
+/// `spool_config_t.flags` bit: legacy `read_tsd_evt` on an EVT entry (`sample_rate == 0`)
 /// stores **two** `uint32_t` words, `value[0] = UTC seconds`, `value[1] = value` (the MM1
 /// EVT record layout, timestamp first, which the legacy uploader reads through
 /// `(uint32_t *)&event_sample`). Without this flag an EVT read stores only the value and
@@ -19,7 +19,7 @@ pub const SPOOL_CFG_EVT_READ_TWO_WORDS: u32 = 1;
 /// Number of tiers of the C block pool (`spool_pool_stats` fills this many entries).
 pub const SPOOL_POOL_TIERS: usize = 3;
 
-/// ABI version of this header; [`SpoolConfig::abi_version`] must equal it.
+/// ABI version of this header; `spool_config_t.abi_version` must equal it.
 pub const SPOOL_ABI_VERSION: u32 = 1;
 
 /// Status code returned by the C API. Values are fixed and will never be renumbered.
@@ -79,7 +79,7 @@ pub enum SpoolStatus {
 }
 
 impl SpoolStatus {
-    /// `true` for [`SpoolStatus::SPOOL_OK`].
+    /// `true` for `SpoolStatus::SPOOL_OK`.
     pub fn is_ok(self) -> bool {
         self == SpoolStatus::SPOOL_OK
     }
@@ -98,7 +98,7 @@ pub(crate) fn status_of(r: FfiResult<()>) -> SpoolStatus {
 
 /// Opaque stand-in for the firmware's `struct control_sensor_block` (`imx_control_sensor_block_t`).
 /// The header only forward-declares the tag; the firmware's own definition is used, and the
-/// library reads it exclusively through the registered [`SpoolLayout`].
+/// library reads it exclusively through the registered `spool_layout_t`.
 #[repr(C)]
 pub struct ControlSensorBlock {
     _opaque: [u8; 0],
@@ -120,7 +120,7 @@ pub struct DataStoreInfo {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SpoolConfig {
-    /// Must be [`SPOOL_ABI_VERSION`].
+    /// Must be `SPOOL_ABI_VERSION`.
     pub abi_version: u32,
     /// Bit set of `SPOOL_CFG_*` flags.
     pub flags: u32,
@@ -135,7 +135,7 @@ pub struct SpoolConfig {
 ///
 /// Field widths are fixed: `id`, `sample_rate`, `last_value` are `uint32_t`; `no_samples`,
 /// `no_pending` are `uint16_t`; `last_sample_time` is 8 (`uint64_t` UTC ms, MM1) or 4
-/// (`uint32_t` UTC s) bytes. Optional fields take [`SPOOL_FIELD_ABSENT`]. Fields may be
+/// (`uint32_t` UTC s) bytes. Optional fields take `SPOOL_FIELD_ABSENT`. Fields may be
 /// unaligned (accessed byte-wise); they must lie inside the struct, and the csd fields the
 /// library writes must not overlap each other.
 #[repr(C)]
@@ -153,13 +153,13 @@ pub struct SpoolLayout {
     pub csd_no_samples_offset: u32,
     /// `offsetof(control_sensor_data_t, no_pending)`.
     pub csd_no_pending_offset: u32,
-    /// `offsetof(control_sensor_data_t, last_sample_time)` or [`SPOOL_FIELD_ABSENT`].
+    /// `offsetof(control_sensor_data_t, last_sample_time)` or `SPOOL_FIELD_ABSENT`.
     pub csd_last_sample_time_offset: u32,
     /// `sizeof` the `last_sample_time` field: 8 (UTC ms) or 4 (UTC s); ignored when absent.
     pub csd_last_sample_time_size: u32,
-    /// `offsetof(control_sensor_data_t, last_value)` or [`SPOOL_FIELD_ABSENT`].
+    /// `offsetof(control_sensor_data_t, last_value)` or `SPOOL_FIELD_ABSENT`.
     pub csd_last_value_offset: u32,
-    /// `offsetof(control_sensor_data_t, ds)` or [`SPOOL_FIELD_ABSENT`]
+    /// `offsetof(control_sensor_data_t, ds)` or `SPOOL_FIELD_ABSENT`
     /// (only used by `imx_init_data_store_entry`).
     pub csd_ds_offset: u32,
     /// `sizeof(data_store_info_t)`; ignored when `csd_ds_offset` is absent.
@@ -189,9 +189,9 @@ pub struct SpoolGpsConfig {
     pub latitude_id: u32,
     /// Id of the longitude sensor.
     pub longitude_id: u32,
-    /// Id of the altitude sensor, or [`SPOOL_ID_NONE`].
+    /// Id of the altitude sensor, or `SPOOL_ID_NONE`.
     pub altitude_id: u32,
-    /// Id of the vehicle speed sensor (CAN builds), or [`SPOOL_ID_NONE`].
+    /// Id of the vehicle speed sensor (CAN builds), or `SPOOL_ID_NONE`.
     pub speed_id: u32,
     /// The position source; NULL disables GPS co-logging.
     /// Fill `*out` and return `true`, or return `false` when there is no position. Called
@@ -219,7 +219,7 @@ pub struct SpoolRecord {
     pub time_ms: u64,
     /// The 32-bit sample value.
     pub value: u32,
-    /// [`SPOOL_KIND_TSD`] or [`SPOOL_KIND_EVT`].
+    /// `SPOOL_KIND_TSD` or `SPOOL_KIND_EVT`.
     pub kind: u8,
 }
 
