@@ -32,7 +32,7 @@ const A_SOURCE: u8 = 1;
 
 fn world() -> World {
     init(SPOOL_CFG_EVT_READ_TWO_WORDS);
-    let mut a = Arrays::new(100, &[1000, 0, 500]);
+    let a = Arrays::new(100, &[1000, 0, 500]);
     let b = Arrays::new(200, &[1000, 0, 500]);
     assert_eq!(a.register(A_SOURCE), SPOOL_OK);
     let (csb, csd) = (a.csb(), a.csd());
@@ -89,8 +89,8 @@ fn snapshot(w: &World) -> Snapshot {
     Snapshot {
         store: stats().store,
         sensors,
-        a_csd: w.a.csd.to_vec(),
-        b_csd: w.b.csd.to_vec(),
+        a_csd: w.a.csd_vec(),
+        b_csd: w.b.csd_vec(),
         rec: w.rec,
         word: w.word,
     }
@@ -372,20 +372,12 @@ fn cases() -> Vec<(&'static str, Call, SpoolStatus)> {
         ),
         (
             "init_ds unregistered csd",
-            |w| {
-                void(|| unsafe {
-                    imx_init_data_store_entry(std::ptr::addr_of_mut!(w.b.csd[0].ds).cast())
-                })
-            },
+            |w| void(|| unsafe { imx_init_data_store_entry(w.b.ds_ptr(0)) }),
             SPOOL_ERR_NOT_REGISTERED,
         ),
         (
             "init_ds misaligned into csd",
-            |w| {
-                void(|| unsafe {
-                    imx_init_data_store_entry(std::ptr::addr_of_mut!(w.a.csd[1].errors).cast())
-                })
-            },
+            |w| void(|| unsafe { imx_init_data_store_entry(w.a.errors_ptr(1)) }),
             SPOOL_ERR_NOT_REGISTERED,
         ),
         // ---- reset_csd_entry
@@ -802,8 +794,8 @@ fn pool_snapshot() -> [SpoolTierStats; SPOOL_POOL_TIERS] {
 #[test]
 fn calls_before_init_are_rejected_and_counted() {
     let _g = serial();
-    let mut a = Arrays::new(100, &[1000, 0]);
-    let untouched = a.csd.to_vec();
+    let a = Arrays::new(100, &[1000, 0]);
+    let untouched = a.csd_vec();
     let (csb, csd) = (a.csb(), a.csd());
     let mut v = [0xDEAD_BEEFu32; 2];
     let mut rec = SpoolRecord::default();
@@ -851,10 +843,7 @@ fn calls_before_init_are_rejected_and_counted() {
             ("process_memory", void(|| process_memory(1000))),
             ("flush_all_to_disk", void(|| flush_all_to_disk())),
             ("cancel_memory_flush", void(|| cancel_memory_flush())),
-            (
-                "init_ds",
-                void(|| imx_init_data_store_entry(std::ptr::addr_of_mut!(a.csd[0].ds).cast())),
-            ),
+            ("init_ds", void(|| imx_init_data_store_entry(a.ds_ptr(0)))),
             ("reset_csd", void(|| reset_csd_entry(csd, 0))),
             ("set_gps", spool_set_gps(&gps)),
             ("sensor_open", spool_sensor_open(1, 1, 0, &mut h)),
@@ -885,7 +874,7 @@ fn calls_before_init_are_rejected_and_counted() {
             SpoolSensorStats::default()
         )
     );
-    assert_eq!(a.csd.to_vec(), untouched, "arrays untouched before init");
+    assert_eq!(a.csd_vec(), untouched, "arrays untouched before init");
     init(0);
     let f = stats().ffi;
     assert_eq!(f.rejected_not_initialized, results.len() as u64 + 2);

@@ -89,43 +89,84 @@ pub fn layout() -> SpoolLayout {
     }
 }
 
-/// One registered array pair, heap-allocated so its address is stable.
+/// One array pair, allocated once and only ever accessed through raw pointers derived
+/// from that allocation (like C firmware arrays), so the pointers the library keeps from
+/// registration stay valid under Rust's aliasing rules. Leaked on purpose: the library may
+/// still hold the pointers until the next `spool_deinit`.
 pub struct Arrays {
-    pub csb: Box<[Csb]>,
-    pub csd: Box<[Csd]>,
+    csb: *mut Csb,
+    csd: *mut Csd,
+    n: usize,
 }
 
 impl Arrays {
     /// `rates[i]` is the sample rate of entry `i` (0 = EVT); ids are `base_id + i`.
     pub fn new(base_id: u32, rates: &[u32]) -> Arrays {
+        let csb: Box<[Csb]> = rates
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| Csb::new(base_id + i as u32, r))
+            .collect();
+        let csd = vec![Csd::default(); rates.len()].into_boxed_slice();
         Arrays {
-            csb: rates
-                .iter()
-                .enumerate()
-                .map(|(i, &r)| Csb::new(base_id + i as u32, r))
-                .collect(),
-            csd: vec![Csd::default(); rates.len()].into_boxed_slice(),
+            csb: Box::into_raw(csb).cast(),
+            csd: Box::into_raw(csd).cast(),
+            n: rates.len(),
         }
     }
-    pub fn csb(&mut self) -> *mut ControlSensorBlock {
-        self.csb.as_mut_ptr().cast()
+    pub fn csb(&self) -> *mut ControlSensorBlock {
+        self.csb.cast()
     }
-    pub fn csd(&mut self) -> *mut ControlSensorData {
-        self.csd.as_mut_ptr().cast()
+    pub fn csd(&self) -> *mut ControlSensorData {
+        self.csd.cast()
     }
     pub fn count(&self) -> u16 {
-        self.csb.len() as u16
+        self.n as u16
     }
-    pub fn register(&mut self, source: u8) -> SpoolStatus {
+    fn csd_p(&self, e: usize) -> *mut Csd {
+        assert!(e < self.n);
+        // SAFETY: in bounds of the leaked allocation.
+        unsafe { self.csd.add(e) }
+    }
+    /// A copy of `csd[e]`.
+    pub fn csd_at(&self, e: usize) -> Csd {
+        // SAFETY: in bounds, initialized, no live reference to it.
+        unsafe { self.csd_p(e).read() }
+    }
+    /// A copy of the whole csd array.
+    pub fn csd_vec(&self) -> Vec<Csd> {
+        (0..self.n).map(|e| self.csd_at(e)).collect()
+    }
+    /// The firmware writing `csd[e].no_pending` (patched uploader idiom).
+    pub fn set_no_pending(&self, e: usize, v: u16) {
+        // SAFETY: in bounds; a plain field write through the raw pointer.
+        unsafe { (*self.csd_p(e)).no_pending = v }
+    }
+    /// The firmware changing `csb[e].id`.
+    pub fn set_id(&self, e: usize, id: u32) {
+        assert!(e < self.n);
+        // SAFETY: in bounds; a plain field write through the raw pointer.
+        unsafe { (*self.csb.add(e)).id = id }
+    }
+    /// `&csd[e].ds` as the legacy `data_store_info_t *`.
+    pub fn ds_ptr(&self, e: usize) -> *mut DataStoreInfo {
+        // SAFETY: in bounds; no reference is created.
+        unsafe { std::ptr::addr_of_mut!((*self.csd_p(e)).ds).cast() }
+    }
+    /// `&csd[e].errors` (a pointer into csd that is not a ds field).
+    pub fn errors_ptr(&self, e: usize) -> *mut DataStoreInfo {
+        // SAFETY: in bounds; no reference is created.
+        unsafe { std::ptr::addr_of_mut!((*self.csd_p(e)).errors).cast() }
+    }
+    pub fn register(&self, source: u8) -> SpoolStatus {
         let l = layout();
-        let n = self.count();
-        // SAFETY: both arrays hold `n` elements of the sizes in `l` and outlive the
-        // registration (tests call `spool_deinit` before dropping them).
-        unsafe { spool_register_sensors(self.csb(), self.csd(), n, &l, source) }
+        // SAFETY: both arrays hold `n` elements of the sizes in `l` and are never freed.
+        unsafe { spool_register_sensors(self.csb(), self.csd(), self.count(), &l, source) }
     }
     /// (no_samples, no_pending) of entry `e` as the firmware sees them.
     pub fn counts(&self, e: usize) -> (u16, u16) {
-        (self.csd[e].no_samples, self.csd[e].no_pending)
+        let c = self.csd_at(e);
+        (c.no_samples, c.no_pending)
     }
 }
 
