@@ -1,1 +1,632 @@
-//! `ram` (work in progress).
+//! Per-sensor rings of fixed-size RAM sectors drawn from one pool tier.
+//!
+//! # Layout
+//!
+//! A sensor's records live in a chain of **sectors** (blocks of one pool tier, addressed
+//! by 12-bit block indices, never by pointers). A sector of `SECTOR` bytes holds
+//! `N = SECTOR / record_size` records (8 TSD or 4 EVT records in a 32-byte sector) and
+//! **nothing else**: no owner id, no link, no time stamp inside the sector.
+//!
+//! Records are placed by sequence number: record `seq` lives in slot `seq % N` of the
+//! sector that covers `seq - seq % N` (N is a power of two, so this is also correct across
+//! the `u32` wrap). Hence the position of every record follows from the sensor's
+//! [`SeqState`] and the chain, and no read/write cursor is stored. A new sector is taken
+//! when `written % N == 0` (or the chain is empty); the head sector returns to the pool as
+//! soon as `erased` leaves it (all its records acknowledged or dropped) — see
+//! [`RamStore::release`].
+//!
+//! # Side table (3 bytes per sector)
+//!
+//! Next to the pool, the store keeps one packed 24-bit entry per sector of the tier:
+//! `link: u12` (next sector toward the tail) and `aux: u12`:
+//!
+//! * for a TSD sector that is not the head, `aux` is the **gap**: the number of sample
+//!   periods between the end of the previous sector (`prev_base + N * rate`) and this
+//!   sector's base time, coded as a small float (4-bit exponent, 8-bit mantissa): exact up
+//!   to 511 periods, relative error below 1/256 above, at most 8,372,224 periods (larger
+//!   gaps are clamped and counted in [`RamStore::gaps_clamped`]).
+//! * the head's `aux` and the tail's `link` are otherwise unused; together with 8 bits in
+//!   the sensor's [`Ring`] they hold the sensor's 32-bit **anchor**: the base time of the
+//!   head sector in milliseconds, modulo 2^32.
+//!
+//! The time of TSD record `seq` is `anchor + sum over the chain of (N + gap) * rate +
+//! (seq % N) * rate`, modulo 2^32, widened to 64 bits relative to the newest write time
+//! the spool has seen (`latest`): exact while the record is within ±2^31 ms (24.8 days)
+//! of `latest`. Samples inside one sector are taken as evenly spaced (the time implied
+//! by the sample rate, as in the legacy format); a new sector starts from the actual time
+//! of its first sample, rounded down to whole sample periods after the previous sector.
+//!
+//! RAM per TSD sample in a 32-byte sector: `(32 + 3) / 8 = 4.375` bytes, plus the pool's
+//! bitmap bit (`1/8` byte per sector), i.e. 4.39 bytes; see [`crate::profile`].
+//!
+//! # Chains cannot loop
+//!
+//! A chain is never walked "until a sentinel": the number of sectors of a sensor is
+//! derived from its sequence numbers, and every walk is bounded by it. Index 0 is an
+//! ordinary sector; "no sector" is `0xFFF` ([`NONE`]), which is never a valid index
+//! because a tier may hold at most 4095 sectors.
+#![forbid(unsafe_code)]
+
+use crate::pool::{BlockId, Pool, TierSpec};
+use crate::record::{self, Kind, Record};
+use crate::sensor::SeqState;
+
+/// "No sector" in a 12-bit link (never a valid sector index).
+pub const NONE: u16 = 0xFFF;
+/// Largest number of sectors a [`RamStore`] can address.
+pub const MAX_SECTORS: usize = NONE as usize;
+
+/// The sectors a [`RamStore`] uses: one tier of a block pool, addressed by index.
+pub trait SectorPool {
+    /// Bytes per sector (a power of two, at least 8).
+    const SECTOR_SIZE: usize;
+    /// Number of sectors in the tier.
+    const SECTORS: usize;
+    /// Takes a free sector, or `None` if the tier is exhausted.
+    fn alloc_sector(&mut self) -> Option<u16>;
+    /// Returns a sector; `false` if it was not allocated (nothing changes then).
+    fn free_sector(&mut self, index: u16) -> bool;
+    /// The bytes of an allocated sector.
+    fn sector(&self, index: u16) -> Option<&[u8]>;
+    /// The bytes of an allocated sector, mutably.
+    fn sector_mut(&mut self, index: u16) -> Option<&mut [u8]>;
+    /// The pool's own invariant check (`true` = consistent).
+    fn pool_ok(&self) -> bool {
+        true
+    }
+}
+
+/// The store uses tier 0 (the smallest blocks) of a [`Pool`] through the pool's exclusive
+/// index path. The other tiers stay available to other users of the pool.
+impl<S: TierSpec, M: TierSpec, L: TierSpec> SectorPool for Pool<S, M, L> {
+    const SECTOR_SIZE: usize = S::BLOCK;
+    const SECTORS: usize = S::COUNT;
+    fn alloc_sector(&mut self) -> Option<u16> {
+        self.alloc_in(0).ok().map(BlockId::index)
+    }
+    fn free_sector(&mut self, index: u16) -> bool {
+        self.free_id(BlockId::new(0, index)).is_ok()
+    }
+    fn sector(&self, index: u16) -> Option<&[u8]> {
+        self.block(BlockId::new(0, index))
+    }
+    fn sector_mut(&mut self, index: u16) -> Option<&mut [u8]> {
+        self.block_mut(BlockId::new(0, index))
+    }
+    fn pool_ok(&self) -> bool {
+        self.check().is_ok()
+    }
+}
+
+/// Largest gap (in sample periods) the 12-bit gap code represents.
+pub const GAP_MAX: u32 = 511 << 14;
+
+/// Encodes a gap in sample periods into 12 bits (clamped to [`GAP_MAX`], rounded down).
+pub const fn gap_encode(g: u32) -> u16 {
+    let g = if g > GAP_MAX { GAP_MAX } else { g };
+    if g < 256 {
+        return g as u16;
+    }
+    // g in [256 << (e-1), 512 << (e-1)) -> exponent e >= 1, mantissa (g >> (e-1)) - 256
+    let bits = 32 - g.leading_zeros(); // >= 9
+    let e = bits - 8; // 1..=15
+    let m = (g >> (e - 1)) - 256;
+    ((e << 8) | m) as u16
+}
+
+/// Decodes a 12-bit gap code into sample periods.
+pub const fn gap_decode(c: u16) -> u32 {
+    let e = (c >> 8) as u32 & 0xF;
+    let m = c as u32 & 0xFF;
+    if e == 0 { m } else { (256 | m) << (e - 1) }
+}
+
+/// Per-sensor chain state: head and tail sector indices and 8 anchor bits, packed in
+/// 4 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ring(u32);
+
+impl Ring {
+    /// A sensor without sectors.
+    pub const EMPTY: Ring = Ring(NONE as u32 | (NONE as u32) << 12);
+
+    /// Head (oldest) sector, or [`NONE`].
+    pub const fn head(self) -> u16 {
+        (self.0 & 0xFFF) as u16
+    }
+    /// Tail (newest) sector, or [`NONE`].
+    pub const fn tail(self) -> u16 {
+        ((self.0 >> 12) & 0xFFF) as u16
+    }
+    /// Whether the sensor holds no sector.
+    pub const fn is_empty(self) -> bool {
+        self.head() == NONE
+    }
+    const fn hi(self) -> u32 {
+        self.0 >> 24
+    }
+    const fn with(head: u16, tail: u16, hi: u32) -> Ring {
+        Ring((head as u32 & 0xFFF) | (tail as u32 & 0xFFF) << 12 | (hi & 0xFF) << 24)
+    }
+}
+
+impl Default for Ring {
+    fn default() -> Self {
+        Ring::EMPTY
+    }
+}
+
+/// A broken RAM invariant found by [`RamStore::check_chain`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChainError {
+    /// Head and tail disagree about emptiness, or the chain is empty while records are
+    /// stored (or the reverse).
+    Emptiness,
+    /// A link leaves the tier (index >= number of sectors).
+    BadIndex,
+    /// The walk from head does not reach the tail after exactly the derived number of
+    /// sectors.
+    Length,
+    /// A sector of the chain is not allocated in the pool.
+    NotAllocated,
+    /// A sector belongs to two chains (or twice to one).
+    Shared,
+}
+
+/// Records per sector for `kind` with `sector_size`-byte sectors.
+pub const fn per_sector(sector_size: usize, kind: Kind) -> u32 {
+    (sector_size / kind.record_size()) as u32
+}
+
+/// The pool plus the side table: every sensor's ring lives here.
+pub struct RamStore<P, const SECTORS: usize> {
+    pool: P,
+    side: [[u8; 3]; SECTORS],
+    gaps_clamped: u32,
+}
+
+/// Widens a time modulo 2^32 to 64 bits, taking the value within ±2^31 ms of `latest`.
+pub const fn unwrap_time(low: u32, latest: u64) -> u64 {
+    let d = low.wrapping_sub(latest as u32) as i32 as i64;
+    let t = latest as i64 + d;
+    if t < 0 { 0 } else { t as u64 }
+}
+
+const fn mul_rate(periods: u32, rate: u32) -> u32 {
+    (periods as u64 * rate as u64) as u32
+}
+
+impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
+    const VALID: () = {
+        assert!(
+            SECTORS == P::SECTORS,
+            "RamStore: SECTORS must equal the tier's block count"
+        );
+        assert!(SECTORS <= MAX_SECTORS, "RamStore: at most 4095 sectors");
+        assert!(
+            P::SECTOR_SIZE.is_power_of_two() && P::SECTOR_SIZE >= 8,
+            "RamStore: sector size must be a power of two >= 8"
+        );
+    };
+
+    /// A store over `pool` (whose sector tier must be unused by the index path).
+    pub const fn new(pool: P) -> Self {
+        let () = Self::VALID;
+        Self {
+            pool,
+            side: [[0xFF; 3]; SECTORS],
+            gaps_clamped: 0,
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &P {
+        &self.pool
+    }
+
+    /// The pool, mutably (do not free the store's sectors through it).
+    pub fn pool_mut(&mut self) -> &mut P {
+        &mut self.pool
+    }
+
+    /// Records per sector for `kind`.
+    pub const fn per_sector(kind: Kind) -> u32 {
+        per_sector(P::SECTOR_SIZE, kind)
+    }
+
+    /// The pool's own invariant check.
+    pub fn pool_ok(&self) -> bool {
+        self.pool.pool_ok()
+    }
+
+    /// Number of TSD gaps that exceeded [`GAP_MAX`] periods and were clamped.
+    pub fn gaps_clamped(&self) -> u32 {
+        self.gaps_clamped
+    }
+
+    fn link(&self, s: u16) -> u16 {
+        let e = self.side[s as usize];
+        e[0] as u16 | ((e[1] as u16 & 0xF) << 8)
+    }
+    fn aux(&self, s: u16) -> u16 {
+        let e = self.side[s as usize];
+        (e[1] as u16 >> 4) | ((e[2] as u16) << 4)
+    }
+    fn set_link(&mut self, s: u16, v: u16) {
+        let e = &mut self.side[s as usize];
+        e[0] = v as u8;
+        e[1] = (e[1] & 0xF0) | ((v >> 8) as u8 & 0xF);
+    }
+    fn set_aux(&mut self, s: u16, v: u16) {
+        let e = &mut self.side[s as usize];
+        e[1] = (e[1] & 0x0F) | ((v as u8 & 0xF) << 4);
+        e[2] = (v >> 4) as u8;
+    }
+
+    fn anchor(&self, r: Ring) -> u32 {
+        self.aux(r.head()) as u32 | (self.link(r.tail()) as u32) << 12 | r.hi() << 24
+    }
+    fn set_anchor(&mut self, r: &mut Ring, a: u32) {
+        self.set_aux(r.head(), (a & 0xFFF) as u16);
+        self.set_link(r.tail(), ((a >> 12) & 0xFFF) as u16);
+        *r = Ring::with(r.head(), r.tail(), a >> 24);
+    }
+
+    /// Number of sectors a sensor with state `s` holds (derived, not stored).
+    pub fn sectors_of(s: &SeqState, kind: Kind) -> u32 {
+        if s.count() == 0 {
+            return 0;
+        }
+        let n = Self::per_sector(kind);
+        let head_start = s.erased() & !(n - 1);
+        s.written().wrapping_sub(head_start).div_ceil(n)
+    }
+
+    /// Whether appending record number `s.written()` needs a new sector.
+    pub fn needs_sector(s: &SeqState, kind: Kind) -> bool {
+        s.count() == 0 || s.written() & (Self::per_sector(kind) - 1) == 0
+    }
+
+    /// Appends the record that will get sequence number `s.written()`. Call only after
+    /// `s` accepted the write (the caller advances `s` afterwards). Returns `false`, with
+    /// nothing changed, if a new sector was needed and the tier is exhausted.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append(
+        &mut self,
+        r: &mut Ring,
+        s: &SeqState,
+        kind: Kind,
+        rate: u32,
+        value: u32,
+        time_ms: u64,
+        latest: u64,
+    ) -> bool {
+        let n = Self::per_sector(kind);
+        let seq = s.written();
+        let slot = seq & (n - 1);
+        if Self::needs_sector(s, kind) {
+            let Some(new) = self.pool.alloc_sector() else {
+                return false;
+            };
+            if r.is_empty() {
+                *r = Ring::with(new, new, 0);
+                if kind == Kind::Tsd {
+                    let base = (time_ms as u32).wrapping_sub(mul_rate(slot, rate));
+                    self.set_anchor(r, base);
+                }
+            } else {
+                let (anchor, gap) = if kind == Kind::Tsd {
+                    let a = self.anchor(*r);
+                    let tail_base = self.walk(*r, u32::MAX, a, rate, n).1;
+                    let expected = unwrap_time(tail_base.wrapping_add(mul_rate(n, rate)), latest);
+                    let periods = time_ms.saturating_sub(expected) / rate as u64;
+                    if periods > GAP_MAX as u64 {
+                        self.gaps_clamped = self.gaps_clamped.wrapping_add(1);
+                    }
+                    (a, gap_encode(periods.min(GAP_MAX as u64) as u32))
+                } else {
+                    (0, 0)
+                };
+                self.set_link(r.tail(), new);
+                *r = Ring::with(r.head(), new, r.hi());
+                self.set_aux(new, gap);
+                if kind == Kind::Tsd {
+                    self.set_anchor(r, anchor);
+                }
+            }
+        }
+        let tail = r.tail();
+        let Some(bytes) = self.pool.sector_mut(tail) else {
+            return false;
+        };
+        let size = kind.record_size();
+        let at = slot as usize * size;
+        match kind {
+            Kind::Tsd => bytes[at..at + size].copy_from_slice(&record::encode_tsd(value)),
+            Kind::Evt => bytes[at..at + size]
+                .copy_from_slice(&record::encode_evt(record::ms_to_secs(time_ms), value)),
+        }
+        true
+    }
+
+    /// Walks `hops` sectors from the head (stopping at the tail), accumulating TSD base
+    /// time from `base`. Returns `(sector, base, previous sector)`.
+    fn walk(&self, r: Ring, hops: u32, mut base: u32, rate: u32, n: u32) -> (u16, u32, u16) {
+        let mut cur = r.head();
+        let mut prev = NONE;
+        let mut left = hops;
+        // Bounded: at most SECTORS hops even if the chain were corrupted.
+        let mut guard = SECTORS;
+        while left > 0 && cur != r.tail() && guard > 0 {
+            let next = self.link(cur);
+            if next as usize >= SECTORS {
+                break;
+            }
+            base = base.wrapping_add(mul_rate(n + gap_decode(self.aux(next)), rate));
+            prev = cur;
+            cur = next;
+            left -= 1;
+            guard -= 1;
+        }
+        (cur, base, prev)
+    }
+
+    /// The record with sequence number `seq` (which must satisfy `erased <= seq <
+    /// written` for state `s`), or `None` if it is not stored.
+    pub fn get(
+        &self,
+        r: Ring,
+        s: &SeqState,
+        kind: Kind,
+        rate: u32,
+        seq: u32,
+        latest: u64,
+    ) -> Option<Record> {
+        if seq.wrapping_sub(s.erased()) >= s.count() || r.is_empty() {
+            return None;
+        }
+        let n = Self::per_sector(kind);
+        let head_start = s.erased() & !(n - 1);
+        let hops = (seq & !(n - 1)).wrapping_sub(head_start) / n;
+        let anchor = if kind == Kind::Tsd { self.anchor(r) } else { 0 };
+        let (sector, base, _) = self.walk(r, hops, anchor, rate, n);
+        let slot = seq & (n - 1);
+        let bytes = self.pool.sector(sector)?;
+        let size = kind.record_size();
+        let at = slot as usize * size;
+        Some(match kind {
+            Kind::Tsd => {
+                let mut b = [0; 4];
+                b.copy_from_slice(&bytes[at..at + 4]);
+                Record {
+                    seq,
+                    value: record::decode_tsd(b),
+                    time_ms: unwrap_time(base.wrapping_add(mul_rate(slot, rate)), latest),
+                }
+            }
+            Kind::Evt => {
+                let mut b = [0; 8];
+                b.copy_from_slice(&bytes[at..at + 8]);
+                let (t, v) = record::decode_evt(b);
+                Record {
+                    seq,
+                    value: v,
+                    time_ms: t as u64 * 1000,
+                }
+            }
+        })
+    }
+
+    /// Frees the head sector (all its records are gone). Bounded, O(1).
+    fn pop_head(&mut self, r: &mut Ring, kind: Kind, rate: u32) {
+        let head = r.head();
+        if head == r.tail() {
+            self.pool.free_sector(head);
+            *r = Ring::EMPTY;
+            return;
+        }
+        let next = self.link(head);
+        let anchor = if kind == Kind::Tsd {
+            let n = Self::per_sector(kind);
+            self.anchor(*r)
+                .wrapping_add(mul_rate(n + gap_decode(self.aux(next)), rate))
+        } else {
+            0
+        };
+        self.pool.free_sector(head);
+        *r = Ring::with(next, r.tail(), r.hi());
+        if kind == Kind::Tsd {
+            self.set_anchor(r, anchor);
+        }
+    }
+
+    /// Returns to the pool every head sector left behind when `erased` moved from
+    /// `old.erased()` to `new.erased()` (ack, ack_all, drop). Call after updating the
+    /// state; `new` is the state after the change.
+    pub fn release(&mut self, r: &mut Ring, old: &SeqState, new: &SeqState, kind: Kind, rate: u32) {
+        if r.is_empty() {
+            return;
+        }
+        let n = Self::per_sector(kind);
+        let freed = if new.count() == 0 {
+            Self::sectors_of(old, kind)
+        } else {
+            (new.erased() & !(n - 1)).wrapping_sub(old.erased() & !(n - 1)) / n
+        };
+        for _ in 0..freed {
+            if r.is_empty() {
+                break;
+            }
+            self.pop_head(r, kind, rate);
+        }
+    }
+
+    /// The first sector made only of unsent records, as `(index in chain, records in
+    /// it)`, or `None` if every sector holds a pending record (or none is stored).
+    pub fn droppable(s: &SeqState, kind: Kind) -> Option<(u32, u32)> {
+        if s.count() == 0 {
+            return None;
+        }
+        let n = Self::per_sector(kind);
+        let off = s.erased() & (n - 1);
+        if s.pending() == 0 {
+            return Some((0, (n - off).min(s.count())));
+        }
+        // first k >= 1 with k * n >= pending + off
+        let k = (s.pending() + off).div_ceil(n);
+        let start_rel = k * n - off; // relative to erased
+        if start_rel >= s.count() {
+            return None;
+        }
+        Some((k, n.min(s.count() - start_rel)))
+    }
+
+    /// Overflow: drops the oldest sector holding only unsent records (see
+    /// [`RamStore::droppable`]) and updates `s`. Returns the number of records dropped,
+    /// or `None` with nothing changed.
+    pub fn drop_oldest_unsent(
+        &mut self,
+        r: &mut Ring,
+        s: &mut SeqState,
+        kind: Kind,
+        rate: u32,
+    ) -> Option<u32> {
+        let (k, cnt) = Self::droppable(s, kind)?;
+        if r.is_empty() {
+            return None;
+        }
+        if k == 0 {
+            let old = *s;
+            s.drop_oldest(cnt).ok()?;
+            self.release(r, &old, s, kind, rate);
+            return Some(cnt);
+        }
+        let n = Self::per_sector(kind);
+        let anchor = if kind == Kind::Tsd {
+            self.anchor(*r)
+        } else {
+            0
+        };
+        let (victim, _, prev) = self.walk(*r, k, 0, 0, n);
+        if prev == NONE {
+            return None;
+        }
+        s.remove_unsent(cnt).ok()?;
+        if victim == r.tail() {
+            *r = Ring::with(r.head(), prev, r.hi());
+        } else {
+            let next = self.link(victim);
+            self.set_link(prev, next);
+            if kind == Kind::Tsd {
+                let merged = gap_decode(self.aux(victim)) as u64
+                    + n as u64
+                    + gap_decode(self.aux(next)) as u64;
+                if merged > GAP_MAX as u64 {
+                    self.gaps_clamped = self.gaps_clamped.wrapping_add(1);
+                }
+                self.set_aux(next, gap_encode(merged.min(GAP_MAX as u64) as u32));
+            }
+        }
+        if kind == Kind::Tsd {
+            self.set_anchor(r, anchor);
+        }
+        self.pool.free_sector(victim);
+        Some(cnt)
+    }
+
+    /// Frees every sector of a chain (used when a sensor is cleared).
+    pub fn clear(&mut self, r: &mut Ring, s: &SeqState, kind: Kind) {
+        let mut left = Self::sectors_of(s, kind).min(SECTORS as u32);
+        while left > 0 && !r.is_empty() {
+            self.pop_head(r, kind, 0);
+            left -= 1;
+        }
+        *r = Ring::EMPTY;
+    }
+
+    /// Verifies one sensor's chain against its state: emptiness agrees with the count,
+    /// every index is in range and allocated, the walk from the head reaches the tail
+    /// after exactly the derived number of sectors, and no sector was already `seen`
+    /// (a 4096-bit set shared across all sensors of one check).
+    pub fn check_chain(
+        &self,
+        r: Ring,
+        s: &SeqState,
+        kind: Kind,
+        seen: &mut [u32; 128],
+    ) -> Result<(), ChainError> {
+        let want = Self::sectors_of(s, kind);
+        if (r.head() == NONE) != (r.tail() == NONE) || (want == 0) != r.is_empty() {
+            return Err(ChainError::Emptiness);
+        }
+        if want == 0 {
+            return Ok(());
+        }
+        let mut cur = r.head();
+        for i in 0..want {
+            if cur as usize >= SECTORS {
+                return Err(ChainError::BadIndex);
+            }
+            if self.pool.sector(cur).is_none() {
+                return Err(ChainError::NotAllocated);
+            }
+            let (w, b) = (cur as usize / 32, 1u32 << (cur % 32));
+            if seen[w] & b != 0 {
+                return Err(ChainError::Shared);
+            }
+            seen[w] |= b;
+            if i + 1 == want {
+                return if cur == r.tail() {
+                    Ok(())
+                } else {
+                    Err(ChainError::Length)
+                };
+            }
+            if cur == r.tail() {
+                return Err(ChainError::Length);
+            }
+            cur = self.link(cur);
+        }
+        Err(ChainError::Length)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_code_exact_to_511_and_monotone() {
+        for g in 0..=511 {
+            assert_eq!(gap_decode(gap_encode(g)), g);
+        }
+        let mut last = 0;
+        for g in (512..GAP_MAX).step_by(997) {
+            let d = gap_decode(gap_encode(g));
+            assert!(d <= g && (g - d) as u64 * 256 <= g as u64, "g={g} d={d}");
+            assert!(d >= last);
+            last = d;
+        }
+        assert_eq!(gap_decode(gap_encode(GAP_MAX)), GAP_MAX);
+        assert_eq!(gap_decode(gap_encode(u32::MAX)), GAP_MAX);
+        assert!(gap_encode(GAP_MAX) < 0x1000);
+    }
+
+    #[test]
+    fn unwrap_time_window() {
+        let latest = 1_700_000_000_000u64;
+        for d in [0i64, 1, -1, 1 << 30, -(1 << 30), (1 << 31) - 1, -(1 << 31)] {
+            let t = (latest as i64 + d) as u64;
+            assert_eq!(unwrap_time(t as u32, latest), t);
+        }
+        assert_eq!(unwrap_time(5, 0), 5);
+    }
+
+    #[test]
+    fn ring_packing() {
+        let r = Ring::with(0x123, 0xABC, 0xEF);
+        assert_eq!((r.head(), r.tail(), r.hi()), (0x123, 0xABC, 0xEF));
+        assert!(Ring::EMPTY.is_empty());
+        assert_eq!(Ring::EMPTY.tail(), NONE);
+    }
+}

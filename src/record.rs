@@ -1,1 +1,157 @@
-//! `record` (work in progress).
+//! Record kinds, sensor identity and the fixed-size little-endian record encodings.
+//!
+//! Two record kinds exist, decided per sensor (legacy rule: `sample_rate == 0` means EVT):
+//!
+//! | kind | bytes | encoding (little-endian) | time |
+//! |---|---|---|---|
+//! | [`Kind::Tsd`] | 4 | `value: u32` | implied: per-RAM-sector base time + slot x sample rate |
+//! | [`Kind::Evt`] | 8 | `utc_seconds: u32`, then `value: u32` (timestamp first) | stored per record, 1 s resolution |
+//!
+//! The native API takes and returns 64-bit millisecond timestamps ([`Record::time_ms`]).
+//! TSD times keep millisecond resolution (the sector base time is kept in ms, see
+//! [`crate::ram`]); EVT times are stored as whole UTC seconds like the legacy format, so an
+//! EVT written at `t` ms reads back at `t / 1000 * 1000` ms.
+#![forbid(unsafe_code)]
+
+/// Identity of a sensor: data source (host, CAN, ...) and sensor id within that source.
+///
+/// Ordered by `(source, id)`; the spool's sensor table is sorted in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SensorKey {
+    /// Data source of the sensor (legacy upload source / CSD type).
+    pub source: u8,
+    /// Sensor id within its source.
+    pub id: u32,
+}
+
+impl SensorKey {
+    /// A key from its parts.
+    pub const fn new(source: u8, id: u32) -> Self {
+        Self { source, id }
+    }
+}
+
+/// The two record kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Time series data: a 4-byte value, time implied by the sample rate.
+    Tsd,
+    /// Event: 4-byte UTC seconds then a 4-byte value.
+    Evt,
+}
+
+impl Kind {
+    /// The legacy rule: `sample_rate_ms == 0` is an event sensor, anything else TSD.
+    pub const fn from_sample_rate(sample_rate_ms: u32) -> Self {
+        if sample_rate_ms == 0 {
+            Kind::Evt
+        } else {
+            Kind::Tsd
+        }
+    }
+
+    /// Bytes of one encoded record of this kind (4 for TSD, 8 for EVT).
+    pub const fn record_size(self) -> usize {
+        match self {
+            Kind::Tsd => TSD_SIZE,
+            Kind::Evt => EVT_SIZE,
+        }
+    }
+}
+
+/// Bytes of an encoded TSD record.
+pub const TSD_SIZE: usize = 4;
+/// Bytes of an encoded EVT record.
+pub const EVT_SIZE: usize = 8;
+
+/// One record as returned by the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// Sequence number of the record within its sensor (wrapping `u32`).
+    pub seq: u32,
+    /// The 32-bit value (legacy `imx_data_32_t`: uint, int or float bits).
+    pub value: u32,
+    /// Timestamp in milliseconds (UTC when the writer's clock was synced).
+    pub time_ms: u64,
+}
+
+impl Record {
+    /// The timestamp in whole seconds, saturated to `u32` (the legacy `imx_utc_time_t`).
+    pub const fn utc_seconds(&self) -> u32 {
+        let s = self.time_ms / 1000;
+        if s > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            s as u32
+        }
+    }
+}
+
+/// Milliseconds to whole seconds, saturated to `u32` (EVT storage resolution).
+pub const fn ms_to_secs(time_ms: u64) -> u32 {
+    let s = time_ms / 1000;
+    if s > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        s as u32
+    }
+}
+
+/// Encodes a TSD record (the value, little-endian).
+pub const fn encode_tsd(value: u32) -> [u8; TSD_SIZE] {
+    value.to_le_bytes()
+}
+
+/// Decodes a TSD record.
+pub const fn decode_tsd(bytes: [u8; TSD_SIZE]) -> u32 {
+    u32::from_le_bytes(bytes)
+}
+
+/// Encodes an EVT record: UTC seconds first, then the value, both little-endian.
+pub const fn encode_evt(utc_seconds: u32, value: u32) -> [u8; EVT_SIZE] {
+    let t = utc_seconds.to_le_bytes();
+    let v = value.to_le_bytes();
+    [t[0], t[1], t[2], t[3], v[0], v[1], v[2], v[3]]
+}
+
+/// Decodes an EVT record into `(utc_seconds, value)`.
+pub const fn decode_evt(b: [u8; EVT_SIZE]) -> (u32, u32) {
+    (
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_are_little_endian_timestamp_first() {
+        assert_eq!(encode_tsd(0x1122_3344), [0x44, 0x33, 0x22, 0x11]);
+        assert_eq!(decode_tsd([0x44, 0x33, 0x22, 0x11]), 0x1122_3344);
+        let e = encode_evt(0xA1B2_C3D4, 0x0102_0304);
+        assert_eq!(e, [0xD4, 0xC3, 0xB2, 0xA1, 0x04, 0x03, 0x02, 0x01]);
+        assert_eq!(decode_evt(e), (0xA1B2_C3D4, 0x0102_0304));
+    }
+
+    #[test]
+    fn kind_from_legacy_sample_rate() {
+        assert_eq!(Kind::from_sample_rate(0), Kind::Evt);
+        assert_eq!(Kind::from_sample_rate(1000), Kind::Tsd);
+        assert_eq!(Kind::Tsd.record_size(), 4);
+        assert_eq!(Kind::Evt.record_size(), 8);
+    }
+
+    #[test]
+    fn seconds_saturate() {
+        assert_eq!(ms_to_secs(1_999), 1);
+        assert_eq!(ms_to_secs(u64::MAX), u32::MAX);
+        let r = Record {
+            seq: 0,
+            value: 0,
+            time_ms: 5_000_123,
+        };
+        assert_eq!(r.utc_seconds(), 5_000);
+    }
+}

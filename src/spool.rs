@@ -1,1 +1,741 @@
-//! `spool` (work in progress).
+//! The store: a sensor table, per-sensor RAM rings, and the upload transaction.
+//!
+//! # API
+//!
+//! ```
+//! use sensor_spool::profile::{self, WicedSpool};
+//! use sensor_spool::record::SensorKey;
+//! use sensor_spool::spool::Error;
+//!
+//! let mut spool: WicedSpool = profile::wiced();           // const fn: may init a `static`
+//! let temp = spool.register(SensorKey::new(0, 42), 1000).unwrap(); // TSD, 1 sample/s
+//! let door = spool.register(SensorKey::new(0, 7), 0).unwrap();     // EVT (rate 0)
+//! spool.write(temp, 215, 1_700_000_000_000).unwrap();
+//! spool.write(temp, 216, 1_700_000_001_000).unwrap();
+//! spool.write_secs(door, 1, 1_700_000_000).unwrap();      // legacy: UTC seconds
+//!
+//! let r = spool.read(temp).unwrap();                      // marks it pending
+//! assert_eq!((r.value, r.time_ms), (215, 1_700_000_000_000));
+//! assert_eq!(spool.peek(temp, 0).unwrap().value, 216);    // next unsent, not marked
+//! assert_eq!(spool.ack(temp, 2), Err(Error::AckTooMany)); // only 1 pending: no change
+//! spool.revert(temp).unwrap();                            // NACK: lossless
+//! assert_eq!(spool.read(temp).unwrap().value, 215);
+//! spool.ack(temp, 1).unwrap();                            // ACK exactly that one
+//! let s = spool.sensor_stats(temp).unwrap();
+//! assert_eq!((s.count, s.pending, s.available), (1, 0, 1));
+//! assert_eq!(spool.check(), Ok(()));
+//! ```
+//!
+//! * [`Spool::register`] / [`Spool::lookup`]: the sensor table is a `heapless::Vec`
+//!   sorted by [`SensorKey`] (binary search, O(log n)). A [`SensorHandle`] caches the
+//!   table index; every call validates it in O(1) and falls back to a binary search if a
+//!   later registration moved the entry. Registering an existing key with the same rate
+//!   returns its handle.
+//! * [`Spool::write`] (native, `u64` ms), [`Spool::write_secs`] (legacy UTC seconds).
+//!   TSD: the time of the first sample of each RAM sector is kept (ms), later samples
+//!   of the sector are implied by the sample rate (see [`crate::ram`]). EVT: the time is
+//!   stored per record in whole seconds.
+//! * [`Spool::read`]: the next unsent record, marked pending. [`Error::NoData`] when
+//!   nothing is unsent (never reads past the end).
+//! * [`Spool::ack`]`(n)`: acknowledges exactly the `n` oldest pending records;
+//!   `n > pending` is [`Error::AckTooMany`] and changes nothing. [`Spool::ack_all`],
+//!   [`Spool::revert`] (all pending become unsent again, nothing lost).
+//! * [`Spool::peek`] / [`Spool::iter`]: unsent records without marking them.
+//! * [`Spool::sensor_stats`], [`Spool::stats`], [`Spool::check`] (reports which
+//!   invariant broke; never panics).
+//!
+//! Every method returns an error instead of panicking, and a method that returns an
+//! error has changed nothing (except the overflow counters described below).
+//!
+//! # Overflow
+//!
+//! A write that needs a new RAM sector while the pool tier is exhausted follows the
+//! [`OverflowPolicy`]:
+//!
+//! * [`OverflowPolicy::RejectNew`]: the write fails with [`Error::Full`]; the sensor's
+//!   `lost` counter and the global `rejected` counter go up by one.
+//! * [`OverflowPolicy::DropOldestUnsent`]: one sector of **unsent** records is freed,
+//!   then the record is stored. The victim sensor is the writing sensor if it has such a
+//!   sector, otherwise the sensor (in key order, first on ties) holding the most sectors
+//!   among those that have one. The sector freed is the victim's **oldest sector that
+//!   holds no pending record**:
+//!   - if the victim has no pending record, that is its head sector: its records (the
+//!     oldest ones) are dropped and `erased`/`read` move past them;
+//!   - if pending records exist, the sector holding the last pending record also holds
+//!     the oldest unsent ones; that sector is **kept whole** (freeing it would lose
+//!     pending data, and sectors are freed whole), and the next sector is dropped
+//!     instead: its records (the oldest unsent records not sharing a sector with a
+//!     pending one, up to one sector's worth) are removed and the records after it are
+//!     renumbered down by that count (`written` goes back; pending records and their
+//!     sequence numbers do not change);
+//!   - if every sector of every sensor holds a pending record (or nothing is stored),
+//!     the write is rejected as with `RejectNew`.
+//!
+//!   Dropped records count in the victim's `lost` counter and the global `dropped`.
+//!
+//! # Storage
+//!
+//! The spool is generic over a storage back end `S` it will spill into. This version
+//! keeps data in RAM only; `S` is held (see [`Spool::storage`]) for the storage layer to
+//! plug in. [`RamOnly`] is the default.
+#![forbid(unsafe_code)]
+
+use crate::ram::{self, ChainError, RamStore, Ring, SectorPool};
+use crate::record::{Kind, Record, SensorKey};
+use crate::sensor::{OverflowPolicy, SeqError, SeqState};
+
+/// Placeholder storage back end: the spool keeps everything in RAM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RamOnly;
+
+/// Errors of the spool API. Small and `Copy`; a call that fails changed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Error {
+    /// No unsent record (read/peek past the end).
+    NoData,
+    /// The handle or key names no registered sensor.
+    UnknownSensor,
+    /// The sensor table is full.
+    TableFull,
+    /// The table of distinct sample rates is full.
+    RateTableFull,
+    /// The key is registered with a different sample rate (kind).
+    Conflict,
+    /// `ack(n)` with `n` greater than the pending records.
+    AckTooMany,
+    /// No RAM for the record (overflow policy rejected it, or the sensor holds the
+    /// maximum number of records).
+    Full,
+    /// An internal invariant is broken (see [`Spool::check`]).
+    Invariant,
+    /// The storage back end failed.
+    Storage,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Error::NoData => "no unsent record",
+            Error::UnknownSensor => "unknown sensor",
+            Error::TableFull => "sensor table full",
+            Error::RateTableFull => "sample-rate table full",
+            Error::Conflict => "sensor registered with another sample rate",
+            Error::AckTooMany => "ack count exceeds pending records",
+            Error::Full => "no RAM for the record",
+            Error::Invariant => "internal invariant broken",
+            Error::Storage => "storage error",
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
+
+/// Which invariant [`Spool::check`] found broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// The sensor table is not strictly sorted by key at this index.
+    TableOrder {
+        /// Table index of the first out-of-order entry.
+        index: u16,
+    },
+    /// A sensor's rate index points outside the rate table.
+    RateIndex(SensorKey),
+    /// A sensor's sequence numbers are not ordered `erased <= read <= written`.
+    Sequence(SensorKey),
+    /// A sensor's sector chain is broken.
+    Chain(SensorKey, ChainError),
+    /// The pool's own check failed.
+    Pool,
+}
+
+/// A registered sensor. `Copy`; stays valid for the life of the spool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SensorHandle {
+    key: SensorKey,
+    index: u16,
+}
+
+impl SensorHandle {
+    /// The sensor's key.
+    pub const fn key(&self) -> SensorKey {
+        self.key
+    }
+}
+
+/// Per-sensor statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SensorStats {
+    /// The sensor.
+    pub key: SensorKey,
+    /// Record kind.
+    pub kind: Kind,
+    /// Sample rate in ms (0 for EVT).
+    pub sample_rate_ms: u32,
+    /// Records stored (`written - erased`).
+    pub count: u32,
+    /// Records read and not acknowledged.
+    pub pending: u32,
+    /// Records not yet read.
+    pub available: u32,
+    /// Sequence number the next record will get.
+    pub next_seq: u32,
+    /// Records lost to overflow (dropped or rejected), saturating at 65535.
+    pub lost: u16,
+    /// RAM sectors held.
+    pub sectors: u32,
+    /// Legacy `no_samples` (saturating).
+    pub no_samples: u16,
+    /// Legacy `no_pending` (saturating).
+    pub no_pending: u16,
+}
+
+/// Global statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Stats {
+    /// Registered sensors.
+    pub sensors: u32,
+    /// Records stored, all sensors.
+    pub records: u32,
+    /// Records pending, all sensors.
+    pub pending: u32,
+    /// RAM sectors held by sensors.
+    pub sectors_used: u32,
+    /// RAM sectors in the tier.
+    pub sectors_total: u32,
+    /// Records dropped by [`OverflowPolicy::DropOldestUnsent`] (wrapping).
+    pub dropped: u32,
+    /// Writes rejected for lack of RAM (wrapping).
+    pub rejected: u32,
+    /// TSD gaps too long for the gap code (clamped; times after them are early).
+    pub gaps_clamped: u32,
+    /// Newest write time seen (ms); TSD times are exact within ±24.8 days of it.
+    pub latest_ms: u64,
+}
+
+/// One sensor's table entry: exactly 24 bytes (asserted in `profile`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    id: u32,
+    seq: SeqState,
+    ring: Ring,
+    source: u8,
+    rate_idx: u8,
+    lost: u16,
+}
+
+impl Entry {
+    fn key(&self) -> SensorKey {
+        SensorKey::new(self.source, self.id)
+    }
+}
+
+/// Size in bytes of one sensor-table entry (all per-sensor metadata).
+pub const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
+
+/// The spool: `SENSORS` sensor slots, a RAM store over `SECTORS` sectors of pool `P`,
+/// up to `RATES` distinct TSD sample rates, storage back end `S`.
+pub struct Spool<P, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S = RamOnly> {
+    ram: RamStore<P, SECTORS>,
+    table: heapless::Vec<Entry, SENSORS>,
+    rates: heapless::Vec<u32, RATES>,
+    policy: OverflowPolicy,
+    latest_ms: u64,
+    dropped: u32,
+    rejected: u32,
+    storage: S,
+}
+
+impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S>
+    Spool<P, SENSORS, SECTORS, RATES, S>
+{
+    const VALID: () = {
+        assert!(SENSORS <= u16::MAX as usize, "Spool: at most 65535 sensors");
+        assert!(RATES < u8::MAX as usize, "Spool: at most 254 rates");
+    };
+
+    /// An empty spool over `pool` (`const`, so it can initialise a `static`).
+    pub const fn new(pool: P, storage: S, policy: OverflowPolicy) -> Self {
+        let () = Self::VALID;
+        Self {
+            ram: RamStore::new(pool),
+            table: heapless::Vec::new(),
+            rates: heapless::Vec::new(),
+            policy,
+            latest_ms: 0,
+            dropped: 0,
+            rejected: 0,
+            storage,
+        }
+    }
+
+    /// The overflow policy.
+    pub fn policy(&self) -> OverflowPolicy {
+        self.policy
+    }
+
+    /// Changes the overflow policy.
+    pub fn set_policy(&mut self, policy: OverflowPolicy) {
+        self.policy = policy;
+    }
+
+    /// The pool (for stats, or shared-path allocations from its other tiers).
+    pub fn pool(&self) -> &P {
+        self.ram.pool()
+    }
+
+    /// The storage back end.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The storage back end, mutably.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// Records per RAM sector for `kind`.
+    pub const fn records_per_sector(kind: Kind) -> u32 {
+        ram::per_sector(P::SECTOR_SIZE, kind)
+    }
+
+    fn search(&self, key: SensorKey) -> Result<usize, usize> {
+        self.table.binary_search_by(|e| e.key().cmp(&key))
+    }
+
+    fn resolve(&self, h: SensorHandle) -> Result<usize, Error> {
+        match self.table.get(h.index as usize) {
+            Some(e) if e.id == h.key.id && e.source == h.key.source => Ok(h.index as usize),
+            _ => self.search(h.key).map_err(|_| Error::UnknownSensor),
+        }
+    }
+
+    fn rate_of(&self, e: &Entry) -> u32 {
+        match e.rate_idx {
+            0 => 0,
+            i => self.rates.get(i as usize - 1).copied().unwrap_or(0),
+        }
+    }
+
+    fn kind_of(e: &Entry) -> Kind {
+        if e.rate_idx == 0 {
+            Kind::Evt
+        } else {
+            Kind::Tsd
+        }
+    }
+
+    /// Registers a sensor (`sample_rate_ms == 0`: EVT, else TSD with that period).
+    /// Registering an existing key with the same rate returns its handle.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] (key registered with another rate), [`Error::TableFull`],
+    /// [`Error::RateTableFull`] (more than `RATES` distinct TSD rates).
+    pub fn register(&mut self, key: SensorKey, sample_rate_ms: u32) -> Result<SensorHandle, Error> {
+        let pos = match self.search(key) {
+            Ok(i) => {
+                return if self.rate_of(&self.table[i]) == sample_rate_ms {
+                    Ok(SensorHandle {
+                        key,
+                        index: i as u16,
+                    })
+                } else {
+                    Err(Error::Conflict)
+                };
+            }
+            Err(pos) => pos,
+        };
+        if self.table.is_full() {
+            return Err(Error::TableFull);
+        }
+        let rate_idx = if sample_rate_ms == 0 {
+            0
+        } else if let Some(i) = self.rates.iter().position(|&r| r == sample_rate_ms) {
+            i as u8 + 1
+        } else {
+            self.rates
+                .push(sample_rate_ms)
+                .map_err(|_| Error::RateTableFull)?;
+            self.rates.len() as u8
+        };
+        let entry = Entry {
+            id: key.id,
+            seq: SeqState::new(),
+            ring: Ring::EMPTY,
+            source: key.source,
+            rate_idx,
+            lost: 0,
+        };
+        self.table
+            .insert(pos, entry)
+            .map_err(|_| Error::TableFull)?;
+        Ok(SensorHandle {
+            key,
+            index: pos as u16,
+        })
+    }
+
+    /// The handle of a registered sensor.
+    pub fn lookup(&self, key: SensorKey) -> Option<SensorHandle> {
+        self.search(key).ok().map(|i| SensorHandle {
+            key,
+            index: i as u16,
+        })
+    }
+
+    /// Handles of all registered sensors, in key order.
+    pub fn sensors(&self) -> impl Iterator<Item = SensorHandle> + '_ {
+        self.table.iter().enumerate().map(|(i, e)| SensorHandle {
+            key: e.key(),
+            index: i as u16,
+        })
+    }
+
+    /// Writes one record: a TSD sample (`time_ms` sets the base time when the sample
+    /// starts a RAM sector) or an event (`time_ms` stored in whole seconds).
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`]; [`Error::Full`] when no RAM is left under the overflow
+    /// policy (see the module docs) or the sensor holds 2^31 - 1 records.
+    pub fn write(&mut self, h: SensorHandle, value: u32, time_ms: u64) -> Result<(), Error> {
+        let i = self.resolve(h)?;
+        if time_ms > self.latest_ms {
+            self.latest_ms = time_ms;
+        }
+        let e = self.table[i];
+        let kind = Self::kind_of(&e);
+        let rate = self.rate_of(&e);
+        let mut seq = e.seq;
+        if seq.write().is_err() {
+            return Err(Error::Full);
+        }
+        let mut ring = e.ring;
+        if !self.ram.append(
+            &mut ring,
+            &e.seq,
+            kind,
+            rate,
+            value,
+            time_ms,
+            self.latest_ms,
+        ) {
+            self.make_room(i)?;
+            let e = self.table[i];
+            seq = e.seq;
+            if seq.write().is_err() {
+                return Err(Error::Full);
+            }
+            ring = e.ring;
+            if !self.ram.append(
+                &mut ring,
+                &e.seq,
+                kind,
+                rate,
+                value,
+                time_ms,
+                self.latest_ms,
+            ) {
+                return Err(Error::Invariant);
+            }
+        }
+        let e = &mut self.table[i];
+        e.seq = seq;
+        e.ring = ring;
+        Ok(())
+    }
+
+    /// Legacy write: `utc_seconds` (0 = clock not synced) as the time.
+    pub fn write_secs(
+        &mut self,
+        h: SensorHandle,
+        value: u32,
+        utc_seconds: u32,
+    ) -> Result<(), Error> {
+        self.write(h, value, utc_seconds as u64 * 1000)
+    }
+
+    /// Frees one sector for sensor `i` per the overflow policy, or fails with `Full`.
+    fn make_room(&mut self, i: usize) -> Result<(), Error> {
+        let reject = |this: &mut Self| {
+            this.rejected = this.rejected.wrapping_add(1);
+            let e = &mut this.table[i];
+            e.lost = e.lost.saturating_add(1);
+            Err(Error::Full)
+        };
+        if self.policy == OverflowPolicy::RejectNew {
+            return reject(self);
+        }
+        let droppable =
+            |e: &Entry| RamStore::<P, SECTORS>::droppable(&e.seq, Self::kind_of(e)).is_some();
+        let victim = if droppable(&self.table[i]) {
+            Some(i)
+        } else {
+            let mut best: Option<(usize, u32)> = None;
+            for (j, e) in self.table.iter().enumerate() {
+                if !droppable(e) {
+                    continue;
+                }
+                let n = RamStore::<P, SECTORS>::sectors_of(&e.seq, Self::kind_of(e));
+                if best.is_none_or(|(_, m)| n > m) {
+                    best = Some((j, n));
+                }
+            }
+            best.map(|(j, _)| j)
+        };
+        let Some(v) = victim else {
+            return reject(self);
+        };
+        let e = self.table[v];
+        let (kind, rate) = (Self::kind_of(&e), self.rate_of(&e));
+        let (mut ring, mut seq) = (e.ring, e.seq);
+        match self.ram.drop_oldest_unsent(&mut ring, &mut seq, kind, rate) {
+            Some(n) => {
+                self.dropped = self.dropped.wrapping_add(n);
+                let e = &mut self.table[v];
+                e.ring = ring;
+                e.seq = seq;
+                e.lost = e.lost.saturating_add(n.min(u16::MAX as u32) as u16);
+                Ok(())
+            }
+            None => Err(Error::Invariant),
+        }
+    }
+
+    /// Reads the next unsent record and marks it pending.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`]; [`Error::NoData`] if nothing is unsent.
+    pub fn read(&mut self, h: SensorHandle) -> Result<Record, Error> {
+        let i = self.resolve(h)?;
+        let e = self.table[i];
+        if e.seq.available() == 0 {
+            return Err(Error::NoData);
+        }
+        let rec = self.get(&e, e.seq.read())?;
+        let mut seq = e.seq;
+        seq.read_next().map_err(|_| Error::NoData)?;
+        self.table[i].seq = seq;
+        Ok(rec)
+    }
+
+    fn get(&self, e: &Entry, seq: u32) -> Result<Record, Error> {
+        self.ram
+            .get(
+                e.ring,
+                &e.seq,
+                Self::kind_of(e),
+                self.rate_of(e),
+                seq,
+                self.latest_ms,
+            )
+            .ok_or(Error::Invariant)
+    }
+
+    /// The `offset`-th unsent record (0 = the one `read` would return), not marked.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`]; [`Error::NoData`] if `offset >= available`.
+    pub fn peek(&self, h: SensorHandle, offset: u32) -> Result<Record, Error> {
+        let i = self.resolve(h)?;
+        let e = &self.table[i];
+        if offset >= e.seq.available() {
+            return Err(Error::NoData);
+        }
+        self.get(e, e.seq.read().wrapping_add(offset))
+    }
+
+    /// The `offset`-th stored record counted from the oldest (pending ones first), not
+    /// marked.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`]; [`Error::NoData`] if `offset >= count`.
+    pub fn peek_stored(&self, h: SensorHandle, offset: u32) -> Result<Record, Error> {
+        let i = self.resolve(h)?;
+        let e = &self.table[i];
+        if offset >= e.seq.count() {
+            return Err(Error::NoData);
+        }
+        self.get(e, e.seq.erased().wrapping_add(offset))
+    }
+
+    /// Iterates over the unsent records of a sensor, oldest first, without marking them.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`].
+    pub fn iter(&self, h: SensorHandle) -> Result<Iter<'_, P, SENSORS, SECTORS, RATES, S>, Error> {
+        let i = self.resolve(h)?;
+        let e = self.table[i];
+        Ok(Iter {
+            spool: self,
+            entry: e,
+            next: e.seq.read(),
+            left: e.seq.available(),
+        })
+    }
+
+    /// Acknowledges exactly the `n` oldest pending records and frees every RAM sector
+    /// that no longer holds a record.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`]; [`Error::AckTooMany`] if `n > pending` (nothing changes).
+    pub fn ack(&mut self, h: SensorHandle, n: u32) -> Result<(), Error> {
+        let i = self.resolve(h)?;
+        let e = self.table[i];
+        let mut seq = e.seq;
+        seq.ack(n).map_err(|err| match err {
+            SeqError::TooMany => Error::AckTooMany,
+            _ => Error::Invariant,
+        })?;
+        self.commit_erase(i, e, seq);
+        Ok(())
+    }
+
+    fn commit_erase(&mut self, i: usize, e: Entry, seq: SeqState) {
+        let mut ring = e.ring;
+        self.ram
+            .release(&mut ring, &e.seq, &seq, Self::kind_of(&e), self.rate_of(&e));
+        let e = &mut self.table[i];
+        e.seq = seq;
+        e.ring = ring;
+    }
+
+    /// Acknowledges every pending record; returns how many.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`].
+    pub fn ack_all(&mut self, h: SensorHandle) -> Result<u32, Error> {
+        let i = self.resolve(h)?;
+        let e = self.table[i];
+        let mut seq = e.seq;
+        let n = seq.ack_all();
+        self.commit_erase(i, e, seq);
+        Ok(n)
+    }
+
+    /// Makes every pending record unsent again (NACK / timeout); nothing is lost and the
+    /// same records are read again, in the same order. Returns how many.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`].
+    pub fn revert(&mut self, h: SensorHandle) -> Result<u32, Error> {
+        let i = self.resolve(h)?;
+        Ok(self.table[i].seq.revert())
+    }
+
+    /// Drops every stored record of a sensor (legacy `reset_csd_entry`), pending or not,
+    /// and frees its sectors; returns how many. Not counted as lost.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`].
+    pub fn clear(&mut self, h: SensorHandle) -> Result<u32, Error> {
+        let i = self.resolve(h)?;
+        let e = self.table[i];
+        let n = e.seq.count();
+        let mut ring = e.ring;
+        self.ram.clear(&mut ring, &e.seq, Self::kind_of(&e));
+        let mut seq = e.seq;
+        seq.ack_all();
+        seq.drop_oldest(seq.count()).map_err(|_| Error::Invariant)?;
+        let e = &mut self.table[i];
+        e.seq = seq;
+        e.ring = ring;
+        Ok(n)
+    }
+
+    /// Statistics of one sensor.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`].
+    pub fn sensor_stats(&self, h: SensorHandle) -> Result<SensorStats, Error> {
+        let i = self.resolve(h)?;
+        Ok(self.stats_of(&self.table[i]))
+    }
+
+    fn stats_of(&self, e: &Entry) -> SensorStats {
+        let kind = Self::kind_of(e);
+        SensorStats {
+            key: e.key(),
+            kind,
+            sample_rate_ms: self.rate_of(e),
+            count: e.seq.count(),
+            pending: e.seq.pending(),
+            available: e.seq.available(),
+            next_seq: e.seq.written(),
+            lost: e.lost,
+            sectors: RamStore::<P, SECTORS>::sectors_of(&e.seq, kind),
+            no_samples: e.seq.legacy_no_samples(),
+            no_pending: e.seq.legacy_no_pending(),
+        }
+    }
+
+    /// Global statistics (O(number of sensors)).
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            sensors: self.table.len() as u32,
+            sectors_total: SECTORS as u32,
+            dropped: self.dropped,
+            rejected: self.rejected,
+            gaps_clamped: self.ram.gaps_clamped(),
+            latest_ms: self.latest_ms,
+            ..Stats::default()
+        };
+        for e in &self.table {
+            let kind = Self::kind_of(e);
+            s.records = s.records.wrapping_add(e.seq.count());
+            s.pending = s.pending.wrapping_add(e.seq.pending());
+            s.sectors_used += RamStore::<P, SECTORS>::sectors_of(&e.seq, kind);
+        }
+        s
+    }
+
+    /// Verifies every invariant and reports the first broken one: table sorted by key,
+    /// rate indices valid, `erased <= read <= written` per sensor, every chain exactly as
+    /// long as its sequence numbers say, made of allocated sectors owned by no other
+    /// chain. O(sensors + sectors); uses 512 bytes of stack. Never panics.
+    pub fn check(&self) -> Result<(), CheckError> {
+        let mut seen = [0u32; 128];
+        for (i, e) in self.table.iter().enumerate() {
+            if i > 0 && self.table[i - 1].key() >= e.key() {
+                return Err(CheckError::TableOrder { index: i as u16 });
+            }
+            if e.rate_idx as usize > self.rates.len() {
+                return Err(CheckError::RateIndex(e.key()));
+            }
+            if e.seq.check().is_err() {
+                return Err(CheckError::Sequence(e.key()));
+            }
+            self.ram
+                .check_chain(e.ring, &e.seq, Self::kind_of(e), &mut seen)
+                .map_err(|c| CheckError::Chain(e.key(), c))?;
+        }
+        if !self.ram.pool_ok() {
+            return Err(CheckError::Pool);
+        }
+        Ok(())
+    }
+}
+
+/// Iterator over a sensor's unsent records (see [`Spool::iter`]).
+pub struct Iter<'a, P, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S> {
+    spool: &'a Spool<P, SENSORS, SECTORS, RATES, S>,
+    entry: Entry,
+    next: u32,
+    left: u32,
+}
+
+impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S> Iterator
+    for Iter<'_, P, SENSORS, SECTORS, RATES, S>
+{
+    type Item = Record;
+    fn next(&mut self) -> Option<Record> {
+        if self.left == 0 {
+            return None;
+        }
+        let r = self.spool.get(&self.entry, self.next).ok()?;
+        self.next = self.next.wrapping_add(1);
+        self.left -= 1;
+        Some(r)
+    }
+}
