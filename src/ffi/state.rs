@@ -271,7 +271,7 @@ impl Registration {
         }
         let rel = ds - start;
         let size = usize::try_from(l.csd_size).ok()?;
-        let (i, off) = (rel / size, rel % size);
+        let (i, off) = (rel.checked_div(size)?, rel.checked_rem(size)?);
         if off != usize::try_from(l.csd_ds_offset).ok()? {
             return None;
         }
