@@ -581,8 +581,8 @@ fn cases() -> Vec<(&'static str, Call, SpoolStatus)> {
             |_| unsafe {
                 let top = usize::MAX - 64;
                 spool_register_sensors(
-                    top as *const _,
-                    (top - 0x100000) as *mut _,
+                    std::ptr::without_provenance(top),
+                    std::ptr::without_provenance_mut(top - 0x100000),
                     u16::MAX,
                     &layout(),
                     2,
