@@ -24,7 +24,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 6;
 
 fn run_for(key: SensorKey, first: u32, records: &[u8]) -> Run<'_> {
     Run {
@@ -46,7 +46,7 @@ fn main() {
     let batches: usize = std::env::var("SPOOL_BENCH_BATCHES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(150);
+        .unwrap_or(75);
     let base: PathBuf = std::env::var("SPOOL_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir());
