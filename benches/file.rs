@@ -90,7 +90,7 @@ fn main() {
             let runs: Vec<Run<'_>> = (0..sources)
                 .map(|src| run_for(SensorKey { source: src, id: 1 }, *seq, &records[..4 * n]))
                 .collect();
-            s.append(&runs, |_| {}).unwrap();
+            s.append(&runs[..], |_| {}).unwrap();
             *seq = seq.wrapping_add(n as u32);
         };
         if let Some(c) = cap {

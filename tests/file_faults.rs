@@ -75,7 +75,7 @@ fn sweep(kind: Kind, errno: i32) -> u32 {
         let mut failed_here = false;
         for _ in 0..batches {
             let b = m.batch(&mut rng, &keys, 4);
-            match s.append(&runs_of(&b), |_| panic!("no eviction")) {
+            match s.append(&runs_of(&b)[..], |_| panic!("no eviction")) {
                 Ok(()) => m.commit(&b),
                 Err(e) => {
                     failed_here = true;
@@ -96,7 +96,8 @@ fn sweep(kind: Kind, errno: i32) -> u32 {
                     // Consistent: nothing of the failed batch is visible.
                     check_exact(&mut s, &m);
                     // The caller kept the batch: the retry succeeds.
-                    s.append(&runs_of(&b), |_| panic!("no eviction")).unwrap();
+                    s.append(&runs_of(&b)[..], |_| panic!("no eviction"))
+                        .unwrap();
                     m.commit(&b);
                     check_exact(&mut s, &m);
                 }

@@ -13,7 +13,7 @@ fn fill(s: &mut FileStorage, m: &mut Model, rng: &mut Rng, batches: usize) {
     let keys = keys();
     for _ in 0..batches {
         let b = m.batch(rng, &keys, 40);
-        s.append(&runs_of(&b), |_| panic!("no eviction expected"))
+        s.append(&runs_of(&b)[..], |_| panic!("no eviction expected"))
             .unwrap();
         m.commit(&b);
     }
@@ -87,7 +87,7 @@ fn eviction_at_cap_oldest_first_counted() {
     let mut deleted_before = 0;
     for i in 0..600 {
         let b = m.batch(&mut rng, &keys, 4);
-        s.append(&runs_of(&b), |r| evicted.push(r)).unwrap();
+        s.append(&runs_of(&b)[..], |r| evicted.push(r)).unwrap();
         m.commit(&b);
         let fst = s.file_stats();
         assert!(fst.bytes <= cfg.disk_limit, "cap kept at batch {i}");
