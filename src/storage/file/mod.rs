@@ -480,8 +480,15 @@ fn parse_file_header(h: &[u8]) -> Option<(u64, u8)> {
     }
     let mut s = [0u8; 8];
     s.copy_from_slice(&h[4..12]);
-    Some((u64::from_le_bytes(s), h[12]))
+    let seq = u64::from_le_bytes(s);
+    // A number no store can have reached is damage (it would overflow `next_seq`).
+    (seq <= MAX_FILE_SEQ).then_some((seq, h[12]))
 }
+
+/// Largest file sequence number accepted at mount (in a name or a header). Numbers
+/// grow by one per file started, so anything above this is damage; rejecting it keeps
+/// `next_seq` (one past the largest number seen) from overflowing.
+const MAX_FILE_SEQ: u64 = u64::MAX >> 1;
 
 /// Checks the frame at `off` of `buf`: header, CRC and body structure.
 fn check_frame(buf: &[u8], off: usize) -> Option<FrameRef> {
@@ -977,6 +984,7 @@ impl<F: FileSystem> FileStorage<F> {
                     .strip_suffix(EXT)
                     .filter(|s| s.len() == 16)
                     .and_then(|s| u64::from_str_radix(s, 16).ok())
+                    .filter(|&s| s <= MAX_FILE_SEQ)
                 else {
                     continue;
                 };
