@@ -237,6 +237,10 @@ impl Entry {
 
 /// Size in bytes of one sensor-table entry (all per-sensor metadata).
 pub const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
+const _: () = assert!(
+    ENTRY_SIZE == 24,
+    "per-sensor metadata must stay at 24 bytes"
+);
 
 /// The spool: `SENSORS` sensor slots, a RAM store over `SECTORS` sectors of pool `P`,
 /// up to `RATES` distinct TSD sample rates, storage back end `S`.
@@ -308,6 +312,7 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
         self.table.binary_search_by(|e| e.key().cmp(&key))
     }
 
+    #[inline]
     fn resolve(&self, h: SensorHandle) -> Result<usize, Error> {
         match self.table.get(h.index as usize) {
             Some(e) if e.id == h.key.id && e.source == h.key.source => Ok(h.index as usize),
@@ -316,10 +321,7 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     }
 
     fn rate_of(&self, e: &Entry) -> u32 {
-        match e.rate_idx {
-            0 => 0,
-            i => self.rates.get(i as usize - 1).copied().unwrap_or(0),
-        }
+        rate_in(&self.rates, e.rate_idx)
     }
 
     fn kind_of(e: &Entry) -> Kind {
@@ -407,16 +409,30 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
         if time_ms > self.latest_ms {
             self.latest_ms = time_ms;
         }
-        let e = self.table[i];
-        let kind = Self::kind_of(&e);
-        let rate = self.rate_of(&e);
+        if self.try_append(i, value, time_ms)? {
+            return Ok(());
+        }
+        self.make_room(i)?;
+        if self.try_append(i, value, time_ms)? {
+            Ok(())
+        } else {
+            Err(Error::Invariant)
+        }
+    }
+
+    /// Appends to sensor `i`; `Ok(false)` (nothing changed) if a sector was needed and
+    /// the tier is exhausted.
+    #[inline]
+    fn try_append(&mut self, i: usize, value: u32, time_ms: u64) -> Result<bool, Error> {
+        let e = &mut self.table[i];
+        let kind = Self::kind_of(e);
+        let rate = rate_in(&self.rates, e.rate_idx);
         let mut seq = e.seq;
         if seq.write().is_err() {
             return Err(Error::Full);
         }
-        let mut ring = e.ring;
         if !self.ram.append(
-            &mut ring,
+            &mut e.ring,
             &e.seq,
             kind,
             rate,
@@ -424,29 +440,10 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
             time_ms,
             self.latest_ms,
         ) {
-            self.make_room(i)?;
-            let e = self.table[i];
-            seq = e.seq;
-            if seq.write().is_err() {
-                return Err(Error::Full);
-            }
-            ring = e.ring;
-            if !self.ram.append(
-                &mut ring,
-                &e.seq,
-                kind,
-                rate,
-                value,
-                time_ms,
-                self.latest_ms,
-            ) {
-                return Err(Error::Invariant);
-            }
+            return Ok(false);
         }
-        let e = &mut self.table[i];
         e.seq = seq;
-        e.ring = ring;
-        Ok(())
+        Ok(true)
     }
 
     /// Legacy write: `utc_seconds` (0 = clock not synced) as the time.
@@ -512,17 +509,17 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`]; [`Error::NoData`] if nothing is unsent.
     pub fn read(&mut self, h: SensorHandle) -> Result<Record, Error> {
         let i = self.resolve(h)?;
-        let e = self.table[i];
+        let e = &self.table[i];
         if e.seq.available() == 0 {
             return Err(Error::NoData);
         }
-        let rec = self.get(&e, e.seq.read())?;
-        let mut seq = e.seq;
-        seq.read_next().map_err(|_| Error::NoData)?;
-        self.table[i].seq = seq;
+        let rec = self.get(e, e.seq.read())?;
+        let e = &mut self.table[i];
+        e.seq.read_next().map_err(|_| Error::NoData)?;
         Ok(rec)
     }
 
+    #[inline(always)]
     fn get(&self, e: &Entry, seq: u32) -> Result<Record, Error> {
         self.ram
             .get(
@@ -585,23 +582,22 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`]; [`Error::AckTooMany`] if `n > pending` (nothing changes).
     pub fn ack(&mut self, h: SensorHandle, n: u32) -> Result<(), Error> {
         let i = self.resolve(h)?;
-        let e = self.table[i];
-        let mut seq = e.seq;
+        let mut seq = self.table[i].seq;
         seq.ack(n).map_err(|err| match err {
             SeqError::TooMany => Error::AckTooMany,
             _ => Error::Invariant,
         })?;
-        self.commit_erase(i, e, seq);
+        self.commit_erase(i, seq);
         Ok(())
     }
 
-    fn commit_erase(&mut self, i: usize, e: Entry, seq: SeqState) {
-        let mut ring = e.ring;
-        self.ram
-            .release(&mut ring, &e.seq, &seq, Self::kind_of(&e), self.rate_of(&e));
+    #[inline]
+    fn commit_erase(&mut self, i: usize, seq: SeqState) {
         let e = &mut self.table[i];
+        let kind = Self::kind_of(e);
+        let rate = rate_in(&self.rates, e.rate_idx);
+        self.ram.release(&mut e.ring, &e.seq, &seq, kind, rate);
         e.seq = seq;
-        e.ring = ring;
     }
 
     /// Acknowledges every pending record; returns how many.
@@ -610,10 +606,9 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`].
     pub fn ack_all(&mut self, h: SensorHandle) -> Result<u32, Error> {
         let i = self.resolve(h)?;
-        let e = self.table[i];
-        let mut seq = e.seq;
+        let mut seq = self.table[i].seq;
         let n = seq.ack_all();
-        self.commit_erase(i, e, seq);
+        self.commit_erase(i, seq);
         Ok(n)
     }
 
@@ -717,6 +712,14 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
             return Err(CheckError::Pool);
         }
         Ok(())
+    }
+}
+
+#[inline]
+fn rate_in(rates: &[u32], idx: u8) -> u32 {
+    match idx {
+        0 => 0,
+        i => rates.get(i as usize - 1).copied().unwrap_or(0),
     }
 }
 
