@@ -4,7 +4,9 @@
 //! files would sort as the oldest). Minimized input: an empty file
 //! `can_controller/ffffffffffffffff.tmp` (a `.tmp` leftover is renamed into place as
 //! `ffffffffffffffff.spl`). Such numbers cannot be reached (one per file started), so
-//! mount now treats them as damage: the name is not a data file, the header is bad.
+//! mount now treats numbers above `u64::MAX - 0xFFFF` as damage (the name is not a data
+//! file, the header is bad), and starting a file when the numbers are exhausted fails
+//! with an error instead of overflowing.
 
 use sensor_spool::storage::file::FileConfig;
 use sensor_spool::storage::{

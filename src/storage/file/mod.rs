@@ -504,8 +504,8 @@ fn parse_file_header(h: &[u8]) -> Option<(u64, u8)> {
 
 /// Largest file sequence number accepted at mount (in a name or a header). Numbers
 /// grow by one per file started, so anything above this is damage; rejecting it keeps
-/// `next_seq` (one past the largest number seen) from overflowing.
-const MAX_FILE_SEQ: u64 = u64::MAX >> 1;
+/// `next_seq` (one past the largest number seen) from overflowing at mount.
+const MAX_FILE_SEQ: u64 = u64::MAX - 0xFFFF;
 
 /// Checks the frame at `off` of `buf`: header, CRC and body structure.
 fn check_frame(buf: &[u8], off: usize) -> Option<FrameRef> {
@@ -1278,6 +1278,15 @@ impl<F: FileSystem> FileStorage<F> {
     /// Starts a new file for `source` with the frame in `self.enc`: the first
     /// write into a spare (header and frame in one `pwrite`, then `fdatasync`).
     fn create_file(&mut self, source: u8, sync: bool) -> Result<Undo, FileError> {
+        // File numbers near the end of the range (only after adopting a huge number
+        // from a damaged name or header): refuse instead of overflowing `next_seq`.
+        if self.next_seq > u64::MAX - 2 * SPARES as u64 {
+            return Err(self.fail(FileError::Io {
+                op: FileOp::Open,
+                kind: io::ErrorKind::Other,
+                errno: None,
+            }));
+        }
         self.check_space()?;
         let dir = self.ensure_dir(source)?;
         if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
