@@ -154,7 +154,8 @@ fn run_body(key: SensorKey, evt: bool, first_seq: u32, count: u16) -> Vec<u8> {
     h.extend_from_slice(&key.id.to_le_bytes());
     h.extend_from_slice(&first_seq.to_le_bytes());
     if !evt {
-        h.extend_from_slice(&[0; 8]);
+        // Base time (u64) and interval (u32).
+        h.extend_from_slice(&[0; 12]);
     }
     for i in 0..u32::from(count) {
         h.extend(record_bytes(key, kind, first_seq.wrapping_add(i)));
@@ -224,7 +225,7 @@ impl Oracle {
         let mut p = 0;
         while p < body.len() {
             let (size, hl) = match body[p] {
-                1 => (4, 20),
+                1 => (4, 24),
                 2 => (8, 12),
                 _ => return,
             };
@@ -278,7 +279,7 @@ fn file_frame_ok(buf: &[u8], off: usize) -> Option<usize> {
     let mut runs = 0;
     while p < body.len() {
         let (size, hl) = match body[p] {
-            1 => (4, 20),
+            1 => (4, 24),
             2 => (8, 12),
             _ => return None,
         };
@@ -305,7 +306,7 @@ fn header_ok(buf: &[u8]) -> bool {
 /// `<16 hex digits>.spl` with a number a store can reach (mount leaves other names alone).
 fn is_data_name(n: &str) -> bool {
     n.strip_suffix(".spl").is_some_and(|s| {
-        s.len() == 16 && u64::from_str_radix(s, 16).is_ok_and(|v| v <= u64::MAX >> 1)
+        s.len() == 16 && u64::from_str_radix(s, 16).is_ok_and(|v| v <= u64::MAX - 0xFFFF)
     })
 }
 
@@ -384,7 +385,7 @@ fn build(root: &Path, input: &Input) {
                     let recs: Vec<u8> = (0..u32::from(count))
                         .flat_map(|i| record_bytes(k, kind, r.first_seq.wrapping_add(i)))
                         .collect();
-                    bytes += recs.len() + if r.evt { 12 } else { 20 };
+                    bytes += recs.len() + if r.evt { 12 } else { 24 };
                     owned.push((
                         RunInfo {
                             key: k,

@@ -164,7 +164,7 @@ fn sector_header(seq: u64) -> [u8; 16] {
 /// `w`-aligned offset of any sector.
 #[derive(Default)]
 struct Oracle {
-    runs: HashSet<(SensorKey, u8, u32, u16, u32, u32)>,
+    runs: HashSet<(SensorKey, u8, u32, u16, u64, u32)>,
     records: HashSet<(SensorKey, u32, Vec<u8>)>,
     seqs: HashMap<SensorKey, Vec<u32>>,
     marks: HashSet<(SensorKey, u32)>,
@@ -219,7 +219,7 @@ fn parse_runs(body: &[u8], o: &mut Oracle) {
     let mut p = 0;
     while p < body.len() {
         let (kind, size, hl) = match body[p] {
-            1 => (RecordKind::Tsd, 4, 20),
+            1 => (RecordKind::Tsd, 4, 24),
             2 => (RecordKind::Evt, 8, 12),
             _ => return,
         };
@@ -239,8 +239,8 @@ fn parse_runs(body: &[u8], o: &mut Oracle) {
         let first = u32::from_le_bytes(b[8..12].try_into().unwrap());
         let (bt, iv) = if kind == RecordKind::Tsd {
             (
-                u32::from_le_bytes(b[12..16].try_into().unwrap()),
-                u32::from_le_bytes(b[16..20].try_into().unwrap()),
+                u64::from_le_bytes(b[12..20].try_into().unwrap()),
+                u32::from_le_bytes(b[20..24].try_into().unwrap()),
             )
         } else {
             (0, 0)
@@ -310,7 +310,7 @@ fn build<const W: usize, const E: usize>(input: &Input, sectors: usize) -> Vec<u
                             RunMeta::default()
                         } else {
                             RunMeta {
-                                base_time: r.base_time,
+                                base_time: u64::from(r.base_time),
                                 interval: u32::from(r.interval),
                             }
                         },
@@ -318,7 +318,7 @@ fn build<const W: usize, const E: usize>(input: &Input, sectors: usize) -> Vec<u
                     let recs: Vec<u8> = (0..u32::from(count))
                         .flat_map(|i| record_bytes(k, kind, r.first_seq.wrapping_add(i)))
                         .collect();
-                    bytes += recs.len() + if r.evt { 12 } else { 20 };
+                    bytes += recs.len() + if r.evt { 12 } else { 24 };
                     owned.push((info, recs));
                 }
                 if owned.is_empty() || bytes > max {
