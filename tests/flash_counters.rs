@@ -216,3 +216,28 @@ fn ram_footprint() {
 const PROGRAMS_B64: u64 = 2000;
 const BYTES_B64: u64 = 540_864;
 const ERASES_B64: u64 = 133;
+
+#[test]
+fn evict_oldest_reports_runs_and_reads_skip_them() {
+    // 1008 B per sector: 3 frames of 276 B, then 20 records of the 4th batch.
+    let mut st = run::<4, 1024>(4, 10, 32);
+    let mut ev = Vec::new();
+    assert!(
+        st.evict_oldest(|r| ev.push((r.first_seq, r.count)))
+            .unwrap()
+    );
+    assert_eq!(ev, vec![(0, 32), (32, 32), (64, 32), (96, 20)]);
+    let mut out = [0u8; 8];
+    let r = st.read(KEY, 0, &mut out).unwrap().unwrap();
+    assert_eq!(
+        (r.first, r.count),
+        (116, 1),
+        "reads resume after the evicted records"
+    );
+    // The newest sector is never evicted.
+    let mut last = 0;
+    while st.evict_oldest(|r| last = r.end_seq()).unwrap() {}
+    let r = st.read(KEY, 0, &mut out).unwrap().unwrap();
+    assert_eq!(r.first, last);
+    assert!(st.read(KEY, 319, &mut out).unwrap().is_some());
+}
