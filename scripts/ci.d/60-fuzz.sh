@@ -13,7 +13,7 @@ FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-10}"
 stage_fuzz() {
     need_rust_component rust-src --toolchain nightly
     need_cargo_tool cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION"
-    cd "$SPOOL_ROOT/fuzz"
+    cd "$SPOOL_ROOT/fuzz" || return 1
     local targets t passed=0 failed=0 work log
     mapfile -t targets < <(cargo +nightly fuzz list)
     [ ${#targets[@]} -gt 0 ] || die "no fuzz targets found"
