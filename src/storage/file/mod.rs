@@ -888,7 +888,11 @@ impl<F: FileSystem> FileStorage<F> {
         for fr in frames.iter() {
             if fr.tag == TAG_ACK {
                 let b = &img[fr.off as usize + FRAME_HDR..];
-                if let Some((key, upto)) = frame::parse_ack_body(b) {
+                // Marks are only ever written into a file of the sensor's own source;
+                // one in another source's file is foreign and must not win by number.
+                if let Some((key, upto)) = frame::parse_ack_body(b)
+                    && key.source == source
+                {
                     let newer = self.marks.get(&key).is_none_or(|&(_, f)| f <= seq);
                     if newer {
                         self.marks.insert(key, (upto, seq));
@@ -1637,7 +1641,9 @@ impl<F: FileSystem> FileStorage<F> {
                 let fr = self.cache_frames[fi];
                 if fr.tag == TAG_ACK {
                     let b = &self.cache[fr.off as usize + FRAME_HDR..];
-                    if let Some((key, upto)) = frame::parse_ack_body(b) {
+                    if let Some((key, upto)) = frame::parse_ack_body(b)
+                        && Some(key.source) == self.files.get(&fseq).map(|m| m.source)
+                    {
                         f(LogEntry::Ack { key, upto });
                     }
                     continue;
