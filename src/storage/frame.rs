@@ -68,9 +68,10 @@ pub(crate) fn parse_sector_header(h: &[u8]) -> Option<u64> {
     if CRC32.checksum(&h[..12]) != c {
         return None;
     }
-    Some(u64::from_le_bytes([
-        h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11],
-    ]))
+    let seq = u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]);
+    // One per sector opened: a number this large is damage, and accepting it would
+    // make the next sector's number wrap below it (the newest sector would look oldest).
+    (seq <= u64::MAX >> 1).then_some(seq)
 }
 
 /// Encodes a frame header.

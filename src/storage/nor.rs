@@ -976,6 +976,11 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
         let mut pos = self.start_pos();
         while let Some(loc) = self.next_frame(&mut pos)? {
             if loc.tag == TAG_ACK {
+                // A frame too short for a mark would have its "mark" read from its CRC.
+                if (loc.len as usize) < FRAME_HDR + ACK_BODY + CRC_LEN {
+                    self.stats.bad_frames += 1;
+                    continue;
+                }
                 let mut b = [0u8; ACK_BODY];
                 self.frame_bytes(&loc, FRAME_HDR as u32, &mut b)?;
                 match frame::parse_ack_body(&b) {

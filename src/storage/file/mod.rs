@@ -497,8 +497,15 @@ fn parse_file_header(h: &[u8]) -> Option<(u64, u8)> {
     }
     let mut s = [0u8; 8];
     s.copy_from_slice(&h[4..12]);
-    Some((u64::from_le_bytes(s), h[12]))
+    let seq = u64::from_le_bytes(s);
+    // A number no store can have reached is damage (it would overflow `next_seq`).
+    (seq <= MAX_FILE_SEQ).then_some((seq, h[12]))
 }
+
+/// Largest file sequence number accepted at mount (in a name or a header). Numbers
+/// grow by one per file started, so anything above this is damage; rejecting it keeps
+/// `next_seq` (one past the largest number seen) from overflowing at mount.
+const MAX_FILE_SEQ: u64 = u64::MAX - 0xFFFF;
 
 /// Checks the frame at `off` of `buf`: header, CRC and body structure.
 fn check_frame(buf: &[u8], off: usize) -> Option<FrameRef> {
@@ -881,7 +888,11 @@ impl<F: FileSystem> FileStorage<F> {
         for fr in frames.iter() {
             if fr.tag == TAG_ACK {
                 let b = &img[fr.off as usize + FRAME_HDR..];
-                if let Some((key, upto)) = frame::parse_ack_body(b) {
+                // Marks are only ever written into a file of the sensor's own source;
+                // one in another source's file is foreign and must not win by number.
+                if let Some((key, upto)) = frame::parse_ack_body(b)
+                    && key.source == source
+                {
                     let newer = self.marks.get(&key).is_none_or(|&(_, f)| f <= seq);
                     if newer {
                         self.marks.insert(key, (upto, seq));
@@ -994,6 +1005,7 @@ impl<F: FileSystem> FileStorage<F> {
                     .strip_suffix(EXT)
                     .filter(|s| s.len() == 16)
                     .and_then(|s| u64::from_str_radix(s, 16).ok())
+                    .filter(|&s| s <= MAX_FILE_SEQ)
                 else {
                     continue;
                 };
@@ -1270,6 +1282,15 @@ impl<F: FileSystem> FileStorage<F> {
     /// Starts a new file for `source` with the frame in `self.enc`: the first
     /// write into a spare (header and frame in one `pwrite`, then `fdatasync`).
     fn create_file(&mut self, source: u8, sync: bool) -> Result<Undo, FileError> {
+        // File numbers near the end of the range (only after adopting a huge number
+        // from a damaged name or header): refuse instead of overflowing `next_seq`.
+        if self.next_seq > u64::MAX - 2 * SPARES as u64 {
+            return Err(self.fail(FileError::Io {
+                op: FileOp::Open,
+                kind: io::ErrorKind::Other,
+                errno: None,
+            }));
+        }
         self.check_space()?;
         let dir = self.ensure_dir(source)?;
         if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
@@ -1620,7 +1641,9 @@ impl<F: FileSystem> FileStorage<F> {
                 let fr = self.cache_frames[fi];
                 if fr.tag == TAG_ACK {
                     let b = &self.cache[fr.off as usize + FRAME_HDR..];
-                    if let Some((key, upto)) = frame::parse_ack_body(b) {
+                    if let Some((key, upto)) = frame::parse_ack_body(b)
+                        && Some(key.source) == self.files.get(&fseq).map(|m| m.source)
+                    {
                         f(LogEntry::Ack { key, upto });
                     }
                     continue;

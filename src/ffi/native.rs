@@ -1,0 +1,293 @@
+//! The native C API for new code: init / registration / handles, and
+//! write / read / ack / revert with status codes and out-parameters written only on success.
+
+use super::state::{Gps, call, call_uncounted, peek};
+use super::store::{Key, Kind};
+use super::types::{
+    ControlSensorBlock, ControlSensorData, SPOOL_ABI_VERSION, SpoolConfig, SpoolGpsConfig,
+    SpoolLayout, SpoolRecord, SpoolSensor, SpoolSensorStats, SpoolStats, SpoolStatus, status_of,
+};
+use core::ptr::NonNull;
+
+/// Fills `*out` with the default configuration (`abi_version = SPOOL_ABI_VERSION`, no
+/// flags, no clock). Works before `spool_init`; does not touch the store (the call is counted).
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing one `spool_config_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_config_default(out: *mut SpoolConfig) -> SpoolStatus {
+    status_of(call(|_| {
+        if out.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        let cfg = SpoolConfig {
+            abi_version: SPOOL_ABI_VERSION,
+            flags: 0,
+            utc_now: None,
+        };
+        // SAFETY: `out` is non-NULL and valid for writes per the contract.
+        unsafe { out.write_unaligned(cfg) };
+        Ok(())
+    }))
+}
+
+/// Initialises the global store. Call once before anything else (a second call returns
+/// `SPOOL_ERR_ALREADY_INITIALIZED` and changes nothing). `SPOOL_ERR_INVALID_ARGUMENT` for a
+/// wrong `abi_version` or unknown flags.
+///
+/// # Safety
+///
+/// `config` must be NULL or point at a valid `spool_config_t`; `config->utc_now`, if not
+/// NULL, must stay callable from every thread that calls the library.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_init(config: *const SpoolConfig) -> SpoolStatus {
+    status_of(call(|st| {
+        if config.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        // SAFETY: non-NULL and valid per the contract; read by value (unaligned-safe copy).
+        let cfg = unsafe { config.read_unaligned() };
+        st.init(&cfg)
+    }))
+}
+
+/// Returns the library to its state before `spool_init`: discards every record, every
+/// registration, the GPS configuration and all counters (this call is not counted). The C
+/// block pool is separate and keeps its blocks. Meant for tests and for a firmware
+/// that restarts the data subsystem; afterwards `spool_init` may be called again.
+/// Always `SPOOL_OK` (also before init), except `SPOOL_ERR_BUSY` from inside a callback.
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_deinit() -> SpoolStatus {
+    status_of(call_uncounted(|st| {
+        st.reset();
+        Ok(())
+    }))
+}
+
+/// Registers a firmware array pair: `count` elements of `csb` (read: `id`, `sample_rate`) and
+/// `csd` (written: `no_samples`, `no_pending`, optional `last_value` / `last_sample_time`),
+/// described by `layout`, all under upload `source` (sensor key = (source, `csb[i].id`)).
+/// The arrays must not overlap each other or another registration. Mirrors are written at
+/// once (0 / 0 for sensors the store does not hold).
+///
+/// Errors: `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`, `SPOOL_ERR_INVALID_ARGUMENT`
+/// (`count == 0`), `SPOOL_ERR_BAD_LAYOUT`, `SPOOL_ERR_OVERLAP`, `SPOOL_ERR_REGISTRY_FULL`.
+///
+/// # Safety
+///
+/// `csb` must be valid for reads and `csd` for reads and writes of `count` elements of the
+/// sizes in `layout`, and both must stay alive and in place until `spool_deinit`.
+/// `layout` must be NULL or point at a valid `spool_layout_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_register_sensors(
+    csb: *const ControlSensorBlock,
+    csd: *mut ControlSensorData,
+    count: u16,
+    layout: *const SpoolLayout,
+    source: u8,
+) -> SpoolStatus {
+    status_of(call(|st| {
+        let (Some(csb), Some(csd)) = (
+            NonNull::new(csb.cast_mut().cast::<u8>()),
+            NonNull::new(csd.cast::<u8>()),
+        ) else {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        };
+        if layout.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        // SAFETY: non-NULL and valid per the contract; copied by value.
+        let layout = unsafe { layout.read_unaligned() };
+        st.register(csb, csd, count, &layout, source)
+    }))
+}
+
+/// Sets (or, with `get_position == NULL`, disables) GPS co-logging for legacy
+/// `write_tsd_evt(..., add_gps_location = true)`. Latitude and longitude ids are required
+/// when a callback is given.
+///
+/// # Safety
+///
+/// `config` must be NULL or point at a valid `spool_gps_config_t`; its callback must stay
+/// callable, with its `ctx`, from every thread that calls the library.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_set_gps(config: *const SpoolGpsConfig) -> SpoolStatus {
+    status_of(call(|st| {
+        if config.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        st.ready()?;
+        // SAFETY: non-NULL and valid per the contract; copied by value.
+        let cfg = unsafe { config.read_unaligned() };
+        if cfg.get_position.is_none() {
+            st.gps = None;
+            return Ok(());
+        }
+        if cfg.latitude_id == super::types::SPOOL_ID_NONE
+            || cfg.longitude_id == super::types::SPOOL_ID_NONE
+        {
+            return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
+        }
+        st.gps = Some(Gps(cfg));
+        Ok(())
+    }))
+}
+
+/// Opens (registers if new) the sensor (`source`, `id`): TSD when `sample_rate_ms != 0`,
+/// EVT otherwise, and stores its handle in `*out`. Legacy entries with the same source and
+/// `csb[i].id` share the sensor. `SPOOL_ERR_CONFLICT` if it exists with the other kind.
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing one `spool_sensor_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_sensor_open(
+    source: u8,
+    id: u32,
+    sample_rate_ms: u32,
+    out: *mut SpoolSensor,
+) -> SpoolStatus {
+    status_of(call(|st| {
+        if out.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        st.ready()?;
+        let kind = if sample_rate_ms == 0 {
+            Kind::Evt
+        } else {
+            Kind::Tsd
+        };
+        let h = st.store.open(Key { source, id }, kind, sample_rate_ms)?;
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write_unaligned(h) };
+        Ok(())
+    }))
+}
+
+/// Appends one record (`time_ms`: UTC ms for EVT; for TSD the sample time, used as the
+/// series' base time when the store needs one).
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_write(sensor: SpoolSensor, value: u32, time_ms: u64) -> SpoolStatus {
+    status_of(call(|st| {
+        st.ready()?;
+        let r = st.store.write(sensor, value, time_ms);
+        st.mirror_handle(sensor);
+        r
+    }))
+}
+
+/// Reads the next unsent record into `*out` and makes it pending. `SPOOL_ERR_NO_DATA` when
+/// every stored record is already pending (or none is stored); `*out` is untouched then.
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing one `spool_record_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_read(sensor: SpoolSensor, out: *mut SpoolRecord) -> SpoolStatus {
+    status_of(call(|st| {
+        if out.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        st.ready()?;
+        let rec = st.store.read(sensor)?;
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write_unaligned(rec) };
+        st.mirror_handle(sensor);
+        Ok(())
+    }))
+}
+
+/// Acknowledges (erases) exactly the `count` oldest pending records, or nothing
+/// (`SPOOL_ERR_ACK_TOO_MANY`).
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_ack(sensor: SpoolSensor, count: u32) -> SpoolStatus {
+    status_of(call(|st| {
+        st.ready()?;
+        let r = st.store.ack(sensor, count);
+        st.mirror_handle(sensor);
+        r
+    }))
+}
+
+/// Makes every pending record of the sensor unsent again (lossless rollback).
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_revert(sensor: SpoolSensor) -> SpoolStatus {
+    status_of(call(|st| {
+        st.ready()?;
+        let r = st.store.revert(sensor);
+        st.mirror_handle(sensor);
+        r
+    }))
+}
+
+/// Copies the sensor's counters into `*out`.
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing one `spool_sensor_stats_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_sensor_stats(
+    sensor: SpoolSensor,
+    out: *mut SpoolSensorStats,
+) -> SpoolStatus {
+    status_of(call(|st| {
+        if out.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        st.ready()?;
+        let s = st.store.sensor_stats(sensor)?;
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write_unaligned(s) };
+        Ok(())
+    }))
+}
+
+/// Copies the store and boundary counters into `*out`. This call itself is not counted
+/// in `out->ffi.calls` (so two snapshots around a rejected call differ by exactly that call).
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing one `spool_stats_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_stats(out: *mut SpoolStats) -> SpoolStatus {
+    if out.is_null() {
+        let _ = call(|_| Err::<(), _>(SpoolStatus::SPOOL_ERR_NULL));
+        return SpoolStatus::SPOOL_ERR_NULL;
+    }
+    let r = peek(|st| {
+        st.ready()?;
+        Ok(SpoolStats {
+            store: st.store.stats(),
+            ffi: st.ffi,
+        })
+    });
+    match r {
+        Ok(Ok(s)) => {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { out.write_unaligned(s) };
+            SpoolStatus::SPOOL_OK
+        }
+        Ok(Err(e)) | Err(e) => {
+            let _ = call(|_| Err::<(), _>(e));
+            e
+        }
+    }
+}
+
+/// Runs the store's invariant check (`erased <= read <= written` per sensor, counters
+/// balancing, pool bitmaps). `SPOOL_ERR_CORRUPTED` if anything is wrong.
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_check() -> SpoolStatus {
+    status_of(call(|st| {
+        st.ready()?;
+        st.store.check()
+    }))
+}
+
+/// Status of the most recent counted call from any thread (lets firmware inspect why a
+/// `void` legacy call was a no-op). Works before init; not itself counted.
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_last_status() -> SpoolStatus {
+    peek(|st| st.last_status).unwrap_or(SpoolStatus::SPOOL_ERR_BUSY)
+}

@@ -1,0 +1,692 @@
+//! The one global store of the C API, the registration table of firmware arrays, and
+//! field access into those arrays through their registered layouts.
+
+use super::store::{Handle, Key, Kind, Store};
+use super::types::{
+    FfiResult, SPOOL_CFG_EVT_READ_TWO_WORDS, SPOOL_FIELD_ABSENT, SpoolConfig, SpoolFfiStats,
+    SpoolGpsConfig, SpoolLayout, SpoolStatus,
+};
+use core::cell::RefCell;
+use core::ptr::NonNull;
+use critical_section::Mutex;
+
+/// Maximum number of registered (csb, csd) array pairs (host, mgc, CAN controller,
+/// controls / sensors / variables, ...).
+pub(crate) const MAX_REGISTRATIONS: usize = 16;
+
+/// Flags `spool_init` accepts.
+const KNOWN_FLAGS: u32 = SPOOL_CFG_EVT_READ_TWO_WORDS;
+
+/// A validated layout (every offset checked against its struct size).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    raw: SpoolLayout,
+}
+
+/// Returns `Some(offset)` when `offset .. offset + width` lies inside `size`.
+fn field(offset: u32, width: u32, size: u32) -> Option<u32> {
+    match offset.checked_add(width) {
+        Some(end) if end <= size => Some(offset),
+        _ => None,
+    }
+}
+
+fn overlaps(a: (u32, u32), b: (u32, u32)) -> bool {
+    // Half-open ranges (start, len); both checked to fit in u32 before.
+    let (a0, a1) = (a.0 as u64, a.0 as u64 + a.1 as u64);
+    let (b0, b1) = (b.0 as u64, b.0 as u64 + b.1 as u64);
+    a0 < b1 && b0 < a1
+}
+
+impl Layout {
+    /// Validates a layout descriptor.
+    pub(crate) fn new(raw: &SpoolLayout) -> FfiResult<Layout> {
+        let bad = SpoolStatus::SPOOL_ERR_BAD_LAYOUT;
+        if raw.csb_size == 0 || raw.csd_size == 0 {
+            return Err(bad);
+        }
+        field(raw.csb_id_offset, 4, raw.csb_size).ok_or(bad)?;
+        field(raw.csb_sample_rate_offset, 4, raw.csb_size).ok_or(bad)?;
+        // The csd fields the library writes, as (offset, width); must not overlap.
+        let mut written: heapless::Vec<(u32, u32), 5> = heapless::Vec::new();
+        let mut add = |off: u32, width: u32| -> FfiResult<()> {
+            field(off, width, raw.csd_size).ok_or(bad)?;
+            if written.iter().any(|&w| overlaps(w, (off, width))) {
+                return Err(bad);
+            }
+            written.push((off, width)).map_err(|_| bad)
+        };
+        add(raw.csd_no_samples_offset, 2)?;
+        add(raw.csd_no_pending_offset, 2)?;
+        if raw.csd_last_sample_time_offset != SPOOL_FIELD_ABSENT {
+            if raw.csd_last_sample_time_size != 4 && raw.csd_last_sample_time_size != 8 {
+                return Err(bad);
+            }
+            add(
+                raw.csd_last_sample_time_offset,
+                raw.csd_last_sample_time_size,
+            )?;
+        }
+        if raw.csd_last_value_offset != SPOOL_FIELD_ABSENT {
+            add(raw.csd_last_value_offset, 4)?;
+        }
+        if raw.csd_ds_offset != SPOOL_FIELD_ABSENT {
+            if raw.csd_ds_size == 0 {
+                return Err(bad);
+            }
+            add(raw.csd_ds_offset, raw.csd_ds_size)?;
+        }
+        Ok(Layout { raw: *raw })
+    }
+}
+
+/// One registered (csb, csd) array pair.
+pub(crate) struct Registration {
+    csb: NonNull<u8>,
+    csd: NonNull<u8>,
+    count: u16,
+    layout: Layout,
+    source: u8,
+}
+
+// SAFETY: the pointers are only dereferenced while the global critical section is held
+// (so by one thread at a time), and `spool_register_sensors` requires the firmware to keep
+// the arrays alive and in place until `spool_deinit`; the firmware's own accesses to the
+// fields the library writes are documented as the legacy (unlocked) reads of MM1.
+unsafe impl Send for Registration {}
+
+/// Byte ranges `[start, end)` of an array of `count` elements of `size` bytes at `addr`.
+fn array_range(addr: usize, size: u32, count: u16) -> Option<(usize, usize)> {
+    let len = usize::try_from(size)
+        .ok()?
+        .checked_mul(usize::from(count))?;
+    let end = addr.checked_add(len)?;
+    // `isize::MAX` is the largest object Rust pointer arithmetic may span.
+    if len > isize::MAX as usize {
+        return None;
+    }
+    Some((addr, end))
+}
+
+fn ranges_overlap(a: (usize, usize), b: (usize, usize)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+impl Registration {
+    fn csb_range(&self) -> (usize, usize) {
+        // Validated at registration; cannot fail.
+        array_range(
+            self.csb.as_ptr() as usize,
+            self.layout.raw.csb_size,
+            self.count,
+        )
+        .unwrap_or((0, 0))
+    }
+
+    fn csd_range(&self) -> (usize, usize) {
+        array_range(
+            self.csd.as_ptr() as usize,
+            self.layout.raw.csd_size,
+            self.count,
+        )
+        .unwrap_or((0, 0))
+    }
+
+    /// Number of registered entries.
+    pub(crate) fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Checks `entry < count`.
+    pub(crate) fn entry(&self, entry: u16) -> FfiResult<u16> {
+        if entry < self.count {
+            Ok(entry)
+        } else {
+            Err(SpoolStatus::SPOOL_ERR_INDEX)
+        }
+    }
+
+    /// Byte position of a field of element `entry` (both checked at registration).
+    fn pos(size: u32, entry: u16, offset: u32) -> Option<usize> {
+        usize::try_from(size)
+            .ok()?
+            .checked_mul(usize::from(entry))?
+            .checked_add(usize::try_from(offset).ok()?)
+    }
+
+    fn read_csb_u32(&self, entry: u16, offset: u32) -> Option<u32> {
+        if entry >= self.count {
+            return None;
+        }
+        let pos = Self::pos(self.layout.raw.csb_size, entry, offset)?;
+        // SAFETY: `entry < count` and `offset + 4 <= csb_size` (checked by `Layout::new`), so
+        // `pos .. pos + 4` lies inside the registered csb array of `count * csb_size` bytes,
+        // which the firmware keeps alive while registered. Unaligned read: no alignment needed.
+        Some(unsafe { self.csb.as_ptr().add(pos).cast::<u32>().read_unaligned() })
+    }
+
+    fn csd_ptr(&self, entry: u16, offset: u32, width: u32) -> Option<*mut u8> {
+        if entry >= self.count || offset == SPOOL_FIELD_ABSENT {
+            return None;
+        }
+        field(offset, width, self.layout.raw.csd_size)?;
+        let pos = Self::pos(self.layout.raw.csd_size, entry, offset)?;
+        // SAFETY: `entry < count` and `offset + width <= csd_size`, so `pos` is inside the
+        // registered csd array (no wrap: the array's byte range was checked at registration).
+        Some(unsafe { self.csd.as_ptr().add(pos) })
+    }
+
+    fn read_csd_u16(&self, entry: u16, offset: u32) -> Option<u16> {
+        let p = self.csd_ptr(entry, offset, 2)?;
+        // SAFETY: `p .. p + 2` is inside the registered csd array (see `csd_ptr`).
+        Some(unsafe { p.cast::<u16>().read_unaligned() })
+    }
+
+    fn write_csd_u16(&self, entry: u16, offset: u32, v: u16) {
+        if let Some(p) = self.csd_ptr(entry, offset, 2) {
+            // SAFETY: `p .. p + 2` is inside the registered csd array (see `csd_ptr`).
+            unsafe { p.cast::<u16>().write_unaligned(v) }
+        }
+    }
+
+    fn write_csd_u32(&self, entry: u16, offset: u32, v: u32) {
+        if let Some(p) = self.csd_ptr(entry, offset, 4) {
+            // SAFETY: `p .. p + 4` is inside the registered csd array (see `csd_ptr`).
+            unsafe { p.cast::<u32>().write_unaligned(v) }
+        }
+    }
+
+    fn write_csd_u64(&self, entry: u16, offset: u32, v: u64) {
+        if let Some(p) = self.csd_ptr(entry, offset, 8) {
+            // SAFETY: `p .. p + 8` is inside the registered csd array (see `csd_ptr`).
+            unsafe { p.cast::<u64>().write_unaligned(v) }
+        }
+    }
+
+    /// The store key and kind of `csb[entry]`, read now (the firmware may change ids and
+    /// rates after registration, as legacy code read them on every call).
+    pub(crate) fn sensor(&self, entry: u16) -> FfiResult<(Key, Kind, u32)> {
+        let l = &self.layout.raw;
+        let id = self
+            .read_csb_u32(entry, l.csb_id_offset)
+            .ok_or(SpoolStatus::SPOOL_ERR_INDEX)?;
+        let rate = self
+            .read_csb_u32(entry, l.csb_sample_rate_offset)
+            .ok_or(SpoolStatus::SPOOL_ERR_INDEX)?;
+        let kind = if rate == 0 { Kind::Evt } else { Kind::Tsd };
+        Ok((
+            Key {
+                source: self.source,
+                id,
+            },
+            kind,
+            rate,
+        ))
+    }
+
+    /// The sensor id of `csb[entry]`.
+    pub(crate) fn id(&self, entry: u16) -> Option<u32> {
+        self.read_csb_u32(entry, self.layout.raw.csb_id_offset)
+    }
+
+    /// `csd[entry].no_pending` as the firmware sees it now.
+    pub(crate) fn csd_no_pending(&self, entry: u16) -> Option<u16> {
+        self.read_csd_u16(entry, self.layout.raw.csd_no_pending_offset)
+    }
+
+    /// Writes the saturated counters into `csd[entry]`.
+    pub(crate) fn mirror_counts(&self, entry: u16, stored: u32, pending: u32) {
+        let l = &self.layout.raw;
+        let sat = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        self.write_csd_u16(entry, l.csd_no_samples_offset, sat(stored));
+        self.write_csd_u16(entry, l.csd_no_pending_offset, sat(pending));
+    }
+
+    /// Updates `last_value` / `last_sample_time` (where present) after a write.
+    pub(crate) fn mirror_last(&self, entry: u16, value: u32, utc_s: u32) {
+        let l = &self.layout.raw;
+        self.write_csd_u32(entry, l.csd_last_value_offset, value);
+        if utc_s != 0 {
+            if l.csd_last_sample_time_size == 8 {
+                self.write_csd_u64(
+                    entry,
+                    l.csd_last_sample_time_offset,
+                    u64::from(utc_s) * 1000,
+                );
+            } else {
+                self.write_csd_u32(entry, l.csd_last_sample_time_offset, utc_s);
+            }
+        }
+    }
+
+    /// If `ds` points at `csd[i].ds` of this registration, returns `(i, ds_size)`.
+    pub(crate) fn ds_entry(&self, ds: usize) -> Option<(u16, u32)> {
+        let l = &self.layout.raw;
+        if l.csd_ds_offset == SPOOL_FIELD_ABSENT {
+            return None;
+        }
+        let (start, end) = self.csd_range();
+        if ds < start || ds >= end {
+            return None;
+        }
+        let rel = ds - start;
+        let size = usize::try_from(l.csd_size).ok()?;
+        let (i, off) = (rel.checked_div(size)?, rel.checked_rem(size)?);
+        if off != usize::try_from(l.csd_ds_offset).ok()? {
+            return None;
+        }
+        Some((u16::try_from(i).ok()?, l.csd_ds_size))
+    }
+
+    /// Zeroes `csd[entry].ds` (the firmware-owned legacy chain descriptor).
+    pub(crate) fn zero_ds(&self, entry: u16) {
+        let l = &self.layout.raw;
+        if let Some(p) = self.csd_ptr(entry, l.csd_ds_offset, l.csd_ds_size)
+            && let Ok(n) = usize::try_from(l.csd_ds_size)
+        {
+            // SAFETY: `p .. p + csd_ds_size` is inside the registered csd array.
+            unsafe { core::ptr::write_bytes(p, 0, n) }
+        }
+    }
+
+    /// `true` if this registration is exactly (csb, csd).
+    fn is(&self, csb: usize, csd: usize) -> bool {
+        self.csb.as_ptr() as usize == csb && self.csd.as_ptr() as usize == csd
+    }
+}
+
+/// GPS configuration as stored (the context pointer is only handed back to the firmware).
+pub(crate) struct Gps(pub SpoolGpsConfig);
+
+// SAFETY: `ctx` is never dereferenced by the library, only passed back to the firmware's
+// callback, which the firmware documents as callable from any thread that calls the library.
+unsafe impl Send for Gps {}
+
+/// Shutdown-flush bookkeeping at the C boundary.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Flush {
+    /// `flush_all_to_disk` was called and not cancelled.
+    pub requested: bool,
+}
+
+/// Everything behind the global lock.
+pub(crate) struct State {
+    /// `spool_init` succeeded and `spool_deinit` was not called since.
+    pub initialized: bool,
+    /// Copy of the configuration.
+    pub config: SpoolConfig,
+    /// The store.
+    pub store: Store,
+    /// Registered arrays.
+    pub regs: heapless::Vec<Registration, MAX_REGISTRATIONS>,
+    /// GPS co-logging, if configured.
+    pub gps: Option<Gps>,
+    /// Boundary counters.
+    pub ffi: SpoolFfiStats,
+    /// Status of the last call (for `spool_last_status`).
+    pub last_status: SpoolStatus,
+    /// Shutdown flush state.
+    pub flush: Flush,
+}
+
+impl State {
+    const fn new() -> State {
+        State {
+            initialized: false,
+            config: SpoolConfig {
+                abi_version: super::types::SPOOL_ABI_VERSION,
+                flags: 0,
+                utc_now: None,
+            },
+            store: Store::new(),
+            regs: heapless::Vec::new(),
+            gps: None,
+            ffi: SpoolFfiStats {
+                calls: 0,
+                rejected_null: 0,
+                rejected_not_initialized: 0,
+                rejected_not_registered: 0,
+                rejected_index: 0,
+                rejected_other: 0,
+                store_errors: 0,
+                gps_records: 0,
+            },
+            last_status: SpoolStatus::SPOOL_OK,
+            flush: Flush { requested: false },
+        }
+    }
+
+    /// Back to the state before `spool_init` (registrations, GPS, counters, store all cleared).
+    pub(crate) fn reset(&mut self) {
+        self.initialized = false;
+        self.config = State::new().config;
+        self.store.reset();
+        self.regs.clear();
+        self.gps = None;
+        self.ffi = SpoolFfiStats::default();
+        self.last_status = SpoolStatus::SPOOL_OK;
+        self.flush = Flush::default();
+    }
+
+    /// Validates and applies a configuration.
+    pub(crate) fn init(&mut self, cfg: &SpoolConfig) -> FfiResult<()> {
+        if self.initialized {
+            return Err(SpoolStatus::SPOOL_ERR_ALREADY_INITIALIZED);
+        }
+        if cfg.abi_version != super::types::SPOOL_ABI_VERSION || cfg.flags & !KNOWN_FLAGS != 0 {
+            return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
+        }
+        self.store.reset();
+        self.config = *cfg;
+        self.flush = Flush::default();
+        self.initialized = true;
+        Ok(())
+    }
+
+    /// Fails with `SPOOL_ERR_NOT_INITIALIZED` before `spool_init`.
+    pub(crate) fn ready(&self) -> FfiResult<()> {
+        if self.initialized {
+            Ok(())
+        } else {
+            Err(SpoolStatus::SPOOL_ERR_NOT_INITIALIZED)
+        }
+    }
+
+    /// Registers an array pair after validating it.
+    pub(crate) fn register(
+        &mut self,
+        csb: NonNull<u8>,
+        csd: NonNull<u8>,
+        count: u16,
+        layout: &SpoolLayout,
+        source: u8,
+    ) -> FfiResult<()> {
+        self.ready()?;
+        if count == 0 {
+            return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
+        }
+        let layout = Layout::new(layout)?;
+        let bad = SpoolStatus::SPOOL_ERR_BAD_LAYOUT;
+        let csb_r = array_range(csb.as_ptr() as usize, layout.raw.csb_size, count).ok_or(bad)?;
+        let csd_r = array_range(csd.as_ptr() as usize, layout.raw.csd_size, count).ok_or(bad)?;
+        if ranges_overlap(csb_r, csd_r) {
+            return Err(SpoolStatus::SPOOL_ERR_OVERLAP);
+        }
+        for r in &self.regs {
+            for other in [r.csb_range(), r.csd_range()] {
+                if ranges_overlap(other, csb_r) || ranges_overlap(other, csd_r) {
+                    return Err(SpoolStatus::SPOOL_ERR_OVERLAP);
+                }
+            }
+        }
+        self.regs
+            .push(Registration {
+                csb,
+                csd,
+                count,
+                layout,
+                source,
+            })
+            .map_err(|_| SpoolStatus::SPOOL_ERR_REGISTRY_FULL)?;
+        // Start the mirrors from the store's view (0 / 0 for new sensors).
+        if let Some(idx) = self.regs.len().checked_sub(1) {
+            for e in 0..count {
+                self.mirror(idx, e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Index of the registration (csb, csd).
+    pub(crate) fn find(&self, csb: usize, csd: usize) -> FfiResult<usize> {
+        self.regs
+            .iter()
+            .position(|r| r.is(csb, csd))
+            .ok_or(SpoolStatus::SPOOL_ERR_NOT_REGISTERED)
+    }
+
+    /// Index of the registration whose csd array starts at `csd`.
+    pub(crate) fn find_csd(&self, csd: usize) -> FfiResult<usize> {
+        self.regs
+            .iter()
+            .position(|r| r.csd.as_ptr() as usize == csd)
+            .ok_or(SpoolStatus::SPOOL_ERR_NOT_REGISTERED)
+    }
+
+    /// Registration by index.
+    pub(crate) fn reg(&self, idx: usize) -> FfiResult<&Registration> {
+        self.regs
+            .get(idx)
+            .ok_or(SpoolStatus::SPOOL_ERR_NOT_REGISTERED)
+    }
+
+    /// The store handle of `csb[entry]` if the sensor exists.
+    pub(crate) fn handle_of(&self, idx: usize, entry: u16) -> FfiResult<Option<Handle>> {
+        let (key, _, _) = self.reg(idx)?.sensor(entry)?;
+        Ok(self.store.find(key))
+    }
+
+    /// The store handle of `csb[entry]`, registering the sensor with the store if new.
+    pub(crate) fn open_entry(&mut self, idx: usize, entry: u16) -> FfiResult<Handle> {
+        let (key, kind, rate) = self.reg(idx)?.sensor(entry)?;
+        self.store.open(key, kind, rate)
+    }
+
+    /// Mirrors the store's counters of `csb[entry]`'s sensor into `csd[entry]`.
+    pub(crate) fn mirror(&self, idx: usize, entry: u16) {
+        let Ok(reg) = self.reg(idx) else { return };
+        let (stored, pending) = match self.handle_of(idx, entry) {
+            Ok(Some(h)) => match self.store.sensor_stats(h) {
+                Ok(s) => (s.stored, s.pending),
+                Err(_) => (0, 0),
+            },
+            _ => (0, 0),
+        };
+        reg.mirror_counts(entry, stored, pending);
+    }
+
+    /// Mirrors every registered entry whose sensor is `h` (after a native-API call).
+    pub(crate) fn mirror_handle(&self, h: Handle) {
+        let Ok(key) = self.store.key_of(h) else {
+            return;
+        };
+        for (idx, r) in self.regs.iter().enumerate() {
+            for e in 0..r.count() {
+                if matches!(r.sensor(e), Ok((k, _, _)) if k == key) {
+                    self.mirror(idx, e);
+                }
+            }
+        }
+    }
+
+    /// Mirrors every registered entry (after calls that can touch any sensor).
+    pub(crate) fn mirror_all(&self) {
+        for (idx, r) in self.regs.iter().enumerate() {
+            for e in 0..r.count() {
+                self.mirror(idx, e);
+            }
+        }
+    }
+
+    /// Counts a finished call.
+    fn note(&mut self, status: SpoolStatus) {
+        let f = &mut self.ffi;
+        f.calls = f.calls.wrapping_add(1);
+        let c = match status {
+            SpoolStatus::SPOOL_OK | SpoolStatus::SPOOL_ERR_NO_DATA => None,
+            SpoolStatus::SPOOL_ERR_NULL => Some(&mut f.rejected_null),
+            SpoolStatus::SPOOL_ERR_NOT_INITIALIZED => Some(&mut f.rejected_not_initialized),
+            SpoolStatus::SPOOL_ERR_NOT_REGISTERED => Some(&mut f.rejected_not_registered),
+            SpoolStatus::SPOOL_ERR_INDEX => Some(&mut f.rejected_index),
+            SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT
+            | SpoolStatus::SPOOL_ERR_BAD_LAYOUT
+            | SpoolStatus::SPOOL_ERR_OVERLAP
+            | SpoolStatus::SPOOL_ERR_REGISTRY_FULL
+            | SpoolStatus::SPOOL_ERR_ALREADY_INITIALIZED
+            | SpoolStatus::SPOOL_ERR_BUSY => Some(&mut f.rejected_other),
+            _ => Some(&mut f.store_errors),
+        };
+        if let Some(c) = c {
+            *c = c.wrapping_add(1);
+        }
+        self.last_status = status;
+    }
+}
+
+/// The global store. `critical_section::Mutex` gives `Sync`; the `RefCell` is borrowed
+/// with `try_borrow_mut`, so a re-entrant call gets `SPOOL_ERR_BUSY` instead of a panic.
+static STATE: Mutex<RefCell<State>> = Mutex::new(RefCell::new(State::new()));
+
+/// Runs `f` on the global state inside the critical section and counts the outcome.
+pub(crate) fn call<R>(f: impl FnOnce(&mut State) -> FfiResult<R>) -> FfiResult<R> {
+    critical_section::with(|cs| match STATE.borrow(cs).try_borrow_mut() {
+        Ok(mut st) => {
+            let r = f(&mut st);
+            st.note(match &r {
+                Ok(_) => SpoolStatus::SPOOL_OK,
+                Err(e) => *e,
+            });
+            r
+        }
+        Err(_) => Err(SpoolStatus::SPOOL_ERR_BUSY),
+    })
+}
+
+/// Like `call` but does not count the call (used by `spool_deinit`, which resets the counters).
+pub(crate) fn call_uncounted<R>(f: impl FnOnce(&mut State) -> FfiResult<R>) -> FfiResult<R> {
+    critical_section::with(|cs| match STATE.borrow(cs).try_borrow_mut() {
+        Ok(mut st) => f(&mut st),
+        Err(_) => Err(SpoolStatus::SPOOL_ERR_BUSY),
+    })
+}
+
+/// Like `call` but does not count the call or change the last status (pure queries).
+pub(crate) fn peek<R>(f: impl FnOnce(&State) -> R) -> FfiResult<R> {
+    critical_section::with(|cs| match STATE.borrow(cs).try_borrow() {
+        Ok(st) => Ok(f(&st)),
+        Err(_) => Err(SpoolStatus::SPOOL_ERR_BUSY),
+    })
+}
+
+/// Reads the `utc_now` hook (outside the critical section afterwards).
+pub(crate) fn utc_now() -> u32 {
+    let hook = peek(|st| {
+        if st.initialized {
+            st.config.utc_now
+        } else {
+            None
+        }
+    })
+    .ok()
+    .flatten();
+    match hook {
+        // SAFETY: the firmware registered this function pointer in `spool_config_t` and
+        // documents it as callable from any thread that calls the library; no arguments.
+        Some(f) => unsafe { f() },
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A layout with every field at an odd (unaligned) offset.
+    fn odd_layout() -> SpoolLayout {
+        SpoolLayout {
+            csb_size: 11,
+            csb_id_offset: 1,
+            csb_sample_rate_offset: 5,
+            csd_size: 23,
+            csd_no_samples_offset: 1,
+            csd_no_pending_offset: 3,
+            csd_last_sample_time_offset: 5,
+            csd_last_sample_time_size: 8,
+            csd_last_value_offset: 13,
+            csd_ds_offset: 17,
+            csd_ds_size: 6,
+        }
+    }
+
+    #[test]
+    fn unaligned_fields_and_saturating_mirrors() {
+        let mut csb = [0u8; 11 * 3];
+        let mut csd = [0xEEu8; 23 * 3];
+        // csb[2].id = 0x01020304, csb[2].sample_rate = 0 (EVT), at odd offsets.
+        csb[22 + 1..22 + 5].copy_from_slice(&0x0102_0304u32.to_le_bytes());
+        let layout = Layout::new(&odd_layout()).expect("valid layout");
+        let reg = Registration {
+            csb: NonNull::new(csb.as_mut_ptr()).expect("non-null"),
+            csd: NonNull::new(csd.as_mut_ptr()).expect("non-null"),
+            count: 3,
+            layout,
+            source: 7,
+        };
+        let (key, kind, rate) = reg.sensor(2).expect("entry 2");
+        assert_eq!(
+            (key.source, key.id, kind, rate),
+            (7, 0x0102_0304, Kind::Evt, 0)
+        );
+        assert_eq!(reg.sensor(3).map(|_| ()), Err(SpoolStatus::SPOOL_ERR_INDEX));
+        reg.mirror_counts(1, 70_000, 65_536);
+        assert_eq!(
+            reg.read_csd_u16(1, 1),
+            Some(u16::MAX),
+            "no_samples saturates"
+        );
+        assert_eq!(
+            reg.csd_no_pending(1),
+            Some(u16::MAX),
+            "no_pending saturates"
+        );
+        reg.mirror_counts(1, 5, 2);
+        assert_eq!(
+            (reg.read_csd_u16(1, 1), reg.csd_no_pending(1)),
+            (Some(5), Some(2))
+        );
+        reg.mirror_last(1, 0xCAFE_F00D, 3);
+        reg.zero_ds(1);
+        let e1 = &csd[23..46];
+        assert_eq!(e1[0], 0xEE, "byte before no_samples untouched");
+        assert_eq!(&e1[5..13], &3000u64.to_le_bytes());
+        assert_eq!(&e1[13..17], &0xCAFE_F00Du32.to_le_bytes());
+        assert_eq!(&e1[17..23], &[0; 6]);
+        assert!(csd[..23].iter().all(|&b| b == 0xEE), "entry 0 untouched");
+        assert!(csd[46..].iter().all(|&b| b == 0xEE), "entry 2 untouched");
+        assert_eq!(reg.ds_entry(csd.as_ptr() as usize + 23 + 17), Some((1, 6)));
+        assert_eq!(reg.ds_entry(csd.as_ptr() as usize + 23 + 16), None);
+    }
+
+    #[test]
+    fn layout_validation() {
+        assert!(Layout::new(&odd_layout()).is_ok());
+        let bad = |f: fn(&mut SpoolLayout)| {
+            let mut l = odd_layout();
+            f(&mut l);
+            Layout::new(&l).map(|_| ())
+        };
+        let e = Err(SpoolStatus::SPOOL_ERR_BAD_LAYOUT);
+        assert_eq!(bad(|l| l.csb_id_offset = 8), e);
+        assert_eq!(bad(|l| l.csd_no_pending_offset = 2), e);
+        assert_eq!(bad(|l| l.csd_last_sample_time_offset = u32::MAX - 2), e);
+        assert_eq!(bad(|l| l.csd_ds_size = 7), e);
+        assert_eq!(
+            bad(|l| l.csd_last_value_offset = 12),
+            e,
+            "overlaps last_sample_time"
+        );
+        assert_eq!(
+            bad(|l| {
+                l.csd_last_sample_time_offset = SPOOL_FIELD_ABSENT;
+                l.csd_last_value_offset = SPOOL_FIELD_ABSENT;
+                l.csd_ds_offset = SPOOL_FIELD_ABSENT;
+            }),
+            Ok(())
+        );
+        assert_eq!(array_range(usize::MAX - 10, 11, 1), None);
+        assert_eq!(
+            array_range(0x1000, u32::MAX, u16::MAX).is_some(),
+            usize::BITS > 32
+        );
+    }
+}

@@ -1,0 +1,452 @@
+/* Replays of the legacy call sites (reference section 7) against the library. */
+#include <string.h>
+#include "harness.h"
+
+static icb_t icb_type(int t) {
+    icb_t r;
+    if (t == 0) {
+        r.csb = host_csb;
+        r.csd = host_csd;
+        r.no_items = NO_HOST;
+    } else {
+        r.csb = can_csb;
+        r.csd = can_csd;
+        r.no_items = NO_CAN;
+    }
+    return r;
+}
+
+#define NO_TYPES 2
+#define MAX_ITEMS NO_CAN
+#define IMX_UPLOAD_REQUEST_TIMEOUT 30000u
+
+/* Per-entry delivery model: what the uploader has seen acknowledged. */
+typedef struct {
+    uint32_t delivered[NO_TYPES][MAX_ITEMS];
+    uint32_t last_value[NO_TYPES][MAX_ITEMS];
+    uint32_t order_errors;
+} model_t;
+
+typedef struct {
+    uint16_t entry_counts[NO_TYPES][MAX_ITEMS];
+    uint32_t values[NO_TYPES][MAX_ITEMS][64];
+    uint32_t total;
+} packet_t;
+
+/* hal_sample.c:406 (hal_sample_all): periodic sensors, sample_rate > 0 only. */
+static void hal_sample_all(uint32_t value) {
+    uint16_t active;
+    for (active = 0; active < NO_HOST; active++) {
+        if (host_csb[active].sample_rate == 0) continue;
+        host_csd[active].last_value.uint_32bit = value;
+        write_tsd_evt(host_csb, host_csd, active, host_csd[active].last_value.uint_32bit, false);
+        host_csd[active].reset_max_value = true;
+    }
+}
+
+/* can_event.c:152 (can_process_event). */
+static void can_process_event(uint16_t entry, const void *value) {
+    memcpy(&can_csd[entry].last_value.uint_32bit, value, sizeof(uint32_t));
+    write_tsd_evt(can_csb, can_csd, entry, can_csd[entry].last_value.uint_32bit, false);
+}
+
+/* imatrix_upload.c LOAD_SAMPLES_PACKET (fixed bound: min(fit, no_samples - no_pending)). */
+static void load_samples_packet(packet_t *p, uint32_t fit) {
+    int t;
+    uint16_t i, k;
+    memset(p, 0, sizeof *p);
+    for (t = 0; t < NO_TYPES; t++) {
+        icb_t c = icb_type(t);
+        for (i = 0; i < c.no_items && p->total < fit; i++) {
+            uint32_t avail = (uint32_t)(c.csd[i].no_samples - c.csd[i].no_pending);
+            uint32_t n = fit - p->total < avail ? fit - p->total : avail;
+            if (n > 64) n = 64;
+            for (k = 0; k < n; k++) {
+                uint32_t v;
+                if (c.csb[i].sample_rate == 0) {
+                    struct {
+                        uint32_t utc;
+                        uint32_t value;
+                    } event_sample;
+                    read_tsd_evt(c.csb, c.csd, i, (uint32_t *)&event_sample);
+                    v = event_sample.value;
+                } else {
+                    uint32_t tsd_sample_value;
+                    read_tsd_evt(c.csb, c.csd, i, &tsd_sample_value);
+                    v = tsd_sample_value;
+                }
+                CHECK_EQ(spool_last_status(), SPOOL_OK);
+                p->values[t][i][p->entry_counts[t][i]] = v;
+                p->entry_counts[t][i]++;
+                p->total++;
+            }
+        }
+    }
+}
+
+/* _imatrix_upload_response_hdl: ACK per entry with atomic_erase_records, NACK by revert. */
+static void upload_response(const packet_t *p, bool success, model_t *m) {
+    int t;
+    uint16_t i, k;
+    for (t = 0; t < NO_TYPES; t++) {
+        icb_t c = icb_type(t);
+        if (!success) {
+            revert_tsd_evt_pending_data(c.csb, c.csd, c.no_items);
+            CHECK_EQ(spool_last_status(), SPOOL_OK);
+            continue;
+        }
+        for (i = 0; i < c.no_items; i++) {
+            if (p->entry_counts[t][i] == 0) continue;
+            CHECK_EQ(atomic_erase_records(c.csb, c.csd, i, p->entry_counts[t][i]), SPOOL_OK);
+            for (k = 0; k < p->entry_counts[t][i]; k++) {
+                uint32_t v = p->values[t][i][k];
+                if (m->delivered[t][i] > 0 && v <= m->last_value[t][i]) m->order_errors++;
+                m->last_value[t][i] = v;
+                m->delivered[t][i]++;
+            }
+        }
+    }
+}
+
+static uint32_t stored_total(void) {
+    spool_stats_t s;
+    CHECK_EQ(spool_stats(&s), SPOOL_OK);
+    return (uint32_t)s.store.stored;
+}
+
+void test_register_and_mirrors(void) {
+    uint16_t i;
+    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    for (i = 0; i < NO_HOST; i++) {
+        CHECK_EQ(host_csd[i].no_samples, 0);
+        CHECK_EQ(host_csd[i].no_pending, 0);
+    }
+    {
+        spool_layout_t l = fw_layout();
+        /* same arrays twice, and the CAN csd with the host csb: rejected */
+        CHECK_EQ(spool_register_sensors(host_csb, host_csd, NO_HOST, &l, 9), SPOOL_ERR_OVERLAP);
+        CHECK_EQ(spool_register_sensors(host_csb, can_csd, NO_HOST, &l, 9), SPOOL_ERR_OVERLAP);
+    }
+    CHECK_EQ(spool_check(), SPOOL_OK);
+}
+
+void test_sampler_tsd(void) {
+    uint32_t s;
+    uint16_t i;
+    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    for (s = 1; s <= 10; s++) hal_sample_all(s * 10);
+    for (i = HOST_TSD_FIRST; i <= HOST_TSD_LAST; i++) {
+        CHECK_EQ(host_csd[i].no_samples, 10);
+        CHECK_EQ(host_csd[i].no_pending, 0);
+        CHECK(host_csd[i].reset_max_value);
+        CHECK_EQ(host_csd[i].last_value.uint_32bit, 100);
+        CHECK_EQ(host_csd[i].last_sample_time, (uint64_t)g_utc_now * 1000u);
+    }
+    CHECK_EQ(host_csd[HOST_LAT].no_samples, 0);
+    CHECK_EQ(host_csd[HOST_EVENT].no_samples, 0);
+    /* hal_sample_hybrid: the same call for one index */
+    write_tsd_evt(host_csb, host_csd, HOST_TSD_FIRST, host_csd[HOST_TSD_FIRST].last_value.uint_32bit, false);
+    CHECK_EQ(host_csd[HOST_TSD_FIRST].no_samples, 11);
+    {
+        uint32_t v;
+        read_tsd_evt(host_csb, host_csd, HOST_TSD_FIRST, &v);
+        CHECK_EQ(v, 10);
+        CHECK_EQ(host_csd[HOST_TSD_FIRST].no_pending, 1);
+    }
+}
+
+void test_event_with_gps(void) {
+    struct {
+        uint32_t utc;
+        uint32_t value;
+    } ev;
+    float f;
+    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    g_utc_now = 1700000500u;
+    /* process_location_state.c:142 */
+    write_tsd_evt(host_csb, host_csd, HOST_STOPPED, 1, true);
+    CHECK_EQ(spool_last_status(), SPOOL_OK);
+    CHECK_EQ(host_csd[HOST_STOPPED].no_samples, 1);
+    CHECK_EQ(host_csd[HOST_LAT].no_samples, 1);
+    CHECK_EQ(host_csd[HOST_LON].no_samples, 1);
+    CHECK_EQ(host_csd[HOST_ALT].no_samples, 1);
+    CHECK_EQ(host_csd[HOST_SPEED].no_samples, 0); /* speed not configured */
+    read_tsd_evt(host_csb, host_csd, HOST_LAT, (uint32_t *)&ev);
+    memcpy(&f, &ev.value, sizeof f);
+    CHECK_EQ(ev.utc, 1700000500u);
+    CHECK(f == g_position.latitude);
+    read_tsd_evt(host_csb, host_csd, HOST_LON, (uint32_t *)&ev);
+    memcpy(&f, &ev.value, sizeof f);
+    CHECK(f == g_position.longitude);
+    read_tsd_evt(host_csb, host_csd, HOST_STOPPED, (uint32_t *)&ev);
+    CHECK_EQ(ev.utc, 1700000500u);
+    CHECK_EQ(ev.value, 1);
+    /* hal_event without location */
+    write_tsd_evt(host_csb, host_csd, HOST_EVENT, 5, false);
+    CHECK_EQ(host_csd[HOST_LAT].no_samples, 1);
+    /* no fix: nothing co-logged */
+    g_position.latitude = 0.0f;
+    write_tsd_evt(host_csb, host_csd, HOST_STOPPED, 0, true);
+    CHECK_EQ(host_csd[HOST_LAT].no_samples, 1);
+    CHECK_EQ(host_csd[HOST_STOPPED].no_samples, 2);
+    g_position.latitude = 45.52f;
+    /* explicit time */
+    write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, 6, 1600000000u);
+    read_tsd_evt(host_csb, host_csd, HOST_EVENT, (uint32_t *)&ev);
+    CHECK_EQ(ev.value, 5);
+    read_tsd_evt(host_csb, host_csd, HOST_EVENT, (uint32_t *)&ev);
+    CHECK_EQ(ev.utc, 1600000000u);
+    CHECK_EQ(ev.value, 6);
+    CHECK_EQ(spool_check(), SPOOL_OK);
+}
+
+void test_can_writer(void) {
+    uint16_t e;
+    uint32_t v;
+    spool_stats_t st;
+    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    for (v = 1; v <= 5; v++) {
+        for (e = 0; e < UNKNOWN_CAN_BUS_ENTRY; e++) {
+            uint32_t raw = v * 1000u + e;
+            can_process_event(e, &raw);
+        }
+    }
+    /* can_utils.c:732: unknown CAN ids logged to the dedicated entry */
+    write_tsd_evt(can_csb, can_csd, UNKNOWN_CAN_BUS_ENTRY, 0x18FEF100u, false);
+    for (e = 0; e < UNKNOWN_CAN_BUS_ENTRY; e++) {
+        CHECK_EQ(can_csd[e].no_samples, 5);
+        CHECK_EQ(can_csd[e].last_value.uint_32bit, 5000u + e);
+    }
+    CHECK_EQ(can_csd[UNKNOWN_CAN_BUS_ENTRY].no_samples, 1);
+    /* the same sensor ids under another source are other sensors: host is untouched */
+    CHECK_EQ(host_csd[HOST_TSD_FIRST].no_samples, 0);
+    CHECK_EQ(spool_stats(&st), SPOOL_OK);
+    CHECK_EQ(st.store.written, 5 * UNKNOWN_CAN_BUS_ENTRY + 1);
+}
+
+void test_uploader_ack_nack_timeout(void) {
+    model_t m;
+    packet_t p;
+    uint32_t s, now = 0, cycles = 0;
+    uint16_t i, e;
+    int t;
+    memset(&m, 0, sizeof m);
+    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    for (s = 1; s <= 20; s++) {
+        hal_sample_all(s);
+        for (e = 0; e < 4; e++) {
+            uint32_t raw = s;
+            can_process_event(e, &raw);
+        }
+        g_utc_now++;
+        write_tsd_evt(host_csb, host_csd, HOST_EVENT, s, false);
+    }
+    /* cycle 1: NACK (CoAP error class): everything read comes back */
+    load_samples_packet(&p, 7);
+    CHECK_EQ(p.total, 7);
+    upload_response(&p, false, &m);
+    for (i = 0; i < NO_HOST; i++) CHECK_EQ(host_csd[i].no_pending, 0);
+    /* cycle 2: no response within IMX_UPLOAD_REQUEST_TIMEOUT: the handler gets NULL */
+    load_samples_packet(&p, 9);
+    {
+        uint32_t sent_at = now;
+        bool responded = false;
+        while (!responded) {
+            now += 1000;
+            process_memory(now);
+            if (now - sent_at >= IMX_UPLOAD_REQUEST_TIMEOUT) {
+                upload_response(&p, false, &m); /* _imatrix_upload_response_hdl(NULL) */
+                responded = true;
+            }
+        }
+    }
+    CHECK_EQ(now, 30000);
+    /* new samples arrive while a packet is in flight: they are not part of its ACK */
+    load_samples_packet(&p, 5);
+    hal_sample_all(21);
+    upload_response(&p, true, &m);
+    /* then ACK until drained, with a NACK every third packet */
+    while (stored_total() > 0 && cycles < 1000) {
+        load_samples_packet(&p, 6);
+        upload_response(&p, (cycles % 3) != 2, &m);
+        cycles++;
+    }
+    CHECK(cycles < 1000);
+    CHECK_EQ(m.order_errors, 0);
+    for (t = 0; t < NO_TYPES; t++) {
+        icb_t c = icb_type(t);
+        for (i = 0; i < c.no_items; i++) {
+            CHECK_EQ(c.csd[i].no_samples, 0);
+            CHECK_EQ(c.csd[i].no_pending, 0);
+        }
+    }
+    for (i = HOST_TSD_FIRST; i <= HOST_TSD_LAST; i++) {
+        CHECK_EQ(m.delivered[0][i], 21);
+        CHECK_EQ(m.last_value[0][i], 21);
+    }
+    CHECK_EQ(m.delivered[0][HOST_EVENT], 20);
+    for (e = 0; e < 4; e++) CHECK_EQ(m.delivered[1][e], 20);
+    CHECK(is_all_ram_empty());
+    CHECK_EQ(spool_check(), SPOOL_OK);
+}
+
+void test_patched_erase_idiom(void) {
+    /* erase_specific_samples(): no_pending = n; erase_tsd_evt; no_pending = original - n */
+    uint32_t v, s;
+    uint16_t e = HOST_TSD_FIRST, original;
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
+    for (s = 1; s <= 6; s++) hal_sample_all(s);
+    for (s = 0; s < 5; s++) read_tsd_evt(host_csb, host_csd, e, &v);
+    CHECK_EQ(host_csd[e].no_pending, 5);
+    original = host_csd[e].no_pending;
+    host_csd[e].no_pending = 2;
+    erase_tsd_evt(host_csb, host_csd, e);
+    host_csd[e].no_pending = (uint16_t)(original - 2);
+    CHECK_EQ(host_csd[e].no_samples, 4);
+    CHECK_EQ(host_csd[e].no_pending, 3);
+    /* the original (buggy) ACK path: erase_tsd_evt_pending_data over all entries */
+    erase_tsd_evt_pending_data(host_csb, host_csd, NO_HOST);
+    CHECK_EQ(host_csd[e].no_samples, 1);
+    CHECK_EQ(host_csd[e].no_pending, 0);
+    read_tsd_evt(host_csb, host_csd, e, &v);
+    CHECK_EQ(v, 6);
+    /* over-read: harmless, returns 0, no counter change */
+    read_tsd_evt(host_csb, host_csd, e, &v);
+    CHECK_EQ(v, 0);
+    CHECK_EQ(spool_last_status(), SPOOL_ERR_NO_DATA);
+    CHECK_EQ(host_csd[e].no_pending, 1);
+    /* atomic_erase_records: exactly count or nothing */
+    CHECK_EQ(atomic_erase_records(host_csb, host_csd, e, 2), SPOOL_ERR_ACK_TOO_MANY);
+    CHECK_EQ(host_csd[e].no_samples, 1);
+    CHECK_EQ(atomic_erase_records(host_csb, host_csd, e, 1), SPOOL_OK);
+    CHECK_EQ(host_csd[e].no_samples, 0);
+    /* reset_csd_entry discards an entry */
+    hal_sample_all(7);
+    reset_csd_entry(host_csd, e);
+    CHECK_EQ(host_csd[e].no_samples, 0);
+    CHECK_EQ(host_csd[e + 1].no_samples, 7); /* six from before plus this one */
+}
+
+void test_process_memory_loop(void) {
+    uint32_t now;
+    spool_stats_t a, b;
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
+    hal_sample_all(1);
+    CHECK_EQ(spool_stats(&a), SPOOL_OK);
+    /* Fleet-Connect-1 main loop: every iteration, acts once a second */
+    for (now = 0; now < 10000; now += 10) {
+        process_memory(now);
+        if (now % 1000 == 0) hal_sample_all(now / 1000 + 2);
+    }
+    CHECK_EQ(spool_last_status(), SPOOL_OK);
+    CHECK_EQ(spool_stats(&b), SPOOL_OK);
+    CHECK_EQ(b.store.written, a.store.written + 10 * (HOST_TSD_LAST - HOST_TSD_FIRST + 1));
+    CHECK_EQ(b.store.written, b.store.stored + b.store.acked + b.store.dropped);
+    CHECK_EQ(host_csd[HOST_TSD_FIRST].no_samples, 11);
+    CHECK(!is_all_ram_empty());
+}
+
+void test_shutdown_flush_with_cancel(void) {
+    /* process_power.c:212-244: ignition off -> flush, poll until 101; ignition back on -> cancel */
+    uint32_t now = 0, polls = 0;
+    uint8_t p;
+    bool cancelled = false;
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
+    hal_sample_all(1);
+    CHECK_EQ(get_flush_progress(), 101); /* nothing requested */
+    flush_all_to_disk();
+    for (;;) {
+        now += 100;
+        process_memory(now);
+        p = get_flush_progress();
+        CHECK(p <= 101);
+        polls++;
+        if (!cancelled && polls == 1) {
+            cancel_memory_flush(); /* ignition back on in the middle */
+            CHECK_EQ(spool_last_status(), SPOOL_OK);
+            cancelled = true;
+            hal_sample_all(2);
+            flush_all_to_disk(); /* ignition off again */
+            continue;
+        }
+        if (p == 101 || polls > 100000) break;
+    }
+    CHECK_EQ(p, 101);
+    CHECK(cancelled);
+    /* RAM-only build: nothing to flush to, so the data stays in RAM (not lost while powered) */
+    CHECK_EQ(is_all_ram_empty(), false);
+    CHECK_EQ(host_csd[HOST_TSD_FIRST].no_samples, 2);
+    CHECK_EQ(spool_check(), SPOOL_OK);
+}
+
+void test_hostile_from_c(void) {
+    uint32_t v = 0xDEADBEEFu;
+    spool_stats_t a, b;
+    static imx_control_sensor_block_t other_csb[2];
+    static control_sensor_data_t other_csd[2];
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
+    hal_sample_all(1);
+    CHECK_EQ(spool_stats(&a), SPOOL_OK);
+    write_tsd_evt(NULL, host_csd, 0, 1, false);
+    CHECK_EQ(spool_last_status(), SPOOL_ERR_NULL);
+    write_tsd_evt(other_csb, other_csd, 0, 1, false);
+    CHECK_EQ(spool_last_status(), SPOOL_ERR_NOT_REGISTERED);
+    read_tsd_evt(host_csb, host_csd, NO_HOST, &v);
+    CHECK_EQ(spool_last_status(), SPOOL_ERR_INDEX);
+    CHECK_EQ(v, 0xDEADBEEFu);
+    revert_tsd_evt_pending_data(host_csb, host_csd, NO_HOST + 1);
+    CHECK_EQ(spool_last_status(), SPOOL_ERR_INDEX);
+    CHECK_EQ(atomic_erase_records(host_csb, host_csd, 0, 65535), SPOOL_ERR_ACK_TOO_MANY);
+    CHECK_EQ(spool_init(NULL), SPOOL_ERR_NULL);
+    CHECK_EQ(spool_stats(&b), SPOOL_OK);
+    CHECK(memcmp(&a.store, &b.store, sizeof a.store) == 0);
+    CHECK_EQ(b.ffi.rejected_null, a.ffi.rejected_null + 2);
+    CHECK_EQ(b.ffi.rejected_not_registered, a.ffi.rejected_not_registered + 1);
+    CHECK_EQ(b.ffi.rejected_index, a.ffi.rejected_index + 2);
+    CHECK_EQ(b.ffi.store_errors, a.ffi.store_errors + 1);
+    spool_deinit();
+    write_tsd_evt(host_csb, host_csd, 0, 1, false);
+    CHECK_EQ(spool_last_status(), SPOOL_ERR_NOT_INITIALIZED);
+    CHECK_EQ(get_flush_progress(), 101);
+    CHECK(is_all_ram_empty());
+}
+
+void test_native_api_and_pool(void) {
+    spool_sensor_t h;
+    spool_record_t r;
+    spool_sensor_stats_t ss;
+    spool_tier_stats_t tiers[SPOOL_POOL_TIERS];
+    void *blk = NULL;
+    uint8_t *p;
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
+    CHECK_EQ(spool_sensor_open(7, 42, 0, &h), SPOOL_OK);
+    CHECK_EQ(spool_write(h, 11, 1700000000123ull), SPOOL_OK);
+    CHECK_EQ(spool_write(h, 12, 1700000000456ull), SPOOL_OK);
+    CHECK_EQ(spool_read(h, &r), SPOOL_OK);
+    CHECK_EQ(r.value, 11);
+    CHECK_EQ(r.kind, SPOOL_KIND_EVT);
+    CHECK_EQ(r.time_ms, 1700000000000ull); /* EVT times are kept in whole seconds */
+    CHECK_EQ(spool_ack(h, 2), SPOOL_ERR_ACK_TOO_MANY);
+    CHECK_EQ(spool_revert(h), SPOOL_OK);
+    CHECK_EQ(spool_read(h, &r), SPOOL_OK);
+    CHECK_EQ(r.value, 11);
+    CHECK_EQ(spool_ack(h, 1), SPOOL_OK);
+    CHECK_EQ(spool_sensor_stats(h, &ss), SPOOL_OK);
+    CHECK_EQ(ss.stored, 1);
+    CHECK_EQ(ss.pending, 0);
+    CHECK_EQ(ss.kind, SPOOL_KIND_EVT);
+    /* C pool */
+    CHECK_EQ(spool_pool_stats(tiers, SPOOL_POOL_TIERS), SPOOL_OK);
+    CHECK_EQ(tiers[0].in_use, 0);
+    CHECK_EQ(spool_pool_alloc(200, &blk), SPOOL_OK);
+    p = (uint8_t *)blk;
+    memset(p, 0x5A, 200);
+    CHECK_EQ(spool_pool_stats(tiers, SPOOL_POOL_TIERS), SPOOL_OK);
+    CHECK_EQ(tiers[0].in_use, 1);
+    CHECK_EQ(spool_pool_free(p + 1), SPOOL_ERR_FOREIGN_PTR);
+    CHECK_EQ(spool_pool_free(p), SPOOL_OK);
+    CHECK_EQ(spool_pool_free(p), SPOOL_ERR_DOUBLE_FREE);
+    CHECK_EQ(spool_pool_alloc(1u << 20, &blk), SPOOL_ERR_TOO_LARGE);
+    CHECK_EQ(spool_pool_check(), SPOOL_OK);
+    CHECK_EQ(spool_check(), SPOOL_OK);
+}

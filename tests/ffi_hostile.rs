@@ -1,0 +1,952 @@
+//! Hostile callers: every exported C function with NULL pointers, an index past the
+//! registered count, unregistered arrays, calls before init, double init, `no_items` past
+//! the registration, counts at the u16 / u32 limits. Each call must return its error
+//! status (or, for the `void` legacy functions, leave it in `spool_last_status()`), be
+//! counted in the boundary stats, and leave the store and the firmware arrays untouched.
+#![cfg(feature = "ffi")]
+// SAFETY (whole file): every unsafe block calls an exported C function with pointers that
+// are NULL, point at live test arrays / buffers of the documented size, or are deliberately
+// foreign; the library must reject the latter before dereferencing them, which is the point
+// of these tests. Per-block comments would repeat this for each of ~100 table rows.
+#![allow(clippy::undocumented_unsafe_blocks)]
+
+mod ffi_support;
+
+use SpoolStatus::*;
+use ffi_support::*;
+use sensor_spool::ffi::*;
+use std::ptr::{null, null_mut};
+
+/// The world every case starts from: arrays `a` registered (TSD, EVT, TSD), arrays `b`
+/// of the same shape not registered, some data written and partly read, a native handle.
+struct World {
+    a: Arrays,
+    b: Arrays,
+    h: SpoolSensor,
+    rec: SpoolRecord,
+    word: [u32; 2],
+    pool_ptr: *mut core::ffi::c_void,
+}
+
+const A_SOURCE: u8 = 1;
+
+fn world() -> World {
+    init(SPOOL_CFG_EVT_READ_TWO_WORDS);
+    let a = Arrays::new(100, &[1000, 0, 500]);
+    let b = Arrays::new(200, &[1000, 0, 500]);
+    assert_eq!(a.register(A_SOURCE), SPOOL_OK);
+    let (csb, csd) = (a.csb(), a.csd());
+    let mut v = [0u32; 2];
+    // SAFETY: registered arrays, valid out-buffer of two words.
+    unsafe {
+        for i in 0..4 {
+            write_tsd_evt_time(csb, csd, 0, 10 + i, 1_700_000_000 + i);
+        }
+        for i in 0..3 {
+            write_tsd_evt_time(csb, csd, 1, 20 + i, 1_700_000_100 + i);
+        }
+        read_tsd_evt(csb, csd, 0, v.as_mut_ptr());
+        read_tsd_evt(csb, csd, 0, v.as_mut_ptr());
+        read_tsd_evt(csb, csd, 1, v.as_mut_ptr());
+    }
+    assert_eq!(spool_last_status(), SPOOL_OK);
+    assert_eq!(a.counts(0), (4, 2));
+    assert_eq!(a.counts(1), (3, 1));
+    let mut h = 0;
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_open(9, 1, 0, &mut h) }, SPOOL_OK);
+    assert_eq!(spool_write(h, 5, 1), SPOOL_OK);
+    World {
+        a,
+        b,
+        h,
+        rec: SpoolRecord::default(),
+        word: [0xDEAD_BEEF; 2],
+        pool_ptr: null_mut(),
+    }
+}
+
+/// Everything a rejected call must leave unchanged.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    store: SpoolStoreStats,
+    sensors: Vec<SpoolSensorStats>,
+    a_csd: Vec<Csd>,
+    b_csd: Vec<Csd>,
+    rec: SpoolRecord,
+    word: [u32; 2],
+}
+
+fn snapshot(w: &World) -> Snapshot {
+    let mut sensors = Vec::new();
+    // The sensors of `world()`: arrays `a` (source 1, ids 100..=102) and the native one.
+    let handles = [1u64 << 32 | 100, 1 << 32 | 101, 1 << 32 | 102, 9 << 32 | 1];
+    for h in handles {
+        let mut s = SpoolSensorStats::default();
+        // SAFETY: valid out-pointer.
+        if unsafe { spool_sensor_stats(h, &mut s) } == SPOOL_OK {
+            sensors.push(s);
+        }
+    }
+    Snapshot {
+        store: stats().store,
+        sensors,
+        a_csd: w.a.csd_vec(),
+        b_csd: w.b.csd_vec(),
+        rec: w.rec,
+        word: w.word,
+    }
+}
+
+/// The boundary counter an error status is counted in.
+fn counter(f: &SpoolFfiStats, s: SpoolStatus) -> u64 {
+    match s {
+        SPOOL_ERR_NULL => f.rejected_null,
+        SPOOL_ERR_NOT_INITIALIZED => f.rejected_not_initialized,
+        SPOOL_ERR_NOT_REGISTERED => f.rejected_not_registered,
+        SPOOL_ERR_INDEX => f.rejected_index,
+        SPOOL_ERR_INVALID_ARGUMENT
+        | SPOOL_ERR_BAD_LAYOUT
+        | SPOOL_ERR_OVERLAP
+        | SPOOL_ERR_REGISTRY_FULL
+        | SPOOL_ERR_ALREADY_INITIALIZED
+        | SPOOL_ERR_BUSY => f.rejected_other,
+        _ => f.store_errors,
+    }
+}
+
+type Call = fn(&mut World) -> SpoolStatus;
+
+/// Runs a `void` legacy call and returns the status it left behind.
+fn void(f: impl FnOnce()) -> SpoolStatus {
+    f();
+    spool_last_status()
+}
+
+fn bad_layout(edit: fn(&mut SpoolLayout)) -> SpoolLayout {
+    let mut l = layout();
+    edit(&mut l);
+    l
+}
+
+/// (name, call, expected status). Every exported function appears with every hostile
+/// input that applies to its parameters.
+fn cases() -> Vec<(&'static str, Call, SpoolStatus)> {
+    // SAFETY (all closures): pointers are NULL, or point at live test arrays / buffers;
+    // the library must reject the call before dereferencing anything it cannot validate.
+    vec![
+        // ---- write_tsd_evt
+        (
+            "write_tsd_evt csb NULL",
+            |w| void(|| unsafe { write_tsd_evt(null_mut(), w.a.csd(), 0, 1, false) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "write_tsd_evt csd NULL",
+            |w| void(|| unsafe { write_tsd_evt(w.a.csb(), null_mut(), 0, 1, false) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "write_tsd_evt unregistered",
+            |w| void(|| unsafe { write_tsd_evt(w.b.csb(), w.b.csd(), 0, 1, false) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "write_tsd_evt mixed pair",
+            |w| void(|| unsafe { write_tsd_evt(w.a.csb(), w.b.csd(), 0, 1, false) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "write_tsd_evt interior csb",
+            |w| {
+                void(|| unsafe {
+                    write_tsd_evt(
+                        w.a.csb().cast::<Csb>().add(1).cast(),
+                        w.a.csd().cast::<Csd>().add(1).cast(),
+                        0,
+                        1,
+                        false,
+                    )
+                })
+            },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "write_tsd_evt entry == count",
+            |w| void(|| unsafe { write_tsd_evt(w.a.csb(), w.a.csd(), 3, 1, true) }),
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "write_tsd_evt entry u16::MAX",
+            |w| void(|| unsafe { write_tsd_evt(w.a.csb(), w.a.csd(), u16::MAX, u32::MAX, false) }),
+            SPOOL_ERR_INDEX,
+        ),
+        // ---- write_tsd_evt_time
+        (
+            "write_tsd_evt_time csb NULL",
+            |w| void(|| unsafe { write_tsd_evt_time(null_mut(), w.a.csd(), 0, 1, 1) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "write_tsd_evt_time csd NULL",
+            |w| void(|| unsafe { write_tsd_evt_time(w.a.csb(), null_mut(), 0, 1, 1) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "write_tsd_evt_time unregistered",
+            |w| void(|| unsafe { write_tsd_evt_time(w.b.csb(), w.b.csd(), 0, 1, 1) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "write_tsd_evt_time entry == count",
+            |w| void(|| unsafe { write_tsd_evt_time(w.a.csb(), w.a.csd(), 3, 1, u32::MAX) }),
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "write_tsd_evt_time entry u16::MAX",
+            |w| void(|| unsafe { write_tsd_evt_time(w.a.csb(), w.a.csd(), u16::MAX, 1, 1) }),
+            SPOOL_ERR_INDEX,
+        ),
+        // ---- read_tsd_evt
+        (
+            "read_tsd_evt csb NULL",
+            |w| void(|| unsafe { read_tsd_evt(null_mut(), w.a.csd(), 0, w.word.as_mut_ptr()) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "read_tsd_evt csd NULL",
+            |w| void(|| unsafe { read_tsd_evt(w.a.csb(), null_mut(), 0, w.word.as_mut_ptr()) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "read_tsd_evt value NULL",
+            |w| void(|| unsafe { read_tsd_evt(w.a.csb(), w.a.csd(), 0, null_mut()) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "read_tsd_evt unregistered",
+            |w| void(|| unsafe { read_tsd_evt(w.b.csb(), w.b.csd(), 0, w.word.as_mut_ptr()) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "read_tsd_evt entry == count",
+            |w| void(|| unsafe { read_tsd_evt(w.a.csb(), w.a.csd(), 3, w.word.as_mut_ptr()) }),
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "read_tsd_evt entry u16::MAX",
+            |w| {
+                void(|| unsafe {
+                    read_tsd_evt(w.a.csb(), w.a.csd(), u16::MAX, w.word.as_mut_ptr())
+                })
+            },
+            SPOOL_ERR_INDEX,
+        ),
+        // ---- erase_tsd_evt
+        (
+            "erase_tsd_evt csb NULL",
+            |w| void(|| unsafe { erase_tsd_evt(null_mut(), w.a.csd(), 0) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "erase_tsd_evt csd NULL",
+            |w| void(|| unsafe { erase_tsd_evt(w.a.csb(), null_mut(), 0) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "erase_tsd_evt unregistered",
+            |w| void(|| unsafe { erase_tsd_evt(w.b.csb(), w.b.csd(), 0) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "erase_tsd_evt entry == count",
+            |w| void(|| unsafe { erase_tsd_evt(w.a.csb(), w.a.csd(), 3) }),
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "erase_tsd_evt entry u16::MAX",
+            |w| void(|| unsafe { erase_tsd_evt(w.a.csb(), w.a.csd(), u16::MAX) }),
+            SPOOL_ERR_INDEX,
+        ),
+        // ---- revert_tsd_evt_pending_data
+        (
+            "revert_pending csb NULL",
+            |w| void(|| unsafe { revert_tsd_evt_pending_data(null_mut(), w.a.csd(), 3) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "revert_pending csd NULL",
+            |w| void(|| unsafe { revert_tsd_evt_pending_data(w.a.csb(), null_mut(), 3) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "revert_pending unregistered",
+            |w| void(|| unsafe { revert_tsd_evt_pending_data(w.b.csb(), w.b.csd(), 3) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "revert_pending no_items == count + 1",
+            |w| void(|| unsafe { revert_tsd_evt_pending_data(w.a.csb(), w.a.csd(), 4) }),
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "revert_pending no_items u16::MAX",
+            |w| void(|| unsafe { revert_tsd_evt_pending_data(w.a.csb(), w.a.csd(), u16::MAX) }),
+            SPOOL_ERR_INDEX,
+        ),
+        // ---- erase_tsd_evt_pending_data
+        (
+            "erase_pending csb NULL",
+            |w| void(|| unsafe { erase_tsd_evt_pending_data(null_mut(), w.a.csd(), 3) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "erase_pending csd NULL",
+            |w| void(|| unsafe { erase_tsd_evt_pending_data(w.a.csb(), null_mut(), 3) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "erase_pending unregistered",
+            |w| void(|| unsafe { erase_tsd_evt_pending_data(w.b.csb(), w.b.csd(), 3) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "erase_pending no_items == count + 1",
+            |w| void(|| unsafe { erase_tsd_evt_pending_data(w.a.csb(), w.a.csd(), 4) }),
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "erase_pending no_items u16::MAX",
+            |w| void(|| unsafe { erase_tsd_evt_pending_data(w.a.csb(), w.a.csd(), u16::MAX) }),
+            SPOOL_ERR_INDEX,
+        ),
+        // ---- atomic_erase_records
+        (
+            "atomic_erase csb NULL",
+            |w| unsafe { atomic_erase_records(null_mut(), w.a.csd(), 0, 1) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "atomic_erase csd NULL",
+            |w| unsafe { atomic_erase_records(w.a.csb(), null_mut(), 0, 1) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "atomic_erase unregistered",
+            |w| unsafe { atomic_erase_records(w.b.csb(), w.b.csd(), 0, 1) },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "atomic_erase entry == count",
+            |w| unsafe { atomic_erase_records(w.a.csb(), w.a.csd(), 3, 1) },
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "atomic_erase entry u16::MAX",
+            |w| unsafe { atomic_erase_records(w.a.csb(), w.a.csd(), u16::MAX, 1) },
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "atomic_erase pending + 1",
+            |w| unsafe { atomic_erase_records(w.a.csb(), w.a.csd(), 0, 3) },
+            SPOOL_ERR_ACK_TOO_MANY,
+        ),
+        (
+            "atomic_erase count u16::MAX",
+            |w| unsafe { atomic_erase_records(w.a.csb(), w.a.csd(), 0, u16::MAX) },
+            SPOOL_ERR_ACK_TOO_MANY,
+        ),
+        (
+            "atomic_erase nothing pending",
+            |w| unsafe { atomic_erase_records(w.a.csb(), w.a.csd(), 2, 1) },
+            SPOOL_ERR_ACK_TOO_MANY,
+        ),
+        // ---- imx_init_data_store_entry
+        (
+            "init_ds NULL",
+            |_| void(|| unsafe { imx_init_data_store_entry(null_mut()) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "init_ds foreign pointer",
+            |w| void(|| unsafe { imx_init_data_store_entry(w.word.as_mut_ptr().cast()) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "init_ds unregistered csd",
+            |w| void(|| unsafe { imx_init_data_store_entry(w.b.ds_ptr(0)) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "init_ds misaligned into csd",
+            |w| void(|| unsafe { imx_init_data_store_entry(w.a.errors_ptr(1)) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        // ---- reset_csd_entry
+        (
+            "reset_csd NULL",
+            |_| void(|| unsafe { reset_csd_entry(null_mut(), 0) }),
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "reset_csd unregistered",
+            |w| void(|| unsafe { reset_csd_entry(w.b.csd(), 0) }),
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "reset_csd entry == count",
+            |w| void(|| unsafe { reset_csd_entry(w.a.csd(), 3) }),
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "reset_csd entry u16::MAX",
+            |w| void(|| unsafe { reset_csd_entry(w.a.csd(), u16::MAX) }),
+            SPOOL_ERR_INDEX,
+        ),
+        // ---- spool_init (already initialized in the world)
+        (
+            "spool_init NULL",
+            |_| unsafe { spool_init(null()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_init twice",
+            |_| {
+                let cfg = SpoolConfig {
+                    abi_version: SPOOL_ABI_VERSION,
+                    flags: 0,
+                    utc_now: None,
+                };
+                unsafe { spool_init(&cfg) }
+            },
+            SPOOL_ERR_ALREADY_INITIALIZED,
+        ),
+        // ---- spool_register_sensors
+        (
+            "register csb NULL",
+            |w| unsafe { spool_register_sensors(null(), w.b.csd(), 3, &layout(), 2) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "register csd NULL",
+            |w| unsafe { spool_register_sensors(w.b.csb(), null_mut(), 3, &layout(), 2) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "register layout NULL",
+            |w| unsafe { spool_register_sensors(w.b.csb(), w.b.csd(), 3, null(), 2) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "register count 0",
+            |w| unsafe { spool_register_sensors(w.b.csb(), w.b.csd(), 0, &layout(), 2) },
+            SPOOL_ERR_INVALID_ARGUMENT,
+        ),
+        (
+            "register again (overlap)",
+            |w| unsafe { spool_register_sensors(w.a.csb(), w.a.csd(), 3, &layout(), 2) },
+            SPOOL_ERR_OVERLAP,
+        ),
+        (
+            "register csb == csd",
+            |w| unsafe { spool_register_sensors(w.b.csb(), w.b.csb().cast(), 3, &layout(), 2) },
+            SPOOL_ERR_OVERLAP,
+        ),
+        (
+            "register overlapping a",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.a.csd().cast::<Csd>().add(2).cast(),
+                    1,
+                    &layout(),
+                    2,
+                )
+            },
+            SPOOL_ERR_OVERLAP,
+        ),
+        (
+            "register csb_size 0",
+            |w| unsafe {
+                spool_register_sensors(w.b.csb(), w.b.csd(), 3, &bad_layout(|l| l.csb_size = 0), 2)
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register id outside csb",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.b.csd(),
+                    3,
+                    &bad_layout(|l| l.csb_id_offset = l.csb_size - 3),
+                    2,
+                )
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register rate offset u32::MAX",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.b.csd(),
+                    3,
+                    &bad_layout(|l| l.csb_sample_rate_offset = u32::MAX),
+                    2,
+                )
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register no_samples outside csd",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.b.csd(),
+                    3,
+                    &bad_layout(|l| l.csd_no_samples_offset = l.csd_size - 1),
+                    2,
+                )
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register no_pending overlaps no_samples",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.b.csd(),
+                    3,
+                    &bad_layout(|l| l.csd_no_pending_offset = l.csd_no_samples_offset + 1),
+                    2,
+                )
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register last_value overlaps no_pending",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.b.csd(),
+                    3,
+                    &bad_layout(|l| l.csd_last_value_offset = l.csd_no_pending_offset),
+                    2,
+                )
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register time size 3",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.b.csd(),
+                    3,
+                    &bad_layout(|l| l.csd_last_sample_time_size = 3),
+                    2,
+                )
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register ds size 0",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.b.csd(),
+                    3,
+                    &bad_layout(|l| l.csd_ds_size = 0),
+                    2,
+                )
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register ds past csd",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.b.csd(),
+                    3,
+                    &bad_layout(|l| l.csd_ds_size = u32::MAX),
+                    2,
+                )
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register array past address space",
+            |_| unsafe {
+                let top = usize::MAX - 64;
+                spool_register_sensors(
+                    std::ptr::without_provenance(top),
+                    std::ptr::without_provenance_mut(top - 0x100000),
+                    u16::MAX,
+                    &layout(),
+                    2,
+                )
+            },
+            SPOOL_ERR_BAD_LAYOUT,
+        ),
+        (
+            "register struct sizes u32::MAX",
+            |w| unsafe {
+                spool_register_sensors(
+                    w.b.csb(),
+                    w.b.csd(),
+                    u16::MAX,
+                    &bad_layout(|l| {
+                        l.csb_size = u32::MAX;
+                        l.csd_size = u32::MAX
+                    }),
+                    2,
+                )
+            },
+            SPOOL_ERR_OVERLAP,
+        ),
+        // ---- spool_set_gps
+        (
+            "set_gps NULL",
+            |_| unsafe { spool_set_gps(null()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "set_gps no latitude id",
+            |_| {
+                unsafe extern "C" fn pos(_: *mut core::ffi::c_void, _: *mut SpoolPosition) -> bool {
+                    true
+                }
+                let g = SpoolGpsConfig {
+                    latitude_id: SPOOL_ID_NONE,
+                    longitude_id: 1,
+                    altitude_id: 2,
+                    speed_id: SPOOL_ID_NONE,
+                    get_position: Some(pos),
+                    ctx: null_mut(),
+                };
+                unsafe { spool_set_gps(&g) }
+            },
+            SPOOL_ERR_INVALID_ARGUMENT,
+        ),
+        // ---- spool_sensor_open
+        (
+            "sensor_open out NULL",
+            |_| unsafe { spool_sensor_open(1, 100, 1000, null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "sensor_open TSD as EVT",
+            |_| unsafe {
+                let mut h = 0xABCD;
+                let r = spool_sensor_open(A_SOURCE, 100, 0, &mut h);
+                if h != 0xABCD { SPOOL_ERR_INTERNAL } else { r }
+            },
+            SPOOL_ERR_CONFLICT,
+        ),
+        (
+            "sensor_open other TSD rate",
+            |_| unsafe {
+                let mut h = 0xABCD;
+                let r = spool_sensor_open(A_SOURCE, 100, 999, &mut h);
+                if h != 0xABCD { SPOOL_ERR_INTERNAL } else { r }
+            },
+            SPOOL_ERR_CONFLICT,
+        ),
+        // ---- spool_write / read / ack / revert / sensor_stats with bad handles and limits
+        (
+            "spool_write handle 0",
+            |_| spool_write(0, 1, 1),
+            SPOOL_ERR_UNKNOWN_SENSOR,
+        ),
+        (
+            "spool_write handle u64::MAX",
+            |_| spool_write(u64::MAX, 1, u64::MAX),
+            SPOOL_ERR_UNKNOWN_SENSOR,
+        ),
+        (
+            "spool_read out NULL",
+            |w| unsafe { spool_read(w.h, null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_read handle source past u8",
+            |w| unsafe { spool_read(1 << 40, &mut w.rec) },
+            SPOOL_ERR_UNKNOWN_SENSOR,
+        ),
+        (
+            "spool_ack count u32::MAX",
+            |w| spool_ack(w.h, u32::MAX),
+            SPOOL_ERR_ACK_TOO_MANY,
+        ),
+        (
+            "spool_ack pending + 1",
+            |w| spool_ack(w.h, 1),
+            SPOOL_ERR_ACK_TOO_MANY,
+        ),
+        (
+            "spool_ack handle 0",
+            |_| spool_ack(0, 0),
+            SPOOL_ERR_UNKNOWN_SENSOR,
+        ),
+        (
+            "spool_revert handle u32::MAX",
+            |_| spool_revert(u32::MAX as u64),
+            SPOOL_ERR_UNKNOWN_SENSOR,
+        ),
+        (
+            "spool_sensor_stats out NULL",
+            |w| unsafe { spool_sensor_stats(w.h, null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_sensor_stats handle 0",
+            |_| unsafe {
+                let mut s = SpoolSensorStats::default();
+                spool_sensor_stats(0, &mut s)
+            },
+            SPOOL_ERR_UNKNOWN_SENSOR,
+        ),
+        (
+            "spool_stats out NULL",
+            |_| unsafe { spool_stats(null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_config_default out NULL",
+            |_| unsafe { spool_config_default(null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        // ---- C pool
+        (
+            "pool_alloc out NULL",
+            |_| unsafe { spool_pool_alloc(16, null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "pool_alloc size 0",
+            |w| unsafe { spool_pool_alloc(0, &mut w.pool_ptr) },
+            SPOOL_ERR_INVALID_ARGUMENT,
+        ),
+        (
+            "pool_alloc size usize::MAX",
+            |w| unsafe { spool_pool_alloc(usize::MAX, &mut w.pool_ptr) },
+            SPOOL_ERR_TOO_LARGE,
+        ),
+        (
+            "pool_free NULL",
+            |_| unsafe { spool_pool_free(null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "pool_free foreign",
+            |w| unsafe { spool_pool_free(w.word.as_mut_ptr().cast()) },
+            SPOOL_ERR_FOREIGN_PTR,
+        ),
+        (
+            "pool_stats out NULL",
+            |_| unsafe { spool_pool_stats(null_mut(), SPOOL_POOL_TIERS) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "pool_stats len too small",
+            |_| unsafe {
+                let mut s = [SpoolTierStats::default(); 3];
+                spool_pool_stats(s.as_mut_ptr(), 2)
+            },
+            SPOOL_ERR_INVALID_ARGUMENT,
+        ),
+    ]
+}
+
+#[test]
+fn every_hostile_call_is_rejected_counted_and_changes_nothing() {
+    let _g = serial();
+    let table = cases();
+    for (name, f, expect) in &table {
+        assert_eq!(spool_deinit(), SPOOL_OK);
+        let mut w = world();
+        let before = snapshot(&w);
+        let pool_before = pool_snapshot();
+        let f0 = stats().ffi;
+        let got = f(&mut w);
+        assert_eq!(got, *expect, "{name}: status");
+        let f1 = stats().ffi;
+        assert_eq!(f1.calls, f0.calls + 1, "{name}: exactly one counted call");
+        assert_eq!(
+            counter(&f1, *expect),
+            counter(&f0, *expect) + 1,
+            "{name}: counted as {expect:?}"
+        );
+        let after = snapshot(&w);
+        assert_eq!(after, before, "{name}: store / arrays / out-params touched");
+        assert_eq!(pool_snapshot(), pool_before, "{name}: pool touched");
+        assert_eq!(spool_check(), SPOOL_OK, "{name}: check");
+        assert_eq!(spool_pool_check(), SPOOL_OK, "{name}: pool check");
+    }
+    eprintln!("ffi hostile table: {} cases", table.len());
+}
+
+fn pool_snapshot() -> [SpoolTierStats; SPOOL_POOL_TIERS] {
+    let mut s = [SpoolTierStats::default(); SPOOL_POOL_TIERS];
+    // SAFETY: room for SPOOL_POOL_TIERS entries.
+    assert_eq!(
+        unsafe { spool_pool_stats(s.as_mut_ptr(), s.len()) },
+        SPOOL_OK
+    );
+    s
+}
+
+/// Every function that needs an initialized store, called before `spool_init` with
+/// otherwise valid arguments: `SPOOL_ERR_NOT_INITIALIZED` (or the documented neutral value
+/// of the non-status queries), counted, and nothing written into the arrays.
+#[test]
+fn calls_before_init_are_rejected_and_counted() {
+    let _g = serial();
+    let a = Arrays::new(100, &[1000, 0]);
+    let untouched = a.csd_vec();
+    let (csb, csd) = (a.csb(), a.csd());
+    let mut v = [0xDEAD_BEEFu32; 2];
+    let mut rec = SpoolRecord::default();
+    let mut h: SpoolSensor = 77;
+    let mut s = SpoolSensorStats::default();
+    let mut st = SpoolStats::default();
+    let gps = SpoolGpsConfig {
+        latitude_id: 1,
+        longitude_id: 2,
+        altitude_id: SPOOL_ID_NONE,
+        speed_id: SPOOL_ID_NONE,
+        get_position: None,
+        ctx: null_mut(),
+    };
+    let ni = SPOOL_ERR_NOT_INITIALIZED;
+    // SAFETY: valid pointers to live test memory throughout.
+    let results: Vec<(&str, SpoolStatus)> = unsafe {
+        vec![
+            (
+                "register",
+                spool_register_sensors(csb, csd, 2, &layout(), 1),
+            ),
+            (
+                "write_tsd_evt",
+                void(|| write_tsd_evt(csb, csd, 0, 1, true)),
+            ),
+            (
+                "write_tsd_evt_time",
+                void(|| write_tsd_evt_time(csb, csd, 0, 1, 1)),
+            ),
+            (
+                "read_tsd_evt",
+                void(|| read_tsd_evt(csb, csd, 0, v.as_mut_ptr())),
+            ),
+            ("erase_tsd_evt", void(|| erase_tsd_evt(csb, csd, 0))),
+            (
+                "revert_pending",
+                void(|| revert_tsd_evt_pending_data(csb, csd, 2)),
+            ),
+            (
+                "erase_pending",
+                void(|| erase_tsd_evt_pending_data(csb, csd, 2)),
+            ),
+            ("atomic_erase", atomic_erase_records(csb, csd, 0, 0)),
+            ("process_memory", void(|| process_memory(1000))),
+            ("flush_all_to_disk", void(|| flush_all_to_disk())),
+            ("cancel_memory_flush", void(|| cancel_memory_flush())),
+            ("init_ds", void(|| imx_init_data_store_entry(a.ds_ptr(0)))),
+            ("reset_csd", void(|| reset_csd_entry(csd, 0))),
+            ("set_gps", spool_set_gps(&gps)),
+            ("sensor_open", spool_sensor_open(1, 1, 0, &mut h)),
+            ("spool_write", spool_write(1, 1, 1)),
+            ("spool_read", spool_read(1, &mut rec)),
+            ("spool_ack", spool_ack(1, 0)),
+            ("spool_revert", spool_revert(1)),
+            ("sensor_stats", spool_sensor_stats(1, &mut s)),
+            ("spool_stats", spool_stats(&mut st)),
+            ("spool_check", spool_check()),
+        ]
+    };
+    for (name, r) in &results {
+        assert_eq!(*r, ni, "{name}");
+    }
+    assert_eq!(
+        get_flush_progress(),
+        101,
+        "nothing held before init: safe to power off"
+    );
+    assert!(is_all_ram_empty());
+    assert_eq!(
+        (v, rec, h, s),
+        (
+            [0xDEAD_BEEF; 2],
+            SpoolRecord::default(),
+            77,
+            SpoolSensorStats::default()
+        )
+    );
+    assert_eq!(a.csd_vec(), untouched, "arrays untouched before init");
+    init(0);
+    let f = stats().ffi;
+    assert_eq!(f.rejected_not_initialized, results.len() as u64 + 2);
+    assert_eq!(
+        f.calls,
+        results.len() as u64 + 4,
+        "plus get_flush_progress, is_all_ram_empty, spool_config_default, spool_init"
+    );
+    let st = stats().store;
+    assert!(st.sectors_total > 0);
+    assert_eq!(
+        st,
+        SpoolStoreStats {
+            sectors_total: st.sectors_total,
+            ..SpoolStoreStats::default()
+        },
+        "an empty store"
+    );
+    assert_eq!(spool_deinit(), SPOOL_OK);
+}
+
+#[test]
+fn double_init_and_bad_configs() {
+    let _g = serial();
+    let mut cfg = SpoolConfig {
+        abi_version: SPOOL_ABI_VERSION + 1,
+        flags: 0,
+        utc_now: None,
+    };
+    // SAFETY: valid config pointers.
+    unsafe {
+        assert_eq!(spool_init(&cfg), SPOOL_ERR_INVALID_ARGUMENT);
+        cfg.abi_version = SPOOL_ABI_VERSION;
+        cfg.flags = 0x8000_0000;
+        assert_eq!(spool_init(&cfg), SPOOL_ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            spool_check(),
+            SPOOL_ERR_NOT_INITIALIZED,
+            "a rejected init leaves it uninitialized"
+        );
+        cfg.flags = 0;
+        assert_eq!(spool_init(&cfg), SPOOL_OK);
+        assert_eq!(spool_init(&cfg), SPOOL_ERR_ALREADY_INITIALIZED);
+        assert_eq!(spool_check(), SPOOL_OK);
+    }
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_eq!(spool_deinit(), SPOOL_OK, "deinit is idempotent");
+}
+
+#[test]
+fn registry_full() {
+    let _g = serial();
+    init(0);
+    let mut arrays: Vec<Arrays> = (0..17).map(|i| Arrays::new(1000 * i, &[1000])).collect();
+    let mut n_ok = 0;
+    for a in arrays.iter_mut() {
+        match a.register(3) {
+            SPOOL_OK => n_ok += 1,
+            s => assert_eq!(s, SPOOL_ERR_REGISTRY_FULL),
+        }
+    }
+    assert_eq!(n_ok, 16);
+    assert_eq!(stats().ffi.rejected_other, 1);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+}
