@@ -11,6 +11,24 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+// Exactly one critical-section provider per build graph: say so plainly instead of the
+// critical-section crate's restore-state error or a duplicate-symbol link error.
+#[cfg(any(
+    all(
+        feature = "std",
+        any(feature = "extern-cs", feature = "cortex-m-cs", feature = "riscv-cs")
+    ),
+    all(
+        feature = "extern-cs",
+        any(feature = "cortex-m-cs", feature = "riscv-cs")
+    ),
+    all(feature = "cortex-m-cs", feature = "riscv-cs"),
+))]
+compile_error!(
+    "choose one critical-section provider: std (default), extern-cs, cortex-m-cs or riscv-cs; \
+     the no_std ones need --no-default-features"
+);
+
 // The critical-section implementations live in crates that are otherwise unused;
 // without a reference the linker drops them and the acquire/release symbols stay
 // undefined in the static library.

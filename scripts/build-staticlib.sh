@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Build the C static library `libsensor_spool.a` (LTO, one object for all Rust code).
+#
+# usage: scripts/build-staticlib.sh [TARGET...]
+#   TARGET: host | host-std | thumbv7m | thumbv7em | riscv32imc | all  (default: all)
+#           full triples (thumbv7m-none-eabi, ...) are accepted too.
+#   env CS=default|extern|cortex-m|riscv   critical-section provider (default: per target, see below)
+#   env BUILD_DIR=build                   output root
+#   env FEATURES=...                      extra crate features, comma separated (optional)
+#
+# Output: $BUILD_DIR/<flavor>/libsensor_spool.a plus build-info.txt (target, features, command).
+#   host                         no_std, C hooks spool_cs_acquire/spool_cs_release  (build/host/)
+#   host-std                     std (Linux gateway, FileStorage), std critical section (build/host-std/)
+#   thumbv7m-none-eabi           cortex-m single-core critical section (PRIMASK)
+#   thumbv7em-none-eabihf        cortex-m single-core critical section (PRIMASK)
+#   riscv32imc-unknown-none-elf  riscv single-hart critical section (mstatus.MIE, M-mode)
+# With CS=extern on an embedded target the directory gets a suffix: build/<triple>-extern-cs/.
+#
+# The crate itself is an rlib; `cargo rustc --crate-type staticlib` is the only way to get an
+# LTO'd archive (a mixed ["staticlib","rlib"] crate type silently skips LTO).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$SPOOL_ROOT"
+
+BUILD_DIR="${BUILD_DIR:-build}"
+CS="${CS:-default}"
+EXTRA_FEATURES="${FEATURES:-}"
+
+usage() {
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+triple_of() {
+    case "$1" in
+    host | host-std) echo "$SPOOL_HOST_TRIPLE" ;;
+    thumbv7m | thumbv7m-none-eabi) echo thumbv7m-none-eabi ;;
+    thumbv7em | thumbv7em-none-eabihf) echo thumbv7em-none-eabihf ;;
+    riscv32imc | riscv32imc-unknown-none-elf) echo riscv32imc-unknown-none-elf ;;
+    *) return 1 ;;
+    esac
+}
+
+# build_one FLAVOR : builds one archive and prints its path.
+build_one() {
+    local flavor="$1" triple cs features dir std=0
+    triple="$(triple_of "$flavor")" || {
+        note "unknown target '$flavor'"
+        usage
+    }
+    case "$flavor" in
+    host) cs=extern ;;
+    host-std)
+        cs=std
+        std=1
+        ;;
+    thumbv7m* | thumbv7em*) cs=cortex-m ;;
+    riscv32imc*) cs=riscv ;;
+    esac
+    if [ "$CS" != default ] && [ "$std" -eq 0 ]; then
+        cs="$CS"
+    fi
+    case "$cs" in
+    extern | cortex-m | riscv | std) ;;
+    *) die "CS must be default, extern, cortex-m or riscv (got '$cs')" ;;
+    esac
+
+    if [ "$std" -eq 1 ]; then
+        features="std,ffi"
+        dir="$BUILD_DIR/host-std"
+    else
+        features="ffi,panic-handler,$cs-cs"
+        if [ "$flavor" = host ]; then
+            dir="$BUILD_DIR/host"
+            [ "$cs" = extern ] || dir="$BUILD_DIR/host-$cs-cs"
+        else
+            dir="$BUILD_DIR/$triple"
+            case "$triple:$cs" in
+            thumb*:cortex-m | riscv*:riscv) ;;
+            *) dir="$dir-$cs-cs" ;;
+            esac
+        fi
+    fi
+    [ -n "$EXTRA_FEATURES" ] && features="$features,$EXTRA_FEATURES"
+
+    need_rust_target "$triple"
+    local cmd=(cargo rustc --quiet --lib --release --target "$triple" --crate-type staticlib)
+    if [ "$std" -eq 1 ]; then
+        cmd+=(--features "$features")
+    else
+        cmd+=(--no-default-features --features "$features")
+    fi
+    mkdir -p "$dir"
+    # `--print native-static-libs` tells what a C link of this archive needs (std flavor: libc etc.).
+    local native="$dir/native-static-libs.txt"
+    "${cmd[@]}" -- --print native-static-libs 2>"$SPOOL_TMP/rustc-stderr" || {
+        cat "$SPOOL_TMP/rustc-stderr" >&2
+        return 1
+    }
+    sed -n 's/^note: native-static-libs: //p' "$SPOOL_TMP/rustc-stderr" >"$native"
+    grep -v -e '^note: ' -e 'native-static-libs' -e '^$' "$SPOOL_TMP/rustc-stderr" >&2 || true
+
+    local tdir="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}"
+    cp "$tdir/$triple/release/libsensor_spool.a" "$dir/libsensor_spool.a"
+    {
+        echo "target=$triple"
+        echo "cs=$cs"
+        echo "features=$features"
+        echo "std=$std"
+        echo "command=${cmd[*]}"
+        echo "rustc=$(rustc -V)"
+        echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    } >"$dir/build-info.txt"
+    printf '%-40s %9s bytes  (%s)\n' "$dir/libsensor_spool.a" "$(wc -c <"$dir/libsensor_spool.a")" "$features"
+}
+
+[ $# -eq 0 ] && set -- all
+flavors=()
+for arg in "$@"; do
+    case "$arg" in
+    -h | --help) usage ;;
+    all) flavors+=(host host-std thumbv7m thumbv7em riscv32imc) ;;
+    *) flavors+=("$arg") ;;
+    esac
+done
+for f in "${flavors[@]}"; do
+    build_one "$f"
+done
