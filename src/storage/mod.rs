@@ -1,1 +1,396 @@
-//! Non-volatile storage the spool spills into (work in progress).
+//! Non-volatile storage the spool spills into.
+//!
+//! The spool keeps recent samples in RAM and, when RAM fills up, hands the oldest
+//! full RAM sectors of all sensors to a [`Storage`] as **one batch** (a list of
+//! per-sensor [`Run`]s). Storage keeps batches in write order, hands a sensor's
+//! records back oldest first, persists acknowledgement marks, and evicts the
+//! oldest data when full, reporting what it evicted.
+//!
+//! Implementations:
+//! - [`NoStorage`]: RAM-only builds; every append is refused with
+//!   [`StorageError::Unsupported`].
+//! - [`NorFlashStorage`]: a log of CRC-framed batches over the erase sectors of any
+//!   plain [`embedded_storage::nor_flash::NorFlash`] (write-once words, no
+//!   `MultiwriteNorFlash`), `WRITE_SIZE` 1..=32, `ERASE_SIZE` 256 B..=128 KiB.
+//! - `mock_flash::MockFlash` (feature `_mock-flash`, test support, semver-exempt):
+//!   a fault-injecting NOR flash for power-loss tests.
+//!
+//! # Record identity
+//!
+//! A run is `(SensorKey, RecordKind, first sequence number, count, RunMeta,
+//! records)`. Sequence numbers are per sensor, `u32`, compared with serial-number
+//! (wrapping) arithmetic, so a sensor may store fewer than 2^31 records at once.
+//! Records are opaque fixed-size byte strings: 4 bytes for TSD (value; time is
+//! `RunMeta::base_time + i * RunMeta::interval`), 8 bytes for EVT (UTC seconds then
+//! value, little-endian).
+//!
+//! # On-flash format (`NorFlashStorage`)
+//!
+//! `W` = `NorFlash::WRITE_SIZE`, `E` = `NorFlash::ERASE_SIZE`, `N` = capacity / `E`
+//! sectors (N >= 2). Erased bytes read `0xFF`. All integers little-endian.
+//! Every program operation starts at a `W`-aligned offset and writes a multiple of
+//! `W` bytes; no word is ever programmed twice between erases.
+//!
+//! **Sector** (`E` bytes): a header, then frames back to back, then erased space.
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | magic `"SPL1"` (format version 1) |
+//! | 4 | 8 | sequence number `u64`: +1 for every sector opened, never wraps (2^64 opens) |
+//! | 12 | 4 | CRC-32C of bytes 0..12 |
+//! | 16 | `H`-16 | padding `0xFF` up to `H = round_up(16, W)` |
+//!
+//! **Frame** (one batch or one acknowledgement; `L` bytes, `L` a multiple of `W`,
+//! `L <= 65535`, a frame never crosses a sector boundary):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | tag: `0xB5` batch, `0xAC` acknowledgement (`0xFF` = erased, end of sector) |
+//! | 1 | 2 | `L`, total frame length including padding and CRC |
+//! | 3 | 1 | header check: CRC-8/SMBus of bytes 0..3 |
+//! | 4 | .. | body (below) |
+//! | .. | .. | padding `0xFF` |
+//! | `L`-4 | 4 | CRC-32C of bytes 0..`L`-4 |
+//!
+//! **Batch body**: runs back to back, ended by padding (`0xFF`) or the CRC.
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | kind: `0x01` TSD, `0x02` EVT |
+//! | 1 | 1 | `SensorKey::source` |
+//! | 2 | 2 | record count `c` (1..=65535) |
+//! | 4 | 4 | `SensorKey::id` |
+//! | 8 | 4 | sequence number of the first record |
+//! | 12 | 8 | TSD only: base time `u32`, interval `u32` |
+//! | 12 or 20 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
+//!
+//! **Acknowledgement body** (12 bytes; frame length `round_up(20, W)`): source
+//! `u8`, 3 reserved bytes `0xFF`, id `u32`, `upto` `u32`: every record of that
+//! sensor with a sequence number before `upto` is acknowledged. The mark with the
+//! latest position in the log wins. A mark only ever covers records written
+//! before it in the log, so evicting the sector that holds it also evicts the
+//! records it covers: marks never need to be copied forward.
+//!
+//! # Costs
+//!
+//! - Append: exactly one frame; `ceil((L [+ H when a sector is opened]) / BUF)`
+//!   program operations (`BUF` = staging buffer, 512 B by default, so one program
+//!   operation for frames up to 512 B). Opening a sector costs one erase, after
+//!   the evicted sector's runs have been reported.
+//! - Acknowledgement: one frame of `round_up(20, W)` bytes, one program operation.
+//! - Erases: one per sector opened; sectors are used in a fixed ring order, so
+//!   the erase counts of any two sectors differ by at most one. No garbage
+//!   collection, no copying of live data.
+//! - Mount reads at most `N * round_up(H, R) + E` bytes (`R` = `READ_SIZE`): every
+//!   sector header plus one pass over the newest sector (frame headers, then the
+//!   erased tail). Mount never writes and never erases.
+//! - `recover` (full inventory of runs and marks) reads the whole log once.
+//!
+//! # Power loss
+//!
+//! A frame is valid only if its header check and CRC-32C match, so a torn write
+//! costs exactly the frame being written. A torn erase leaves a sector whose
+//! header is invalid or whose frames fail their CRC; it is erased again before
+//! reuse. If mount finds anything but erased bytes after the last frame of the
+//! newest sector, that sector is sealed and the next frame goes to a fresh
+//! sector, so torn words are never programmed again. A damaged frame costs its
+//! own records (its header still gives its length); a damaged frame header costs
+//! at most the rest of its sector. Nothing is ever formatted.
+
+mod frame;
+mod nor;
+
+#[cfg(feature = "_mock-flash")]
+pub mod mock_flash;
+
+pub use nor::NorFlashStorage;
+
+/// Identity of a sensor: data source (host, CAN, ...) and sensor id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SensorKey {
+    /// Data source of the sensor.
+    pub source: u8,
+    /// Sensor id within its source.
+    pub id: u32,
+}
+
+/// The two record kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// Time series: 4-byte value, time implied by [`RunMeta`].
+    Tsd,
+    /// Event: 4-byte UTC seconds then 4-byte value.
+    Evt,
+}
+
+impl RecordKind {
+    /// Bytes of one encoded record of this kind.
+    pub const fn record_size(self) -> usize {
+        match self {
+            RecordKind::Tsd => 4,
+            RecordKind::Evt => 8,
+        }
+    }
+}
+
+/// Timing of a TSD run (zero for EVT runs, which carry time per record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct RunMeta {
+    /// Time of the first record of the run (unit chosen by the store).
+    pub base_time: u32,
+    /// Time between two records (unit chosen by the store).
+    pub interval: u32,
+}
+
+/// Description of a run of consecutive records of one sensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RunInfo {
+    /// Sensor the records belong to.
+    pub key: SensorKey,
+    /// Kind of the records.
+    pub kind: RecordKind,
+    /// Sequence number of the first record.
+    pub first_seq: u32,
+    /// Number of records (at least 1).
+    pub count: u16,
+    /// Timing of TSD runs.
+    pub meta: RunMeta,
+}
+
+impl RunInfo {
+    /// Sequence number one past the last record (wrapping).
+    pub const fn end_seq(&self) -> u32 {
+        self.first_seq.wrapping_add(self.count as u32)
+    }
+
+    /// Whether `seq` falls inside this run (serial-number arithmetic).
+    pub const fn contains(&self, seq: u32) -> bool {
+        seq.wrapping_sub(self.first_seq) < self.count as u32
+    }
+}
+
+/// One run of a batch: its description and its encoded records
+/// (`records.len() == count * kind.record_size()`).
+#[derive(Clone, Copy, Debug)]
+pub struct Run<'a> {
+    /// What the records are.
+    pub info: RunInfo,
+    /// The encoded records.
+    pub records: &'a [u8],
+}
+
+/// What [`Storage::recover`] reports, oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogEntry {
+    /// A run of stored records.
+    Run(RunInfo),
+    /// An acknowledgement mark: records of `key` before `upto` are acknowledged.
+    Ack {
+        /// Sensor.
+        key: SensorKey,
+        /// First unacknowledged sequence number.
+        upto: u32,
+    },
+}
+
+/// Result of [`Storage::read`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOut {
+    /// The stored run the records come from.
+    pub run: RunInfo,
+    /// Sequence number of the first record copied. Greater than the requested
+    /// one (serial arithmetic) when the records in between are not stored
+    /// (evicted or lost to damage).
+    pub first: u32,
+    /// Number of records copied into the output buffer.
+    pub count: usize,
+}
+
+/// Errors of the storage layer (small and `Copy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The backend stores nothing (RAM-only build).
+    Unsupported,
+    /// `mount` has not succeeded yet.
+    NotMounted,
+    /// The flash geometry is not supported (see [`NorFlashStorage::new`]).
+    Geometry,
+    /// The batch does not fit in one frame / one sector.
+    TooLarge,
+    /// A run is malformed (count 0, or records length does not match).
+    InvalidRun,
+    /// The output buffer cannot hold a single record.
+    BufferTooSmall,
+    /// The flash driver reported an error (alignment, bounds or device).
+    Flash(FlashErrorKind),
+}
+
+/// Copy of `embedded_storage::nor_flash::NorFlashErrorKind` (which is
+/// `non_exhaustive`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlashErrorKind {
+    /// Offset or length not aligned.
+    NotAligned,
+    /// Offset or length out of bounds.
+    OutOfBounds,
+    /// Any other device error (including a power cut in the mock).
+    Other,
+}
+
+impl From<embedded_storage::nor_flash::NorFlashErrorKind> for FlashErrorKind {
+    fn from(k: embedded_storage::nor_flash::NorFlashErrorKind) -> Self {
+        use embedded_storage::nor_flash::NorFlashErrorKind as K;
+        match k {
+            K::NotAligned => FlashErrorKind::NotAligned,
+            K::OutOfBounds => FlashErrorKind::OutOfBounds,
+            _ => FlashErrorKind::Other,
+        }
+    }
+}
+
+impl core::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for StorageError {}
+
+/// Counters of a storage backend (this power cycle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct StorageStats {
+    /// Number of erase sectors.
+    pub sectors: u32,
+    /// Bytes per erase sector.
+    pub sector_size: u32,
+    /// Sequence number of the newest sector (0 if none).
+    pub head_seq: u64,
+    /// Batches appended.
+    pub batches: u32,
+    /// Records appended.
+    pub records: u32,
+    /// Acknowledgement marks written.
+    pub acks: u32,
+    /// Sectors evicted (erased while holding data).
+    pub evicted_sectors: u32,
+    /// Records in evicted sectors (acknowledged or not).
+    pub evicted_records: u32,
+    /// Frames skipped because their CRC or structure did not check out.
+    pub bad_frames: u32,
+    /// Bytes read by the last `mount`.
+    pub mount_bytes_read: u32,
+    /// Bytes still free in the newest sector.
+    pub head_free: u32,
+}
+
+/// Where the spool spills batches of records.
+///
+/// All methods are synchronous and bounded; errors are small `Copy` values.
+/// Callbacks are generic closures (no trait objects).
+pub trait Storage {
+    /// Finds the log after a reset. Must be called once before anything else.
+    /// Never formats, never writes.
+    fn mount(&mut self) -> Result<(), StorageError>;
+
+    /// Whether anything is stored at all (`false` for [`NoStorage`]).
+    fn is_persistent(&self) -> bool;
+
+    /// Largest encoded batch (sum of run headers and records, as computed by
+    /// [`encoded_len`]) that [`Storage::append`] accepts.
+    fn max_batch_bytes(&self) -> usize;
+
+    /// Appends one batch (one frame). When the log is full, the oldest sector is
+    /// evicted first and every run in it is reported to `on_evict`.
+    fn append<V: FnMut(RunInfo)>(
+        &mut self,
+        runs: &[Run<'_>],
+        on_evict: V,
+    ) -> Result<(), StorageError>;
+
+    /// Copies records of `key` starting at `seq` (or at the next stored record
+    /// after it) into `out`, at most one stored run per call. `Ok(None)` when
+    /// nothing at or after `seq` is stored.
+    fn read(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<Option<ReadOut>, StorageError>;
+
+    /// Persists "records of `key` before `upto` are acknowledged" (one small
+    /// program operation). If the newest sector is full this opens the next one,
+    /// which may evict the oldest sector: its runs are reported to `on_evict`.
+    fn ack<V: FnMut(RunInfo)>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        on_evict: V,
+    ) -> Result<(), StorageError>;
+
+    /// Evicts the oldest sector unless it is the newest one; reports its runs.
+    /// Returns whether a sector was evicted.
+    fn evict_oldest<V: FnMut(RunInfo)>(&mut self, on_evict: V) -> Result<bool, StorageError>;
+
+    /// Reports every valid run and acknowledgement mark, oldest first (reads the
+    /// whole log once). The store rebuilds its per-sensor state from this.
+    fn recover<V: FnMut(LogEntry)>(&mut self, f: V) -> Result<(), StorageError>;
+
+    /// Counters.
+    fn stats(&self) -> StorageStats;
+}
+
+/// Encoded size of a batch body (run headers plus records), the quantity
+/// bounded by [`Storage::max_batch_bytes`].
+pub fn encoded_len(runs: &[Run<'_>]) -> usize {
+    runs.iter()
+        .map(|r| frame::run_hdr_len(r.info.kind) + r.records.len())
+        .sum()
+}
+
+/// Encoded size of one run of `count` records of `kind` (header included).
+pub const fn run_encoded_len(kind: RecordKind, count: usize) -> usize {
+    frame::run_hdr_len(kind) + count * kind.record_size()
+}
+
+/// RAM-only backend: stores nothing. `append` fails with
+/// [`StorageError::Unsupported`] so the spool applies its RAM overflow policy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoStorage;
+
+impl Storage for NoStorage {
+    fn mount(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn is_persistent(&self) -> bool {
+        false
+    }
+    fn max_batch_bytes(&self) -> usize {
+        0
+    }
+    fn append<V: FnMut(RunInfo)>(&mut self, _: &[Run<'_>], _: V) -> Result<(), StorageError> {
+        Err(StorageError::Unsupported)
+    }
+    fn read(
+        &mut self,
+        _: SensorKey,
+        _: u32,
+        _: &mut [u8],
+    ) -> Result<Option<ReadOut>, StorageError> {
+        Ok(None)
+    }
+    fn ack<V: FnMut(RunInfo)>(&mut self, _: SensorKey, _: u32, _: V) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn evict_oldest<V: FnMut(RunInfo)>(&mut self, _: V) -> Result<bool, StorageError> {
+        Ok(false)
+    }
+    fn recover<V: FnMut(LogEntry)>(&mut self, _: V) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn stats(&self) -> StorageStats {
+        StorageStats::default()
+    }
+}

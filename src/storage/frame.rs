@@ -1,0 +1,269 @@
+//! On-flash encoding of sector headers, batch frames and acknowledgement frames.
+//!
+//! Pure byte-level helpers shared by [`super::NorFlashStorage`]; see the module
+//! documentation of [`super`] for the layout tables. Nothing here touches flash.
+
+use super::{RecordKind, RunInfo, RunMeta, SensorKey};
+use crc::{CRC_8_SMBUS, CRC_32_ISCSI, Crc};
+
+/// Magic at the start of every sector header ("SPL" + format version 1).
+pub(crate) const SECTOR_MAGIC: [u8; 4] = *b"SPL1";
+/// Bytes of the sector header before padding to `WRITE_SIZE`.
+pub(crate) const SECTOR_HDR: usize = 16;
+/// Tag byte of a batch frame.
+pub(crate) const TAG_BATCH: u8 = 0xB5;
+/// Tag byte of an acknowledgement frame.
+pub(crate) const TAG_ACK: u8 = 0xAC;
+/// Frame header: tag, length (u16 LE), header check byte.
+pub(crate) const FRAME_HDR: usize = 4;
+/// Trailing CRC-32C of a frame.
+pub(crate) const CRC_LEN: usize = 4;
+/// Run header common part: kind, source, count (u16), id (u32), first sequence (u32).
+pub(crate) const RUN_HDR: usize = 12;
+/// Extra run header bytes for TSD runs: base time (u32), interval (u32).
+pub(crate) const TSD_EXTRA: usize = 8;
+/// Acknowledgement frame body: source, 3 reserved bytes, id (u32), `upto` (u32).
+pub(crate) const ACK_BODY: usize = 12;
+/// Kind byte of a TSD run.
+pub(crate) const KIND_TSD: u8 = 0x01;
+/// Kind byte of an EVT run.
+pub(crate) const KIND_EVT: u8 = 0x02;
+/// Largest frame length the u16 length field can carry.
+pub(crate) const MAX_FRAME: usize = 0xFFFF;
+
+/// CRC-32C (Castagnoli), the frame and sector-header checksum.
+pub(crate) static CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
+/// CRC-8 (SMBus), the frame-header check byte.
+static CRC8: Crc<u8> = Crc::<u8>::new(&CRC_8_SMBUS);
+
+/// Rounds `n` up to a multiple of `w` (`w >= 1`).
+pub(crate) const fn round_up(n: usize, w: usize) -> usize {
+    n.div_ceil(w) * w
+}
+
+/// Run header length for a kind.
+pub(crate) const fn run_hdr_len(kind: RecordKind) -> usize {
+    match kind {
+        RecordKind::Tsd => RUN_HDR + TSD_EXTRA,
+        RecordKind::Evt => RUN_HDR,
+    }
+}
+
+/// Encodes a sector header (unpadded).
+pub(crate) fn sector_header(seq: u64) -> [u8; SECTOR_HDR] {
+    let mut h = [0u8; SECTOR_HDR];
+    h[..4].copy_from_slice(&SECTOR_MAGIC);
+    h[4..12].copy_from_slice(&seq.to_le_bytes());
+    let c = CRC32.checksum(&h[..12]);
+    h[12..16].copy_from_slice(&c.to_le_bytes());
+    h
+}
+
+/// Decodes a sector header; `None` if the magic or CRC does not match.
+pub(crate) fn parse_sector_header(h: &[u8]) -> Option<u64> {
+    if h.len() < SECTOR_HDR || h[..4] != SECTOR_MAGIC {
+        return None;
+    }
+    let c = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+    if CRC32.checksum(&h[..12]) != c {
+        return None;
+    }
+    Some(u64::from_le_bytes([
+        h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11],
+    ]))
+}
+
+/// Encodes a frame header.
+pub(crate) fn frame_header(tag: u8, len: usize) -> [u8; FRAME_HDR] {
+    let l = (len as u16).to_le_bytes();
+    let chk = CRC8.checksum(&[tag, l[0], l[1]]);
+    [tag, l[0], l[1], chk]
+}
+
+/// What a 4-byte frame header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// All four bytes erased: no frame starts here.
+    Erased,
+    /// A well-formed header of a frame of this tag and total (padded) length.
+    Frame { tag: u8, len: usize },
+    /// Anything else: damaged or torn bytes.
+    Garbage,
+}
+
+/// Decodes a frame header; `room` is the number of bytes left in the sector and
+/// `w` the write size (frame lengths are multiples of it).
+pub(crate) fn parse_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize) -> Header {
+    if h == [0xFF; FRAME_HDR] {
+        return Header::Erased;
+    }
+    let tag = h[0];
+    let len = u16::from_le_bytes([h[1], h[2]]) as usize;
+    if (tag != TAG_BATCH && tag != TAG_ACK)
+        || CRC8.checksum(&h[..3]) != h[3]
+        || len < FRAME_HDR + CRC_LEN
+        || len > room
+        || !len.is_multiple_of(w)
+    {
+        return Header::Garbage;
+    }
+    Header::Frame { tag, len }
+}
+
+/// Encodes a run header; returns the used prefix length.
+pub(crate) fn run_header(info: &RunInfo, out: &mut [u8; RUN_HDR + TSD_EXTRA]) -> usize {
+    out[0] = match info.kind {
+        RecordKind::Tsd => KIND_TSD,
+        RecordKind::Evt => KIND_EVT,
+    };
+    out[1] = info.key.source;
+    out[2..4].copy_from_slice(&info.count.to_le_bytes());
+    out[4..8].copy_from_slice(&info.key.id.to_le_bytes());
+    out[8..12].copy_from_slice(&info.first_seq.to_le_bytes());
+    if info.kind == RecordKind::Tsd {
+        out[12..16].copy_from_slice(&info.meta.base_time.to_le_bytes());
+        out[16..20].copy_from_slice(&info.meta.interval.to_le_bytes());
+    }
+    run_hdr_len(info.kind)
+}
+
+/// Result of decoding the run header at the start of `b`.
+pub(crate) enum RunParse {
+    /// Padding (or the end of the body): no more runs in this frame.
+    End,
+    /// A run, its header length and record bytes length.
+    Run(RunInfo, usize, usize),
+    /// Inconsistent bytes (only possible in a forged frame whose CRC matches).
+    Bad,
+}
+
+/// Decodes a run header from `b` (which holds at least the first byte). `rest`
+/// is the number of body bytes left from the start of this run header.
+pub(crate) fn parse_run_header(b: &[u8], rest: usize) -> RunParse {
+    let kind = match b.first() {
+        None | Some(0xFF) => return RunParse::End,
+        Some(&KIND_TSD) => RecordKind::Tsd,
+        Some(&KIND_EVT) => RecordKind::Evt,
+        Some(_) => return RunParse::Bad,
+    };
+    let hl = run_hdr_len(kind);
+    if b.len() < hl || rest < hl {
+        return RunParse::Bad;
+    }
+    let count = u16::from_le_bytes([b[2], b[3]]);
+    let rec = count as usize * kind.record_size();
+    if count == 0 || rest - hl < rec {
+        return RunParse::Bad;
+    }
+    let meta = if kind == RecordKind::Tsd {
+        RunMeta {
+            base_time: u32::from_le_bytes([b[12], b[13], b[14], b[15]]),
+            interval: u32::from_le_bytes([b[16], b[17], b[18], b[19]]),
+        }
+    } else {
+        RunMeta::default()
+    };
+    let info = RunInfo {
+        key: SensorKey {
+            source: b[1],
+            id: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        },
+        kind,
+        first_seq: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+        count,
+        meta,
+    };
+    RunParse::Run(info, hl, rec)
+}
+
+/// Encodes an acknowledgement frame body.
+pub(crate) fn ack_body(key: SensorKey, upto: u32) -> [u8; ACK_BODY] {
+    let mut b = [0xFFu8; ACK_BODY];
+    b[0] = key.source;
+    b[4..8].copy_from_slice(&key.id.to_le_bytes());
+    b[8..12].copy_from_slice(&upto.to_le_bytes());
+    b
+}
+
+/// Decodes an acknowledgement frame body.
+pub(crate) fn parse_ack_body(b: &[u8]) -> Option<(SensorKey, u32)> {
+    if b.len() < ACK_BODY || b[1..4] != [0xFF; 3] {
+        return None;
+    }
+    Some((
+        SensorKey {
+            source: b[0],
+            id: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        },
+        u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sector_header_roundtrip_and_damage() {
+        let h = sector_header(0x0102_0304_0506_0708);
+        assert_eq!(parse_sector_header(&h), Some(0x0102_0304_0506_0708));
+        for i in 0..SECTOR_HDR * 8 {
+            let mut d = h;
+            d[i / 8] ^= 1 << (i % 8);
+            assert_eq!(parse_sector_header(&d), None, "bit {i}");
+        }
+        assert_eq!(parse_sector_header(&[0xFF; 16]), None);
+    }
+
+    #[test]
+    fn frame_header_checks() {
+        let h = frame_header(TAG_BATCH, 280);
+        assert_eq!(
+            parse_frame_header(h, 4096, 8),
+            Header::Frame {
+                tag: TAG_BATCH,
+                len: 280
+            }
+        );
+        assert_eq!(parse_frame_header(h, 279, 8), Header::Garbage);
+        assert_eq!(parse_frame_header(h, 4096, 16), Header::Garbage);
+        assert_eq!(parse_frame_header([0xFF; 4], 4096, 8), Header::Erased);
+        let mut d = h;
+        d[1] ^= 4;
+        assert_eq!(parse_frame_header(d, 4096, 8), Header::Garbage);
+    }
+
+    #[test]
+    fn run_header_roundtrip() {
+        let info = RunInfo {
+            key: SensorKey { source: 3, id: 77 },
+            kind: RecordKind::Tsd,
+            first_seq: u32::MAX - 2,
+            count: 9,
+            meta: RunMeta {
+                base_time: 1000,
+                interval: 250,
+            },
+        };
+        let mut b = [0u8; RUN_HDR + TSD_EXTRA];
+        let n = run_header(&info, &mut b);
+        assert_eq!(n, 20);
+        match parse_run_header(&b, 20 + 36) {
+            RunParse::Run(i, hl, rl) => {
+                assert_eq!((i, hl, rl), (info, 20, 36));
+            }
+            _ => panic!("run header did not parse"),
+        }
+        assert!(matches!(parse_run_header(&b, 20 + 35), RunParse::Bad));
+        assert!(matches!(parse_run_header(&[0xFF], 3), RunParse::End));
+    }
+
+    #[test]
+    fn ack_body_roundtrip() {
+        let k = SensorKey {
+            source: 9,
+            id: 0xDEAD_BEEF,
+        };
+        assert_eq!(parse_ack_body(&ack_body(k, 5)), Some((k, 5)));
+    }
+}

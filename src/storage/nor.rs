@@ -1,0 +1,851 @@
+//! [`NorFlashStorage`]: a log of CRC-framed batches over the erase sectors of a
+//! plain `NorFlash` (format and costs: see the [`super`] module docs).
+
+use super::frame::{
+    self, ACK_BODY, CRC_LEN, CRC32, FRAME_HDR, Header, MAX_FRAME, RUN_HDR, RunParse, SECTOR_HDR,
+    TAG_ACK, TAG_BATCH, TSD_EXTRA, round_up,
+};
+use super::{
+    FlashErrorKind, LogEntry, ReadOut, Run, RunInfo, SensorKey, Storage, StorageError,
+    StorageStats, encoded_len,
+};
+use embedded_storage::nor_flash::{NorFlash, NorFlashError};
+
+/// Read cursors kept per storage (one per recently read sensor).
+const CURSORS: usize = 4;
+
+/// Padding source.
+const FF: [u8; 32] = [0xFF; 32];
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    used: bool,
+    key: SensorKey,
+    next: u32,
+    sector: u32,
+    sector_seq: u64,
+    off: u32,
+}
+
+/// Word-aligned staging buffer.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(4))]
+struct Buf<const N: usize>([u8; N]);
+
+/// Position of a log walk.
+#[derive(Clone, Copy, Debug)]
+struct Pos {
+    sector: u32,
+    /// 0 = sector header not checked yet.
+    off: u32,
+    seq: u64,
+    single: bool,
+    done: bool,
+    /// Sector visits left (guards against any cycle).
+    left: u32,
+}
+
+/// A frame found by a walk, its CRC already verified.
+#[derive(Clone, Copy, Debug)]
+struct FrameLoc {
+    sector: u32,
+    sector_seq: u64,
+    off: u32,
+    abs: u32,
+    tag: u8,
+    len: u32,
+}
+
+/// Power-loss-safe log of record batches on a plain `NorFlash`.
+///
+/// RAM: `size_of::<NorFlashStorage<F, BUF>>()` = `size_of::<F>()` + `BUF` + about
+/// 200 bytes (head position, four read cursors, counters), independent of the
+/// flash size: no per-sector or per-sensor tables. `BUF` (default 512, a
+/// multiple of 32, at least 64) is the staging buffer for program operations
+/// and for verifying frames; frames up to `BUF` bytes are programmed in one
+/// operation and verified with one read.
+///
+/// Geometry: `WRITE_SIZE` a power of two in 1..=32, `ERASE_SIZE` a multiple of
+/// `WRITE_SIZE` in 256 B..=1 MiB (frames are at most 64 KiB), `READ_SIZE` a
+/// power of two <= 32, at least two sectors.
+#[derive(Debug)]
+pub struct NorFlashStorage<F, const BUF: usize = 512> {
+    flash: F,
+    n: u32,
+    h: u32,
+    mounted: bool,
+    head: Option<u32>,
+    head_seq: u64,
+    /// Header of `head` not programmed yet (it goes out with the first frame).
+    pending_header: bool,
+    write_off: u32,
+    sealed: bool,
+    oldest: u32,
+    next_erased: bool,
+    cached: Option<u32>,
+    /// Last frame whose CRC checked out (flash never changes under it until an
+    /// erase).
+    verified: Option<(u32, u32)>,
+    cursors: [Cursor; CURSORS],
+    victim: usize,
+    stats: StorageStats,
+    buf: Buf<BUF>,
+}
+
+fn ferr<E: NorFlashError>(e: E) -> StorageError {
+    StorageError::Flash(FlashErrorKind::from(e.kind()))
+}
+
+/// Reads `dst.len()` bytes at any offset, honouring `READ_SIZE` alignment.
+fn read_at<F: NorFlash>(flash: &mut F, off: u32, dst: &mut [u8]) -> Result<(), StorageError> {
+    let r = F::READ_SIZE as u32;
+    if r <= 1 {
+        return flash.read(off, dst).map_err(ferr);
+    }
+    let mut done = 0usize;
+    while done < dst.len() {
+        let pos = off + done as u32;
+        let start = pos - pos % r;
+        let skip = (pos - start) as usize;
+        let mut tmp = [0u8; 64];
+        let want = (skip + dst.len() - done).min(64);
+        let n = round_up(want, r as usize).min(64);
+        flash.read(start, &mut tmp[..n]).map_err(ferr)?;
+        let take = (n - skip).min(dst.len() - done);
+        dst[done..done + take].copy_from_slice(&tmp[skip..skip + take]);
+        done += take;
+    }
+    Ok(())
+}
+
+/// Buffered programming: collects bytes and programs `W`-aligned chunks.
+struct Prog<'a, F> {
+    flash: &'a mut F,
+    buf: &'a mut [u8],
+    fill: usize,
+    off: u32,
+    ops: u32,
+    err: Option<StorageError>,
+}
+
+impl<F: NorFlash> Prog<'_, F> {
+    fn push(&mut self, mut b: &[u8]) {
+        while !b.is_empty() && self.err.is_none() {
+            let n = (self.buf.len() - self.fill).min(b.len());
+            self.buf[self.fill..self.fill + n].copy_from_slice(&b[..n]);
+            self.fill += n;
+            b = &b[n..];
+            if self.fill == self.buf.len() {
+                self.flush();
+            }
+        }
+    }
+    fn flush(&mut self) {
+        if self.fill == 0 || self.err.is_some() {
+            return;
+        }
+        match self.flash.write(self.off, &self.buf[..self.fill]) {
+            Ok(()) => {
+                self.off += self.fill as u32;
+                self.fill = 0;
+                self.ops += 1;
+            }
+            Err(e) => self.err = Some(ferr(e)),
+        }
+    }
+}
+
+/// Body of a frame to be written.
+#[derive(Clone, Copy)]
+enum Body<'a, 'r> {
+    Batch(&'a [Run<'r>]),
+    Ack([u8; ACK_BODY]),
+}
+
+/// Emits the bytes of a frame except its CRC: header, body, padding.
+fn emit_frame(body: Body<'_, '_>, len: usize, f: &mut impl FnMut(&[u8])) {
+    let tag = match body {
+        Body::Batch(_) => TAG_BATCH,
+        Body::Ack(_) => TAG_ACK,
+    };
+    f(&frame::frame_header(tag, len));
+    let mut used = FRAME_HDR;
+    match body {
+        Body::Batch(runs) => {
+            for r in runs {
+                let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
+                let hl = frame::run_header(&r.info, &mut hb);
+                f(&hb[..hl]);
+                f(r.records);
+                used += hl + r.records.len();
+            }
+        }
+        Body::Ack(b) => {
+            f(&b);
+            used += b.len();
+        }
+    }
+    let mut pad = len - CRC_LEN - used;
+    while pad > 0 {
+        let k = pad.min(FF.len());
+        f(&FF[..k]);
+        pad -= k;
+    }
+}
+
+/// Serial-number "a is after b".
+const fn after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
+    const W: usize = F::WRITE_SIZE;
+    const E: usize = F::ERASE_SIZE;
+    const BUF_OK: () = assert!(
+        BUF >= 64 && BUF.is_multiple_of(32),
+        "BUF: >= 64, multiple of 32"
+    );
+
+    /// Wraps a flash. Checks the geometry; call [`Storage::mount`] next.
+    pub fn new(flash: F) -> Result<Self, StorageError> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::BUF_OK;
+        let (w, e, r) = (F::WRITE_SIZE, F::ERASE_SIZE, F::READ_SIZE);
+        let n = flash.capacity() / e.max(1);
+        let geometry_ok = w.is_power_of_two()
+            && w <= 32
+            && r.is_power_of_two()
+            && r <= 32
+            && e.is_multiple_of(w)
+            && e.is_multiple_of(r)
+            && (256..=1 << 20).contains(&e)
+            && n >= 2
+            && n.checked_mul(e).is_some_and(|c| c <= u32::MAX as usize);
+        if !geometry_ok {
+            return Err(StorageError::Geometry);
+        }
+        Ok(Self {
+            flash,
+            n: n as u32,
+            h: round_up(SECTOR_HDR, w) as u32,
+            mounted: false,
+            head: None,
+            head_seq: 0,
+            pending_header: false,
+            write_off: 0,
+            sealed: true,
+            oldest: 0,
+            next_erased: false,
+            cached: None,
+            verified: None,
+            cursors: [Cursor::default(); CURSORS],
+            victim: 0,
+            stats: StorageStats::default(),
+            buf: Buf([0; BUF]),
+        })
+    }
+
+    /// The flash (for tests and statistics).
+    pub fn flash(&self) -> &F {
+        &self.flash
+    }
+
+    /// Mutable access to the flash (for tests).
+    pub fn flash_mut(&mut self) -> &mut F {
+        &mut self.flash
+    }
+
+    /// Gives the flash back.
+    pub fn into_inner(self) -> F {
+        self.flash
+    }
+
+    /// Number of erase sectors.
+    pub fn sectors(&self) -> u32 {
+        self.n
+    }
+
+    /// Upper bound of the bytes one `mount` reads: every sector header plus one
+    /// sector (see the module docs).
+    pub fn mount_read_bound(&self) -> usize {
+        self.n as usize * round_up(SECTOR_HDR, F::READ_SIZE) + Self::E
+    }
+
+    /// Largest frame (padded) a sector can take.
+    fn max_frame(&self) -> usize {
+        let m = (Self::E - self.h as usize).min(MAX_FRAME);
+        m - m % Self::W
+    }
+
+    /// Frame length of a batch with this encoded body.
+    fn frame_len(body: usize) -> usize {
+        round_up(FRAME_HDR + body + CRC_LEN, Self::W)
+    }
+
+    fn base(&self, s: u32) -> u32 {
+        s * Self::E as u32
+    }
+
+    fn sector_seq(&mut self, s: u32) -> Result<Option<u64>, StorageError> {
+        let mut h = [0u8; SECTOR_HDR];
+        let b = self.base(s);
+        read_at(&mut self.flash, b, &mut h)?;
+        Ok(frame::parse_sector_header(&h))
+    }
+
+    /// Reads the newest sector's frame headers and erased tail to find the write
+    /// point; returns (write offset, clean).
+    fn scan_head(&mut self, s: u32) -> Result<(u32, bool, u32), StorageError> {
+        let base = self.base(s);
+        let e = Self::E as u32;
+        let mut read = 0u32;
+        let mut o = self.h;
+        loop {
+            if o + FRAME_HDR as u32 > e {
+                break;
+            }
+            let mut hb = [0u8; FRAME_HDR];
+            read_at(&mut self.flash, base + o, &mut hb)?;
+            read += FRAME_HDR as u32;
+            match frame::parse_frame_header(hb, (e - o) as usize, Self::W) {
+                Header::Erased => break,
+                Header::Frame { len, .. } => o += len as u32,
+                Header::Garbage => return Ok((o, false, read)),
+            }
+        }
+        // Everything from `o` to the end must be erased, else a torn write left
+        // bits there and the sector is sealed.
+        let mut p = o;
+        while p < e {
+            let k = ((e - p) as usize).min(BUF);
+            read_at(&mut self.flash, base + p, &mut self.buf.0[..k])?;
+            read += k as u32;
+            if self.buf.0[..k].iter().any(|&b| b != 0xFF) {
+                return Ok((o, false, read));
+            }
+            p += k as u32;
+        }
+        Ok((o, true, read))
+    }
+
+    /// Oldest sector of the log: the first valid one after the head.
+    fn find_oldest(&mut self) -> Result<(), StorageError> {
+        let Some(hd) = self.head else {
+            self.oldest = 0;
+            return Ok(());
+        };
+        self.oldest = hd;
+        for i in 1..self.n {
+            let s = (hd + i) % self.n;
+            if self.sector_seq(s)?.is_some() {
+                self.oldest = s;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_mounted(&self) -> Result<(), StorageError> {
+        if self.mounted {
+            Ok(())
+        } else {
+            Err(StorageError::NotMounted)
+        }
+    }
+
+    /// Erases the next sector of the ring (reporting its runs if it holds any)
+    /// and makes it the head; its header is programmed with the first frame.
+    fn open_next(&mut self, on_evict: &mut impl FnMut(RunInfo)) -> Result<(), StorageError> {
+        let victim = match self.head {
+            None => 0,
+            Some(hd) => (hd + 1) % self.n,
+        };
+        if self.sector_seq(victim)?.is_some() {
+            self.report_sector(victim, on_evict)?;
+        }
+        self.verified = None;
+        if !self.next_erased {
+            let b = self.base(victim);
+            if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
+                self.mounted = false;
+                return Err(ferr(e));
+            }
+        }
+        self.next_erased = false;
+        self.head = Some(victim);
+        self.head_seq = self.head_seq.wrapping_add(1);
+        self.pending_header = true;
+        self.write_off = self.h;
+        self.sealed = false;
+        self.find_oldest()
+    }
+
+    /// Reports every run of sector `s` (being evicted).
+    fn report_sector(
+        &mut self,
+        s: u32,
+        on_evict: &mut impl FnMut(RunInfo),
+    ) -> Result<(), StorageError> {
+        let mut pos = Pos {
+            sector: s,
+            off: 0,
+            seq: 0,
+            single: true,
+            done: false,
+            left: 1,
+        };
+        while let Some(loc) = self.next_frame(&mut pos)? {
+            if loc.tag != TAG_BATCH {
+                continue;
+            }
+            let mut rel = FRAME_HDR as u32;
+            while let Some((info, _, next)) = self.run_at(&loc, rel)? {
+                self.stats.evicted_records += info.count as u32;
+                on_evict(info);
+                rel = next;
+            }
+        }
+        self.stats.evicted_sectors += 1;
+        Ok(())
+    }
+
+    /// Programs one frame (and the pending sector header) at the write point.
+    fn write_frame(
+        &mut self,
+        body: Body<'_, '_>,
+        len: usize,
+        on_evict: &mut impl FnMut(RunInfo),
+    ) -> Result<(), StorageError> {
+        self.check_mounted()?;
+        if self.head.is_none() || self.sealed || self.write_off as usize + len > Self::E {
+            self.open_next(on_evict)?;
+        }
+        let Some(hd) = self.head else {
+            return Err(StorageError::NotMounted);
+        };
+        let mut digest = CRC32.digest();
+        emit_frame(body, len, &mut |b| digest.update(b));
+        let crc = digest.finalize().to_le_bytes();
+        let start = if self.pending_header {
+            0
+        } else {
+            self.write_off
+        };
+        let chunk = BUF - BUF % Self::W;
+        let mut p = Prog {
+            flash: &mut self.flash,
+            buf: &mut self.buf.0[..chunk],
+            fill: 0,
+            off: hd * Self::E as u32 + start,
+            ops: 0,
+            err: None,
+        };
+        if self.pending_header {
+            p.push(&frame::sector_header(self.head_seq));
+            let mut pad = self.h as usize - SECTOR_HDR;
+            while pad > 0 {
+                let k = pad.min(FF.len());
+                p.push(&FF[..k]);
+                pad -= k;
+            }
+        }
+        emit_frame(body, len, &mut |b| p.push(b));
+        p.push(&crc);
+        p.flush();
+        self.cached = None;
+        if let Some(e) = p.err {
+            self.mounted = false;
+            return Err(e);
+        }
+        self.pending_header = false;
+        self.write_off += len as u32;
+        Ok(())
+    }
+
+    /// Verifies a frame's CRC (caching it in `buf` when it fits).
+    fn check_crc(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
+        if self.verified == Some((abs, len)) {
+            if len as usize <= BUF && self.cached != Some(abs) {
+                read_at(&mut self.flash, abs, &mut self.buf.0[..len as usize])?;
+                self.cached = Some(abs);
+            }
+            return Ok(true);
+        }
+        let ok = self.check_crc_uncached(abs, len)?;
+        if ok {
+            self.verified = Some((abs, len));
+        }
+        Ok(ok)
+    }
+
+    fn check_crc_uncached(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
+        let len = len as usize;
+        let body = len - CRC_LEN;
+        let mut stored = [0u8; CRC_LEN];
+        if len <= BUF {
+            read_at(&mut self.flash, abs, &mut self.buf.0[..len])?;
+            stored.copy_from_slice(&self.buf.0[body..len]);
+            let ok = CRC32.checksum(&self.buf.0[..body]) == u32::from_le_bytes(stored);
+            self.cached = if ok { Some(abs) } else { None };
+            return Ok(ok);
+        }
+        self.cached = None;
+        let mut digest = CRC32.digest();
+        let mut p = 0usize;
+        while p < body {
+            let k = (body - p).min(BUF);
+            read_at(&mut self.flash, abs + p as u32, &mut self.buf.0[..k])?;
+            digest.update(&self.buf.0[..k]);
+            p += k;
+        }
+        read_at(&mut self.flash, abs + body as u32, &mut stored)?;
+        Ok(digest.finalize() == u32::from_le_bytes(stored))
+    }
+
+    /// Reads bytes of the frame at `loc` (from the cache when possible).
+    fn frame_bytes(
+        &mut self,
+        loc: &FrameLoc,
+        rel: u32,
+        dst: &mut [u8],
+    ) -> Result<(), StorageError> {
+        if self.cached == Some(loc.abs) {
+            let r = rel as usize;
+            dst.copy_from_slice(&self.buf.0[r..r + dst.len()]);
+            Ok(())
+        } else {
+            read_at(&mut self.flash, loc.abs + rel, dst)
+        }
+    }
+
+    /// The run whose header starts at `rel` in a verified batch frame:
+    /// (run, records offset, next run offset).
+    fn run_at(
+        &mut self,
+        loc: &FrameLoc,
+        rel: u32,
+    ) -> Result<Option<(RunInfo, u32, u32)>, StorageError> {
+        let end = loc.len - CRC_LEN as u32;
+        if rel >= end {
+            return Ok(None);
+        }
+        let avail = ((end - rel) as usize).min(RUN_HDR + TSD_EXTRA);
+        let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
+        self.frame_bytes(loc, rel, &mut hb[..avail])?;
+        match frame::parse_run_header(&hb[..avail], (end - rel) as usize) {
+            RunParse::End => Ok(None),
+            RunParse::Bad => {
+                self.stats.bad_frames += 1;
+                Ok(None)
+            }
+            RunParse::Run(info, hl, rl) => {
+                let rec = rel + hl as u32;
+                Ok(Some((info, rec, rec + rl as u32)))
+            }
+        }
+    }
+
+    /// Walk position at the oldest sector.
+    fn start_pos(&self) -> Pos {
+        Pos {
+            sector: self.oldest,
+            off: 0,
+            seq: 0,
+            single: false,
+            done: self.head.is_none(),
+            left: self.n,
+        }
+    }
+
+    fn advance(&self, pos: &mut Pos) {
+        pos.left = pos.left.saturating_sub(1);
+        if pos.single || Some(pos.sector) == self.head || pos.left == 0 {
+            pos.done = true;
+        } else {
+            pos.sector = (pos.sector + 1) % self.n;
+            pos.off = 0;
+        }
+    }
+
+    /// Next frame with a valid CRC, oldest first.
+    fn next_frame(&mut self, pos: &mut Pos) -> Result<Option<FrameLoc>, StorageError> {
+        let e = Self::E as u32;
+        loop {
+            if pos.done {
+                return Ok(None);
+            }
+            let limit = if Some(pos.sector) == self.head && !self.pending_header {
+                self.write_off
+            } else if Some(pos.sector) == self.head {
+                0
+            } else {
+                e
+            };
+            if pos.off == 0 {
+                match self.sector_seq(pos.sector)? {
+                    Some(seq) if limit > 0 => {
+                        pos.seq = seq;
+                        pos.off = self.h;
+                    }
+                    _ => {
+                        self.advance(pos);
+                        continue;
+                    }
+                }
+            }
+            if pos.off + FRAME_HDR as u32 > limit {
+                self.advance(pos);
+                continue;
+            }
+            let abs = self.base(pos.sector) + pos.off;
+            let mut hb = [0u8; FRAME_HDR];
+            read_at(&mut self.flash, abs, &mut hb)?;
+            match frame::parse_frame_header(hb, (limit - pos.off) as usize, Self::W) {
+                Header::Erased => self.advance(pos),
+                Header::Garbage => pos.off += Self::W as u32,
+                Header::Frame { tag, len } => {
+                    let loc = FrameLoc {
+                        sector: pos.sector,
+                        sector_seq: pos.seq,
+                        off: pos.off,
+                        abs,
+                        tag,
+                        len: len as u32,
+                    };
+                    pos.off += len as u32;
+                    if self.check_crc(abs, len as u32)? {
+                        return Ok(Some(loc));
+                    }
+                    self.stats.bad_frames += 1;
+                }
+            }
+        }
+    }
+}
+
+impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
+    fn mount(&mut self) -> Result<(), StorageError> {
+        self.mounted = false;
+        self.cached = None;
+        self.verified = None;
+        self.cursors = [Cursor::default(); CURSORS];
+        self.next_erased = false;
+        self.pending_header = false;
+        let mut newest: Option<(u32, u64)> = None;
+        let mut oldest: Option<(u32, u64)> = None;
+        let mut read = 0u32;
+        for s in 0..self.n {
+            let seq = self.sector_seq(s)?;
+            read += round_up(SECTOR_HDR, F::READ_SIZE) as u32;
+            if let Some(q) = seq {
+                if newest.is_none_or(|(_, b)| q > b) {
+                    newest = Some((s, q));
+                }
+                if oldest.is_none_or(|(_, b)| q < b) {
+                    oldest = Some((s, q));
+                }
+            }
+        }
+        match newest {
+            None => {
+                self.head = None;
+                self.head_seq = 0;
+                self.oldest = 0;
+                self.write_off = 0;
+                self.sealed = true;
+            }
+            Some((s, q)) => {
+                let (o, clean, r) = self.scan_head(s)?;
+                read += r;
+                self.head = Some(s);
+                self.head_seq = q;
+                self.write_off = o;
+                self.sealed = !clean;
+                self.oldest = oldest.map_or(s, |(o, _)| o);
+            }
+        }
+        self.stats = StorageStats {
+            mount_bytes_read: read,
+            ..StorageStats::default()
+        };
+        self.mounted = true;
+        Ok(())
+    }
+
+    fn is_persistent(&self) -> bool {
+        true
+    }
+
+    fn max_batch_bytes(&self) -> usize {
+        self.max_frame() - FRAME_HDR - CRC_LEN
+    }
+
+    fn append<V: FnMut(RunInfo)>(
+        &mut self,
+        runs: &[Run<'_>],
+        mut on_evict: V,
+    ) -> Result<(), StorageError> {
+        self.check_mounted()?;
+        let mut records = 0u32;
+        for r in runs {
+            if r.info.count == 0
+                || r.records.len() != r.info.count as usize * r.info.kind.record_size()
+            {
+                return Err(StorageError::InvalidRun);
+            }
+            records += r.info.count as u32;
+        }
+        if runs.is_empty() {
+            return Err(StorageError::InvalidRun);
+        }
+        let body = encoded_len(runs);
+        if body > self.max_batch_bytes() {
+            return Err(StorageError::TooLarge);
+        }
+        let len = Self::frame_len(body);
+        self.write_frame(Body::Batch(runs), len, &mut on_evict)?;
+        self.stats.batches += 1;
+        self.stats.records += records;
+        Ok(())
+    }
+
+    fn read(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<Option<ReadOut>, StorageError> {
+        self.check_mounted()?;
+        if out.len() < 4 {
+            return Err(StorageError::BufferTooSmall);
+        }
+        let mut pos = self.start_pos();
+        for i in 0..CURSORS {
+            let c = self.cursors[i];
+            if c.used && c.key == key && c.next == seq {
+                if self.sector_seq(c.sector)? == Some(c.sector_seq) {
+                    pos.sector = c.sector;
+                    pos.off = c.off;
+                    pos.seq = c.sector_seq;
+                }
+                self.cursors[i].used = false;
+                break;
+            }
+        }
+        while let Some(loc) = self.next_frame(&mut pos)? {
+            if loc.tag != TAG_BATCH {
+                continue;
+            }
+            let mut rel = FRAME_HDR as u32;
+            while let Some((run, rec, next)) = self.run_at(&loc, rel)? {
+                rel = next;
+                if run.key != key || !(run.contains(seq) || after(run.first_seq, seq)) {
+                    continue;
+                }
+                let size = run.kind.record_size();
+                if out.len() < size {
+                    return Err(StorageError::BufferTooSmall);
+                }
+                let first = if run.contains(seq) {
+                    seq
+                } else {
+                    run.first_seq
+                };
+                let skip = first.wrapping_sub(run.first_seq) as usize;
+                let count = (run.count as usize - skip).min(out.len() / size);
+                self.frame_bytes(&loc, rec + (skip * size) as u32, &mut out[..count * size])?;
+                let slot = match self.cursors.iter().position(|c| !c.used) {
+                    Some(i) => i,
+                    None => {
+                        self.victim = (self.victim + 1) % CURSORS;
+                        self.victim
+                    }
+                };
+                self.cursors[slot] = Cursor {
+                    used: true,
+                    key,
+                    next: first.wrapping_add(count as u32),
+                    sector: loc.sector,
+                    sector_seq: loc.sector_seq,
+                    off: loc.off,
+                };
+                return Ok(Some(ReadOut { run, first, count }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn ack<V: FnMut(RunInfo)>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        mut on_evict: V,
+    ) -> Result<(), StorageError> {
+        self.check_mounted()?;
+        let len = round_up(FRAME_HDR + ACK_BODY + CRC_LEN, Self::W);
+        self.write_frame(Body::Ack(frame::ack_body(key, upto)), len, &mut on_evict)?;
+        self.stats.acks += 1;
+        Ok(())
+    }
+
+    fn evict_oldest<V: FnMut(RunInfo)>(&mut self, mut on_evict: V) -> Result<bool, StorageError> {
+        self.check_mounted()?;
+        let Some(hd) = self.head else {
+            return Ok(false);
+        };
+        if self.oldest == hd {
+            return Ok(false);
+        }
+        let s = self.oldest;
+        self.report_sector(s, &mut on_evict)?;
+        self.verified = None;
+        let b = self.base(s);
+        if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
+            self.mounted = false;
+            return Err(ferr(e));
+        }
+        if s == (hd + 1) % self.n {
+            self.next_erased = true;
+        }
+        self.find_oldest()?;
+        Ok(true)
+    }
+
+    fn recover<V: FnMut(LogEntry)>(&mut self, mut f: V) -> Result<(), StorageError> {
+        self.check_mounted()?;
+        let mut pos = self.start_pos();
+        while let Some(loc) = self.next_frame(&mut pos)? {
+            if loc.tag == TAG_ACK {
+                let mut b = [0u8; ACK_BODY];
+                self.frame_bytes(&loc, FRAME_HDR as u32, &mut b)?;
+                match frame::parse_ack_body(&b) {
+                    Some((key, upto)) => f(LogEntry::Ack { key, upto }),
+                    None => self.stats.bad_frames += 1,
+                }
+                continue;
+            }
+            let mut rel = FRAME_HDR as u32;
+            while let Some((info, _, next)) = self.run_at(&loc, rel)? {
+                f(LogEntry::Run(info));
+                rel = next;
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> StorageStats {
+        let mut s = self.stats;
+        s.sectors = self.n;
+        s.sector_size = Self::E as u32;
+        s.head_seq = if self.head.is_some() {
+            self.head_seq
+        } else {
+            0
+        };
+        s.head_free = match self.head {
+            Some(_) if !self.sealed => Self::E as u32 - self.write_off,
+            _ => 0,
+        };
+        s
+    }
+}

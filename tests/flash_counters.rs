@@ -1,0 +1,180 @@
+//! Exact flash counters for fixed workloads (fail on any regression), wear
+//! spread after 10^6 appended samples, and the mount read bound.
+
+use sensor_spool::storage::mock_flash::MockFlash;
+use sensor_spool::storage::{
+    NorFlashStorage, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage,
+};
+
+const KEY: SensorKey = SensorKey { source: 1, id: 42 };
+
+fn batch(first: u32, n: u16, buf: &mut Vec<u8>) -> RunInfo {
+    buf.clear();
+    for k in 0..n as u32 {
+        buf.extend_from_slice(&(1_700_000_000 + first + k).to_le_bytes());
+        buf.extend_from_slice(&(first + k).to_le_bytes());
+    }
+    RunInfo {
+        key: KEY,
+        kind: RecordKind::Evt,
+        first_seq: first,
+        count: n,
+        meta: RunMeta::default(),
+    }
+}
+
+/// Appends `batches` batches of `n` 8-byte EVT samples; returns the storage.
+fn run<const W: usize, const E: usize>(
+    sectors: usize,
+    batches: u32,
+    n: u16,
+) -> NorFlashStorage<MockFlash<W, E>> {
+    let mut st = NorFlashStorage::<_>::new(MockFlash::<W, E>::new(sectors, 1)).unwrap();
+    st.mount().unwrap();
+    st.flash_mut().reset_stats();
+    let mut buf = Vec::new();
+    for b in 0..batches {
+        let info = batch(b * n as u32, n, &mut buf);
+        st.append(
+            &[Run {
+                info,
+                records: &buf,
+            }],
+            |_| {},
+        )
+        .unwrap();
+    }
+    st
+}
+
+/// Expected counters: (program ops, bytes programmed, erases).
+fn expected(w: usize, e: usize, batches: u64, n: usize) -> (u64, u64, u64) {
+    let h = 16usize.div_ceil(w) * w;
+    let frame = (4 + 12 + 8 * n + 4).div_ceil(w) * w;
+    let per_sector = ((e - h) / frame) as u64;
+    let opened = batches.div_ceil(per_sector);
+    (batches, batches * frame as u64 + opened * h as u64, opened)
+}
+
+macro_rules! exact {
+    ($($name:ident: $w:literal, $e:literal, $batches:literal, $n:literal => $ops:literal, $bytes:literal, $erases:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            let st = run::<$w, $e>(16, $batches, $n);
+            let s = st.flash().stats();
+            let got = (s.programs, s.bytes_programmed, s.erases);
+            assert_eq!(got, ($ops, $bytes, $erases), "counters changed");
+            assert_eq!(got, expected($w, $e, $batches, $n), "formula");
+            let payload = $batches as f64 * $n as f64 * 8.0;
+            eprintln!(
+                "{}: {} B programmed for {} B of samples ({:.4}x), {:.3} B/sample, {} program ops/batch, {} erases",
+                stringify!($name), s.bytes_programmed, payload, s.bytes_programmed as f64 / payload,
+                s.bytes_programmed as f64 / ($batches as f64 * $n as f64), s.programs as f64 / $batches as f64, s.erases
+            );
+        }
+    )*};
+}
+
+exact! {
+    // 32 samples per batch: frame 276 B (W<=4), 280 B (W=8), 288 B (W=32).
+    counters_w1_e4k_b32: 1, 4096, 1000, 32 => 1000, 277152, 72;
+    counters_w4_e4k_b32: 4, 4096, 1000, 32 => 1000, 277152, 72;
+    counters_w8_e4k_b32: 8, 4096, 1000, 32 => 1000, 281152, 72;
+    counters_w32_e4k_b32: 32, 4096, 1000, 32 => 1000, 290304, 72;
+}
+
+#[test]
+fn counters_w8_e4k_b64_two_ops() {
+    let st = run::<8, 4096>(16, 1000, 64);
+    let s = st.flash().stats();
+    // Frame 4 + 12 + 512 + 4 = 532 -> 536 B: two program ops (512 + 24).
+    assert_eq!(s.programs, 2000);
+    assert_eq!(s.bytes_programmed, 1000 * 536 + 143 * 16);
+    assert_eq!(s.erases, 143);
+}
+
+#[test]
+fn ack_is_one_small_program() {
+    let mut st = run::<8, 4096>(4, 3, 32);
+    st.flash_mut().reset_stats();
+    st.ack(KEY, 40, |_| {}).unwrap();
+    let s = st.flash().stats();
+    assert_eq!((s.programs, s.bytes_programmed, s.erases), (1, 24, 0));
+}
+
+#[test]
+fn ratio_targets_met() {
+    // <= 1.10 x payload at >= 32 samples per batch with WRITE_SIZE <= 8.
+    for (w, bytes) in [(1, 277152u64), (4, 277152), (8, 281152)] {
+        let r = bytes as f64 / (1000.0 * 32.0 * 8.0);
+        assert!(r <= 1.10, "W={w}: {r}");
+    }
+}
+
+#[test]
+fn wear_spread_after_a_million_samples() {
+    // 10^6 samples in batches of 1..=64 (mixed sizes) over 8 x 4 KiB sectors.
+    let mut st = NorFlashStorage::<_>::new(MockFlash::<8, 4096>::new(8, 1)).unwrap();
+    st.mount().unwrap();
+    let mut buf = Vec::new();
+    let mut seq = 0u32;
+    let mut x = 12345u32;
+    let mut evicted = 0u64;
+    while seq < 1_000_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let n = (1 + (x >> 16) % 64).min(1_000_000 - seq) as u16;
+        let info = batch(seq, n, &mut buf);
+        st.append(
+            &[Run {
+                info,
+                records: &buf,
+            }],
+            |r| evicted += r.count as u64,
+        )
+        .unwrap();
+        seq += n as u32;
+        if x.is_multiple_of(7) {
+            st.ack(KEY, seq, |r| evicted += r.count as u64).unwrap();
+        }
+    }
+    let ec = st.flash().erase_counts();
+    let (min, max) = (ec.iter().min().unwrap(), ec.iter().max().unwrap());
+    eprintln!("wear after 10^6 samples: erase counts {ec:?}, evicted {evicted} records");
+    assert!(max - min <= 1, "erase spread {min}..{max}");
+    assert!(*min > 100);
+}
+
+#[test]
+fn mount_reads_are_bounded() {
+    fn check<const W: usize, const E: usize>(sectors: usize, batches: u32, n: u16) {
+        let st = run::<W, E>(sectors, batches, n);
+        let img = st.flash().image().to_vec();
+        let mut st = NorFlashStorage::<_>::new(MockFlash::<W, E>::from_image(&img, 1)).unwrap();
+        st.mount().unwrap();
+        let read = st.flash().stats().bytes_read as usize;
+        let bound = sectors * 16 + E;
+        assert_eq!(st.mount_read_bound(), bound);
+        assert!(read <= bound, "W={W} E={E}: mount read {read} > {bound}");
+        eprintln!("mount W={W} E={E} x{sectors}: read {read} B (bound {bound} B)");
+        // A full inventory reads the log once.
+        st.flash_mut().reset_stats();
+        let mut runs = 0;
+        st.recover(|_| runs += 1).unwrap();
+        assert!(runs > 0);
+        assert!(st.flash().stats().bytes_read as usize <= sectors * (16 + E));
+    }
+    check::<4, 4096>(256, 3000, 32);
+    check::<8, 256>(64, 300, 8);
+    check::<32, 131072>(8, 3000, 32);
+}
+
+#[test]
+fn ram_footprint() {
+    // Documented: size_of::<F>() + BUF + a fixed part (no per-sector or
+    // per-sensor tables).
+    let fixed = core::mem::size_of::<NorFlashStorage<MockFlash<4, 4096>, 64>>()
+        - core::mem::size_of::<MockFlash<4, 4096>>()
+        - 64;
+    eprintln!("NorFlashStorage RAM: size_of::<F>() + BUF + {fixed} B");
+    assert!(fixed <= 256, "fixed part {fixed} B");
+}
