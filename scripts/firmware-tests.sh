@@ -56,6 +56,7 @@ build_and_run() {
     # Always (re)build: cargo makes this a no-op when nothing changed.
     CS=extern BUILD_DIR="$BUILD_DIR" bash scripts/build-staticlib.sh "$flavor" >/dev/null
     mkdir -p "$dir"
+    rm -f "$dir/fw.elf" "$dir/fw.map" "$dir/run.log"
     case "$t" in
     rv32)
         srcs=("$FW/start.S" "$FW/riscv.c")

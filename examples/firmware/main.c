@@ -283,6 +283,20 @@ int main(void) {
     /* paint the whole free stack once for the suite's high-water mark */
     for (p = _sstack; (uintptr_t)p < sp; p++) *p = PAINT;
     printf("sensor-spool on-target C suite: %s\n", platform_name);
+    {
+        /* configured size of the C block pool (blocks + bitmap words), for the RAM budget */
+        spool_tier_stats_t t[SPOOL_POOL_TIERS];
+        uint32_t bytes = 0;
+        unsigned k;
+        if (spool_pool_stats(t, SPOOL_POOL_TIERS) == SPOOL_OK) {
+            for (k = 0; k < SPOOL_POOL_TIERS; k++) {
+                bytes += t[k].block_size * t[k].capacity + (t[k].capacity + 31u) / 32u * 4u;
+                printf("  config: C pool tier %u: %lu x %lu bytes\n", k, (unsigned long)t[k].capacity,
+                       (unsigned long)t[k].block_size);
+            }
+            printf("  config: C block pool %lu bytes\n", (unsigned long)bytes);
+        }
+    }
     for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int before = g_check_failures;
         if (tests[i].fn == test_stack_depth) {
