@@ -46,7 +46,8 @@ triple_of() {
     esac
 }
 
-# map_sizes MAP : prints "lib_text lib_rodata lib_data lib_bss all_text all_rodata all_data all_bss"
+# map_sizes MAP : prints "lib_text lib_rodata lib_data lib_bss all_text all_rodata all_data all_bss
+# cb_text cb_rodata" (cb = the compiler_builtins members of the archive: memcpy, 64-bit division)
 # summing allocated input sections by name: .text* / .rodata* .srodata* / .data* .sdata* /
 # .bss* .sbss* COMMON. "lib" = input sections whose file is libsensor_spool.a(member).
 map_sizes() {
@@ -67,7 +68,10 @@ map_sizes() {
             k = kind(n)
             if (k == 0 || out ~ /^\/DISCARD\// || out ~ /^\.debug/ || out ~ /^\.stack/) return
             all[k] += hex(size)
-            if (file ~ /libsensor_spool\.a\(/) lib[k] += hex(size)
+            if (file ~ /libsensor_spool\.a\(/) {
+                lib[k] += hex(size)
+                if (file ~ /\(compiler_builtins-/) cb[k] += hex(size)
+            }
         }
         /^Linker script and memory map/ { on = 1; next }
         !on { next }
@@ -81,7 +85,7 @@ map_sizes() {
         }
         pending != "" && /^ +0x/ { if (NF >= 3) add(pending, $2, $3); pending = ""; next }
         { pending = "" }
-        END { printf "%d %d %d %d %d %d %d %d\n", lib[1], lib[2], lib[3], lib[4], all[1], all[2], all[3], all[4] }
+        END { printf "%d %d %d %d %d %d %d %d %d %d\n", lib[1], lib[2], lib[3], lib[4], all[1], all[2], all[3], all[4], cb[1], cb[2] }
     ' "$1"
 }
 
@@ -118,7 +122,7 @@ for t in "${targets[@]}"; do
         fail=1
         continue
     fi
-    read -r lt lr ld lb at ar ad ab < <(map_sizes "$map")
+    read -r lt lr ld lb at ar ad ab ct cr < <(map_sizes "$map")
     if [ ! -f "$BUILD_DIR/firmware/$t/fw.elf" ]; then
         # ld writes the map even when the link fails (e.g. RAM overflow): report it, fail.
         echo "== $t ($triple): LINK FAILED (figures from the partial map $map)"
@@ -133,7 +137,12 @@ for t in "${targets[@]}"; do
     echo "== $t ($triple): $map"
     printf '   %-22s %8s %8s %8s %8s\n' "" .text .rodata .data .bss
     printf '   %-22s %8d %8d %8d %8d\n' "libsensor_spool.a" "$lt" "$lr" "$ld" "$lb"
+    printf '   %-22s %8d %8d %8s %8s\n' "  of which builtins" "$ct" "$cr" - -
     printf '   %-22s %8d %8d %8d %8d\n' "whole firmware image" "$at" "$ar" "$ad" "$ab"
+    if [ "$ld" -gt 1024 ]; then
+        echo "   WARNING: $ld bytes of library .data (initialised RAM, copied from flash at reset):"
+        echo "            a static whose initialiser is not all zeroes; zero-initialised state belongs in .bss"
+    fi
     echo "   largest library RAM objects:"
     map_ram_objects "$map" | sed 's/^/     /'
     echo "   worst-case stack of the public entry points (QEMU stack painting): $stack bytes"
