@@ -120,7 +120,7 @@ enum spool_status_t
    */
   SPOOL_ERR_UNKNOWN_SENSOR = 11,
   /**
-   * The store's sensor table is full.
+   * The store's sensor table (or its table of distinct TSD sample rates) is full.
    */
   SPOOL_ERR_TABLE_FULL = 12,
   /**
@@ -160,9 +160,10 @@ enum spool_status_t
    */
   SPOOL_ERR_BUSY = 21,
   /**
-   * The sensor exists with the other kind (TSD vs EVT); `sample_rate` changed 0 <-> non-0.
+   * The sensor (source, id) is already registered with another sample rate (a TSD rate
+   * change, or TSD <-> EVT: `sample_rate` changed between 0 and non-0).
    */
-  SPOOL_ERR_KIND_MISMATCH = 22,
+  SPOOL_ERR_CONFLICT = 22,
   /**
    * Any other store error.
    */
@@ -175,6 +176,12 @@ typedef enum spool_status_t spool_status_t;
 typedef int32_t spool_status_t;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * Per-sensor chain state: head and tail sector indices and 8 anchor bits, packed in
+ * 4 bytes.
+ */
+typedef struct Ring Ring;
 
 /**
  * Configuration for `spool_init`. Fill it with `spool_config_default` and change what you need.
@@ -310,17 +317,19 @@ typedef struct spool_gps_config_t {
 } spool_gps_config_t;
 
 /**
- * A sensor handle of the native API (from `spool_sensor_open`).
+ * A sensor handle of the native API (from `spool_sensor_open`): `(source << 32) | id`,
+ * valid for the life of the store.
  */
-typedef uint32_t spool_sensor_t;
+typedef uint64_t spool_sensor_t;
 
 /**
  * One record returned by `spool_read`.
  */
 typedef struct spool_record_t {
   /**
-   * Timestamp in ms: UTC ms for EVT (seconds * 1000 for legacy writes); for TSD the time
-   * the store derives from the sensor's base time and sample rate (0 if unknown).
+   * Timestamp in ms. EVT: the written UTC time, kept in whole seconds (so a multiple of
+   * 1000). TSD: derived from the time of the first sample of its RAM sector plus the
+   * sample rate (legacy TSD writes without a synced clock use time 0).
    */
   uint64_t time_ms;
   /**
@@ -346,17 +355,21 @@ typedef struct spool_sensor_stats_t {
    */
   uint32_t pending;
   /**
-   * Records ever written.
+   * Records not yet read (`stored - pending`).
    */
-  uint64_t written;
+  uint32_t available;
   /**
-   * Records acknowledged (delivered).
+   * Records of this sensor lost to overflow (dropped or refused), saturating at 65535.
    */
-  uint64_t acked;
+  uint32_t lost;
   /**
-   * Records dropped by the overflow policy or a reset.
+   * Sample rate in ms (0 for EVT).
    */
-  uint64_t dropped;
+  uint32_t sample_rate_ms;
+  /**
+   * `SPOOL_KIND_TSD` or `SPOOL_KIND_EVT`.
+   */
+  uint8_t kind;
 } spool_sensor_stats_t;
 
 /**
@@ -368,6 +381,14 @@ typedef struct spool_store_stats_t {
    */
   uint32_t sensors;
   /**
+   * RAM sectors held by sensors.
+   */
+  uint32_t sectors_used;
+  /**
+   * RAM sectors in total.
+   */
+  uint32_t sectors_total;
+  /**
    * Records stored (read or not).
    */
   uint64_t stored;
@@ -376,19 +397,20 @@ typedef struct spool_store_stats_t {
    */
   uint64_t pending;
   /**
-   * Records ever written.
+   * Records written (successful writes).
    */
   uint64_t written;
   /**
-   * Records acknowledged.
+   * Records acknowledged (delivered).
    */
   uint64_t acked;
   /**
-   * Records dropped (overflow policy, eviction, `reset_csd_entry`).
+   * Records dropped: the overflow policy's drops of the oldest unsent data, plus records
+   * discarded by `reset_csd_entry`.
    */
   uint64_t dropped;
   /**
-   * Writes refused because the store was full.
+   * Writes refused because no RAM could be freed (every sector held pending data).
    */
   uint64_t refused;
 } spool_store_stats_t;
@@ -480,6 +502,8 @@ typedef struct spool_tier_stats_t {
    */
   uint32_t fallbacks;
 } spool_tier_stats_t;
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -722,7 +746,7 @@ spool_status_t spool_set_gps(const struct spool_gps_config_t *config);
 /**
  * Opens (registers if new) the sensor (`source`, `id`): TSD when `sample_rate_ms != 0`,
  * EVT otherwise, and stores its handle in `*out`. Legacy entries with the same source and
- * `csb[i].id` share the sensor. `SPOOL_ERR_KIND_MISMATCH` if it exists with the other kind.
+ * `csb[i].id` share the sensor. `SPOOL_ERR_CONFLICT` if it exists with the other kind.
  *
  * # Safety
  *

@@ -4,7 +4,9 @@
 #   std     : cargo rustc --release --features ffi --crate-type staticlib
 #   no_std  : --no-default-features --features ffi,panic-handler,extern-cs, with the
 #             critical-section hooks spool_cs_acquire/release provided in C (tests/c/cs_hooks.c)
-# `scripts/c-tests.sh std` or `scripts/c-tests.sh nostd` runs one flavour. The last line is
+# `scripts/c-tests.sh std` or `scripts/c-tests.sh nostd` runs one flavour. Prebuilt archives
+# can be given instead of building here: SPOOL_C_LIB_STD=build/host-std/libsensor_spool.a,
+# SPOOL_C_LIB_NOSTD=build/host/libsensor_spool.a (scripts/build-staticlib.sh). The last line is
 # `N passed, N failed` (totals over the flavours run); exit status non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,14 +21,21 @@ failed=0
 for f in "${flavours[@]}"; do
     case "$f" in
     std)
-        cargo rustc --release --features ffi --crate-type staticlib --quiet
-        gcc $CFLAGS $SRCS target/release/libsensor_spool.a -lpthread -ldl -lm -o "$out/c_suite_std"
+        lib="${SPOOL_C_LIB_STD:-}"
+        if [ -z "$lib" ]; then
+            cargo rustc --release --features ffi --crate-type staticlib --quiet
+            lib=target/release/libsensor_spool.a
+        fi
+        gcc $CFLAGS $SRCS "$lib" -lpthread -ldl -lm -o "$out/c_suite_std"
         ;;
     nostd)
-        cargo rustc --release --no-default-features --features ffi,panic-handler,extern-cs \
-            --crate-type staticlib --target-dir target/nostd --quiet
-        gcc $CFLAGS $SRCS tests/c/cs_hooks.c target/nostd/release/libsensor_spool.a -lpthread \
-            -Wl,--gc-sections -o "$out/c_suite_nostd"
+        lib="${SPOOL_C_LIB_NOSTD:-}"
+        if [ -z "$lib" ]; then
+            cargo rustc --release --no-default-features --features ffi,panic-handler,extern-cs \
+                --crate-type staticlib --target-dir target/nostd --quiet
+            lib=target/nostd/release/libsensor_spool.a
+        fi
+        gcc $CFLAGS $SRCS tests/c/cs_hooks.c "$lib" -lpthread -Wl,--gc-sections -o "$out/c_suite_nostd"
         ;;
     *)
         echo "unknown flavour $f (std | nostd)" >&2

@@ -29,6 +29,8 @@ HOST_TEST_ARGS=(--nocapture)
 # "--lib ffi:: -- --skip slow". Cover every test that touches unsafe code.
 MIRI_FEATURES="${MIRI_FEATURES:-$HOST_TEST_FEATURES}"
 MIRI_TESTS=("--lib")
+# pool: the model test (PROPTEST_CASES applies) and the thread test (scaled down under miri).
+MIRI_TESTS+=("--test pool_model" "--test pool_threads")
 # Small property-test case counts under miri (tests must use ProptestConfig::default() or read
 # PROPTEST_CASES for this to apply; see README "Running the tests").
 MIRI_PROPTEST_CASES="${MIRI_PROPTEST_CASES:-8}"

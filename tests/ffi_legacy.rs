@@ -197,13 +197,28 @@ fn add_gps_location_writes_gps_entries_before_the_event() {
     assert_eq!(read(&mut a, 2), [1_234_567, 30.0f32.to_bits()]);
     assert_eq!(read(&mut a, 4), [1_234_567, 1]);
     assert_eq!(stats().ffi.gps_records, 3);
+    // With the speed sensor configured (CAN builds) speed is co-logged too.
+    let with_speed = SpoolGpsConfig {
+        speed_id: 504,
+        ..gps
+    };
+    // SAFETY: valid config; `pos` outlives the calls; registered arrays.
+    unsafe {
+        assert_eq!(spool_set_gps(&with_speed), SPOOL_OK);
+        write_tsd_evt(a.csb(), a.csd(), 4, 9, true);
+    }
+    assert_eq!(read(&mut a, 3), [1_234_567, 88.0f32.to_bits()]);
+    assert_eq!(a.counts(0), (2, 1));
+    assert_eq!(stats().ffi.gps_records, 7);
+    // SAFETY: registered arrays.
+    unsafe { revert_tsd_evt_pending_data(a.csb(), a.csd(), 6) };
     // No fix (latitude 0): only the event is written.
     // SAFETY: `pos` is a live heap allocation only read by the callback during calls.
     unsafe { (*pos).latitude = 0.0 };
     // SAFETY: as above.
     unsafe { write_tsd_evt(a.csb(), a.csd(), 4, 2, true) };
-    assert_eq!(a.counts(0), (1, 1));
-    assert_eq!(a.counts(4), (2, 1));
+    assert_eq!(a.counts(0), (2, 0));
+    assert_eq!(a.counts(4), (3, 0));
     // Without the flag the callback is not even called.
     let before = POSITION_CALLS.load(Ordering::Relaxed);
     // SAFETY: registered arrays.

@@ -136,7 +136,7 @@ pub unsafe extern "C" fn spool_set_gps(config: *const SpoolGpsConfig) -> SpoolSt
 
 /// Opens (registers if new) the sensor (`source`, `id`): TSD when `sample_rate_ms != 0`,
 /// EVT otherwise, and stores its handle in `*out`. Legacy entries with the same source and
-/// `csb[i].id` share the sensor. `SPOOL_ERR_KIND_MISMATCH` if it exists with the other kind.
+/// `csb[i].id` share the sensor. `SPOOL_ERR_CONFLICT` if it exists with the other kind.
 ///
 /// # Safety
 ///

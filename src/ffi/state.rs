@@ -271,7 +271,7 @@ impl Registration {
         }
         let rel = ds - start;
         let size = usize::try_from(l.csd_size).ok()?;
-        let (i, off) = (rel / size, rel % size);
+        let (i, off) = (rel.checked_div(size)?, rel.checked_rem(size)?);
         if off != usize::try_from(l.csd_ds_offset).ok()? {
             return None;
         }
@@ -584,5 +584,109 @@ pub(crate) fn utc_now() -> u32 {
         // documents it as callable from any thread that calls the library; no arguments.
         Some(f) => unsafe { f() },
         None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A layout with every field at an odd (unaligned) offset.
+    fn odd_layout() -> SpoolLayout {
+        SpoolLayout {
+            csb_size: 11,
+            csb_id_offset: 1,
+            csb_sample_rate_offset: 5,
+            csd_size: 23,
+            csd_no_samples_offset: 1,
+            csd_no_pending_offset: 3,
+            csd_last_sample_time_offset: 5,
+            csd_last_sample_time_size: 8,
+            csd_last_value_offset: 13,
+            csd_ds_offset: 17,
+            csd_ds_size: 6,
+        }
+    }
+
+    #[test]
+    fn unaligned_fields_and_saturating_mirrors() {
+        let mut csb = [0u8; 11 * 3];
+        let mut csd = [0xEEu8; 23 * 3];
+        // csb[2].id = 0x01020304, csb[2].sample_rate = 0 (EVT), at odd offsets.
+        csb[22 + 1..22 + 5].copy_from_slice(&0x0102_0304u32.to_le_bytes());
+        let layout = Layout::new(&odd_layout()).expect("valid layout");
+        let reg = Registration {
+            csb: NonNull::new(csb.as_mut_ptr()).expect("non-null"),
+            csd: NonNull::new(csd.as_mut_ptr()).expect("non-null"),
+            count: 3,
+            layout,
+            source: 7,
+        };
+        let (key, kind, rate) = reg.sensor(2).expect("entry 2");
+        assert_eq!(
+            (key.source, key.id, kind, rate),
+            (7, 0x0102_0304, Kind::Evt, 0)
+        );
+        assert_eq!(reg.sensor(3).map(|_| ()), Err(SpoolStatus::SPOOL_ERR_INDEX));
+        reg.mirror_counts(1, 70_000, 65_536);
+        assert_eq!(
+            reg.read_csd_u16(1, 1),
+            Some(u16::MAX),
+            "no_samples saturates"
+        );
+        assert_eq!(
+            reg.csd_no_pending(1),
+            Some(u16::MAX),
+            "no_pending saturates"
+        );
+        reg.mirror_counts(1, 5, 2);
+        assert_eq!(
+            (reg.read_csd_u16(1, 1), reg.csd_no_pending(1)),
+            (Some(5), Some(2))
+        );
+        reg.mirror_last(1, 0xCAFE_F00D, 3);
+        reg.zero_ds(1);
+        let e1 = &csd[23..46];
+        assert_eq!(e1[0], 0xEE, "byte before no_samples untouched");
+        assert_eq!(&e1[5..13], &3000u64.to_le_bytes());
+        assert_eq!(&e1[13..17], &0xCAFE_F00Du32.to_le_bytes());
+        assert_eq!(&e1[17..23], &[0; 6]);
+        assert!(csd[..23].iter().all(|&b| b == 0xEE), "entry 0 untouched");
+        assert!(csd[46..].iter().all(|&b| b == 0xEE), "entry 2 untouched");
+        assert_eq!(reg.ds_entry(csd.as_ptr() as usize + 23 + 17), Some((1, 6)));
+        assert_eq!(reg.ds_entry(csd.as_ptr() as usize + 23 + 16), None);
+    }
+
+    #[test]
+    fn layout_validation() {
+        assert!(Layout::new(&odd_layout()).is_ok());
+        let bad = |f: fn(&mut SpoolLayout)| {
+            let mut l = odd_layout();
+            f(&mut l);
+            Layout::new(&l).map(|_| ())
+        };
+        let e = Err(SpoolStatus::SPOOL_ERR_BAD_LAYOUT);
+        assert_eq!(bad(|l| l.csb_id_offset = 8), e);
+        assert_eq!(bad(|l| l.csd_no_pending_offset = 2), e);
+        assert_eq!(bad(|l| l.csd_last_sample_time_offset = u32::MAX - 2), e);
+        assert_eq!(bad(|l| l.csd_ds_size = 7), e);
+        assert_eq!(
+            bad(|l| l.csd_last_value_offset = 12),
+            e,
+            "overlaps last_sample_time"
+        );
+        assert_eq!(
+            bad(|l| {
+                l.csd_last_sample_time_offset = SPOOL_FIELD_ABSENT;
+                l.csd_last_value_offset = SPOOL_FIELD_ABSENT;
+                l.csd_ds_offset = SPOOL_FIELD_ABSENT;
+            }),
+            Ok(())
+        );
+        assert_eq!(array_range(usize::MAX - 10, 11, 1), None);
+        assert_eq!(
+            array_range(0x1000, u32::MAX, u16::MAX).is_some(),
+            usize::BITS > 32
+        );
     }
 }

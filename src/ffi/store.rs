@@ -1,23 +1,37 @@
-//! Adapter between the C boundary and the store: the only file of `ffi` that knows the
-//! store's Rust API. Everything the C functions need is expressed here in C terms
-//! (status codes, `SpoolRecord`, `SpoolSensorStats`).
+//! Adapter between the C boundary and [`crate::spool::Spool`]: the only file of `ffi`
+//! that knows the store's Rust API. Everything the C functions need is expressed here in C
+//! terms (status codes, `spool_record_t`, `spool_sensor_stats_t`).
 //!
-//! PROVISIONAL: until the `spool` module is merged this is a small fixed-capacity
-//! in-module store with the same semantics (erased <= read <= written per sensor,
-//! drop-oldest-unsent overflow, RAM only), so the C boundary can be built and tested.
+//! Profile: the host (`std`) build uses the LINUX profile (1664 sensors, 376 x 64-byte RAM
+//! sectors), a `no_std` build the WICED profile (48 sensors, 308 x 32-byte sectors); both
+//! drop the oldest unsent data when RAM is full (never pending data). The store is RAM
+//! only in this version (`RamOnly` storage): the shutdown-flush functions report 101 at
+//! once and `process_memory` has no spill work to do.
+//!
+//! Totals the store does not keep (records written, acknowledged, cleared) are counted
+//! here; every mutation of the global store goes through this adapter, so they are exact.
 
 use super::types::{
     FfiResult, SPOOL_KIND_EVT, SPOOL_KIND_TSD, SpoolRecord, SpoolSensorStats, SpoolStatus,
     SpoolStoreStats,
 };
-use heapless::{Deque, Vec};
+use crate::record::{Kind as StoreKind, SensorKey};
+use crate::spool::{Error, SensorHandle};
 
-/// Maximum number of sensors.
-const MAX_SENSORS: usize = 48;
-/// Records per sensor.
-const RECORDS: usize = 128;
+#[cfg(feature = "std")]
+type FfiSpool = crate::profile::LinuxSpool;
+#[cfg(feature = "std")]
+const fn make_spool() -> FfiSpool {
+    crate::profile::linux()
+}
+#[cfg(not(feature = "std"))]
+type FfiSpool = crate::profile::WicedSpool;
+#[cfg(not(feature = "std"))]
+const fn make_spool() -> FfiSpool {
+    crate::profile::wiced()
+}
 
-/// Sensor kind.
+/// Sensor kind as the C boundary sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// Time series (value only, implicit time).
@@ -27,229 +41,188 @@ pub(crate) enum Kind {
 }
 
 /// Sensor key: upload source + sensor id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Key {
-    /// Upload source given at registration.
-    pub source: u8,
-    /// `csb[entry].id`.
-    pub id: u32,
+pub(crate) type Key = SensorKey;
+
+/// Native-API handle of a sensor: `(source << 32) | id`, i.e. the key itself, so a handle
+/// stays valid for the life of the store and needs no table of its own.
+pub(crate) type Handle = u64;
+
+/// The handle of a key.
+pub(crate) fn handle_of_key(key: Key) -> Handle {
+    (u64::from(key.source) << 32) | u64::from(key.id)
 }
 
-/// Handle of a sensor (index + 1; 0 is never valid).
-pub(crate) type Handle = u32;
+fn key_of_handle(h: Handle) -> FfiResult<Key> {
+    let source = u8::try_from(h >> 32).map_err(|_| SpoolStatus::SPOOL_ERR_UNKNOWN_SENSOR)?;
+    // Truncation keeps exactly the low 32 bits, which is the id.
+    Ok(SensorKey::new(source, h as u32))
+}
 
-struct Sensor {
-    key: Key,
-    kind: Kind,
-    recs: Deque<(u32, u64), RECORDS>,
-    pending: usize,
-    written: u64,
-    acked: u64,
-    dropped: u64,
+fn status(e: Error) -> SpoolStatus {
+    match e {
+        Error::NoData => SpoolStatus::SPOOL_ERR_NO_DATA,
+        Error::UnknownSensor => SpoolStatus::SPOOL_ERR_UNKNOWN_SENSOR,
+        Error::TableFull | Error::RateTableFull => SpoolStatus::SPOOL_ERR_TABLE_FULL,
+        Error::Conflict => SpoolStatus::SPOOL_ERR_CONFLICT,
+        Error::AckTooMany => SpoolStatus::SPOOL_ERR_ACK_TOO_MANY,
+        Error::Full => SpoolStatus::SPOOL_ERR_FULL,
+        Error::Invariant => SpoolStatus::SPOOL_ERR_CORRUPTED,
+        Error::Storage => SpoolStatus::SPOOL_ERR_STORAGE,
+        // `Error` is non-exhaustive: a variant added later maps here until it gets a code.
+        #[allow(unreachable_patterns)]
+        _ => SpoolStatus::SPOOL_ERR_INTERNAL,
+    }
 }
 
 /// The store as seen from the C boundary.
 pub(crate) struct Store {
-    sensors: Vec<Sensor, MAX_SENSORS>,
-    refused: u64,
-    dropped_total: u64,
+    spool: FfiSpool,
+    written: u64,
+    acked: u64,
+    cleared: u64,
 }
 
 impl Store {
     /// An empty store (const, so it can live in a `static`).
     pub(crate) const fn new() -> Self {
         Store {
-            sensors: Vec::new(),
-            refused: 0,
-            dropped_total: 0,
+            spool: make_spool(),
+            written: 0,
+            acked: 0,
+            cleared: 0,
         }
     }
 
-    /// Drops every sensor and record.
+    /// Drops every sensor and record: back to the initial value. The fresh value may be
+    /// staged on the stack, so `spool_deinit` can need stack for one store (about 11 KiB
+    /// with the WICED profile).
     pub(crate) fn reset(&mut self) {
-        self.sensors.clear();
-        self.refused = 0;
-        self.dropped_total = 0;
+        self.spool = make_spool();
+        self.written = 0;
+        self.acked = 0;
+        self.cleared = 0;
     }
 
-    fn get(&self, h: Handle) -> FfiResult<&Sensor> {
-        let i = usize::try_from(h.wrapping_sub(1))
-            .map_err(|_| SpoolStatus::SPOOL_ERR_UNKNOWN_SENSOR)?;
-        self.sensors
-            .get(i)
-            .ok_or(SpoolStatus::SPOOL_ERR_UNKNOWN_SENSOR)
-    }
-
-    fn get_mut(&mut self, h: Handle) -> FfiResult<&mut Sensor> {
-        let i = usize::try_from(h.wrapping_sub(1))
-            .map_err(|_| SpoolStatus::SPOOL_ERR_UNKNOWN_SENSOR)?;
-        self.sensors
-            .get_mut(i)
+    fn handle(&self, h: Handle) -> FfiResult<SensorHandle> {
+        self.spool
+            .lookup(key_of_handle(h)?)
             .ok_or(SpoolStatus::SPOOL_ERR_UNKNOWN_SENSOR)
     }
 
     /// Looks a sensor up by key.
     pub(crate) fn find(&self, key: Key) -> Option<Handle> {
-        let i = self.sensors.iter().position(|s| s.key == key)?;
-        u32::try_from(i).ok().map(|i| i.wrapping_add(1))
+        self.spool.lookup(key).map(|_| handle_of_key(key))
     }
 
-    /// Looks a sensor up, registering it if new; fails on a kind mismatch.
-    pub(crate) fn open(&mut self, key: Key, kind: Kind, _sample_rate_ms: u32) -> FfiResult<Handle> {
-        if let Some(h) = self.find(key) {
-            return if self.get(h)?.kind == kind {
-                Ok(h)
-            } else {
-                Err(SpoolStatus::SPOOL_ERR_KIND_MISMATCH)
-            };
-        }
-        self.sensors
-            .push(Sensor {
-                key,
-                kind,
-                recs: Deque::new(),
-                pending: 0,
-                written: 0,
-                acked: 0,
-                dropped: 0,
-            })
-            .map_err(|_| SpoolStatus::SPOOL_ERR_TABLE_FULL)?;
-        u32::try_from(self.sensors.len()).map_err(|_| SpoolStatus::SPOOL_ERR_INTERNAL)
+    /// Looks a sensor up, registering it if new. `SPOOL_ERR_CONFLICT` if it exists with
+    /// another sample rate (TSD rate change, or TSD <-> EVT).
+    pub(crate) fn open(&mut self, key: Key, kind: Kind, sample_rate_ms: u32) -> FfiResult<Handle> {
+        let rate = match kind {
+            Kind::Evt => 0,
+            Kind::Tsd => sample_rate_ms.max(1),
+        };
+        self.spool.register(key, rate).map_err(status)?;
+        Ok(handle_of_key(key))
     }
 
     /// Appends one record.
     pub(crate) fn write(&mut self, h: Handle, value: u32, time_ms: u64) -> FfiResult<()> {
-        let s = self.get_mut(h)?;
-        if s.recs.is_full() {
-            if s.pending >= s.recs.len() {
-                self.refused = self.refused.wrapping_add(1);
-                return Err(SpoolStatus::SPOOL_ERR_FULL);
-            }
-            // Drop the oldest unsent record: rotate it out from behind the pending ones.
-            let mut kept: Vec<(u32, u64), RECORDS> = Vec::new();
-            for _ in 0..s.pending {
-                if let Some(r) = s.recs.pop_front() {
-                    let _ = kept.push(r);
-                }
-            }
-            let _ = s.recs.pop_front();
-            while let Some(r) = kept.pop() {
-                let _ = s.recs.push_front(r);
-            }
-            s.dropped = s.dropped.wrapping_add(1);
-            self.dropped_total = self.dropped_total.wrapping_add(1);
-        }
-        let s = self.get_mut(h)?;
-        s.recs
-            .push_back((value, time_ms))
-            .map_err(|_| SpoolStatus::SPOOL_ERR_INTERNAL)?;
-        s.written = s.written.wrapping_add(1);
+        let sh = self.handle(h)?;
+        self.spool.write(sh, value, time_ms).map_err(status)?;
+        self.written = self.written.wrapping_add(1);
         Ok(())
     }
 
     /// Reads the next unsent record and marks it pending.
     pub(crate) fn read(&mut self, h: Handle) -> FfiResult<SpoolRecord> {
-        let s = self.get_mut(h)?;
-        let (value, time_ms) = *s
-            .recs
-            .iter()
-            .nth(s.pending)
-            .ok_or(SpoolStatus::SPOOL_ERR_NO_DATA)?;
-        s.pending = s.pending.saturating_add(1);
+        let sh = self.handle(h)?;
+        let kind = self.spool.sensor_stats(sh).map_err(status)?.kind;
+        let r = self.spool.read(sh).map_err(status)?;
         Ok(SpoolRecord {
-            time_ms,
-            value,
-            kind: match s.kind {
-                Kind::Tsd => SPOOL_KIND_TSD,
-                Kind::Evt => SPOOL_KIND_EVT,
+            time_ms: r.time_ms,
+            value: r.value,
+            kind: match kind {
+                StoreKind::Evt => SPOOL_KIND_EVT,
+                _ => SPOOL_KIND_TSD,
             },
         })
     }
 
     /// Acknowledges exactly `n` oldest pending records, or nothing.
     pub(crate) fn ack(&mut self, h: Handle, n: u32) -> FfiResult<()> {
-        let s = self.get_mut(h)?;
-        let n = usize::try_from(n).map_err(|_| SpoolStatus::SPOOL_ERR_ACK_TOO_MANY)?;
-        if n > s.pending {
-            return Err(SpoolStatus::SPOOL_ERR_ACK_TOO_MANY);
-        }
-        for _ in 0..n {
-            let _ = s.recs.pop_front();
-        }
-        s.pending -= n;
-        s.acked = s.acked.wrapping_add(n as u64);
+        let sh = self.handle(h)?;
+        self.spool.ack(sh, n).map_err(status)?;
+        self.acked = self.acked.wrapping_add(u64::from(n));
         Ok(())
     }
 
     /// Makes every pending record unsent again.
     pub(crate) fn revert(&mut self, h: Handle) -> FfiResult<()> {
-        self.get_mut(h)?.pending = 0;
+        let sh = self.handle(h)?;
+        self.spool.revert(sh).map_err(status)?;
         Ok(())
     }
 
-    /// Discards every record of the sensor (counted as dropped).
+    /// Discards every record of the sensor (counted in `dropped`).
     pub(crate) fn clear(&mut self, h: Handle) -> FfiResult<()> {
-        let s = self.get_mut(h)?;
-        let n = s.recs.len() as u64;
-        s.recs.clear();
-        s.pending = 0;
-        s.dropped = s.dropped.wrapping_add(n);
-        self.dropped_total = self.dropped_total.wrapping_add(n);
+        let sh = self.handle(h)?;
+        let n = self.spool.clear(sh).map_err(status)?;
+        self.cleared = self.cleared.wrapping_add(u64::from(n));
         Ok(())
+    }
+
+    /// The key of a handle, if the sensor exists.
+    pub(crate) fn key_of(&self, h: Handle) -> FfiResult<Key> {
+        Ok(self.handle(h)?.key())
     }
 
     /// Per-sensor counters.
     pub(crate) fn sensor_stats(&self, h: Handle) -> FfiResult<SpoolSensorStats> {
-        let s = self.get(h)?;
+        let s = self.spool.sensor_stats(self.handle(h)?).map_err(status)?;
         Ok(SpoolSensorStats {
-            stored: u32::try_from(s.recs.len()).unwrap_or(u32::MAX),
-            pending: u32::try_from(s.pending).unwrap_or(u32::MAX),
-            written: s.written,
-            acked: s.acked,
-            dropped: s.dropped,
+            stored: s.count,
+            pending: s.pending,
+            available: s.available,
+            lost: u32::from(s.lost),
+            sample_rate_ms: s.sample_rate_ms,
+            kind: match s.kind {
+                StoreKind::Evt => SPOOL_KIND_EVT,
+                _ => SPOOL_KIND_TSD,
+            },
         })
     }
 
     /// Whole-store counters.
     pub(crate) fn stats(&self) -> SpoolStoreStats {
-        let mut st = SpoolStoreStats {
-            sensors: u32::try_from(self.sensors.len()).unwrap_or(u32::MAX),
-            refused: self.refused,
-            dropped: self.dropped_total,
-            ..SpoolStoreStats::default()
-        };
-        for s in &self.sensors {
-            st.stored = st.stored.wrapping_add(s.recs.len() as u64);
-            st.pending = st.pending.wrapping_add(s.pending as u64);
-            st.written = st.written.wrapping_add(s.written);
-            st.acked = st.acked.wrapping_add(s.acked);
+        let s = self.spool.stats();
+        SpoolStoreStats {
+            sensors: s.sensors,
+            stored: u64::from(s.records),
+            pending: u64::from(s.pending),
+            written: self.written,
+            acked: self.acked,
+            dropped: u64::from(s.dropped).wrapping_add(self.cleared),
+            refused: u64::from(s.rejected),
+            sectors_used: s.sectors_used,
+            sectors_total: s.sectors_total,
         }
-        st
     }
 
-    /// Self-check.
+    /// The store's invariant check plus the balance `written == acked + stored + dropped`.
     pub(crate) fn check(&self) -> FfiResult<()> {
-        let st = self.stats();
-        for s in &self.sensors {
-            if s.pending > s.recs.len() {
-                return Err(SpoolStatus::SPOOL_ERR_CORRUPTED);
-            }
-        }
-        if st.written != st.acked.wrapping_add(st.stored).wrapping_add(st.dropped) {
+        self.spool
+            .check()
+            .map_err(|_| SpoolStatus::SPOOL_ERR_CORRUPTED)?;
+        let s = self.stats();
+        if s.written != s.acked.wrapping_add(s.stored).wrapping_add(s.dropped) {
             return Err(SpoolStatus::SPOOL_ERR_CORRUPTED);
         }
         Ok(())
     }
 
-    /// Periodic work (threshold flush); `true` if counters of any sensor may have changed
-    /// (eviction). RAM only: nothing to do.
+    /// Periodic work; `true` if counters of any sensor may have changed. RAM only: none.
     pub(crate) fn process(&mut self, _now_ms: u32) -> bool {
         false
-    }
-
-    /// The key of a sensor.
-    pub(crate) fn key_of(&self, h: Handle) -> FfiResult<Key> {
-        Ok(self.get(h)?.key)
     }
 
     /// Starts the shutdown flush. RAM only: nothing can be made persistent.
@@ -265,6 +238,6 @@ impl Store {
 
     /// `true` when no record is held in RAM.
     pub(crate) fn ram_empty(&self) -> bool {
-        self.sensors.iter().all(|s| s.recs.is_empty())
+        self.spool.stats().records == 0
     }
 }

@@ -52,7 +52,7 @@ pub enum SpoolStatus {
     SPOOL_ERR_NO_DATA = 10,
     /// The sensor handle or key is not known to the store.
     SPOOL_ERR_UNKNOWN_SENSOR = 11,
-    /// The store's sensor table is full.
+    /// The store's sensor table (or its table of distinct TSD sample rates) is full.
     SPOOL_ERR_TABLE_FULL = 12,
     /// An acknowledgement asked for more records than are pending; nothing was erased.
     SPOOL_ERR_ACK_TOO_MANY = 13,
@@ -72,8 +72,9 @@ pub enum SpoolStatus {
     SPOOL_ERR_STORAGE = 20,
     /// The store is in use by this same thread (re-entrant call from a callback).
     SPOOL_ERR_BUSY = 21,
-    /// The sensor exists with the other kind (TSD vs EVT); `sample_rate` changed 0 <-> non-0.
-    SPOOL_ERR_KIND_MISMATCH = 22,
+    /// The sensor (source, id) is already registered with another sample rate (a TSD rate
+    /// change, or TSD <-> EVT: `sample_rate` changed between 0 and non-0).
+    SPOOL_ERR_CONFLICT = 22,
     /// Any other store error.
     SPOOL_ERR_INTERNAL = 23,
 }
@@ -202,8 +203,9 @@ pub struct SpoolGpsConfig {
     pub ctx: *mut c_void,
 }
 
-/// A sensor handle of the native API (from `spool_sensor_open`).
-pub type SpoolSensor = u32;
+/// A sensor handle of the native API (from `spool_sensor_open`): `(source << 32) | id`,
+/// valid for the life of the store.
+pub type SpoolSensor = u64;
 
 /// Record kind of the native API.
 pub const SPOOL_KIND_TSD: u8 = 0;
@@ -214,8 +216,9 @@ pub const SPOOL_KIND_EVT: u8 = 1;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SpoolRecord {
-    /// Timestamp in ms: UTC ms for EVT (seconds * 1000 for legacy writes); for TSD the time
-    /// the store derives from the sensor's base time and sample rate (0 if unknown).
+    /// Timestamp in ms. EVT: the written UTC time, kept in whole seconds (so a multiple of
+    /// 1000). TSD: derived from the time of the first sample of its RAM sector plus the
+    /// sample rate (legacy TSD writes without a synced clock use time 0).
     pub time_ms: u64,
     /// The 32-bit sample value.
     pub value: u32,
@@ -231,12 +234,14 @@ pub struct SpoolSensorStats {
     pub stored: u32,
     /// Records read but not yet acknowledged: legacy `no_pending`, unsaturated.
     pub pending: u32,
-    /// Records ever written.
-    pub written: u64,
-    /// Records acknowledged (delivered).
-    pub acked: u64,
-    /// Records dropped by the overflow policy or a reset.
-    pub dropped: u64,
+    /// Records not yet read (`stored - pending`).
+    pub available: u32,
+    /// Records of this sensor lost to overflow (dropped or refused), saturating at 65535.
+    pub lost: u32,
+    /// Sample rate in ms (0 for EVT).
+    pub sample_rate_ms: u32,
+    /// `SPOOL_KIND_TSD` or `SPOOL_KIND_EVT`.
+    pub kind: u8,
 }
 
 /// Whole-store counters. `written == acked + stored + dropped` always holds.
@@ -245,17 +250,22 @@ pub struct SpoolSensorStats {
 pub struct SpoolStoreStats {
     /// Sensors known to the store.
     pub sensors: u32,
+    /// RAM sectors held by sensors.
+    pub sectors_used: u32,
+    /// RAM sectors in total.
+    pub sectors_total: u32,
     /// Records stored (read or not).
     pub stored: u64,
     /// Records pending (read, not acknowledged).
     pub pending: u64,
-    /// Records ever written.
+    /// Records written (successful writes).
     pub written: u64,
-    /// Records acknowledged.
+    /// Records acknowledged (delivered).
     pub acked: u64,
-    /// Records dropped (overflow policy, eviction, `reset_csd_entry`).
+    /// Records dropped: the overflow policy's drops of the oldest unsent data, plus records
+    /// discarded by `reset_csd_entry`.
     pub dropped: u64,
-    /// Writes refused because the store was full.
+    /// Writes refused because no RAM could be freed (every sector held pending data).
     pub refused: u64,
 }
 

@@ -353,22 +353,27 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> Tier<BLOCK, COU
     /// Shared-path allocation from this tier only; counts nothing but `peak`.
     #[inline(always)]
     fn take(&self, tier: u8) -> Option<Block<'_>> {
+        // Read before the bitmap update so no load waits behind the atomic operation;
+        // a stale value only costs an extra (re-checked) `raise`.
+        let peak = self.peak.load(Ordering::Relaxed);
         for (w, word) in self.used.iter().enumerate() {
             if let Some((bit, new)) = bits::take_first_zero(word, Self::valid_mask(w)) {
-                let in_use = if WORDS == 1 {
-                    new.count_ones()
+                if WORDS == 1 {
+                    // popcount(new) <= index of the highest set bit + 1: skip the
+                    // population count while that bound does not exceed the peak
+                    // (the common case once the tier has been used).
+                    if 32 - new.leading_zeros() > peak {
+                        bits::raise(&self.peak, new.count_ones());
+                    }
                 } else {
-                    self.in_use()
-                };
-                bits::raise(&self.peak, in_use);
+                    bits::raise(&self.peak, self.in_use());
+                }
                 let i = w * 32 + bit as usize;
                 return Some(Block {
                     // SAFETY: bit is a valid bit of word w, so i < COUNT.
                     ptr: unsafe { self.block_ptr(i) },
                     word,
-                    mask: 1 << bit,
-                    len: BLOCK as u32,
-                    id: BlockId::new(tier, i as u16),
+                    info: Block::pack(BLOCK, tier, i),
                     _bytes: PhantomData,
                 });
             }
@@ -483,14 +488,11 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
         if index >= COUNT {
             return None;
         }
-        let (w, bit) = (index / 32, (index % 32) as u32);
         Some(Block {
             // SAFETY: index < COUNT checked above.
             ptr: unsafe { self.block_ptr(index) },
-            word: &self.used[w],
-            mask: 1 << bit,
-            len: BLOCK as u32,
-            id: BlockId::new(tier, index as u16),
+            word: &self.used[index / 32],
+            info: Block::pack(BLOCK, tier, index),
             _bytes: PhantomData,
         })
     }
@@ -553,10 +555,14 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
             if free != 0 {
                 let bit = free.trailing_zeros();
                 *used |= 1 << bit;
+                let new = *used;
                 *self.index_owned[w].get_mut() |= 1 << bit;
-                let in_use = self.in_use();
-                let peak = self.peak.get_mut();
-                *peak = (*peak).max(in_use);
+                let peak = *self.peak.get_mut();
+                // Same cheap bound as the shared path: popcount only when it may raise the peak.
+                if WORDS != 1 || 32 - new.leading_zeros() > peak {
+                    let in_use = self.in_use();
+                    *self.peak.get_mut() = peak.max(in_use);
+                }
                 return Some((w * 32) as u16 + bit as u16);
             }
         }
@@ -699,15 +705,6 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
         }
     }
 
-    fn tier_mut(&mut self, tier: usize) -> Option<&mut dyn TierOps> {
-        match tier {
-            0 => Some(&mut self.s),
-            1 => Some(&mut self.m),
-            2 => Some(&mut self.l),
-            _ => None,
-        }
-    }
-
     /// Allocates a block of at least `size` bytes (see the module docs for the policy).
     /// Bounded time, never blocks, callable from an interrupt handler.
     ///
@@ -824,8 +821,13 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
     /// [`AllocError::TooLarge`] if `tier >= TIERS`; [`AllocError::Exhausted`] if that tier
     /// has no free block (including a tier of 0 blocks).
     pub fn alloc_in(&mut self, tier: usize) -> Result<BlockId, AllocError> {
-        let t = self.tier_mut(tier).ok_or(AllocError::TooLarge)?;
-        t.alloc_index()
+        let index = match tier {
+            0 => self.s.alloc_index(),
+            1 => self.m.alloc_index(),
+            2 => self.l.alloc_index(),
+            _ => return Err(AllocError::TooLarge),
+        };
+        index
             .map(|index| BlockId::new(tier as u8, index))
             .ok_or(AllocError::Exhausted)
     }
@@ -837,26 +839,34 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
     /// (from [`Pool::alloc`]); [`FreeError::DoubleFree`] if the block is free. Counted in
     /// the tier's `invalid_frees` (an out-of-range tier is not counted); nothing else changes.
     pub fn free_id(&mut self, id: BlockId) -> Result<(), FreeError> {
-        let t = self
-            .tier_mut(usize::from(id.tier))
-            .ok_or(FreeError::Foreign)?;
-        t.free_index(id.index)
+        match id.tier {
+            0 => self.s.free_index(id.index),
+            1 => self.m.free_index(id.index),
+            2 => self.l.free_index(id.index),
+            _ => Err(FreeError::Foreign),
+        }
     }
 
     /// Index path: the bytes of an index-allocated block, or `None` if `id` is not a
     /// block currently allocated by [`Pool::alloc_in`].
     pub fn block(&self, id: BlockId) -> Option<&[u8]> {
-        if usize::from(id.tier) >= TIERS {
-            return None;
+        match id.tier {
+            0 => self.s.index_block(id.index),
+            1 => self.m.index_block(id.index),
+            2 => self.l.index_block(id.index),
+            _ => None,
         }
-        self.tier(usize::from(id.tier)).index_block(id.index)
     }
 
     /// Index path: the bytes of an index-allocated block, mutably, or `None` if `id` is
     /// not a block currently allocated by [`Pool::alloc_in`].
     pub fn block_mut(&mut self, id: BlockId) -> Option<&mut [u8]> {
-        self.tier_mut(usize::from(id.tier))?
-            .index_block_mut(id.index)
+        match id.tier {
+            0 => self.s.index_block_mut(id.index),
+            1 => self.m.index_block_mut(id.index),
+            2 => self.l.index_block_mut(id.index),
+            _ => None,
+        }
     }
 }
 
@@ -866,10 +876,11 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
 /// `Block` is `Send` and `Sync`: it owns its bytes exclusively, and freeing is atomic.
 pub struct Block<'a> {
     ptr: NonNull<u8>,
+    /// The bitmap word holding this block's bit (bit `id.index % 32`).
     word: &'a AtomicU32,
-    mask: u32,
-    len: u32,
-    id: BlockId,
+    /// Block length (bits 0..32), index (32..48) and tier (48..56) in one word, so a
+    /// `Block` moves with whole-word copies (no store-forwarding stalls on small fields).
+    info: u64,
     _bytes: PhantomData<&'a mut [u8]>,
 }
 
@@ -881,14 +892,30 @@ unsafe impl Send for Block<'_> {}
 unsafe impl Sync for Block<'_> {}
 
 impl<'a> Block<'a> {
+    /// This block's bit in `word`.
+    #[inline(always)]
+    fn mask(&self) -> u32 {
+        1 << ((self.info >> 32) as u32 % 32)
+    }
+
+    #[inline(always)]
+    const fn pack(len: usize, tier: u8, index: usize) -> u64 {
+        len as u64 | (index as u64) << 32 | (tier as u64) << 48
+    }
+
+    #[inline(always)]
+    fn byte_len(&self) -> usize {
+        self.info as u32 as usize
+    }
+
     /// Id of the block (tier and index).
     pub fn id(&self) -> BlockId {
-        self.id
+        BlockId::new(self.tier(), (self.info >> 32) as u16)
     }
 
     /// Tier number of the block (0 = smallest).
     pub fn tier(&self) -> u8 {
-        self.id.tier
+        (self.info >> 48) as u8
     }
 
     /// Gives up ownership without freeing and returns the block's start address, e.g. to
@@ -926,7 +953,7 @@ impl<'a> Block<'a> {
         match block {
             Some(b) => {
                 debug_assert!(
-                    b.word.load(Ordering::Relaxed) & b.mask != 0,
+                    b.word.load(Ordering::Relaxed) & b.mask() != 0,
                     "Block::from_raw: block is free"
                 );
                 b
@@ -944,7 +971,7 @@ impl Deref for Block<'_> {
         // exclusively (its in-use bit is set and only this handle will clear it); the
         // memory lives in the pool, borrowed for 'a. Block bytes are initialised (zeroed
         // at construction, only ever written with bytes).
-        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len as usize) }
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.byte_len()) }
     }
 }
 
@@ -952,14 +979,14 @@ impl DerefMut for Block<'_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes the access unique.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len as usize) }
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.byte_len()) }
     }
 }
 
 impl Drop for Block<'_> {
     #[inline]
     fn drop(&mut self) {
-        let was_set = bits::clear_bit(self.word, self.mask);
+        let was_set = bits::clear_bit(self.word, self.mask());
         debug_assert!(was_set, "pool block freed twice");
     }
 }
@@ -967,9 +994,9 @@ impl Drop for Block<'_> {
 impl fmt::Debug for Block<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Block")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .field("ptr", &self.ptr)
-            .field("len", &self.len)
+            .field("len", &self.byte_len())
             .finish()
     }
 }

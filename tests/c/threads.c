@@ -151,7 +151,7 @@ static uint32_t upload_cycle(uploader_result_t *r, unsigned outcome) {
 
 static void *uploader_thread(void *arg) {
     uploader_result_t *r = arg;
-    unsigned cycle = 0;
+    unsigned cycle = 0, idle = 0;
     for (;;) {
         bool done = atomic_load(&writers_done);
         /* mostly ACK; every 7th a NACK, every 13th a timeout */
@@ -161,6 +161,9 @@ static void *uploader_thread(void *arg) {
         if (done && n == 0) {
             spool_stats_t s;
             if (spool_stats(&s) == SPOOL_OK && s.store.stored == 0) break;
+            if (++idle > 100000) break; /* stuck: the final checks will say why */
+        } else {
+            idle = 0;
         }
     }
     atomic_fetch_add(&total_ops, r->ops);

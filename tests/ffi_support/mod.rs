@@ -91,8 +91,9 @@ pub fn layout() -> SpoolLayout {
 
 /// One array pair, allocated once and only ever accessed through raw pointers derived
 /// from that allocation (like C firmware arrays), so the pointers the library keeps from
-/// registration stay valid under Rust's aliasing rules. Leaked on purpose: the library may
-/// still hold the pointers until the next `spool_deinit`.
+/// registration stay valid under Rust's aliasing rules. Freed on drop: the library may
+/// still hold the pointers then, but every test holds the [`serial`] lock while its arrays
+/// live and starts with `spool_deinit`, so nothing dereferences them afterwards.
 pub struct Arrays {
     csb: *mut Csb,
     csd: *mut Csd,
@@ -167,6 +168,20 @@ impl Arrays {
     pub fn counts(&self, e: usize) -> (u16, u16) {
         let c = self.csd_at(e);
         (c.no_samples, c.no_pending)
+    }
+}
+
+impl Drop for Arrays {
+    fn drop(&mut self) {
+        // SAFETY: both pointers come from `Box::into_raw` of boxed slices of `n` elements.
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.csb, self.n,
+            )));
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.csd, self.n,
+            )));
+        }
     }
 }
 
