@@ -545,6 +545,25 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
         }
     }
 
+    /// Keeps a read cursor: the next read of `key` at `next` starts at `loc`.
+    fn remember(&mut self, key: SensorKey, next: u32, loc: &FrameLoc) {
+        let slot = match self.cursors.iter().position(|c| !c.used) {
+            Some(i) => i,
+            None => {
+                self.victim = (self.victim + 1) % CURSORS;
+                self.victim
+            }
+        };
+        self.cursors[slot] = Cursor {
+            used: true,
+            key,
+            next,
+            sector: loc.sector,
+            sector_seq: loc.sector_seq,
+            off: loc.off,
+        };
+    }
+
     /// Walk position at the oldest sector.
     fn start_pos(&self) -> Pos {
         Pos {
@@ -732,7 +751,9 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
                 break;
             }
         }
+        let mut last: Option<FrameLoc> = None;
         while let Some(loc) = self.next_frame(&mut pos)? {
+            last = Some(loc);
             if loc.tag != TAG_BATCH {
                 continue;
             }
@@ -754,23 +775,13 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
                 let skip = first.wrapping_sub(run.first_seq) as usize;
                 let count = (run.count as usize - skip).min(out.len() / size);
                 self.frame_bytes(&loc, rec + (skip * size) as u32, &mut out[..count * size])?;
-                let slot = match self.cursors.iter().position(|c| !c.used) {
-                    Some(i) => i,
-                    None => {
-                        self.victim = (self.victim + 1) % CURSORS;
-                        self.victim
-                    }
-                };
-                self.cursors[slot] = Cursor {
-                    used: true,
-                    key,
-                    next: first.wrapping_add(count as u32),
-                    sector: loc.sector,
-                    sector_seq: loc.sector_seq,
-                    off: loc.off,
-                };
+                self.remember(key, first.wrapping_add(count as u32), &loc);
                 return Ok(Some(ReadOut { run, first, count }));
             }
+        }
+        // Nothing more: the next read of this sensor resumes at the last frame.
+        if let Some(loc) = last {
+            self.remember(key, seq, &loc);
         }
         Ok(None)
     }
