@@ -25,7 +25,8 @@ QEMU_TIMEOUT="${QEMU_TIMEOUT:-120}"
 # Compiled unchanged from the host C suite: the simulated firmware and the legacy call-site
 # replays (tests/c/threads.c needs pthreads; the firmware replaces it by an interrupt test).
 SHARED_SRCS=(tests/c/fw.c tests/c/replay.c)
-CFLAGS=(${FW_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -pedantic -Os -g -ffreestanding -fno-builtin
+read -r -a EXTRA_CFLAGS <<<"${FW_CFLAGS:-}" # e.g. FW_CFLAGS=-DFW_FORCE_FAIL (proves a failing check fails)
+CFLAGS=(${EXTRA_CFLAGS[@]+"${EXTRA_CFLAGS[@]}"} -std=c11 -Wall -Wextra -Werror -pedantic -Os -g -ffreestanding -fno-builtin
     -ffunction-sections -fdata-sections
     -DSPOOL_EXTERN_CS=1 -I"$FW/libc" -I"$FW" -Iinclude -Itests/c)
 
@@ -60,10 +61,12 @@ build_and_run() {
     case "$t" in
     rv32)
         srcs=("$FW/start.S" "$FW/riscv.c")
+        # shellcheck disable=SC2054 # the commas belong to -Wl
         ldflags=(-T "$FW/riscv.ld" -Wl,--no-warn-rwx-segments)
         ;;
     *)
         srcs=("$FW/cortex_m.c")
+        # shellcheck disable=SC2054 # the commas belong to -Wl
         ldflags=(-T "$FW/cortex_m.ld" -Wl,-z,noexecstack)
         ;;
     esac

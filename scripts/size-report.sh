@@ -11,7 +11,8 @@
 #     configuration as the firmware reads it through spool_pool_stats).
 #
 # usage: scripts/size-report.sh [--no-budget] [--markdown] [m3 m4f rv32]
-#   env TEXT_BUDGET (bytes, default 8192), RAM_OVERHEAD_BUDGET (bytes, default 1024)
+#   env TEXT_BUDGET (bytes, default 8192), RAM_OVERHEAD_BUDGET (bytes, default 1024),
+#       STACK_WARN (bytes, default 4096: a warning line, the stack depth is not budgeted)
 # Exit status 1 when a budget is exceeded (unless --no-budget) or a map file is missing.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -21,6 +22,7 @@ cd "$SPOOL_ROOT"
 BUILD_DIR="${BUILD_DIR:-build}"
 TEXT_BUDGET="${TEXT_BUDGET:-8192}"
 RAM_OVERHEAD_BUDGET="${RAM_OVERHEAD_BUDGET:-1024}"
+STACK_WARN="${STACK_WARN:-4096}"
 budget=1
 markdown=0
 targets=()
@@ -29,7 +31,7 @@ for a in "$@"; do
     --no-budget) budget=0 ;;
     --markdown) markdown=1 ;;
     -h | --help)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) targets+=("$a") ;;
@@ -146,6 +148,10 @@ for t in "${targets[@]}"; do
     echo "   largest library RAM objects:"
     map_ram_objects "$map" | sed 's/^/     /'
     echo "   worst-case stack of the public entry points (QEMU stack painting): $stack bytes"
+    depth="${stack%% *}"
+    if [[ "$depth" =~ ^[0-9]+$ ]] && [ "$depth" -gt "$STACK_WARN" ]; then
+        echo "   WARNING: an entry point needs $depth bytes of stack (more than $STACK_WARN): reported, not budgeted"
+    fi
 
     [ "$budget" -eq 1 ] || continue
     if [ "$t" = m4f ]; then

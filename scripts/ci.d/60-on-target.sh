@@ -19,7 +19,7 @@ stage_rust_on_target() {
     need_apt gcc-arm-none-eabi qemu-system-arm
     need_rust_target thumbv7m-none-eabi thumbv7em-none-eabihf
     (
-        cd examples/on-target
+        cd examples/on-target || exit 1
         cargo fmt --check
         cargo clippy --quiet --release --all-targets -- -D warnings
         cargo clippy --quiet --release --all-targets --target thumbv7em-none-eabihf -- -D warnings
