@@ -91,6 +91,26 @@ map_sizes() {
     ' "$1"
 }
 
+# The library's largest functions (for the report; LTO inlines most of the crate into the
+# exported entry points, so this is the cost per C entry point).
+map_text_objects() {
+    awk '
+        function hex(h,   i, c, v) {
+            h = tolower(h); sub(/^0x/, "", h); v = 0
+            for (i = 1; i <= length(h); i++) { c = index("0123456789abcdef", substr(h, i, 1)) - 1; v = v * 16 + c }
+            return v
+        }
+        /^Linker script and memory map/ { on = 1; next }
+        !on { next }
+        /^ \.text\./ {
+            name = $1
+            if (NF >= 4) { size = $3; file = $4 } else { getline; size = $2; file = $3 }
+            sub(/^\.text\.(unlikely\.)?/, "", name)
+            if (file ~ /libsensor_spool\.a\(/) printf "%8d  %s\n", hex(size), name
+        }
+    ' "$1" | sort -rn | awk -v n="${2:-8}" 'NR <= n'
+}
+
 # The library's largest RAM objects (for the report).
 map_ram_objects() {
     awk '
@@ -106,7 +126,7 @@ map_ram_objects() {
             if (NF >= 4) { size = $3; file = $4 } else { getline; size = $2; file = $3 }
             if (file ~ /libsensor_spool\.a\(/ && hex(size) >= 64) printf "%8d  %s\n", hex(size), name
         }
-    ' "$1" | sort -rn | head -5
+    ' "$1" | sort -rn | awk 'NR <= 5'
 }
 
 const_of() { # const_of FILE NAME : value of `pub const NAME: usize = N;`
@@ -146,7 +166,9 @@ for t in "${targets[@]}"; do
         echo "            a static whose initialiser is not all zeroes; zero-initialised state belongs in .bss"
     fi
     echo "   largest library RAM objects:"
-    map_ram_objects "$map" | sed 's/^/     /'
+    map_ram_objects "$map" | sed 's/^/     /' | c++filt 2>/dev/null
+    echo "   largest library functions (.text):"
+    map_text_objects "$map" 10 | sed 's/^/     /' | c++filt 2>/dev/null | cut -c1-110
     echo "   worst-case stack of the public entry points (QEMU stack painting): $stack bytes"
     depth="${stack%% *}"
     if [[ "$depth" =~ ^[0-9]+$ ]] && [ "$depth" -gt "$STACK_WARN" ]; then

@@ -27,8 +27,16 @@ uint32_t spool_cs_acquire(void) {
     return primask;
 }
 
+#define SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
+
+volatile uint32_t platform_irqs_held_off;
+
 void spool_cs_release(uint32_t state) {
-    if ((state & 1u) == 0) __asm__ volatile("cpsie i" ::: "memory");
+    if ((state & 1u) == 0) {
+        /* SysTick became pending while the library held the critical section */
+        if (SCB_ICSR & (1u << 26)) platform_irqs_held_off++;
+        __asm__ volatile("cpsie i" ::: "memory");
+    }
 }
 
 /* ---- semihosting ------------------------------------------------------------------- */

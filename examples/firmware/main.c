@@ -46,6 +46,7 @@ static void test_isr_writer_vs_uploader(void) {
     CHECK_EQ(fw_boot(0), SPOOL_OK);
     isr_seq = 0;
     isr_ticks = 0;
+    platform_irqs_held_off = 0;
 #if defined(__riscv)
     platform_tick_start(isr_writer, 700u); /* CLINT ticks at 10 MHz */
 #else
@@ -54,6 +55,8 @@ static void test_isr_writer_vs_uploader(void) {
     while (loops < 50000000u) {
         uint16_t avail, k, n = 0;
         loops++;
+        /* a short locked call every iteration, so interrupts also arrive inside the library */
+        (void)is_all_ram_empty();
         /* the main loop samples another sensor at the same time */
         if ((loops & 255u) == 0 && main_writes < MAIN_WRITES) {
             write_tsd_evt(host_csb, host_csd, MAIN_ENTRY, ++main_writes, false);
@@ -82,9 +85,11 @@ static void test_isr_writer_vs_uploader(void) {
         if (isr_seq >= ISR_WRITES && host_csd[ISR_ENTRY].no_samples == 0) break;
     }
     platform_tick_stop();
-    printf("  isr: %lu interrupts, %lu ISR writes, %lu delivered, %lu main-loop writes, %lu loops\n",
-           (unsigned long)isr_ticks, (unsigned long)isr_seq, (unsigned long)delivered,
-           (unsigned long)main_writes, (unsigned long)loops);
+    printf("  isr: %lu interrupts (%lu held off by the library's critical section), %lu ISR writes, "
+           "%lu delivered, %lu main-loop writes, %lu loops\n",
+           (unsigned long)isr_ticks, (unsigned long)platform_irqs_held_off, (unsigned long)isr_seq,
+           (unsigned long)delivered, (unsigned long)main_writes, (unsigned long)loops);
+    CHECK(platform_irqs_held_off > 0);
     CHECK_EQ(isr_seq, ISR_WRITES);
     CHECK_EQ(main_writes, MAIN_WRITES);
     CHECK_EQ(order_errors, 0);

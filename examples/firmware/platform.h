@@ -16,6 +16,9 @@ extern const char platform_name[];
 /* Periodic interrupt that calls `handler` from interrupt context every `period` cycles/ticks. */
 void platform_tick_start(void (*handler)(void), uint32_t period);
 void platform_tick_stop(void);
+/* Interrupts that became pending while the library held its critical section (counted by
+ * spool_cs_release: proof that the hooks really masked them). */
+extern volatile uint32_t platform_irqs_held_off;
 /* Wait for an interrupt (or spin briefly). */
 void platform_idle(void);
 

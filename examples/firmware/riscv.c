@@ -30,8 +30,16 @@ uint32_t spool_cs_acquire(void) {
     return prev & MSTATUS_MIE;
 }
 
+volatile uint32_t platform_irqs_held_off;
+
 void spool_cs_release(uint32_t state) {
-    if (state & MSTATUS_MIE) __asm__ volatile("csrsi mstatus, 8" ::: "memory");
+    if (state & MSTATUS_MIE) {
+        uint32_t mip;
+        __asm__ volatile("csrr %0, mip" : "=r"(mip));
+        /* the machine timer became pending while the library held the critical section */
+        if (mip & MIE_MTIE) platform_irqs_held_off++;
+        __asm__ volatile("csrsi mstatus, 8" ::: "memory");
+    }
 }
 
 /* ---- console and exit ----------------------------------------------------------------- */

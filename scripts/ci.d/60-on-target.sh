@@ -1,18 +1,15 @@
 # shellcheck shell=bash
 # On-target stages (sourced by scripts/test.sh; run after the core steps):
 #   firmware    the C firmware (examples/firmware/) on QEMU: Cortex-M3, Cortex-M4F, RISC-V
-#   size        library share of each firmware image + budget check (scripts/size-report.sh)
 #   rust-target pure-Rust on-target tests (examples/on-target/) through `cargo test` + QEMU
+# The size/RAM budget stage is in 90-size-budget.sh (last, so a budget overrun does not keep
+# other suites from running).
 ON_TARGET_APT=(gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc)
 
 stage_firmware() {
     need_apt "${ON_TARGET_APT[@]}"
     need_rust_target "${SPOOL_EMBEDDED_TARGETS[@]}"
     bash scripts/firmware-tests.sh m3 m4f rv32
-}
-
-stage_size() {
-    bash scripts/size-report.sh --markdown m3 m4f rv32
 }
 
 stage_rust_on_target() {
@@ -29,5 +26,4 @@ stage_rust_on_target() {
 }
 
 register_stage firmware "C firmware on QEMU (M3, M4F, RISC-V), CS=extern" stage_firmware
-register_stage size "size/RAM report + budget (scripts/size-report.sh)" stage_size
 register_stage rust-target "pure-Rust on-target tests (cargo test + QEMU)" stage_rust_on_target
