@@ -151,11 +151,14 @@ for t in "${targets[@]}"; do
         fail=1
     fi
     stack="n/a"
+    runstack="n/a"
     if [ -f "$log" ]; then
         stack="$(sed -n 's/^  stack: worst public entry point: \(.*\), \([0-9]*\) bytes$/\2 (\1)/p' "$log" | tail -n 1)"
+        runstack="$(sed -n 's/^  stack: worst run-time entry point: \(.*\), \([0-9]*\) bytes$/\2 (\1)/p' "$log" | tail -n 1)"
         [ -n "$stack" ] || stack="n/a"
+        [ -n "$runstack" ] || runstack="n/a"
     fi
-    rows+=("$t|$triple|$lt|$lr|$ld|$lb|$at|$ar|$ad|$ab|$stack")
+    rows+=("$t|$triple|$lt|$lr|$ld|$lb|$at|$ar|$ad|$ab|$stack|$runstack")
     echo "== $t ($triple): $map"
     printf '   %-22s %8s %8s %8s %8s\n' "" .text .rodata .data .bss
     printf '   %-22s %8d %8d %8d %8d\n' "libsensor_spool.a" "$lt" "$lr" "$ld" "$lb"
@@ -170,6 +173,7 @@ for t in "${targets[@]}"; do
     echo "   largest library functions (.text):"
     map_text_objects "$map" 10 | sed 's/^/     /' | c++filt 2>/dev/null | cut -c1-110
     echo "   worst-case stack of the public entry points (QEMU stack painting): $stack bytes"
+    echo "   ... of the run-time entry points (all but init/deinit/registration): $runstack bytes"
     depth="${stack%% *}"
     if [[ "$depth" =~ ^[0-9]+$ ]] && [ "$depth" -gt "$STACK_WARN" ]; then
         echo "   WARNING: an entry point needs $depth bytes of stack (more than $STACK_WARN): reported, not budgeted"
@@ -210,12 +214,12 @@ done
 
 if [ "$markdown" -eq 1 ]; then
     echo
-    echo "| target | QEMU machine | lib .text | lib .rodata | lib .data | lib .bss | image .text+.rodata | image .data+.bss | worst entry-point stack |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+    echo "| target | QEMU machine | lib .text | lib .rodata | lib .data | lib .bss | image .text+.rodata | image .data+.bss | stack, worst entry point | stack, worst run-time call |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
     for r in "${rows[@]}"; do
-        IFS='|' read -r t triple lt lr ld lb at ar ad ab stack <<<"$r"
+        IFS='|' read -r t triple lt lr ld lb at ar ad ab stack runstack <<<"$r"
         case "$t" in m3) m=lm3s6965evb ;; m4f) m=mps2-an386 ;; rv32) m="virt" ;; esac
-        echo "| $triple | $m | $lt | $lr | $ld | $lb | $((at + ar)) | $((ad + ab)) | $stack B |"
+        echo "| $triple | $m | $lt | $lr | $ld | $lb | $((at + ar)) | $((ad + ab)) | $stack B | $runstack B |"
     done
 fi
 [ "$budget" -eq 0 ] || [ "$fail" -eq 0 ] || {

@@ -1,7 +1,7 @@
 /*
  * The little bit of libc the shared C test suite needs, on the board's console:
  * printf/fprintf/vprintf (d i u x X s c p %, flags '-' '0', width, l ll z), fflush, puts,
- * and strncpy (the rest of <string.h> comes from the Rust static library).
+ * strncpy and strncmp (the rest of <string.h> comes from the Rust static library).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -152,4 +152,12 @@ char *strncpy(char *dst, const char *src, size_t n) {
     for (; i < n && src[i]; i++) dst[i] = src[i];
     for (; i < n; i++) dst[i] = '\0';
     return dst;
+}
+
+int strncmp(const char *a, const char *b, size_t n) {
+    for (; n > 0; n--, a++, b++) {
+        if (*a != *b) return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+        if (*a == '\0') return 0;
+    }
+    return 0;
 }

@@ -1,6 +1,6 @@
 /*
  * Freestanding stand-in for <string.h>. memcpy/memset/memmove/memcmp/strlen come from the
- * Rust static library (compiler_builtins); strncpy from console.c.
+ * Rust static library (compiler_builtins); strncpy and strncmp from console.c.
  */
 #ifndef FW_STRING_H
 #define FW_STRING_H
@@ -13,5 +13,6 @@ void *memset(void *dst, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 char *strncpy(char *dst, const char *src, size_t n);
+int strncmp(const char *a, const char *b, size_t n);
 
 #endif
