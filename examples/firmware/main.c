@@ -264,6 +264,15 @@ static void test_stack_depth(void) {
     CHECK(worst_stack + 64u < (uint32_t)((uintptr_t)_estack - (uintptr_t)_sstack));
 }
 
+#if defined(__ARM_FP)
+/* Cortex-M4F: the reset handler turned the FPU on (CPACR), else this faults (NOCP). */
+static void test_fpu_enabled(void) {
+    volatile float a = 1.5f, b = 2.25f;
+    float c = a * b + g_position.latitude;
+    CHECK(c > 48.894f && c < 48.896f);
+}
+#endif
+
 #ifdef FW_FORCE_FAIL
 /* Proof that a failing check fails the run: build with FW_CFLAGS=-DFW_FORCE_FAIL. */
 static void test_forced_failure(void) { CHECK_EQ(spool_check(), SPOOL_ERR_CORRUPTED); }
@@ -286,6 +295,9 @@ int main(void) {
         {"hostile_from_c", test_hostile_from_c},
         {"native_api_and_pool", test_native_api_and_pool},
         /* on-target only */
+#if defined(__ARM_FP)
+        {"fpu_enabled (hard-float ABI)", test_fpu_enabled},
+#endif
         {"isr_writer_vs_uploader (timer interrupt)", test_isr_writer_vs_uploader},
         {"irq_state_restored", test_irq_state_restored},
         {"stack_depth_of_entry_points", test_stack_depth},
