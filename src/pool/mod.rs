@@ -260,6 +260,27 @@ struct Aligned<const B: usize>([u8; B]);
 /// both are checked at compile time when the tier is constructed. `COUNT` may be 0
 /// (a tier that never serves a block; allocations fall through to the next tier) and at
 /// most 65536.
+///
+/// ```
+/// use sensor_spool::pool::{Pool, Tier};
+/// // 40 blocks need 2 bitmap words; an empty middle tier is allowed.
+/// static P: Pool<Tier<64, 40, 2>, Tier<128, 0, 0>, Tier<512, 70, 3>> = Pool::new();
+/// assert_eq!(P.alloc(100).unwrap().len(), 512);
+/// ```
+///
+/// A wrong word count does not compile:
+///
+/// ```compile_fail
+/// use sensor_spool::pool::{Pool, Tier};
+/// static P: Pool<Tier<64, 40, 1>, Tier<128, 8, 1>, Tier<512, 8, 1>> = Pool::new();
+/// ```
+///
+/// Neither do block sizes that are not strictly ascending:
+///
+/// ```compile_fail
+/// use sensor_spool::pool::{Pool, Tier};
+/// static P: Pool<Tier<256, 8, 1>, Tier<256, 8, 1>, Tier<512, 8, 1>> = Pool::new();
+/// ```
 pub struct Tier<const BLOCK: usize, const COUNT: usize, const WORDS: usize> {
     used: [AtomicU32; WORDS],
     index_owned: [AtomicU32; WORDS],
@@ -488,6 +509,10 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
         if index >= COUNT {
             return None;
         }
+        debug_assert!(
+            self.index_owned[index / 32].load(Ordering::Relaxed) & (1 << (index % 32)) == 0,
+            "Block::from_raw: block belongs to the index path"
+        );
         Some(Block {
             // SAFETY: index < COUNT checked above.
             ptr: unsafe { self.block_ptr(index) },
@@ -921,6 +946,11 @@ impl<'a> Block<'a> {
     /// Gives up ownership without freeing and returns the block's start address, e.g. to
     /// hand it to C. Free it with [`Pool::free_raw`] or turn it back into a handle with
     /// [`Block::from_raw`].
+    ///
+    /// Both of those use only the address and re-derive access from the pool. Rust code
+    /// that keeps the returned pointer must not dereference it after a `&mut Pool` borrow
+    /// (the index path) has been taken meanwhile: under Rust's aliasing rules that borrow
+    /// covers the whole pool; rebuild the handle with [`Block::from_raw`] instead.
     pub fn into_raw(self) -> NonNull<u8> {
         let ptr = self.ptr;
         core::mem::forget(self);
