@@ -17,6 +17,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/* Crate version (tests/ffi_header.rs checks these against Cargo.toml). */
+#define SPOOL_VERSION_MAJOR 0
+#define SPOOL_VERSION_MINOR 1
+#define SPOOL_VERSION_PATCH 0
 /* The firmware's own structs (legacy common.h); only their tags are needed here. */
 struct control_sensor_block;
 struct control_sensor_data;

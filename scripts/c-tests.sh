@@ -6,8 +6,10 @@
 #             critical-section hooks spool_cs_acquire/release provided in C (tests/c/cs_hooks.c)
 # `scripts/c-tests.sh std` or `scripts/c-tests.sh nostd` runs one flavour. Prebuilt archives
 # can be given instead of building here: SPOOL_C_LIB_STD=build/host-std/libsensor_spool.a,
-# SPOOL_C_LIB_NOSTD=build/host/libsensor_spool.a (scripts/build-staticlib.sh). The last line is
-# `N passed, N failed` (totals over the flavours run); exit status non-zero on any failure.
+# SPOOL_C_LIB_NOSTD=build/host/libsensor_spool.a (scripts/build-staticlib.sh).
+# Each suite binary ends with its own `N passed, N failed` line; the script's last line is the
+# total over the flavours, worded so that test runners do not count it twice.
+# Exit status non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavours=("${@:-std nostd}")
@@ -55,5 +57,5 @@ for f in "${flavours[@]}"; do
     passed=$((passed + p))
     failed=$((failed + q))
 done
-echo "$passed passed, $failed failed"
+echo "C suites, all flavours run (${flavours[*]}): $passed passed, $failed failed in total"
 [ "$failed" -eq 0 ]

@@ -75,18 +75,21 @@
 //!
 //! # Storage
 //!
-//! The spool is generic over a storage back end `S` it will spill into. This version
-//! keeps data in RAM only; `S` is held (see [`Spool::storage`]) for the storage layer to
-//! plug in. [`RamOnly`] is the default.
+//! The spool is generic over a [`Storage`] back end `S` it will spill into. This version
+//! keeps data in RAM only; `S` is held (see [`Spool::storage`]) for the spill path to
+//! use. [`RamOnly`] (= [`crate::storage::NoStorage`]) is the default. Note for the spill
+//! path: a mid-queue overflow drop renumbers the records after the dropped sector
+//! (`written` goes back), which is only sound while those records exist in RAM only;
+//! with a persistent back end, overflow should spill instead of dropping.
 #![forbid(unsafe_code)]
 
 use crate::ram::{self, ChainError, RamStore, Ring, SectorPool};
 use crate::record::{Kind, Record, SensorKey};
 use crate::sensor::{OverflowPolicy, SeqError, SeqState};
+use crate::storage::Storage;
 
-/// Placeholder storage back end: the spool keeps everything in RAM.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RamOnly;
+/// The RAM-only storage back end ([`crate::storage::NoStorage`]), the default `S`.
+pub use crate::storage::NoStorage as RamOnly;
 
 /// Errors of the spool API. Small and `Copy`; a call that fails changed nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -234,6 +237,10 @@ impl Entry {
 
 /// Size in bytes of one sensor-table entry (all per-sensor metadata).
 pub const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
+const _: () = assert!(
+    ENTRY_SIZE == 24,
+    "per-sensor metadata must stay at 24 bytes"
+);
 
 /// The spool: `SENSORS` sensor slots, a RAM store over `SECTORS` sectors of pool `P`,
 /// up to `RATES` distinct TSD sample rates, storage back end `S`.
@@ -248,7 +255,7 @@ pub struct Spool<P, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     storage: S,
 }
 
-impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S>
+impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S: Storage>
     Spool<P, SENSORS, SECTORS, RATES, S>
 {
     const VALID: () = {
@@ -313,10 +320,7 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     }
 
     fn rate_of(&self, e: &Entry) -> u32 {
-        match e.rate_idx {
-            0 => 0,
-            i => self.rates.get(i as usize - 1).copied().unwrap_or(0),
-        }
+        rate_in(&self.rates, e.rate_idx)
     }
 
     fn kind_of(e: &Entry) -> Kind {
@@ -404,16 +408,30 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
         if time_ms > self.latest_ms {
             self.latest_ms = time_ms;
         }
-        let e = self.table[i];
-        let kind = Self::kind_of(&e);
-        let rate = self.rate_of(&e);
+        if self.try_append(i, value, time_ms)? {
+            return Ok(());
+        }
+        self.make_room(i)?;
+        if self.try_append(i, value, time_ms)? {
+            Ok(())
+        } else {
+            Err(Error::Invariant)
+        }
+    }
+
+    /// Appends to sensor `i`; `Ok(false)` (nothing changed) if a sector was needed and
+    /// the tier is exhausted.
+    #[inline]
+    fn try_append(&mut self, i: usize, value: u32, time_ms: u64) -> Result<bool, Error> {
+        let e = &mut self.table[i];
+        let kind = Self::kind_of(e);
+        let rate = rate_in(&self.rates, e.rate_idx);
         let mut seq = e.seq;
         if seq.write().is_err() {
             return Err(Error::Full);
         }
-        let mut ring = e.ring;
         if !self.ram.append(
-            &mut ring,
+            &mut e.ring,
             &e.seq,
             kind,
             rate,
@@ -421,29 +439,10 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
             time_ms,
             self.latest_ms,
         ) {
-            self.make_room(i)?;
-            let e = self.table[i];
-            seq = e.seq;
-            if seq.write().is_err() {
-                return Err(Error::Full);
-            }
-            ring = e.ring;
-            if !self.ram.append(
-                &mut ring,
-                &e.seq,
-                kind,
-                rate,
-                value,
-                time_ms,
-                self.latest_ms,
-            ) {
-                return Err(Error::Invariant);
-            }
+            return Ok(false);
         }
-        let e = &mut self.table[i];
         e.seq = seq;
-        e.ring = ring;
-        Ok(())
+        Ok(true)
     }
 
     /// Legacy write: `utc_seconds` (0 = clock not synced) as the time.
@@ -509,14 +508,13 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`]; [`Error::NoData`] if nothing is unsent.
     pub fn read(&mut self, h: SensorHandle) -> Result<Record, Error> {
         let i = self.resolve(h)?;
-        let e = self.table[i];
+        let e = &self.table[i];
         if e.seq.available() == 0 {
             return Err(Error::NoData);
         }
-        let rec = self.get(&e, e.seq.read())?;
-        let mut seq = e.seq;
-        seq.read_next().map_err(|_| Error::NoData)?;
-        self.table[i].seq = seq;
+        let rec = self.get(e, e.seq.read())?;
+        let e = &mut self.table[i];
+        e.seq.read_next().map_err(|_| Error::NoData)?;
         Ok(rec)
     }
 
@@ -582,23 +580,22 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`]; [`Error::AckTooMany`] if `n > pending` (nothing changes).
     pub fn ack(&mut self, h: SensorHandle, n: u32) -> Result<(), Error> {
         let i = self.resolve(h)?;
-        let e = self.table[i];
-        let mut seq = e.seq;
+        let mut seq = self.table[i].seq;
         seq.ack(n).map_err(|err| match err {
             SeqError::TooMany => Error::AckTooMany,
             _ => Error::Invariant,
         })?;
-        self.commit_erase(i, e, seq);
+        self.commit_erase(i, seq);
         Ok(())
     }
 
-    fn commit_erase(&mut self, i: usize, e: Entry, seq: SeqState) {
-        let mut ring = e.ring;
-        self.ram
-            .release(&mut ring, &e.seq, &seq, Self::kind_of(&e), self.rate_of(&e));
+    #[inline]
+    fn commit_erase(&mut self, i: usize, seq: SeqState) {
         let e = &mut self.table[i];
+        let kind = Self::kind_of(e);
+        let rate = rate_in(&self.rates, e.rate_idx);
+        self.ram.release(&mut e.ring, &e.seq, &seq, kind, rate);
         e.seq = seq;
-        e.ring = ring;
     }
 
     /// Acknowledges every pending record; returns how many.
@@ -607,10 +604,9 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`].
     pub fn ack_all(&mut self, h: SensorHandle) -> Result<u32, Error> {
         let i = self.resolve(h)?;
-        let e = self.table[i];
-        let mut seq = e.seq;
+        let mut seq = self.table[i].seq;
         let n = seq.ack_all();
-        self.commit_erase(i, e, seq);
+        self.commit_erase(i, seq);
         Ok(n)
     }
 
@@ -717,6 +713,14 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     }
 }
 
+#[inline]
+fn rate_in(rates: &[u32], idx: u8) -> u32 {
+    match idx {
+        0 => 0,
+        i => rates.get(i as usize - 1).copied().unwrap_or(0),
+    }
+}
+
 /// Iterator over a sensor's unsent records (see [`Spool::iter`]).
 pub struct Iter<'a, P, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S> {
     spool: &'a Spool<P, SENSORS, SECTORS, RATES, S>,
@@ -725,8 +729,8 @@ pub struct Iter<'a, P, const SENSORS: usize, const SECTORS: usize, const RATES: 
     left: u32,
 }
 
-impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S> Iterator
-    for Iter<'_, P, SENSORS, SECTORS, RATES, S>
+impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S: Storage>
+    Iterator for Iter<'_, P, SENSORS, SECTORS, RATES, S>
 {
     type Item = Record;
     fn next(&mut self) -> Option<Record> {
