@@ -239,6 +239,8 @@ fn skey(id: u32) -> storage::SensorKey {
     storage::SensorKey { source: 0, id }
 }
 
+// `RunMeta::base_time` is u32 in this storage version and u64 in the next one.
+#[allow(clippy::useless_conversion)]
 fn run_info(id: u32, first_seq: u32, count: u16) -> RunInfo {
     RunInfo {
         key: skey(id),
@@ -246,7 +248,7 @@ fn run_info(id: u32, first_seq: u32, count: u16) -> RunInfo {
         first_seq,
         count,
         meta: RunMeta {
-            base_time: 1000 + first_seq,
+            base_time: (1000 + first_seq).into(),
             interval: 1,
         },
     }
