@@ -61,8 +61,8 @@
 //! | 2 | 2 | record count `c` (1..=65535) |
 //! | 4 | 4 | `SensorKey::id` |
 //! | 8 | 4 | sequence number of the first record |
-//! | 12 | 8 | TSD only: base time `u32`, interval `u32` |
-//! | 12 or 20 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
+//! | 12 | 12 | TSD only: base time `u64` (ms), interval `u32` (ms) |
+//! | 12 or 24 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
 //!
 //! **Acknowledgement body** (12 bytes; frame length `round_up(20, W)`): source
 //! `u8`, 3 reserved bytes `0xFF`, id `u32`, `upto` `u32`: every record of that
@@ -73,10 +73,14 @@
 //!
 //! # Costs
 //!
-//! - Append: exactly one frame; `ceil((L [+ H when a sector is opened]) / BUF)`
-//!   program operations (`BUF` = staging buffer, 512 B by default, so one program
-//!   operation for frames up to 512 B). Opening a sector costs one erase, after
-//!   the evicted sector's runs have been reported.
+//! - Append: one frame; `ceil((L [+ H when a sector is opened]) / BUF)` program
+//!   operations (`BUF` = staging buffer, 512 B by default, so one program
+//!   operation for frames up to 512 B). A batch that does not fit in the rest of
+//!   the newest sector is split at a record boundary: what fits closes that
+//!   sector, the rest opens the next one (two frames, two program operations), so
+//!   sectors carry no unused tail. Opening a sector costs one erase, after the
+//!   evicted sector's runs have been reported.
+//! - Erases = `ceil(bytes programmed / E)` (headers count as programmed bytes).
 //! - Acknowledgement: one frame of `round_up(20, W)` bytes, one program operation.
 //! - Erases: one per sector opened; sectors are used in a fixed ring order, so
 //!   the erase counts of any two sectors differ by at most one. No garbage
@@ -89,7 +93,8 @@
 //! # Power loss
 //!
 //! A frame is valid only if its header check and CRC-32C match, so a torn write
-//! costs exactly the frame being written. A torn erase leaves a sector whose
+//! costs exactly the frame being written (a split batch: its second part, the
+//! first part being complete). A torn erase leaves a sector whose
 //! header is invalid or whose frames fail their CRC; it is erased again before
 //! reuse. If mount finds anything but erased bytes after the last frame of the
 //! newest sector, that sector is sealed and the next frame goes to a fresh
@@ -99,11 +104,18 @@
 
 mod frame;
 mod nor;
+pub(crate) mod spill;
+
+#[cfg(feature = "std")]
+pub mod file;
+#[cfg(feature = "std")]
+pub use file::FileStorage;
 
 #[cfg(feature = "_mock-flash")]
 pub mod mock_flash;
 
 pub use nor::NorFlashStorage;
+pub use spill::SpillStats;
 
 /// Identity of a sensor: data source (host, CAN, ...) and sensor id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -136,8 +148,8 @@ impl RecordKind {
 /// Timing of a TSD run (zero for EVT runs, which carry time per record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct RunMeta {
-    /// Time of the first record of the run (unit chosen by the store).
-    pub base_time: u32,
+    /// Time of the first record of the run (the spool uses milliseconds).
+    pub base_time: u64,
     /// Time between two records (unit chosen by the store).
     pub interval: u32,
 }
@@ -177,6 +189,55 @@ pub struct Run<'a> {
     pub info: RunInfo,
     /// The encoded records.
     pub records: &'a [u8],
+}
+
+/// A batch to append: runs and, on demand, their encoded records. The records
+/// need not be contiguous in memory (the spool feeds them from its RAM
+/// sectors); `record` may be called more than once per record (once to compute
+/// the CRC, once to program).
+pub trait Batch {
+    /// Number of runs.
+    fn runs(&self) -> usize;
+    /// Description of run `i` (`i < runs()`).
+    fn info(&self, i: usize) -> RunInfo;
+    /// Writes record `k` of run `i` into `out` (`out.len()` = record size).
+    fn record(&self, i: usize, k: usize, out: &mut [u8]);
+    /// Optional fast path: all records of run `i` as one slice.
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        let _ = i;
+        None
+    }
+}
+
+impl Batch for [Run<'_>] {
+    fn runs(&self) -> usize {
+        self.len()
+    }
+    fn info(&self, i: usize) -> RunInfo {
+        self[i].info
+    }
+    fn record(&self, i: usize, k: usize, out: &mut [u8]) {
+        let n = out.len();
+        out.copy_from_slice(&self[i].records[k * n..(k + 1) * n]);
+    }
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        Some(self[i].records)
+    }
+}
+
+impl<const N: usize> Batch for [Run<'_>; N] {
+    fn runs(&self) -> usize {
+        N
+    }
+    fn info(&self, i: usize) -> RunInfo {
+        self[i].info
+    }
+    fn record(&self, i: usize, k: usize, out: &mut [u8]) {
+        self[..].record(i, k, out)
+    }
+    fn slice(&self, i: usize) -> Option<&[u8]> {
+        Some(self[i].records)
+    }
 }
 
 /// What [`Storage::recover`] reports, oldest first.
@@ -304,9 +365,9 @@ pub trait Storage {
 
     /// Appends one batch (one frame). When the log is full, the oldest sector is
     /// evicted first and every run in it is reported to `on_evict`.
-    fn append<V: FnMut(RunInfo)>(
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
         &mut self,
-        runs: &[Run<'_>],
+        batch: &B,
         on_evict: V,
     ) -> Result<(), StorageError>;
 
@@ -344,9 +405,12 @@ pub trait Storage {
 
 /// Encoded size of a batch body (run headers plus records), the quantity
 /// bounded by [`Storage::max_batch_bytes`].
-pub fn encoded_len(runs: &[Run<'_>]) -> usize {
-    runs.iter()
-        .map(|r| frame::run_hdr_len(r.info.kind) + r.records.len())
+pub fn encoded_len<B: Batch + ?Sized>(batch: &B) -> usize {
+    (0..batch.runs())
+        .map(|i| {
+            let r = batch.info(i);
+            run_encoded_len(r.kind, r.count as usize)
+        })
         .sum()
 }
 
@@ -370,7 +434,11 @@ impl Storage for NoStorage {
     fn max_batch_bytes(&self) -> usize {
         0
     }
-    fn append<V: FnMut(RunInfo)>(&mut self, _: &[Run<'_>], _: V) -> Result<(), StorageError> {
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
+        &mut self,
+        _: &B,
+        _: V,
+    ) -> Result<(), StorageError> {
         Err(StorageError::Unsupported)
     }
     fn read(

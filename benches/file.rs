@@ -1,0 +1,158 @@
+//! Sustained ingest into `FileStorage` against raw `write` + `fdatasync` of
+//! the same bytes in the same batch sizes, side by side in one run.
+//!
+//! For each batch size: a round of N raw appends (each the exact bytes of the
+//! frame FileStorage writes for that batch, `write` then `fdatasync`, one file)
+//! and a round of N `FileStorage::append` calls (64 KiB files, new files via
+//! tmp + fdatasync + rename + directory fsync), alternated over several rounds;
+//! rates are totals over all rounds. Rows: one source below the cap (the
+//! target), one source at the cap (every new file evicts the oldest: one
+//! unlink + directory fsync per file), and batches spanning three sources
+//! (one frame and one `fdatasync` per source directory; the raw side writes
+//! the same bytes with one `fdatasync`). Run:
+//!
+//! ```text
+//! cargo bench --bench file            # SPOOL_BENCH_BATCHES=N, SPOOL_BENCH_DIR=/path
+//! ```
+
+use sensor_spool::storage::file::FileConfig;
+use sensor_spool::storage::{
+    FileStorage, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage, run_encoded_len,
+};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 6;
+
+fn run_for(key: SensorKey, first: u32, records: &[u8]) -> Run<'_> {
+    Run {
+        info: RunInfo {
+            key,
+            kind: RecordKind::Tsd,
+            first_seq: first,
+            count: (records.len() / 4) as u16,
+            meta: RunMeta {
+                base_time: first as u64,
+                interval: 1,
+            },
+        },
+        records,
+    }
+}
+
+fn main() {
+    let batches: usize = std::env::var("SPOOL_BENCH_BATCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(75);
+    let base: PathBuf = std::env::var("SPOOL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir());
+    let root = base.join(format!("sensor-spool-bench-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(&root).unwrap();
+    println!(
+        "file storage ingest vs raw write+fdatasync: {batches} batches x {ROUNDS} rounds per size, dir {}",
+        root.display()
+    );
+    println!(
+        "{:>12} {:>8} {:>14} {:>14} {:>12} {:>12} {:>7}",
+        "batch(rec)", "bytes/b", "raw MB/s", "file MB/s", "raw us/b", "file us/b", "ratio"
+    );
+    let records = vec![0x5Au8; 4 * 8000];
+    let mut worst: f64 = f64::MAX;
+    // (records per run, sources per batch, disk limit)
+    let rows: [(usize, u8, Option<u64>); 7] = [
+        (64, 1, None),
+        (256, 1, None),
+        (1024, 1, None),
+        (4096, 1, None),
+        (8000, 1, None),
+        (4096, 1, Some(1 << 20)),
+        (1024, 3, None),
+    ];
+    for (row, &(n, sources, cap)) in rows.iter().enumerate() {
+        let frame = 4 + run_encoded_len(RecordKind::Tsd, n) + 4;
+        let bytes = vec![0xA5u8; frame * sources as usize];
+        let (mut t_raw, mut t_file) = (Duration::ZERO, Duration::ZERO);
+        let dir = root.join(format!("fs-{row}"));
+        let mut cfg = FileConfig::new(&dir);
+        cfg.free_space_reserve = 0;
+        if let Some(c) = cap {
+            cfg.disk_limit = c;
+        }
+        let mut s = FileStorage::new(cfg).unwrap();
+        s.mount().unwrap();
+        let mut seq = 0u32;
+        let append = |s: &mut FileStorage, seq: &mut u32| {
+            let runs: Vec<Run<'_>> = (0..sources)
+                .map(|src| run_for(SensorKey { source: src, id: 1 }, *seq, &records[..4 * n]))
+                .collect();
+            s.append(runs.as_slice(), |_| {}).unwrap();
+            *seq = seq.wrapping_add(n as u32);
+        };
+        if let Some(c) = cap {
+            // Fill up to the cap first: every new file then evicts the oldest.
+            while s.file_stats().bytes + 2 * frame as u64 <= c {
+                append(&mut s, &mut seq);
+            }
+        }
+        for round in 0..ROUNDS {
+            // Raw: one file, append + fdatasync per batch.
+            let p = root.join(format!("raw-{row}-{round}"));
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .unwrap();
+            let t = Instant::now();
+            for _ in 0..batches {
+                f.write_all(&bytes).unwrap();
+                f.sync_data().unwrap();
+            }
+            t_raw += t.elapsed();
+            drop(f);
+            fs::remove_file(&p).unwrap();
+            // FileStorage.
+            let t = Instant::now();
+            for _ in 0..batches {
+                append(&mut s, &mut seq);
+            }
+            t_file += t.elapsed();
+        }
+        let total = (batches * ROUNDS) as f64;
+        let mb = total * bytes.len() as f64 / 1e6;
+        let raw = mb / t_raw.as_secs_f64();
+        let file = mb / t_file.as_secs_f64();
+        let ratio = file / raw;
+        let label = match (cap, sources) {
+            (Some(_), _) => format!("{n} at cap"),
+            (None, 1) => format!("{n}"),
+            (None, k) => format!("{k}x{n} src"),
+        };
+        if cap.is_none() && sources == 1 {
+            worst = worst.min(ratio);
+        }
+        println!(
+            "{:>12} {:>8} {:>14.2} {:>14.2} {:>12.1} {:>12.1} {:>6.2}x",
+            label,
+            bytes.len(),
+            raw,
+            file,
+            t_raw.as_secs_f64() * 1e6 / total,
+            t_file.as_secs_f64() * 1e6 / total,
+            ratio
+        );
+        let fst = s.file_stats();
+        println!(
+            "{:>12} files started {}, evicted {}, fdatasync {}, dir fsync {}",
+            "", fst.files_created, fst.files_evicted, fst.syncs, fst.dir_syncs
+        );
+    }
+    println!(
+        "worst ratio file/raw over the single-source rows below the cap: {worst:.2}x (target >= 0.80x)"
+    );
+    let _ = fs::remove_dir_all(&root);
+}

@@ -1,0 +1,1753 @@
+//! [`FileStorage`]: the [`Storage`] back end of the Linux gateway, a directory of
+//! bounded append-only files (feature `std`).
+//!
+//! # Layout
+//!
+//! ```text
+//! <root>/host/0000000000000001.spl          source 0
+//! <root>/mgc/0000000000000002.spl           source 1
+//! <root>/can_controller/0000000000000003.spl source 2
+//! <root>/source_007/...                     any other source n (`source_{n:03}`)
+//! <root>/quarantine/...                     damaged files moved aside at mount
+//! ```
+//!
+//! Every data file carries a 64-bit sequence number in its header, global to
+//! the store and growing by one for every file started, so the oldest file of
+//! the whole store is the one with the smallest number, whatever its
+//! directory. File names (`<16 hex digits>.spl`) are only unique; the order
+//! comes from the header. A file holds at most [`FileConfig::file_size`] bytes
+//! (64 KiB by default); all files together at most [`FileConfig::disk_limit`]
+//! bytes (256 MiB by default).
+//!
+//! # File format
+//!
+//! A 20-byte header, then frames back to back. All integers little-endian.
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | magic `"SPF1"` |
+//! | 4 | 8 | file sequence number |
+//! | 12 | 1 | data source of every run in the file |
+//! | 13 | 3 | reserved `0xFF` |
+//! | 16 | 4 | CRC-32C of bytes 0..16 |
+//!
+//! Frames are exactly the frames of [`NorFlashStorage`](super::NorFlashStorage)
+//! with a write size of 1 (no padding): tag (`0xB5` batch, `0xAC`
+//! acknowledgement), `u16` length, CRC-8 header check, body (runs, or one
+//! acknowledgement mark), CRC-32C of everything before it. The encoding
+//! helpers are shared (`storage::frame`). A batch handed to
+//! [`Storage::append`] becomes one frame per data source it contains, each in
+//! the current file of that source.
+//!
+//! # Durability: append + `fdatasync`, CRC-framed tails
+//!
+//! A frame is appended at the file's known end with `pwrite` and made durable
+//! with `fdatasync` before `append`/`ack` return `Ok`. New files are not
+//! created on the write path: [`SPARES`] empty files are pre-created in a
+//! source's directory at a time and made durable with **one** directory
+//! `fsync`; starting a file is the first `pwrite` (header and frame together)
+//! into a spare, then `fdatasync`. Why this is as safe as temp file + fsync +
+//! rename + directory fsync for every batch:
+//!
+//! 1. `fdatasync` returns only when the written data and the file size are
+//!    durable, so every frame `append` reported is on disk, and so is every
+//!    byte before it (files are only ever appended to at their end). The
+//!    file's name was durable before its first byte was written (the spare's
+//!    directory was `fsync`ed).
+//! 2. A crash during an append can leave, after the last durable frame, nothing,
+//!    a prefix of the new frame, zeros (file size updated before the data), or
+//!    the whole frame. Every frame carries its length and a CRC-32C over all its
+//!    bytes, so mount accepts the whole frame or nothing; the bad tail is cut off
+//!    (`ftruncate` + `fdatasync`) before anything is appended again. A file
+//!    without any valid frame (a cut first write into a spare) becomes a spare
+//!    again. A frame that was complete but not yet reported is kept: its records
+//!    were written by the store and are complete, they are merely not known to
+//!    be flushed.
+//! 3. Durable bytes are never rewritten in place (no read-modify-write, no
+//!    partially overwritten block), so a crash can never damage a frame that
+//!    was already reported. Rename-based replacement would add a second
+//!    `fsync` and a directory `fsync` per batch and buys nothing more.
+//! 4. After any failed write or `fdatasync` the file is sealed: the store never
+//!    appends to it again (after a failed `fdatasync` Linux may have dropped the
+//!    dirty pages, so the page cache no longer tells what is on disk). The
+//!    failed frame is cut off again if possible; if that fails too and the
+//!    frame survives, its runs duplicate records the store still holds and will
+//!    write again, and [`Storage::recover`] reports such overlaps only once.
+//! 5. Deleting a file (eviction) needs no directory `fsync`; see below.
+//!
+//! Renames are used only by mount's repairs: a file damaged in the middle is
+//! rewritten as `<name>.tmp` (write, `fdatasync`), the original is renamed into
+//! `quarantine/`, the copy renamed into place, both directories `fsync`ed;
+//! a crash in between is finished at the next mount (below).
+//!
+//! # Acknowledgements
+//!
+//! [`Storage::ack`] appends an acknowledgement frame to the current file of the
+//! sensor's source (the latest mark wins, as on flash). The mark only covers
+//! records written before it, which are in the same file or in older files of
+//! the same source. Files are only ever deleted oldest first (by the global
+//! sequence number), so deleting the file that holds a mark deletes every
+//! record the mark covers: marks never need to be copied forward, and an
+//! acknowledged record is never reported unacknowledged after a restart.
+//!
+//! # Limits and eviction
+//!
+//! Before a frame is written, the oldest files are deleted until the new frame
+//! fits under the disk limit; their runs are reported to `on_evict` and counted
+//! ([`FileStats::files_evicted`], [`StorageStats::evicted_records`]). Every
+//! deletion is counted in [`FileStats::files_deleted`].
+//!
+//! **Eviction without directory fsync.** The `unlink` of an evicted file is
+//! normally not followed by a directory `fsync` (that would cost one more sync
+//! per file once the store is at its cap), so a crash may bring an evicted
+//! file back. That is harmless: its unacknowledged records are delivered again
+//! (never acknowledged, so allowed), it is the oldest file and is evicted
+//! again. What must not happen is that a file with acknowledged records comes
+//! back while the file holding their mark does not. The mark covers only
+//! records of its own source written before it, i.e. in the same file or in
+//! older files of the same directory, and those were evicted first. So before
+//! a file that holds the latest mark of any sensor is unlinked, its directory
+//! is `fsync`ed, which makes every earlier deletion in it durable (counted in
+//! [`FileStats::mark_dir_syncs`]; rare, since a sensor that is acknowledged
+//! regularly has its latest mark in a recent file). If that file itself comes
+//! back, it brings its marks with it.
+//!
+//! Free-space guard: before a new file is started the filesystem's available
+//! space (`statvfs`) must be at least [`FileConfig::free_space_reserve`] plus
+//! one file; otherwise nothing is written, the call fails,
+//! [`FileStats::space_refusals`] counts it, [`FileStats::low_space`] is set and
+//! [`FileStorage::last_error`] says [`FileError::LowSpace`]. Since a file never
+//! grows beyond `file_size`, the store never takes the filesystem below the
+//! reserve (other writers aside).
+//!
+//! # Recovery at mount
+//!
+//! Every file is read and checked frame by frame; a bad file never stops the
+//! mount, it costs at most its own damaged frames:
+//! - valid frames but a bad header, or a file larger than allowed: moved to
+//!   `quarantine/`;
+//! - no valid frame at all (empty, or a cut first write): kept as a spare;
+//! - damaged tail (no valid frame after the first bad one): cut back to the last
+//!   good frame;
+//! - damage in the middle (a valid frame after a bad one): the good frames are
+//!   copied into a fresh file (temp + `fdatasync` + rename) and the original is
+//!   moved to `quarantine/`;
+//! - `.tmp` leftovers of an unfinished rewrite: deleted while the original is
+//!   in place, else renamed into place (the copy was durable before the
+//!   original was moved).
+//!
+//! # Errors
+//!
+//! The [`Storage`] trait returns [`StorageError`]; every filesystem failure
+//! (including the free-space guard) maps to
+//! `StorageError::Flash(FlashErrorKind::Other)`, a transient device error after
+//! which the store keeps its records in RAM and retries later. The detail
+//! (operation, OS error, low space) is in [`FileStorage::last_error`].
+//!
+//! # Costs
+//!
+//! - `append`: one `pwrite` + one `fdatasync` per source the batch spans (the
+//!   `fdatasync`s of a multi-source batch run concurrently); one `statvfs` per
+//!   file started; one directory `fsync` per [`SPARES`] files started; at the
+//!   cap one `unlink` per file evicted (plus a directory `fsync` if the file
+//!   held a latest acknowledgement mark).
+//! - `ack`: one 20-byte frame, one `pwrite` + `fdatasync`.
+//! - `mount` reads and checks every file once (up to `disk_limit` bytes);
+//!   `recover` reads every file once more.
+//! - `read`: served from a one-file cache; a miss reads one file (at most
+//!   `file_size` bytes) and checks its frames.
+//!
+//! # Memory
+//!
+//! Unlike the `no_std` core this back end allocates: an index of a few words per
+//! file and per sensor in it, one encode buffer, and one cached file (at most
+//! `file_size` bytes) for reads.
+
+#![forbid(unsafe_code)]
+
+mod fs;
+
+#[cfg(feature = "config")]
+pub mod config;
+
+pub use fs::{DirEntry, FileSystem, FsFile, StdFile, StdFs};
+
+use super::frame::{
+    self, ACK_BODY, CRC_LEN, CRC32, FRAME_HDR, Header, MAX_FRAME, RUN_HDR, RunParse, TAG_ACK,
+    TAG_BATCH, TSD_EXTRA,
+};
+use super::{
+    Batch, FlashErrorKind, LogEntry, ReadOut, RunInfo, SensorKey, Storage, StorageError,
+    StorageStats, encoded_len, run_encoded_len,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Bytes of the file header.
+pub const FILE_HEADER: usize = 20;
+/// Magic at the start of every data file.
+const FILE_MAGIC: [u8; 4] = *b"SPF1";
+/// Name of the quarantine directory.
+pub const QUARANTINE_DIR: &str = "quarantine";
+/// Extension of data files.
+const EXT: &str = ".spl";
+/// Extension of files being created.
+const TMP_EXT: &str = ".tmp";
+/// Default largest file (64 KiB).
+pub const DEFAULT_FILE_SIZE: u32 = 64 * 1024;
+/// Default total cap (256 MiB).
+pub const DEFAULT_DISK_LIMIT: u64 = 256 * 1024 * 1024;
+/// Default free-space reserve (16 MiB).
+pub const DEFAULT_FREE_SPACE_RESERVE: u64 = 16 * 1024 * 1024;
+/// Smallest accepted `file_size`.
+pub const MIN_FILE_SIZE: u32 = 256;
+/// Largest accepted `file_size` (16 MiB).
+pub const MAX_FILE_SIZE: u32 = 16 * 1024 * 1024;
+/// Read cursors kept.
+const CURSORS: usize = 8;
+/// Empty files pre-created per directory with one directory fsync.
+pub const SPARES: usize = 8;
+
+/// Directory name of a data source: `host`, `mgc`, `can_controller` for 0, 1,
+/// 2, `source_{n:03}` for any other.
+pub fn source_dir_name(source: u8) -> String {
+    match source {
+        0 => "host".into(),
+        1 => "mgc".into(),
+        2 => "can_controller".into(),
+        n => format!("source_{n:03}"),
+    }
+}
+
+/// Settings of a [`FileStorage`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileConfig {
+    /// Root directory (created if missing).
+    pub root: PathBuf,
+    /// Largest file in bytes, header included (default 64 KiB).
+    pub file_size: u32,
+    /// Largest total of all data files in bytes (default 256 MiB).
+    pub disk_limit: u64,
+    /// Free space (bytes) the store leaves on the filesystem (default 16 MiB).
+    pub free_space_reserve: u64,
+}
+
+impl FileConfig {
+    /// Defaults for `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            file_size: DEFAULT_FILE_SIZE,
+            disk_limit: DEFAULT_DISK_LIMIT,
+            free_space_reserve: DEFAULT_FREE_SPACE_RESERVE,
+        }
+    }
+
+    /// Checks the values: `file_size` in
+    /// [`MIN_FILE_SIZE`]`..=`[`MAX_FILE_SIZE`], `disk_limit >= 2 * file_size`,
+    /// non-empty root.
+    pub fn validate(&self) -> Result<(), FileError> {
+        if self.root.as_os_str().is_empty()
+            || !(MIN_FILE_SIZE..=MAX_FILE_SIZE).contains(&self.file_size)
+            || self.disk_limit < 2 * self.file_size as u64
+        {
+            return Err(FileError::Config);
+        }
+        Ok(())
+    }
+}
+
+/// Filesystem operation that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileOp {
+    /// Creating a directory.
+    CreateDir,
+    /// Listing a directory.
+    ListDir,
+    /// Opening or creating a file.
+    Open,
+    /// Reading a file.
+    Read,
+    /// Writing a file.
+    Write,
+    /// `fdatasync` of a file.
+    Sync,
+    /// Truncating a file.
+    Truncate,
+    /// Renaming a file.
+    Rename,
+    /// Removing a file.
+    Remove,
+    /// `fsync` of a directory.
+    SyncDir,
+    /// `statvfs`.
+    StatFs,
+}
+
+/// Detailed error of a [`FileStorage`] (the trait methods return the coarse
+/// [`StorageError`]; this is kept in [`FileStorage::last_error`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileError {
+    /// A filesystem call failed.
+    Io {
+        /// Which call.
+        op: FileOp,
+        /// `std::io::ErrorKind` of the error.
+        kind: io::ErrorKind,
+        /// OS error number (`ENOSPC` = 28, `EIO` = 5, ...), if any.
+        errno: Option<i32>,
+    },
+    /// The free-space guard refused to write: the filesystem has `available`
+    /// bytes, the store keeps `reserve` free and needs one more file.
+    LowSpace {
+        /// Bytes available (`statvfs`).
+        available: u64,
+        /// Configured reserve.
+        reserve: u64,
+    },
+    /// Invalid [`FileConfig`].
+    Config,
+}
+
+impl FileError {
+    fn io(op: FileOp, e: &io::Error) -> Self {
+        FileError::Io {
+            op,
+            kind: e.kind(),
+            errno: e.raw_os_error(),
+        }
+    }
+
+    /// Whether the error means "the filesystem is (nearly) full" (`ENOSPC`,
+    /// `EDQUOT` or the free-space guard).
+    pub fn is_no_space(&self) -> bool {
+        match *self {
+            FileError::LowSpace { .. } => true,
+            FileError::Io { kind, errno, .. } => {
+                kind == io::ErrorKind::StorageFull || matches!(errno, Some(28) | Some(122))
+            }
+            FileError::Config => false,
+        }
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileError::Io { op, kind, errno } => {
+                write!(f, "file storage: {op:?} failed: {kind}")?;
+                if let Some(e) = errno {
+                    write!(f, " (os error {e})")?;
+                }
+                Ok(())
+            }
+            FileError::LowSpace { available, reserve } => write!(
+                f,
+                "file storage: filesystem nearly full ({available} bytes available, reserve {reserve} bytes): writing stopped"
+            ),
+            FileError::Config => write!(f, "file storage: invalid configuration"),
+        }
+    }
+}
+
+impl std::error::Error for FileError {}
+
+impl From<FileError> for StorageError {
+    fn from(_: FileError) -> Self {
+        StorageError::Flash(FlashErrorKind::Other)
+    }
+}
+
+/// Counters specific to the file back end (this process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FileStats {
+    /// Data files now.
+    pub files: u32,
+    /// Bytes in data files now.
+    pub bytes: u64,
+    /// Configured disk limit.
+    pub disk_limit: u64,
+    /// Data files started (first write into a spare).
+    pub files_created: u32,
+    /// Empty spare files pre-created.
+    pub spares_created: u32,
+    /// Empty spare files ready now.
+    pub spares: u32,
+    /// Files deleted, for any reason (eviction, rollback, `.tmp` leftovers).
+    pub files_deleted: u32,
+    /// Files deleted by eviction (oldest first, at the cap or by `evict_oldest`).
+    pub files_evicted: u32,
+    /// Directory fsyncs made before evicting a file that held the latest
+    /// acknowledgement mark of some sensor.
+    pub mark_dir_syncs: u32,
+    /// Files moved to `quarantine/`.
+    pub quarantined: u32,
+    /// Files cut back to their last good frame at mount.
+    pub truncated_files: u32,
+    /// Bytes cut off at mount.
+    pub truncated_bytes: u64,
+    /// Runs (or parts of runs) not reported by `recover` because an earlier run
+    /// already holds the same records (left over from a failed append).
+    pub duplicate_runs: u32,
+    /// Writes refused by the free-space guard.
+    pub space_refusals: u32,
+    /// Whether the last free-space check found the filesystem below the reserve.
+    pub low_space: bool,
+    /// Bytes available at the last free-space check.
+    pub available_bytes: u64,
+    /// Failed filesystem calls.
+    pub io_errors: u32,
+    /// Appends or acknowledgements undone after a failure.
+    pub rollbacks: u32,
+    /// `fdatasync` calls on data files.
+    pub syncs: u64,
+    /// `fsync` calls on directories.
+    pub dir_syncs: u64,
+}
+
+/// Range of sequence numbers of one sensor inside one file.
+#[derive(Clone, Copy, Debug)]
+struct KeyRange {
+    key: SensorKey,
+    first: u32,
+    end: u32,
+}
+
+/// Index entry of one data file.
+#[derive(Clone, Debug)]
+struct FileMeta {
+    source: u8,
+    path: PathBuf,
+    /// Valid bytes (header plus good frames).
+    len: u64,
+    /// Never appended to again.
+    sealed: bool,
+    keys: Vec<KeyRange>,
+}
+
+/// What mount found in one file.
+enum Mounted {
+    Data(u64, FileMeta),
+    Spare(PathBuf),
+    Gone,
+}
+
+/// Source of a directory name (inverse of [`source_dir_name`]).
+fn dir_source(name: &str) -> Option<u8> {
+    match name {
+        "host" => Some(0),
+        "mgc" => Some(1),
+        "can_controller" => Some(2),
+        _ => {
+            let n: u8 = name.strip_prefix("source_")?.parse().ok()?;
+            (n > 2 && source_dir_name(n) == name).then_some(n)
+        }
+    }
+}
+
+/// Undo record of one frame written during an append.
+struct Undo {
+    seq: u64,
+    created: bool,
+    prev_len: u64,
+    prev_keys: Vec<KeyRange>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    used: bool,
+    key: SensorKey,
+    next: u32,
+    file: u64,
+    off: u32,
+}
+
+/// A verified frame of the cached file.
+#[derive(Clone, Copy, Debug)]
+struct FrameRef {
+    off: u32,
+    len: u32,
+    tag: u8,
+}
+
+/// Serial-number "a is after b".
+const fn after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+fn file_header(seq: u64, source: u8) -> [u8; FILE_HEADER] {
+    let mut h = [0xFFu8; FILE_HEADER];
+    h[..4].copy_from_slice(&FILE_MAGIC);
+    h[4..12].copy_from_slice(&seq.to_le_bytes());
+    h[12] = source;
+    let c = CRC32.checksum(&h[..16]);
+    h[16..20].copy_from_slice(&c.to_le_bytes());
+    h
+}
+
+fn parse_file_header(h: &[u8]) -> Option<(u64, u8)> {
+    if h.len() < FILE_HEADER || h[..4] != FILE_MAGIC || h[13..16] != [0xFF; 3] {
+        return None;
+    }
+    let c = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+    if CRC32.checksum(&h[..16]) != c {
+        return None;
+    }
+    let mut s = [0u8; 8];
+    s.copy_from_slice(&h[4..12]);
+    Some((u64::from_le_bytes(s), h[12]))
+}
+
+/// Checks the frame at `off` of `buf`: header, CRC and body structure.
+fn check_frame(buf: &[u8], off: usize) -> Option<FrameRef> {
+    if off + FRAME_HDR + CRC_LEN > buf.len() {
+        return None;
+    }
+    let h = [buf[off], buf[off + 1], buf[off + 2], buf[off + 3]];
+    let Header::Frame { tag, len } = frame::parse_frame_header(h, buf.len() - off, 1) else {
+        return None;
+    };
+    let body_end = off + len - CRC_LEN;
+    let mut c = [0u8; CRC_LEN];
+    c.copy_from_slice(&buf[body_end..off + len]);
+    if CRC32.checksum(&buf[off..body_end]) != u32::from_le_bytes(c) {
+        return None;
+    }
+    let fr = FrameRef {
+        off: off as u32,
+        len: len as u32,
+        tag,
+    };
+    if tag == TAG_ACK {
+        if len != FRAME_HDR + ACK_BODY + CRC_LEN
+            || frame::parse_ack_body(&buf[off + FRAME_HDR..body_end]).is_none()
+        {
+            return None;
+        }
+        return Some(fr);
+    }
+    let mut p = off + FRAME_HDR;
+    let mut runs = 0;
+    while p < body_end {
+        match frame::parse_run_header(&buf[p..body_end], body_end - p) {
+            RunParse::Run(_, hl, rl) => {
+                p += hl + rl;
+                runs += 1;
+            }
+            _ => return None,
+        }
+    }
+    (runs > 0).then_some(fr)
+}
+
+/// Appends an acknowledgement frame to `out`.
+fn push_ack_frame(out: &mut Vec<u8>, key: SensorKey, upto: u32) {
+    let start = out.len();
+    out.extend_from_slice(&frame::frame_header(
+        TAG_ACK,
+        FRAME_HDR + ACK_BODY + CRC_LEN,
+    ));
+    out.extend_from_slice(&frame::ack_body(key, upto));
+    let c = CRC32.checksum(&out[start..]);
+    out.extend_from_slice(&c.to_le_bytes());
+}
+
+/// Runs of a verified batch frame: (info, records offset in `buf`).
+fn frame_runs(buf: &[u8], fr: FrameRef) -> impl Iterator<Item = (RunInfo, usize)> + '_ {
+    let end = (fr.off + fr.len) as usize - CRC_LEN;
+    let mut p = fr.off as usize + FRAME_HDR;
+    core::iter::from_fn(move || {
+        if p >= end {
+            return None;
+        }
+        match frame::parse_run_header(&buf[p..end], end - p) {
+            RunParse::Run(info, hl, rl) => {
+                let rec = p + hl;
+                p += hl + rl;
+                Some((info, rec))
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Result of checking a whole file image.
+struct Scan {
+    frames: Vec<FrameRef>,
+    /// End of the last good frame.
+    good_end: usize,
+    /// A bad region was followed by a good frame.
+    middle_damage: bool,
+    bad_frames: u32,
+}
+
+fn scan_image(buf: &[u8]) -> Scan {
+    let mut s = Scan {
+        frames: Vec::new(),
+        good_end: FILE_HEADER,
+        middle_damage: false,
+        bad_frames: 0,
+    };
+    let mut off = FILE_HEADER;
+    while off < buf.len() {
+        if let Some(fr) = check_frame(buf, off) {
+            off += fr.len as usize;
+            s.good_end = off;
+            s.frames.push(fr);
+            continue;
+        }
+        // Resynchronise: is there any valid frame further on?
+        s.bad_frames += 1;
+        match (off + 1..buf.len()).find(|&p| check_frame(buf, p).is_some()) {
+            Some(p) => {
+                s.middle_damage = true;
+                off = p;
+            }
+            None => break,
+        }
+    }
+    s
+}
+
+fn update_keys(keys: &mut Vec<KeyRange>, info: &RunInfo) {
+    let end = info.end_seq();
+    match keys.iter_mut().find(|k| k.key == info.key) {
+        Some(k) => {
+            if after(k.first, info.first_seq) {
+                k.first = info.first_seq;
+            }
+            if after(end, k.end) {
+                k.end = end;
+            }
+        }
+        None => keys.push(KeyRange {
+            key: info.key,
+            first: info.first_seq,
+            end,
+        }),
+    }
+}
+
+/// Crash-safe [`Storage`] in a directory of bounded append-only files (see the
+/// module docs for layout, format, durability and recovery).
+///
+/// Generic over the [`FileSystem`] layer so tests can inject faults; the
+/// default is the real filesystem ([`StdFs`]).
+#[derive(Debug)]
+pub struct FileStorage<F: FileSystem = StdFs> {
+    fs: F,
+    cfg: FileConfig,
+    mounted: bool,
+    files: BTreeMap<u64, FileMeta>,
+    /// Appendable file per source.
+    current: HashMap<u8, u64>,
+    handles: HashMap<u64, F::File>,
+    dirs_made: Vec<u8>,
+    /// Latest acknowledgement mark per sensor: (upto, file holding it).
+    marks: HashMap<SensorKey, (u32, u64)>,
+    /// Empty pre-created files per source (their names are durable).
+    spares: HashMap<u8, Vec<PathBuf>>,
+    next_seq: u64,
+    total: u64,
+    enc: Vec<u8>,
+    cache_seq: Option<(u64, u64)>,
+    cache: Vec<u8>,
+    cache_frames: Vec<FrameRef>,
+    cursors: [Cursor; CURSORS],
+    victim: usize,
+    stats: StorageStats,
+    fstats: FileStats,
+    last_error: Option<FileError>,
+}
+
+impl FileStorage<StdFs> {
+    /// A store on the real filesystem. Call [`Storage::mount`] next.
+    pub fn new(cfg: FileConfig) -> Result<Self, FileError> {
+        Self::with_fs(StdFs, cfg)
+    }
+}
+
+impl<F: FileSystem> FileStorage<F> {
+    /// A store on the given filesystem layer. Checks the configuration; call
+    /// [`Storage::mount`] next.
+    pub fn with_fs(fs: F, cfg: FileConfig) -> Result<Self, FileError> {
+        cfg.validate()?;
+        Ok(Self {
+            fs,
+            fstats: FileStats {
+                disk_limit: cfg.disk_limit,
+                ..FileStats::default()
+            },
+            cfg,
+            mounted: false,
+            files: BTreeMap::new(),
+            current: HashMap::new(),
+            handles: HashMap::new(),
+            dirs_made: Vec::new(),
+            spares: HashMap::new(),
+            marks: HashMap::new(),
+            next_seq: 1,
+            total: 0,
+            enc: Vec::new(),
+            cache_seq: None,
+            cache: Vec::new(),
+            cache_frames: Vec::new(),
+            cursors: [Cursor::default(); CURSORS],
+            victim: 0,
+            stats: StorageStats::default(),
+            last_error: None,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FileConfig {
+        &self.cfg
+    }
+
+    /// The filesystem layer (tests use it to change injected faults).
+    pub fn fs_mut(&mut self) -> &mut F {
+        &mut self.fs
+    }
+
+    /// File-specific counters.
+    pub fn file_stats(&self) -> FileStats {
+        FileStats {
+            files: self.files.len() as u32,
+            bytes: self.total,
+            spares: self.spares.values().map(|v| v.len() as u32).sum(),
+            ..self.fstats
+        }
+    }
+
+    /// The detail of the most recent error (cleared by nothing; compare
+    /// counters to see whether it is new).
+    pub fn last_error(&self) -> Option<FileError> {
+        self.last_error
+    }
+
+    /// Paths of the data files, oldest first (for tests and tools).
+    pub fn file_paths(&self) -> Vec<PathBuf> {
+        self.files.values().map(|m| m.path.clone()).collect()
+    }
+
+    /// Directory of data source `source`.
+    pub fn source_dir(&self, source: u8) -> PathBuf {
+        self.cfg.root.join(source_dir_name(source))
+    }
+
+    fn fail(&mut self, e: FileError) -> FileError {
+        if matches!(e, FileError::Io { .. }) {
+            self.fstats.io_errors += 1;
+        }
+        self.last_error = Some(e);
+        e
+    }
+
+    fn io<T>(&mut self, op: FileOp, r: io::Result<T>) -> Result<T, FileError> {
+        r.map_err(|e| self.fail(FileError::io(op, &e)))
+    }
+
+    fn check_mounted(&self) -> Result<(), StorageError> {
+        if self.mounted {
+            Ok(())
+        } else {
+            Err(StorageError::NotMounted)
+        }
+    }
+
+    fn largest_frame(&self) -> usize {
+        (self.cfg.file_size as usize - FILE_HEADER).min(MAX_FRAME)
+    }
+
+    fn sync_dir(&mut self, p: &Path) -> Result<(), FileError> {
+        self.fstats.dir_syncs += 1;
+        let r = self.fs.sync_dir(p);
+        self.io(FileOp::SyncDir, r)
+    }
+
+    fn remove_counted(&mut self, p: &Path) -> Result<(), FileError> {
+        let r = self.fs.remove_file(p);
+        self.io(FileOp::Remove, r)?;
+        self.fstats.files_deleted += 1;
+        Ok(())
+    }
+
+    /// Reads a whole file into `out`.
+    fn read_image(&mut self, path: &Path, out: &mut Vec<u8>) -> Result<(), FileError> {
+        let r = self.fs.open(path);
+        let mut f = self.io(FileOp::Open, r)?;
+        let r = f.size();
+        let len = self.io(FileOp::Read, r)?;
+        out.clear();
+        out.resize(len as usize, 0);
+        let r = f.read_exact_at(out, 0);
+        self.io(FileOp::Read, r)
+    }
+
+    fn quarantine(&mut self, path: &Path, tag: &str) -> Result<(), FileError> {
+        let qdir = self.cfg.root.join(QUARANTINE_DIR);
+        let r = self.fs.create_dir_all(&qdir);
+        self.io(FileOp::CreateDir, r)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut n = 0u32;
+        let existing: Vec<String> = {
+            let r = self.fs.list_dir(&qdir);
+            self.io(FileOp::ListDir, r)?
+                .into_iter()
+                .map(|e| e.name)
+                .collect()
+        };
+        let mut target = format!("{tag}-{name}");
+        while existing.contains(&target) {
+            n += 1;
+            target = format!("{tag}-{name}.{n}");
+        }
+        let r = self.fs.rename(path, &qdir.join(&target));
+        self.io(FileOp::Rename, r)?;
+        self.sync_dir(&qdir)?;
+        if let Some(parent) = path.parent() {
+            self.sync_dir(parent)?;
+        }
+        self.fstats.quarantined += 1;
+        Ok(())
+    }
+
+    /// Checks one file at mount: a data file (kept, maybe cut back or
+    /// rewritten), a spare, or gone (quarantined).
+    fn mount_file(
+        &mut self,
+        dir: &Path,
+        dir_name: &str,
+        name: &str,
+        img: &mut Vec<u8>,
+    ) -> Result<Mounted, FileError> {
+        let path = dir.join(name);
+        self.read_image(&path, img)?;
+        self.stats.mount_bytes_read = self.stats.mount_bytes_read.saturating_add(img.len() as u32);
+        if img.is_empty() {
+            return Ok(Mounted::Spare(path));
+        }
+        if img.len() > MAX_FILE_SIZE as usize {
+            self.quarantine(&path, dir_name)?;
+            return Ok(Mounted::Gone);
+        }
+        let header = parse_file_header(img);
+        let scan = scan_image(img);
+        if scan.frames.is_empty() {
+            // No frame was ever made durable here: the first write into a
+            // spare was cut. Back to a spare.
+            self.cut_file(&path, 0, img.len() as u64)?;
+            return Ok(Mounted::Spare(path));
+        }
+        let Some((seq, source)) = header else {
+            // Frames but no header: damaged, keep it for inspection.
+            self.stats.bad_frames += scan.bad_frames;
+            self.quarantine(&path, dir_name)?;
+            return Ok(Mounted::Gone);
+        };
+        self.stats.bad_frames += scan.bad_frames;
+        let mut len = img.len() as u64;
+        if scan.middle_damage {
+            // Copy the good frames into a fresh file, quarantine the original.
+            let mut clean = Vec::with_capacity(img.len());
+            clean.extend_from_slice(&img[..FILE_HEADER]);
+            for fr in &scan.frames {
+                clean.extend_from_slice(&img[fr.off as usize..(fr.off + fr.len) as usize]);
+            }
+            let tmp = path.with_extension(&TMP_EXT[1..]);
+            self.write_new(&tmp, &clean)?;
+            self.quarantine(&path, dir_name)?;
+            let r = self.fs.rename(&tmp, &path);
+            self.io(FileOp::Rename, r)?;
+            self.sync_dir(dir)?;
+            *img = clean;
+            len = img.len() as u64;
+        } else if (scan.good_end as u64) < len {
+            self.cut_file(&path, scan.good_end as u64, len)?;
+            len = scan.good_end as u64;
+            img.truncate(scan.good_end);
+        }
+        let frames = if scan.middle_damage {
+            scan_image(img).frames
+        } else {
+            scan.frames
+        };
+        let mut keys = Vec::new();
+        for fr in frames.iter() {
+            if fr.tag == TAG_ACK {
+                let b = &img[fr.off as usize + FRAME_HDR..];
+                if let Some((key, upto)) = frame::parse_ack_body(b) {
+                    let newer = self.marks.get(&key).is_none_or(|&(_, f)| f <= seq);
+                    if newer {
+                        self.marks.insert(key, (upto, seq));
+                    }
+                }
+                continue;
+            }
+            for (info, _) in frame_runs(img, *fr) {
+                update_keys(&mut keys, &info);
+            }
+        }
+        Ok(Mounted::Data(
+            seq,
+            FileMeta {
+                source,
+                path,
+                len,
+                sealed: len >= self.cfg.file_size as u64,
+                keys,
+            },
+        ))
+    }
+
+    /// Cuts a file back to `len` (from `was` bytes) durably, counted.
+    fn cut_file(&mut self, path: &Path, len: u64, was: u64) -> Result<(), FileError> {
+        let r = self.fs.open(path);
+        let mut f = self.io(FileOp::Open, r)?;
+        let r = f.set_len(len);
+        self.io(FileOp::Truncate, r)?;
+        self.fstats.syncs += 1;
+        let r = f.sync_data();
+        self.io(FileOp::Sync, r)?;
+        self.fstats.truncated_files += 1;
+        self.fstats.truncated_bytes += was - len;
+        Ok(())
+    }
+
+    /// Writes a complete new file: create, write, `fdatasync` (no rename).
+    fn write_new(&mut self, path: &Path, bytes: &[u8]) -> Result<F::File, FileError> {
+        let _ = self.fs.remove_file(path);
+        let r = self.fs.create_new(path);
+        let mut f = self.io(FileOp::Open, r)?;
+        let r = f.write_all_at(bytes, 0);
+        self.io(FileOp::Write, r)?;
+        self.fstats.syncs += 1;
+        let r = f.sync_data();
+        self.io(FileOp::Sync, r)?;
+        Ok(f)
+    }
+
+    fn do_mount(&mut self) -> Result<(), FileError> {
+        self.mounted = false;
+        self.files.clear();
+        self.current.clear();
+        self.handles.clear();
+        self.dirs_made.clear();
+        self.spares.clear();
+        self.marks.clear();
+        self.cache_seq = None;
+        self.cursors = [Cursor::default(); CURSORS];
+        self.stats = StorageStats {
+            sector_size: self.cfg.file_size,
+            ..StorageStats::default()
+        };
+        self.fstats = FileStats {
+            disk_limit: self.cfg.disk_limit,
+            ..FileStats::default()
+        };
+        let root = self.cfg.root.clone();
+        let r = self.fs.create_dir_all(&root);
+        self.io(FileOp::CreateDir, r)?;
+        let r = self.fs.list_dir(&root);
+        let mut dirs = self.io(FileOp::ListDir, r)?;
+        dirs.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut img = Vec::new();
+        let mut max_seq = 0u64;
+        for d in dirs.iter().filter(|d| d.is_dir && d.name != QUARANTINE_DIR) {
+            let dir = root.join(&d.name);
+            let r = self.fs.list_dir(&dir);
+            let Ok(mut entries) = r else {
+                let _ = self.io(FileOp::ListDir, r);
+                continue;
+            };
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            // `.tmp` files are rewrites of damaged files (see the module docs).
+            // With the original still in place the rewrite did not finish:
+            // delete it. Without it the crash came between the two renames and
+            // the copy (durable before the first rename) takes its place.
+            for i in 0..entries.len() {
+                let Some(stem) = entries[i].name.strip_suffix(TMP_EXT) else {
+                    continue;
+                };
+                let spl = format!("{stem}{EXT}");
+                let tmp = dir.join(&entries[i].name);
+                if entries.iter().any(|e| e.name == spl) {
+                    let _ = self.remove_counted(&tmp);
+                } else {
+                    let r = self.fs.rename(&tmp, &dir.join(&spl));
+                    if self.io(FileOp::Rename, r).is_ok() && self.sync_dir(&dir).is_ok() {
+                        entries.push(DirEntry {
+                            name: spl,
+                            is_dir: false,
+                        });
+                    }
+                }
+            }
+            for e in entries.iter().filter(|e| !e.is_dir) {
+                let Some(name_seq) = e
+                    .name
+                    .strip_suffix(EXT)
+                    .filter(|s| s.len() == 16)
+                    .and_then(|s| u64::from_str_radix(s, 16).ok())
+                else {
+                    continue;
+                };
+                max_seq = max_seq.max(name_seq);
+                // One bad file never stops the mount.
+                match self.mount_file(&dir, &d.name, &e.name, &mut img) {
+                    Ok(Mounted::Data(seq, meta)) => {
+                        max_seq = max_seq.max(seq);
+                        if self.files.contains_key(&seq) {
+                            // Same number twice (copied by hand?): keep one.
+                            let _ = self.quarantine(&meta.path, &d.name);
+                            continue;
+                        }
+                        if !self.dirs_made.contains(&meta.source) {
+                            self.dirs_made.push(meta.source);
+                        }
+                        self.files.insert(seq, meta);
+                    }
+                    Ok(Mounted::Spare(path)) => match dir_source(&d.name) {
+                        Some(src) => {
+                            if !self.dirs_made.contains(&src) {
+                                self.dirs_made.push(src);
+                            }
+                            self.spares.entry(src).or_default().push(path);
+                        }
+                        None => {
+                            let _ = self.remove_counted(&path);
+                        }
+                    },
+                    Ok(Mounted::Gone) | Err(_) => {}
+                }
+            }
+        }
+        self.total = self.files.values().map(|m| m.len).sum();
+        self.next_seq = max_seq + 1;
+        // The newest file of each source stays appendable.
+        for (&seq, m) in self.files.iter() {
+            if !m.sealed {
+                self.current.insert(m.source, seq);
+            } else {
+                self.current.remove(&m.source);
+            }
+        }
+        self.mounted = true;
+        Ok(())
+    }
+
+    /// Deletes the oldest file, reporting its runs. `false` if there is none.
+    fn evict_one(&mut self, on_evict: &mut impl FnMut(RunInfo)) -> Result<bool, FileError> {
+        let Some((&seq, _)) = self.files.iter().next() else {
+            return Ok(false);
+        };
+        // Never append to a file that is going away.
+        self.seal(seq);
+        let path = self.files[&seq].path.clone();
+        if self.marks.values().any(|&(_, f)| f == seq) {
+            // It holds a latest acknowledgement mark: make every earlier
+            // deletion in its directory durable first (see the module docs).
+            if let Some(dir) = path.parent() {
+                let dir = dir.to_path_buf();
+                self.sync_dir(&dir)?;
+                self.fstats.mark_dir_syncs += 1;
+            }
+        }
+        let mut img = Vec::new();
+        let read_ok = self.read_image(&path, &mut img).is_ok();
+        // No directory fsync: if the unlink is lost in a crash the file comes
+        // back, which is harmless (see "Eviction without directory fsync").
+        self.remove_counted(&path)?;
+        self.marks.retain(|_, &mut (_, f)| f != seq);
+        let meta = self.files.remove(&seq).unwrap_or_else(|| unreachable!());
+        self.total -= meta.len;
+        self.handles.remove(&seq);
+        if self.current.get(&meta.source) == Some(&seq) {
+            self.current.remove(&meta.source);
+        }
+        if self.cache_seq.is_some_and(|(s, _)| s == seq) {
+            self.cache_seq = None;
+        }
+        self.fstats.files_evicted += 1;
+        self.stats.evicted_sectors += 1;
+        if read_ok {
+            img.truncate(meta.len as usize);
+            for fr in scan_image(&img).frames {
+                if fr.tag == TAG_BATCH {
+                    for (info, _) in frame_runs(&img, fr) {
+                        self.stats.evicted_records += info.count as u32;
+                        on_evict(info);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Checks the free-space guard before a new file is created.
+    fn check_space(&mut self) -> Result<(), FileError> {
+        let root = self.cfg.root.clone();
+        let r = self.fs.available_bytes(&root);
+        let available = self.io(FileOp::StatFs, r)?;
+        self.fstats.available_bytes = available;
+        let need = self
+            .cfg
+            .free_space_reserve
+            .saturating_add(self.cfg.file_size as u64);
+        if available < need {
+            self.fstats.low_space = true;
+            self.fstats.space_refusals += 1;
+            return Err(self.fail(FileError::LowSpace {
+                available,
+                reserve: self.cfg.free_space_reserve,
+            }));
+        }
+        self.fstats.low_space = false;
+        Ok(())
+    }
+
+    fn ensure_dir(&mut self, source: u8) -> Result<PathBuf, FileError> {
+        let dir = self.source_dir(source);
+        if !self.dirs_made.contains(&source) {
+            let r = self.fs.create_dir_all(&dir);
+            self.io(FileOp::CreateDir, r)?;
+            let root = self.cfg.root.clone();
+            self.sync_dir(&root)?;
+            self.dirs_made.push(source);
+        }
+        Ok(dir)
+    }
+
+    /// Seals a file after a failure: no more appends to it.
+    fn seal(&mut self, seq: u64) {
+        if let Some(m) = self.files.get_mut(&seq) {
+            m.sealed = true;
+            if self.current.get(&m.source) == Some(&seq) {
+                self.current.remove(&m.source);
+            }
+        }
+        self.handles.remove(&seq);
+    }
+
+    /// Writes the frame in `self.enc` for `source`, durably. Evicts oldest
+    /// files first if the disk limit requires it.
+    fn write_frame(
+        &mut self,
+        source: u8,
+        on_evict: &mut impl FnMut(RunInfo),
+        sync: bool,
+    ) -> Result<Undo, FileError> {
+        let need = self.enc.len() as u64;
+        let fsize = self.cfg.file_size as u64;
+        loop {
+            let target = self
+                .current
+                .get(&source)
+                .copied()
+                .filter(|s| self.files[s].len + need <= fsize);
+            let extra = if target.is_some() {
+                need
+            } else {
+                need + FILE_HEADER as u64
+            };
+            if self.total + extra <= self.cfg.disk_limit {
+                break;
+            }
+            if let Some(t) = target
+                && self.files.keys().next() == Some(&t)
+            {
+                // The file we would append to is the oldest one: start afresh.
+                self.seal(t);
+            }
+            if !self.evict_one(on_evict)? {
+                break;
+            }
+        }
+        let target = self
+            .current
+            .get(&source)
+            .copied()
+            .filter(|s| self.files[s].len + need <= fsize);
+        match target {
+            Some(seq) => self.append_existing(seq, need, sync),
+            None => self.create_file(source, sync),
+        }
+    }
+
+    fn append_existing(&mut self, seq: u64, need: u64, sync: bool) -> Result<Undo, FileError> {
+        let (path, prev_len, prev_keys) = {
+            let m = &self.files[&seq];
+            (m.path.clone(), m.len, m.keys.clone())
+        };
+        if !self.handles.contains_key(&seq) {
+            let r = self.fs.open(&path);
+            let f = self.io(FileOp::Open, r)?;
+            self.handles.insert(seq, f);
+        }
+        let res = {
+            let f = self.handles.get_mut(&seq).unwrap_or_else(|| unreachable!());
+            f.write_all_at(&self.enc, prev_len)
+                .map_err(|e| (FileOp::Write, e))
+                .and_then(|()| {
+                    if sync {
+                        f.sync_data().map_err(|e| (FileOp::Sync, e))
+                    } else {
+                        Ok(())
+                    }
+                })
+        };
+        self.fstats.syncs += u64::from(sync);
+        if let Err((op, e)) = res {
+            let err = self.fail(FileError::io(op, &e));
+            self.cut_back(seq, prev_len);
+            return Err(err);
+        }
+        let m = self.files.get_mut(&seq).unwrap_or_else(|| unreachable!());
+        m.len += need;
+        self.total += need;
+        Ok(Undo {
+            seq,
+            created: false,
+            prev_len,
+            prev_keys,
+        })
+    }
+
+    /// After a failure: cut the file back to `len` (best effort) and seal it.
+    fn cut_back(&mut self, seq: u64, len: u64) {
+        if let Some(f) = self.handles.get_mut(&seq) {
+            let ok = f.set_len(len).and_then(|()| f.sync_data()).is_ok();
+            if !ok {
+                self.fstats.io_errors += 1;
+            }
+        }
+        if self.cache_seq.is_some_and(|(s, _)| s == seq) {
+            self.cache_seq = None;
+        }
+        self.seal(seq);
+    }
+
+    /// Pre-creates [`SPARES`] empty files in `dir` with one directory fsync.
+    fn make_spares(&mut self, source: u8, dir: &Path) -> Result<(), FileError> {
+        let mut made = Vec::with_capacity(SPARES);
+        let mut res = Ok(());
+        for _ in 0..SPARES {
+            let path = dir.join(format!("{:016x}{EXT}", self.next_seq));
+            self.next_seq += 1;
+            let r = self.fs.create_new(&path);
+            match self.io(FileOp::Open, r) {
+                Ok(_) => made.push(path),
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+        }
+        if res.is_ok() {
+            res = self.sync_dir(dir);
+        }
+        if let Err(e) = res {
+            for p in made {
+                if self.fs.remove_file(&p).is_ok() {
+                    self.fstats.files_deleted += 1;
+                }
+            }
+            return Err(e);
+        }
+        self.fstats.spares_created += made.len() as u32;
+        self.spares
+            .entry(source)
+            .or_default()
+            .extend(made.into_iter().rev());
+        Ok(())
+    }
+
+    /// Starts a new file for `source` with the frame in `self.enc`: the first
+    /// write into a spare (header and frame in one `pwrite`, then `fdatasync`).
+    fn create_file(&mut self, source: u8, sync: bool) -> Result<Undo, FileError> {
+        self.check_space()?;
+        let dir = self.ensure_dir(source)?;
+        if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
+            self.make_spares(source, &dir)?;
+        }
+        let path = self
+            .spares
+            .get_mut(&source)
+            .and_then(|v| v.pop())
+            .unwrap_or_else(|| unreachable!());
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut bytes = Vec::with_capacity(FILE_HEADER + self.enc.len());
+        bytes.extend_from_slice(&file_header(seq, source));
+        bytes.extend_from_slice(&self.enc);
+        let r = self.fs.open(&path);
+        let mut f = match self.io(FileOp::Open, r) {
+            Ok(f) => f,
+            Err(e) => {
+                // Drop the spare; its removal needs no directory sync (an
+                // empty file that comes back is a spare again).
+                if self.fs.remove_file(&path).is_ok() {
+                    self.fstats.files_deleted += 1;
+                }
+                return Err(e);
+            }
+        };
+        self.fstats.syncs += u64::from(sync);
+        let res = f
+            .write_all_at(&bytes, 0)
+            .map_err(|e| (FileOp::Write, e))
+            .and_then(|()| {
+                if sync {
+                    f.sync_data().map_err(|e| (FileOp::Sync, e))
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err((op, e)) = res {
+            let err = self.fail(FileError::io(op, &e));
+            // Never reuse it: cut back (best effort) and unlink. If the frame
+            // survives anyway, recover reports its records once.
+            let _ = f.set_len(0);
+            drop(f);
+            if self.fs.remove_file(&path).is_ok() {
+                self.fstats.files_deleted += 1;
+            }
+            return Err(err);
+        }
+        self.fstats.files_created += 1;
+        let len = bytes.len() as u64;
+        if let Some(old) = self.current.insert(source, seq) {
+            self.handles.remove(&old);
+            if let Some(m) = self.files.get_mut(&old) {
+                m.sealed = true;
+            }
+        }
+        self.handles.insert(seq, f);
+        self.files.insert(
+            seq,
+            FileMeta {
+                source,
+                path,
+                len,
+                sealed: false,
+                keys: Vec::new(),
+            },
+        );
+        self.total += len;
+        Ok(Undo {
+            seq,
+            created: true,
+            prev_len: 0,
+            prev_keys: Vec::new(),
+        })
+    }
+
+    /// Undoes frames written by a failed append.
+    fn rollback(&mut self, undo: Vec<Undo>) {
+        if undo.is_empty() {
+            return;
+        }
+        self.fstats.rollbacks += 1;
+        for u in undo.into_iter().rev() {
+            let Some(m) = self.files.get(&u.seq) else {
+                continue;
+            };
+            let (path, len, source) = (m.path.clone(), m.len, m.source);
+            if u.created {
+                self.handles.remove(&u.seq);
+                if self.fs.remove_file(&path).is_ok() {
+                    self.fstats.files_deleted += 1;
+                    if let Some(p) = path.parent() {
+                        let p = p.to_path_buf();
+                        let _ = self.sync_dir(&p);
+                    }
+                } else {
+                    self.fstats.io_errors += 1;
+                }
+                self.files.remove(&u.seq);
+                self.total -= len;
+                if self.current.get(&source) == Some(&u.seq) {
+                    self.current.remove(&source);
+                }
+            } else {
+                self.cut_back(u.seq, u.prev_len);
+                if let Some(m) = self.files.get_mut(&u.seq) {
+                    m.len = u.prev_len;
+                    m.keys = u.prev_keys;
+                }
+                self.total -= len - u.prev_len;
+            }
+            if self.cache_seq.is_some_and(|(s, _)| s == u.seq) {
+                self.cache_seq = None;
+            }
+        }
+    }
+
+    /// Encodes a batch frame of the runs of `source` into `self.enc`.
+    fn encode_batch<B: Batch + ?Sized>(&mut self, batch: &B, source: u8) {
+        let body: usize = (0..batch.runs())
+            .map(|i| batch.info(i))
+            .filter(|r| r.key.source == source)
+            .map(|r| run_encoded_len(r.kind, r.count as usize))
+            .sum();
+        let len = FRAME_HDR + body + CRC_LEN;
+        self.enc.clear();
+        self.enc
+            .extend_from_slice(&frame::frame_header(TAG_BATCH, len));
+        for i in 0..batch.runs() {
+            let info = batch.info(i);
+            if info.key.source != source {
+                continue;
+            }
+            let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
+            let hl = frame::run_header(&info, &mut hb);
+            self.enc.extend_from_slice(&hb[..hl]);
+            let size = info.kind.record_size();
+            let n = info.count as usize * size;
+            match batch.slice(i) {
+                Some(r) if r.len() == n => self.enc.extend_from_slice(r),
+                _ => {
+                    let start = self.enc.len();
+                    self.enc.resize(start + n, 0);
+                    for k in 0..info.count as usize {
+                        let at = start + k * size;
+                        batch.record(i, k, &mut self.enc[at..at + size]);
+                    }
+                }
+            }
+        }
+        let c = CRC32.checksum(&self.enc);
+        self.enc.extend_from_slice(&c.to_le_bytes());
+    }
+
+    fn append_inner<B: Batch + ?Sized>(
+        &mut self,
+        runs: &B,
+        on_evict: &mut impl FnMut(RunInfo),
+    ) -> Result<(), FileError> {
+        let mut sources: Vec<u8> = Vec::new();
+        for i in 0..runs.runs() {
+            let s = runs.info(i).key.source;
+            if !sources.contains(&s) {
+                sources.push(s);
+            }
+        }
+        // One source: write + fdatasync. Several: write every frame first,
+        // then fdatasync the files concurrently (the filesystem commits them
+        // together, so this costs about one sync instead of one per source).
+        let defer = sources.len() > 1;
+        let mut undo = Vec::with_capacity(sources.len());
+        for &s in &sources {
+            self.encode_batch(runs, s);
+            match self.write_frame(s, on_evict, !defer) {
+                Ok(u) => undo.push(u),
+                Err(e) => {
+                    self.rollback(undo);
+                    return Err(e);
+                }
+            }
+            let seq = undo.last().map(|u| u.seq).unwrap_or_default();
+            if let Some(m) = self.files.get_mut(&seq) {
+                for i in 0..runs.runs() {
+                    let info = runs.info(i);
+                    if info.key.source == s {
+                        update_keys(&mut m.keys, &info);
+                    }
+                }
+            }
+        }
+        if defer && let Err(e) = self.sync_all(&undo) {
+            self.rollback(undo);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `fdatasync` of the files written by `undo`, concurrently.
+    fn sync_all(&mut self, undo: &[Undo]) -> Result<(), FileError> {
+        let seqs: Vec<u64> = undo.iter().map(|u| u.seq).collect();
+        let files: Vec<&mut F::File> = self
+            .handles
+            .iter_mut()
+            .filter(|(k, _)| seqs.contains(k))
+            .map(|(_, f)| f)
+            .collect();
+        self.fstats.syncs += files.len() as u64;
+        let results: Vec<io::Result<()>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = files
+                .into_iter()
+                .map(|f| sc.spawn(move || f.sync_data()))
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("fdatasync thread panicked")))
+                })
+                .collect()
+        });
+        for r in results {
+            self.io(FileOp::Sync, r)?;
+        }
+        Ok(())
+    }
+
+    fn ack_inner(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        on_evict: &mut impl FnMut(RunInfo),
+    ) -> Result<(), FileError> {
+        self.enc.clear();
+        push_ack_frame(&mut self.enc, key, upto);
+        let u = self.write_frame(key.source, on_evict, true)?;
+        self.marks.insert(key, (upto, u.seq));
+        Ok(())
+    }
+
+    /// Loads file `seq` into the read cache (verifying every frame).
+    fn load(&mut self, seq: u64) -> Result<(), FileError> {
+        let Some(m) = self.files.get(&seq) else {
+            self.cache_seq = None;
+            return Ok(());
+        };
+        let len = m.len;
+        if self.cache_seq == Some((seq, len)) {
+            return Ok(());
+        }
+        let path = m.path.clone();
+        self.cache_seq = None;
+        let mut img = core::mem::take(&mut self.cache);
+        let r = self.read_image(&path, &mut img);
+        if let Err(e) = r {
+            self.cache = img;
+            return Err(e);
+        }
+        img.truncate(len as usize);
+        let scan = scan_image(&img);
+        self.stats.bad_frames += scan.bad_frames;
+        self.cache_frames = scan.frames;
+        self.cache = img;
+        self.cache_seq = Some((seq, len));
+        Ok(())
+    }
+
+    fn read_inner(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<Option<ReadOut>, StorageError> {
+        let mut start = (0u64, 0u32);
+        for i in 0..CURSORS {
+            let c = self.cursors[i];
+            if c.used && c.key == key && c.next == seq {
+                if self.files.contains_key(&c.file) {
+                    start = (c.file, c.off);
+                }
+                self.cursors[i].used = false;
+                break;
+            }
+        }
+        let candidates: Vec<u64> = self
+            .files
+            .range(start.0..)
+            .filter(|(_, m)| {
+                m.source == key.source && m.keys.iter().any(|k| k.key == key && after(k.end, seq))
+            })
+            .map(|(&s, _)| s)
+            .collect();
+        for fseq in candidates {
+            self.load(fseq)?;
+            let min_off = if fseq == start.0 { start.1 } else { 0 };
+            for fi in 0..self.cache_frames.len() {
+                let fr = self.cache_frames[fi];
+                if fr.tag != TAG_BATCH || fr.off < min_off {
+                    continue;
+                }
+                for (run, rec) in frame_runs(&self.cache, fr) {
+                    if run.key != key || !(run.contains(seq) || after(run.first_seq, seq)) {
+                        continue;
+                    }
+                    let size = run.kind.record_size();
+                    if out.len() < size {
+                        return Err(StorageError::BufferTooSmall);
+                    }
+                    let first = if run.contains(seq) {
+                        seq
+                    } else {
+                        run.first_seq
+                    };
+                    let skip = first.wrapping_sub(run.first_seq) as usize;
+                    let count = (run.count as usize - skip).min(out.len() / size);
+                    let from = rec + skip * size;
+                    out[..count * size].copy_from_slice(&self.cache[from..from + count * size]);
+                    let slot = match self.cursors.iter().position(|c| !c.used) {
+                        Some(i) => i,
+                        None => {
+                            self.victim = (self.victim + 1) % CURSORS;
+                            self.victim
+                        }
+                    };
+                    self.cursors[slot] = Cursor {
+                        used: true,
+                        key,
+                        next: first.wrapping_add(count as u32),
+                        file: fseq,
+                        off: fr.off,
+                    };
+                    return Ok(Some(ReadOut { run, first, count }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn recover_inner(&mut self, f: &mut impl FnMut(LogEntry)) -> Result<(), FileError> {
+        let seqs: Vec<u64> = self.files.keys().copied().collect();
+        let mut seen: HashMap<SensorKey, u32> = HashMap::new();
+        for fseq in seqs {
+            if let Err(e) = self.load(fseq) {
+                // An unreadable file costs its own records only.
+                let _ = e;
+                continue;
+            }
+            for fi in 0..self.cache_frames.len() {
+                let fr = self.cache_frames[fi];
+                if fr.tag == TAG_ACK {
+                    let b = &self.cache[fr.off as usize + FRAME_HDR..];
+                    if let Some((key, upto)) = frame::parse_ack_body(b) {
+                        f(LogEntry::Ack { key, upto });
+                    }
+                    continue;
+                }
+                for (mut run, _) in frame_runs(&self.cache, fr) {
+                    let end = run.end_seq();
+                    if let Some(&s) = seen.get(&run.key) {
+                        if !after(end, s) {
+                            self.fstats.duplicate_runs += 1;
+                            continue;
+                        }
+                        if after(s, run.first_seq) {
+                            // Overlap with records already reported: trim.
+                            let skip = s.wrapping_sub(run.first_seq);
+                            self.fstats.duplicate_runs += 1;
+                            run.first_seq = s;
+                            run.count -= skip as u16;
+                            if run.kind == super::RecordKind::Tsd {
+                                run.meta.base_time = run
+                                    .meta
+                                    .base_time
+                                    .wrapping_add(skip as u64 * run.meta.interval as u64);
+                            }
+                        }
+                    }
+                    seen.insert(run.key, end);
+                    f(LogEntry::Run(run));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<F: FileSystem> Storage for FileStorage<F> {
+    /// Scans the directory, cuts back or quarantines damaged files (see the
+    /// module docs) and builds the index. Unlike flash mount this may write
+    /// (truncate, quarantine, delete `.tmp` leftovers).
+    fn mount(&mut self) -> Result<(), StorageError> {
+        self.do_mount().map_err(StorageError::from)
+    }
+
+    fn is_persistent(&self) -> bool {
+        true
+    }
+
+    fn max_batch_bytes(&self) -> usize {
+        self.largest_frame() - FRAME_HDR - CRC_LEN
+    }
+
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
+        &mut self,
+        batch: &B,
+        mut on_evict: V,
+    ) -> Result<(), StorageError> {
+        self.check_mounted()?;
+        let mut records = 0u32;
+        for i in 0..batch.runs() {
+            let info = batch.info(i);
+            let bad_slice = batch
+                .slice(i)
+                .is_some_and(|r| r.len() != info.count as usize * info.kind.record_size());
+            if info.count == 0 || bad_slice {
+                return Err(StorageError::InvalidRun);
+            }
+            records += info.count as u32;
+        }
+        if batch.runs() == 0 {
+            return Err(StorageError::InvalidRun);
+        }
+        if encoded_len(batch) > self.max_batch_bytes() {
+            return Err(StorageError::TooLarge);
+        }
+        self.append_inner(batch, &mut on_evict)?;
+        self.stats.batches += 1;
+        self.stats.records += records;
+        Ok(())
+    }
+
+    fn read(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<Option<ReadOut>, StorageError> {
+        self.check_mounted()?;
+        if out.len() < 4 {
+            return Err(StorageError::BufferTooSmall);
+        }
+        self.read_inner(key, seq, out)
+    }
+
+    fn ack<V: FnMut(RunInfo)>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        mut on_evict: V,
+    ) -> Result<(), StorageError> {
+        self.check_mounted()?;
+        self.ack_inner(key, upto, &mut on_evict)?;
+        self.stats.acks += 1;
+        Ok(())
+    }
+
+    fn evict_oldest<V: FnMut(RunInfo)>(&mut self, mut on_evict: V) -> Result<bool, StorageError> {
+        self.check_mounted()?;
+        if self.files.len() < 2 {
+            return Ok(false);
+        }
+        Ok(self.evict_one(&mut on_evict)?)
+    }
+
+    fn recover<V: FnMut(LogEntry)>(&mut self, mut f: V) -> Result<(), StorageError> {
+        self.check_mounted()?;
+        Ok(self.recover_inner(&mut f)?)
+    }
+
+    fn stats(&self) -> StorageStats {
+        let newest = self.files.iter().next_back();
+        StorageStats {
+            sectors: self.files.len() as u32,
+            sector_size: self.cfg.file_size,
+            head_seq: newest.map_or(0, |(&s, _)| s),
+            head_free: newest.map_or(0, |(_, m)| {
+                (self.cfg.file_size as u64).saturating_sub(m.len) as u32
+            }),
+            ..self.stats
+        }
+    }
+}

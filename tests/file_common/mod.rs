@@ -1,0 +1,450 @@
+//! Shared helpers of the file storage tests: a fault-injecting filesystem
+//! layer, a workload generator and a model check.
+#![allow(dead_code)]
+
+use sensor_spool::storage::file::{DirEntry, FileConfig, FileSystem, FsFile, StdFile, StdFs};
+use sensor_spool::storage::{
+    FileStorage, LogEntry, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage,
+};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A unique, empty temporary directory (removed on drop).
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "sensor-spool-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic RNG (xorshift64*).
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Value of record `seq` of sensor `key` (so any corruption is detected).
+pub fn value(key: SensorKey, seq: u32) -> u32 {
+    let mut x =
+        key.id.wrapping_mul(0x9E37_79B9) ^ seq.wrapping_mul(0x85EB_CA6B) ^ key.source as u32;
+    x ^= x >> 15;
+    x = x.wrapping_mul(0xC2B2_AE35);
+    x ^ (x >> 13)
+}
+
+/// Encoded record `seq` of a sensor.
+pub fn record(key: SensorKey, kind: RecordKind, seq: u32) -> Vec<u8> {
+    match kind {
+        RecordKind::Tsd => value(key, seq).to_le_bytes().to_vec(),
+        RecordKind::Evt => {
+            let mut v = (1_700_000_000u32.wrapping_add(seq)).to_le_bytes().to_vec();
+            v.extend_from_slice(&value(key, seq).to_le_bytes());
+            v
+        }
+    }
+}
+
+/// Kind of a test sensor (odd ids are events).
+pub fn kind_of(key: SensorKey) -> RecordKind {
+    if key.id % 2 == 1 {
+        RecordKind::Evt
+    } else {
+        RecordKind::Tsd
+    }
+}
+
+/// An owned run.
+#[derive(Clone, Debug)]
+pub struct OwnedRun {
+    pub info: RunInfo,
+    pub records: Vec<u8>,
+}
+impl OwnedRun {
+    pub fn new(key: SensorKey, first: u32, count: u16) -> Self {
+        let kind = kind_of(key);
+        let mut records = Vec::new();
+        for s in 0..count as u32 {
+            records.extend(record(key, kind, first.wrapping_add(s)));
+        }
+        let meta = if kind == RecordKind::Tsd {
+            RunMeta {
+                base_time: first as u64 * 10,
+                interval: 10,
+            }
+        } else {
+            RunMeta::default()
+        };
+        OwnedRun {
+            info: RunInfo {
+                key,
+                kind,
+                first_seq: first,
+                count,
+                meta,
+            },
+            records,
+        }
+    }
+    pub fn run(&self) -> Run<'_> {
+        Run {
+            info: self.info,
+            records: &self.records,
+        }
+    }
+}
+
+pub fn runs_of(v: &[OwnedRun]) -> Vec<Run<'_>> {
+    v.iter().map(|r| r.run()).collect()
+}
+
+/// Per-sensor model: next sequence number and the durable range.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    /// key -> (first stored, end)
+    pub sensors: BTreeMap<SensorKey, (u32, u32)>,
+}
+
+impl Model {
+    /// A random batch over `keys` continuing each sensor's sequence.
+    pub fn batch(&self, rng: &mut Rng, keys: &[SensorKey], max_count: u16) -> Vec<OwnedRun> {
+        let n = 1 + rng.below(keys.len() as u64) as usize;
+        let mut picked: Vec<SensorKey> = Vec::new();
+        while picked.len() < n {
+            let k = keys[rng.below(keys.len() as u64) as usize];
+            if !picked.contains(&k) {
+                picked.push(k);
+            }
+        }
+        picked
+            .into_iter()
+            .map(|k| {
+                let end = self.sensors.get(&k).map_or(0, |s| s.1);
+                OwnedRun::new(k, end, 1 + rng.below(max_count as u64) as u16)
+            })
+            .collect()
+    }
+    /// Records a batch as durable.
+    pub fn commit(&mut self, b: &[OwnedRun]) {
+        for r in b {
+            let e = self
+                .sensors
+                .entry(r.info.key)
+                .or_insert((r.info.first_seq, r.info.first_seq));
+            e.1 = r.info.end_seq();
+        }
+    }
+}
+
+/// Everything `recover` reports, per sensor: runs in order and the last mark.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub runs: BTreeMap<SensorKey, Vec<RunInfo>>,
+    pub acks: BTreeMap<SensorKey, u32>,
+}
+
+pub fn recover_all<S: Storage>(s: &mut S) -> Recovered {
+    let mut r = Recovered::default();
+    s.recover(|e| match e {
+        LogEntry::Run(info) => r.runs.entry(info.key).or_default().push(info),
+        LogEntry::Ack { key, upto } => {
+            r.acks.insert(key, upto);
+        }
+    })
+    .unwrap();
+    r
+}
+
+/// Reads every record of `key` from `from` on; checks contents; returns the
+/// sequence numbers delivered.
+pub fn read_all<S: Storage>(s: &mut S, key: SensorKey, from: u32) -> Vec<u32> {
+    let mut out = [0u8; 512];
+    let mut seq = from;
+    let mut got = Vec::new();
+    while let Some(ro) = s.read(key, seq, &mut out).unwrap() {
+        let size = ro.run.kind.record_size();
+        for i in 0..ro.count {
+            let q = ro.first.wrapping_add(i as u32);
+            assert_eq!(
+                &out[i * size..(i + 1) * size],
+                &record(key, ro.run.kind, q)[..],
+                "corrupted record {key:?} seq {q}"
+            );
+            got.push(q);
+        }
+        seq = ro.first.wrapping_add(ro.count as u32);
+    }
+    got
+}
+
+/// Checks a store against the model exactly: every durable record readable
+/// once, in order, nothing else; `recover` reports the same ranges.
+pub fn check_exact<S: Storage>(s: &mut S, m: &Model) {
+    let rec = recover_all(s);
+    for (k, &(first, end)) in &m.sensors {
+        let got = read_all(s, *k, first);
+        let want: Vec<u32> = (first..end).collect();
+        assert_eq!(got, want, "sensor {k:?}");
+        let mut next = first;
+        for r in rec.runs.get(k).map(|v| v.as_slice()).unwrap_or(&[]) {
+            assert_eq!(r.first_seq, next, "recover ranges of {k:?}");
+            next = r.end_seq();
+        }
+        assert_eq!(next, end, "recover end of {k:?}");
+    }
+    for k in rec.runs.keys() {
+        assert!(m.sensors.contains_key(k), "invented sensor {k:?}");
+    }
+}
+
+pub fn small_cfg(root: &Path) -> FileConfig {
+    let mut c = FileConfig::new(root);
+    c.file_size = 4096;
+    c.disk_limit = 1 << 20;
+    c.free_space_reserve = 0;
+    c
+}
+
+pub fn keys() -> Vec<SensorKey> {
+    let mut v = Vec::new();
+    for source in 0..4u8 {
+        for id in [1u32, 2, 7, 100] {
+            v.push(SensorKey { source, id });
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Fault injection
+// ---------------------------------------------------------------------------
+
+/// One planned failure.
+#[derive(Clone, Copy, Debug)]
+pub struct Fault {
+    /// Operations of this kind that still succeed before the failure.
+    pub after: u32,
+    /// errno of the failure (`libc::ENOSPC` = 28, `EIO` = 5).
+    pub errno: i32,
+    /// For writes: write the first half before failing.
+    pub short: bool,
+    /// Keep failing after the first failure.
+    pub sticky: bool,
+}
+
+impl Fault {
+    pub fn now(errno: i32) -> Self {
+        Fault {
+            after: 0,
+            errno,
+            short: false,
+            sticky: false,
+        }
+    }
+}
+
+/// What fails next.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub write: Option<Fault>,
+    pub sync: Option<Fault>,
+    pub rename: Option<Fault>,
+    pub sync_dir: Option<Fault>,
+    pub create: Option<Fault>,
+    /// Overrides `statvfs`.
+    pub available: Option<u64>,
+    /// Failures injected so far.
+    pub injected: u32,
+    /// Files unlinked since the last `fsync` of their directory, with their
+    /// contents: a crash may bring them back ([`FaultFs::crash`]).
+    pub unsynced_unlinks: Vec<(PathBuf, Vec<u8>)>,
+}
+
+fn trip(f: &mut Option<Fault>, injected: &mut u32) -> Option<Fault> {
+    let cur = (*f)?;
+    if cur.after > 0 {
+        f.as_mut().unwrap().after -= 1;
+        return None;
+    }
+    if !cur.sticky {
+        *f = None;
+    }
+    *injected += 1;
+    Some(cur)
+}
+
+/// [`StdFs`] with planned failures.
+#[derive(Clone, Debug, Default)]
+pub struct FaultFs {
+    pub plan: Arc<Mutex<Plan>>,
+}
+
+/// A file of [`FaultFs`].
+pub struct FaultFile {
+    inner: StdFile,
+    plan: Arc<Mutex<Plan>>,
+}
+
+impl FsFile for FaultFile {
+    fn read_exact_at(&mut self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, off)
+    }
+    fn write_all_at(&mut self, buf: &[u8], off: u64) -> io::Result<()> {
+        let f = {
+            let mut p = self.plan.lock().unwrap();
+            let p = &mut *p;
+            trip(&mut p.write, &mut p.injected)
+        };
+        if let Some(f) = f {
+            if f.short {
+                self.inner.write_all_at(&buf[..buf.len() / 2], off)?;
+            }
+            return Err(io::Error::from_raw_os_error(f.errno));
+        }
+        self.inner.write_all_at(buf, off)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        let f = {
+            let mut p = self.plan.lock().unwrap();
+            let p = &mut *p;
+            trip(&mut p.sync, &mut p.injected)
+        };
+        if let Some(f) = f {
+            return Err(io::Error::from_raw_os_error(f.errno));
+        }
+        self.inner.sync_data()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn size(&mut self) -> io::Result<u64> {
+        self.inner.size()
+    }
+}
+
+impl FileSystem for FaultFs {
+    type File = FaultFile;
+    fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn list_dir(&mut self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        StdFs.list_dir(path)
+    }
+    fn open(&mut self, path: &Path) -> io::Result<FaultFile> {
+        Ok(FaultFile {
+            inner: StdFs.open(path)?,
+            plan: self.plan.clone(),
+        })
+    }
+    fn create_new(&mut self, path: &Path) -> io::Result<FaultFile> {
+        let f = {
+            let mut p = self.plan.lock().unwrap();
+            let p = &mut *p;
+            trip(&mut p.create, &mut p.injected)
+        };
+        if let Some(f) = f {
+            return Err(io::Error::from_raw_os_error(f.errno));
+        }
+        Ok(FaultFile {
+            inner: StdFs.create_new(path)?,
+            plan: self.plan.clone(),
+        })
+    }
+    fn remove_file(&mut self, path: &Path) -> io::Result<()> {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        StdFs.remove_file(path)?;
+        self.plan
+            .lock()
+            .unwrap()
+            .unsynced_unlinks
+            .push((path.to_path_buf(), bytes));
+        Ok(())
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        let f = {
+            let mut p = self.plan.lock().unwrap();
+            let p = &mut *p;
+            trip(&mut p.rename, &mut p.injected)
+        };
+        if let Some(f) = f {
+            return Err(io::Error::from_raw_os_error(f.errno));
+        }
+        StdFs.rename(from, to)
+    }
+    fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
+        let f = {
+            let mut p = self.plan.lock().unwrap();
+            let p = &mut *p;
+            trip(&mut p.sync_dir, &mut p.injected)
+        };
+        if let Some(f) = f {
+            return Err(io::Error::from_raw_os_error(f.errno));
+        }
+        StdFs.sync_dir(path)?;
+        self.plan
+            .lock()
+            .unwrap()
+            .unsynced_unlinks
+            .retain(|(p, _)| p.parent() != Some(path));
+        Ok(())
+    }
+    fn available_bytes(&mut self, path: &Path) -> io::Result<u64> {
+        if let Some(a) = self.plan.lock().unwrap().available {
+            return Ok(a);
+        }
+        StdFs.available_bytes(path)
+    }
+}
+
+impl FaultFs {
+    /// A crash: of the unlinks not yet made durable by a directory fsync, a
+    /// random subset is undone (those files come back with their contents;
+    /// POSIX promises no order). Returns how many came back.
+    pub fn crash(&self, rng: &mut Rng) -> usize {
+        let v = std::mem::take(&mut self.plan.lock().unwrap().unsynced_unlinks);
+        let mut n = 0;
+        for (p, b) in &v {
+            if rng.below(2) == 0 {
+                std::fs::write(p, b).unwrap();
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Mounts a fresh store on the real filesystem.
+pub fn open_std(cfg: &FileConfig) -> FileStorage {
+    let mut s = FileStorage::new(cfg.clone()).unwrap();
+    s.mount().unwrap();
+    s
+}
