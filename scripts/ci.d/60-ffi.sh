@@ -2,7 +2,7 @@
 # libraries built by the staticlib step. (The header drift stage, scripts/check-header.sh, is
 # registered in scripts/test.sh itself.)
 # Miri times on the 2-core machine: ffi_legacy ~25 s, ffi_model ~50 s (PROPTEST_CASES=8),
-# ffi_hostile ~300 s (93 hostile calls, each on a freshly reset LINUX-profile store).
+# ffi_hostile ~380 s (93 hostile calls, each on a freshly reset LINUX-profile store).
 MIRI_TESTS+=("--test ffi_legacy" "--test ffi_model" "--test ffi_hostile")
 
 # Legacy call-site replays + pthread test (>= 1,000,000 calls), against both host archives:
