@@ -1,17 +1,31 @@
-//! The C block pool: a separate `static` `DefaultPool` (not the store's), with a
-//! raw-pointer API. Every free is validated by the pool (foreign pointers and double frees
+//! The C block pool: a separate `static` pool (not the store's), with a
+//! raw-pointer API. Its geometry is [`CPool`]: `DefaultPool` on hosts (std), a small pool
+//! with the same block sizes on microcontrollers (no_std). Every free is validated by the pool (foreign pointers and double frees
 //! are rejected, counted and change nothing). Usable before `spool_init`.
 
 use super::state::call;
 use super::types::{FfiResult, SPOOL_POOL_TIERS, SpoolStatus, SpoolTierStats, status_of};
-use crate::pool::{AllocError, DefaultPool, FreeError, TIERS};
+use crate::pool::{AllocError, FreeError, TIERS};
 use core::ffi::c_void;
 
 const _: () = assert!(TIERS == SPOOL_POOL_TIERS);
 
+/// Geometry of the C block pool on hosts: 32 x 256 B, 16 x 1 KiB, 8 x 4 KiB (56 KiB).
+#[cfg(feature = "std")]
+pub(crate) type CPool = crate::pool::DefaultPool;
+/// Geometry of the C block pool on microcontrollers: the same block sizes (so the same
+/// sizes fit and the same requests are too large) with 8 x 256 B, 2 x 1 KiB, 1 x 4 KiB
+/// (8 KiB), so the library fits a 64 KiB-RAM part next to the WICED-profile store.
+#[cfg(not(feature = "std"))]
+pub(crate) type CPool = crate::pool::Pool<
+    crate::pool::Tier<256, 8, 1>,
+    crate::pool::Tier<1024, 2, 1>,
+    crate::pool::Tier<4096, 1, 1>,
+>;
+
 /// The pool behind `spool_pool_*`. The pool's shared path takes `&self` and is
 /// synchronised internally, so it needs no lock of its own.
-static C_POOL: DefaultPool = DefaultPool::new();
+static C_POOL: CPool = CPool::new();
 
 /// Allocates a block of at least `size` bytes from the smallest fitting tier (falling back
 /// to a larger one when it is full) and stores its address in `*out`. Blocks are 8-byte
