@@ -86,7 +86,7 @@ fn main() {
         let mut s = FileStorage::new(cfg).unwrap();
         s.mount().unwrap();
         let mut seq = 0u32;
-        let mut append = |s: &mut FileStorage, seq: &mut u32| {
+        let append = |s: &mut FileStorage, seq: &mut u32| {
             let runs: Vec<Run<'_>> = (0..sources)
                 .map(|src| run_for(SensorKey { source: src, id: 1 }, *seq, &records[..4 * n]))
                 .collect();

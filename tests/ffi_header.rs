@@ -28,6 +28,7 @@ fn value_of(h: &str, name: &str) -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "text checks only, no unsafe code")]
 fn version_macros_match_cargo_toml() {
     let h = header();
     for (name, want) in [
@@ -40,6 +41,7 @@ fn version_macros_match_cargo_toml() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "text checks only, no unsafe code")]
 fn status_codes_and_constants_match() {
     use SpoolStatus::*;
     let h = header();
@@ -94,6 +96,7 @@ fn status_codes_and_constants_match() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "text checks only, no unsafe code")]
 fn legacy_prototypes_and_no_firmware_struct_definitions() {
     let h = header();
     let flat = h.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -64,6 +64,11 @@ fn read_log(path: &Path) -> Log {
         None => "",
     };
     for line in complete.lines() {
+        // Every line ends with " ." and is written with one `write`; a line a
+        // kill cut short (then ended by the next child) is not a claim.
+        let Some(line) = line.strip_suffix(" .") else {
+            continue;
+        };
         let f: Vec<&str> = line.split(' ').collect();
         let n = |i: usize| f[i].parse::<u32>().unwrap();
         let key = SensorKey {
@@ -128,7 +133,7 @@ fn child(dir: PathBuf, seed: u64) -> ! {
         let mut line = String::new();
         for r in &b {
             line.push_str(&format!(
-                "F {} {} {} {}\n",
+                "F {} {} {} {} .\n",
                 r.info.key.source, r.info.key.id, r.info.first_seq, r.info.count
             ));
         }
@@ -142,7 +147,8 @@ fn child(dir: PathBuf, seed: u64) -> ! {
             if let Some(ro) = s.read(k, from, &mut out).unwrap() {
                 let upto = ro.first + ro.count as u32;
                 s.ack(k, upto, |_| {}).unwrap();
-                writeln!(logf, "A {} {} {}", k.source, k.id, upto).unwrap();
+                let line = format!("A {} {} {} .\n", k.source, k.id, upto);
+                logf.write_all(line.as_bytes()).unwrap();
                 logf.sync_data().unwrap();
                 acked.insert(k, upto);
             }

@@ -21,8 +21,9 @@ pub struct DirEntry {
     pub is_dir: bool,
 }
 
-/// An open regular file.
-pub trait FsFile {
+/// An open regular file. `Send`, because the files of a batch that spans
+/// several sources are `fdatasync`ed concurrently.
+pub trait FsFile: Send {
     /// Reads exactly `buf.len()` bytes at `off` (`pread`).
     fn read_exact_at(&mut self, buf: &mut [u8], off: u64) -> io::Result<()>;
     /// Writes all of `buf` at `off` (`pwrite`).

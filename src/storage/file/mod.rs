@@ -73,8 +73,7 @@
 //!    failed frame is cut off again if possible; if that fails too and the
 //!    frame survives, its runs duplicate records the store still holds and will
 //!    write again, and [`Storage::recover`] reports such overlaps only once.
-//! 5. Deleting a file (eviction) is followed by a directory `fsync`, so
-//!    deletions become durable oldest first.
+//! 5. Deleting a file (eviction) needs no directory `fsync`; see below.
 //!
 //! Renames are used only by mount's repairs: a file damaged in the middle is
 //! rewritten as `<name>.tmp` (write, `fdatasync`), the original is renamed into
@@ -97,6 +96,19 @@
 //! fits under the disk limit; their runs are reported to `on_evict` and counted
 //! ([`FileStats::files_evicted`], [`StorageStats::evicted_records`]). Every
 //! deletion is counted in [`FileStats::files_deleted`].
+//!
+//! **Eviction without directory fsync.** The `unlink` of an evicted file is
+//! not followed by a directory `fsync` (that would cost one more sync per file
+//! once the store is at its cap), so a crash may bring an evicted file back.
+//! That is harmless: its unacknowledged records are delivered again (never
+//! acknowledged, so allowed), it is the oldest file and is evicted again, and
+//! its acknowledged records stay acknowledged because, before the unlink,
+//! every latest mark the file holds is rewritten into a fresh file of the same
+//! source (one `pwrite` + `fdatasync`, counted in [`FileStats::marks_copied`];
+//! rare, since a sensor that is acknowledged regularly has its latest mark in
+//! a recent file). A mark covers only records of its own source written
+//! before it, so whichever evicted files come back, the latest mark of each
+//! sensor is in a file that was never deleted.
 //!
 //! Free-space guard: before a new file is started the filesystem's available
 //! space (`statvfs`) must be at least [`FileConfig::free_space_reserve`] plus
@@ -350,6 +362,9 @@ pub struct FileStats {
     pub files_deleted: u32,
     /// Files deleted by eviction (oldest first, at the cap or by `evict_oldest`).
     pub files_evicted: u32,
+    /// Acknowledgement marks rewritten into a newer file before the file
+    /// holding them was evicted.
+    pub marks_copied: u32,
     /// Files moved to `quarantine/`.
     pub quarantined: u32,
     /// Files cut back to their last good frame at mount.
@@ -510,6 +525,18 @@ fn check_frame(buf: &[u8], off: usize) -> Option<FrameRef> {
     (runs > 0).then_some(fr)
 }
 
+/// Appends an acknowledgement frame to `out`.
+fn push_ack_frame(out: &mut Vec<u8>, key: SensorKey, upto: u32) {
+    let start = out.len();
+    out.extend_from_slice(&frame::frame_header(
+        TAG_ACK,
+        FRAME_HDR + ACK_BODY + CRC_LEN,
+    ));
+    out.extend_from_slice(&frame::ack_body(key, upto));
+    let c = CRC32.checksum(&out[start..]);
+    out.extend_from_slice(&c.to_le_bytes());
+}
+
 /// Runs of a verified batch frame: (info, records offset in `buf`).
 fn frame_runs(buf: &[u8], fr: FrameRef) -> impl Iterator<Item = (RunInfo, usize)> + '_ {
     let end = (fr.off + fr.len) as usize - CRC_LEN;
@@ -601,6 +628,8 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     current: HashMap<u8, u64>,
     handles: HashMap<u64, F::File>,
     dirs_made: Vec<u8>,
+    /// Latest acknowledgement mark per sensor: (upto, file holding it).
+    marks: HashMap<SensorKey, (u32, u64)>,
     /// Empty pre-created files per source (their names are durable).
     spares: HashMap<u8, Vec<PathBuf>>,
     next_seq: u64,
@@ -641,6 +670,7 @@ impl<F: FileSystem> FileStorage<F> {
             handles: HashMap::new(),
             dirs_made: Vec::new(),
             spares: HashMap::new(),
+            marks: HashMap::new(),
             next_seq: 1,
             total: 0,
             enc: Vec::new(),
@@ -831,7 +861,17 @@ impl<F: FileSystem> FileStorage<F> {
             scan.frames
         };
         let mut keys = Vec::new();
-        for fr in frames.iter().filter(|f| f.tag == TAG_BATCH) {
+        for fr in frames.iter() {
+            if fr.tag == TAG_ACK {
+                let b = &img[fr.off as usize + FRAME_HDR..];
+                if let Some((key, upto)) = frame::parse_ack_body(b) {
+                    let newer = self.marks.get(&key).is_none_or(|&(_, f)| f <= seq);
+                    if newer {
+                        self.marks.insert(key, (upto, seq));
+                    }
+                }
+                continue;
+            }
             for (info, _) in frame_runs(img, *fr) {
                 update_keys(&mut keys, &info);
             }
@@ -882,6 +922,7 @@ impl<F: FileSystem> FileStorage<F> {
         self.handles.clear();
         self.dirs_made.clear();
         self.spares.clear();
+        self.marks.clear();
         self.cache_seq = None;
         self.cursors = [Cursor::default(); CURSORS];
         self.stats = StorageStats {
@@ -988,16 +1029,15 @@ impl<F: FileSystem> FileStorage<F> {
         let Some((&seq, _)) = self.files.iter().next() else {
             return Ok(false);
         };
+        // Never append to a file that is going away.
+        self.seal(seq);
+        self.copy_marks_forward(seq)?;
         let path = self.files[&seq].path.clone();
         let mut img = Vec::new();
         let read_ok = self.read_image(&path, &mut img).is_ok();
+        // No directory fsync: if the unlink is lost in a crash the file comes
+        // back, which is harmless (see "Eviction without directory fsync").
         self.remove_counted(&path)?;
-        if let Some(p) = path.parent() {
-            let p = p.to_path_buf();
-            // The deletion is done; a failed directory sync only means it may
-            // come back after a crash (its records are then reported again).
-            let _ = self.sync_dir(&p);
-        }
         let meta = self.files.remove(&seq).unwrap_or_else(|| unreachable!());
         self.total -= meta.len;
         self.handles.remove(&seq);
@@ -1021,6 +1061,54 @@ impl<F: FileSystem> FileStorage<F> {
             }
         }
         Ok(true)
+    }
+
+    /// Rewrites every latest acknowledgement mark held by file `seq` into a
+    /// fresh file of the mark's source (one `pwrite` + `fdatasync` per source),
+    /// so the marks outlive the file. Writes nothing if `seq` holds none.
+    fn copy_marks_forward(&mut self, seq: u64) -> Result<(), FileError> {
+        let mut moving: Vec<(SensorKey, u32)> = self
+            .marks
+            .iter()
+            .filter(|(_, v)| v.1 == seq)
+            .map(|(&k, &(u, _))| (k, u))
+            .collect();
+        if moving.is_empty() {
+            return Ok(());
+        }
+        moving.sort();
+        let pending = core::mem::take(&mut self.enc);
+        let mut res = Ok(());
+        let mut i = 0;
+        while i < moving.len() {
+            let source = moving[i].0.source;
+            self.enc.clear();
+            let start = i;
+            while i < moving.len() && moving[i].0.source == source {
+                let (key, upto) = moving[i];
+                push_ack_frame(&mut self.enc, key, upto);
+                i += 1;
+            }
+            // Always a fresh file: the file being appended to may still be
+            // cut back by a failing append.
+            if let Some(cur) = self.current.get(&source).copied() {
+                self.seal(cur);
+            }
+            match self.create_file(source, true) {
+                Ok(u) => {
+                    for &(key, upto) in &moving[start..i] {
+                        self.marks.insert(key, (upto, u.seq));
+                    }
+                    self.fstats.marks_copied += (i - start) as u32;
+                }
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+        }
+        self.enc = pending;
+        res
     }
 
     /// Checks the free-space guard before a new file is created.
@@ -1074,6 +1162,7 @@ impl<F: FileSystem> FileStorage<F> {
         &mut self,
         source: u8,
         on_evict: &mut impl FnMut(RunInfo),
+        sync: bool,
     ) -> Result<Undo, FileError> {
         let need = self.enc.len() as u64;
         let fsize = self.cfg.file_size as u64;
@@ -1107,12 +1196,12 @@ impl<F: FileSystem> FileStorage<F> {
             .copied()
             .filter(|s| self.files[s].len + need <= fsize);
         match target {
-            Some(seq) => self.append_existing(seq, need),
-            None => self.create_file(source),
+            Some(seq) => self.append_existing(seq, need, sync),
+            None => self.create_file(source, sync),
         }
     }
 
-    fn append_existing(&mut self, seq: u64, need: u64) -> Result<Undo, FileError> {
+    fn append_existing(&mut self, seq: u64, need: u64, sync: bool) -> Result<Undo, FileError> {
         let (path, prev_len, prev_keys) = {
             let m = &self.files[&seq];
             (m.path.clone(), m.len, m.keys.clone())
@@ -1126,9 +1215,15 @@ impl<F: FileSystem> FileStorage<F> {
             let f = self.handles.get_mut(&seq).unwrap_or_else(|| unreachable!());
             f.write_all_at(&self.enc, prev_len)
                 .map_err(|e| (FileOp::Write, e))
-                .and_then(|()| f.sync_data().map_err(|e| (FileOp::Sync, e)))
+                .and_then(|()| {
+                    if sync {
+                        f.sync_data().map_err(|e| (FileOp::Sync, e))
+                    } else {
+                        Ok(())
+                    }
+                })
         };
-        self.fstats.syncs += 1;
+        self.fstats.syncs += u64::from(sync);
         if let Err((op, e)) = res {
             let err = self.fail(FileError::io(op, &e));
             self.cut_back(seq, prev_len);
@@ -1196,7 +1291,7 @@ impl<F: FileSystem> FileStorage<F> {
 
     /// Starts a new file for `source` with the frame in `self.enc`: the first
     /// write into a spare (header and frame in one `pwrite`, then `fdatasync`).
-    fn create_file(&mut self, source: u8) -> Result<Undo, FileError> {
+    fn create_file(&mut self, source: u8, sync: bool) -> Result<Undo, FileError> {
         self.check_space()?;
         let dir = self.ensure_dir(source)?;
         if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
@@ -1224,11 +1319,17 @@ impl<F: FileSystem> FileStorage<F> {
                 return Err(e);
             }
         };
-        self.fstats.syncs += 1;
+        self.fstats.syncs += u64::from(sync);
         let res = f
             .write_all_at(&bytes, 0)
             .map_err(|e| (FileOp::Write, e))
-            .and_then(|()| f.sync_data().map_err(|e| (FileOp::Sync, e)));
+            .and_then(|()| {
+                if sync {
+                    f.sync_data().map_err(|e| (FileOp::Sync, e))
+                } else {
+                    Ok(())
+                }
+            });
         if let Err((op, e)) = res {
             let err = self.fail(FileError::io(op, &e));
             // Never reuse it: cut back (best effort) and unlink. If the frame
@@ -1341,10 +1442,14 @@ impl<F: FileSystem> FileStorage<F> {
                 sources.push(r.info.key.source);
             }
         }
+        // One source: write + fdatasync. Several: write every frame first,
+        // then fdatasync the files concurrently (the filesystem commits them
+        // together, so this costs about one sync instead of one per source).
+        let defer = sources.len() > 1;
         let mut undo = Vec::with_capacity(sources.len());
         for &s in &sources {
             self.encode_batch(runs, s);
-            match self.write_frame(s, on_evict) {
+            match self.write_frame(s, on_evict, !defer) {
                 Ok(u) => undo.push(u),
                 Err(e) => {
                     self.rollback(undo);
@@ -1358,6 +1463,38 @@ impl<F: FileSystem> FileStorage<F> {
                 }
             }
         }
+        if defer && let Err(e) = self.sync_all(&undo) {
+            self.rollback(undo);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `fdatasync` of the files written by `undo`, concurrently.
+    fn sync_all(&mut self, undo: &[Undo]) -> Result<(), FileError> {
+        let seqs: Vec<u64> = undo.iter().map(|u| u.seq).collect();
+        let files: Vec<&mut F::File> = self
+            .handles
+            .iter_mut()
+            .filter(|(k, _)| seqs.contains(k))
+            .map(|(_, f)| f)
+            .collect();
+        self.fstats.syncs += files.len() as u64;
+        let results: Vec<io::Result<()>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = files
+                .into_iter()
+                .map(|f| sc.spawn(move || f.sync_data()))
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("fdatasync thread panicked")))
+                })
+                .collect()
+        });
+        for r in results {
+            self.io(FileOp::Sync, r)?;
+        }
         Ok(())
     }
 
@@ -1367,14 +1504,11 @@ impl<F: FileSystem> FileStorage<F> {
         upto: u32,
         on_evict: &mut impl FnMut(RunInfo),
     ) -> Result<(), FileError> {
-        let len = FRAME_HDR + ACK_BODY + CRC_LEN;
         self.enc.clear();
-        self.enc
-            .extend_from_slice(&frame::frame_header(TAG_ACK, len));
-        self.enc.extend_from_slice(&frame::ack_body(key, upto));
-        let c = CRC32.checksum(&self.enc);
-        self.enc.extend_from_slice(&c.to_le_bytes());
-        self.write_frame(key.source, on_evict).map(|_| ())
+        push_ack_frame(&mut self.enc, key, upto);
+        let u = self.write_frame(key.source, on_evict, true)?;
+        self.marks.insert(key, (upto, u.seq));
+        Ok(())
     }
 
     /// Loads file `seq` into the read cache (verifying every frame).
