@@ -1673,12 +1673,36 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         self.largest_frame() - FRAME_HDR - CRC_LEN
     }
 
-    fn append<V: FnMut(RunInfo)>(
+    fn append<B: super::Batch + ?Sized, V: FnMut(RunInfo)>(
         &mut self,
-        runs: &[Run<'_>],
+        batch: &B,
         mut on_evict: V,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
+        // Materialise the batch's records (the file path writes whole runs).
+        let bufs: Vec<Vec<u8>> = (0..batch.runs())
+            .map(|i| match batch.slice(i) {
+                Some(s) => s.to_vec(),
+                None => {
+                    let info = batch.info(i);
+                    let size = info.kind.record_size();
+                    let mut v = vec![0u8; info.count as usize * size];
+                    for (k, out) in v.chunks_exact_mut(size).enumerate() {
+                        batch.record(i, k, out);
+                    }
+                    v
+                }
+            })
+            .collect();
+        let runs: Vec<Run<'_>> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Run {
+                info: batch.info(i),
+                records: b,
+            })
+            .collect();
+        let runs = &runs[..];
         let mut records = 0u32;
         for r in runs {
             if r.info.count == 0
