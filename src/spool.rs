@@ -152,6 +152,8 @@ pub enum CheckError {
     Chain(SensorKey, ChainError),
     /// The pool's own check failed.
     Pool,
+    /// A sensor's records in storage do not line up with its RAM records.
+    Storage,
 }
 
 /// A registered sensor. `Copy`; stays valid for the life of the spool.
@@ -221,16 +223,16 @@ pub struct Stats {
 /// One sensor's table entry: exactly 24 bytes (asserted in `profile`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
-    id: u32,
-    seq: SeqState,
-    ring: Ring,
-    source: u8,
-    rate_idx: u8,
-    lost: u16,
+    pub(crate) id: u32,
+    pub(crate) seq: SeqState,
+    pub(crate) ring: Ring,
+    pub(crate) source: u8,
+    pub(crate) rate_idx: u8,
+    pub(crate) lost: u16,
 }
 
 impl Entry {
-    fn key(&self) -> SensorKey {
+    pub(crate) fn key(&self) -> SensorKey {
         SensorKey::new(self.source, self.id)
     }
 }
@@ -239,24 +241,46 @@ impl Entry {
 pub const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
 
 /// The spool: `SENSORS` sensor slots, a RAM store over `SECTORS` sectors of pool `P`,
-/// up to `RATES` distinct TSD sample rates, storage back end `S`.
-pub struct Spool<P, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S = RamOnly> {
-    ram: RamStore<P, SECTORS>,
-    table: heapless::Vec<Entry, SENSORS>,
-    rates: heapless::Vec<u32, RATES>,
+/// up to `RATES` distinct TSD sample rates, storage back end `S`, and `SPILL` flash-part
+/// slots: 0 for RAM-only spools (no cost), `SENSORS` to spill into a persistent `S`
+/// (16 bytes per sensor; see `storage::spill` and [`Spool::flush`]).
+pub struct Spool<
+    P,
+    const SENSORS: usize,
+    const SECTORS: usize,
+    const RATES: usize,
+    S = RamOnly,
+    const SPILL: usize = 0,
+> {
+    pub(crate) ram: RamStore<P, SECTORS>,
+    pub(crate) table: heapless::Vec<Entry, SENSORS>,
+    pub(crate) rates: heapless::Vec<u32, RATES>,
     policy: OverflowPolicy,
-    latest_ms: u64,
+    pub(crate) latest_ms: u64,
     dropped: u32,
     rejected: u32,
-    storage: S,
+    pub(crate) storage: S,
+    /// Spill path state (flash part per sensor, flush progress): see
+    /// `storage::spill`.
+    pub(crate) spill: crate::storage::spill::SpillState<SPILL>,
 }
 
-impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S: Storage>
-    Spool<P, SENSORS, SECTORS, RATES, S>
+impl<
+    P: SectorPool,
+    const SENSORS: usize,
+    const SECTORS: usize,
+    const RATES: usize,
+    S: Storage,
+    const SPILL: usize,
+> Spool<P, SENSORS, SECTORS, RATES, S, SPILL>
 {
     const VALID: () = {
         assert!(SENSORS <= u16::MAX as usize, "Spool: at most 65535 sensors");
         assert!(RATES < u8::MAX as usize, "Spool: at most 254 rates");
+        assert!(
+            SPILL == 0 || SPILL == SENSORS,
+            "Spool: SPILL (flash-part slots) must be 0 (RAM only) or SENSORS"
+        );
     };
 
     /// An empty spool over `pool` (`const`, so it can initialise a `static`).
@@ -271,6 +295,7 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
             dropped: 0,
             rejected: 0,
             storage,
+            spill: crate::storage::spill::SpillState::new(),
         }
     }
 
@@ -374,6 +399,7 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
         self.table
             .insert(pos, entry)
             .map_err(|_| Error::TableFull)?;
+        self.spill.on_register(pos);
         Ok(SensorHandle {
             key,
             index: pos as u16,
@@ -446,6 +472,7 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
         let e = &mut self.table[i];
         e.seq = seq;
         e.ring = ring;
+        self.after_write();
         Ok(())
     }
 
@@ -467,6 +494,10 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
             e.lost = e.lost.saturating_add(1);
             Err(Error::Full)
         };
+        // With persistent storage, spill the oldest full sectors instead of dropping.
+        if self.storage.is_persistent() && self.spill_batch(false).unwrap_or(0) > 0 {
+            return Ok(());
+        }
         if self.policy == OverflowPolicy::RejectNew {
             return reject(self);
         }
@@ -512,6 +543,10 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`]; [`Error::NoData`] if nothing is unsent.
     pub fn read(&mut self, h: SensorHandle) -> Result<Record, Error> {
         let i = self.resolve(h)?;
+        // The flash part holds the oldest records.
+        if let Some(r) = self.read_flash(i)? {
+            return Ok(r);
+        }
         let e = self.table[i];
         if e.seq.available() == 0 {
             return Err(Error::NoData);
@@ -567,7 +602,10 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     ///
     /// # Errors
     /// [`Error::UnknownSensor`].
-    pub fn iter(&self, h: SensorHandle) -> Result<Iter<'_, P, SENSORS, SECTORS, RATES, S>, Error> {
+    pub fn iter(
+        &self,
+        h: SensorHandle,
+    ) -> Result<Iter<'_, P, SENSORS, SECTORS, RATES, S, SPILL>, Error> {
         let i = self.resolve(h)?;
         let e = self.table[i];
         Ok(Iter {
@@ -585,6 +623,12 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`]; [`Error::AckTooMany`] if `n > pending` (nothing changes).
     pub fn ack(&mut self, h: SensorHandle, n: u32) -> Result<(), Error> {
         let i = self.resolve(h)?;
+        let flash = self.flash_pending(i);
+        if n as u64 > flash as u64 + self.table[i].seq.pending() as u64 {
+            return Err(Error::AckTooMany);
+        }
+        // Flash records first (one persisted mark), then RAM.
+        let n = self.ack_flash(i, n)?;
         let e = self.table[i];
         let mut seq = e.seq;
         seq.ack(n).map_err(|err| match err {
@@ -610,11 +654,13 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`].
     pub fn ack_all(&mut self, h: SensorHandle) -> Result<u32, Error> {
         let i = self.resolve(h)?;
+        let flash = self.flash_pending(i);
+        self.ack_flash(i, flash)?;
         let e = self.table[i];
         let mut seq = e.seq;
         let n = seq.ack_all();
         self.commit_erase(i, e, seq);
-        Ok(n)
+        Ok(n + flash)
     }
 
     /// Makes every pending record unsent again (NACK / timeout); nothing is lost and the
@@ -624,7 +670,8 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`].
     pub fn revert(&mut self, h: SensorHandle) -> Result<u32, Error> {
         let i = self.resolve(h)?;
-        Ok(self.table[i].seq.revert())
+        let flash = self.revert_flash(i);
+        Ok(self.table[i].seq.revert() + flash)
     }
 
     /// Drops every stored record of a sensor (legacy `reset_csd_entry`), pending or not,
@@ -634,8 +681,9 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`].
     pub fn clear(&mut self, h: SensorHandle) -> Result<u32, Error> {
         let i = self.resolve(h)?;
+        let flash = self.clear_flash(i)?;
         let e = self.table[i];
-        let n = e.seq.count();
+        let n = e.seq.count() + flash;
         let mut ring = e.ring;
         self.ram.clear(&mut ring, &e.seq, Self::kind_of(&e));
         let mut seq = e.seq;
@@ -653,23 +701,29 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
     /// [`Error::UnknownSensor`].
     pub fn sensor_stats(&self, h: SensorHandle) -> Result<SensorStats, Error> {
         let i = self.resolve(h)?;
-        Ok(self.stats_of(&self.table[i]))
+        Ok(self.stats_of(i))
     }
 
-    fn stats_of(&self, e: &Entry) -> SensorStats {
+    fn stats_of(&self, i: usize) -> SensorStats {
+        let e = &self.table[i];
         let kind = Self::kind_of(e);
+        // Records in storage (flash part) come first; see `storage::spill`.
+        let (fc, fp, fa) = self.spill.counts(i);
+        let flost = self.spill.parts.get(i).map_or(0, |p| p.lost);
+        let count = e.seq.count().wrapping_add(fc);
+        let pending = e.seq.pending().wrapping_add(fp);
         SensorStats {
             key: e.key(),
             kind,
             sample_rate_ms: self.rate_of(e),
-            count: e.seq.count(),
-            pending: e.seq.pending(),
-            available: e.seq.available(),
+            count,
+            pending,
+            available: e.seq.available().wrapping_add(fa),
             next_seq: e.seq.written(),
-            lost: e.lost,
+            lost: e.lost.saturating_add(flost.min(u16::MAX as u32) as u16),
             sectors: RamStore::<P, SECTORS>::sectors_of(&e.seq, kind),
-            no_samples: e.seq.legacy_no_samples(),
-            no_pending: e.seq.legacy_no_pending(),
+            no_samples: count.min(u16::MAX as u32) as u16,
+            no_pending: pending.min(u16::MAX as u32) as u16,
         }
     }
 
@@ -684,10 +738,11 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
             latest_ms: self.latest_ms,
             ..Stats::default()
         };
-        for e in &self.table {
+        for (i, e) in self.table.iter().enumerate() {
             let kind = Self::kind_of(e);
-            s.records = s.records.wrapping_add(e.seq.count());
-            s.pending = s.pending.wrapping_add(e.seq.pending());
+            let (fc, fp, _) = self.spill.counts(i);
+            s.records = s.records.wrapping_add(e.seq.count()).wrapping_add(fc);
+            s.pending = s.pending.wrapping_add(e.seq.pending()).wrapping_add(fp);
             s.sectors_used += RamStore::<P, SECTORS>::sectors_of(&e.seq, kind);
         }
         s
@@ -716,20 +771,37 @@ impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usi
         if !self.ram.pool_ok() {
             return Err(CheckError::Pool);
         }
+        if !self.check_flash() {
+            return Err(CheckError::Storage);
+        }
         Ok(())
     }
 }
 
 /// Iterator over a sensor's unsent records (see [`Spool::iter`]).
-pub struct Iter<'a, P, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S> {
-    spool: &'a Spool<P, SENSORS, SECTORS, RATES, S>,
+pub struct Iter<
+    'a,
+    P,
+    const SENSORS: usize,
+    const SECTORS: usize,
+    const RATES: usize,
+    S,
+    const SPILL: usize = 0,
+> {
+    spool: &'a Spool<P, SENSORS, SECTORS, RATES, S, SPILL>,
     entry: Entry,
     next: u32,
     left: u32,
 }
 
-impl<P: SectorPool, const SENSORS: usize, const SECTORS: usize, const RATES: usize, S: Storage>
-    Iterator for Iter<'_, P, SENSORS, SECTORS, RATES, S>
+impl<
+    P: SectorPool,
+    const SENSORS: usize,
+    const SECTORS: usize,
+    const RATES: usize,
+    S: Storage,
+    const SPILL: usize,
+> Iterator for Iter<'_, P, SENSORS, SECTORS, RATES, S, SPILL>
 {
     type Item = Record;
     fn next(&mut self) -> Option<Record> {

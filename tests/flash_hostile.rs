@@ -28,7 +28,7 @@ fn valid_image<const W: usize, const E: usize>(sectors: usize, batches: u32) -> 
             first_seq: b / 2 * 5,
             count: 5,
             meta: RunMeta {
-                base_time: b,
+                base_time: b as u64,
                 interval: 10,
             },
         };

@@ -20,8 +20,8 @@ pub(crate) const FRAME_HDR: usize = 4;
 pub(crate) const CRC_LEN: usize = 4;
 /// Run header common part: kind, source, count (u16), id (u32), first sequence (u32).
 pub(crate) const RUN_HDR: usize = 12;
-/// Extra run header bytes for TSD runs: base time (u32), interval (u32).
-pub(crate) const TSD_EXTRA: usize = 8;
+/// Extra run header bytes for TSD runs: base time (u64), interval (u32).
+pub(crate) const TSD_EXTRA: usize = 12;
 /// Acknowledgement frame body: source, 3 reserved bytes, id (u32), `upto` (u32).
 pub(crate) const ACK_BODY: usize = 12;
 /// Kind byte of a TSD run.
@@ -121,8 +121,8 @@ pub(crate) fn run_header(info: &RunInfo, out: &mut [u8; RUN_HDR + TSD_EXTRA]) ->
     out[4..8].copy_from_slice(&info.key.id.to_le_bytes());
     out[8..12].copy_from_slice(&info.first_seq.to_le_bytes());
     if info.kind == RecordKind::Tsd {
-        out[12..16].copy_from_slice(&info.meta.base_time.to_le_bytes());
-        out[16..20].copy_from_slice(&info.meta.interval.to_le_bytes());
+        out[12..20].copy_from_slice(&info.meta.base_time.to_le_bytes());
+        out[20..24].copy_from_slice(&info.meta.interval.to_le_bytes());
     }
     run_hdr_len(info.kind)
 }
@@ -156,9 +156,11 @@ pub(crate) fn parse_run_header(b: &[u8], rest: usize) -> RunParse {
         return RunParse::Bad;
     }
     let meta = if kind == RecordKind::Tsd {
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&b[12..20]);
         RunMeta {
-            base_time: u32::from_le_bytes([b[12], b[13], b[14], b[15]]),
-            interval: u32::from_le_bytes([b[16], b[17], b[18], b[19]]),
+            base_time: u64::from_le_bytes(t),
+            interval: u32::from_le_bytes([b[20], b[21], b[22], b[23]]),
         }
     } else {
         RunMeta::default()
@@ -241,20 +243,20 @@ mod tests {
             first_seq: u32::MAX - 2,
             count: 9,
             meta: RunMeta {
-                base_time: 1000,
+                base_time: 1_700_000_000_123,
                 interval: 250,
             },
         };
         let mut b = [0u8; RUN_HDR + TSD_EXTRA];
         let n = run_header(&info, &mut b);
-        assert_eq!(n, 20);
-        match parse_run_header(&b, 20 + 36) {
+        assert_eq!(n, 24);
+        match parse_run_header(&b, 24 + 36) {
             RunParse::Run(i, hl, rl) => {
-                assert_eq!((i, hl, rl), (info, 20, 36));
+                assert_eq!((i, hl, rl), (info, 24, 36));
             }
             _ => panic!("run header did not parse"),
         }
-        assert!(matches!(parse_run_header(&b, 20 + 35), RunParse::Bad));
+        assert!(matches!(parse_run_header(&b, 24 + 35), RunParse::Bad));
         assert!(matches!(parse_run_header(&[0xFF], 3), RunParse::End));
     }
 

@@ -61,8 +61,8 @@
 //! | 2 | 2 | record count `c` (1..=65535) |
 //! | 4 | 4 | `SensorKey::id` |
 //! | 8 | 4 | sequence number of the first record |
-//! | 12 | 8 | TSD only: base time `u32`, interval `u32` |
-//! | 12 or 20 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
+//! | 12 | 12 | TSD only: base time `u64` (ms), interval `u32` (ms) |
+//! | 12 or 24 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
 //!
 //! **Acknowledgement body** (12 bytes; frame length `round_up(20, W)`): source
 //! `u8`, 3 reserved bytes `0xFF`, id `u32`, `upto` `u32`: every record of that
@@ -73,10 +73,14 @@
 //!
 //! # Costs
 //!
-//! - Append: exactly one frame; `ceil((L [+ H when a sector is opened]) / BUF)`
-//!   program operations (`BUF` = staging buffer, 512 B by default, so one program
-//!   operation for frames up to 512 B). Opening a sector costs one erase, after
-//!   the evicted sector's runs have been reported.
+//! - Append: one frame; `ceil((L [+ H when a sector is opened]) / BUF)` program
+//!   operations (`BUF` = staging buffer, 512 B by default, so one program
+//!   operation for frames up to 512 B). A batch that does not fit in the rest of
+//!   the newest sector is split at a record boundary: what fits closes that
+//!   sector, the rest opens the next one (two frames, two program operations), so
+//!   sectors carry no unused tail. Opening a sector costs one erase, after the
+//!   evicted sector's runs have been reported.
+//! - Erases = `ceil(bytes programmed / E)` (headers count as programmed bytes).
 //! - Acknowledgement: one frame of `round_up(20, W)` bytes, one program operation.
 //! - Erases: one per sector opened; sectors are used in a fixed ring order, so
 //!   the erase counts of any two sectors differ by at most one. No garbage
@@ -89,7 +93,8 @@
 //! # Power loss
 //!
 //! A frame is valid only if its header check and CRC-32C match, so a torn write
-//! costs exactly the frame being written. A torn erase leaves a sector whose
+//! costs exactly the frame being written (a split batch: its second part, the
+//! first part being complete). A torn erase leaves a sector whose
 //! header is invalid or whose frames fail their CRC; it is erased again before
 //! reuse. If mount finds anything but erased bytes after the last frame of the
 //! newest sector, that sector is sealed and the next frame goes to a fresh
@@ -99,6 +104,7 @@
 
 mod frame;
 mod nor;
+pub(crate) mod spill;
 
 #[cfg(feature = "std")]
 pub mod file;
@@ -109,6 +115,7 @@ pub use file::FileStorage;
 pub mod mock_flash;
 
 pub use nor::NorFlashStorage;
+pub use spill::SpillStats;
 
 /// Identity of a sensor: data source (host, CAN, ...) and sensor id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -141,8 +148,8 @@ impl RecordKind {
 /// Timing of a TSD run (zero for EVT runs, which carry time per record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct RunMeta {
-    /// Time of the first record of the run (unit chosen by the store).
-    pub base_time: u32,
+    /// Time of the first record of the run (the spool uses milliseconds).
+    pub base_time: u64,
     /// Time between two records (unit chosen by the store).
     pub interval: u32,
 }

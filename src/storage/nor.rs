@@ -210,6 +210,79 @@ fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnM
     }
 }
 
+/// Records `[k0 of run i0, k1 of run i1)` of a batch (`k1 == 0`: up to the end
+/// of run `i1 - 1`), itself a batch.
+struct Sub<'a, B: ?Sized> {
+    b: &'a B,
+    i0: usize,
+    k0: usize,
+    i1: usize,
+    k1: usize,
+}
+
+impl<B: Batch + ?Sized> Sub<'_, B> {
+    /// Batch run index and record range `[lo, hi)` of sub-run `j`.
+    fn range(&self, j: usize) -> (usize, usize, usize) {
+        let i = self.i0 + j;
+        let lo = if i == self.i0 { self.k0 } else { 0 };
+        let hi = if i == self.i1 {
+            self.k1
+        } else {
+            self.b.info(i).count as usize
+        };
+        (i, lo, hi)
+    }
+}
+
+impl<B: Batch + ?Sized> Batch for Sub<'_, B> {
+    fn runs(&self) -> usize {
+        self.i1 - self.i0 + usize::from(self.k1 > 0)
+    }
+    fn info(&self, j: usize) -> RunInfo {
+        let (i, lo, hi) = self.range(j);
+        let mut r = self.b.info(i);
+        r.first_seq = r.first_seq.wrapping_add(lo as u32);
+        r.count = (hi - lo) as u16;
+        r.meta.base_time = r
+            .meta
+            .base_time
+            .wrapping_add(lo as u64 * r.meta.interval as u64);
+        r
+    }
+    fn record(&self, j: usize, k: usize, out: &mut [u8]) {
+        let (i, lo, _) = self.range(j);
+        self.b.record(i, k + lo, out)
+    }
+    fn slice(&self, j: usize) -> Option<&[u8]> {
+        let (i, lo, hi) = self.range(j);
+        let size = self.b.info(i).kind.record_size();
+        self.b.slice(i).map(|s| &s[lo * size..hi * size])
+    }
+}
+
+/// Where to split `batch` so that its first part's body fits in `room` bytes:
+/// `(run, records of that run)` of the first record left out, or `None` if not
+/// even one record fits or everything does.
+fn split_at<B: Batch + ?Sized>(batch: &B, room: usize) -> Option<(usize, usize)> {
+    let mut used = 0usize;
+    for i in 0..batch.runs() {
+        let r = batch.info(i);
+        let hdr = frame::run_hdr_len(r.kind);
+        let size = r.kind.record_size();
+        let need = hdr + r.count as usize * size;
+        if used + need <= room {
+            used += need;
+            continue;
+        }
+        let k = room.saturating_sub(used + hdr) / size;
+        if k > 0 {
+            return Some((i, k));
+        }
+        return if i > 0 { Some((i, 0)) } else { None };
+    }
+    None
+}
+
 /// Serial-number "a is after b".
 const fn after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
@@ -741,7 +814,48 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
             return Err(StorageError::TooLarge);
         }
         let len = Self::frame_len(body);
-        self.write_frame(Body::Batch(batch), len, &mut on_evict)?;
+        let n = batch.runs();
+        let whole = Sub {
+            b: batch,
+            i0: 0,
+            k0: 0,
+            i1: n,
+            k1: 0,
+        };
+        // Fill the newest sector: if the batch does not fit in what is left of
+        // it, the records that fit go there as a first frame and the rest opens
+        // the next sector (two program operations), so sectors hold no unused
+        // tail and erases track bytes programmed.
+        let room = match self.head {
+            Some(_) if !self.sealed && self.write_off as usize + len > Self::E => {
+                let left = Self::E - self.write_off as usize;
+                (left - left % Self::W).saturating_sub(FRAME_HDR + CRC_LEN)
+            }
+            _ => 0,
+        };
+        match (room > 0).then(|| split_at(batch, room)).flatten() {
+            Some((i1, k1)) => {
+                let a = Sub {
+                    b: batch,
+                    i0: 0,
+                    k0: 0,
+                    i1,
+                    k1,
+                };
+                let la = Self::frame_len(encoded_len(&a));
+                self.write_frame(Body::Batch(&a), la, &mut on_evict)?;
+                let b = Sub {
+                    b: batch,
+                    i0: i1,
+                    k0: k1,
+                    i1: n,
+                    k1: 0,
+                };
+                let lb = Self::frame_len(encoded_len(&b));
+                self.write_frame(Body::Batch(&b), lb, &mut on_evict)?;
+            }
+            None => self.write_frame(Body::Batch(&whole), len, &mut on_evict)?,
+        }
         self.stats.batches += 1;
         self.stats.records += records;
         Ok(())

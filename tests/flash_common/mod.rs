@@ -82,7 +82,8 @@ impl SensorModel {
     pub fn meta(&self, first: u32) -> RunMeta {
         match self.kind {
             RecordKind::Tsd => RunMeta {
-                base_time: mix(first, 7),
+                // Linear in the sequence number, so a run split anywhere keeps it.
+                base_time: 1_700_000_000_000 + first as u64 * 1000,
                 interval: 1000,
             },
             RecordKind::Evt => RunMeta::default(),
@@ -124,6 +125,8 @@ pub struct Model {
 pub struct Observed {
     pub acks: Vec<Option<u32>>,
     pub inflight_present: bool,
+    /// Per sensor: delivered in-flight records (a prefix of the batch order).
+    pub inflight_end: Vec<u32>,
     pub records: u64,
 }
 
@@ -158,7 +161,7 @@ impl Model {
             .collect();
         // Up to three runs per batch must fit.
         let per_run = max_body / 3;
-        let max_count = ((per_run.saturating_sub(20)) / 8).clamp(1, 400) as u16;
+        let max_count = ((per_run.saturating_sub(24)) / 8).clamp(1, 400) as u16;
         Self {
             sensors,
             rng: Rng(seed | 1),
@@ -248,10 +251,9 @@ impl Model {
     /// Updates the model after a remount from what was observed on flash.
     pub fn resolve(&mut self, inflight: Option<&Op>, obs: &Observed) {
         match inflight {
-            Some(Op::Append(runs)) if obs.inflight_present => {
-                for &(i, _, count) in runs {
-                    let s = &mut self.sensors[i];
-                    s.flushed_end = s.flushed_end.wrapping_add(count as u32);
+            Some(Op::Append(_)) => {
+                for (s, &e) in self.sensors.iter_mut().zip(&obs.inflight_end) {
+                    s.flushed_end = e;
                 }
             }
             Some(&Op::Ack(i, _)) => self.sensors[i].ack = obs.acks[i],
@@ -299,6 +301,7 @@ impl Model {
         };
         let mut inflight_seen = 0u64;
         let mut inflight_total = 0u64;
+        let mut sets: Vec<std::collections::HashSet<u32>> = Vec::new();
         for (i, s) in self.sensors.iter().enumerate() {
             let (inflight_end, inflight_ack) = match inflight {
                 Some(Op::Append(rs)) => {
@@ -357,6 +360,7 @@ impl Model {
                 seq = ro.first.wrapping_add(ro.count as u32);
             }
             obs.records += delivered.len() as u64;
+            sets.push(delivered.iter().copied().collect());
             // Nothing invented, nothing acknowledged comes back.
             for &q in &delivered {
                 let off = q.wrapping_sub(s.start);
@@ -392,10 +396,27 @@ impl Model {
                 req = req.wrapping_add(1);
             }
         }
-        assert!(
-            inflight_seen == 0 || inflight_seen == inflight_total,
-            "batch not atomic: {inflight_seen} of {inflight_total}"
-        );
+        // A batch is one frame, or two when it fills the rest of a sector: the
+        // in-flight records present must be a prefix of the batch, in order.
+        obs.inflight_end = self.sensors.iter().map(|s| s.flushed_end).collect();
+        if let Some(Op::Append(runs)) = inflight {
+            let mut gone = false;
+            for &(i, first, count) in runs {
+                for k in 0..count as u32 {
+                    let q = first.wrapping_add(k);
+                    if sets[i].contains(&q) {
+                        assert!(
+                            !gone,
+                            "batch not a prefix: sensor {i} record {q:#x} after a gap"
+                        );
+                        obs.inflight_end[i] = q.wrapping_add(1);
+                    } else {
+                        gone = true;
+                    }
+                }
+            }
+        }
+        let _ = inflight_seen;
         obs.inflight_present = inflight_total > 0 && inflight_seen == inflight_total;
         obs
     }

@@ -1,0 +1,727 @@
+//! The spool's spill path: threshold flush of the oldest RAM records of all
+//! sensors as one batch, reads of flash-resident records, persisted
+//! acknowledgements, shutdown flush with progress, recovery after a reset.
+//!
+//! # Model
+//!
+//! Per sensor, the records still owed to the uploader are a **flash part**
+//! `[acked, end)` (oldest, in storage; `read` marks the next unsent one) followed
+//! by the **RAM part** `[erased, written)` of the sensor's sequence state, with
+//! `end == erased` whenever the flash part is not empty. Reads drain the flash
+//! part first, so records come back in write order wherever they live; an
+//! acknowledgement covers flash records first (one acknowledgement mark per
+//! call that covers any) and then RAM records.
+//!
+//! # Flush
+//!
+//! - **Threshold** ([`Spool::set_flush_threshold`], 80 % of the RAM sectors by
+//!   default): after a write that leaves at least that share of sectors in use,
+//!   the full RAM sectors of every sensor, oldest first, go to storage as **one
+//!   batch** (one frame, one program pass), and their sectors return to the
+//!   pool. A sensor whose RAM sectors are all needed (partial tail only) stays.
+//!   With a persistent back end the overflow path also spills before dropping.
+//! - **Shutdown** ([`Spool::flush_all_start`], [`Spool::flush_all_step`],
+//!   [`Spool::flush_progress`], [`Spool::cancel_flush`]): every RAM record,
+//!   partial sectors too, batch after batch; progress 0..=100 while it runs and
+//!   101 when RAM is empty (safe to power off). Each step is one atomic batch and
+//!   RAM is only changed after the batch is on flash, so a cancel or a power
+//!   cut between steps leaves everything consistent.
+//!
+//! Records that are pending (read, not yet acknowledged) may be flushed: they
+//! stay pending in the flash part.
+//!
+//! # Recovery
+//!
+//! After a reset, register the sensors, then call [`Spool::recover_storage`]:
+//! it mounts the storage (bounded reads) and replays the log once
+//! ([`Storage::recover`]) to rebuild each registered sensor's flash part from
+//! its runs and latest acknowledgement mark; new records continue the sequence.
+//!
+//! # Limits
+//!
+//! [`Spool::peek`], [`Spool::peek_stored`] and [`Spool::iter`] take `&self` and
+//! see RAM records only; [`Spool::read`] returns flash records first.
+
+use crate::ram::{RamStore, SectorPool};
+use crate::record::{self, Kind, Record};
+use crate::sensor::SeqState;
+use crate::spool::{Entry, Error, Spool};
+use crate::storage::{Batch, LogEntry, RecordKind, RunInfo, RunMeta, SensorKey, Storage};
+
+/// Most runs in one flush batch.
+const MAX_RUNS: usize = 32;
+
+/// One sensor's flash part (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FlashPart {
+    /// First unacknowledged record in flash.
+    pub(crate) acked: u32,
+    /// Next unsent record in flash.
+    pub(crate) read: u32,
+    /// One past the last flushed record.
+    pub(crate) end: u32,
+    /// Unacknowledged records lost to eviction or damage (wrapping).
+    pub(crate) lost: u32,
+}
+
+impl FlashPart {
+    fn is_empty(&self) -> bool {
+        self.acked == self.end
+    }
+    fn pending(&self) -> u32 {
+        self.read.wrapping_sub(self.acked)
+    }
+    fn available(&self) -> u32 {
+        self.end.wrapping_sub(self.read)
+    }
+    fn count(&self) -> u32 {
+        self.end.wrapping_sub(self.acked)
+    }
+}
+
+/// Spill state kept by the spool: a flash part per sensor slot (parallel to the
+/// sensor table, 16 bytes each; `SPILL` = 0 for RAM-only spools, which then pay
+/// only the counters) and the flush bookkeeping.
+#[derive(Debug)]
+pub(crate) struct SpillState<const SENSORS: usize> {
+    pub(crate) parts: heapless::Vec<FlashPart, SENSORS>,
+    threshold_pct: u8,
+    flushing: bool,
+    flush_total: u32,
+    flush_done: u32,
+    /// Batches appended by the spool.
+    pub(crate) batches: u32,
+    /// Records moved from RAM to storage.
+    pub(crate) flushed: u32,
+    /// Flushes that failed (the records stayed in RAM).
+    pub(crate) errors: u32,
+    /// Unacknowledged records lost to eviction or damage, all sensors.
+    pub(crate) lost: u32,
+}
+
+impl<const SENSORS: usize> SpillState<SENSORS> {
+    /// Empty state, 80 % threshold.
+    pub(crate) const fn new() -> Self {
+        Self {
+            parts: heapless::Vec::new(),
+            threshold_pct: 80,
+            flushing: false,
+            flush_total: 0,
+            flush_done: 0,
+            batches: 0,
+            flushed: 0,
+            errors: 0,
+            lost: 0,
+        }
+    }
+
+    /// Keeps `parts` parallel to the sensor table.
+    pub(crate) fn on_register(&mut self, pos: usize) {
+        if SENSORS > 0 && pos <= self.parts.len() {
+            let _ = self.parts.insert(pos, FlashPart::default());
+        }
+    }
+
+    /// Flash-part record counts `(count, pending, available)` of slot `i`.
+    pub(crate) fn counts(&self, i: usize) -> (u32, u32, u32) {
+        self.parts
+            .get(i)
+            .map_or((0, 0, 0), |p| (p.count(), p.pending(), p.available()))
+    }
+}
+
+/// Applies an evicted run to the flash parts.
+fn evicted(table: &[Entry], parts: &mut [FlashPart], lost_total: &mut u32, ev: RunInfo) {
+    let key = crate::record::SensorKey::from(ev.key);
+    let Ok(i) = table.binary_search_by(|e| e.key().cmp(&key)) else {
+        return;
+    };
+    let Some(p) = parts.get_mut(i) else { return };
+    let end = ev.end_seq();
+    // Only records in [acked, end) of the flash part are owed to the uploader.
+    if p.is_empty() || end.wrapping_sub(p.acked) as i32 <= 0 {
+        return;
+    }
+    let end = if (end.wrapping_sub(p.end) as i32) > 0 {
+        p.end
+    } else {
+        end
+    };
+    let n = end.wrapping_sub(p.acked);
+    p.lost = p.lost.wrapping_add(n);
+    *lost_total = lost_total.wrapping_add(n);
+    p.acked = end;
+    if (end.wrapping_sub(p.read) as i32) > 0 {
+        p.read = end;
+    }
+}
+
+/// One run of a flush batch: records `[first, first + count)` of table slot `slot`.
+#[derive(Clone, Copy, Debug)]
+struct Spec {
+    slot: usize,
+    info: RunInfo,
+}
+
+/// A flush batch: records are read from the RAM sectors on demand.
+struct SpoolBatch<'a, P, const SECTORS: usize> {
+    specs: &'a [Spec],
+    ram: &'a RamStore<P, SECTORS>,
+    table: &'a [Entry],
+    rates: &'a [u32],
+    latest: u64,
+}
+
+fn rate_of(rates: &[u32], e: &Entry) -> u32 {
+    match e.rate_idx {
+        0 => 0,
+        i => rates.get(i as usize - 1).copied().unwrap_or(0),
+    }
+}
+
+fn kind_of(e: &Entry) -> Kind {
+    if e.rate_idx == 0 {
+        Kind::Evt
+    } else {
+        Kind::Tsd
+    }
+}
+
+fn ram_get<P: SectorPool, const SECTORS: usize>(
+    ram: &RamStore<P, SECTORS>,
+    rates: &[u32],
+    e: &Entry,
+    seq: u32,
+    latest: u64,
+) -> Option<Record> {
+    ram.get(e.ring, &e.seq, kind_of(e), rate_of(rates, e), seq, latest)
+}
+
+impl<P: SectorPool, const SECTORS: usize> Batch for SpoolBatch<'_, P, SECTORS> {
+    fn runs(&self) -> usize {
+        self.specs.len()
+    }
+    fn info(&self, i: usize) -> RunInfo {
+        self.specs[i].info
+    }
+    fn record(&self, i: usize, k: usize, out: &mut [u8]) {
+        let s = &self.specs[i];
+        let e = &self.table[s.slot];
+        let seq = s.info.first_seq.wrapping_add(k as u32);
+        let r = ram_get(self.ram, self.rates, e, seq, self.latest).unwrap_or(Record {
+            seq,
+            value: 0,
+            time_ms: 0,
+        });
+        match s.info.kind {
+            RecordKind::Tsd => out.copy_from_slice(&record::encode_tsd(r.value)),
+            RecordKind::Evt => {
+                out.copy_from_slice(&record::encode_evt(record::ms_to_secs(r.time_ms), r.value))
+            }
+        }
+    }
+}
+
+impl<
+    P: SectorPool,
+    const SENSORS: usize,
+    const SECTORS: usize,
+    const RATES: usize,
+    S: Storage,
+    const SPILL: usize,
+> Spool<P, SENSORS, SECTORS, RATES, S, SPILL>
+{
+    /// Sets the RAM use (percent of sectors, 1..=100) at which a write triggers a
+    /// threshold flush. Default 80.
+    pub fn set_flush_threshold(&mut self, pct: u8) {
+        self.spill.threshold_pct = pct.clamp(1, 100);
+    }
+
+    fn sectors_used(&self) -> u32 {
+        self.table
+            .iter()
+            .map(|e| RamStore::<P, SECTORS>::sectors_of(&e.seq, kind_of(e)))
+            .sum()
+    }
+
+    /// Called after every successful write: threshold flush.
+    pub(crate) fn after_write(&mut self) {
+        if !self.storage.is_persistent() || self.spill.flushing {
+            return;
+        }
+        if self.sectors_used() as usize * 100 >= self.spill.threshold_pct as usize * SECTORS {
+            let _ = self.spill_batch(false);
+        }
+    }
+
+    /// Flushes one batch: the full RAM sectors of every sensor (oldest first),
+    /// or with `all` every RAM record. Returns the number of records moved.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if the storage refused the batch (nothing changed).
+    pub fn flush(&mut self) -> Result<u32, Error> {
+        self.spill_batch(false)
+    }
+
+    pub(crate) fn spill_batch(&mut self, all: bool) -> Result<u32, Error> {
+        if !self.storage.is_persistent() {
+            return Ok(0);
+        }
+        let room = self.storage.max_batch_bytes();
+        let mut specs: heapless::Vec<Spec, MAX_RUNS> = heapless::Vec::new();
+        let mut used = 0usize;
+        'sensors: for (slot, e) in self.table.iter().enumerate() {
+            if slot >= self.spill.parts.len() {
+                break;
+            }
+            let kind = kind_of(e);
+            let n = RamStore::<P, SECTORS>::per_sector(kind);
+            let s = e.seq;
+            let stop = if all {
+                s.written()
+            } else {
+                s.written() & !(n - 1)
+            };
+            let avail = stop.wrapping_sub(s.erased());
+            if s.count() == 0 || avail == 0 || avail > s.count() {
+                continue;
+            }
+            let rkind = RecordKind::from(kind);
+            let rate = rate_of(&self.rates, e);
+            let size = kind.record_size();
+            let mut seq = s.erased();
+            while seq != stop {
+                let hdr = crate::storage::run_encoded_len(rkind, 0);
+                if used + hdr + size > room || specs.is_full() {
+                    break 'sensors;
+                }
+                let max = ((room - used - hdr) / size)
+                    .min(stop.wrapping_sub(seq) as usize)
+                    .min(u16::MAX as usize) as u32;
+                let Some(first) = ram_get(&self.ram, &self.rates, e, seq, self.latest_ms) else {
+                    break;
+                };
+                let base = first.time_ms;
+                let mut count = 1u32;
+                // A TSD run continues while the times stay on the sample grid.
+                while count < max {
+                    if kind == Kind::Tsd {
+                        let t = ram_get(
+                            &self.ram,
+                            &self.rates,
+                            e,
+                            seq.wrapping_add(count),
+                            self.latest_ms,
+                        )
+                        .map(|r| r.time_ms);
+                        if t != Some(base.wrapping_add(count as u64 * rate as u64)) {
+                            break;
+                        }
+                    }
+                    count += 1;
+                }
+                let meta = if kind == Kind::Tsd {
+                    RunMeta {
+                        base_time: base,
+                        interval: rate,
+                    }
+                } else {
+                    RunMeta::default()
+                };
+                let info = RunInfo {
+                    key: e.key().into(),
+                    kind: rkind,
+                    first_seq: seq,
+                    count: count as u16,
+                    meta,
+                };
+                used += crate::storage::run_encoded_len(rkind, count as usize);
+                let _ = specs.push(Spec { slot, info });
+                seq = seq.wrapping_add(count);
+            }
+        }
+        if specs.is_empty() {
+            return Ok(0);
+        }
+        let Self {
+            ram,
+            table,
+            rates,
+            storage,
+            spill,
+            latest_ms,
+            ..
+        } = self;
+        let batch = SpoolBatch {
+            specs: &specs,
+            ram,
+            table,
+            rates,
+            latest: *latest_ms,
+        };
+        let SpillState { parts, lost, .. } = spill;
+        let res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
+        if res.is_err() {
+            self.spill.errors = self.spill.errors.wrapping_add(1);
+            return Err(Error::Storage);
+        }
+        // The batch is on flash: move the records out of RAM.
+        let mut moved = 0u32;
+        for sp in &specs {
+            let i = sp.slot;
+            let e = self.table[i];
+            let k = sp.info.count as u32;
+            let old = e.seq;
+            let new_erased = old.erased().wrapping_add(k);
+            let new_read = if (old.read().wrapping_sub(new_erased) as i32) < 0 {
+                new_erased
+            } else {
+                old.read()
+            };
+            let Ok(new) = SeqState::from_raw(new_erased, new_read, old.written()) else {
+                return Err(Error::Invariant);
+            };
+            let p = &mut self.spill.parts[i];
+            if p.is_empty() {
+                // Flash part restarts at the RAM head; pending RAM records stay pending.
+                p.acked = old.erased();
+                p.read = old.erased();
+                p.end = old.erased();
+            }
+            // RAM records already read (pending) stay pending in the flash part;
+            // RAM pending implies the flash part was fully read (`p.read == p.end`).
+            if old.pending() > 0 {
+                p.read = if (old.read().wrapping_sub(new_erased) as i32) < 0 {
+                    old.read()
+                } else {
+                    new_erased
+                };
+            }
+            p.end = new_erased;
+            let mut ring = e.ring;
+            let kind = kind_of(&e);
+            let rate = rate_of(&self.rates, &e);
+            self.ram.release(&mut ring, &old, &new, kind, rate);
+            let e = &mut self.table[i];
+            e.seq = new;
+            e.ring = ring;
+            moved += k;
+        }
+        self.spill.batches = self.spill.batches.wrapping_add(1);
+        self.spill.flushed = self.spill.flushed.wrapping_add(moved);
+        Ok(moved)
+    }
+
+    /// Next unsent flash record of slot `i`, if its flash part has one.
+    pub(crate) fn read_flash(&mut self, i: usize) -> Result<Option<Record>, Error> {
+        let e = self.table[i];
+        let Some(p) = self.spill.parts.get(i).copied() else {
+            return Ok(None);
+        };
+        let mut p = p;
+        let mut out = [0u8; 8];
+        let key: SensorKey = e.key().into();
+        while p.available() > 0 {
+            let got = self
+                .storage
+                .read(key, p.read, &mut out)
+                .map_err(|_| Error::Storage)?;
+            let ro = match got {
+                Some(ro) if ro.first.wrapping_sub(p.read) < p.available() => ro,
+                // Nothing left in storage for this part: the rest is lost.
+                _ => {
+                    let n = p.available();
+                    self.lose(&mut p, n);
+                    break;
+                }
+            };
+            if ro.first != p.read {
+                let n = ro.first.wrapping_sub(p.read);
+                self.lose(&mut p, n);
+                continue;
+            }
+            let seq = p.read;
+            let rec = match ro.run.kind {
+                RecordKind::Tsd => {
+                    let k = seq.wrapping_sub(ro.run.first_seq) as u64;
+                    let t = ro
+                        .run
+                        .meta
+                        .base_time
+                        .wrapping_add(k * ro.run.meta.interval as u64);
+                    Record {
+                        seq,
+                        value: record::decode_tsd([out[0], out[1], out[2], out[3]]),
+                        time_ms: t,
+                    }
+                }
+                RecordKind::Evt => {
+                    let (t, v) = record::decode_evt(out);
+                    Record {
+                        seq,
+                        value: v,
+                        time_ms: t as u64 * 1000,
+                    }
+                }
+            };
+            p.read = seq.wrapping_add(1);
+            self.spill.parts[i] = p;
+            return Ok(Some(rec));
+        }
+        self.spill.parts[i] = p;
+        Ok(None)
+    }
+
+    /// `n` unsent records at `p.read` are not in storage (evicted or damaged).
+    fn lose(&mut self, p: &mut FlashPart, n: u32) {
+        if p.read == p.acked {
+            p.acked = p.acked.wrapping_add(n);
+        }
+        p.read = p.read.wrapping_add(n);
+        p.lost = p.lost.wrapping_add(n);
+        self.spill.lost = self.spill.lost.wrapping_add(n);
+    }
+
+    /// Acknowledges up to `n` pending flash records of slot `i` (one mark);
+    /// returns how many of `n` are left for RAM.
+    pub(crate) fn ack_flash(&mut self, i: usize, n: u32) -> Result<u32, Error> {
+        let Some(p) = self.spill.parts.get(i).copied() else {
+            return Ok(n);
+        };
+        let k = n.min(p.pending());
+        if k == 0 {
+            return Ok(n);
+        }
+        let upto = p.acked.wrapping_add(k);
+        let key: SensorKey = self.table[i].key().into();
+        let Self {
+            table,
+            storage,
+            spill,
+            ..
+        } = self;
+        let SpillState { parts, lost, .. } = spill;
+        storage
+            .ack(key, upto, |ev| evicted(table, parts, lost, ev))
+            .map_err(|_| Error::Storage)?;
+        let p = &mut self.spill.parts[i];
+        if (upto.wrapping_sub(p.acked) as i32) > 0 {
+            p.acked = upto;
+        }
+        Ok(n - k)
+    }
+
+    /// Pending flash records of slot `i`.
+    pub(crate) fn flash_pending(&self, i: usize) -> u32 {
+        self.spill.parts.get(i).map_or(0, |p| p.pending())
+    }
+
+    /// NACK: pending flash records of slot `i` become unsent; returns how many.
+    pub(crate) fn revert_flash(&mut self, i: usize) -> u32 {
+        match self.spill.parts.get_mut(i) {
+            Some(p) => {
+                let n = p.pending();
+                p.read = p.acked;
+                n
+            }
+            None => 0,
+        }
+    }
+
+    /// Drops the flash part of slot `i` (persisting the mark); returns how many.
+    pub(crate) fn clear_flash(&mut self, i: usize) -> Result<u32, Error> {
+        let Some(p) = self.spill.parts.get(i).copied() else {
+            return Ok(0);
+        };
+        if p.is_empty() {
+            return Ok(0);
+        }
+        let n = p.count();
+        let key: SensorKey = self.table[i].key().into();
+        let Self {
+            table,
+            storage,
+            spill,
+            ..
+        } = self;
+        let SpillState { parts, lost, .. } = spill;
+        storage
+            .ack(key, p.end, |ev| evicted(table, parts, lost, ev))
+            .map_err(|_| Error::Storage)?;
+        let p = &mut self.spill.parts[i];
+        p.acked = p.end;
+        p.read = p.end;
+        Ok(n)
+    }
+
+    /// Starts a shutdown flush of every RAM record (legacy `flush_all_to_disk`).
+    pub fn flush_all_start(&mut self) {
+        self.spill.flushing = true;
+        self.spill.flush_done = 0;
+        self.spill.flush_total = self.table.iter().map(|e| e.seq.count()).sum();
+    }
+
+    /// One step of the shutdown flush (one batch); returns the progress:
+    /// 0..=100 while records remain in RAM, 101 when RAM is empty (safe to power
+    /// off). Without a started flush, returns the current progress.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if the batch failed (nothing changed; retry or cancel).
+    pub fn flush_all_step(&mut self) -> Result<u8, Error> {
+        if self.spill.flushing && self.storage.is_persistent() {
+            let moved = self.spill_batch(true)?;
+            self.spill.flush_done = self.spill.flush_done.wrapping_add(moved);
+            if moved == 0 && self.table.iter().any(|e| e.seq.count() > 0) {
+                return Err(Error::Storage);
+            }
+        }
+        Ok(self.flush_progress())
+    }
+
+    /// Runs the shutdown flush to the end.
+    ///
+    /// # Errors
+    /// As [`Spool::flush_all_step`]; [`Error::Storage`] without persistent storage.
+    pub fn flush_all(&mut self) -> Result<(), Error> {
+        if !self.storage.is_persistent() {
+            return Err(Error::Storage);
+        }
+        self.flush_all_start();
+        while self.flush_all_step()? != 101 {}
+        Ok(())
+    }
+
+    /// Shutdown-flush progress: 101 when no record is in RAM (safe to power
+    /// off), else 0..=100 (share of the records present at the start that have
+    /// been flushed; 0 when no flush runs).
+    pub fn flush_progress(&self) -> u8 {
+        let left: u32 = self.table.iter().map(|e| e.seq.count()).sum();
+        if left == 0 {
+            if self.spill.flushing {
+                // Finished.
+            }
+            return 101;
+        }
+        if !self.spill.flushing || self.spill.flush_total == 0 {
+            return 0;
+        }
+        (self.spill.flush_done as u64 * 100 / self.spill.flush_total as u64).min(100) as u8
+    }
+
+    /// Cancels a shutdown flush (legacy `cancel_memory_flush`). Everything flushed
+    /// so far stays in storage, the rest stays in RAM; both are consistent.
+    pub fn cancel_flush(&mut self) {
+        self.spill.flushing = false;
+    }
+
+    /// Mounts the storage and rebuilds the flash part of every registered sensor
+    /// from the log (call after a reset, once the sensors are registered and
+    /// before writing). Returns the number of unacknowledged records found.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if the storage cannot be mounted or read.
+    pub fn recover_storage(&mut self) -> Result<u32, Error> {
+        self.storage.mount().map_err(|_| Error::Storage)?;
+        // seen: bit 0 = has runs, bit 1 = has ack.
+        let mut first = [0u32; SPILL];
+        let mut end = [0u32; SPILL];
+        let mut ack = [0u32; SPILL];
+        let mut seen = [0u8; SPILL];
+        let table = &self.table;
+        self.storage
+            .recover(|entry| {
+                let (key, run) = match entry {
+                    LogEntry::Run(r) => (r.key, Some(r)),
+                    LogEntry::Ack { key, .. } => (key, None),
+                };
+                let k = crate::record::SensorKey::from(key);
+                let Ok(i) = table.binary_search_by(|e| e.key().cmp(&k)) else {
+                    return;
+                };
+                if i >= SPILL {
+                    return;
+                }
+                match (run, entry) {
+                    (Some(r), _) => {
+                        if seen[i] & 1 == 0 {
+                            first[i] = r.first_seq;
+                            seen[i] |= 1;
+                        }
+                        end[i] = r.end_seq();
+                    }
+                    (None, LogEntry::Ack { upto, .. }) => {
+                        ack[i] = upto;
+                        seen[i] |= 2;
+                    }
+                    _ => {}
+                }
+            })
+            .map_err(|_| Error::Storage)?;
+        let mut total = 0u32;
+        for i in 0..self.table.len().min(SPILL) {
+            if seen[i] & 1 == 0 || self.table[i].seq.count() != 0 {
+                continue;
+            }
+            let mut acked = first[i];
+            if seen[i] & 2 != 0 && (ack[i].wrapping_sub(acked) as i32) > 0 {
+                acked = ack[i];
+            }
+            if (end[i].wrapping_sub(acked) as i32) < 0 {
+                acked = end[i];
+            }
+            let Ok(seq) = SeqState::from_raw(end[i], end[i], end[i]) else {
+                continue;
+            };
+            self.table[i].seq = seq;
+            self.spill.parts[i] = FlashPart {
+                acked,
+                read: acked,
+                end: end[i],
+                lost: 0,
+            };
+            total = total.wrapping_add(end[i].wrapping_sub(acked));
+        }
+        Ok(total)
+    }
+
+    /// Records moved to storage, batches appended, failed flushes and
+    /// unacknowledged records lost in storage (eviction or damage).
+    pub fn spill_stats(&self) -> SpillStats {
+        SpillStats {
+            flushed: self.spill.flushed,
+            batches: self.spill.batches,
+            errors: self.spill.errors,
+            lost: self.spill.lost,
+            in_storage: self.spill.parts.iter().map(|p| p.count()).sum(),
+        }
+    }
+
+    /// Checks the flash parts against the RAM state.
+    pub(crate) fn check_flash(&self) -> bool {
+        (SPILL == 0 || self.spill.parts.len() == self.table.len())
+            && self
+                .spill
+                .parts
+                .iter()
+                .zip(self.table.iter())
+                .all(|(p, e)| {
+                    let ordered = p.read.wrapping_sub(p.acked) <= p.end.wrapping_sub(p.acked);
+                    ordered && (p.is_empty() || p.end == e.seq.erased())
+                })
+    }
+}
+
+/// Spill counters (see [`Spool::spill_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpillStats {
+    /// Records moved from RAM to storage (wrapping).
+    pub flushed: u32,
+    /// Batches appended (wrapping).
+    pub batches: u32,
+    /// Flushes the storage refused (records stayed in RAM).
+    pub errors: u32,
+    /// Unacknowledged records lost in storage: evicted or damaged (wrapping).
+    pub lost: u32,
+    /// Unacknowledged records currently in storage.
+    pub in_storage: u32,
+}

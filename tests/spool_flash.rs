@@ -1,0 +1,195 @@
+//! The spool over `NorFlashStorage` (feature `_mock-flash`): threshold flush as
+//! one batch, oldest-first reads wherever records live, persisted
+//! acknowledgements across a reset, shutdown flush with progress and cancel,
+//! eviction accounting.
+
+use sensor_spool::pool::{Pool, Tier};
+use sensor_spool::record::SensorKey;
+use sensor_spool::sensor::OverflowPolicy;
+use sensor_spool::spool::{Error, Spool};
+use sensor_spool::storage::NorFlashStorage;
+use sensor_spool::storage::mock_flash::MockFlash;
+
+const SECTORS: usize = 64;
+type P = Pool<Tier<32, SECTORS, 2>, Tier<64, 0, 0>, Tier<128, 0, 0>>;
+type Flash = MockFlash<4, 1024>;
+type Fs = NorFlashStorage<Flash, 1024>;
+type S = Spool<P, 4, SECTORS, 4, Fs, 4>;
+
+const TSD: SensorKey = SensorKey { source: 1, id: 1 };
+const EVT: SensorKey = SensorKey { source: 1, id: 2 };
+const EVT2: SensorKey = SensorKey { source: 2, id: 9 };
+const RATE: u32 = 1000;
+const T0: u64 = 1_700_000_000_000;
+
+fn spool(flash: Flash) -> S {
+    let mut s = Spool::new(
+        P::new(),
+        NorFlashStorage::<_, 1024>::new(flash).unwrap(),
+        OverflowPolicy::DropOldestUnsent,
+    );
+    s.register(TSD, RATE).unwrap();
+    s.register(EVT, 0).unwrap();
+    s.register(EVT2, 0).unwrap();
+    s.recover_storage().unwrap();
+    s
+}
+
+fn value(key: SensorKey, n: u32) -> u32 {
+    n.wrapping_mul(2_654_435_761) ^ key.id
+}
+
+/// Writes `n` records per sensor, numbered from `from`.
+fn write(s: &mut S, from: u32, n: u32) {
+    for k in from..from + n {
+        let h = s.lookup(TSD).unwrap();
+        s.write(h, value(TSD, k), T0 + k as u64 * RATE as u64)
+            .unwrap();
+        let h = s.lookup(EVT).unwrap();
+        s.write(h, value(EVT, k), T0 + k as u64 * 7000).unwrap();
+        if k % 3 == 0 {
+            let h = s.lookup(EVT2).unwrap();
+            s.write(h, value(EVT2, k / 3), T0 + k as u64 * 1000)
+                .unwrap();
+        }
+    }
+}
+
+/// Reads `n` records of `key`, checking they are records `from..from + n`.
+fn read_check(s: &mut S, key: SensorKey, from: u32, n: u32) {
+    let h = s.lookup(key).unwrap();
+    for k in from..from + n {
+        let r = s
+            .read(h)
+            .unwrap_or_else(|e| panic!("{key:?} record {k}: {e:?}"));
+        assert_eq!(r.seq, k, "{key:?}: out of order");
+        assert_eq!(r.value, value(key, k), "{key:?} record {k}");
+        if key == TSD {
+            assert_eq!(r.time_ms, T0 + k as u64 * RATE as u64, "TSD time of {k}");
+        } else if key == EVT {
+            assert_eq!(r.time_ms, (T0 + k as u64 * 7000) / 1000 * 1000);
+        }
+    }
+}
+
+#[test]
+fn threshold_flush_is_one_batch_and_reads_stay_in_order() {
+    let mut s = spool(Flash::new(16, 1));
+    write(&mut s, 0, 600);
+    let sp = s.spill_stats();
+    let fs = s.storage().flash().stats();
+    eprintln!("spill: {sp:?}, flash: {fs:?}");
+    assert!(sp.batches > 0 && sp.flushed > 0, "no flush happened");
+    // One program operation per batch (frames fit the 1 KiB staging buffer).
+    assert_eq!(fs.programs, sp.batches as u64);
+    assert_eq!(sp.errors, 0);
+    // RAM stays below the threshold after every write.
+    assert!(s.stats().sectors_used as usize * 100 <= 80 * SECTORS + 100);
+    assert_eq!(s.check(), Ok(()));
+    let st = s.sensor_stats(s.lookup(TSD).unwrap()).unwrap();
+    assert_eq!(st.count, 600);
+    // Everything comes back oldest first, from flash then RAM.
+    read_check(&mut s, TSD, 0, 600);
+    read_check(&mut s, EVT, 0, 600);
+    read_check(&mut s, EVT2, 0, 200);
+    for k in [TSD, EVT, EVT2] {
+        assert_eq!(s.read(s.lookup(k).unwrap()), Err(Error::NoData));
+    }
+    // Revert: the same records again.
+    let h = s.lookup(TSD).unwrap();
+    assert_eq!(s.revert(h).unwrap(), 600);
+    read_check(&mut s, TSD, 0, 10);
+    assert_eq!(s.ack(h, 11), Err(Error::AckTooMany));
+    s.ack(h, 10).unwrap();
+    read_check(&mut s, TSD, 10, 590);
+    assert_eq!(s.ack_all(h).unwrap(), 590);
+    assert_eq!(s.sensor_stats(h).unwrap().count, 0);
+    assert_eq!(s.check(), Ok(()));
+}
+
+#[test]
+fn acknowledgements_and_flushed_records_survive_a_reset() {
+    let mut s = spool(Flash::new(16, 1));
+    write(&mut s, 0, 500);
+    let h = s.lookup(EVT).unwrap();
+    read_check(&mut s, EVT, 0, 120);
+    s.ack(h, 100).unwrap(); // 20 stay pending
+    let in_flash = s.spill_stats().in_storage;
+    assert!(in_flash > 0);
+    // Power cut: RAM is gone, the flash image stays.
+    let image = s.storage().flash().image().to_vec();
+    drop(s);
+    let mut s = spool(Flash::from_image(&image, 2));
+    assert_eq!(s.check(), Ok(()));
+    let st = s.sensor_stats(s.lookup(EVT).unwrap()).unwrap();
+    assert!(st.count > 0);
+    // The acknowledged 100 never come back; the pending 20 do (NACK on reset).
+    read_check(&mut s, EVT, 100, st.count);
+    let n = s.sensor_stats(s.lookup(TSD).unwrap()).unwrap().count;
+    read_check(&mut s, TSD, 0, n);
+    // New records continue the sequence after the flushed ones.
+    let next = s.sensor_stats(s.lookup(TSD).unwrap()).unwrap().next_seq;
+    assert!(next > 0);
+    let h = s.lookup(TSD).unwrap();
+    s.write(h, 1, T0).unwrap();
+    assert_eq!(s.sensor_stats(h).unwrap().next_seq, next + 1);
+}
+
+#[test]
+fn shutdown_flush_reports_progress_then_101_and_cancel_is_safe() {
+    let mut s = spool(Flash::new(32, 1));
+    s.set_flush_threshold(100);
+    write(&mut s, 0, 100);
+    assert_eq!(s.spill_stats().batches, 0);
+    assert!(s.flush_progress() <= 100);
+    // Cancel after one step: consistent, nothing lost.
+    s.flush_all_start();
+    let p1 = s.flush_all_step().unwrap();
+    s.cancel_flush();
+    assert_eq!(s.check(), Ok(()));
+    assert!(p1 > 0 && p1 <= 100, "first step progress {p1}");
+    assert!(s.stats().sectors_used > 0, "cancel left RAM records in RAM");
+    // Run it to the end: progress never goes down and ends at 101.
+    s.flush_all_start();
+    let mut last = 0;
+    let mut steps = 0;
+    let mut seen = Vec::new();
+    loop {
+        let p = s.flush_all_step().unwrap();
+        seen.push(p);
+        assert!(p >= last, "progress went back {last} -> {p}");
+        last = p;
+        steps += 1;
+        if p == 101 {
+            break;
+        }
+        assert!(steps < 1000);
+    }
+    eprintln!("shutdown flush: {steps} steps, progress {seen:?}");
+    assert_eq!(s.stats().sectors_used, 0);
+    assert_eq!(s.check(), Ok(()));
+    let image = s.storage().flash().image().to_vec();
+    let mut s = spool(Flash::from_image(&image, 3));
+    read_check(&mut s, TSD, 0, 100);
+    read_check(&mut s, EVT, 0, 100);
+    read_check(&mut s, EVT2, 0, 34);
+}
+
+#[test]
+fn eviction_is_oldest_first_and_counted() {
+    // 4 KiB of flash for far more data: the oldest sectors are evicted.
+    let mut s = spool(Flash::new(4, 1));
+    write(&mut s, 0, 3000);
+    let st = s.sensor_stats(s.lookup(EVT).unwrap()).unwrap();
+    let h = s.lookup(EVT).unwrap();
+    let first = s.read(h).unwrap();
+    eprintln!(
+        "eviction: EVT count {} lost {}, first readable seq {}",
+        st.count, st.lost, first.seq
+    );
+    assert!(first.seq > 0, "nothing was evicted");
+    assert!(st.lost > 0);
+    let rest = s.sensor_stats(h).unwrap().available;
+    read_check(&mut s, EVT, first.seq + 1, rest);
+    assert_eq!(s.check(), Ok(()));
+}
