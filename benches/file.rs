@@ -24,7 +24,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 6;
 
 fn run_for(key: SensorKey, first: u32, records: &[u8]) -> Run<'_> {
     Run {
@@ -34,7 +34,7 @@ fn run_for(key: SensorKey, first: u32, records: &[u8]) -> Run<'_> {
             first_seq: first,
             count: (records.len() / 4) as u16,
             meta: RunMeta {
-                base_time: first,
+                base_time: first as u64,
                 interval: 1,
             },
         },
@@ -46,7 +46,7 @@ fn main() {
     let batches: usize = std::env::var("SPOOL_BENCH_BATCHES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(150);
+        .unwrap_or(75);
     let base: PathBuf = std::env::var("SPOOL_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir());
@@ -90,7 +90,7 @@ fn main() {
             let runs: Vec<Run<'_>> = (0..sources)
                 .map(|src| run_for(SensorKey { source: src, id: 1 }, *seq, &records[..4 * n]))
                 .collect();
-            s.append(&runs, |_| {}).unwrap();
+            s.append(runs.as_slice(), |_| {}).unwrap();
             *seq = seq.wrapping_add(n as u32);
         };
         if let Some(c) = cap {

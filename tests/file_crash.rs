@@ -129,7 +129,7 @@ fn child(dir: PathBuf, seed: u64) -> ! {
     let mut out = [0u8; 256];
     loop {
         let b = m.batch(&mut rng, &keys, 48);
-        s.append(&runs_of(&b), |_| {}).unwrap();
+        s.append(runs_of(&b).as_slice(), |_| {}).unwrap();
         let mut line = String::new();
         for r in &b {
             line.push_str(&format!(

@@ -75,7 +75,7 @@ fn sweep(kind: Kind, errno: i32) -> u32 {
         let mut failed_here = false;
         for _ in 0..batches {
             let b = m.batch(&mut rng, &keys, 4);
-            match s.append(&runs_of(&b), |_| panic!("no eviction")) {
+            match s.append(runs_of(&b).as_slice(), |_| panic!("no eviction")) {
                 Ok(()) => m.commit(&b),
                 Err(e) => {
                     failed_here = true;
@@ -96,7 +96,8 @@ fn sweep(kind: Kind, errno: i32) -> u32 {
                     // Consistent: nothing of the failed batch is visible.
                     check_exact(&mut s, &m);
                     // The caller kept the batch: the retry succeeds.
-                    s.append(&runs_of(&b), |_| panic!("no eviction")).unwrap();
+                    s.append(runs_of(&b).as_slice(), |_| panic!("no eviction"))
+                        .unwrap();
                     m.commit(&b);
                     check_exact(&mut s, &m);
                 }
@@ -161,7 +162,7 @@ fn eio_on_rename_at_mount() {
         .unwrap();
     drop(s);
     let mut img = std::fs::read(&host).unwrap();
-    img[20 + 68 + 30] ^= 1; // second frame
+    img[20 + 72 + 30] ^= 1; // second frame (72 bytes each)
     std::fs::write(&host, &img).unwrap();
     let ffs = FaultFs::default();
     arm(&ffs, Kind::Rename, 0, EIO);

@@ -98,7 +98,7 @@ impl OwnedRun {
         }
         let meta = if kind == RecordKind::Tsd {
             RunMeta {
-                base_time: first.wrapping_mul(10),
+                base_time: first as u64 * 10,
                 interval: 10,
             }
         } else {
@@ -284,6 +284,9 @@ pub struct Plan {
     pub available: Option<u64>,
     /// Failures injected so far.
     pub injected: u32,
+    /// Files unlinked since the last `fsync` of their directory, with their
+    /// contents: a crash may bring them back ([`FaultFs::crash`]).
+    pub unsynced_unlinks: Vec<(PathBuf, Vec<u8>)>,
 }
 
 fn trip(f: &mut Option<Fault>, injected: &mut u32) -> Option<Fault> {
@@ -377,7 +380,14 @@ impl FileSystem for FaultFs {
         })
     }
     fn remove_file(&mut self, path: &Path) -> io::Result<()> {
-        StdFs.remove_file(path)
+        let bytes = std::fs::read(path).unwrap_or_default();
+        StdFs.remove_file(path)?;
+        self.plan
+            .lock()
+            .unwrap()
+            .unsynced_unlinks
+            .push((path.to_path_buf(), bytes));
+        Ok(())
     }
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         let f = {
@@ -399,13 +409,36 @@ impl FileSystem for FaultFs {
         if let Some(f) = f {
             return Err(io::Error::from_raw_os_error(f.errno));
         }
-        StdFs.sync_dir(path)
+        StdFs.sync_dir(path)?;
+        self.plan
+            .lock()
+            .unwrap()
+            .unsynced_unlinks
+            .retain(|(p, _)| p.parent() != Some(path));
+        Ok(())
     }
     fn available_bytes(&mut self, path: &Path) -> io::Result<u64> {
         if let Some(a) = self.plan.lock().unwrap().available {
             return Ok(a);
         }
         StdFs.available_bytes(path)
+    }
+}
+
+impl FaultFs {
+    /// A crash: of the unlinks not yet made durable by a directory fsync, a
+    /// random subset is undone (those files come back with their contents;
+    /// POSIX promises no order). Returns how many came back.
+    pub fn crash(&self, rng: &mut Rng) -> usize {
+        let v = std::mem::take(&mut self.plan.lock().unwrap().unsynced_unlinks);
+        let mut n = 0;
+        for (p, b) in &v {
+            if rng.below(2) == 0 {
+                std::fs::write(p, b).unwrap();
+                n += 1;
+            }
+        }
+        n
     }
 }
 

@@ -78,7 +78,7 @@
 //! Renames are used only by mount's repairs: a file damaged in the middle is
 //! rewritten as `<name>.tmp` (write, `fdatasync`), the original is renamed into
 //! `quarantine/`, the copy renamed into place, both directories `fsync`ed;
-//! `.tmp` leftovers are deleted at mount.
+//! a crash in between is finished at the next mount (below).
 //!
 //! # Acknowledgements
 //!
@@ -98,17 +98,19 @@
 //! deletion is counted in [`FileStats::files_deleted`].
 //!
 //! **Eviction without directory fsync.** The `unlink` of an evicted file is
-//! not followed by a directory `fsync` (that would cost one more sync per file
-//! once the store is at its cap), so a crash may bring an evicted file back.
-//! That is harmless: its unacknowledged records are delivered again (never
-//! acknowledged, so allowed), it is the oldest file and is evicted again, and
-//! its acknowledged records stay acknowledged because, before the unlink,
-//! every latest mark the file holds is rewritten into a fresh file of the same
-//! source (one `pwrite` + `fdatasync`, counted in [`FileStats::marks_copied`];
-//! rare, since a sensor that is acknowledged regularly has its latest mark in
-//! a recent file). A mark covers only records of its own source written
-//! before it, so whichever evicted files come back, the latest mark of each
-//! sensor is in a file that was never deleted.
+//! normally not followed by a directory `fsync` (that would cost one more sync
+//! per file once the store is at its cap), so a crash may bring an evicted
+//! file back. That is harmless: its unacknowledged records are delivered again
+//! (never acknowledged, so allowed), it is the oldest file and is evicted
+//! again. What must not happen is that a file with acknowledged records comes
+//! back while the file holding their mark does not. The mark covers only
+//! records of its own source written before it, i.e. in the same file or in
+//! older files of the same directory, and those were evicted first. So before
+//! a file that holds the latest mark of any sensor is unlinked, its directory
+//! is `fsync`ed, which makes every earlier deletion in it durable (counted in
+//! [`FileStats::mark_dir_syncs`]; rare, since a sensor that is acknowledged
+//! regularly has its latest mark in a recent file). If that file itself comes
+//! back, it brings its marks with it.
 //!
 //! Free-space guard: before a new file is started the filesystem's available
 //! space (`statvfs`) must be at least [`FileConfig::free_space_reserve`] plus
@@ -142,11 +144,26 @@
 //! which the store keeps its records in RAM and retries later. The detail
 //! (operation, OS error, low space) is in [`FileStorage::last_error`].
 //!
+//! # Costs
+//!
+//! - `append`: one `pwrite` + one `fdatasync` per source the batch spans (the
+//!   `fdatasync`s of a multi-source batch run concurrently); one `statvfs` per
+//!   file started; one directory `fsync` per [`SPARES`] files started; at the
+//!   cap one `unlink` per file evicted (plus a directory `fsync` if the file
+//!   held a latest acknowledgement mark).
+//! - `ack`: one 20-byte frame, one `pwrite` + `fdatasync`.
+//! - `mount` reads and checks every file once (up to `disk_limit` bytes);
+//!   `recover` reads every file once more.
+//! - `read`: served from a one-file cache; a miss reads one file (at most
+//!   `file_size` bytes) and checks its frames.
+//!
 //! # Memory
 //!
 //! Unlike the `no_std` core this back end allocates: an index of a few words per
 //! file and per sensor in it, one encode buffer, and one cached file (at most
 //! `file_size` bytes) for reads.
+
+#![forbid(unsafe_code)]
 
 mod fs;
 
@@ -160,8 +177,8 @@ use super::frame::{
     TAG_BATCH, TSD_EXTRA,
 };
 use super::{
-    FlashErrorKind, LogEntry, ReadOut, Run, RunInfo, SensorKey, Storage, StorageError,
-    StorageStats, encoded_len,
+    Batch, FlashErrorKind, LogEntry, ReadOut, RunInfo, SensorKey, Storage, StorageError,
+    StorageStats, encoded_len, run_encoded_len,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -362,9 +379,9 @@ pub struct FileStats {
     pub files_deleted: u32,
     /// Files deleted by eviction (oldest first, at the cap or by `evict_oldest`).
     pub files_evicted: u32,
-    /// Acknowledgement marks rewritten into a newer file before the file
-    /// holding them was evicted.
-    pub marks_copied: u32,
+    /// Directory fsyncs made before evicting a file that held the latest
+    /// acknowledgement mark of some sensor.
+    pub mark_dir_syncs: u32,
     /// Files moved to `quarantine/`.
     pub quarantined: u32,
     /// Files cut back to their last good frame at mount.
@@ -1031,13 +1048,22 @@ impl<F: FileSystem> FileStorage<F> {
         };
         // Never append to a file that is going away.
         self.seal(seq);
-        self.copy_marks_forward(seq)?;
         let path = self.files[&seq].path.clone();
+        if self.marks.values().any(|&(_, f)| f == seq) {
+            // It holds a latest acknowledgement mark: make every earlier
+            // deletion in its directory durable first (see the module docs).
+            if let Some(dir) = path.parent() {
+                let dir = dir.to_path_buf();
+                self.sync_dir(&dir)?;
+                self.fstats.mark_dir_syncs += 1;
+            }
+        }
         let mut img = Vec::new();
         let read_ok = self.read_image(&path, &mut img).is_ok();
         // No directory fsync: if the unlink is lost in a crash the file comes
         // back, which is harmless (see "Eviction without directory fsync").
         self.remove_counted(&path)?;
+        self.marks.retain(|_, &mut (_, f)| f != seq);
         let meta = self.files.remove(&seq).unwrap_or_else(|| unreachable!());
         self.total -= meta.len;
         self.handles.remove(&seq);
@@ -1061,54 +1087,6 @@ impl<F: FileSystem> FileStorage<F> {
             }
         }
         Ok(true)
-    }
-
-    /// Rewrites every latest acknowledgement mark held by file `seq` into a
-    /// fresh file of the mark's source (one `pwrite` + `fdatasync` per source),
-    /// so the marks outlive the file. Writes nothing if `seq` holds none.
-    fn copy_marks_forward(&mut self, seq: u64) -> Result<(), FileError> {
-        let mut moving: Vec<(SensorKey, u32)> = self
-            .marks
-            .iter()
-            .filter(|(_, v)| v.1 == seq)
-            .map(|(&k, &(u, _))| (k, u))
-            .collect();
-        if moving.is_empty() {
-            return Ok(());
-        }
-        moving.sort();
-        let pending = core::mem::take(&mut self.enc);
-        let mut res = Ok(());
-        let mut i = 0;
-        while i < moving.len() {
-            let source = moving[i].0.source;
-            self.enc.clear();
-            let start = i;
-            while i < moving.len() && moving[i].0.source == source {
-                let (key, upto) = moving[i];
-                push_ack_frame(&mut self.enc, key, upto);
-                i += 1;
-            }
-            // Always a fresh file: the file being appended to may still be
-            // cut back by a failing append.
-            if let Some(cur) = self.current.get(&source).copied() {
-                self.seal(cur);
-            }
-            match self.create_file(source, true) {
-                Ok(u) => {
-                    for &(key, upto) in &moving[start..i] {
-                        self.marks.insert(key, (upto, u.seq));
-                    }
-                    self.fstats.marks_copied += (i - start) as u32;
-                }
-                Err(e) => {
-                    res = Err(e);
-                    break;
-                }
-            }
-        }
-        self.enc = pending;
-        res
     }
 
     /// Checks the free-space guard before a new file is created.
@@ -1411,35 +1389,52 @@ impl<F: FileSystem> FileStorage<F> {
     }
 
     /// Encodes a batch frame of the runs of `source` into `self.enc`.
-    fn encode_batch(&mut self, runs: &[Run<'_>], source: u8) {
-        let body: usize = runs
-            .iter()
-            .filter(|r| r.info.key.source == source)
-            .map(|r| frame::run_hdr_len(r.info.kind) + r.records.len())
+    fn encode_batch<B: Batch + ?Sized>(&mut self, batch: &B, source: u8) {
+        let body: usize = (0..batch.runs())
+            .map(|i| batch.info(i))
+            .filter(|r| r.key.source == source)
+            .map(|r| run_encoded_len(r.kind, r.count as usize))
             .sum();
         let len = FRAME_HDR + body + CRC_LEN;
         self.enc.clear();
         self.enc
             .extend_from_slice(&frame::frame_header(TAG_BATCH, len));
-        for r in runs.iter().filter(|r| r.info.key.source == source) {
+        for i in 0..batch.runs() {
+            let info = batch.info(i);
+            if info.key.source != source {
+                continue;
+            }
             let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
-            let hl = frame::run_header(&r.info, &mut hb);
+            let hl = frame::run_header(&info, &mut hb);
             self.enc.extend_from_slice(&hb[..hl]);
-            self.enc.extend_from_slice(r.records);
+            let size = info.kind.record_size();
+            let n = info.count as usize * size;
+            match batch.slice(i) {
+                Some(r) if r.len() == n => self.enc.extend_from_slice(r),
+                _ => {
+                    let start = self.enc.len();
+                    self.enc.resize(start + n, 0);
+                    for k in 0..info.count as usize {
+                        let at = start + k * size;
+                        batch.record(i, k, &mut self.enc[at..at + size]);
+                    }
+                }
+            }
         }
         let c = CRC32.checksum(&self.enc);
         self.enc.extend_from_slice(&c.to_le_bytes());
     }
 
-    fn append_inner(
+    fn append_inner<B: Batch + ?Sized>(
         &mut self,
-        runs: &[Run<'_>],
+        runs: &B,
         on_evict: &mut impl FnMut(RunInfo),
     ) -> Result<(), FileError> {
         let mut sources: Vec<u8> = Vec::new();
-        for r in runs {
-            if !sources.contains(&r.info.key.source) {
-                sources.push(r.info.key.source);
+        for i in 0..runs.runs() {
+            let s = runs.info(i).key.source;
+            if !sources.contains(&s) {
+                sources.push(s);
             }
         }
         // One source: write + fdatasync. Several: write every frame first,
@@ -1458,8 +1453,11 @@ impl<F: FileSystem> FileStorage<F> {
             }
             let seq = undo.last().map(|u| u.seq).unwrap_or_default();
             if let Some(m) = self.files.get_mut(&seq) {
-                for r in runs.iter().filter(|r| r.info.key.source == s) {
-                    update_keys(&mut m.keys, &r.info);
+                for i in 0..runs.runs() {
+                    let info = runs.info(i);
+                    if info.key.source == s {
+                        update_keys(&mut m.keys, &info);
+                    }
                 }
             }
         }
@@ -1644,7 +1642,7 @@ impl<F: FileSystem> FileStorage<F> {
                                 run.meta.base_time = run
                                     .meta
                                     .base_time
-                                    .wrapping_add(skip.wrapping_mul(run.meta.interval));
+                                    .wrapping_add(skip as u64 * run.meta.interval as u64);
                             }
                         }
                     }
@@ -1673,52 +1671,30 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         self.largest_frame() - FRAME_HDR - CRC_LEN
     }
 
-    fn append<B: super::Batch + ?Sized, V: FnMut(RunInfo)>(
+    fn append<B: Batch + ?Sized, V: FnMut(RunInfo)>(
         &mut self,
         batch: &B,
         mut on_evict: V,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
-        // Materialise the batch's records (the file path writes whole runs).
-        let bufs: Vec<Vec<u8>> = (0..batch.runs())
-            .map(|i| match batch.slice(i) {
-                Some(s) => s.to_vec(),
-                None => {
-                    let info = batch.info(i);
-                    let size = info.kind.record_size();
-                    let mut v = vec![0u8; info.count as usize * size];
-                    for (k, out) in v.chunks_exact_mut(size).enumerate() {
-                        batch.record(i, k, out);
-                    }
-                    v
-                }
-            })
-            .collect();
-        let runs: Vec<Run<'_>> = bufs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| Run {
-                info: batch.info(i),
-                records: b,
-            })
-            .collect();
-        let runs = &runs[..];
         let mut records = 0u32;
-        for r in runs {
-            if r.info.count == 0
-                || r.records.len() != r.info.count as usize * r.info.kind.record_size()
-            {
+        for i in 0..batch.runs() {
+            let info = batch.info(i);
+            let bad_slice = batch
+                .slice(i)
+                .is_some_and(|r| r.len() != info.count as usize * info.kind.record_size());
+            if info.count == 0 || bad_slice {
                 return Err(StorageError::InvalidRun);
             }
-            records += r.info.count as u32;
+            records += info.count as u32;
         }
-        if runs.is_empty() {
+        if batch.runs() == 0 {
             return Err(StorageError::InvalidRun);
         }
-        if encoded_len(runs) > self.max_batch_bytes() {
+        if encoded_len(batch) > self.max_batch_bytes() {
             return Err(StorageError::TooLarge);
         }
-        self.append_inner(runs, &mut on_evict)?;
+        self.append_inner(batch, &mut on_evict)?;
         self.stats.batches += 1;
         self.stats.records += records;
         Ok(())
