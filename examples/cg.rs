@@ -25,11 +25,11 @@
 //!
 //! Prints one checksum line so the work cannot be optimised away.
 
+use heapless::Deque;
 use sensor_spool::pool::DefaultPool;
 use sensor_spool::profile::{self, LinuxSpool};
 use sensor_spool::record::SensorKey;
 use sensor_spool::spool::SensorHandle;
-use heapless::Deque;
 use std::alloc::{Layout, alloc, dealloc};
 use std::hint::black_box;
 

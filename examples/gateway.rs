@@ -49,7 +49,8 @@ const GW_SENSORS: usize = 1024;
 const GW_RATES: usize = 8;
 type GwPool =
     Pool<Tier<64, GW_SECTORS, { GW_SECTORS.div_ceil(32) }>, Tier<128, 0, 0>, Tier<256, 0, 0>>;
-type GwSpool<S> = Spool<GwPool, GW_SENSORS, GW_SECTORS, GW_RATES, S>;
+/// `SPILL = GW_SENSORS`: every sensor has a flash part (records spilled to storage).
+type GwSpool<S> = Spool<GwPool, GW_SENSORS, GW_SECTORS, GW_RATES, S, GW_SENSORS>;
 
 /// Simulation tick (ms): the CAN sample period.
 const TICK_MS: u64 = 100;
@@ -129,6 +130,15 @@ struct Counters {
     short_reads: u64,
     /// Any other unexpected library error.
     api_errors: u64,
+    /// Library loss counters of spools before a power cycle (dropped + rejected + evicted).
+    lost_before_reboot: u64,
+    /// Records the spool recovered from storage after the power cycle.
+    recovered: Option<u32>,
+    /// Shutdown flush: batches and progress values seen.
+    shutdown_steps: u32,
+    /// Records acknowledged by the cloud that the library had meanwhile evicted
+    /// from storage (and counted lost) while their packet was in flight.
+    evicted_in_flight: u64,
     first_api_error: Option<String>,
 }
 
@@ -175,6 +185,10 @@ struct Gateway<S: Storage> {
     events: Vec<usize>,
     gps: [usize; 3],
     ledger: Ledger,
+    /// Per sensor: its lost counter from spools before a power cycle.
+    lost_before: Vec<u64>,
+    /// Per sensor: delivered records the library counted lost (evicted in flight).
+    in_flight_lost: Vec<u64>,
     up: Uploader,
     rng: Rng,
     c: Counters,
@@ -183,15 +197,11 @@ struct Gateway<S: Storage> {
 
 impl<S: Storage> Gateway<S> {
     fn new(storage: S, a: &Args) -> Result<Self, String> {
-        let mut spool = Box::new(GwSpool::new(
+        let spool = Box::new(GwSpool::new(
             GwPool::new(),
             storage,
             OverflowPolicy::DropOldestUnsent,
         ));
-        spool
-            .storage_mut()
-            .mount()
-            .map_err(|e| format!("storage mount failed: {e}"))?;
         let mut g = Gateway {
             spool,
             sensors: Vec::new(),
@@ -200,6 +210,8 @@ impl<S: Storage> Gateway<S> {
             events: Vec::new(),
             gps: [0; 3],
             ledger: Ledger::new(),
+            lost_before: Vec::new(),
+            in_flight_lost: Vec::new(),
             up: Uploader {
                 online: true,
                 change_ms: 0,
@@ -236,6 +248,11 @@ impl<S: Storage> Gateway<S> {
             let s = g.add(SensorKey::new(0, 500 + i), 0)?;
             g.events.push(s);
         }
+        // After registration: mount the storage and rebuild the sensors' flash parts
+        // (nothing on a fresh partition).
+        g.spool
+            .recover_storage()
+            .map_err(|e| format!("storage mount/recovery failed: {e}"))?;
         let now = g.now;
         let Gateway { up, rng, .. } = &mut g;
         up.schedule(now, rng);
@@ -249,6 +266,8 @@ impl<S: Storage> Gateway<S> {
             .map_err(|e| format!("register {key:?}: {e}"))?;
         // TSD sample k is taken at T0 + k * period (first sample at T0).
         let ledger = self.ledger.add(key, rate_ms, self.now);
+        self.lost_before.push(0);
+        self.in_flight_lost.push(0);
         self.sensors.push(Sensor {
             handle,
             ledger,
@@ -404,8 +423,22 @@ impl<S: Storage> Gateway<S> {
             Outcome::Ack => {
                 self.c.packets_ok += 1;
                 for &(s, n) in &p.entries {
+                    let h = self.sensors[s].handle;
+                    // Records read for this packet may have been evicted from storage
+                    // while it was in flight (the storage was full): the library then
+                    // counts them lost and no longer holds them as pending, although
+                    // the cloud got them. Count those apart (an over-count of loss,
+                    // never an under-count) and acknowledge what is still pending.
+                    let pending = self.spool.sensor_stats(h).map_or(n, |st| st.pending);
+                    let n = if pending < n {
+                        self.c.evicted_in_flight += (n - pending) as u64;
+                        self.in_flight_lost[self.sensors[s].ledger] += (n - pending) as u64;
+                        pending
+                    } else {
+                        n
+                    };
                     // erase_specific_samples(csb, csd, i, n)
-                    if let Err(e) = self.spool.ack(self.sensors[s].handle, n) {
+                    if let Err(e) = self.spool.ack(h, n) {
                         self.c.api_error("ack", e);
                     }
                 }
@@ -431,37 +464,84 @@ impl<S: Storage> Gateway<S> {
 
     fn status(&self, phase: &str) -> String {
         let st = self.spool.stats();
-        let store = storage_line(self.spool.storage());
+        let sp = self.spool.spill_stats();
         let h = (self.now - T0_MS) / 1000;
         format!(
-            "[{phase} {:>3}:{:02}:{:02}] link {} | stored {:>9} ({} pending) | RAM sectors {:>4}/{} | {store} | uploads ok {} nack {} timeout {} | dropped {} rejected {}",
+            "[{phase} {:>3}:{:02}:{:02}] link {} | RAM {:>6} rec | storage {:>8} rec | uploads ok {} nack {} timeout {} | dropped {} rejected {} | flushes {} | evicted {}",
             h / 3600,
             h / 60 % 60,
             h % 60,
             if self.up.online { "up  " } else { "DOWN" },
-            st.records,
-            st.pending,
-            st.sectors_used,
-            st.sectors_total,
+            st.records.wrapping_sub(sp.in_storage),
+            sp.in_storage,
             self.c.packets_ok,
             self.c.packets_nack,
             self.c.packets_timeout,
             st.dropped,
             st.rejected,
+            sp.batches,
+            sp.lost,
         )
     }
-}
 
-/// One-line description of the storage state.
-fn storage_line<S: Storage>(s: &S) -> String {
-    if !s.is_persistent() {
-        return "storage: none".into();
+    /// Ignition off and a power cut: the packet in flight is abandoned (reverted),
+    /// the shutdown flush (`flush_all_to_disk` / `get_flush_progress`) moves every RAM
+    /// record to storage until the progress says 101 (safe to power off), RAM is lost,
+    /// and a new spool over the same storage registers the sensors again and recovers
+    /// the flushed records (`recover_storage`).
+    fn power_cycle(&mut self, take: fn(&mut S) -> S, live: &mut Live) -> Result<(), String> {
+        if let Some(p) = self.up.inflight.take() {
+            self.c.packets_timeout += 1;
+            for &(s, _) in &p.entries {
+                if let Err(e) = self.spool.revert(self.sensors[s].handle) {
+                    self.c.api_error("revert", e);
+                }
+            }
+        }
+        self.spool.flush_all_start();
+        loop {
+            match self.spool.flush_all_step() {
+                Ok(101) => break,
+                Ok(p) => {
+                    self.c.shutdown_steps += 1;
+                    live.show(&format!("[shutdown] flush progress {p:>3} %"), false);
+                }
+                Err(e) => return Err(format!("shutdown flush failed: {e}")),
+            }
+            if self.c.shutdown_steps > 10_000_000 {
+                return Err("shutdown flush does not finish".into());
+            }
+        }
+        self.c.shutdown_steps += 1;
+        // The loss counters of this spool die with it: carry them over.
+        let st = self.spool.stats();
+        let sp = self.spool.spill_stats();
+        self.c.lost_before_reboot += st.dropped as u64 + st.rejected as u64 + sp.lost as u64;
+        for sen in &self.sensors {
+            let lost = self.spool.sensor_stats(sen.handle).map_or(0, |s| s.lost);
+            self.lost_before[sen.ledger] += lost as u64;
+        }
+        // Power cut: RAM is gone, the storage is what the next boot finds.
+        let storage = take(self.spool.storage_mut());
+        let mut spool = Box::new(GwSpool::new(
+            GwPool::new(),
+            storage,
+            OverflowPolicy::DropOldestUnsent,
+        ));
+        for sen in &mut self.sensors {
+            let l = &self.ledger.sensors[sen.ledger];
+            sen.handle = spool
+                .register(l.key, l.period_ms)
+                .map_err(|e| format!("register after reboot: {e}"))?;
+        }
+        self.spool = spool;
+        let n = self
+            .spool
+            .recover_storage()
+            .map_err(|e| format!("recovery after reboot failed: {e}"))?;
+        self.c.recovered = Some(n);
+        Ok(())
     }
-    let st = s.stats();
-    format!(
-        "storage: {} batches, {} acks, evicted {} sectors / {} records",
-        st.batches, st.acks, st.evicted_sectors, st.evicted_records
-    )
 }
 
 /// Live status printer: `\r`-updated on a terminal, a plain line every 5 s otherwise.
@@ -502,8 +582,17 @@ impl Live {
 
 /// Extra report lines about a storage back end.
 type Extra<S> = fn(&S) -> Vec<String>;
+/// The storage as the next boot finds it (moved out of the old spool); `None` for
+/// RAM-only runs (no power cycle).
+type Take<S> = Option<fn(&mut S) -> S>;
 
-fn run<S: Storage>(storage: S, a: &Args, describe: &str, extra: Extra<S>) -> Result<bool, String> {
+fn run<S: Storage>(
+    storage: S,
+    a: &Args,
+    describe: &str,
+    extra: Extra<S>,
+    take: Take<S>,
+) -> Result<bool, String> {
     let wall = Instant::now();
     let mut g = Gateway::new(storage, a)?;
     println!(
@@ -532,7 +621,7 @@ fn run<S: Storage>(storage: S, a: &Args, describe: &str, extra: Extra<S>) -> Res
             if tick >= limit {
                 break;
             }
-        } else if tick.is_multiple_of(600) && wall.elapsed().as_secs_f64() >= a.duration_s {
+        } else if tick.is_multiple_of(10) && wall.elapsed().as_secs_f64() >= a.duration_s {
             break;
         }
         g.now = T0_MS + tick * TICK_MS;
@@ -552,7 +641,13 @@ fn run<S: Storage>(storage: S, a: &Args, describe: &str, extra: Extra<S>) -> Res
     }
     live.show(&g.status("drive"), true);
     live.end();
-    // Ignition off, link back: drain everything (no new samples, no faults).
+    // Ignition off: shutdown flush, power cut, reboot, recovery.
+    if let Some(take) = take.filter(|_| !a.no_power_cycle) {
+        g.power_cycle(take, &mut live)?;
+        live.show(&format!("[shutdown] flush progress 101 (safe to power off); rebooted, {} records recovered from storage", g.c.recovered.unwrap_or(0)), true);
+        live.end();
+    }
+    // Link back: drain everything (no new samples, no faults).
     g.up.online = true;
     let drain_start = g.now;
     while g.now - drain_start < MAX_DRAIN_MS {
@@ -604,18 +699,30 @@ fn report<S: Storage>(
         hms(g.c.longest_outage_ms)
     );
     println!(
-        "uploads: {} ok, {} nack, {} timeout; {} records sent (re-sends included)",
-        g.c.packets_ok, g.c.packets_nack, g.c.packets_timeout, g.c.records_sent
+        "uploads: {} ok, {} nack, {} timeout; {} records sent (re-sends included); {} records acknowledged after the library had evicted them in flight",
+        g.c.packets_ok,
+        g.c.packets_nack,
+        g.c.packets_timeout,
+        g.c.records_sent,
+        g.c.evicted_in_flight
     );
     println!(
         "samples: {written} written, {delivered} delivered ({:.2} M/s of wall time)",
         written as f64 / wall / 1e6
     );
-    let library_lost = st.dropped as u64 + st.rejected as u64;
+    let sp = g.spool.spill_stats();
+    let library_lost =
+        g.c.lost_before_reboot + st.dropped as u64 + st.rejected as u64 + sp.lost as u64;
     println!(
-        "library counted: {} dropped from RAM on overflow, {} writes rejected (example saw {rejected_seen})",
-        st.dropped, st.rejected
+        "library counted (this boot): {} dropped from RAM on overflow, {} writes rejected (example saw {rejected_seen} in all), {} evicted from storage unsent; before the power cycle: {} lost in all",
+        st.dropped, st.rejected, sp.lost, g.c.lost_before_reboot
     );
+    if let Some(n) = g.c.recovered {
+        println!(
+            "ignition off: shutdown flush in {} steps to progress 101, power cut, {n} unsent records recovered from storage after reboot",
+            g.c.shutdown_steps
+        );
+    }
     if g.spool.storage().is_persistent() {
         println!(
             "storage: {} batches, {} records appended, {} ack marks, {} sectors / {} records evicted, {} bad frames",
@@ -655,20 +762,24 @@ fn report<S: Storage>(
         delivered + missing == written,
         format!("{delivered} + {missing} == {written}"),
     );
+    let eif = g.c.evicted_in_flight;
     check(
-        "every missing sample is counted by the library (dropped + rejected + evicted)",
-        missing == library_lost,
-        format!("missing {missing}, library counted {library_lost}"),
+        "every missing sample is counted by the library (dropped + rejected + evicted unsent)",
+        missing + eif == library_lost,
+        format!(
+            "missing {missing} + delivered but evicted in flight {eif} == library counted {library_lost}"
+        ),
     );
     let mut per_sensor_bad = 0;
     for sen in &g.sensors {
         let l = &g.ledger.sensors[sen.ledger];
-        let lost = g
-            .spool
-            .sensor_stats(sen.handle)
-            .map(|s| s.lost)
-            .unwrap_or(0);
-        if l.missing.min(u16::MAX as u64) != lost as u64 {
+        let lost = g.spool.sensor_stats(sen.handle).map_or(0, |s| s.lost);
+        // The per-sensor counter saturates at 65535 (legacy u16): such sensors are
+        // covered by the total above.
+        if lost == u16::MAX {
+            continue;
+        }
+        if l.missing + g.in_flight_lost[sen.ledger] != g.lost_before[sen.ledger] + lost as u64 {
             per_sensor_bad += 1;
         }
     }
@@ -758,6 +869,11 @@ fn main() {
                     &a,
                     &format!("NOR flash ({sectors} x 4 KiB sectors, simulated)"),
                     flash_report,
+                    Some(|s| {
+                        // The flash part keeps its contents over the power cycle.
+                        let blank = NorFlashStorage::new(SimFlash::new(2)).expect("geometry");
+                        std::mem::replace(s, blank)
+                    }),
                 ),
                 Err(e) => Err(format!("NorFlashStorage::new: {e}")),
             }
@@ -780,6 +896,7 @@ fn main() {
                     &a,
                     &format!("files in {} ({kib} KiB limit)", dir.display()),
                     files_report,
+                    Some(|s| FileStorage::new(s.config().clone()).expect("reopen the directory")),
                 ),
                 Err(e) => Err(format!("FileStorage::new({}): {e}", dir.display())),
             };
@@ -788,7 +905,7 @@ fn main() {
             }
             r
         }
-        StorageKind::Ram => run(NoStorage, &a, "none (RAM only)", |_| Vec::new()),
+        StorageKind::Ram => run(NoStorage, &a, "none (RAM only)", |_| Vec::new(), None),
     };
     match result {
         Ok(true) => {}

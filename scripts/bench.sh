@@ -152,7 +152,7 @@ if ! skip file; then
     if [ $rc -eq 0 ]; then
         # "  batch(rec) bytes/b raw MB/s file MB/s raw us/b file us/b ratio"; labels may be "4096 at cap" / "3x1024 src"
         while IFS=$'\t' read -r label raw file ratio; do
-            row "file" "ingest, batch of $label records" "$file MB/s" "raw write+fdatasync" "$raw MB/s" "$ratio" "ours / raw, higher is better (target >= 0.80x)"
+            row "file" "ingest, batch: $label (records)" "$file MB/s" "raw write+fdatasync" "$raw MB/s" "$ratio" "ours / raw, higher is better (target >= 0.80x)"
         done < <(awk '
             /^ *[0-9]/ && $NF ~ /x$/ {
                 n = NF; label = $1; for (i = 2; i <= n - 6; i++) label = label " " $i

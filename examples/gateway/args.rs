@@ -41,6 +41,8 @@ pub struct Args {
     pub storage_kib: u32,
     /// Live status line on/off.
     pub quiet: bool,
+    /// Skip the shutdown flush + power cycle before the drain.
+    pub no_power_cycle: bool,
 }
 
 pub const HELP: &str = "\
@@ -75,6 +77,8 @@ FLAGS:
                          [default: 0.05]
     --packet-bytes N     upload payload size [default: 32768]
     --seed N             random seed (link outages, faults, events) [default: 1]
+    --no-power-cycle     skip the ignition-off shutdown flush, power cut and recovery
+                         that run before the final drain (flash and files)
     --quiet              no live status line
     -h, --help           this text
 ";
@@ -94,6 +98,7 @@ impl Default for Args {
             packet_bytes: 32 * 1024,
             storage_kib: 4096,
             quiet: false,
+            no_power_cycle: false,
         }
     }
 }
@@ -145,6 +150,7 @@ pub fn parse_from(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
             "--packet-bytes" => a.packet_bytes = num(&flag, val())?,
             "--seed" => a.seed = num(&flag, val())?,
             "--quiet" => a.quiet = true,
+            "--no-power-cycle" => a.no_power_cycle = true,
             other => return Err(format!("unknown flag '{other}' (see --help)")),
         }
     }
