@@ -139,6 +139,8 @@ struct Counters {
     /// Records acknowledged by the cloud that the library had meanwhile evicted
     /// from storage (and counted lost) while their packet was in flight.
     evicted_in_flight: u64,
+    /// Records the spool before the power cycle moved to storage.
+    flushed_before_reboot: u64,
     first_api_error: Option<String>,
 }
 
@@ -517,6 +519,7 @@ impl<S: Storage> Gateway<S> {
         let st = self.spool.stats();
         let sp = self.spool.spill_stats();
         self.c.lost_before_reboot += st.dropped as u64 + st.rejected as u64 + sp.lost as u64;
+        self.c.flushed_before_reboot += sp.flushed as u64;
         for sen in &self.sensors {
             let lost = self.spool.sensor_stats(sen.handle).map_or(0, |s| s.lost);
             self.lost_before[sen.ledger] += lost as u64;
@@ -581,7 +584,8 @@ impl Live {
 }
 
 /// Extra report lines about a storage back end.
-type Extra<S> = fn(&S) -> Vec<String>;
+/// (storage, records spilled to storage over the whole run)
+type Extra<S> = fn(&S, u64) -> Vec<String>;
 /// The storage as the next boot finds it (moved out of the old spool); `None` for
 /// RAM-only runs (no power cycle).
 type Take<S> = Option<fn(&mut S) -> S>;
@@ -729,7 +733,8 @@ fn report<S: Storage>(
             ss.batches, ss.records, ss.acks, ss.evicted_sectors, ss.evicted_records, ss.bad_frames
         );
     }
-    for line in extra(g.spool.storage()) {
+    let spilled = g.c.flushed_before_reboot + sp.flushed as u64;
+    for line in extra(g.spool.storage(), spilled) {
         println!("{line}");
     }
     // The proof.
@@ -825,10 +830,10 @@ fn report<S: Storage>(
     ok
 }
 
-fn flash_report(s: &NorFlashStorage<SimFlash>) -> Vec<String> {
+fn flash_report(s: &NorFlashStorage<SimFlash>, spilled: u64) -> Vec<String> {
     let f = s.flash().stats();
     let (max, min) = s.flash().erase_spread();
-    let recs = s.stats().records.max(1) as f64;
+    let recs = spilled.max(1) as f64;
     vec![format!(
         "flash: {} program ops, {} bytes programmed ({:.2} B per record spilled), {} erases (per sector: max {max}, min {min}), {} bytes read",
         f.programs,
@@ -839,7 +844,7 @@ fn flash_report(s: &NorFlashStorage<SimFlash>) -> Vec<String> {
     )]
 }
 
-fn files_report(s: &FileStorage) -> Vec<String> {
+fn files_report(s: &FileStorage, _spilled: u64) -> Vec<String> {
     let f = s.file_stats();
     vec![format!(
         "files: {} files now ({} bytes), {} created, {} evicted, {} fdatasync, {} directory fsync, {} I/O errors",
@@ -905,7 +910,7 @@ fn main() {
             }
             r
         }
-        StorageKind::Ram => run(NoStorage, &a, "none (RAM only)", |_| Vec::new(), None),
+        StorageKind::Ram => run(NoStorage, &a, "none (RAM only)", |_, _| Vec::new(), None),
     };
     match result {
         Ok(true) => {}
