@@ -164,8 +164,13 @@ fn add(a: &mut MockStats, d: MockStats) {
 }
 
 fn ours<const W: usize>(batch: u32) -> Row {
+    ours_with::<W>(batch, true)
+}
+
+fn ours_with<const W: usize>(batch: u32, fill: bool) -> Row {
     let flash = Shared::<W>::new(false);
     let st = RefCell::new(NorFlashStorage::<_>::new(flash.clone()).unwrap());
+    st.borrow_mut().set_fill_sectors(fill);
     st.borrow_mut().mount().unwrap();
     let mut append = MockStats::default();
     let acked = RefCell::new([0u32; SENSORS as usize]);
@@ -210,7 +215,11 @@ fn ours<const W: usize>(batch: u32) -> Row {
         },
     );
     Row {
-        system: "sensor-spool NorFlashStorage",
+        system: if fill {
+            "sensor-spool NorFlashStorage"
+        } else {
+            "sensor-spool NorFlashStorage (fill_sectors off)"
+        },
         w: W,
         batch,
         drain: "read+ack marks",
@@ -328,6 +337,7 @@ fn main() {
         )*};
     }
     rows!(4, 8, 32);
+    rows.push(ours_with::<8>(32, false));
     let payload = SAMPLES as f64 * 8.0;
     println!(
         "\nFlash cost, {SAMPLES} x 8-byte samples, {SENSORS} sensors, {SECTORS} x {E} B sectors, drain every {DRAIN_EVERY} samples\n"

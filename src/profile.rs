@@ -62,6 +62,10 @@ pub const fn linux() -> LinuxSpool {
     Spool::new(LinuxPool::new(), RamOnly, OverflowPolicy::DropOldestUnsent)
 }
 
+// The budgets hold on every target (checked at compile time, host and embedded).
+const _: () = assert!(core::mem::size_of::<WicedSpool>() <= 12 * 1024);
+const _: () = assert!(core::mem::size_of::<LinuxSpool>() <= 64 * 1024);
+
 /// RAM figures of one spool geometry.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Footprint {

@@ -244,28 +244,34 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         self.gaps_clamped
     }
 
+    #[inline]
     fn link(&self, s: u16) -> u16 {
         let e = self.side[s as usize];
         e[0] as u16 | ((e[1] as u16 & 0xF) << 8)
     }
+    #[inline]
     fn aux(&self, s: u16) -> u16 {
         let e = self.side[s as usize];
         (e[1] as u16 >> 4) | ((e[2] as u16) << 4)
     }
+    #[inline]
     fn set_link(&mut self, s: u16, v: u16) {
         let e = &mut self.side[s as usize];
         e[0] = v as u8;
         e[1] = (e[1] & 0xF0) | ((v >> 8) as u8 & 0xF);
     }
+    #[inline]
     fn set_aux(&mut self, s: u16, v: u16) {
         let e = &mut self.side[s as usize];
         e[1] = (e[1] & 0x0F) | ((v as u8 & 0xF) << 4);
         e[2] = (v >> 4) as u8;
     }
 
+    #[inline]
     fn anchor(&self, r: Ring) -> u32 {
         self.aux(r.head()) as u32 | (self.link(r.tail()) as u32) << 12 | r.hi() << 24
     }
+    #[inline]
     fn set_anchor(&mut self, r: &mut Ring, a: u32) {
         self.set_aux(r.head(), (a & 0xFFF) as u16);
         self.set_link(r.tail(), ((a >> 12) & 0xFFF) as u16);
@@ -273,6 +279,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     }
 
     /// Number of sectors a sensor with state `s` holds (derived, not stored).
+    #[inline]
     pub fn sectors_of(s: &SeqState, kind: Kind) -> u32 {
         if s.count() == 0 {
             return 0;
@@ -283,6 +290,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     }
 
     /// Whether appending record number `s.written()` needs a new sector.
+    #[inline]
     pub fn needs_sector(s: &SeqState, kind: Kind) -> bool {
         s.count() == 0 || s.written() & (Self::per_sector(kind) - 1) == 0
     }
@@ -291,6 +299,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     /// `s` accepted the write (the caller advances `s` afterwards). Returns `false`, with
     /// nothing changed, if a new sector was needed and the tier is exhausted.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn append(
         &mut self,
         r: &mut Ring,
@@ -351,6 +360,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
 
     /// Walks `hops` sectors from the head (stopping at the tail), accumulating TSD base
     /// time from `base`. Returns `(sector, base, previous sector)`.
+    #[inline]
     fn walk(&self, r: Ring, hops: u32, mut base: u32, rate: u32, n: u32) -> (u16, u32, u16) {
         let mut cur = r.head();
         let mut prev = NONE;
@@ -373,6 +383,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
 
     /// The record with sequence number `seq` (which must satisfy `erased <= seq <
     /// written` for state `s`), or `None` if it is not stored.
+    #[inline(always)]
     pub fn get(
         &self,
         r: Ring,
@@ -418,6 +429,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     }
 
     /// Frees the head sector (all its records are gone). Bounded, O(1).
+    #[inline]
     fn pop_head(&mut self, r: &mut Ring, kind: Kind, rate: u32) {
         let head = r.head();
         if head == r.tail() {
@@ -443,6 +455,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     /// Returns to the pool every head sector left behind when `erased` moved from
     /// `old.erased()` to `new.erased()` (ack, ack_all, drop). Call after updating the
     /// state; `new` is the state after the change.
+    #[inline]
     pub fn release(&mut self, r: &mut Ring, old: &SeqState, new: &SeqState, kind: Kind, rate: u32) {
         if r.is_empty() {
             return;

@@ -239,6 +239,10 @@ impl Entry {
 
 /// Size in bytes of one sensor-table entry (all per-sensor metadata).
 pub const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
+const _: () = assert!(
+    ENTRY_SIZE == 24,
+    "per-sensor metadata must stay at 24 bytes"
+);
 
 /// The spool: `SENSORS` sensor slots, a RAM store over `SECTORS` sectors of pool `P`,
 /// up to `RATES` distinct TSD sample rates, storage back end `S`, and `SPILL` flash-part
@@ -333,6 +337,7 @@ impl<
         self.table.binary_search_by(|e| e.key().cmp(&key))
     }
 
+    #[inline]
     fn resolve(&self, h: SensorHandle) -> Result<usize, Error> {
         match self.table.get(h.index as usize) {
             Some(e) if e.id == h.key.id && e.source == h.key.source => Ok(h.index as usize),
@@ -341,10 +346,7 @@ impl<
     }
 
     fn rate_of(&self, e: &Entry) -> u32 {
-        match e.rate_idx {
-            0 => 0,
-            i => self.rates.get(i as usize - 1).copied().unwrap_or(0),
-        }
+        rate_in(&self.rates, e.rate_idx)
     }
 
     fn kind_of(e: &Entry) -> Kind {
@@ -433,16 +435,32 @@ impl<
         if time_ms > self.latest_ms {
             self.latest_ms = time_ms;
         }
-        let e = self.table[i];
-        let kind = Self::kind_of(&e);
-        let rate = self.rate_of(&e);
+        if self.try_append(i, value, time_ms)? {
+            self.after_write();
+            return Ok(());
+        }
+        self.make_room(i)?;
+        if self.try_append(i, value, time_ms)? {
+            self.after_write();
+            Ok(())
+        } else {
+            Err(Error::Invariant)
+        }
+    }
+
+    /// Appends to sensor `i`; `Ok(false)` (nothing changed) if a sector was needed and
+    /// the tier is exhausted.
+    #[inline]
+    fn try_append(&mut self, i: usize, value: u32, time_ms: u64) -> Result<bool, Error> {
+        let e = &mut self.table[i];
+        let kind = Self::kind_of(e);
+        let rate = rate_in(&self.rates, e.rate_idx);
         let mut seq = e.seq;
         if seq.write().is_err() {
             return Err(Error::Full);
         }
-        let mut ring = e.ring;
         if !self.ram.append(
-            &mut ring,
+            &mut e.ring,
             &e.seq,
             kind,
             rate,
@@ -450,30 +468,10 @@ impl<
             time_ms,
             self.latest_ms,
         ) {
-            self.make_room(i)?;
-            let e = self.table[i];
-            seq = e.seq;
-            if seq.write().is_err() {
-                return Err(Error::Full);
-            }
-            ring = e.ring;
-            if !self.ram.append(
-                &mut ring,
-                &e.seq,
-                kind,
-                rate,
-                value,
-                time_ms,
-                self.latest_ms,
-            ) {
-                return Err(Error::Invariant);
-            }
+            return Ok(false);
         }
-        let e = &mut self.table[i];
         e.seq = seq;
-        e.ring = ring;
-        self.after_write();
-        Ok(())
+        Ok(true)
     }
 
     /// Legacy write: `utc_seconds` (0 = clock not synced) as the time.
@@ -547,17 +545,17 @@ impl<
         if let Some(r) = self.read_flash(i)? {
             return Ok(r);
         }
-        let e = self.table[i];
+        let e = &self.table[i];
         if e.seq.available() == 0 {
             return Err(Error::NoData);
         }
-        let rec = self.get(&e, e.seq.read())?;
-        let mut seq = e.seq;
-        seq.read_next().map_err(|_| Error::NoData)?;
-        self.table[i].seq = seq;
+        let rec = self.get(e, e.seq.read())?;
+        let e = &mut self.table[i];
+        e.seq.read_next().map_err(|_| Error::NoData)?;
         Ok(rec)
     }
 
+    #[inline(always)]
     fn get(&self, e: &Entry, seq: u32) -> Result<Record, Error> {
         self.ram
             .get(
@@ -629,23 +627,22 @@ impl<
         }
         // Flash records first (one persisted mark), then RAM.
         let n = self.ack_flash(i, n)?;
-        let e = self.table[i];
-        let mut seq = e.seq;
+        let mut seq = self.table[i].seq;
         seq.ack(n).map_err(|err| match err {
             SeqError::TooMany => Error::AckTooMany,
             _ => Error::Invariant,
         })?;
-        self.commit_erase(i, e, seq);
+        self.commit_erase(i, seq);
         Ok(())
     }
 
-    fn commit_erase(&mut self, i: usize, e: Entry, seq: SeqState) {
-        let mut ring = e.ring;
-        self.ram
-            .release(&mut ring, &e.seq, &seq, Self::kind_of(&e), self.rate_of(&e));
+    #[inline]
+    fn commit_erase(&mut self, i: usize, seq: SeqState) {
         let e = &mut self.table[i];
+        let kind = Self::kind_of(e);
+        let rate = rate_in(&self.rates, e.rate_idx);
+        self.ram.release(&mut e.ring, &e.seq, &seq, kind, rate);
         e.seq = seq;
-        e.ring = ring;
     }
 
     /// Acknowledges every pending record; returns how many.
@@ -656,10 +653,9 @@ impl<
         let i = self.resolve(h)?;
         let flash = self.flash_pending(i);
         self.ack_flash(i, flash)?;
-        let e = self.table[i];
-        let mut seq = e.seq;
+        let mut seq = self.table[i].seq;
         let n = seq.ack_all();
-        self.commit_erase(i, e, seq);
+        self.commit_erase(i, seq);
         Ok(n + flash)
     }
 
@@ -775,6 +771,14 @@ impl<
             return Err(CheckError::Storage);
         }
         Ok(())
+    }
+}
+
+#[inline]
+fn rate_in(rates: &[u32], idx: u8) -> u32 {
+    match idx {
+        0 => 0,
+        i => rates.get(i as usize - 1).copied().unwrap_or(0),
     }
 }
 

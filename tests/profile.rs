@@ -93,3 +93,23 @@ fn profiles_fill_and_drain() {
     assert_eq!(s.read(h).unwrap().value, 8);
     assert_eq!(s.check(), Ok(()));
 }
+
+#[test]
+fn spool_is_a_static_behind_a_critical_section_mutex() {
+    use core::cell::RefCell;
+    use critical_section::Mutex;
+    use sensor_spool::record::SensorKey;
+    static SPOOL: Mutex<RefCell<profile::WicedSpool>> = Mutex::new(RefCell::new(profile::wiced()));
+    let v = critical_section::with(|cs| {
+        let mut s = SPOOL.borrow_ref_mut(cs);
+        let h = s.register(SensorKey::new(3, 3), 500).unwrap();
+        s.write(h, 99, 1_000).unwrap();
+        s.read(h).unwrap()
+    });
+    assert_eq!((v.value, v.time_ms), (99, 1_000));
+    eprintln!(
+        "size_of WicedSpool {} B, LinuxSpool {} B",
+        core::mem::size_of::<profile::WicedSpool>(),
+        core::mem::size_of::<profile::LinuxSpool>()
+    );
+}
