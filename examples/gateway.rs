@@ -141,6 +141,8 @@ struct Counters {
     evicted_in_flight: u64,
     /// Records the spool before the power cycle moved to storage.
     flushed_before_reboot: u64,
+    /// Unacknowledged records the spool held (all in storage) at the power cut.
+    stored_at_cut: u64,
     first_api_error: Option<String>,
 }
 
@@ -520,6 +522,7 @@ impl<S: Storage> Gateway<S> {
         let sp = self.spool.spill_stats();
         self.c.lost_before_reboot += st.dropped as u64 + st.rejected as u64 + sp.lost as u64;
         self.c.flushed_before_reboot += sp.flushed as u64;
+        self.c.stored_at_cut = st.records as u64;
         for sen in &self.sensors {
             let lost = self.spool.sensor_stats(sen.handle).map_or(0, |s| s.lost);
             self.lost_before[sen.ledger] += lost as u64;
@@ -723,8 +726,8 @@ fn report<S: Storage>(
     );
     if let Some(n) = g.c.recovered {
         println!(
-            "ignition off: shutdown flush in {} steps to progress 101, power cut, {n} unsent records recovered from storage after reboot",
-            g.c.shutdown_steps
+            "ignition off: shutdown flush in {} steps to progress 101; {} unacknowledged records held at the power cut, {n} recovered from storage after reboot",
+            g.c.shutdown_steps, g.c.stored_at_cut
         );
     }
     if g.spool.storage().is_persistent() {
@@ -811,6 +814,13 @@ fn report<S: Storage>(
                 .unwrap_or_default()
         ),
     );
+    if let Some(n) = g.c.recovered {
+        check(
+            "recovery after the power cut finds exactly the records held before it",
+            n as u64 == g.c.stored_at_cut,
+            format!("held {}, recovered {n}", g.c.stored_at_cut),
+        );
+    }
     check(
         "Spool::check",
         g.spool.check().is_ok(),
@@ -876,8 +886,10 @@ fn main() {
                     flash_report,
                     Some(|s| {
                         // The flash part keeps its contents over the power cycle.
+                        // The next boot builds a fresh NorFlashStorage over the same part.
                         let blank = NorFlashStorage::new(SimFlash::new(2)).expect("geometry");
-                        std::mem::replace(s, blank)
+                        let part = std::mem::replace(s, blank).into_inner();
+                        NorFlashStorage::new(part).expect("geometry")
                     }),
                 ),
                 Err(e) => Err(format!("NorFlashStorage::new: {e}")),
