@@ -196,7 +196,9 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
 #[test]
 fn legacy_calls_match_the_model() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::default());
-    let result = runner.run(&prop::collection::vec(op(), 1..120), |ops| run(&ops));
+    // Shorter sequences under miri, where every call is interpreted.
+    let len = if cfg!(miri) { 1..30 } else { 1..120 };
+    let result = runner.run(&prop::collection::vec(op(), len), |ops| run(&ops));
     eprintln!("ffi legacy model: {} cases", CASES.load(Ordering::Relaxed));
     if let Err(e) = result {
         panic!("{e}");
