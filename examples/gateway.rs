@@ -217,7 +217,8 @@ impl<S: Storage> Gateway<S> {
             lost_before: Vec::new(),
             in_flight_lost: Vec::new(),
             up: Uploader {
-                online: true,
+                // The vehicle starts out of coverage (an outage from the first sample).
+                online: false,
                 change_ms: 0,
                 outage_start: 0,
                 inflight: None,
@@ -258,6 +259,8 @@ impl<S: Storage> Gateway<S> {
             .recover_storage()
             .map_err(|e| format!("storage mount/recovery failed: {e}"))?;
         let now = g.now;
+        g.up.outage_start = now;
+        g.c.outages = 1;
         let Gateway { up, rng, .. } = &mut g;
         up.schedule(now, rng);
         Ok(g)
