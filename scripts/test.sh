@@ -113,7 +113,7 @@ step() {
     else
         STEP_RESULTS+=("FAILED (exit $rc)")
         printf '<== [%s] FAILED with exit %s (%ss)\n' "$id" "$rc" "$secs"
-        [ -z "$FAILED_STEP" ] && FAILED_STEP="$id"
+        if [ -z "$FAILED_STEP" ]; then FAILED_STEP="$id"; fi
     fi
 }
 
