@@ -209,6 +209,27 @@ pub trait Batch {
     }
 }
 
+/// Checks a batch before a back end encodes it: at least one run, no empty run,
+/// and every run given as a slice exactly `count` records long. Returns the
+/// number of records in the batch.
+pub(crate) fn validate_batch<B: Batch + ?Sized>(batch: &B) -> Result<u32, StorageError> {
+    if batch.runs() == 0 {
+        return Err(StorageError::InvalidRun);
+    }
+    let mut records = 0u32;
+    for i in 0..batch.runs() {
+        let info = batch.info(i);
+        let bad_slice = batch
+            .slice(i)
+            .is_some_and(|s| s.len() != info.count as usize * info.kind.record_size());
+        if info.count == 0 || bad_slice {
+            return Err(StorageError::InvalidRun);
+        }
+        records = records.wrapping_add(u32::from(info.count));
+    }
+    Ok(records)
+}
+
 impl Batch for [Run<'_>] {
     fn runs(&self) -> usize {
         self.len()
@@ -460,5 +481,46 @@ impl Storage for NoStorage {
     }
     fn stats(&self) -> StorageStats {
         StorageStats::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(count: u16) -> RunInfo {
+        RunInfo {
+            key: SensorKey { source: 1, id: 7 },
+            kind: RecordKind::Evt,
+            first_seq: 5,
+            count,
+            meta: RunMeta::default(),
+        }
+    }
+
+    #[test]
+    fn validate_batch_counts_records_and_rejects_malformed_runs() {
+        let bytes = [0u8; 24];
+        let two = Run {
+            info: info(2),
+            records: &bytes[..16],
+        };
+        let one = Run {
+            info: info(1),
+            records: &bytes[..8],
+        };
+        assert_eq!(validate_batch(&[two, one]), Ok(3));
+        let empty: [Run<'_>; 0] = [];
+        assert_eq!(validate_batch(&empty[..]), Err(StorageError::InvalidRun));
+        let zero = Run {
+            info: info(0),
+            records: &bytes[..0],
+        };
+        assert_eq!(validate_batch(&[one, zero]), Err(StorageError::InvalidRun));
+        let short = Run {
+            info: info(3),
+            records: &bytes[..16],
+        };
+        assert_eq!(validate_batch(&[short]), Err(StorageError::InvalidRun));
     }
 }

@@ -7,7 +7,7 @@ use super::frame::{
 };
 use super::{
     Batch, FlashErrorKind, LogEntry, ReadOut, RunInfo, SensorKey, Storage, StorageError,
-    StorageStats, encoded_len,
+    StorageStats, encoded_len, validate_batch,
 };
 use embedded_storage::nor_flash::{NorFlash, NorFlashError};
 
@@ -807,20 +807,7 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
         mut on_evict: V,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
-        let mut records = 0u32;
-        for i in 0..batch.runs() {
-            let info = batch.info(i);
-            let bad_slice = batch
-                .slice(i)
-                .is_some_and(|s| s.len() != info.count as usize * info.kind.record_size());
-            if info.count == 0 || bad_slice {
-                return Err(StorageError::InvalidRun);
-            }
-            records += info.count as u32;
-        }
-        if batch.runs() == 0 {
-            return Err(StorageError::InvalidRun);
-        }
+        let records = validate_batch(batch)?;
         let body = encoded_len(batch);
         if body > self.max_batch_bytes() {
             return Err(StorageError::TooLarge);

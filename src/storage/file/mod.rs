@@ -178,7 +178,7 @@ use super::frame::{
 };
 use super::{
     Batch, FlashErrorKind, LogEntry, ReadOut, RunInfo, SensorKey, Storage, StorageError,
-    StorageStats, encoded_len, run_encoded_len,
+    StorageStats, encoded_len, run_encoded_len, validate_batch,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -1700,20 +1700,7 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         mut on_evict: V,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
-        let mut records = 0u32;
-        for i in 0..batch.runs() {
-            let info = batch.info(i);
-            let bad_slice = batch
-                .slice(i)
-                .is_some_and(|r| r.len() != info.count as usize * info.kind.record_size());
-            if info.count == 0 || bad_slice {
-                return Err(StorageError::InvalidRun);
-            }
-            records += info.count as u32;
-        }
-        if batch.runs() == 0 {
-            return Err(StorageError::InvalidRun);
-        }
+        let records = validate_batch(batch)?;
         if encoded_len(batch) > self.max_batch_bytes() {
             return Err(StorageError::TooLarge);
         }
