@@ -140,8 +140,9 @@ map_text_modules() {
             else if (n ~ /^(write_tsd_evt|read_tsd_evt|erase_tsd_evt|revert_tsd_evt|atomic_erase|process_memory|flush_all_to_disk|get_flush_progress|cancel_memory_flush|is_all_ram_empty|imx_init_data_store_entry|reset_csd_entry)/) m = "ffi::legacy"
             else if (n ~ /^spool_pool_/) m = "ffi::pool_api"
             else if (n ~ /^spool_/) m = "ffi::native"
-            else if (match(n, /sensor_spool::[a-z_]+(::[a-z_]+)?/)) {
+            else if (match(n, /sensor_spool::[a-z_]+(::[a-z_]+::[A-Za-z_])?/)) {
                 m = substr(n, RSTART + 14, RLENGTH - 14)
+                sub(/::[A-Za-z_]$/, "", m)   # a submodule is followed by a path, a function by ::<
                 # one level below the top module for ffi and storage, the top module otherwise
                 if (m !~ /^(ffi|storage)::/) sub(/::.*/, "", m)
             }
