@@ -110,6 +110,7 @@ fn counter(f: &SpoolFfiStats, s: SpoolStatus) -> u64 {
         | SPOOL_ERR_OVERLAP
         | SPOOL_ERR_REGISTRY_FULL
         | SPOOL_ERR_ALREADY_INITIALIZED
+        | SPOOL_ERR_BAD_GEOMETRY
         | SPOOL_ERR_BUSY => f.rejected_other,
         _ => f.store_errors,
     }
