@@ -41,7 +41,9 @@ CLIPPY_EMBEDDED=(
     "riscv32imc-unknown-none-elf:ffi,panic-handler,riscv-cs"
 )
 # Static libraries: arguments to scripts/build-staticlib.sh, one build per entry ("CS=extern ..." allowed).
-STATICLIBS=("all" "CS=extern thumbv7m thumbv7em riscv32imc")
+# The default-CS archives on the stable toolchain (OPT=stable: proves a build without nightly);
+# the CS=extern ones, which the firmware and the size report use, size-optimised (OPT=size).
+STATICLIBS=("OPT=stable all" "CS=extern thumbv7m thumbv7em riscv32imc")
 # Pinned tools for later stages (need_cargo_tool BIN CRATE VERSION).
 CBINDGEN_VERSION=0.29.4
 

@@ -4,8 +4,7 @@
 # the reproducer lands in fuzz/artifacts/<target>/). Prints "N passed, N failed" (one
 # test per target). Long campaigns: README "Fuzzing".
 CARGO_FUZZ_VERSION=0.13.2
-# Seconds per target (4 targets: about 2 min of fuzzing plus the build; the whole stage
-# measured 178 s on the 2-core machine).
+# Seconds per target (4 targets, two at a time: about 1 min of fuzzing plus the build).
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 # Per-input time limit (seconds) before libFuzzer reports a hang.
 FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-10}"
@@ -14,7 +13,7 @@ stage_fuzz() {
     need_rust_component rust-src --toolchain nightly
     need_cargo_tool cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION"
     cd "$SPOOL_ROOT/fuzz" || return 1
-    local targets t passed=0 failed=0 work log
+    local targets t passed=0 failed=0 work
     mapfile -t targets < <(cargo +nightly fuzz list)
     [ ${#targets[@]} -gt 0 ] || die "no fuzz targets found"
     echo "fuzz: building ${targets[*]}"
@@ -22,17 +21,17 @@ stage_fuzz() {
     # Fresh working corpora seeded from the committed seeds, so a run never depends on
     # (or grows) the local corpus directories.
     work="$SPOOL_TMP/fuzz-corpus"
-    for t in "${targets[@]}"; do
-        rm -rf "${work:?}/$t"
-        mkdir -p "$work/$t"
-        if compgen -G "corpus/$t/seed-*" >/dev/null; then
-            cp corpus/"$t"/seed-* "$work/$t/"
-        fi
-        log="$SPOOL_TMP/fuzz-$t.log"
-        echo "fuzz: $t for ${FUZZ_SECONDS}s"
-        if cargo +nightly fuzz run "$t" "$work/$t" -- \
+    # Two targets at a time (libFuzzer runs on one core; the machine has two).
+    local pids=() names=() i
+    run_one() {
+        local t="$1" log="$SPOOL_TMP/fuzz-$1.log"
+        cargo +nightly fuzz run "$t" "$work/$t" -- \
             -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" \
-            -print_final_stats=1 >"$log" 2>&1; then
+            -print_final_stats=1 >"$log" 2>&1
+    }
+    finish() {
+        local t="$1" pid="$2" log="$SPOOL_TMP/fuzz-$1.log"
+        if wait "$pid"; then
             passed=$((passed + 1))
             # "Done N runs in S second(s)" and the final stats line with execs/s.
             grep -E '^Done [0-9]+ runs|stat::average_exec_per_sec' "$log" | sed "s/^/  $t: /"
@@ -42,7 +41,24 @@ stage_fuzz() {
             tail -n 60 "$log"
             echo "fuzz: reproducer(s) in fuzz/artifacts/$t/ (see README \"Fuzzing\")"
         fi
+    }
+    for t in "${targets[@]}"; do
+        rm -rf "${work:?}/$t"
+        mkdir -p "$work/$t"
+        if compgen -G "corpus/$t/seed-*" >/dev/null; then
+            cp corpus/"$t"/seed-* "$work/$t/"
+        fi
+        echo "fuzz: $t for ${FUZZ_SECONDS}s"
+        run_one "$t" &
+        pids+=("$!")
+        names+=("$t")
+        if [ "${#pids[@]}" -eq 2 ]; then
+            for i in 0 1; do finish "${names[$i]}" "${pids[$i]}"; done
+            pids=()
+            names=()
+        fi
     done
+    for i in "${!pids[@]}"; do finish "${names[$i]}" "${pids[$i]}"; done
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]
 }
