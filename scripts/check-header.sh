@@ -22,7 +22,7 @@ stray=$( { grep -oE '^#define [A-Za-z_0-9]+' "$tmp/sensor_spool.h" | awk '{print
            grep -oE '^[a-z_0-9 *]+[ *]([a-z_0-9]+)\(' "$tmp/sensor_spool.h" | sed -E 's/.*[ *]([a-z_0-9]+)\($/\1/'; } |
          grep -vE "^(SENSOR_SPOOL_H|SPOOL_[A-Z0-9_]+|spool_[a-z0-9_]+|$legacy)$" || true)
 if [ -n "$stray" ]; then
-    echo "header: names outside the C API leaked into the header (mark their module `cbindgen:ignore` in src/lib.rs, or add them to [export] exclude in cbindgen.toml):" >&2
+    echo "header: names outside the C API leaked into the header (declare their module in rust_only_modules! in src/lib.rs, or add them to [export] exclude in cbindgen.toml):" >&2
     echo "$stray" >&2
     exit 1
 fi
