@@ -657,6 +657,8 @@ typedef struct spool_tier_stats_t {
   uint32_t fallbacks;
 } spool_tier_stats_t;
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -37,15 +37,13 @@ use cortex_m as _;
 #[cfg(feature = "riscv-cs")]
 use riscv as _;
 
-/// Declares the crate's modules. cbindgen does not expand macros, so it never parses
-/// the modules declared here: the C header comes from `ffi` alone, and a new `pub const`
-/// or type in these modules cannot leak into it (no exclusion list in cbindgen.toml).
-/// A `/// cbindgen:ignore` doc line would do the same but makes rustdoc resolve the
-/// modules' own intra-doc links in the crate root's scope.
-macro_rules! rust_only_modules {
-    ($($name:ident)*) => { $(pub mod $name;)* };
-}
-rust_only_modules!(pool profile ram record sensor spool storage);
+pub mod pool;
+pub mod profile;
+pub mod ram;
+pub mod record;
+pub mod sensor;
+pub mod spool;
+pub mod storage;
 
 #[cfg(feature = "ffi")]
 pub mod ffi;
