@@ -249,23 +249,28 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
 
     #[inline]
     fn link(&self, s: u16) -> u16 {
-        let e = self.side[s as usize];
+        // Out of range only for a broken ring, which `check_chain` reports; never panic.
+        let e = self.side.get(s as usize).copied().unwrap_or_default();
         e[0] as u16 | ((e[1] as u16 & 0xF) << 8)
     }
     #[inline]
     fn aux(&self, s: u16) -> u16 {
-        let e = self.side[s as usize];
+        let e = self.side.get(s as usize).copied().unwrap_or_default();
         (e[1] as u16 >> 4) | ((e[2] as u16) << 4)
     }
     #[inline]
     fn set_link(&mut self, s: u16, v: u16) {
-        let e = &mut self.side[s as usize];
+        let Some(e) = self.side.get_mut(s as usize) else {
+            return;
+        };
         e[0] = v as u8;
         e[1] = (e[1] & 0xF0) | ((v >> 8) as u8 & 0xF);
     }
     #[inline]
     fn set_aux(&mut self, s: u16, v: u16) {
-        let e = &mut self.side[s as usize];
+        let Some(e) = self.side.get_mut(s as usize) else {
+            return;
+        };
         e[1] = (e[1] & 0x0F) | ((v as u8 & 0xF) << 4);
         e[2] = (v >> 4) as u8;
     }
@@ -331,7 +336,10 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
                     let a = self.anchor(*r);
                     let tail_base = self.walk(*r, u32::MAX, a, rate, n).1;
                     let expected = unwrap_time(tail_base.wrapping_add(mul_rate(n, rate)), latest);
-                    let periods = time_ms.saturating_sub(expected) / rate as u64;
+                    let periods = time_ms
+                        .saturating_sub(expected)
+                        .checked_div(rate as u64)
+                        .unwrap_or(0);
                     if periods > GAP_MAX as u64 {
                         self.gaps_clamped = self.gaps_clamped.wrapping_add(1);
                     }
@@ -351,12 +359,20 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         let Some(bytes) = self.pool.sector_mut(tail) else {
             return false;
         };
-        let size = kind.record_size();
-        let at = slot as usize * size;
+        let at = slot as usize * kind.record_size();
+        // `slot < per_sector`, so the record lies inside the sector; `get_mut` keeps a
+        // broken invariant from panicking.
         match kind {
-            Kind::Tsd => bytes[at..at + size].copy_from_slice(&record::encode_tsd(value)),
-            Kind::Evt => bytes[at..at + size]
-                .copy_from_slice(&record::encode_evt(record::ms_to_secs(time_ms), value)),
+            Kind::Tsd => match bytes.get_mut(at..at + 4) {
+                Some(d) => d.copy_from_slice(&record::encode_tsd(value)),
+                None => return false,
+            },
+            Kind::Evt => match bytes.get_mut(at..at + 8) {
+                Some(d) => {
+                    d.copy_from_slice(&record::encode_evt(record::ms_to_secs(time_ms), value))
+                }
+                None => return false,
+            },
         }
         true
     }
@@ -410,8 +426,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         let at = slot as usize * size;
         Some(match kind {
             Kind::Tsd => {
-                let mut b = [0; 4];
-                b.copy_from_slice(&bytes[at..at + 4]);
+                let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
                 Record {
                     seq,
                     value: record::decode_tsd(b),
@@ -419,8 +434,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
                 }
             }
             Kind::Evt => {
-                let mut b = [0; 8];
-                b.copy_from_slice(&bytes[at..at + 8]);
+                let b: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
                 let (t, v) = record::decode_evt(b);
                 Record {
                     seq,
@@ -587,10 +601,13 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
                 return Err(ChainError::NotAllocated);
             }
             let (w, b) = (cur as usize / 32, 1u32 << (cur % 32));
-            if seen[w] & b != 0 {
+            let Some(word) = seen.get_mut(w) else {
+                return Err(ChainError::BadIndex);
+            };
+            if *word & b != 0 {
                 return Err(ChainError::Shared);
             }
-            seen[w] |= b;
+            *word |= b;
             if i + 1 == want {
                 return if cur == r.tail() {
                     Ok(())

@@ -93,8 +93,13 @@ fn ack(a: &Arrays, m: &mut Model, e: usize, n: usize) {
     m.pending[e] -= n;
 }
 
-/// Checks the csd mirrors and the store counters against the model.
+/// Checks the csd mirrors and the store counters against the model (the only records).
 fn check_counts(a: &Arrays, m: &Model) {
+    check_counts_plus(a, m, 0);
+}
+
+/// [`check_counts`] with `others` records of other sensors in the store.
+fn check_counts_plus(a: &Arrays, m: &Model, others: usize) {
     for e in 0..3 {
         assert_eq!(
             a.counts(e),
@@ -102,12 +107,17 @@ fn check_counts(a: &Arrays, m: &Model) {
             "entry {e}: no_samples / no_pending"
         );
     }
-    assert_eq!(stats().store.stored, m.total() as u64);
+    assert_eq!(stats().store.stored, (m.total() + others) as u64);
     assert_eq!(spool_check(), SPOOL_OK);
 }
 
 /// Reads every owed record of every entry, checks it, and acknowledges it.
 fn drain(a: &Arrays, m: &mut Model) {
+    drain_plus(a, m, 0);
+}
+
+/// [`drain`] with `others` records of other sensors in the store.
+fn drain_plus(a: &Arrays, m: &mut Model, others: usize) {
     for e in 0..3 {
         while m.pending[e] < m.owed[e].len() {
             read_check(a, m, e);
@@ -125,7 +135,7 @@ fn drain(a: &Arrays, m: &mut Model) {
         m.owed[e].clear();
         m.pending[e] = 0;
     }
-    check_counts(a, m);
+    check_counts_plus(a, m, others);
 }
 
 fn assert_flash_contract(f: &RamFlash) {
@@ -434,4 +444,275 @@ fn spool_directory_survives_a_power_cut() {
     drain(&a2, &mut m);
     assert_eq!(spool_deinit(), SPOOL_OK);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One step of the random sequences of `random_sequences_with_power_cuts_match_the_model`.
+#[derive(Clone, Debug)]
+enum Op {
+    /// `n` writes to entry `e`.
+    Write(usize, usize),
+    /// Up to `n` reads of entry `e`.
+    Read(usize, usize),
+    /// `atomic_erase_records(e, k)`, `k` a fraction (of 8) of the pending records, or one
+    /// more than pending (rejected).
+    Ack(usize, u8),
+    /// NACK: `revert_tsd_evt_pending_data` over all entries.
+    Revert,
+    /// `process_memory`.
+    Process,
+    /// `flush_all_to_disk`.
+    Flush,
+    /// `get_flush_progress` (one step while a flush runs).
+    Poll,
+    /// `cancel_memory_flush`.
+    Cancel,
+    /// Power cut: `spool_deinit`, `spool_init` on the same flash, re-register; recovery
+    /// explicit (`spool_recover`) or implicit (first data call).
+    PowerCut(bool),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0..3usize, 1..1500usize).prop_map(|(e, n)| Op::Write(e, n)),
+        3 => (0..3usize, 1..300usize).prop_map(|(e, n)| Op::Read(e, n)),
+        2 => (0..3usize, 0..10u8).prop_map(|(e, k)| Op::Ack(e, k)),
+        1 => Just(Op::Revert),
+        2 => Just(Op::Process),
+        1 => Just(Op::Flush),
+        2 => Just(Op::Poll),
+        1 => Just(Op::Cancel),
+        1 => any::<bool>().prop_map(Op::PowerCut),
+    ]
+}
+
+static MODEL_CASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Power cuts that found records in flash (the interesting ones).
+static MODEL_RECOVERIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Records that went through the flash, all cases.
+static MODEL_FLUSHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn run_model(ops: &[Op]) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prop_assert_eq;
+    let _g = serial();
+    // 512 KiB: every record a sequence can write fits without eviction, so the model owes
+    // exactly what was written and not acknowledged.
+    let mut flash = RamFlash::new(512 * 1024, 2, 512);
+    prop_assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 40),
+        SPOOL_OK
+    );
+    let mut a = Arrays::new(10, &RATES);
+    prop_assert_eq!(a.register(SOURCE), SPOOL_OK);
+    let mut m = Model::default();
+    for op in ops {
+        match *op {
+            Op::Write(e, n) => {
+                for _ in 0..n {
+                    write(&a, &mut m, e);
+                }
+            }
+            Op::Read(e, n) => {
+                for _ in 0..n.min(m.owed[e].len() - m.pending[e]) {
+                    read_check(&a, &mut m, e);
+                }
+            }
+            Op::Ack(e, k) => {
+                let p = m.pending[e];
+                if k == 9 {
+                    // SAFETY: registered arrays.
+                    let s =
+                        unsafe { atomic_erase_records(a.csb(), a.csd(), e as u16, p as u16 + 1) };
+                    prop_assert_eq!(s, SPOOL_ERR_ACK_TOO_MANY);
+                } else {
+                    ack(&a, &mut m, e, p * k as usize / 8);
+                }
+            }
+            Op::Revert => {
+                // SAFETY: registered arrays.
+                unsafe { revert_tsd_evt_pending_data(a.csb(), a.csd(), 3) };
+                prop_assert_eq!(spool_last_status(), SPOOL_OK);
+                m.pending = [0; 3];
+            }
+            Op::Process => {
+                process_memory(0);
+                prop_assert_eq!(spool_last_status(), SPOOL_OK);
+            }
+            Op::Flush => flush_all_to_disk(),
+            Op::Poll => {
+                let p = get_flush_progress();
+                prop_assert_eq!(spool_last_status(), SPOOL_OK);
+                proptest::prop_assert!(p <= 101);
+                if p == 101 {
+                    proptest::prop_assert!(is_all_ram_empty() || m.total() > 0);
+                }
+            }
+            Op::Cancel => cancel_memory_flush(),
+            Op::PowerCut(explicit) => {
+                let in_storage = storage_stats().in_storage as usize;
+                MODEL_FLUSHED.fetch_add(
+                    u64::from(storage_stats().flushed),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                if in_storage > 0 {
+                    MODEL_RECOVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                prop_assert_eq!(spool_deinit(), SPOOL_OK);
+                prop_assert_eq!(
+                    init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 40),
+                    SPOOL_OK
+                );
+                a = Arrays::new(10, &RATES);
+                prop_assert_eq!(a.register(SOURCE), SPOOL_OK);
+                if explicit {
+                    let mut n = 0;
+                    // SAFETY: valid out-pointer.
+                    prop_assert_eq!(unsafe { spool_recover(&mut n) }, SPOOL_OK);
+                    prop_assert_eq!(n as usize, in_storage);
+                } else {
+                    process_memory(0);
+                    prop_assert_eq!(storage_stats().recovered_records as usize, in_storage);
+                }
+                // What was in flash survives: each sensor's oldest owed records; pending
+                // ones are unsent again. The rest (RAM) is gone.
+                m.pending = [0; 3];
+                for e in 0..3 {
+                    let k = a.counts(e).0 as usize;
+                    proptest::prop_assert!(k <= m.owed[e].len());
+                    m.owed[e].truncate(k);
+                }
+                prop_assert_eq!(m.total(), in_storage);
+            }
+        }
+        check_counts(&a, &m);
+        let st = storage_stats();
+        prop_assert_eq!(
+            (st.lost, st.errors),
+            (0, 0),
+            "no eviction, no refused flush"
+        );
+        prop_assert_eq!(stats().store.dropped, 0, "spills instead of dropping");
+    }
+    MODEL_FLUSHED.fetch_add(
+        u64::from(storage_stats().flushed),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    drain(&a, &mut m);
+    prop_assert_eq!(spool_deinit(), SPOOL_OK);
+    prop_assert_eq!((flash.violations, flash.reprogrammed), (0, 0));
+    MODEL_CASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Random sequences of writes, reads, acknowledgements (and rejected over-acks), NACKs,
+/// `process_memory`, shutdown flush / poll / cancel and power cuts against the model:
+/// after every step the csd mirrors and store counters match it, after a power cut exactly
+/// the records the flash held are owed (each sensor's oldest, in order), and at the end
+/// every owed record is read back in order. Case count from `PROPTEST_CASES` (default 256,
+/// capped at 64 here: each case writes thousands of records); the count run is printed.
+#[test]
+#[cfg_attr(miri, ignore = "thousands of records per case")]
+fn random_sequences_with_power_cuts_match_the_model() {
+    use proptest::test_runner::{Config, TestRunner};
+    let cases = Config::default().cases.min(64);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let result = runner.run(&proptest::collection::vec(op(), 1..40), |ops| {
+        run_model(&ops)
+    });
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "ffi flash model: {} cases, {} power cuts with records in flash, {} records through flash",
+        get(&MODEL_CASES),
+        get(&MODEL_RECOVERIES),
+        get(&MODEL_FLUSHED)
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// Sensors first known after the recovery (an array registered late, a native sensor
+/// opened late) get their records of the previous run when they are registered, in
+/// order, and never records of the previous run under reused sequence numbers.
+#[test]
+fn sensors_registered_after_recovery_get_their_records() {
+    let _g = serial();
+    let mut flash = RamFlash::new(FLASH_SIZE, 1, 4096);
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 0),
+        SPOOL_OK
+    );
+    let a = Arrays::new(10, &RATES);
+    let b = Arrays::new(50, &RATES);
+    assert_eq!(a.register(SOURCE), SPOOL_OK);
+    assert_eq!(b.register(SOURCE), SPOOL_OK);
+    let mut h = 0;
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_open(7, 77, 0, &mut h) }, SPOOL_OK);
+    let (mut ma, mut mb) = (Model::default(), Model::default());
+    write_many(&a, &mut ma, 300);
+    write_many(&b, &mut mb, 300);
+    for i in 0..20u32 {
+        assert_eq!(spool_write(h, 500 + i, u64::from(T0 + i) * 1000), SPOOL_OK);
+    }
+    read_check(&b, &mut mb, 1);
+    ack(&b, &mut mb, 1, 1);
+    flush_all_to_disk();
+    while get_flush_progress() != 101 {}
+    let owed_b = mb.total();
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    // Boot: only `a` before the recovery.
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 0),
+        SPOOL_OK
+    );
+    let a2 = Arrays::new(10, &RATES);
+    assert_eq!(a2.register(SOURCE), SPOOL_OK);
+    let mut n = 0;
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_recover(&mut n) }, SPOOL_OK);
+    assert_eq!(n as usize, ma.total());
+    // `b` late: its sensors are new to the store at their first data call.
+    let b2 = Arrays::new(50, &RATES);
+    assert_eq!(b2.register(SOURCE), SPOOL_OK);
+    for e in 0..3 {
+        // Writing first: the new record goes behind the recovered ones.
+        write(&b2, &mut mb, e);
+    }
+    check_counts_plus(&a2, &ma, mb.total());
+    for e in 0..3 {
+        assert_eq!(
+            b2.counts(e),
+            (mb.owed[e].len() as u16, 0),
+            "late entry {e}: recovered + the new record"
+        );
+    }
+    assert_eq!(
+        storage_stats().recovered_records as usize,
+        ma.total() + owed_b
+    );
+    drain_plus(&b2, &mut mb, ma.total());
+    drain(&a2, &mut ma);
+    // The native sensor opened late (its 20 records come back with it).
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_open(7, 77, 0, &mut h) }, SPOOL_OK);
+    let mut rec = SpoolRecord::default();
+    for i in 0..20u32 {
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { spool_read(h, &mut rec) }, SPOOL_OK);
+        assert_eq!(
+            (rec.value, rec.time_ms),
+            (500 + i, u64::from(T0 + i) * 1000)
+        );
+    }
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_read(h, &mut rec) }, SPOOL_ERR_NO_DATA);
+    assert_eq!(spool_ack(h, 20), SPOOL_OK);
+    assert_eq!(spool_check(), SPOOL_OK);
+    assert_eq!(stats().store.stored, 0);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_flash_contract(&flash);
 }

@@ -210,8 +210,10 @@ impl<P: SectorPool, const SECTORS: usize> Batch for SpoolBatch<'_, P, SECTORS> {
         self.specs[i].info
     }
     fn record(&self, i: usize, k: usize, out: &mut [u8]) {
-        let s = &self.specs[i];
-        let e = &self.table[s.slot];
+        let Some(s) = self.specs.get(i) else { return };
+        let Some(e) = self.table.get(s.slot) else {
+            return;
+        };
         let seq = s.info.first_seq.wrapping_add(k as u32);
         let r = ram_get(self.ram, self.rates, e, seq, self.latest).unwrap_or(Record {
             seq,
@@ -219,10 +221,12 @@ impl<P: SectorPool, const SECTORS: usize> Batch for SpoolBatch<'_, P, SECTORS> {
             time_ms: 0,
         });
         match s.info.kind {
-            RecordKind::Tsd => out.copy_from_slice(&record::encode_tsd(r.value)),
-            RecordKind::Evt => {
-                out.copy_from_slice(&record::encode_evt(record::ms_to_secs(r.time_ms), r.value))
-            }
+            RecordKind::Tsd => out
+                .get_mut(..4)
+                .map_or((), |o| o.copy_from_slice(&record::encode_tsd(r.value))),
+            RecordKind::Evt => out.get_mut(..8).map_or((), |o| {
+                o.copy_from_slice(&record::encode_evt(record::ms_to_secs(r.time_ms), r.value))
+            }),
         }
     }
 }
@@ -378,7 +382,9 @@ impl<
         let mut moved = 0u32;
         for sp in &specs {
             let i = sp.slot;
-            let e = self.table[i];
+            let Some(&e) = self.table.get(i) else {
+                return Err(Error::Invariant);
+            };
             let k = sp.info.count as u32;
             let old = e.seq;
             let new_erased = old.erased().wrapping_add(k);
@@ -390,7 +396,9 @@ impl<
             let Ok(new) = SeqState::from_raw(new_erased, new_read, old.written()) else {
                 return Err(Error::Invariant);
             };
-            let p = &mut self.spill.parts[i];
+            let Some(p) = self.spill.parts.get_mut(i) else {
+                return Err(Error::Invariant);
+            };
             if p.is_empty() {
                 // Flash part restarts at the RAM head; pending RAM records stay pending.
                 p.acked = old.erased();
@@ -411,7 +419,9 @@ impl<
             let kind = kind_of(&e);
             let rate = rate_of(&self.rates, &e);
             self.ram.release(&mut ring, &old, &new, kind, rate);
-            let e = &mut self.table[i];
+            let Some(e) = self.table.get_mut(i) else {
+                return Err(Error::Invariant);
+            };
             e.seq = new;
             e.ring = ring;
             moved += k;
@@ -423,7 +433,9 @@ impl<
 
     /// Next unsent flash record of slot `i`, if its flash part has one.
     pub(crate) fn read_flash(&mut self, i: usize) -> Result<Option<Record>, Error> {
-        let e = self.table[i];
+        let Some(&e) = self.table.get(i) else {
+            return Err(Error::Invariant);
+        };
         let Some(p) = self.spill.parts.get(i).copied() else {
             return Ok(None);
         };
@@ -474,10 +486,14 @@ impl<
                 }
             };
             p.read = seq.wrapping_add(1);
-            self.spill.parts[i] = p;
+            if let Some(x) = self.spill.parts.get_mut(i) {
+                *x = p;
+            }
             return Ok(Some(rec));
         }
-        self.spill.parts[i] = p;
+        if let Some(x) = self.spill.parts.get_mut(i) {
+            *x = p;
+        }
         Ok(None)
     }
 
@@ -502,7 +518,7 @@ impl<
             return Ok(n);
         }
         let upto = p.acked.wrapping_add(k);
-        let key: SensorKey = self.table[i].key().into();
+        let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key().into();
         let Self {
             table,
             storage,
@@ -513,7 +529,9 @@ impl<
         storage
             .ack(key, upto, |ev| evicted(table, parts, lost, ev))
             .map_err(|_| Error::Storage)?;
-        let p = &mut self.spill.parts[i];
+        let Some(p) = self.spill.parts.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
         if (upto.wrapping_sub(p.acked) as i32) > 0 {
             p.acked = upto;
         }
@@ -546,7 +564,7 @@ impl<
             return Ok(0);
         }
         let n = p.count();
-        let key: SensorKey = self.table[i].key().into();
+        let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key().into();
         let Self {
             table,
             storage,
@@ -557,7 +575,9 @@ impl<
         storage
             .ack(key, p.end, |ev| evicted(table, parts, lost, ev))
             .map_err(|_| Error::Storage)?;
-        let p = &mut self.spill.parts[i];
+        let Some(p) = self.spill.parts.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
         p.acked = p.end;
         p.read = p.end;
         Ok(n)
@@ -668,7 +688,7 @@ impl<
             .map_err(|_| Error::Storage)?;
         let mut total = 0u32;
         for i in 0..self.table.len().min(SPILL) {
-            if seen[i] & 1 == 0 || self.table[i].seq.count() != 0 {
+            if seen[i] & 1 == 0 || self.table.get(i).is_none_or(|e| e.seq.count() != 0) {
                 continue;
             }
             let mut acked = first[i];
@@ -681,8 +701,11 @@ impl<
             let Ok(seq) = SeqState::from_raw(end[i], end[i], end[i]) else {
                 continue;
             };
-            self.table[i].seq = seq;
-            self.spill.parts[i] = FlashPart {
+            let (Some(e), Some(p)) = (self.table.get_mut(i), self.spill.parts.get_mut(i)) else {
+                continue;
+            };
+            e.seq = seq;
+            *p = FlashPart {
                 acked,
                 read: acked,
                 end: end[i],
