@@ -514,6 +514,59 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * The library version as a NUL-terminated string, `"MAJOR.MINOR.PATCH"` (the crate
+ * version of Cargo.toml, e.g. `"0.1.0"`). Static storage: never free it. Works before
+ * `spool_init`, from any thread; not counted.
+ */
+const char *spool_version(void);
+
+/**
+ * Stores the library version's components (Cargo.toml) in `*major`, `*minor`, `*patch`.
+ * `SPOOL_ERR_NULL` if any pointer is NULL (then nothing is written). Works before
+ * `spool_init`; counted.
+ *
+ * # Safety
+ *
+ * Each pointer must be NULL or valid for writing one `uint32_t`.
+ */
+spool_status_t spool_version_numbers(uint32_t *major, uint32_t *minor, uint32_t *patch);
+
+/**
+ * Writes a human-readable dump of the library's state through `write`, one line per call
+ * `write(ctx, s, len)`: `s` is the line's text, ending in `'\n'` and NUL-terminated at
+ * `s[len]`, `len` its length without the NUL.
+ *
+ * ```text
+ * sensor-spool 0.1.0 (abi 1)
+ * store: sensors 2, sectors 2/376, stored 7, pending 3, written 7, acked 0, dropped 0, refused 0
+ * sensor 1:100 TSD 1000 ms: stored 4, pending 2, available 2, lost 0
+ * sensor 1:101 EVT: stored 3, pending 1, available 2, lost 0
+ * pool tier 0: block 256 B, in use 0/32, peak 0, failed 0, invalid frees 0, fallbacks 0
+ * pool tier 1: ...
+ * pool tier 2: ...
+ * pool: stray frees 0
+ * ffi: calls 12, rejected null 0, not initialized 0, not registered 0, index 0, other 0, store errors 0, gps 0
+ * ```
+ *
+ * Sensors are listed in (source, id) order as `source:id`. Before `spool_init` the store
+ * line reads `store: not initialized` and no sensor lines follow (the pool lines are
+ * still written: the C pool works before init). No `printf` is used.
+ *
+ * Each line is formatted from one consistent snapshot inside the critical section, and
+ * `write` is called outside it, so `write` may call the library (the dump then shows its
+ * effects on later lines). `SPOOL_ERR_NULL` for a NULL `write`, `SPOOL_ERR_BUSY` when
+ * called from inside a library callback (`utc_now`, GPS); otherwise `SPOOL_OK`, also
+ * before init. The call is counted once, before the first line is formatted.
+ *
+ * # Safety
+ *
+ * `write` must be NULL or a function that may be called with `ctx` and a line as
+ * described above; `ctx` is passed through untouched.
+ */
+spool_status_t spool_dump(void (*write)(void *ctx, const char *s, size_t len),
+                          void *ctx);
+
+/**
  * Stores `value` for `csb[entry]`, timestamped with the firmware's `utc_now` hook (0 when not
  * synced). With `add_gps_location`, and a position callback set by `spool_set_gps` that
  * reports non-zero latitude and longitude, also writes latitude, longitude, altitude (and

@@ -718,6 +718,27 @@ fn cases() -> Vec<(&'static str, Call, SpoolStatus)> {
             |_| unsafe { spool_config_default(null_mut()) },
             SPOOL_ERR_NULL,
         ),
+        // ---- diagnostics
+        (
+            "spool_version_numbers major NULL",
+            |w| unsafe { spool_version_numbers(null_mut(), &mut w.word[0], &mut w.word[1]) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_version_numbers minor NULL",
+            |w| unsafe { spool_version_numbers(&mut w.word[0], null_mut(), &mut w.word[1]) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_version_numbers patch NULL",
+            |w| unsafe { spool_version_numbers(&mut w.word[0], &mut w.word[1], null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_dump write NULL",
+            |w| unsafe { spool_dump(None, w.word.as_mut_ptr().cast()) },
+            SPOOL_ERR_NULL,
+        ),
         // ---- C pool
         (
             "pool_alloc out NULL",

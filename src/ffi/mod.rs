@@ -25,6 +25,7 @@
 //! * Nothing panics across the boundary: no indexing that can panic, no `unwrap`, checked
 //!   arithmetic, and a re-entrant call (e.g. from a callback) gets `SPOOL_ERR_BUSY`.
 
+mod diag;
 mod legacy;
 mod native;
 mod pool_api;
@@ -32,6 +33,7 @@ mod state;
 mod store;
 mod types;
 
+pub use diag::*;
 pub use legacy::*;
 pub use native::*;
 pub use pool_api::*;

@@ -113,6 +113,25 @@ pub unsafe extern "C" fn spool_pool_stats(out: *mut SpoolTierStats, len: usize) 
     }))
 }
 
+/// Statistics of tier `tier` of the C pool (for `spool_dump`); `None` past the last tier.
+pub(crate) fn pool_tier_stats(tier: usize) -> Option<SpoolTierStats> {
+    let t = *C_POOL.stats().get(tier)?;
+    Some(SpoolTierStats {
+        block_size: t.block_size,
+        capacity: t.capacity,
+        in_use: t.in_use,
+        peak: t.peak,
+        failed_allocs: t.failed_allocs,
+        invalid_frees: t.invalid_frees,
+        fallbacks: t.fallbacks,
+    })
+}
+
+/// Frees of pointers outside every tier of the C pool (for `spool_dump`).
+pub(crate) fn pool_stray_frees() -> u32 {
+    C_POOL.stray_frees()
+}
+
 /// Checks the pool's invariants (bitmap population == `in_use`, `in_use <= peak <=
 /// capacity`, no bit past capacity). `SPOOL_ERR_CORRUPTED` if one is broken.
 #[unsafe(no_mangle)]

@@ -240,4 +240,15 @@ impl Store {
     pub(crate) fn ram_empty(&self) -> bool {
         self.spool.stats().records == 0
     }
+
+    /// Number of sensors in the store (for `spool_dump`).
+    pub(crate) fn sensor_count(&self) -> usize {
+        self.spool.sensors().count()
+    }
+
+    /// Key and counters of the `i`-th sensor in key order (for `spool_dump`).
+    pub(crate) fn sensor_at(&self, i: usize) -> Option<(Key, SpoolSensorStats)> {
+        let key = self.spool.sensors().nth(i)?.key();
+        Some((key, self.sensor_stats(handle_of_key(key)).ok()?))
+    }
 }
