@@ -172,6 +172,11 @@ enum spool_status_t
    * Any other store error.
    */
   SPOOL_ERR_INTERNAL = 23,
+  /**
+   * MM2 façade: the call names another upload source than the one the sensor's arrays
+   * were registered under (`spool_register_sensors`); nothing was changed.
+   */
+  SPOOL_ERR_SOURCE_MISMATCH = 24,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -186,6 +191,58 @@ typedef int32_t spool_status_t;
  * 4 bytes.
  */
 typedef struct Ring Ring;
+
+/**
+ * One sample returned by `imx_read_bulk_samples` (MM2 `tsd_evt_value_t`, same layout).
+ */
+typedef struct spool_mm2_sample_t {
+  /**
+   * The 32-bit sample value (`imx_data_32_t` bits).
+   */
+  uint32_t value;
+  /**
+   * UTC time in ms: the event's time (whole seconds), or the TSD sample's time derived
+   * from its sector's first sample and the sample rate (0-based when the clock was not
+   * synced at the first sample).
+   */
+  uint64_t timestamp;
+} spool_mm2_sample_t;
+
+/**
+ * `imx_get_memory_stats` (MM2 `mm2_stats_t`, same layout).
+ */
+typedef struct spool_mm2_stats_t {
+  /**
+   * RAM sectors of the store.
+   */
+  uint32_t total_sectors;
+  /**
+   * RAM sectors not holding records.
+   */
+  uint32_t free_sectors;
+  /**
+   * Sensors known to the store.
+   */
+  uint32_t active_sensors;
+  /**
+   * Records written since init (every API).
+   */
+  uint64_t total_allocations;
+  /**
+   * Writes refused because no RAM could be freed (every sector held pending data).
+   */
+  uint64_t allocation_failures;
+  /**
+   * Records dropped by the overflow policy (oldest unsent data) plus records discarded
+   * by `reset_csd_entry` (MM2 counted sector-chain operations; there is no chain table).
+   */
+  uint64_t chain_operations;
+  /**
+   * Record payload bytes (4 per TSD sample, 8 per event) as a percentage of the bytes
+   * of the RAM sectors in use (100 when no sector is in use).
+   */
+  uint32_t space_efficiency_percent;
+} spool_mm2_stats_t;
 
 /**
  * Configuration for `spool_init`. Fill it with `spool_config_default` and change what you need.
@@ -734,6 +791,120 @@ void imx_init_data_store_entry(struct _data_store_info *ds);
  * `csd` must be NULL or the base pointer of a registered csd array that is still alive.
  */
 void reset_csd_entry(struct control_sensor_data *csd, uint16_t entry);
+
+/**
+ * Appends a TSD sample to the sensor `(csb, csd)` (per-sensor pointers `&csb[e]`,
+ * `&csd[e]`), timestamped with the `utc_now` hook (0 when the clock is not synced).
+ * `SPOOL_ERR_CONFLICT` for an event sensor (`sample_rate == 0`); `SPOOL_ERR_SOURCE_MISMATCH`
+ * when `upload_source` is not the source the arrays were registered under;
+ * `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`, `SPOOL_ERR_NOT_REGISTERED` (pointers not
+ * to the same element of a registered pair); store errors (`SPOOL_ERR_FULL`, ...).
+ *
+ * # Safety
+ *
+ * `csb` / `csd` must be NULL or pointers that may be compared with the registered arrays;
+ * they are only dereferenced when they are `&csb[e]` / `&csd[e]` of a registered pair.
+ */
+spool_status_t imx_write_tsd(uint32_t upload_source,
+                             struct control_sensor_block *csb,
+                             struct control_sensor_data *csd,
+                             uint32_t value);
+
+/**
+ * Appends an event `(utc_time_ms, value)` to the sensor `(csb, csd)`. The time is kept
+ * in whole seconds. `SPOOL_ERR_CONFLICT` for a TSD sensor (`sample_rate != 0`); other
+ * errors as for `imx_write_tsd`.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+spool_status_t imx_write_evt(uint32_t upload_source,
+                             struct control_sensor_block *csb,
+                             struct control_sensor_data *csd,
+                             uint32_t value,
+                             uint64_t utc_time_ms);
+
+/**
+ * Number of records of the sensor not yet read (not pending): what the next
+ * `imx_read_bulk_samples` can return. 0 on any error (counted; see `spool_last_status`).
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+uint32_t imx_get_new_sample_count(uint32_t upload_source,
+                                  struct control_sensor_block *csb,
+                                  struct control_sensor_data *csd);
+
+/**
+ * Reads up to `min(array_size, requested_count, 65535)` unsent records, oldest first,
+ * into `array[0 .. *filled_count]` and marks exactly those records pending for this
+ * upload source (ACK with `imx_erase_all_pending`, NACK with `imx_revert_all_pending`).
+ * Never returns erased or pending records, and never more than were written.
+ *
+ * `SPOOL_OK` with `*filled_count` = records read (0 when `requested_count` or
+ * `array_size` is 0); `SPOOL_ERR_NO_DATA` with `*filled_count = 0` when there is nothing
+ * unsent. On any other error nothing is written and nothing becomes pending.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`; `array` must be NULL or writable for `array_size`
+ * `spool_mm2_sample_t`, `filled_count` NULL or writable for one `uint16_t`.
+ */
+spool_status_t imx_read_bulk_samples(uint32_t upload_source,
+                                     struct control_sensor_block *csb,
+                                     struct control_sensor_data *csd,
+                                     struct spool_mm2_sample_t *array,
+                                     uint32_t array_size,
+                                     uint32_t requested_count,
+                                     uint16_t *filled_count);
+
+/**
+ * `true` if the sensor has records read and not yet acknowledged under this upload
+ * source. `false` on any error (counted; see `spool_last_status`).
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+bool imx_has_pending_data(uint32_t upload_source,
+                          struct control_sensor_block *csb,
+                          struct control_sensor_data *csd);
+
+/**
+ * ACK: erases exactly the records `imx_read_bulk_samples` made pending (all of them);
+ * unsent records stay. No pending records: `SPOOL_OK`, nothing changes.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+spool_status_t imx_erase_all_pending(uint32_t upload_source,
+                                     struct control_sensor_block *csb,
+                                     struct control_sensor_data *csd);
+
+/**
+ * NACK / timeout: makes every pending record unsent again, losslessly; the next read
+ * starts at the oldest of them.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+spool_status_t imx_revert_all_pending(uint32_t upload_source,
+                                      struct control_sensor_block *csb,
+                                      struct control_sensor_data *csd);
+
+/**
+ * Copies the store's counters in MM2 form into `*stats_out` (see `spool_mm2_stats_t` for
+ * what each field means here). `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`.
+ *
+ * # Safety
+ *
+ * `stats_out` must be NULL or writable for one `spool_mm2_stats_t`.
+ */
+spool_status_t imx_get_memory_stats(struct spool_mm2_stats_t *stats_out);
 
 /**
  * Fills `*out` with the default configuration (`abi_version = SPOOL_ABI_VERSION`, no

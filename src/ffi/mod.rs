@@ -27,6 +27,7 @@
 
 mod diag;
 mod legacy;
+mod mm2;
 mod native;
 mod pool_api;
 mod state;
@@ -35,6 +36,7 @@ mod types;
 
 pub use diag::*;
 pub use legacy::*;
+pub use mm2::*;
 pub use native::*;
 pub use pool_api::*;
 pub use types::*;

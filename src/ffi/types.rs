@@ -77,6 +77,9 @@ pub enum SpoolStatus {
     SPOOL_ERR_CONFLICT = 22,
     /// Any other store error.
     SPOOL_ERR_INTERNAL = 23,
+    /// MM2 façade: the call names another upload source than the one the sensor's arrays
+    /// were registered under (`spool_register_sensors`); nothing was changed.
+    SPOOL_ERR_SOURCE_MISMATCH = 24,
 }
 
 impl SpoolStatus {
