@@ -1081,6 +1081,34 @@ spool_status_t spool_pool_free(void *ptr);
 spool_status_t spool_pool_stats(struct spool_tier_stats_t *out, size_t len);
 
 /**
+ * Declares the C pool in service for the optional malloc wrapper
+ * (`c/spool_malloc_wrap.c`), which routes `malloc` / `free` / `calloc` / `realloc` to the
+ * pool only after this call. The pool itself needs no initialisation (`spool_pool_alloc`
+ * works at any time), so this only sets the flag `spool_pool_initialized` reports.
+ * Idempotent, independent of `spool_init` / `spool_deinit`; always `SPOOL_OK`; not counted.
+ */
+spool_status_t spool_pool_init(void);
+
+/**
+ * `true` once `spool_pool_init` has been called. Lock-free; not counted.
+ */
+bool spool_pool_initialized(void);
+
+/**
+ * `true` if `ptr` is the start of a block of the C pool (allocated or free): the
+ * ownership test of the malloc wrapper's `free`. Address arithmetic only: `ptr` is never
+ * dereferenced, any value (NULL included) may be passed. Lock-free; not counted.
+ */
+bool spool_pool_owns(const void *ptr);
+
+/**
+ * The size of the C-pool block that starts at `ptr` (256, 1024 or 4096 with the default
+ * geometry), or 0 if `ptr` is not the start of a block of the pool. Never dereferences
+ * `ptr`. Lock-free; not counted.
+ */
+size_t spool_pool_block_size(const void *ptr);
+
+/**
  * Checks the pool's invariants (bitmap population == `in_use`, `in_use <= peak <=
  * capacity`, no bit past capacity). `SPOOL_ERR_CORRUPTED` if one is broken.
  */

@@ -390,6 +390,34 @@ fn mm1_interop_pointers_and_stats() {
     assert_eq!(spool_deinit(), SPOOL_OK);
 }
 
+/// The pool queries of the malloc wrapper (here, not in `ffi_diag`, whose dump test
+/// expects an untouched pool): any pointer value is safe, only block starts
+/// are owned, and `spool_pool_init` is an idempotent flag.
+#[test]
+fn pool_queries_for_the_malloc_wrapper() {
+    let _g = serial();
+    assert_eq!(spool_pool_init(), SPOOL_OK);
+    assert_eq!(spool_pool_init(), SPOOL_OK);
+    assert!(spool_pool_initialized());
+    let mut p: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_pool_alloc(600, &mut p) }, SPOOL_OK);
+    assert!(spool_pool_owns(p));
+    assert_eq!(spool_pool_block_size(p), 1024);
+    let interior = p.cast::<u8>().wrapping_add(8).cast::<std::ffi::c_void>();
+    assert!(!spool_pool_owns(interior));
+    assert_eq!(spool_pool_block_size(interior), 0);
+    let local = 0u64;
+    assert!(!spool_pool_owns((&raw const local).cast()));
+    assert!(!spool_pool_owns(std::ptr::null()));
+    assert!(!spool_pool_owns(usize::MAX as *const std::ffi::c_void));
+    assert_eq!(spool_pool_block_size(std::ptr::null()), 0);
+    // SAFETY: the block allocated above.
+    assert_eq!(unsafe { spool_pool_free(p) }, SPOOL_OK);
+    assert!(spool_pool_owns(p), "a free block still belongs to the pool");
+    assert_eq!(spool_pool_block_size(p), 1024);
+}
+
 // ---- model-based test
 
 #[derive(Clone, Debug)]
