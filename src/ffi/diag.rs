@@ -285,10 +285,12 @@ pub unsafe extern "C" fn spool_dump(
             Err(e) => return e,
             Ok(None) => return SpoolStatus::SPOOL_OK,
             Ok(Some(())) => {
-                let text = line.as_bytes();
-                // SAFETY: `write` is callable with `ctx` per the contract; `text` is valid for
-                // `text.len()` bytes and followed by a NUL inside `line`, which outlives the call.
-                unsafe { write(ctx, text.as_ptr().cast::<c_char>(), text.len()) };
+                let len = line.as_bytes().len();
+                // The pointer covers the whole buffer, so the NUL at `s[len]` is readable too.
+                let s = line.buf.as_ptr().cast::<c_char>();
+                // SAFETY: `write` is callable with `ctx` per the contract; `s` is valid for
+                // `len + 1` bytes (the text and its NUL, inside `line`, which outlives the call).
+                unsafe { write(ctx, s, len) };
             }
         }
         i += 1;
