@@ -410,7 +410,7 @@ fn pool_queries_for_the_malloc_wrapper() {
     let local = 0u64;
     assert!(!spool_pool_owns((&raw const local).cast()));
     assert!(!spool_pool_owns(std::ptr::null()));
-    assert!(!spool_pool_owns(usize::MAX as *const std::ffi::c_void));
+    assert!(!spool_pool_owns(std::ptr::without_provenance(usize::MAX)));
     assert_eq!(spool_pool_block_size(std::ptr::null()), 0);
     // SAFETY: the block allocated above.
     assert_eq!(unsafe { spool_pool_free(p) }, SPOOL_OK);
