@@ -845,7 +845,9 @@ uint32_t imx_get_new_sample_count(uint32_t upload_source,
  *
  * `SPOOL_OK` with `*filled_count` = records read (0 when `requested_count` or
  * `array_size` is 0); `SPOOL_ERR_NO_DATA` with `*filled_count = 0` when there is nothing
- * unsent. On any other error nothing is written and nothing becomes pending.
+ * unsent. On an argument, registration or source error nothing is written and nothing
+ * becomes pending. (A store error in the middle of the batch, which the invariants rule
+ * out, would leave the records read before it pending and counted in `*filled_count`.)
  *
  * # Safety
  *
