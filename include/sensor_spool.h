@@ -207,6 +207,11 @@ enum spool_status_t
    * the three callbacks given.
    */
   SPOOL_ERR_BAD_GEOMETRY = 24,
+  /**
+   * MM2 façade: the call names another upload source than the one the sensor's arrays
+   * were registered under (`spool_register_sensors`); nothing was changed.
+   */
+  SPOOL_ERR_SOURCE_MISMATCH = 25,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -215,6 +220,58 @@ typedef enum spool_status_t spool_status_t;
 typedef int32_t spool_status_t;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * One sample returned by `imx_read_bulk_samples` (MM2 `tsd_evt_value_t`, same layout).
+ */
+typedef struct SpoolMm2Sample {
+  /**
+   * The 32-bit sample value (`imx_data_32_t` bits).
+   */
+  uint32_t value;
+  /**
+   * UTC time in ms: the event's time (whole seconds), or the TSD sample's time derived
+   * from its sector's first sample and the sample rate (0-based when the clock was not
+   * synced at the first sample).
+   */
+  uint64_t timestamp;
+} SpoolMm2Sample;
+
+/**
+ * `imx_get_memory_stats` (MM2 `mm2_stats_t`, same layout).
+ */
+typedef struct SpoolMm2Stats {
+  /**
+   * RAM sectors of the store.
+   */
+  uint32_t total_sectors;
+  /**
+   * RAM sectors not holding records.
+   */
+  uint32_t free_sectors;
+  /**
+   * Sensors known to the store.
+   */
+  uint32_t active_sensors;
+  /**
+   * Records written since init (every API).
+   */
+  uint64_t total_allocations;
+  /**
+   * Writes refused because no RAM could be freed (every sector held pending data).
+   */
+  uint64_t allocation_failures;
+  /**
+   * Records dropped by the overflow policy (oldest unsent data) plus records discarded
+   * by `reset_csd_entry` (MM2 counted sector-chain operations; there is no chain table).
+   */
+  uint64_t chain_operations;
+  /**
+   * Record payload bytes (4 per TSD sample, 8 per event) as a percentage of the bytes
+   * of the RAM sectors in use (100 when no sector is in use).
+   */
+  uint32_t space_efficiency_percent;
+} SpoolMm2Stats;
 
 /**
  * A NOR flash region handed to the library as callbacks (`spool_config_t.flash`). The
@@ -665,6 +722,59 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * The library version as a NUL-terminated string, `"MAJOR.MINOR.PATCH"` (the crate
+ * version of Cargo.toml, e.g. `"0.1.0"`). Static storage: never free it. Works before
+ * `spool_init`, from any thread; not counted.
+ */
+const char *spool_version(void);
+
+/**
+ * Stores the library version's components (Cargo.toml) in `*major`, `*minor`, `*patch`.
+ * `SPOOL_ERR_NULL` if any pointer is NULL (then nothing is written). Works before
+ * `spool_init`; counted.
+ *
+ * # Safety
+ *
+ * Each pointer must be NULL or valid for writing one `uint32_t`.
+ */
+spool_status_t spool_version_numbers(uint32_t *major, uint32_t *minor, uint32_t *patch);
+
+/**
+ * Writes a human-readable dump of the library's state through `write`, one line per call
+ * `write(ctx, s, len)`: `s` is the line's text, ending in `'\n'` and NUL-terminated at
+ * `s[len]`, `len` its length without the NUL.
+ *
+ * ```text
+ * sensor-spool 0.1.0 (abi 1)
+ * store: sensors 2, sectors 2/376, stored 7, pending 3, written 7, acked 0, dropped 0, refused 0
+ * sensor 1:100 TSD 1000 ms: stored 4, pending 2, available 2, lost 0
+ * sensor 1:101 EVT: stored 3, pending 1, available 2, lost 0
+ * pool tier 0: block 256 B, in use 0/32, peak 0, failed 0, invalid frees 0, fallbacks 0
+ * pool tier 1: ...
+ * pool tier 2: ...
+ * pool: stray frees 0
+ * ffi: calls 12, rejected null 0, not initialized 0, not registered 0, index 0, other 0, store errors 0, gps 0
+ * ```
+ *
+ * Sensors are listed in (source, id) order as `source:id`. Before `spool_init` the store
+ * line reads `store: not initialized` and no sensor lines follow (the pool lines are
+ * still written: the C pool works before init). No `printf` is used.
+ *
+ * Each line is formatted from one consistent snapshot inside the critical section, and
+ * `write` is called outside it, so `write` may call the library (the dump then shows its
+ * effects on later lines). `SPOOL_ERR_NULL` for a NULL `write`, `SPOOL_ERR_BUSY` when
+ * called from inside a library callback (`utc_now`, GPS); otherwise `SPOOL_OK`, also
+ * before init. The call is counted once, before the first line is formatted.
+ *
+ * # Safety
+ *
+ * `write` must be NULL or a function that may be called with `ctx` and a line as
+ * described above; `ctx` is passed through untouched.
+ */
+spool_status_t spool_dump(void (*write)(void *ctx, const char *s, size_t len),
+                          void *ctx);
+
+/**
  * Stores `value` for `csb[entry]`, timestamped with the firmware's `utc_now` hook (0 when not
  * synced). With `add_gps_location`, and a position callback set by `spool_set_gps` that
  * reports non-zero latitude and longitude, also writes latitude, longitude, altitude (and
@@ -844,6 +954,122 @@ void imx_init_data_store_entry(struct _data_store_info *ds);
  * `csd` must be NULL or the base pointer of a registered csd array that is still alive.
  */
 void reset_csd_entry(struct control_sensor_data *csd, uint16_t entry);
+
+/**
+ * Appends a TSD sample to the sensor `(csb, csd)` (per-sensor pointers `&csb[e]`,
+ * `&csd[e]`), timestamped with the `utc_now` hook (0 when the clock is not synced).
+ * `SPOOL_ERR_CONFLICT` for an event sensor (`sample_rate == 0`); `SPOOL_ERR_SOURCE_MISMATCH`
+ * when `upload_source` is not the source the arrays were registered under;
+ * `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`, `SPOOL_ERR_NOT_REGISTERED` (pointers not
+ * to the same element of a registered pair); store errors (`SPOOL_ERR_FULL`, ...).
+ *
+ * # Safety
+ *
+ * `csb` / `csd` must be NULL or pointers that may be compared with the registered arrays;
+ * they are only dereferenced when they are `&csb[e]` / `&csd[e]` of a registered pair.
+ */
+spool_status_t imx_write_tsd(uint32_t upload_source,
+                             struct control_sensor_block *csb,
+                             struct control_sensor_data *csd,
+                             uint32_t value);
+
+/**
+ * Appends an event `(utc_time_ms, value)` to the sensor `(csb, csd)`. The time is kept
+ * in whole seconds. `SPOOL_ERR_CONFLICT` for a TSD sensor (`sample_rate != 0`); other
+ * errors as for `imx_write_tsd`.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+spool_status_t imx_write_evt(uint32_t upload_source,
+                             struct control_sensor_block *csb,
+                             struct control_sensor_data *csd,
+                             uint32_t value,
+                             uint64_t utc_time_ms);
+
+/**
+ * Number of records of the sensor not yet read (not pending): what the next
+ * `imx_read_bulk_samples` can return. 0 on any error (counted; see `spool_last_status`).
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+uint32_t imx_get_new_sample_count(uint32_t upload_source,
+                                  struct control_sensor_block *csb,
+                                  struct control_sensor_data *csd);
+
+/**
+ * Reads up to `min(array_size, requested_count, 65535)` unsent records, oldest first,
+ * into `array[0 .. *filled_count]` and marks exactly those records pending for this
+ * upload source (ACK with `imx_erase_all_pending`, NACK with `imx_revert_all_pending`).
+ * Never returns erased or pending records, and never more than were written.
+ *
+ * `SPOOL_OK` with `*filled_count` = records read (0 when `requested_count` or
+ * `array_size` is 0); `SPOOL_ERR_NO_DATA` with `*filled_count = 0` when there is nothing
+ * unsent. On an argument, registration or source error nothing is written and nothing
+ * becomes pending. (A store error in the middle of the batch, which the invariants rule
+ * out, would leave the records read before it pending and counted in `*filled_count`.)
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`; `array` must be NULL or writable for `array_size`
+ * `spool_mm2_sample_t`, `filled_count` NULL or writable for one `uint16_t`.
+ */
+spool_status_t imx_read_bulk_samples(uint32_t upload_source,
+                                     struct control_sensor_block *csb,
+                                     struct control_sensor_data *csd,
+                                     struct SpoolMm2Sample *array,
+                                     uint32_t array_size,
+                                     uint32_t requested_count,
+                                     uint16_t *filled_count);
+
+/**
+ * `true` if the sensor has records read and not yet acknowledged under this upload
+ * source. `false` on any error (counted; see `spool_last_status`).
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+bool imx_has_pending_data(uint32_t upload_source,
+                          struct control_sensor_block *csb,
+                          struct control_sensor_data *csd);
+
+/**
+ * ACK: erases exactly the records `imx_read_bulk_samples` made pending (all of them);
+ * unsent records stay. No pending records: `SPOOL_OK`, nothing changes.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+spool_status_t imx_erase_all_pending(uint32_t upload_source,
+                                     struct control_sensor_block *csb,
+                                     struct control_sensor_data *csd);
+
+/**
+ * NACK / timeout: makes every pending record unsent again, losslessly; the next read
+ * starts at the oldest of them.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+spool_status_t imx_revert_all_pending(uint32_t upload_source,
+                                      struct control_sensor_block *csb,
+                                      struct control_sensor_data *csd);
+
+/**
+ * Copies the store's counters in MM2 form into `*stats_out` (see `spool_mm2_stats_t` for
+ * what each field means here). `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`.
+ *
+ * # Safety
+ *
+ * `stats_out` must be NULL or writable for one `spool_mm2_stats_t`.
+ */
+spool_status_t imx_get_memory_stats(struct SpoolMm2Stats *stats_out);
 
 /**
  * Fills `*out` with the default configuration (`abi_version = SPOOL_ABI_VERSION`, no
@@ -1063,6 +1289,34 @@ spool_status_t spool_pool_free(void *ptr);
  * `out` must be NULL or valid for writing `len` `spool_tier_stats_t`.
  */
 spool_status_t spool_pool_stats(struct spool_tier_stats_t *out, size_t len);
+
+/**
+ * Declares the C pool in service for the optional malloc wrapper
+ * (`c/spool_malloc_wrap.c`), which routes `malloc` / `free` / `calloc` / `realloc` to the
+ * pool only after this call. The pool itself needs no initialisation (`spool_pool_alloc`
+ * works at any time), so this only sets the flag `spool_pool_initialized` reports.
+ * Idempotent, independent of `spool_init` / `spool_deinit`; always `SPOOL_OK`; not counted.
+ */
+spool_status_t spool_pool_init(void);
+
+/**
+ * `true` once `spool_pool_init` has been called. Lock-free; not counted.
+ */
+bool spool_pool_initialized(void);
+
+/**
+ * `true` if `ptr` is the start of a block of the C pool (allocated or free): the
+ * ownership test of the malloc wrapper's `free`. Address arithmetic only: `ptr` is never
+ * dereferenced, any value (NULL included) may be passed. Lock-free; not counted.
+ */
+bool spool_pool_owns(const void *ptr);
+
+/**
+ * The size of the C-pool block that starts at `ptr` (256, 1024 or 4096 with the default
+ * geometry), or 0 if `ptr` is not the start of a block of the pool. Never dereferences
+ * `ptr`. Lock-free; not counted.
+ */
+size_t spool_pool_block_size(const void *ptr);
 
 /**
  * Checks the pool's invariants (bitmap population == `in_use`, `in_use <= peak <=

@@ -27,8 +27,8 @@ cbindgen --config "$tmp/cbindgen.toml" --crate sensor-spool --output "$tmp/senso
     || { cat "$tmp/cbindgen.log"; exit 1; }
 grep -v -e "Cannot find a mangling for generic path" -e 'Missing `\[defines\]` entry for `feature = "ffi"`' -e "^WARN: Skip " -e "^WARN: Can't find u32" -e "^WARN: Can't find \(ControlSensorBlock\|ControlSensorData\|DataStoreInfo\)" "$tmp/cbindgen.log" |
     grep -v -F -f <(printf '%s\n' "$rust_only" | tr -d '"' | tr , '\n' | sed "s/.*/Can't find &./") >&2 || true
-# Only the C API's own names may appear: SPOOL_* / spool_* and the legacy MM1 functions.
-legacy="write_tsd_evt|write_tsd_evt_time|read_tsd_evt|erase_tsd_evt|revert_tsd_evt_pending_data|erase_tsd_evt_pending_data|atomic_erase_records|process_memory|flush_all_to_disk|get_flush_progress|is_all_ram_empty|cancel_memory_flush|imx_init_data_store_entry|reset_csd_entry"
+# Only the C API's own names may appear: SPOOL_* / spool_*, the legacy MM1 functions and the MM2 façade (imx_*).
+legacy="write_tsd_evt|write_tsd_evt_time|read_tsd_evt|erase_tsd_evt|revert_tsd_evt_pending_data|erase_tsd_evt_pending_data|atomic_erase_records|process_memory|flush_all_to_disk|get_flush_progress|is_all_ram_empty|cancel_memory_flush|imx_init_data_store_entry|reset_csd_entry|imx_write_tsd|imx_write_evt|imx_read_bulk_samples|imx_get_new_sample_count|imx_has_pending_data|imx_erase_all_pending|imx_revert_all_pending|imx_get_memory_stats"
 stray=$( { grep -oE '^#define [A-Za-z_0-9]+' "$tmp/sensor_spool.h" | awk '{print $2}';
            grep -oE '^[a-z_0-9 *]+[ *]([a-z_0-9]+)\(' "$tmp/sensor_spool.h" | sed -E 's/.*[ *]([a-z_0-9]+)\($/\1/'; } |
          grep -vE "^(SENSOR_SPOOL_H|SPOOL_[A-Z0-9_]+|spool_[a-z0-9_]+|$legacy)$" || true)

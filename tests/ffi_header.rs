@@ -73,6 +73,8 @@ fn status_codes_and_constants_match() {
         ("SPOOL_ERR_BUSY", SPOOL_ERR_BUSY),
         ("SPOOL_ERR_CONFLICT", SPOOL_ERR_CONFLICT),
         ("SPOOL_ERR_INTERNAL", SPOOL_ERR_INTERNAL),
+        ("SPOOL_ERR_BAD_GEOMETRY", SPOOL_ERR_BAD_GEOMETRY),
+        ("SPOOL_ERR_SOURCE_MISMATCH", SPOOL_ERR_SOURCE_MISMATCH),
     ];
     for (i, (name, s)) in statuses.iter().enumerate() {
         assert_eq!(*s as i32, i as i32, "{name}: values are dense and fixed");

@@ -29,6 +29,7 @@ struct World {
 }
 
 const A_SOURCE: u8 = 1;
+const A_SOURCE32: u32 = A_SOURCE as u32;
 
 fn world() -> World {
     init(SPOOL_CFG_EVT_READ_TWO_WORDS);
@@ -122,6 +123,16 @@ type Call = fn(&mut World) -> SpoolStatus;
 fn void(f: impl FnOnce()) -> SpoolStatus {
     f();
     spool_last_status()
+}
+
+/// `&csb[e]` of an array pair (MM2 per-sensor pointer; `e` may be past the end).
+fn el_csb(a: &Arrays, e: usize) -> *mut ControlSensorBlock {
+    a.csb().cast::<Csb>().wrapping_add(e).cast()
+}
+
+/// `&csd[e]` of an array pair.
+fn el_csd(a: &Arrays, e: usize) -> *mut ControlSensorData {
+    a.csd().cast::<Csd>().wrapping_add(e).cast()
 }
 
 fn bad_layout(edit: fn(&mut SpoolLayout)) -> SpoolLayout {
@@ -720,6 +731,238 @@ fn cases() -> Vec<(&'static str, Call, SpoolStatus)> {
             |_| unsafe { spool_config_default(null_mut()) },
             SPOOL_ERR_NULL,
         ),
+        // ---- diagnostics
+        (
+            "spool_version_numbers major NULL",
+            |w| unsafe { spool_version_numbers(null_mut(), &mut w.word[0], &mut w.word[1]) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_version_numbers minor NULL",
+            |w| unsafe { spool_version_numbers(&mut w.word[0], null_mut(), &mut w.word[1]) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_version_numbers patch NULL",
+            |w| unsafe { spool_version_numbers(&mut w.word[0], &mut w.word[1], null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "spool_dump write NULL",
+            |w| unsafe { spool_dump(None, w.word.as_mut_ptr().cast()) },
+            SPOOL_ERR_NULL,
+        ),
+        // ---- MM2 façade (per-sensor pointers &csb[e], &csd[e] + upload source)
+        (
+            "imx_write_tsd csb NULL",
+            |w| unsafe { imx_write_tsd(A_SOURCE32, null_mut(), el_csd(&w.a, 0), 1) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_write_tsd csd NULL",
+            |w| unsafe { imx_write_tsd(A_SOURCE32, el_csb(&w.a, 0), null_mut(), 1) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_write_tsd unregistered",
+            |w| unsafe { imx_write_tsd(A_SOURCE32, el_csb(&w.b, 0), el_csd(&w.b, 0), 1) },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "imx_write_tsd elements of different entries",
+            |w| unsafe { imx_write_tsd(A_SOURCE32, el_csb(&w.a, 0), el_csd(&w.a, 2), 1) },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "imx_write_tsd misaligned csb",
+            |w| unsafe {
+                imx_write_tsd(
+                    A_SOURCE32,
+                    w.a.csb().cast::<u8>().wrapping_add(4).cast(),
+                    el_csd(&w.a, 0),
+                    1,
+                )
+            },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "imx_write_tsd entry == count",
+            |w| unsafe { imx_write_tsd(A_SOURCE32, el_csb(&w.a, 3), el_csd(&w.a, 3), 1) },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "imx_write_tsd wrong source",
+            |w| unsafe {
+                imx_write_tsd(u32::from(A_SOURCE) + 1, el_csb(&w.a, 0), el_csd(&w.a, 0), 1)
+            },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_write_tsd on an EVT sensor",
+            |w| unsafe { imx_write_tsd(A_SOURCE32, el_csb(&w.a, 1), el_csd(&w.a, 1), 1) },
+            SPOOL_ERR_CONFLICT,
+        ),
+        (
+            "imx_write_evt csb NULL",
+            |w| unsafe { imx_write_evt(A_SOURCE32, null_mut(), el_csd(&w.a, 1), 1, 1) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_write_evt on a TSD sensor",
+            |w| unsafe { imx_write_evt(A_SOURCE32, el_csb(&w.a, 0), el_csd(&w.a, 0), 1, u64::MAX) },
+            SPOOL_ERR_CONFLICT,
+        ),
+        (
+            "imx_write_evt wrong source",
+            |w| unsafe { imx_write_evt(u32::MAX, el_csb(&w.a, 1), el_csd(&w.a, 1), 1, 1) },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_get_new_sample_count csd NULL",
+            |w| {
+                let n =
+                    unsafe { imx_get_new_sample_count(A_SOURCE32, el_csb(&w.a, 0), null_mut()) };
+                if n != 0 {
+                    SPOOL_ERR_INTERNAL
+                } else {
+                    spool_last_status()
+                }
+            },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_get_new_sample_count wrong source",
+            |w| {
+                let n = unsafe { imx_get_new_sample_count(0, el_csb(&w.a, 0), el_csd(&w.a, 0)) };
+                if n != 0 {
+                    SPOOL_ERR_INTERNAL
+                } else {
+                    spool_last_status()
+                }
+            },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_read_bulk_samples array NULL",
+            |w| unsafe {
+                let mut n = 0xABCD;
+                let r = imx_read_bulk_samples(
+                    A_SOURCE32,
+                    el_csb(&w.a, 0),
+                    el_csd(&w.a, 0),
+                    null_mut(),
+                    4,
+                    4,
+                    &mut n,
+                );
+                if n != 0xABCD { SPOOL_ERR_INTERNAL } else { r }
+            },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_read_bulk_samples filled_count NULL",
+            |w| unsafe {
+                let mut a = [SpoolMm2Sample::default(); 4];
+                imx_read_bulk_samples(
+                    A_SOURCE32,
+                    el_csb(&w.a, 0),
+                    el_csd(&w.a, 0),
+                    a.as_mut_ptr(),
+                    4,
+                    4,
+                    null_mut(),
+                )
+            },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_read_bulk_samples wrong source",
+            |w| unsafe {
+                let mut a = [SpoolMm2Sample::default(); 4];
+                let mut n = 0xABCD;
+                let r = imx_read_bulk_samples(
+                    9,
+                    el_csb(&w.a, 0),
+                    el_csd(&w.a, 0),
+                    a.as_mut_ptr(),
+                    4,
+                    4,
+                    &mut n,
+                );
+                if n != 0xABCD || a != [SpoolMm2Sample::default(); 4] {
+                    SPOOL_ERR_INTERNAL
+                } else {
+                    r
+                }
+            },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_read_bulk_samples unregistered",
+            |w| unsafe {
+                let mut a = [SpoolMm2Sample::default(); 4];
+                let mut n = 0xABCD;
+                imx_read_bulk_samples(
+                    A_SOURCE32,
+                    el_csb(&w.b, 0),
+                    el_csd(&w.b, 0),
+                    a.as_mut_ptr(),
+                    4,
+                    4,
+                    &mut n,
+                )
+            },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "imx_has_pending_data csb NULL",
+            |w| {
+                let p = unsafe { imx_has_pending_data(A_SOURCE32, null_mut(), el_csd(&w.a, 0)) };
+                if p {
+                    SPOOL_ERR_INTERNAL
+                } else {
+                    spool_last_status()
+                }
+            },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_has_pending_data wrong source",
+            |w| {
+                let p = unsafe { imx_has_pending_data(0, el_csb(&w.a, 0), el_csd(&w.a, 0)) };
+                if p {
+                    SPOOL_ERR_INTERNAL
+                } else {
+                    spool_last_status()
+                }
+            },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_erase_all_pending csd NULL",
+            |w| unsafe { imx_erase_all_pending(A_SOURCE32, el_csb(&w.a, 0), null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_erase_all_pending wrong source",
+            |w| unsafe { imx_erase_all_pending(0, el_csb(&w.a, 0), el_csd(&w.a, 0)) },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_revert_all_pending unregistered",
+            |w| unsafe { imx_revert_all_pending(A_SOURCE32, el_csb(&w.b, 0), el_csd(&w.b, 0)) },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "imx_revert_all_pending wrong source",
+            |w| unsafe { imx_revert_all_pending(0, el_csb(&w.a, 0), el_csd(&w.a, 0)) },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_get_memory_stats out NULL",
+            |_| unsafe { imx_get_memory_stats(null_mut()) },
+            SPOOL_ERR_NULL,
+        ),
         // ---- C pool
         (
             "pool_alloc out NULL",
@@ -832,6 +1075,9 @@ fn calls_before_init_are_rejected_and_counted() {
         get_position: None,
         ctx: null_mut(),
     };
+    let mut mm2_buf = SpoolMm2Sample::default();
+    let mut mm2_n: u16 = 0xABCD;
+    let mut mm2_st = SpoolMm2Stats::default();
     let ni = SPOOL_ERR_NOT_INITIALIZED;
     // SAFETY: valid pointers to live test memory throughout.
     let results: Vec<(&str, SpoolStatus)> = unsafe {
@@ -878,6 +1124,34 @@ fn calls_before_init_are_rejected_and_counted() {
             ("spool_check", spool_check()),
             ("spool_recover", spool_recover(null_mut())),
             ("storage_stats", spool_storage_stats(&mut ss)),
+            ("imx_write_tsd", imx_write_tsd(1, csb, csd, 1)),
+            ("imx_write_evt", imx_write_evt(1, csb, csd, 1, 1)),
+            (
+                "imx_read_bulk_samples",
+                imx_read_bulk_samples(1, csb, csd, &mut mm2_buf, 1, 1, &mut mm2_n),
+            ),
+            ("imx_erase_all_pending", imx_erase_all_pending(1, csb, csd)),
+            (
+                "imx_revert_all_pending",
+                imx_revert_all_pending(1, csb, csd),
+            ),
+            ("imx_get_memory_stats", imx_get_memory_stats(&mut mm2_st)),
+            (
+                "imx_get_new_sample_count",
+                if imx_get_new_sample_count(1, csb, csd) == 0 {
+                    spool_last_status()
+                } else {
+                    SPOOL_OK
+                },
+            ),
+            (
+                "imx_has_pending_data",
+                if imx_has_pending_data(1, csb, csd) {
+                    SPOOL_OK
+                } else {
+                    spool_last_status()
+                },
+            ),
         ]
     };
     for (name, r) in &results {
@@ -900,6 +1174,11 @@ fn calls_before_init_are_rejected_and_counted() {
     );
     assert_eq!(ss, SpoolStorageStats::default());
     assert_eq!(a.csd_vec(), untouched, "arrays untouched before init");
+    assert_eq!(
+        (mm2_buf, mm2_n, mm2_st),
+        (SpoolMm2Sample::default(), 0xABCD, SpoolMm2Stats::default()),
+        "MM2 out-params untouched before init"
+    );
     init(0);
     let f = stats().ffi;
     assert_eq!(f.rejected_not_initialized, results.len() as u64 + 2);

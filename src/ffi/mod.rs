@@ -1,5 +1,8 @@
 //! C ABI (feature `ffi`): the legacy iMatrix `write_tsd_evt` family as a drop-in, a
-//! native `spool_*` API for new code, and a raw-pointer C block pool.
+//! native `spool_*` API for new code, and a raw-pointer C block pool. Also: the MM2 façade
+//! (`imx_write_tsd`, `imx_read_bulk_samples`, ..., see `mm2.rs`) on the same store, the
+//! pool queries of the optional malloc wrapper (`c/spool_malloc_wrap.c`), and diagnostics
+//! (`spool_version`, `spool_version_numbers`, `spool_dump`, see `diag.rs`).
 //!
 //! The generated header is `include/sensor_spool.h` (cbindgen, see `cbindgen.toml`).
 //!
@@ -26,14 +29,19 @@
 //!   arithmetic, and a re-entrant call (e.g. from a callback) gets `SPOOL_ERR_BUSY`.
 
 mod flash;
+
+mod diag;
 mod legacy;
+mod mm2;
 mod native;
 mod pool_api;
 mod state;
 mod store;
 mod types;
 
+pub use diag::*;
 pub use legacy::*;
+pub use mm2::*;
 pub use native::*;
 pub use pool_api::*;
 pub use types::*;

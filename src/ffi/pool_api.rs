@@ -7,6 +7,7 @@ use super::state::call;
 use super::types::{FfiResult, SPOOL_POOL_TIERS, SpoolStatus, SpoolTierStats, status_of};
 use crate::pool::{AllocError, FreeError, TIERS};
 use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 const _: () = assert!(TIERS == SPOOL_POOL_TIERS);
 
@@ -111,6 +112,64 @@ pub unsafe extern "C" fn spool_pool_stats(out: *mut SpoolTierStats, len: usize) 
         }
         Ok(())
     }))
+}
+
+/// Set by `spool_pool_init` (load / store only: no compare-and-swap on RISC-V `imc`).
+static POOL_INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+/// Declares the C pool in service for the optional malloc wrapper
+/// (`c/spool_malloc_wrap.c`), which routes `malloc` / `free` / `calloc` / `realloc` to the
+/// pool only after this call. The pool itself needs no initialisation (`spool_pool_alloc`
+/// works at any time), so this only sets the flag `spool_pool_initialized` reports.
+/// Idempotent, independent of `spool_init` / `spool_deinit`; always `SPOOL_OK`; not counted.
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_pool_init() -> SpoolStatus {
+    POOL_INITIALIZED.store(true, Ordering::Release);
+    SpoolStatus::SPOOL_OK
+}
+
+/// `true` once `spool_pool_init` has been called. Lock-free; not counted.
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_pool_initialized() -> bool {
+    POOL_INITIALIZED.load(Ordering::Acquire)
+}
+
+/// `true` if `ptr` is the start of a block of the C pool (allocated or free): the
+/// ownership test of the malloc wrapper's `free`. Address arithmetic only: `ptr` is never
+/// dereferenced, any value (NULL included) may be passed. Lock-free; not counted.
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_pool_owns(ptr: *const c_void) -> bool {
+    C_POOL.locate(ptr.cast::<u8>()).is_some()
+}
+
+/// The size of the C-pool block that starts at `ptr` (256, 1024 or 4096 with the default
+/// geometry), or 0 if `ptr` is not the start of a block of the pool. Never dereferences
+/// `ptr`. Lock-free; not counted.
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_pool_block_size(ptr: *const c_void) -> usize {
+    match C_POOL.locate(ptr.cast::<u8>()) {
+        Some(id) => CPool::block_size(usize::from(id.tier())),
+        None => 0,
+    }
+}
+
+/// Statistics of tier `tier` of the C pool (for `spool_dump`); `None` past the last tier.
+pub(crate) fn pool_tier_stats(tier: usize) -> Option<SpoolTierStats> {
+    let t = *C_POOL.stats().get(tier)?;
+    Some(SpoolTierStats {
+        block_size: t.block_size,
+        capacity: t.capacity,
+        in_use: t.in_use,
+        peak: t.peak,
+        failed_allocs: t.failed_allocs,
+        invalid_frees: t.invalid_frees,
+        fallbacks: t.fallbacks,
+    })
+}
+
+/// Frees of pointers outside every tier of the C pool (for `spool_dump`).
+pub(crate) fn pool_stray_frees() -> u32 {
+    C_POOL.stray_frees()
 }
 
 /// Checks the pool's invariants (bitmap population == `in_use`, `in_use <= peak <=

@@ -296,6 +296,31 @@ impl Registration {
         }
     }
 
+    /// The upload source the arrays were registered under.
+    pub(crate) fn source(&self) -> u8 {
+        self.source
+    }
+
+    /// The entry `e` with `csb == &csb_array[e]` and `csd == &csd_array[e]` (MM2 per-sensor
+    /// pointers), if both point at the same element of this registration.
+    pub(crate) fn element(&self, csb: usize, csd: usize) -> Option<u16> {
+        let (start, end) = self.csb_range();
+        if csb < start || csb >= end {
+            return None;
+        }
+        let size = usize::try_from(self.layout.raw.csb_size).ok()?;
+        let rel = csb.checked_sub(start)?;
+        if rel.checked_rem(size)? != 0 {
+            return None;
+        }
+        let entry = u16::try_from(rel.checked_div(size)?).ok()?;
+        let csd_at = usize::try_from(self.layout.raw.csd_size)
+            .ok()?
+            .checked_mul(usize::from(entry))?
+            .checked_add(self.csd.as_ptr() as usize)?;
+        (entry < self.count && csd_at == csd).then_some(entry)
+    }
+
     /// `true` if this registration is exactly (csb, csd).
     fn is(&self, csb: usize, csd: usize) -> bool {
         self.csb.as_ptr() as usize == csb && self.csd.as_ptr() as usize == csd
@@ -491,6 +516,15 @@ impl State {
         self.regs
             .iter()
             .position(|r| r.is(csb, csd))
+            .ok_or(SpoolStatus::SPOOL_ERR_NOT_REGISTERED)
+    }
+
+    /// `(registration index, entry)` of the element pair `(&csb[e], &csd[e])`.
+    pub(crate) fn find_element(&self, csb: usize, csd: usize) -> FfiResult<(usize, u16)> {
+        self.regs
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.element(csb, csd).map(|e| (i, e)))
             .ok_or(SpoolStatus::SPOOL_ERR_NOT_REGISTERED)
     }
 

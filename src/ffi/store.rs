@@ -466,4 +466,34 @@ impl Store {
             sector_size: if flash { io.sector_size } else { 0 },
         }
     }
+
+    /// Number of sensors in the store (for `spool_dump`).
+    pub(crate) fn sensor_count(&self) -> usize {
+        self.spool.sensors().count()
+    }
+
+    /// Key and counters of the `i`-th sensor in key order (for `spool_dump`).
+    pub(crate) fn sensor_at(&self, i: usize) -> Option<(Key, SpoolSensorStats)> {
+        let key = self.spool.sensors().nth(i)?.key();
+        Some((key, self.sensor_stats(handle_of_key(key)).ok()?))
+    }
+
+    /// `(payload bytes of the stored records, bytes of the RAM sectors holding them)`:
+    /// 4 bytes per TSD sample, 8 per event; sectors hold nothing but records (for the MM2
+    /// `space_efficiency_percent`).
+    pub(crate) fn payload(&self) -> (u64, u64) {
+        let mut bytes = 0u64;
+        for h in self.spool.sensors() {
+            if let Ok(s) = self.spool.sensor_stats(h) {
+                let size = match s.kind {
+                    StoreKind::Evt => 8,
+                    _ => 4,
+                };
+                bytes = bytes.saturating_add(u64::from(s.count).saturating_mul(size));
+            }
+        }
+        let sector = u64::from(FfiSpool::records_per_sector(StoreKind::Tsd)).saturating_mul(4);
+        let used = u64::from(self.spool.stats().sectors_used).saturating_mul(sector);
+        (bytes, used)
+    }
 }

@@ -91,6 +91,9 @@ pub enum SpoolStatus {
     /// `spool_config_t.flash`: unsupported geometry (see `spool_flash_t`), or only some of
     /// the three callbacks given.
     SPOOL_ERR_BAD_GEOMETRY = 24,
+    /// MM2 façade: the call names another upload source than the one the sensor's arrays
+    /// were registered under (`spool_register_sensors`); nothing was changed.
+    SPOOL_ERR_SOURCE_MISMATCH = 25,
 }
 
 impl SpoolStatus {
