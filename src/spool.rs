@@ -179,8 +179,10 @@ pub struct SensorStats {
     pub kind: Kind,
     /// Sample rate in ms (0 for EVT).
     pub sample_rate_ms: u32,
-    /// Records stored (`written - erased`).
+    /// Records stored (`written - erased`), in RAM and in storage.
     pub count: u32,
+    /// Of `count`, the records held in RAM (the rest are in storage).
+    pub in_ram: u32,
     /// Records read and not acknowledged.
     pub pending: u32,
     /// Records not yet read.
@@ -729,6 +731,7 @@ impl<
             kind,
             sample_rate_ms: self.rate_of(e),
             count,
+            in_ram: e.seq.count(),
             pending,
             available: e.seq.available().wrapping_add(fa),
             next_seq: e.seq.written(),

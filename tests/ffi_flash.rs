@@ -185,6 +185,16 @@ fn process_memory_spills_at_the_threshold_and_reads_stay_in_order() {
         used * 100 < 50 * total,
         "after the spill RAM is below the threshold: {used}/{total}"
     );
+    // MM2 stats describe RAM only: records in flash do not count as payload of RAM sectors.
+    let mut mm2 = SpoolMm2Stats::default();
+    // SAFETY: writable.
+    assert_eq!(unsafe { imx_get_memory_stats(&mut mm2) }, SPOOL_OK);
+    assert!(
+        (1..=100).contains(&mm2.space_efficiency_percent),
+        "space efficiency {}% with {} records in storage",
+        mm2.space_efficiency_percent,
+        st.in_storage
+    );
     // One batch per call: a call above the threshold moves one batch, never more.
     let b0 = storage_stats().batches;
     process_memory(1);

@@ -478,7 +478,7 @@ impl Store {
         Some((key, self.sensor_stats(handle_of_key(key)).ok()?))
     }
 
-    /// `(payload bytes of the stored records, bytes of the RAM sectors holding them)`:
+    /// `(payload bytes of the records in RAM, bytes of the RAM sectors holding them)`:
     /// 4 bytes per TSD sample, 8 per event; sectors hold nothing but records (for the MM2
     /// `space_efficiency_percent`).
     pub(crate) fn payload(&self) -> (u64, u64) {
@@ -489,7 +489,7 @@ impl Store {
                     StoreKind::Evt => 8,
                     _ => 4,
                 };
-                bytes = bytes.saturating_add(u64::from(s.count).saturating_mul(size));
+                bytes = bytes.saturating_add(u64::from(s.in_ram).saturating_mul(size));
             }
         }
         let sector = u64::from(FfiSpool::records_per_sector(StoreKind::Tsd)).saturating_mul(4);
