@@ -548,6 +548,16 @@ impl<
         storage
             .ack(key, upto, |ev| evicted(table, parts, lost, ev))
             .map_err(|_| Error::Storage)?;
+        let a0 = p.acked;
+        let p = &mut self.spill.parts[i];
+        // The mark may have opened a sector and evicted some of the very records
+        // it acknowledges: those are acknowledged, not lost in flight.
+        if before(a0, p.acked) {
+            let covered = if before(upto, p.acked) { upto } else { p.acked }.wrapping_sub(a0);
+            p.gone = p.gone.saturating_sub(covered);
+            p.lost = p.lost.wrapping_sub(covered);
+            self.spill.lost = self.spill.lost.wrapping_sub(covered);
+        }
         let p = &mut self.spill.parts[i];
         if (upto.wrapping_sub(p.acked) as i32) > 0 {
             p.acked = upto;
