@@ -24,10 +24,8 @@ use super::types::{
 };
 use crate::record::{Kind as StoreKind, SensorKey};
 use crate::sensor::OverflowPolicy;
-use crate::sensor::SeqState;
 use crate::spool::{Error, SensorHandle, Spool};
-use crate::storage::spill::FlashPart;
-use crate::storage::{LogEntry, Storage};
+use crate::storage::Storage;
 
 #[cfg(feature = "std")]
 use crate::profile::{
@@ -233,56 +231,11 @@ impl Store {
     /// reuse, so they are recovered into it (as `Spool::recover_storage` does for every
     /// sensor) before it takes any record. Reads the whole log once.
     fn recover_late(&mut self, key: Key) -> FfiResult<()> {
-        let skey = crate::storage::SensorKey::from(key);
-        let (mut first, mut end, mut ack) = (None, 0u32, None);
-        self.spool
-            .storage_mut()
-            .recover(|entry| match entry {
-                LogEntry::Run(r) if r.key == skey => {
-                    first.get_or_insert(r.first_seq);
-                    end = r.end_seq();
-                }
-                LogEntry::Ack { key: k, upto } if k == skey => ack = Some(upto),
-                _ => {}
-            })
-            .map_err(|_| SpoolStatus::SPOOL_ERR_STORAGE)?;
-        let Some(first) = first else {
-            return Ok(());
-        };
-        // Same rules as `Spool::recover_storage`: the latest mark, never past the end.
-        let mut acked = first;
-        if let Some(a) = ack
-            && (a.wrapping_sub(acked) as i32) > 0
-        {
-            acked = a;
-        }
-        if (end.wrapping_sub(acked) as i32) < 0 {
-            acked = end;
-        }
-        let internal = SpoolStatus::SPOOL_ERR_INTERNAL;
-        let i = self
+        let h = self
             .spool
-            .table
-            .binary_search_by(|e| e.key().cmp(&key))
-            .map_err(|_| internal)?;
-        let seq = SeqState::from_raw(end, end, end).map_err(|_| internal)?;
-        let (Some(e), Some(p)) = (
-            self.spool.table.get_mut(i),
-            self.spool.spill.parts.get_mut(i),
-        ) else {
-            return Err(internal);
-        };
-        if e.seq.count() != 0 || p.acked != p.end {
-            return Err(internal);
-        }
-        e.seq = seq;
-        *p = FlashPart {
-            acked,
-            read: acked,
-            end,
-            lost: 0,
-        };
-        let n = end.wrapping_sub(acked);
+            .lookup(key)
+            .ok_or(SpoolStatus::SPOOL_ERR_INTERNAL)?;
+        let n = self.spool.recover_sensor(h).map_err(status)?;
         self.recovered = self.recovered.wrapping_add(n);
         self.written = self.written.wrapping_add(u64::from(n));
         Ok(())

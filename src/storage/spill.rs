@@ -37,6 +37,36 @@
 //! ([`Storage::recover`]) to rebuild each registered sensor's flash part from
 //! its runs and latest acknowledgement mark; new records continue the sequence.
 //!
+//! Records acknowledged while still in RAM write no mark. They are recognised
+//! anyway: records enter storage oldest first, and a sensor's RAM records can
+//! only be acknowledged once its flash part is fully acknowledged (that is, a
+//! mark covers the sensor's last run). So when a sensor's next run starts after
+//! a gap and the latest mark covers everything before the gap, the records in
+//! the gap left RAM without entering storage (acknowledged, dropped and counted,
+//! or cleared) and the new run's first record counts as an acknowledgement mark.
+//! A gap after records no mark covers (a frame lost to damage, or a RAM drop
+//! while the flash part was not empty) is not taken as one: the records after
+//! it stay owed (a damaged frame after a fully acknowledged part cannot be told
+//! from such a gap: its records are then not counted lost). A sensor of which
+//! only a mark survived (its runs were evicted) continues its sequence after
+//! that mark.
+//!
+//! # Reads and acknowledgements of flash records
+//!
+//! Each flash part keeps a [`ReadHint`] (where storage last found its next
+//! record, or where the batch that started the part was appended) and one for
+//! its first unacknowledged record (where reading resumes after a revert), so
+//! reading hundreds of sensors in turn does not rescan the log per sensor
+//! ([`Storage::read_hinted`]); a hint never changes which record comes back.
+//!
+//! Records evicted from storage (storage full) while pending are counted lost
+//! at eviction and leave the pending count, but [`Spool::ack`] still accepts
+//! them as the oldest records handed out ([`Spool::evicted_in_flight`]); an
+//! acknowledgement whose mark itself evicts the records it covers counts them
+//! acknowledged. If records are missing from storage (damage) right after
+//! pending ones, [`Spool::read`] returns [`Error::NoData`] until those are
+//! acknowledged or reverted; then the missing ones are counted lost.
+//!
 //! # Limits
 //!
 //! [`Spool::peek`], [`Spool::peek_stored`] and [`Spool::iter`] take `&self` and
@@ -45,8 +75,8 @@
 use crate::ram::{RamStore, SectorPool};
 use crate::record::{self, Kind, Record};
 use crate::sensor::SeqState;
-use crate::spool::{Entry, Error, Spool};
-use crate::storage::{Batch, LogEntry, RecordKind, RunInfo, RunMeta, SensorKey, Storage};
+use crate::spool::{Entry, Error, SensorHandle, Spool};
+use crate::storage::{Batch, LogEntry, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey, Storage};
 
 /// Most runs in one flush batch.
 const MAX_RUNS: usize = 32;
@@ -62,6 +92,15 @@ pub(crate) struct FlashPart {
     pub(crate) end: u32,
     /// Unacknowledged records lost to eviction or damage (wrapping).
     pub(crate) lost: u32,
+    /// Where storage last found this part's next record ([`Storage::read_hinted`]).
+    pub(crate) hint: ReadHint,
+    /// A hint at or before the first unacknowledged record: where reading
+    /// resumes after a revert.
+    pub(crate) ack_hint: ReadHint,
+    /// Records handed out by `read` (pending) and then evicted before their
+    /// acknowledgement: counted in `lost`, no longer stored, still accepted by
+    /// `ack` (they are the oldest of what the uploader holds).
+    pub(crate) gone: u32,
 }
 
 impl FlashPart {
@@ -80,7 +119,7 @@ impl FlashPart {
 }
 
 /// Spill state kept by the spool: a flash part per sensor slot (parallel to the
-/// sensor table, 16 bytes each; `SPILL` = 0 for RAM-only spools, which then pay
+/// sensor table, 44 bytes each; `SPILL` = 0 for RAM-only spools, which then pay
 /// only the counters) and the flush bookkeeping.
 #[derive(Debug)]
 pub(crate) struct SpillState<const SENSORS: usize> {
@@ -135,6 +174,105 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
     }
 }
 
+/// The sensor a log entry belongs to.
+fn entry_key(entry: &LogEntry) -> SensorKey {
+    match *entry {
+        LogEntry::Run(r) => r.key,
+        LogEntry::Ack { key, .. } => key,
+    }
+}
+
+/// What the log says about one sensor, gathered entry by entry (oldest first)
+/// during recovery.
+#[derive(Clone, Copy, Debug, Default)]
+struct SensorLog {
+    /// First record of the oldest surviving run.
+    first: u32,
+    /// One past the last record of the newest run.
+    end: u32,
+    /// Latest acknowledgement mark, explicit or implied.
+    ack: u32,
+    /// [`SensorLog::RUNS`] | [`SensorLog::ACK`].
+    seen: u8,
+}
+
+impl SensorLog {
+    const RUNS: u8 = 1;
+    const ACK: u8 = 2;
+
+    fn note(&mut self, entry: &LogEntry) {
+        match *entry {
+            LogEntry::Run(r) => {
+                if self.seen & Self::RUNS == 0 {
+                    self.first = r.first_seq;
+                    self.seen |= Self::RUNS;
+                } else if r.first_seq != self.end
+                    && self.seen & Self::ACK != 0
+                    && !before(self.ack, self.end)
+                    && before(self.ack, r.first_seq)
+                {
+                    // A gap after a fully acknowledged flash part: the records in
+                    // between left RAM without entering storage (acknowledged while
+                    // in RAM, dropped and counted, or cleared), so nothing before
+                    // this run is owed any more (implied acknowledgement).
+                    self.ack = r.first_seq;
+                }
+                self.end = r.end_seq();
+            }
+            LogEntry::Ack { upto, .. } => {
+                self.ack = upto;
+                self.seen |= Self::ACK;
+            }
+        }
+    }
+
+    /// Rebuilds a sensor that holds no record from its log: its sequence state
+    /// continues after the log and its flash part holds the unacknowledged
+    /// records. Returns how many that is.
+    fn apply(&self, e: &mut Entry, p: &mut FlashPart) -> u32 {
+        if self.seen == 0 || e.seq.count() != 0 {
+            return 0;
+        }
+        if self.seen & Self::RUNS == 0 {
+            // Only a mark survived (its runs were evicted): new records continue
+            // after it, so that mark never covers them.
+            if let Ok(seq) = SeqState::from_raw(self.ack, self.ack, self.ack) {
+                e.seq = seq;
+                *p = FlashPart {
+                    acked: self.ack,
+                    read: self.ack,
+                    end: self.ack,
+                    ..FlashPart::default()
+                };
+            }
+            return 0;
+        }
+        let mut acked = self.first;
+        if self.seen & Self::ACK != 0 && before(acked, self.ack) {
+            acked = self.ack;
+        }
+        if before(self.end, acked) {
+            acked = self.end;
+        }
+        let Ok(seq) = SeqState::from_raw(self.end, self.end, self.end) else {
+            return 0;
+        };
+        e.seq = seq;
+        *p = FlashPart {
+            acked,
+            read: acked,
+            end: self.end,
+            ..FlashPart::default()
+        };
+        self.end.wrapping_sub(acked)
+    }
+}
+
+/// Serial-number "`a` is before `b`".
+const fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
 /// Applies an evicted run to the flash parts.
 fn evicted(table: &[Entry], parts: &mut [FlashPart], lost_total: &mut u32, ev: RunInfo) {
     let key = crate::record::SensorKey::from(ev.key);
@@ -155,6 +293,9 @@ fn evicted(table: &[Entry], parts: &mut [FlashPart], lost_total: &mut u32, ev: R
     let n = end.wrapping_sub(p.acked);
     p.lost = p.lost.wrapping_add(n);
     *lost_total = lost_total.wrapping_add(n);
+    // The evicted records the uploader holds (pending): still accepted by `ack`.
+    let handed = if before(p.read, end) { p.read } else { end };
+    p.gone = p.gone.wrapping_add(handed.wrapping_sub(p.acked));
     p.acked = end;
     if (end.wrapping_sub(p.read) as i32) > 0 {
         p.read = end;
@@ -372,6 +513,7 @@ impl<
             rates,
             latest: *latest_ms,
         };
+        let tail = storage.tail_hint();
         let SpillState { parts, lost, .. } = spill;
         let res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
         if res.is_err() {
@@ -404,6 +546,8 @@ impl<
                 p.acked = old.erased();
                 p.read = old.erased();
                 p.end = old.erased();
+                p.hint = tail;
+                p.ack_hint = tail;
             }
             // RAM records already read (pending) stay pending in the flash part;
             // RAM pending implies the flash part was fully read (`p.read == p.end`).
@@ -445,16 +589,26 @@ impl<
         while p.available() > 0 {
             let got = self
                 .storage
-                .read(key, p.read, &mut out)
+                .read_hinted(key, p.read, &mut p.hint, &mut out)
                 .map_err(|_| Error::Storage)?;
-            let ro = match got {
-                Some(ro) if ro.first.wrapping_sub(p.read) < p.available() => ro,
-                // Nothing left in storage for this part: the rest is lost.
-                _ => {
-                    let n = p.available();
-                    self.lose(&mut p, n);
-                    break;
+            let gap = match got {
+                Some(ro) if ro.first.wrapping_sub(p.read) < p.available() => {
+                    ro.first.wrapping_sub(p.read)
                 }
+                // Nothing left in storage for this part.
+                _ => p.available(),
+            };
+            if gap > 0 && p.pending() > 0 {
+                // Records missing (damage) right after pending ones: they can be
+                // counted lost only once the pending records are acknowledged
+                // or reverted (`ack(n)` covers exactly the records handed out).
+                self.spill.parts[i] = p;
+                return Err(Error::NoData);
+            }
+            let Some(ro) = got.filter(|_| gap < p.available()) else {
+                let n = p.available();
+                self.lose(&mut p, n);
+                break;
             };
             if ro.first != p.read {
                 let n = ro.first.wrapping_sub(p.read);
@@ -497,11 +651,11 @@ impl<
         Ok(None)
     }
 
-    /// `n` unsent records at `p.read` are not in storage (evicted or damaged).
+    /// `n` unsent records at `p.read` are not in storage (evicted or damaged);
+    /// nothing is pending (`p.read == p.acked`).
     fn lose(&mut self, p: &mut FlashPart, n: u32) {
-        if p.read == p.acked {
-            p.acked = p.acked.wrapping_add(n);
-        }
+        p.ack_hint = p.hint;
+        p.acked = p.acked.wrapping_add(n);
         p.read = p.read.wrapping_add(n);
         p.lost = p.lost.wrapping_add(n);
         self.spill.lost = self.spill.lost.wrapping_add(n);
@@ -529,11 +683,24 @@ impl<
         storage
             .ack(key, upto, |ev| evicted(table, parts, lost, ev))
             .map_err(|_| Error::Storage)?;
-        let Some(p) = self.spill.parts.get_mut(i) else {
+        let a0 = p.acked;
+        let SpillState { parts, lost, .. } = &mut self.spill;
+        let Some(p) = parts.get_mut(i) else {
             return Err(Error::Invariant);
         };
+        // The mark may have opened a sector and evicted some of the very records
+        // it acknowledges: those are acknowledged, not lost in flight.
+        if before(a0, p.acked) {
+            let covered = if before(upto, p.acked) { upto } else { p.acked }.wrapping_sub(a0);
+            p.gone = p.gone.saturating_sub(covered);
+            p.lost = p.lost.wrapping_sub(covered);
+            *lost = lost.wrapping_sub(covered);
+        }
         if (upto.wrapping_sub(p.acked) as i32) > 0 {
             p.acked = upto;
+        }
+        if p.acked == p.read {
+            p.ack_hint = p.hint;
         }
         Ok(n - k)
     }
@@ -543,12 +710,28 @@ impl<
         self.spill.parts.get(i).map_or(0, |p| p.pending())
     }
 
+    /// Records of slot `i` handed out and evicted before their acknowledgement.
+    pub(crate) fn flash_gone(&self, i: usize) -> u32 {
+        self.spill.parts.get(i).map_or(0, |p| p.gone)
+    }
+
+    /// Forgets `n` of the records of slot `i` evicted while pending (they were
+    /// acknowledged, or reverted: either way no longer held by the uploader).
+    pub(crate) fn drop_gone(&mut self, i: usize, n: u32) {
+        if let Some(p) = self.spill.parts.get_mut(i) {
+            p.gone = p.gone.saturating_sub(n);
+        }
+    }
+
     /// NACK: pending flash records of slot `i` become unsent; returns how many.
+    /// Records evicted while pending are forgotten.
     pub(crate) fn revert_flash(&mut self, i: usize) -> u32 {
         match self.spill.parts.get_mut(i) {
             Some(p) => {
                 let n = p.pending();
                 p.read = p.acked;
+                p.hint = p.ack_hint;
+                p.gone = 0;
                 n
             }
             None => 0,
@@ -561,6 +744,7 @@ impl<
             return Ok(0);
         };
         if p.is_empty() {
+            self.spill.parts[i].gone = 0;
             return Ok(0);
         }
         let n = p.count();
@@ -580,6 +764,7 @@ impl<
         };
         p.acked = p.end;
         p.read = p.end;
+        p.gone = 0;
         Ok(n)
     }
 
@@ -651,69 +836,55 @@ impl<
     /// [`Error::Storage`] if the storage cannot be mounted or read.
     pub fn recover_storage(&mut self) -> Result<u32, Error> {
         self.storage.mount().map_err(|_| Error::Storage)?;
-        // seen: bit 0 = has runs, bit 1 = has ack.
-        let mut first = [0u32; SPILL];
-        let mut end = [0u32; SPILL];
-        let mut ack = [0u32; SPILL];
-        let mut seen = [0u8; SPILL];
+        for p in self.spill.parts.iter_mut() {
+            p.hint = ReadHint::NONE;
+            p.ack_hint = ReadHint::NONE;
+        }
+        let mut logs = [SensorLog::default(); SPILL];
         let table = &self.table;
         self.storage
             .recover(|entry| {
-                let (key, run) = match entry {
-                    LogEntry::Run(r) => (r.key, Some(r)),
-                    LogEntry::Ack { key, .. } => (key, None),
-                };
-                let k = crate::record::SensorKey::from(key);
-                let Ok(i) = table.binary_search_by(|e| e.key().cmp(&k)) else {
-                    return;
-                };
-                if i >= SPILL {
-                    return;
-                }
-                match (run, entry) {
-                    (Some(r), _) => {
-                        if seen[i] & 1 == 0 {
-                            first[i] = r.first_seq;
-                            seen[i] |= 1;
-                        }
-                        end[i] = r.end_seq();
-                    }
-                    (None, LogEntry::Ack { upto, .. }) => {
-                        ack[i] = upto;
-                        seen[i] |= 2;
-                    }
-                    _ => {}
+                let k = crate::record::SensorKey::from(entry_key(&entry));
+                if let Ok(i) = table.binary_search_by(|e| e.key().cmp(&k))
+                    && let Some(log) = logs.get_mut(i)
+                {
+                    log.note(&entry);
                 }
             })
             .map_err(|_| Error::Storage)?;
         let mut total = 0u32;
-        for i in 0..self.table.len().min(SPILL) {
-            if seen[i] & 1 == 0 || self.table.get(i).is_none_or(|e| e.seq.count() != 0) {
-                continue;
-            }
-            let mut acked = first[i];
-            if seen[i] & 2 != 0 && (ack[i].wrapping_sub(acked) as i32) > 0 {
-                acked = ack[i];
-            }
-            if (end[i].wrapping_sub(acked) as i32) < 0 {
-                acked = end[i];
-            }
-            let Ok(seq) = SeqState::from_raw(end[i], end[i], end[i]) else {
-                continue;
-            };
+        for (i, log) in logs.iter().enumerate() {
             let (Some(e), Some(p)) = (self.table.get_mut(i), self.spill.parts.get_mut(i)) else {
-                continue;
+                break;
             };
-            e.seq = seq;
-            *p = FlashPart {
-                acked,
-                read: acked,
-                end: end[i],
-                lost: 0,
-            };
-            total = total.wrapping_add(end[i].wrapping_sub(acked));
+            total = total.wrapping_add(log.apply(e, p));
         }
         Ok(total)
+    }
+
+    /// [`Spool::recover_storage`] for one sensor registered after it ran (a late
+    /// registration): its records of the previous run are rebuilt by the same
+    /// rules, so the sensor does not reuse their sequence numbers. Reads the whole
+    /// log once. Returns the number of unacknowledged records found (0 for a
+    /// sensor that already holds records, or has no flash part).
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`]; [`Error::Storage`] if the log cannot be read.
+    pub fn recover_sensor(&mut self, h: SensorHandle) -> Result<u32, Error> {
+        let i = self.resolve(h)?;
+        let key: SensorKey = self.at(i)?.key().into();
+        let mut log = SensorLog::default();
+        self.storage
+            .recover(|entry| {
+                if entry_key(&entry) == key {
+                    log.note(&entry);
+                }
+            })
+            .map_err(|_| Error::Storage)?;
+        match (self.table.get_mut(i), self.spill.parts.get_mut(i)) {
+            (Some(e), Some(p)) => Ok(log.apply(e, p)),
+            _ => Ok(0),
+        }
     }
 
     /// Records moved to storage, batches appended, failed flushes and
