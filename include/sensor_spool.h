@@ -717,6 +717,8 @@ typedef struct spool_tier_stats_t {
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
