@@ -18,10 +18,10 @@
 #include "flash.h"
 #include "harness.h"
 
-#define FW_FLASH_WRITE 4u
-#define FW_FLASH_ERASE SPOOL_FLASH_SECTOR_SIZE
+#define FIRMWARE_FLASH_WRITE 4u
+#define FIRMWARE_FLASH_ERASE SPOOL_FLASH_SECTOR_SIZE
 
-static uint8_t flash_mem[FW_FLASH_SIZE] __attribute__((aligned(4)));
+static uint8_t flash_mem[FIRMWARE_FLASH_SIZE] __attribute__((aligned(4)));
 
 /* Operation counters and NOR-rule violations (any violation fails the tests). */
 static struct {
@@ -29,7 +29,7 @@ static struct {
     uint32_t bad_range, bad_align, bits_set; /* bits_set: a program that would turn 0 into 1 */
 } fl;
 
-static int in_range(uint32_t off, uint32_t len) { return off <= FW_FLASH_SIZE && len <= FW_FLASH_SIZE - off; }
+static int in_range(uint32_t off, uint32_t len) { return off <= FIRMWARE_FLASH_SIZE && len <= FIRMWARE_FLASH_SIZE - off; }
 
 static int fl_read(void *ctx, uint32_t off, uint8_t *buf, uint32_t len) {
     (void)ctx;
@@ -50,7 +50,7 @@ static int fl_program(void *ctx, uint32_t off, const uint8_t *buf, uint32_t len)
         fl.bad_range++;
         return -1;
     }
-    if (off % FW_FLASH_WRITE != 0 || len % FW_FLASH_WRITE != 0) {
+    if (off % FIRMWARE_FLASH_WRITE != 0 || len % FIRMWARE_FLASH_WRITE != 0) {
         fl.bad_align++;
         return -1;
     }
@@ -68,7 +68,7 @@ static int fl_erase(void *ctx, uint32_t off, uint32_t len) {
         fl.bad_range++;
         return -1;
     }
-    if (off % FW_FLASH_ERASE != 0 || len != FW_FLASH_ERASE) {
+    if (off % FIRMWARE_FLASH_ERASE != 0 || len != FIRMWARE_FLASH_ERASE) {
         fl.bad_align++;
         return -1;
     }
@@ -100,9 +100,9 @@ spool_status_t fw_boot_flash(uint32_t threshold_pct) {
     cfg.flash.program = fl_program;
     cfg.flash.erase = fl_erase;
     cfg.flash.ctx = NULL;
-    cfg.flash.size = FW_FLASH_SIZE;
-    cfg.flash.write_size = FW_FLASH_WRITE;
-    cfg.flash.erase_size = FW_FLASH_ERASE;
+    cfg.flash.size = FIRMWARE_FLASH_SIZE;
+    cfg.flash.write_size = FIRMWARE_FLASH_WRITE;
+    cfg.flash.erase_size = FIRMWARE_FLASH_ERASE;
     cfg.flush_threshold_pct = threshold_pct;
     if ((s = spool_init(&cfg)) != SPOOL_OK) return s;
     if ((s = spool_register_sensors(host_csb, host_csd, NO_HOST, &l, SOURCE_GATEWAY)) != SPOOL_OK) return s;
@@ -147,7 +147,7 @@ void test_flash_spill_at_threshold(void) {
     CHECK_EQ(fw_boot_flash(10), SPOOL_OK);
     CHECK_EQ(spool_storage_stats(&ss), SPOOL_OK);
     CHECK_EQ(ss.kind, SPOOL_STORAGE_FLASH);
-    CHECK_EQ(ss.sectors, FW_FLASH_SIZE / SPOOL_FLASH_SECTOR_SIZE);
+    CHECK_EQ(ss.sectors, FIRMWARE_FLASH_SIZE / SPOOL_FLASH_SECTOR_SIZE);
     CHECK_EQ(spool_stats(&st), SPOOL_OK);
     /* the first sector count at or above 10 % of the RAM sectors */
     threshold_sectors = (st.store.sectors_total * 10u + 99u) / 100u;

@@ -9,7 +9,7 @@
 #include "sensor_spool.h"
 
 /* 16 KiB: four 4 KiB erase sectors (SPOOL_FLASH_SECTOR_SIZE). */
-#define FW_FLASH_SIZE (4u * SPOOL_FLASH_SECTOR_SIZE)
+#define FIRMWARE_FLASH_SIZE (4u * SPOOL_FLASH_SECTOR_SIZE)
 
 /* Erases the whole region to 0xFF (a factory-fresh part). */
 void fw_flash_format(void);
