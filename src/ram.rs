@@ -214,7 +214,10 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         let () = Self::VALID;
         Self {
             pool,
-            side: [[0xFF; 3]; SECTORS],
+            // All zero, so a `static` spool lands in .bss: a side entry is only read
+            // after `append` wrote it (link of a non-tail sector, aux of a non-head
+            // sector, the anchor halves), never in its initial state.
+            side: [[0; 3]; SECTORS],
             gaps_clamped: 0,
         }
     }

@@ -12,7 +12,13 @@ use critical_section::Mutex;
 
 /// Maximum number of registered (csb, csd) array pairs (host, mgc, CAN controller,
 /// controls / sensors / variables, ...).
+/// 16 on a host (gateway), 8 on a microcontroller (WICED firmware registers 3-5 pairs;
+/// each slot costs 56 bytes of RAM).
+#[cfg(feature = "std")]
 pub(crate) const MAX_REGISTRATIONS: usize = 16;
+/// See above: 8 without `std`.
+#[cfg(not(feature = "std"))]
+pub(crate) const MAX_REGISTRATIONS: usize = 8;
 
 /// Flags `spool_init` accepts.
 const KNOWN_FLAGS: u32 = SPOOL_CFG_EVT_READ_TWO_WORDS;
@@ -330,14 +336,18 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The configuration before `spool_init`: all zero (`abi_version` 0 is never valid,
+    /// and the copy is only read once initialised), so the global state lands in .bss.
+    const NO_CONFIG: SpoolConfig = SpoolConfig {
+        abi_version: 0,
+        flags: 0,
+        utc_now: None,
+    };
+
     const fn new() -> State {
         State {
             initialized: false,
-            config: SpoolConfig {
-                abi_version: super::types::SPOOL_ABI_VERSION,
-                flags: 0,
-                utc_now: None,
-            },
+            config: State::NO_CONFIG,
             store: Store::new(),
             regs: heapless::Vec::new(),
             gps: None,
@@ -359,7 +369,7 @@ impl State {
     /// Back to the state before `spool_init` (registrations, GPS, counters, store all cleared).
     pub(crate) fn reset(&mut self) {
         self.initialized = false;
-        self.config = State::new().config;
+        self.config = State::NO_CONFIG;
         self.store.reset();
         self.regs.clear();
         self.gps = None;

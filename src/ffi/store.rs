@@ -93,14 +93,13 @@ impl Store {
         }
     }
 
-    /// Drops every sensor and record: back to the initial value. The fresh value may be
-    /// staged on the stack, so `spool_deinit` can need stack for one store (about 11 KiB
-    /// with the WICED profile).
+    /// Drops every sensor and record: back to the initial value, in place. The initial
+    /// value is all zero bytes (which is also what puts the global store in .bss), so the
+    /// assignment of the constant compiles to a `memset` of the store and needs no stack
+    /// for a second store (building a fresh value with `make_spool()` staged about 11 KiB
+    /// on the stack; the firmware's stack painting measures `spool_init`/`spool_deinit`).
     pub(crate) fn reset(&mut self) {
-        self.spool = make_spool();
-        self.written = 0;
-        self.acked = 0;
-        self.cleared = 0;
+        *self = const { Store::new() };
     }
 
     fn handle(&self, h: Handle) -> FfiResult<SensorHandle> {

@@ -85,6 +85,8 @@ impl FlashPart {
 #[derive(Debug)]
 pub(crate) struct SpillState<const SENSORS: usize> {
     pub(crate) parts: heapless::Vec<FlashPart, SENSORS>,
+    /// Flush threshold in percent; 0 stands for the default ([`DEFAULT_THRESHOLD_PCT`]),
+    /// so the initial state is all zero and a `static` spool lands in .bss.
     threshold_pct: u8,
     flushing: bool,
     flush_total: u32,
@@ -99,12 +101,15 @@ pub(crate) struct SpillState<const SENSORS: usize> {
     pub(crate) lost: u32,
 }
 
+/// Default flush threshold: 80 % of the RAM sectors.
+const DEFAULT_THRESHOLD_PCT: u8 = 80;
+
 impl<const SENSORS: usize> SpillState<SENSORS> {
     /// Empty state, 80 % threshold.
     pub(crate) const fn new() -> Self {
         Self {
             parts: heapless::Vec::new(),
-            threshold_pct: 80,
+            threshold_pct: 0,
             flushing: false,
             flush_total: 0,
             flush_done: 0,
@@ -249,7 +254,11 @@ impl<
         if !self.storage.is_persistent() || self.spill.flushing {
             return;
         }
-        if self.sectors_used() as usize * 100 >= self.spill.threshold_pct as usize * SECTORS {
+        let pct = match self.spill.threshold_pct {
+            0 => DEFAULT_THRESHOLD_PCT,
+            p => p,
+        };
+        if self.sectors_used() as usize * 100 >= pct as usize * SECTORS {
             let _ = self.spill_batch(false);
         }
     }
