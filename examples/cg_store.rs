@@ -143,7 +143,12 @@ fn main() {
     let mut tq = t0;
     for v in 0..BACKLOG {
         tq += 1000;
-        q.push_back(Rec { value: v, time_ms: tq }).ok().unwrap();
+        q.push_back(Rec {
+            value: v,
+            time_ms: tq,
+        })
+        .ok()
+        .unwrap();
     }
     sum = sum.wrapping_add(cg_cycle_deque(&mut q, &mut tq));
 
