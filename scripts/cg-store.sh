@@ -4,7 +4,10 @@
 # function divided by its 100,000 cycles). usage: scripts/cg-store.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --example cg_store >/dev/null 2>&1 || cargo build --release --example cg_store
+# CG_PROFILE=bench: the opt-level 3 build of `cargo bench` (default: release, opt-level "s").
+PROFILE="${CG_PROFILE:-release}"
+cargo build --profile "$PROFILE" --example cg_store >/dev/null 2>&1 || cargo build --profile "$PROFILE" --example cg_store
+echo "profile: $PROFILE"
 N=100000
 out=$(mktemp -d)
 valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \

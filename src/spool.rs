@@ -439,6 +439,14 @@ impl<
             self.after_write();
             return Ok(());
         }
+        self.write_after_overflow(i, value, time_ms)
+    }
+
+    /// The write's slow path: no sector was left for the record; make room per the
+    /// overflow policy and append again.
+    #[cold]
+    #[inline(never)]
+    fn write_after_overflow(&mut self, i: usize, value: u32, time_ms: u64) -> Result<(), Error> {
         self.make_room(i)?;
         if self.try_append(i, value, time_ms)? {
             self.after_write();
@@ -450,28 +458,48 @@ impl<
 
     /// Appends to sensor `i`; `Ok(false)` (nothing changed) if a sector was needed and
     /// the tier is exhausted.
-    #[inline]
+    #[inline(always)]
     fn try_append(&mut self, i: usize, value: u32, time_ms: u64) -> Result<bool, Error> {
-        let e = &mut self.table[i];
-        let kind = Self::kind_of(e);
-        let rate = rate_in(&self.rates, e.rate_idx);
+        let Self {
+            table,
+            ram,
+            rates,
+            latest_ms,
+            ..
+        } = self;
+        let Some(e) = table.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
         let mut seq = e.seq;
         if seq.write().is_err() {
             return Err(Error::Full);
         }
-        if !self.ram.append(
-            &mut e.ring,
-            &e.seq,
-            kind,
-            rate,
-            value,
-            time_ms,
-            self.latest_ms,
-        ) {
-            return Ok(false);
+        let ok = if e.rate_idx == 0 {
+            ram.append(
+                &mut e.ring,
+                &e.seq,
+                Kind::Evt,
+                0,
+                value,
+                time_ms,
+                *latest_ms,
+            )
+        } else {
+            let rate = rate_in(rates, e.rate_idx);
+            ram.append(
+                &mut e.ring,
+                &e.seq,
+                Kind::Tsd,
+                rate,
+                value,
+                time_ms,
+                *latest_ms,
+            )
+        };
+        if ok {
+            e.seq = seq;
         }
-        e.seq = seq;
-        Ok(true)
+        Ok(ok)
     }
 
     /// Legacy write: `utc_seconds` (0 = clock not synced) as the time.
@@ -545,12 +573,26 @@ impl<
         if let Some(r) = self.read_flash(i)? {
             return Ok(r);
         }
-        let e = &self.table[i];
+        let Self {
+            table,
+            ram,
+            rates,
+            latest_ms,
+            ..
+        } = self;
+        let Some(e) = table.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
         if e.seq.available() == 0 {
             return Err(Error::NoData);
         }
-        let rec = self.get(e, e.seq.read())?;
-        let e = &mut self.table[i];
+        let rec = if e.rate_idx == 0 {
+            ram.get(e.ring, &e.seq, Kind::Evt, 0, e.seq.read(), *latest_ms)
+        } else {
+            let rate = rate_in(rates, e.rate_idx);
+            ram.get(e.ring, &e.seq, Kind::Tsd, rate, e.seq.read(), *latest_ms)
+        };
+        let rec = rec.ok_or(Error::Invariant)?;
         e.seq.read_next().map_err(|_| Error::NoData)?;
         Ok(rec)
     }
@@ -622,27 +664,40 @@ impl<
     pub fn ack(&mut self, h: SensorHandle, n: u32) -> Result<(), Error> {
         let i = self.resolve(h)?;
         let flash = self.flash_pending(i);
-        if n as u64 > flash as u64 + self.table[i].seq.pending() as u64 {
+        let Some(e) = self.table.get(i) else {
+            return Err(Error::Invariant);
+        };
+        if n as u64 > flash as u64 + e.seq.pending() as u64 {
             return Err(Error::AckTooMany);
         }
         // Flash records first (one persisted mark), then RAM.
-        let n = self.ack_flash(i, n)?;
-        let mut seq = self.table[i].seq;
+        let n = if flash == 0 { n } else { self.ack_flash(i, n)? };
+        let Some(e) = self.table.get(i) else {
+            return Err(Error::Invariant);
+        };
+        let mut seq = e.seq;
         seq.ack(n).map_err(|err| match err {
             SeqError::TooMany => Error::AckTooMany,
             _ => Error::Invariant,
         })?;
-        self.commit_erase(i, seq);
-        Ok(())
+        self.commit_erase(i, seq)
     }
 
-    #[inline]
-    fn commit_erase(&mut self, i: usize, seq: SeqState) {
-        let e = &mut self.table[i];
-        let kind = Self::kind_of(e);
-        let rate = rate_in(&self.rates, e.rate_idx);
-        self.ram.release(&mut e.ring, &e.seq, &seq, kind, rate);
+    /// Stores sensor `i`'s new state after `erased` advanced and returns the sectors
+    /// it left behind to the pool.
+    #[inline(always)]
+    fn commit_erase(&mut self, i: usize, seq: SeqState) -> Result<(), Error> {
+        let Some(e) = self.table.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
+        if e.rate_idx == 0 {
+            self.ram.release(&mut e.ring, &e.seq, &seq, Kind::Evt, 0);
+        } else {
+            let rate = rate_in(&self.rates, e.rate_idx);
+            self.ram.release(&mut e.ring, &e.seq, &seq, Kind::Tsd, rate);
+        }
         e.seq = seq;
+        Ok(())
     }
 
     /// Acknowledges every pending record; returns how many.
@@ -653,9 +708,12 @@ impl<
         let i = self.resolve(h)?;
         let flash = self.flash_pending(i);
         self.ack_flash(i, flash)?;
-        let mut seq = self.table[i].seq;
+        let Some(e) = self.table.get(i) else {
+            return Err(Error::Invariant);
+        };
+        let mut seq = e.seq;
         let n = seq.ack_all();
-        self.commit_erase(i, seq);
+        self.commit_erase(i, seq)?;
         Ok(n + flash)
     }
 
@@ -774,7 +832,7 @@ impl<
     }
 }
 
-#[inline]
+#[inline(always)]
 fn rate_in(rates: &[u32], idx: u8) -> u32 {
     match idx {
         0 => 0,

@@ -249,11 +249,17 @@ impl<
             .sum()
     }
 
-    /// Called after every successful write: threshold flush.
+    /// Called after every successful write: threshold flush. Inline guard (nothing to
+    /// do without persistent storage or during a shutdown flush), the rest out of line.
+    #[inline(always)]
     pub(crate) fn after_write(&mut self) {
         if !self.storage.is_persistent() || self.spill.flushing {
             return;
         }
+        self.threshold_flush();
+    }
+
+    fn threshold_flush(&mut self) {
         let pct = match self.spill.threshold_pct {
             0 => DEFAULT_THRESHOLD_PCT,
             p => p,
@@ -422,8 +428,22 @@ impl<
     }
 
     /// Next unsent flash record of slot `i`, if its flash part has one.
+    #[inline(always)]
     pub(crate) fn read_flash(&mut self, i: usize) -> Result<Option<Record>, Error> {
-        let e = self.table[i];
+        // Fast path: RAM-only spool (no flash parts), or nothing unsent in flash.
+        if SPILL == 0 {
+            return Ok(None);
+        }
+        match self.spill.parts.get(i) {
+            Some(p) if p.available() > 0 => self.read_flash_part(i),
+            _ => Ok(None),
+        }
+    }
+
+    fn read_flash_part(&mut self, i: usize) -> Result<Option<Record>, Error> {
+        let Some(&e) = self.table.get(i) else {
+            return Err(Error::Invariant);
+        };
         let Some(p) = self.spill.parts.get(i).copied() else {
             return Ok(None);
         };
@@ -493,7 +513,11 @@ impl<
 
     /// Acknowledges up to `n` pending flash records of slot `i` (one mark);
     /// returns how many of `n` are left for RAM.
+    #[inline]
     pub(crate) fn ack_flash(&mut self, i: usize, n: u32) -> Result<u32, Error> {
+        if SPILL == 0 {
+            return Ok(n);
+        }
         let Some(p) = self.spill.parts.get(i).copied() else {
             return Ok(n);
         };
@@ -521,12 +545,20 @@ impl<
     }
 
     /// Pending flash records of slot `i`.
+    #[inline(always)]
     pub(crate) fn flash_pending(&self, i: usize) -> u32 {
+        if SPILL == 0 {
+            return 0;
+        }
         self.spill.parts.get(i).map_or(0, |p| p.pending())
     }
 
     /// NACK: pending flash records of slot `i` become unsent; returns how many.
+    #[inline]
     pub(crate) fn revert_flash(&mut self, i: usize) -> u32 {
+        if SPILL == 0 {
+            return 0;
+        }
         match self.spill.parts.get_mut(i) {
             Some(p) => {
                 let n = p.pending();
