@@ -452,24 +452,38 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         rate: u32,
         n: u32,
     ) -> (u16, u32, u16, u32) {
+        let tail = r.tail();
         let mut cur = r.head();
         let mut prev = NONE;
-        let mut left = hops;
+        if hops == 0 || cur == tail {
+            return (cur, base, prev, hops);
+        }
         // Bounded: at most SECTORS hops even if the chain were corrupted.
-        let mut guard = SECTORS;
-        while left > 0 && cur != r.tail() && guard > 0 {
-            let next = self.link(cur);
-            if next as usize >= SECTORS {
+        let mut left = hops.min(SECTORS as u32);
+        let beyond = hops - left;
+        // Sample periods from the head's base to `cur`'s (TSD), multiplied once at the end
+        // (wrapping arithmetic: the same result mod 2^32 as summing products).
+        let mut periods = 0u32;
+        let mut link = self.link(cur);
+        while left > 0 && cur != tail {
+            // One side-table entry per hop: the next sector's gap and its own link.
+            let next = link;
+            let Some(e) = self.side.get(next as usize) else {
                 break;
-            }
+            };
             if TIMED {
-                base = base.wrapping_add((n + gap_decode(self.aux(next))).wrapping_mul(rate));
+                let gap = (e[1] as u16 >> 4) | ((e[2] as u16) << 4);
+                periods = periods.wrapping_add(n).wrapping_add(gap_decode(gap));
             }
+            link = e[0] as u16 | ((e[1] as u16 & 0xF) << 8);
             prev = cur;
             cur = next;
             left -= 1;
-            guard -= 1;
         }
+        if TIMED {
+            base = base.wrapping_add(periods.wrapping_mul(rate));
+        }
+        let left = left + beyond;
         (cur, base, prev, left)
     }
 

@@ -580,18 +580,22 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
             if free != 0 {
                 let bit = free.trailing_zeros();
                 *used |= 1 << bit;
-                let new = *used;
                 *self.index_owned[w].get_mut() |= 1 << bit;
                 let peak = *self.peak.get_mut();
-                // Popcount only when it may raise the peak. Words below `w` are full
-                // (the scan found no free bit there), so when every word above `w` is
-                // empty, `in_use <= 32 * w + (index of the highest set bit of word w) + 1`;
-                // skip the population count (~15 instructions per word without a popcount
-                // instruction) while that bound does not exceed the peak.
-                let above = self.used[w + 1..]
-                    .iter_mut()
-                    .fold(0, |acc, x| acc | *x.get_mut());
-                if above != 0 || (w as u32) * 32 + 32 - new.leading_zeros() > peak {
+                // Popcount only when it may raise the peak: `in_use` is at most the index
+                // of the highest set bit of the tier plus one (found scanning down from the
+                // top word; word `w` is not empty), and blocks are taken lowest first, so
+                // that bound stays close to `in_use`. Skip the population count (~15
+                // instructions per word without a popcount instruction) while the bound
+                // does not exceed the peak.
+                let mut top = WORDS - 1;
+                let mut top_word = *self.used[top].get_mut();
+                while top_word == 0 && top > w {
+                    top -= 1;
+                    top_word = *self.used[top].get_mut();
+                }
+                let high = (top as u32) * 32 + 32 - top_word.leading_zeros();
+                if high > peak {
                     let in_use = self.in_use();
                     *self.peak.get_mut() = peak.max(in_use);
                 }
