@@ -52,9 +52,39 @@ struct _data_store_info;
 #define SPOOL_POOL_TIERS 3
 
 /**
- * ABI version of this header; `spool_config_t.abi_version` must equal it.
+ * ABI version of this header; `spool_config_t.abi_version` must equal it. Version 2
+ * appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`; `spool_init` still
+ * accepts a version-1 config (the fields before them, RAM only).
  */
-#define SPOOL_ABI_VERSION 1
+#define SPOOL_ABI_VERSION 2
+
+/**
+ * Sector size of the log the library keeps in a `spool_flash_t` region: the unit of
+ * `size`, and the largest supported `erase_size`. One sector of the log is erased with
+ * `SPOOL_FLASH_SECTOR_SIZE / erase_size` calls of `erase`.
+ */
+#define SPOOL_FLASH_SECTOR_SIZE 4096
+
+/**
+ * Granularity of the library's `program` calls: `offset` and `len` are multiples of it
+ * (so of any supported `write_size`).
+ */
+#define SPOOL_FLASH_PROGRAM_ALIGN 32
+
+/**
+ * `spool_storage_stats_t.kind`: RAM only.
+ */
+#define SPOOL_STORAGE_NONE 0
+
+/**
+ * `spool_storage_stats_t.kind`: a `spool_flash_t` region.
+ */
+#define SPOOL_STORAGE_FLASH 1
+
+/**
+ * `spool_storage_stats_t.kind`: a spool directory (`dir`, host builds).
+ */
+#define SPOOL_STORAGE_FILES 2
 
 /**
  * Record kind of the native API.
@@ -172,6 +202,11 @@ enum spool_status_t
    * Any other store error.
    */
   SPOOL_ERR_INTERNAL = 23,
+  /**
+   * `spool_config_t.flash`: unsupported geometry (see `spool_flash_t`), or only some of
+   * the three callbacks given.
+   */
+  SPOOL_ERR_BAD_GEOMETRY = 24,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -182,17 +217,68 @@ typedef int32_t spool_status_t;
 #endif // __cplusplus
 
 /**
- * Per-sensor chain state: head and tail sector indices and 8 anchor bits, packed in
- * 4 bytes.
+ * A NOR flash region handed to the library as callbacks (`spool_config_t.flash`). The
+ * library keeps a log of CRC-framed batches in it (`NorFlashStorage`, sectors of
+ * `SPOOL_FLASH_SECTOR_SIZE` bytes) and survives a power cut at any point.
+ *
+ * All three callbacks NULL: no flash (RAM only). Only some of them NULL, or a geometry
+ * outside these rules, fails `spool_init` with `SPOOL_ERR_BAD_GEOMETRY`:
+ * `write_size` a power of two in 1..=32; `erase_size` a power of two in
+ * 256..=`SPOOL_FLASH_SECTOR_SIZE`; `size` a multiple of `SPOOL_FLASH_SECTOR_SIZE`, at least
+ * two of them, at most 2 GiB.
+ *
+ * Each callback gets `ctx` unchanged (may be NULL) and an `offset` relative to the start of
+ * the region; it returns 0 on success and any other value on failure (the library then
+ * reports `SPOOL_ERR_STORAGE` and keeps the data in RAM). They are called **inside** the
+ * library's critical section (interrupts masked with the cortex-m / riscv providers) and
+ * must not call back into the library (that gets `SPOOL_ERR_BUSY`).
  */
-typedef struct Ring Ring;
+typedef struct spool_flash_t {
+  /**
+   * Copies `len` bytes at `offset` into `buf`. Any offset and length inside the region.
+   */
+  int (*read)(void *ctx, uint32_t offset, uint8_t *buf, uint32_t len);
+  /**
+   * Programs `len` bytes from `buf` at `offset` (bits 1 -> 0 only; never twice between
+   * erases). `offset` and `len` are multiples of `SPOOL_FLASH_PROGRAM_ALIGN`; the range
+   * may cross the part's page boundaries.
+   */
+  int (*program)(void *ctx, uint32_t offset, const uint8_t *buf, uint32_t len);
+  /**
+   * Erases `len` bytes at `offset` to 0xFF: always exactly one erase unit
+   * (`len == erase_size`, `offset` a multiple of it).
+   */
+  int (*erase)(void *ctx, uint32_t offset, uint32_t len);
+  /**
+   * Passed to the callbacks unchanged.
+   */
+  void *ctx;
+  /**
+   * Region size in bytes.
+   */
+  uint32_t size;
+  /**
+   * Smallest programmable unit of the part (bytes).
+   */
+  uint32_t write_size;
+  /**
+   * Erase unit of the part (bytes).
+   */
+  uint32_t erase_size;
+} spool_flash_t;
 
 /**
  * Configuration for `spool_init`. Fill it with `spool_config_default` and change what you need.
+ *
+ * Storage (ABI 2): at most one of `flash` (callbacks set) and `dir`; neither means RAM
+ * only. With storage, RAM sectors spill to it from `process_memory` once
+ * `flush_threshold_pct` of them are in use (and from a write that finds RAM full, instead
+ * of dropping data), and records flushed before a reset are recovered (see `spool_recover`).
  */
 typedef struct spool_config_t {
   /**
-   * Must be `SPOOL_ABI_VERSION`.
+   * Must be `SPOOL_ABI_VERSION` (1 is accepted too: then only `flags` and `utc_now` are
+   * read, and the store is RAM only).
    */
   uint32_t abi_version;
   /**
@@ -205,7 +291,71 @@ typedef struct spool_config_t {
    * Called outside the library's critical section.
    */
   uint32_t (*utc_now)(void);
+  /**
+   * NOR flash region to spill into (callbacks NULL: none).
+   */
+  struct spool_flash_t flash;
+  /**
+   * Host (`std`) builds only: directory to spill into (files of at most 64 KiB, 256 MiB
+   * in all, one subdirectory per upload source; created if missing), a NUL-terminated
+   * UTF-8 path, copied by `spool_init`. NULL: none. A `no_std` build rejects a non-NULL
+   * `dir` with `SPOOL_ERR_INVALID_ARGUMENT`.
+   */
+  const char *dir;
+  /**
+   * RAM use (percent of the store's RAM sectors, 1..=100) at which `process_memory`
+   * spills to storage; 0 = default (80, as MM1).
+   */
+  uint32_t flush_threshold_pct;
 } spool_config_t;
+
+/**
+ * What `spool_storage_stats` reports.
+ */
+typedef struct spool_storage_stats_t {
+  /**
+   * `SPOOL_STORAGE_NONE`, `SPOOL_STORAGE_FLASH` or `SPOOL_STORAGE_FILES`.
+   */
+  uint32_t kind;
+  /**
+   * Recovery of the previous run's records (`spool_recover`): 0 not yet (or RAM only),
+   * 1 done, 2 failed (the storage was detached: RAM only from then on).
+   */
+  uint32_t recovered;
+  /**
+   * Unacknowledged records recovered from storage at boot.
+   */
+  uint32_t recovered_records;
+  /**
+   * Unacknowledged records now in storage (counted in `spool_store_stats_t.stored`).
+   */
+  uint32_t in_storage;
+  /**
+   * Records moved from RAM to storage (wrapping).
+   */
+  uint32_t flushed;
+  /**
+   * Batches appended (wrapping).
+   */
+  uint32_t batches;
+  /**
+   * Flushes the storage refused (the records stayed in RAM).
+   */
+  uint32_t errors;
+  /**
+   * Unacknowledged records lost in storage: evicted when it was full, or damaged
+   * (counted in `spool_store_stats_t.dropped`).
+   */
+  uint32_t lost;
+  /**
+   * Erase sectors of the flash log (files: 0).
+   */
+  uint32_t sectors;
+  /**
+   * Bytes per erase sector of the flash log (files: 0).
+   */
+  uint32_t sector_size;
+} spool_storage_stats_t;
 
 /**
  * Describes the firmware's csb and csd structs by `sizeof` / `offsetof` values, so the
@@ -507,8 +657,6 @@ typedef struct spool_tier_stats_t {
   uint32_t fallbacks;
 } spool_tier_stats_t;
 
-
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -629,33 +777,45 @@ spool_status_t atomic_erase_records(struct control_sensor_block *csb,
                                     uint16_t count);
 
 /**
- * Main-loop hook (Linux MM1: call every iteration with the ms tick). Runs the store's
- * periodic work (threshold flush to storage when a storage backend is present) and
- * re-mirrors counters that it changed. Before init: no-op, counted.
+ * Main-loop hook (Linux MM1: call every iteration with the ms tick; the tick is not
+ * used). With storage: recovers the previous run's records if that is still due, then
+ * does a bounded amount of spill work, at most one batch (one frame, one program pass)
+ * per call: a shutdown-flush step while `flush_all_to_disk` is in progress, else a
+ * threshold spill of the oldest full RAM sectors while RAM use is at or above
+ * `flush_threshold_pct`. Counters it changes are mirrored. RAM only: nothing to do. A
+ * storage failure is left in `spool_last_status` (the records stay in RAM). Before init:
+ * no-op, counted.
  */
 void process_memory(uint32_t current_time);
 
 /**
- * Requests the shutdown flush (ignition off). Poll `get_flush_progress()` (calling
- * `process_memory()` in between) until it returns 101. RAM-only builds have nothing to
- * flush to: progress is 101 at once, and the data stays in RAM. Before init: no-op, counted.
+ * Requests the shutdown flush (ignition off): every record held in RAM is to be moved to
+ * storage. Then poll `get_flush_progress()` (calling `process_memory()` in between, as
+ * MM1 firmware does; either one advances the flush by one batch) until it returns 101.
+ * RAM-only builds have nothing to flush to: progress is 101 at once, and the data stays
+ * in RAM. Before init: no-op, counted.
  */
 void flush_all_to_disk(void);
 
 /**
- * Shutdown flush progress: 0..=100 percent, 101 = complete, safe to power off. Without a
- * flush request, or before init (nothing is held), 101.
+ * Shutdown flush progress: 0..=100 percent of the records held in RAM at
+ * `flush_all_to_disk` moved to storage, 101 = RAM empty, safe to power off. While a flush
+ * is in progress each call first moves one more batch. Without a flush request (never
+ * requested, cancelled, or finished), before init, and in RAM-only builds: 101. A storage
+ * failure leaves the progress where it was (retried by the next call; the status is in
+ * `spool_last_status`).
  */
 uint8_t get_flush_progress(void);
 
 /**
- * `true` when no record is held in RAM (all flushed, or none stored). Before init: `true`.
+ * `true` when no record is held in RAM (all flushed to storage, or none stored). Before
+ * init: `true`.
  */
 bool is_all_ram_empty(void);
 
 /**
- * Cancels a shutdown flush (ignition back on); data already flushed stays valid.
- * Before init: no-op, counted.
+ * Cancels a shutdown flush (ignition back on); what was flushed stays in storage (and is
+ * still delivered first), the rest stays in RAM. Before init: no-op, counted.
  */
 void cancel_memory_flush(void);
 
@@ -684,7 +844,8 @@ void reset_csd_entry(struct control_sensor_data *csd, uint16_t entry);
 
 /**
  * Fills `*out` with the default configuration (`abi_version = SPOOL_ABI_VERSION`, no
- * flags, no clock). Works before `spool_init`; does not touch the store (the call is counted).
+ * flags, no clock, no storage (`flash` callbacks and `dir` NULL), default threshold).
+ * Works before `spool_init`; does not touch the store (the call is counted).
  *
  * # Safety
  *
@@ -695,14 +856,54 @@ spool_status_t spool_config_default(struct spool_config_t *out);
 /**
  * Initialises the global store. Call once before anything else (a second call returns
  * `SPOOL_ERR_ALREADY_INITIALIZED` and changes nothing). `SPOOL_ERR_INVALID_ARGUMENT` for a
- * wrong `abi_version` or unknown flags.
+ * wrong `abi_version`, unknown flags, `flush_threshold_pct > 100`, both `flash` and `dir`,
+ * or `dir` on a `no_std` build (or not UTF-8 / empty); `SPOOL_ERR_BAD_GEOMETRY` for a
+ * `flash` region outside the rules of `spool_flash_t`; `SPOOL_ERR_STORAGE` when the storage
+ * cannot be mounted (flash read error, directory not usable). On error the library stays
+ * uninitialized.
+ *
+ * With storage, `spool_init` only mounts it (reads, never writes). The records of the
+ * previous run are recovered into the sensors known at that point, once: by
+ * `spool_recover`, or else automatically by the first call that touches records (legacy
+ * write / read / erase / revert / `process_memory` / flush functions, native
+ * write / read / ack / revert / stats / check). So: `spool_init`, then
+ * `spool_register_sensors` for every array pair (and `spool_sensor_open` for native
+ * sensors), then data calls. Sensors registered later start empty; records the log holds
+ * for them are not delivered.
  *
  * # Safety
  *
- * `config` must be NULL or point at a valid `spool_config_t`; `config->utc_now`, if not
- * NULL, must stay callable from every thread that calls the library.
+ * `config` must be NULL or point at a valid `spool_config_t` of its `abi_version` (an ABI-1
+ * config is only read up to `utc_now`); `config->utc_now` and the `flash` callbacks, if not
+ * NULL, must stay callable (with `flash.ctx`) from every thread that calls the library,
+ * until `spool_deinit`; `config->dir` must be NULL or a NUL-terminated string.
  */
 spool_status_t spool_init(const struct spool_config_t *config);
+
+/**
+ * Recovers, now, the records the storage holds from before the reset (see `spool_init`)
+ * into the sensors known at this point: registered arrays' entries and opened native
+ * sensors. They are delivered first, oldest first, before newer records; `csd` mirrors
+ * are updated. Runs once: later calls (and calls without storage) do nothing and store
+ * the same count. `*recovered` (may be NULL) gets the number of unacknowledged records
+ * found. `SPOOL_ERR_STORAGE` if the storage could not be read: it is then detached (RAM
+ * only from then on; the flash or directory is left as it was).
+ *
+ * # Safety
+ *
+ * `recovered` must be NULL or valid for writing one `uint32_t`.
+ */
+spool_status_t spool_recover(uint32_t *recovered);
+
+/**
+ * Copies the storage counters into `*out` (RAM only: `kind == SPOOL_STORAGE_NONE`, the
+ * rest 0). Does not trigger recovery.
+ *
+ * # Safety
+ *
+ * `out` must be NULL or valid for writing one `spool_storage_stats_t`.
+ */
+spool_status_t spool_storage_stats(struct spool_storage_stats_t *out);
 
 /**
  * Returns the library to its state before `spool_init`: discards every record, every

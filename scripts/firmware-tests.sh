@@ -70,7 +70,7 @@ build_and_run() {
         ldflags=(-T "$FW/cortex_m.ld" -Wl,-z,noexecstack)
         ;;
     esac
-    "$cc" "${arch[@]}" "${CFLAGS[@]}" "${srcs[@]}" "$FW/main.c" "$FW/console.c" "${SHARED_SRCS[@]}" \
+    "$cc" "${arch[@]}" "${CFLAGS[@]}" "${srcs[@]}" "$FW/main.c" "$FW/flash.c" "$FW/console.c" "${SHARED_SRCS[@]}" \
         "$lib" -nostdlib -L "$FW/$board" "${ldflags[@]}" -Wl,--gc-sections -Wl,-Map="$dir/fw.map" \
         -o "$dir/fw.elf" || return 1
     # The library's share is computed by scripts/size-report.sh from fw.map.

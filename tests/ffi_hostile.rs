@@ -416,6 +416,7 @@ fn cases() -> Vec<(&'static str, Call, SpoolStatus)> {
                     abi_version: SPOOL_ABI_VERSION,
                     flags: 0,
                     utc_now: None,
+                    ..SpoolConfig::default_config()
                 };
                 unsafe { spool_init(&cfg) }
             },
@@ -913,6 +914,7 @@ fn double_init_and_bad_configs() {
         abi_version: SPOOL_ABI_VERSION + 1,
         flags: 0,
         utc_now: None,
+        ..SpoolConfig::default_config()
     };
     // SAFETY: valid config pointers.
     unsafe {

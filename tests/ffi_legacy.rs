@@ -156,6 +156,7 @@ fn add_gps_location_writes_gps_entries_before_the_event() {
         abi_version: SPOOL_ABI_VERSION,
         flags: SPOOL_CFG_EVT_READ_TWO_WORDS,
         utc_now: Some(clock),
+        ..SpoolConfig::default_config()
     };
     // SAFETY: valid config.
     assert_eq!(unsafe { spool_init(&cfg) }, SPOOL_OK);

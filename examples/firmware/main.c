@@ -3,7 +3,9 @@
  * legacy call-site replays, compiled unchanged) plus tests that only make sense on a
  * microcontroller: a timer interrupt writing through the legacy API while the main loop
  * uploads (the firmware's own critical-section hooks), the interrupt state being restored
- * by every call, and the stack depth of every public entry point (stack painting).
+ * by every call, NorFlashStorage on a RAM-backed flash region inside the firmware (threshold
+ * spill, shutdown flush, recovery after a power cycle: flash.c), and the stack depth of
+ * every public entry point (stack painting), flash paths included.
  * Prints one line per test and `N passed, N failed` last; the exit status is the result.
  */
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "flash.h"
 #include "harness.h"
 #include "platform.h"
 
@@ -204,6 +207,20 @@ static void t_pool_alloc(void) { spool_pool_alloc(100, &g_blk); }
 static void t_pool_free(void) { spool_pool_free(g_blk); }
 static void t_pool_stats(void) { spool_pool_stats(g_tiers, SPOOL_POOL_TIERS); }
 static void t_pool_check(void) { spool_pool_check(); }
+static uint32_t g_recovered;
+static void t_boot_flash(void) { fw_boot_flash(0); }
+static void t_recover(void) { spool_recover(&g_recovered); }
+static void t_process_spill(void) { process_memory(2000); }
+static spool_storage_stats_t g_sto;
+static uint32_t g_batches;
+/* Writes until a write spills (RAM full: within one sector's worth of records). */
+static void t_write_until_spill(void) {
+    uint32_t k;
+    for (k = 0; k < 16u; k++) {
+        write_tsd_evt(host_csb, host_csd, HOST_TSD_FIRST, 7, false);
+        if (spool_storage_stats(&g_sto) != SPOOL_OK || g_sto.batches != g_batches) break;
+    }
+}
 
 static void test_stack_depth(void) {
     uint32_t i;
@@ -255,6 +272,37 @@ static void test_stack_depth(void) {
     measure("spool_pool_stats", t_pool_stats);
     measure("spool_pool_free", t_pool_free);
     measure("spool_pool_check", t_pool_check);
+    /* the flash paths (NorFlashStorage over the firmware's RAM-backed region) */
+    fw_flash_format();
+    CHECK_EQ(fw_boot_flash(0), SPOOL_OK);
+    /* RAM at 80 %: process_memory spills one batch */
+    for (i = 0; i < 40u; i++) write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, i + 1, 1700000000u + i);
+    for (i = 0; i < 2000u; i++) write_tsd_evt(host_csb, host_csd, HOST_TSD_FIRST, i + 1, false);
+    measure("process_memory (spill batch)", t_process_spill);
+    CHECK_EQ(spool_last_status(), SPOOL_OK);
+    /* RAM full: the write spills (the flash region is full by then: the oldest sector is
+     * evicted, the deepest write path) */
+    for (i = 0; i < 4000u && spool_stats(&g_stats) == SPOOL_OK &&
+                g_stats.store.sectors_used + 1u < g_stats.store.sectors_total;
+         i++) {
+        write_tsd_evt(host_csb, host_csd, HOST_TSD_FIRST, 7, false);
+    }
+    CHECK_EQ(spool_storage_stats(&g_sto), SPOOL_OK);
+    g_batches = g_sto.batches;
+    measure("write_tsd_evt (RAM full: spill)", t_write_until_spill);
+    CHECK_EQ(spool_storage_stats(&g_sto), SPOOL_OK);
+    CHECK(g_sto.batches > g_batches);
+    CHECK_EQ(spool_last_status(), SPOOL_OK);
+    t_read_tsd();
+    measure("atomic_erase_records (flash)", t_atomic_erase);
+    flush_all_to_disk();
+    measure("get_flush_progress (flush step)", t_progress);
+    while (get_flush_progress() != 101) {
+    }
+    measure("spool_init + registration (flash)", t_boot_flash);
+    measure("spool_recover (flash)", t_recover);
+    CHECK(g_recovered > 0);
+    measure("read_tsd_evt (recovered, flash)", t_read_tsd);
     printf("  stack: worst run-time entry point: %s, %lu bytes\n", worst_run_name,
            (unsigned long)worst_run_stack);
     printf("  stack: worst public entry point: %s, %lu bytes\n", worst_name, (unsigned long)worst_stack);
@@ -295,6 +343,9 @@ int main(void) {
         {"hostile_from_c", test_hostile_from_c},
         {"native_api_and_pool", test_native_api_and_pool},
         /* on-target only */
+        {"flash_spill_at_threshold (RAM-backed NOR region)", test_flash_spill_at_threshold},
+        {"flash_shutdown_flush_polled_to_101", test_flash_shutdown_flush},
+        {"flash_power_cycle_recovery (exactly the unacknowledged records)", test_flash_power_cycle_recovery},
 #if defined(__ARM_FP)
         {"fpu_enabled (hard-float ABI)", test_fpu_enabled},
 #endif

@@ -21,14 +21,14 @@ use super::types::{
 
 /// NULL check, init check and registration lookup shared by the legacy entry points.
 fn locate(
-    st: &State,
+    st: &mut State,
     csb: *const ControlSensorBlock,
     csd: *const ControlSensorData,
 ) -> FfiResult<usize> {
     if csb.is_null() || csd.is_null() {
         return Err(SpoolStatus::SPOOL_ERR_NULL);
     }
-    st.ready()?;
+    st.live()?;
     st.find(csb as usize, csd as usize)
 }
 
@@ -356,64 +356,97 @@ pub unsafe extern "C" fn atomic_erase_records(
     }))
 }
 
-/// Main-loop hook (Linux MM1: call every iteration with the ms tick). Runs the store's
-/// periodic work (threshold flush to storage when a storage backend is present) and
-/// re-mirrors counters that it changed. Before init: no-op, counted.
+/// Main-loop hook (Linux MM1: call every iteration with the ms tick; the tick is not
+/// used). With storage: recovers the previous run's records if that is still due, then
+/// does a bounded amount of spill work, at most one batch (one frame, one program pass)
+/// per call: a shutdown-flush step while `flush_all_to_disk` is in progress, else a
+/// threshold spill of the oldest full RAM sectors while RAM use is at or above
+/// `flush_threshold_pct`. Counters it changes are mirrored. RAM only: nothing to do. A
+/// storage failure is left in `spool_last_status` (the records stay in RAM). Before init:
+/// no-op, counted.
 #[unsafe(no_mangle)]
 pub extern "C" fn process_memory(current_time: u32) {
     let _ = call(|st| {
-        st.ready()?;
-        if st.store.process(current_time) {
-            st.mirror_all();
+        st.live()?;
+        if st.flush.requested {
+            flush_step(st).map(|_| ())
+        } else {
+            let r = st.store.process(current_time);
+            if matches!(r, Ok(true)) {
+                st.mirror_all();
+            }
+            r.map(|_| ())
         }
-        Ok(())
     });
 }
 
-/// Requests the shutdown flush (ignition off). Poll `get_flush_progress()` (calling
-/// `process_memory()` in between) until it returns 101. RAM-only builds have nothing to
-/// flush to: progress is 101 at once, and the data stays in RAM. Before init: no-op, counted.
+/// One shutdown-flush step; ends the request at 101.
+fn flush_step(st: &mut State) -> FfiResult<u8> {
+    let r = st.store.flush_step();
+    st.mirror_all();
+    if r == Ok(101) {
+        st.flush.requested = false;
+    }
+    r
+}
+
+/// Requests the shutdown flush (ignition off): every record held in RAM is to be moved to
+/// storage. Then poll `get_flush_progress()` (calling `process_memory()` in between, as
+/// MM1 firmware does; either one advances the flush by one batch) until it returns 101.
+/// RAM-only builds have nothing to flush to: progress is 101 at once, and the data stays
+/// in RAM. Before init: no-op, counted.
 #[unsafe(no_mangle)]
 pub extern "C" fn flush_all_to_disk() {
     let _ = call(|st| {
-        st.ready()?;
+        st.live()?;
         st.flush.requested = true;
         st.store.flush_start();
         Ok(())
     });
 }
 
-/// Shutdown flush progress: 0..=100 percent, 101 = complete, safe to power off. Without a
-/// flush request, or before init (nothing is held), 101.
+/// Shutdown flush progress: 0..=100 percent of the records held in RAM at
+/// `flush_all_to_disk` moved to storage, 101 = RAM empty, safe to power off. While a flush
+/// is in progress each call first moves one more batch. Without a flush request (never
+/// requested, cancelled, or finished), before init, and in RAM-only builds: 101. A storage
+/// failure leaves the progress where it was (retried by the next call; the status is in
+/// `spool_last_status`).
 #[unsafe(no_mangle)]
 pub extern "C" fn get_flush_progress() -> u8 {
     call(|st| {
-        st.ready()?;
-        Ok(if st.flush.requested {
-            st.store.flush_progress()
+        st.live()?;
+        if st.flush.requested {
+            flush_step(st)
         } else {
-            101
-        })
+            Ok(101)
+        }
     })
-    .unwrap_or(101)
+    .unwrap_or_else(|e| {
+        if e == SpoolStatus::SPOOL_ERR_NOT_INITIALIZED {
+            101
+        } else {
+            peek(|st| st.store.flush_progress_now()).unwrap_or(0)
+        }
+    })
 }
 
-/// `true` when no record is held in RAM (all flushed, or none stored). Before init: `true`.
+/// `true` when no record is held in RAM (all flushed to storage, or none stored). Before
+/// init: `true`.
 #[unsafe(no_mangle)]
 pub extern "C" fn is_all_ram_empty() -> bool {
     call(|st| {
-        st.ready()?;
+        st.live()?;
         Ok(st.store.ram_empty())
     })
     .unwrap_or(true)
 }
 
-/// Cancels a shutdown flush (ignition back on); data already flushed stays valid.
-/// Before init: no-op, counted.
+/// Cancels a shutdown flush (ignition back on); what was flushed stays in storage (and is
+/// still delivered first), the rest stays in RAM. Before init: no-op, counted.
 #[unsafe(no_mangle)]
 pub extern "C" fn cancel_memory_flush() {
     let _ = call(|st| {
-        st.ready()?;
+        st.live()?;
         st.flush.requested = false;
         st.store.flush_cancel();
         Ok(())
@@ -434,7 +467,7 @@ pub unsafe extern "C" fn imx_init_data_store_entry(ds: *mut DataStoreInfo) {
         if ds.is_null() {
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
-        st.ready()?;
+        st.live()?;
         let addr = ds as usize;
         let (idx, entry) = st
             .regs
@@ -460,7 +493,7 @@ pub unsafe extern "C" fn reset_csd_entry(csd: *mut ControlSensorData, entry: u16
         if csd.is_null() {
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
-        st.ready()?;
+        st.live()?;
         let idx = st.find_csd(csd as usize)?;
         let entry = st.reg(idx)?.entry(entry)?;
         let r = match st.handle_of(idx, entry)? {

@@ -25,6 +25,7 @@
 //! * Nothing panics across the boundary: no indexing that can panic, no `unwrap`, checked
 //!   arithmetic, and a re-entrant call (e.g. from a callback) gets `SPOOL_ERR_BUSY`.
 
+mod flash;
 mod legacy;
 mod native;
 mod pool_api;

@@ -1,16 +1,19 @@
 //! The native C API for new code: init / registration / handles, and
 //! write / read / ack / revert with status codes and out-parameters written only on success.
 
+use super::flash::{CFlash, FfiStorage};
 use super::state::{Gps, call, call_uncounted, peek};
 use super::store::{Key, Kind};
 use super::types::{
-    ControlSensorBlock, ControlSensorData, SPOOL_ABI_VERSION, SpoolConfig, SpoolGpsConfig,
-    SpoolLayout, SpoolRecord, SpoolSensor, SpoolSensorStats, SpoolStats, SpoolStatus, status_of,
+    ControlSensorBlock, ControlSensorData, SPOOL_ABI_VERSION, SpoolConfig, SpoolConfigV1,
+    SpoolGpsConfig, SpoolLayout, SpoolRecord, SpoolSensor, SpoolSensorStats, SpoolStats,
+    SpoolStatus, SpoolStorageStats, status_of,
 };
 use core::ptr::NonNull;
 
 /// Fills `*out` with the default configuration (`abi_version = SPOOL_ABI_VERSION`, no
-/// flags, no clock). Works before `spool_init`; does not touch the store (the call is counted).
+/// flags, no clock, no storage (`flash` callbacks and `dir` NULL), default threshold).
+/// Works before `spool_init`; does not touch the store (the call is counted).
 ///
 /// # Safety
 ///
@@ -21,11 +24,7 @@ pub unsafe extern "C" fn spool_config_default(out: *mut SpoolConfig) -> SpoolSta
         if out.is_null() {
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
-        let cfg = SpoolConfig {
-            abi_version: SPOOL_ABI_VERSION,
-            flags: 0,
-            utc_now: None,
-        };
+        let cfg = SpoolConfig::default_config();
         // SAFETY: `out` is non-NULL and valid for writes per the contract.
         unsafe { out.write_unaligned(cfg) };
         Ok(())
@@ -34,21 +33,116 @@ pub unsafe extern "C" fn spool_config_default(out: *mut SpoolConfig) -> SpoolSta
 
 /// Initialises the global store. Call once before anything else (a second call returns
 /// `SPOOL_ERR_ALREADY_INITIALIZED` and changes nothing). `SPOOL_ERR_INVALID_ARGUMENT` for a
-/// wrong `abi_version` or unknown flags.
+/// wrong `abi_version`, unknown flags, `flush_threshold_pct > 100`, both `flash` and `dir`,
+/// or `dir` on a `no_std` build (or not UTF-8 / empty); `SPOOL_ERR_BAD_GEOMETRY` for a
+/// `flash` region outside the rules of `spool_flash_t`; `SPOOL_ERR_STORAGE` when the storage
+/// cannot be mounted (flash read error, directory not usable). On error the library stays
+/// uninitialized.
+///
+/// With storage, `spool_init` only mounts it (reads, never writes). The records of the
+/// previous run are recovered into the sensors known at that point, once: by
+/// `spool_recover`, or else automatically by the first call that touches records (legacy
+/// write / read / erase / revert / `process_memory` / flush functions, native
+/// write / read / ack / revert / stats / check). So: `spool_init`, then
+/// `spool_register_sensors` for every array pair (and `spool_sensor_open` for native
+/// sensors), then data calls. Sensors registered later start empty; records the log holds
+/// for them are not delivered.
 ///
 /// # Safety
 ///
-/// `config` must be NULL or point at a valid `spool_config_t`; `config->utc_now`, if not
-/// NULL, must stay callable from every thread that calls the library.
+/// `config` must be NULL or point at a valid `spool_config_t` of its `abi_version` (an ABI-1
+/// config is only read up to `utc_now`); `config->utc_now` and the `flash` callbacks, if not
+/// NULL, must stay callable (with `flash.ctx`) from every thread that calls the library,
+/// until `spool_deinit`; `config->dir` must be NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spool_init(config: *const SpoolConfig) -> SpoolStatus {
     status_of(call(|st| {
         if config.is_null() {
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
-        // SAFETY: non-NULL and valid per the contract; read by value (unaligned-safe copy).
-        let cfg = unsafe { config.read_unaligned() };
-        st.init(&cfg)
+        if st.initialized {
+            return Err(SpoolStatus::SPOOL_ERR_ALREADY_INITIALIZED);
+        }
+        // SAFETY: non-NULL and valid per the contract; every version starts with the
+        // ABI-1 fields, read by value (unaligned-safe copy).
+        let base = unsafe { config.cast::<SpoolConfigV1>().read_unaligned() };
+        let (storage, threshold) = match base.abi_version {
+            1 => (FfiStorage::None, 0),
+            SPOOL_ABI_VERSION => {
+                // SAFETY: an ABI-2 config is a whole `spool_config_t` per the contract.
+                let cfg = unsafe { config.read_unaligned() };
+                // SAFETY: `cfg.dir` is NULL or NUL-terminated per the contract.
+                (unsafe { storage_of(&cfg) }?, cfg.flush_threshold_pct)
+            }
+            _ => return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT),
+        };
+        if threshold > 100 {
+            return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
+        }
+        st.init(&base, storage, threshold)
+    }))
+}
+
+/// The storage back end an ABI-2 config asks for (not mounted).
+///
+/// # Safety
+///
+/// `cfg.dir` must be NULL or point at a NUL-terminated string.
+unsafe fn storage_of(cfg: &SpoolConfig) -> Result<FfiStorage, SpoolStatus> {
+    let flash = CFlash::new(&cfg.flash)?;
+    match (flash, cfg.dir.is_null()) {
+        (Some(f), true) => FfiStorage::flash(f),
+        (None, true) => Ok(FfiStorage::None),
+        (Some(_), false) => Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT),
+        #[cfg(feature = "std")]
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        (None, false) => unsafe { FfiStorage::files(cfg.dir) },
+        #[cfg(not(feature = "std"))]
+        (None, false) => Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT),
+    }
+}
+
+/// Recovers, now, the records the storage holds from before the reset (see `spool_init`)
+/// into the sensors known at this point: registered arrays' entries and opened native
+/// sensors. They are delivered first, oldest first, before newer records; `csd` mirrors
+/// are updated. Runs once: later calls (and calls without storage) do nothing and store
+/// the same count. `*recovered` (may be NULL) gets the number of unacknowledged records
+/// found. `SPOOL_ERR_STORAGE` if the storage could not be read: it is then detached (RAM
+/// only from then on; the flash or directory is left as it was).
+///
+/// # Safety
+///
+/// `recovered` must be NULL or valid for writing one `uint32_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_recover(recovered: *mut u32) -> SpoolStatus {
+    status_of(call(|st| {
+        st.ready()?;
+        let n = st.recover()?;
+        if !recovered.is_null() {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { recovered.write_unaligned(n) };
+        }
+        Ok(())
+    }))
+}
+
+/// Copies the storage counters into `*out` (RAM only: `kind == SPOOL_STORAGE_NONE`, the
+/// rest 0). Does not trigger recovery.
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing one `spool_storage_stats_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_storage_stats(out: *mut SpoolStorageStats) -> SpoolStatus {
+    status_of(call(|st| {
+        if out.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        st.ready()?;
+        let s = st.store.storage_stats();
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write_unaligned(s) };
+        Ok(())
     }))
 }
 
@@ -170,7 +264,7 @@ pub unsafe extern "C" fn spool_sensor_open(
 #[unsafe(no_mangle)]
 pub extern "C" fn spool_write(sensor: SpoolSensor, value: u32, time_ms: u64) -> SpoolStatus {
     status_of(call(|st| {
-        st.ready()?;
+        st.live()?;
         let r = st.store.write(sensor, value, time_ms);
         st.mirror_handle(sensor);
         r
@@ -189,7 +283,7 @@ pub unsafe extern "C" fn spool_read(sensor: SpoolSensor, out: *mut SpoolRecord) 
         if out.is_null() {
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
-        st.ready()?;
+        st.live()?;
         let rec = st.store.read(sensor)?;
         // SAFETY: non-NULL and writable per the contract.
         unsafe { out.write_unaligned(rec) };
@@ -203,7 +297,7 @@ pub unsafe extern "C" fn spool_read(sensor: SpoolSensor, out: *mut SpoolRecord) 
 #[unsafe(no_mangle)]
 pub extern "C" fn spool_ack(sensor: SpoolSensor, count: u32) -> SpoolStatus {
     status_of(call(|st| {
-        st.ready()?;
+        st.live()?;
         let r = st.store.ack(sensor, count);
         st.mirror_handle(sensor);
         r
@@ -214,7 +308,7 @@ pub extern "C" fn spool_ack(sensor: SpoolSensor, count: u32) -> SpoolStatus {
 #[unsafe(no_mangle)]
 pub extern "C" fn spool_revert(sensor: SpoolSensor) -> SpoolStatus {
     status_of(call(|st| {
-        st.ready()?;
+        st.live()?;
         let r = st.store.revert(sensor);
         st.mirror_handle(sensor);
         r
@@ -235,7 +329,7 @@ pub unsafe extern "C" fn spool_sensor_stats(
         if out.is_null() {
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
-        st.ready()?;
+        st.live()?;
         let s = st.store.sensor_stats(sensor)?;
         // SAFETY: non-NULL and writable per the contract.
         unsafe { out.write_unaligned(s) };
@@ -280,7 +374,7 @@ pub unsafe extern "C" fn spool_stats(out: *mut SpoolStats) -> SpoolStatus {
 #[unsafe(no_mangle)]
 pub extern "C" fn spool_check() -> SpoolStatus {
     status_of(call(|st| {
-        st.ready()?;
+        st.live()?;
         st.store.check()
     }))
 }

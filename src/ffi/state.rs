@@ -1,9 +1,10 @@
 //! The one global store of the C API, the registration table of firmware arrays, and
 //! field access into those arrays through their registered layouts.
 
+use super::flash::FfiStorage;
 use super::store::{Handle, Key, Kind, Store};
 use super::types::{
-    FfiResult, SPOOL_CFG_EVT_READ_TWO_WORDS, SPOOL_FIELD_ABSENT, SpoolConfig, SpoolFfiStats,
+    FfiResult, SPOOL_CFG_EVT_READ_TWO_WORDS, SPOOL_FIELD_ABSENT, SpoolConfigV1, SpoolFfiStats,
     SpoolGpsConfig, SpoolLayout, SpoolStatus,
 };
 use core::cell::RefCell;
@@ -319,8 +320,8 @@ pub(crate) struct Flush {
 pub(crate) struct State {
     /// `spool_init` succeeded and `spool_deinit` was not called since.
     pub initialized: bool,
-    /// Copy of the configuration.
-    pub config: SpoolConfig,
+    /// Copy of the configuration (the fields used after init).
+    pub config: SpoolConfigV1,
     /// The store.
     pub store: Store,
     /// Registered arrays.
@@ -338,7 +339,7 @@ pub(crate) struct State {
 impl State {
     /// The configuration before `spool_init`: all zero (`abi_version` 0 is never valid,
     /// and the copy is only read once initialised), so the global state lands in .bss.
-    const NO_CONFIG: SpoolConfig = SpoolConfig {
+    const NO_CONFIG: SpoolConfigV1 = SpoolConfigV1 {
         abi_version: 0,
         flags: 0,
         utc_now: None,
@@ -378,19 +379,48 @@ impl State {
         self.flush = Flush::default();
     }
 
-    /// Validates and applies a configuration.
-    pub(crate) fn init(&mut self, cfg: &SpoolConfig) -> FfiResult<()> {
+    /// Validates and applies a configuration (`storage`: the back end built from it, not
+    /// mounted yet; `threshold_pct`: `spool_config_t.flush_threshold_pct`).
+    pub(crate) fn init(
+        &mut self,
+        cfg: &SpoolConfigV1,
+        storage: FfiStorage,
+        threshold_pct: u32,
+    ) -> FfiResult<()> {
         if self.initialized {
             return Err(SpoolStatus::SPOOL_ERR_ALREADY_INITIALIZED);
         }
-        if cfg.abi_version != super::types::SPOOL_ABI_VERSION || cfg.flags & !KNOWN_FLAGS != 0 {
+        if cfg.flags & !KNOWN_FLAGS != 0 {
             return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
         }
         self.store.reset();
+        if let Err(e) = self.store.attach(storage, threshold_pct) {
+            self.store.reset();
+            return Err(e);
+        }
         self.config = *cfg;
         self.flush = Flush::default();
         self.initialized = true;
         Ok(())
+    }
+
+    /// `ready`, then, with storage attached and not yet recovered, the recovery of the
+    /// previous run's records (mirrored into every registered csd array). Every call that
+    /// touches records goes through here. A failed recovery detaches the storage and is
+    /// not reported here (see `spool_recover` / `spool_storage_stats`).
+    pub(crate) fn live(&mut self) -> FfiResult<()> {
+        self.ready()?;
+        if self.store.recovery_due() {
+            let _ = self.recover();
+        }
+        Ok(())
+    }
+
+    /// Runs the recovery now (see `Store::recover`) and mirrors every registered entry.
+    pub(crate) fn recover(&mut self) -> FfiResult<u32> {
+        let r = self.store.recover();
+        self.mirror_all();
+        r
     }
 
     /// Fails with `SPOOL_ERR_NOT_INITIALIZED` before `spool_init`.
@@ -438,6 +468,18 @@ impl State {
                 source,
             })
             .map_err(|_| SpoolStatus::SPOOL_ERR_REGISTRY_FULL)?;
+        // With storage, before recovery: make every entry's sensor known to the store, so
+        // that recovery finds it (a failure, e.g. a full table, leaves that entry to be
+        // registered at its first write, as without storage).
+        if self.store.recovery_due()
+            && let Some(reg) = self.regs.last()
+        {
+            for e in 0..count {
+                if let Ok((key, kind, rate)) = reg.sensor(e) {
+                    let _ = self.store.open(key, kind, rate);
+                }
+            }
+        }
         // Start the mirrors from the store's view (0 / 0 for new sensors).
         if let Some(idx) = self.regs.len().checked_sub(1) {
             for e in 0..count {

@@ -4,31 +4,62 @@
 //!
 //! Profile: the host (`std`) build uses the LINUX profile (1664 sensors, 376 x 64-byte RAM
 //! sectors), a `no_std` build the WICED profile (48 sensors, 308 x 32-byte sectors); both
-//! drop the oldest unsent data when RAM is full (never pending data). The store is RAM
-//! only in this version (`RamOnly` storage): the shutdown-flush functions report 101 at
-//! once and `process_memory` has no spill work to do.
+//! drop the oldest unsent data when RAM is full (never pending data) unless they can spill.
+//!
+//! Storage (`spool_config_t.flash` / `dir`, see `flash.rs`): without it the store is RAM
+//! only, the shutdown-flush functions report 101 at once and `process_memory` has no work.
+//! With it, `process_memory` spills one batch per call while RAM use is at or above the
+//! threshold (the store's own write-path threshold is set to 100 %, so writes only spill
+//! when RAM is full, instead of dropping), the shutdown flush moves one batch per step,
+//! and the records flushed before a reset are recovered once, before the first call that
+//! touches records (or by `spool_recover`).
 //!
 //! Totals the store does not keep (records written, acknowledged, cleared) are counted
 //! here; every mutation of the global store goes through this adapter, so they are exact.
 
+use super::flash::FfiStorage;
 use super::types::{
     FfiResult, SPOOL_KIND_EVT, SPOOL_KIND_TSD, SpoolRecord, SpoolSensorStats, SpoolStatus,
-    SpoolStoreStats,
+    SpoolStorageStats, SpoolStoreStats,
 };
 use crate::record::{Kind as StoreKind, SensorKey};
-use crate::spool::{Error, SensorHandle};
+use crate::sensor::OverflowPolicy;
+use crate::spool::{Error, SensorHandle, Spool};
+use crate::storage::Storage;
 
 #[cfg(feature = "std")]
-type FfiSpool = crate::profile::LinuxSpool;
-#[cfg(feature = "std")]
+use crate::profile::{
+    LINUX_RATES as RATES, LINUX_SECTORS as SECTORS, LINUX_SENSORS as SENSORS, LinuxPool as Pool,
+};
+#[cfg(not(feature = "std"))]
+use crate::profile::{
+    WICED_RATES as RATES, WICED_SECTORS as SECTORS, WICED_SENSORS as SENSORS, WicedPool as Pool,
+};
+
+/// The profile's spool over the C API's storage, with a flash part per sensor slot.
+type FfiSpool = Spool<Pool, SENSORS, SECTORS, RATES, FfiStorage, SENSORS>;
+
 const fn make_spool() -> FfiSpool {
-    crate::profile::linux()
+    Spool::new(
+        Pool::new(),
+        FfiStorage::None,
+        OverflowPolicy::DropOldestUnsent,
+    )
 }
-#[cfg(not(feature = "std"))]
-type FfiSpool = crate::profile::WicedSpool;
-#[cfg(not(feature = "std"))]
-const fn make_spool() -> FfiSpool {
-    crate::profile::wiced()
+
+/// Default spill threshold (percent of RAM sectors), as MM1's `MEMORY_TO_DISK_THRESHOLD`.
+const DEFAULT_THRESHOLD_PCT: u8 = 80;
+
+/// Recovery state of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recovery {
+    /// Nothing to recover (RAM only), or recovery done.
+    Done,
+    /// Storage attached, the previous run's records not recovered yet.
+    Due,
+    /// Recovery failed: the storage was detached (RAM only from then on, the flash or
+    /// directory left as it was).
+    Failed,
 }
 
 /// Sensor kind as the C boundary sees it.
@@ -80,6 +111,9 @@ pub(crate) struct Store {
     written: u64,
     acked: u64,
     cleared: u64,
+    threshold_pct: u8,
+    recovery: Recovery,
+    recovered: u32,
 }
 
 impl Store {
@@ -90,6 +124,11 @@ impl Store {
             written: 0,
             acked: 0,
             cleared: 0,
+            // Only read with storage attached, and `attach` sets it first; 0 keeps the
+            // initial store all zero bytes (.bss, and `reset` is a memset).
+            threshold_pct: 0,
+            recovery: Recovery::Done,
+            recovered: 0,
         }
     }
 
@@ -100,6 +139,64 @@ impl Store {
     /// on the stack; the firmware's stack painting measures `spool_init`/`spool_deinit`).
     pub(crate) fn reset(&mut self) {
         *self = const { Store::new() };
+    }
+
+    /// Attaches a storage back end (at `spool_init`, to an empty store) and mounts it
+    /// (reads only). `threshold_pct` 0 = default. On error nothing is attached.
+    pub(crate) fn attach(&mut self, storage: FfiStorage, threshold_pct: u32) -> FfiResult<()> {
+        let pct = match threshold_pct {
+            0 => DEFAULT_THRESHOLD_PCT,
+            1..=100 => threshold_pct as u8,
+            _ => return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT),
+        };
+        let mut storage = storage;
+        if !storage.is_persistent() {
+            return Ok(());
+        }
+        storage
+            .mount()
+            .map_err(|_| SpoolStatus::SPOOL_ERR_STORAGE)?;
+        *self.spool.storage_mut() = storage;
+        // The write path spills only when RAM is full; `process` spills at `pct`.
+        self.spool.set_flush_threshold(100);
+        self.threshold_pct = pct;
+        self.recovery = Recovery::Due;
+        Ok(())
+    }
+
+    /// `true` with a storage back end attached.
+    pub(crate) fn persistent(&self) -> bool {
+        self.spool.storage().is_persistent()
+    }
+
+    /// `true` while the previous run's records are still to be recovered.
+    pub(crate) fn recovery_due(&self) -> bool {
+        self.recovery == Recovery::Due
+    }
+
+    /// Recovers the records flushed before the reset into the sensors the store knows now
+    /// (once; later calls return the same count). A failure detaches the storage (RAM only
+    /// from then on) and returns `SPOOL_ERR_STORAGE`.
+    pub(crate) fn recover(&mut self) -> FfiResult<u32> {
+        match self.recovery {
+            Recovery::Done => return Ok(self.recovered),
+            Recovery::Failed => return Err(SpoolStatus::SPOOL_ERR_STORAGE),
+            Recovery::Due => {}
+        }
+        match self.spool.recover_storage() {
+            Ok(n) => {
+                self.recovery = Recovery::Done;
+                self.recovered = n;
+                // Recovered records count as written, so the balance keeps holding.
+                self.written = self.written.wrapping_add(u64::from(n));
+                Ok(n)
+            }
+            Err(_) => {
+                self.recovery = Recovery::Failed;
+                *self.spool.storage_mut() = FfiStorage::None;
+                Err(SpoolStatus::SPOOL_ERR_STORAGE)
+            }
+        }
     }
 
     fn handle(&self, h: Handle) -> FfiResult<SensorHandle> {
@@ -200,7 +297,9 @@ impl Store {
             pending: u64::from(s.pending),
             written: self.written,
             acked: self.acked,
-            dropped: u64::from(s.dropped).wrapping_add(self.cleared),
+            dropped: u64::from(s.dropped)
+                .wrapping_add(self.cleared)
+                .wrapping_add(u64::from(self.spool.spill_stats().lost)),
             refused: u64::from(s.rejected),
             sectors_used: s.sectors_used,
             sectors_total: s.sectors_total,
@@ -219,24 +318,85 @@ impl Store {
         Ok(())
     }
 
-    /// Periodic work; `true` if counters of any sensor may have changed. RAM only: none.
-    pub(crate) fn process(&mut self, _now_ms: u32) -> bool {
-        false
+    /// Periodic work: one threshold spill batch when RAM use is at or above the threshold.
+    /// `Ok(true)` if records moved (counters of some sensors changed). RAM only: nothing.
+    pub(crate) fn process(&mut self, _now_ms: u32) -> FfiResult<bool> {
+        if !self.persistent() {
+            return Ok(false);
+        }
+        let s = self.spool.stats();
+        let used = u64::from(s.sectors_used) * 100;
+        let limit = u64::from(self.threshold_pct) * u64::from(s.sectors_total);
+        if used < limit {
+            return Ok(false);
+        }
+        self.spool.flush().map(|n| n > 0).map_err(status)
     }
 
     /// Starts the shutdown flush. RAM only: nothing can be made persistent.
-    pub(crate) fn flush_start(&mut self) {}
-
-    /// Shutdown flush progress, 0..=100, 101 = safe to power off. RAM only: always 101.
-    pub(crate) fn flush_progress(&self) -> u8 {
-        101
+    pub(crate) fn flush_start(&mut self) {
+        if self.persistent() {
+            self.spool.flush_all_start();
+        }
     }
 
-    /// Cancels the shutdown flush.
-    pub(crate) fn flush_cancel(&mut self) {}
+    /// One step of the shutdown flush (one batch): progress 0..=100, 101 = RAM empty, safe
+    /// to power off. RAM only: always 101 (nothing can be made persistent).
+    pub(crate) fn flush_step(&mut self) -> FfiResult<u8> {
+        if !self.persistent() {
+            return Ok(101);
+        }
+        let p = self.spool.flush_all_step().map_err(status)?;
+        if p == 101 {
+            self.spool.cancel_flush();
+        }
+        Ok(p)
+    }
 
-    /// `true` when no record is held in RAM.
+    /// Shutdown-flush progress without doing any work (101 when RAM is empty).
+    pub(crate) fn flush_progress_now(&self) -> u8 {
+        if self.persistent() {
+            self.spool.flush_progress()
+        } else {
+            101
+        }
+    }
+
+    /// Cancels the shutdown flush (what was flushed stays flushed).
+    pub(crate) fn flush_cancel(&mut self) {
+        self.spool.cancel_flush();
+    }
+
+    /// `true` when no record is held in RAM (records in storage do not count).
     pub(crate) fn ram_empty(&self) -> bool {
-        self.spool.stats().records == 0
+        self.spool
+            .stats()
+            .records
+            .wrapping_sub(self.spool.spill_stats().in_storage)
+            == 0
+    }
+
+    /// Storage counters.
+    pub(crate) fn storage_stats(&self) -> SpoolStorageStats {
+        let sp = self.spool.spill_stats();
+        let st = self.spool.storage();
+        let io = st.stats();
+        let flash = matches!(st, FfiStorage::Flash(_));
+        SpoolStorageStats {
+            kind: st.kind(),
+            recovered: match self.recovery {
+                Recovery::Done => u32::from(self.persistent()),
+                Recovery::Due => 0,
+                Recovery::Failed => 2,
+            },
+            recovered_records: self.recovered,
+            in_storage: sp.in_storage,
+            flushed: sp.flushed,
+            batches: sp.batches,
+            errors: sp.errors,
+            lost: sp.lost,
+            sectors: if flash { io.sectors } else { 0 },
+            sector_size: if flash { io.sector_size } else { 0 },
+        }
     }
 }

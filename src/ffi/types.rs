@@ -1,7 +1,7 @@
 //! `#[repr(C)]` types of the C ABI: status codes, configuration, layout descriptor,
 //! GPS configuration, records and statistics.
 
-use core::ffi::c_void;
+use core::ffi::{c_char, c_int, c_void};
 
 /// Marks an optional field of `spool_layout_t` as "not present in the firmware's struct".
 pub const SPOOL_FIELD_ABSENT: u32 = u32::MAX;
@@ -19,8 +19,19 @@ pub const SPOOL_CFG_EVT_READ_TWO_WORDS: u32 = 1;
 /// Number of tiers of the C block pool (`spool_pool_stats` fills this many entries).
 pub const SPOOL_POOL_TIERS: usize = 3;
 
-/// ABI version of this header; `spool_config_t.abi_version` must equal it.
-pub const SPOOL_ABI_VERSION: u32 = 1;
+/// ABI version of this header; `spool_config_t.abi_version` must equal it. Version 2
+/// appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`; `spool_init` still
+/// accepts a version-1 config (the fields before them, RAM only).
+pub const SPOOL_ABI_VERSION: u32 = 2;
+
+/// Sector size of the log the library keeps in a `spool_flash_t` region: the unit of
+/// `size`, and the largest supported `erase_size`. One sector of the log is erased with
+/// `SPOOL_FLASH_SECTOR_SIZE / erase_size` calls of `erase`.
+pub const SPOOL_FLASH_SECTOR_SIZE: u32 = 4096;
+
+/// Granularity of the library's `program` calls: `offset` and `len` are multiples of it
+/// (so of any supported `write_size`).
+pub const SPOOL_FLASH_PROGRAM_ALIGN: u32 = 32;
 
 /// Status code returned by the C API. Values are fixed and will never be renumbered.
 #[repr(i32)]
@@ -77,6 +88,9 @@ pub enum SpoolStatus {
     SPOOL_ERR_CONFLICT = 22,
     /// Any other store error.
     SPOOL_ERR_INTERNAL = 23,
+    /// `spool_config_t.flash`: unsupported geometry (see `spool_flash_t`), or only some of
+    /// the three callbacks given.
+    SPOOL_ERR_BAD_GEOMETRY = 24,
 }
 
 impl SpoolStatus {
@@ -117,11 +131,58 @@ pub struct DataStoreInfo {
     _opaque: [u8; 0],
 }
 
+/// A NOR flash region handed to the library as callbacks (`spool_config_t.flash`). The
+/// library keeps a log of CRC-framed batches in it (`NorFlashStorage`, sectors of
+/// `SPOOL_FLASH_SECTOR_SIZE` bytes) and survives a power cut at any point.
+///
+/// All three callbacks NULL: no flash (RAM only). Only some of them NULL, or a geometry
+/// outside these rules, fails `spool_init` with `SPOOL_ERR_BAD_GEOMETRY`:
+/// `write_size` a power of two in 1..=32; `erase_size` a power of two in
+/// 256..=`SPOOL_FLASH_SECTOR_SIZE`; `size` a multiple of `SPOOL_FLASH_SECTOR_SIZE`, at least
+/// two of them, at most 2 GiB.
+///
+/// Each callback gets `ctx` unchanged (may be NULL) and an `offset` relative to the start of
+/// the region; it returns 0 on success and any other value on failure (the library then
+/// reports `SPOOL_ERR_STORAGE` and keeps the data in RAM). They are called **inside** the
+/// library's critical section (interrupts masked with the cortex-m / riscv providers) and
+/// must not call back into the library (that gets `SPOOL_ERR_BUSY`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SpoolFlash {
+    /// Copies `len` bytes at `offset` into `buf`. Any offset and length inside the region.
+    pub read: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, offset: u32, buf: *mut u8, len: u32) -> c_int,
+    >,
+    /// Programs `len` bytes from `buf` at `offset` (bits 1 -> 0 only; never twice between
+    /// erases). `offset` and `len` are multiples of `SPOOL_FLASH_PROGRAM_ALIGN`; the range
+    /// may cross the part's page boundaries.
+    pub program: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, offset: u32, buf: *const u8, len: u32) -> c_int,
+    >,
+    /// Erases `len` bytes at `offset` to 0xFF: always exactly one erase unit
+    /// (`len == erase_size`, `offset` a multiple of it).
+    pub erase: Option<unsafe extern "C" fn(ctx: *mut c_void, offset: u32, len: u32) -> c_int>,
+    /// Passed to the callbacks unchanged.
+    pub ctx: *mut c_void,
+    /// Region size in bytes.
+    pub size: u32,
+    /// Smallest programmable unit of the part (bytes).
+    pub write_size: u32,
+    /// Erase unit of the part (bytes).
+    pub erase_size: u32,
+}
+
 /// Configuration for `spool_init`. Fill it with `spool_config_default` and change what you need.
+///
+/// Storage (ABI 2): at most one of `flash` (callbacks set) and `dir`; neither means RAM
+/// only. With storage, RAM sectors spill to it from `process_memory` once
+/// `flush_threshold_pct` of them are in use (and from a write that finds RAM full, instead
+/// of dropping data), and records flushed before a reset are recovered (see `spool_recover`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SpoolConfig {
-    /// Must be `SPOOL_ABI_VERSION`.
+    /// Must be `SPOOL_ABI_VERSION` (1 is accepted too: then only `flags` and `utc_now` are
+    /// read, and the store is RAM only).
     pub abi_version: u32,
     /// Bit set of `SPOOL_CFG_*` flags.
     pub flags: u32,
@@ -129,7 +190,88 @@ pub struct SpoolConfig {
     /// `write_tsd_evt` then stores 0, "let the cloud assign"). May be NULL (always 0).
     /// Called outside the library's critical section.
     pub utc_now: Option<unsafe extern "C" fn() -> u32>,
+    /// NOR flash region to spill into (callbacks NULL: none).
+    pub flash: SpoolFlash,
+    /// Host (`std`) builds only: directory to spill into (files of at most 64 KiB, 256 MiB
+    /// in all, one subdirectory per upload source; created if missing), a NUL-terminated
+    /// UTF-8 path, copied by `spool_init`. NULL: none. A `no_std` build rejects a non-NULL
+    /// `dir` with `SPOOL_ERR_INVALID_ARGUMENT`.
+    pub dir: *const c_char,
+    /// RAM use (percent of the store's RAM sectors, 1..=100) at which `process_memory`
+    /// spills to storage; 0 = default (80, as MM1).
+    pub flush_threshold_pct: u32,
 }
+
+/// The fields of an ABI-1 `spool_config_t` (what a firmware built against version 1 passes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpoolConfigV1 {
+    pub abi_version: u32,
+    pub flags: u32,
+    pub utc_now: Option<unsafe extern "C" fn() -> u32>,
+}
+
+impl SpoolFlash {
+    /// No flash: every callback NULL.
+    pub const NONE: SpoolFlash = SpoolFlash {
+        read: None,
+        program: None,
+        erase: None,
+        ctx: core::ptr::null_mut(),
+        size: 0,
+        write_size: 0,
+        erase_size: 0,
+    };
+}
+
+impl SpoolConfig {
+    /// The default configuration (`spool_config_default`): no flags, no clock, RAM only.
+    pub const fn default_config() -> SpoolConfig {
+        SpoolConfig {
+            abi_version: SPOOL_ABI_VERSION,
+            flags: 0,
+            utc_now: None,
+            flash: SpoolFlash::NONE,
+            dir: core::ptr::null(),
+            flush_threshold_pct: 0,
+        }
+    }
+}
+
+/// What `spool_storage_stats` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpoolStorageStats {
+    /// `SPOOL_STORAGE_NONE`, `SPOOL_STORAGE_FLASH` or `SPOOL_STORAGE_FILES`.
+    pub kind: u32,
+    /// Recovery of the previous run's records (`spool_recover`): 0 not yet (or RAM only),
+    /// 1 done, 2 failed (the storage was detached: RAM only from then on).
+    pub recovered: u32,
+    /// Unacknowledged records recovered from storage at boot.
+    pub recovered_records: u32,
+    /// Unacknowledged records now in storage (counted in `spool_store_stats_t.stored`).
+    pub in_storage: u32,
+    /// Records moved from RAM to storage (wrapping).
+    pub flushed: u32,
+    /// Batches appended (wrapping).
+    pub batches: u32,
+    /// Flushes the storage refused (the records stayed in RAM).
+    pub errors: u32,
+    /// Unacknowledged records lost in storage: evicted when it was full, or damaged
+    /// (counted in `spool_store_stats_t.dropped`).
+    pub lost: u32,
+    /// Erase sectors of the flash log (files: 0).
+    pub sectors: u32,
+    /// Bytes per erase sector of the flash log (files: 0).
+    pub sector_size: u32,
+}
+
+/// `spool_storage_stats_t.kind`: RAM only.
+pub const SPOOL_STORAGE_NONE: u32 = 0;
+/// `spool_storage_stats_t.kind`: a `spool_flash_t` region.
+pub const SPOOL_STORAGE_FLASH: u32 = 1;
+/// `spool_storage_stats_t.kind`: a spool directory (`dir`, host builds).
+pub const SPOOL_STORAGE_FILES: u32 = 2;
 
 /// Describes the firmware's csb and csd structs by `sizeof` / `offsetof` values, so the
 /// library can read `id` / `sample_rate` and mirror counters without knowing the structs.
