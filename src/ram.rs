@@ -171,6 +171,8 @@ pub enum ChainError {
     NotAllocated,
     /// A sector belongs to two chains (or twice to one).
     Shared,
+    /// The cached base time of the tail sector disagrees with the chain.
+    TailHint,
 }
 
 /// Records per sector for `kind` with `sector_size`-byte sectors.
@@ -183,6 +185,17 @@ pub struct RamStore<P, const SECTORS: usize> {
     pool: P,
     side: [[u8; 3]; SECTORS],
     gaps_clamped: u32,
+    /// `(sector + 1, base)`: the TSD base time (ms mod 2^32) of the sector most recently
+    /// made a tail, so the next sector of a sensor that keeps writing does not walk its
+    /// chain (O(1) instead of O(sectors)). `0` = none, so the initial state is all zero.
+    /// Exact by construction: a TSD chain's tail is a sector that [`RamStore::append`]
+    /// made a tail, which set the hint for it (a later tail of any chain is another
+    /// sector, so a hint naming a chain's current tail was set for it), or the tail left
+    /// by an overflow drop, which clears the hint; and a tail's base never changes while
+    /// it is allocated (head pops move the anchor by exactly the popped periods) except
+    /// when a drop merges gaps. A stale hint names a freed sector, which cannot be a
+    /// tail before `append` sets the hint again. [`RamStore::check_tail_hint`] verifies.
+    tail_hint: (u16, u32),
 }
 
 /// Widens a time modulo 2^32 to 64 bits, taking the value within ±2^31 ms of `latest`.
@@ -236,6 +249,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
             // sector, the anchor halves), never in its initial state.
             side: [[0; 3]; SECTORS],
             gaps_clamped: 0,
+            tail_hint: (0, 0),
         }
     }
 
@@ -416,6 +430,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
             if !EVT {
                 let base = (time_ms as u32).wrapping_sub(slot.wrapping_mul(rate));
                 self.set_anchor(r, base);
+                self.tail_hint = (new + 1, base);
             }
             return true;
         }
@@ -427,17 +442,45 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         }
         let n = Self::n_of::<EVT>();
         let anchor = self.anchor(*r);
-        let (_, tail_base, _, _) = self.walk::<true>(*r, u32::MAX, anchor, rate, n);
-        let expected = unwrap_time(tail_base.wrapping_add(n.wrapping_mul(rate)), latest);
-        let periods = periods_between(expected, time_ms, rate);
+        let tail_base = self.tail_base(*r, anchor, rate, n);
+        let end = tail_base.wrapping_add(n.wrapping_mul(rate));
+        let periods = periods_between(unwrap_time(end, latest), time_ms, rate);
         if periods > GAP_MAX {
             self.gaps_clamped = self.gaps_clamped.wrapping_add(1);
         }
+        let gap = gap_encode(periods);
         self.set_link(r.tail(), new);
         *r = Ring::with(r.head(), new, r.hi());
-        self.set_aux(new, gap_encode(periods));
+        self.set_aux(new, gap);
         self.set_anchor(r, anchor);
+        // the new tail's base as a walk would compute it (from the coded gap)
+        let base = end.wrapping_add(gap_decode(gap).wrapping_mul(rate));
+        self.tail_hint = (new + 1, base);
         true
+    }
+
+    /// Base time of the tail sector of a TSD chain (ms mod 2^32): the hint if it names
+    /// this tail, else a walk from the head.
+    #[inline(always)]
+    fn tail_base(&self, r: Ring, anchor: u32, rate: u32, n: u32) -> u32 {
+        if self.tail_hint.0 == r.tail() + 1 {
+            return self.tail_hint.1;
+        }
+        self.walk::<true>(r, u32::MAX, anchor, rate, n).1
+    }
+
+    /// Verifies the tail hint against a walk of this TSD chain (`check`).
+    pub fn check_tail_hint(&self, r: Ring, kind: Kind, rate: u32) -> Result<(), ChainError> {
+        if kind != Kind::Tsd || r.is_empty() || self.tail_hint.0 != r.tail() + 1 {
+            return Ok(());
+        }
+        let n = Self::n_of::<false>();
+        let walked = self.walk::<true>(r, u32::MAX, self.anchor(r), rate, n).1;
+        if walked == self.tail_hint.1 {
+            Ok(())
+        } else {
+            Err(ChainError::TailHint)
+        }
     }
 
     /// Walks `hops` sectors from the head (stopping at the tail), accumulating the TSD
@@ -652,6 +695,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         if r.is_empty() {
             return None;
         }
+        // Merged gaps may round (and renumbering moves records): forget the hint.
+        self.tail_hint = (0, 0);
         if k == 0 {
             let old = *s;
             s.drop_oldest(cnt).ok()?;
@@ -693,6 +738,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
 
     /// Frees every sector of a chain (used when a sensor is cleared).
     pub fn clear(&mut self, r: &mut Ring, s: &SeqState, kind: Kind) {
+        self.tail_hint = (0, 0);
         let mut left = Self::sectors_of(s, kind).min(SECTORS as u32);
         while left > 0 && !r.is_empty() {
             self.pop_head(r, kind, 0);

@@ -821,6 +821,9 @@ impl<
             self.ram
                 .check_chain(e.ring, &e.seq, Self::kind_of(e), &mut seen)
                 .map_err(|c| CheckError::Chain(e.key(), c))?;
+            self.ram
+                .check_tail_hint(e.ring, Self::kind_of(e), self.rate_of(e))
+                .map_err(|c| CheckError::Chain(e.key(), c))?;
         }
         if !self.ram.pool_ok() {
             return Err(CheckError::Pool);
