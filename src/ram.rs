@@ -185,6 +185,9 @@ pub struct RamStore<P, const SECTORS: usize> {
     pool: P,
     side: [[u8; 3]; SECTORS],
     gaps_clamped: u32,
+    /// Sectors held by chains (allocated by `append`, not yet freed): the RAM use the
+    /// spill threshold compares against, without a walk of the sensor table.
+    held: u16,
     /// `(sector + 1, base)`: the TSD base time (ms mod 2^32) of the sector most recently
     /// made a tail, so the next sector of a sensor that keeps writing does not walk its
     /// chain (O(1) instead of O(sectors)). `0` = none, so the initial state is all zero.
@@ -249,6 +252,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
             // sector, the anchor halves), never in its initial state.
             side: [[0; 3]; SECTORS],
             gaps_clamped: 0,
+            held: 0,
             tail_hint: (0, 0),
         }
     }
@@ -271,6 +275,21 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     /// The pool's own invariant check.
     pub fn pool_ok(&self) -> bool {
         self.pool.pool_ok()
+    }
+
+    /// Sectors currently held by the chains (counted at allocation and free; `check`
+    /// compares it with the sum over the sensors).
+    #[inline(always)]
+    pub fn sectors_held(&self) -> u32 {
+        self.held as u32
+    }
+
+    /// Returns a sector to the pool and counts it.
+    #[inline(always)]
+    fn free(&mut self, sector: u16) {
+        if self.pool.free_sector(sector) {
+            self.held = self.held.saturating_sub(1);
+        }
     }
 
     /// Number of TSD gaps that exceeded [`GAP_MAX`] periods and were clamped.
@@ -413,7 +432,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     /// goes to `slot`). TSD: a new chain's anchor is the sector's base time; a sector
     /// after the tail gets the gap from the tail's end. `false` (nothing changed) if the
     /// tier is exhausted.
-    #[inline]
+    #[inline(always)]
     fn new_tail<const EVT: bool>(
         &mut self,
         r: &mut Ring,
@@ -425,6 +444,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         let Some(new) = self.pool.alloc_sector() else {
             return false;
         };
+        self.held = self.held.saturating_add(1);
         if r.is_empty() {
             *r = Ring::with(new, new, 0);
             if !EVT {
@@ -608,20 +628,20 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     fn pop_head_k<const EVT: bool>(&mut self, r: &mut Ring, rate: u32) {
         let head = r.head();
         if head == r.tail() {
-            self.pool.free_sector(head);
+            self.free(head);
             *r = Ring::EMPTY;
             return;
         }
         let next = self.link(head);
         if EVT {
-            self.pool.free_sector(head);
+            self.free(head);
             *r = Ring::with(next, r.tail(), r.hi());
         } else {
             let n = Self::n_of::<EVT>();
             let anchor = self
                 .anchor(*r)
                 .wrapping_add((n + gap_decode(self.aux(next))).wrapping_mul(rate));
-            self.pool.free_sector(head);
+            self.free(head);
             *r = Ring::with(next, r.tail(), r.hi());
             self.set_anchor(r, anchor);
         }
@@ -732,7 +752,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         if kind == Kind::Tsd {
             self.set_anchor(r, anchor);
         }
-        self.pool.free_sector(victim);
+        self.free(victim);
         Some(cnt)
     }
 

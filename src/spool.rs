@@ -152,6 +152,8 @@ pub enum CheckError {
     Chain(SensorKey, ChainError),
     /// The pool's own check failed.
     Pool,
+    /// The RAM store's count of sectors held differs from the sum over the sensors.
+    SectorCount,
     /// A sensor's records in storage do not line up with its RAM records.
     Storage,
 }
@@ -827,6 +829,14 @@ impl<
         }
         if !self.ram.pool_ok() {
             return Err(CheckError::Pool);
+        }
+        let held: u32 = self
+            .table
+            .iter()
+            .map(|e| RamStore::<P, SECTORS>::sectors_of(&e.seq, Self::kind_of(e)))
+            .sum();
+        if held != self.ram.sectors_held() {
+            return Err(CheckError::SectorCount);
         }
         if !self.check_flash() {
             return Err(CheckError::Storage);

@@ -85,9 +85,11 @@ impl FlashPart {
 #[derive(Debug)]
 pub(crate) struct SpillState<const SENSORS: usize> {
     pub(crate) parts: heapless::Vec<FlashPart, SENSORS>,
-    /// Flush threshold in percent; 0 stands for the default ([`DEFAULT_THRESHOLD_PCT`]),
-    /// so the initial state is all zero and a `static` spool lands in .bss.
-    threshold_pct: u8,
+    /// Flush threshold as a number of RAM sectors in use (precomputed from the
+    /// percentage, so the check after every write is one compare); 0 stands for the
+    /// default ([`DEFAULT_THRESHOLD_PCT`]), so the initial state is all zero and a
+    /// `static` spool lands in .bss.
+    threshold_sectors: u16,
     flushing: bool,
     flush_total: u32,
     flush_done: u32,
@@ -104,12 +106,25 @@ pub(crate) struct SpillState<const SENSORS: usize> {
 /// Default flush threshold: 80 % of the RAM sectors.
 const DEFAULT_THRESHOLD_PCT: u8 = 80;
 
+/// Sectors in use at which a write triggers a threshold flush: `pct` (clamped to
+/// 1..=100) percent of `sectors`, rounded up (`used * 100 >= pct * sectors`).
+const fn threshold_sectors(pct: u8, sectors: usize) -> u16 {
+    let pct = if pct < 1 {
+        1
+    } else if pct > 100 {
+        100
+    } else {
+        pct
+    };
+    (pct as usize * sectors).div_ceil(100) as u16
+}
+
 impl<const SENSORS: usize> SpillState<SENSORS> {
     /// Empty state, 80 % threshold.
     pub(crate) const fn new() -> Self {
         Self {
             parts: heapless::Vec::new(),
-            threshold_pct: 0,
+            threshold_sectors: 0,
             flushing: false,
             flush_total: 0,
             flush_done: 0,
@@ -239,14 +254,7 @@ impl<
     /// Sets the RAM use (percent of sectors, 1..=100) at which a write triggers a
     /// threshold flush. Default 80.
     pub fn set_flush_threshold(&mut self, pct: u8) {
-        self.spill.threshold_pct = pct.clamp(1, 100);
-    }
-
-    fn sectors_used(&self) -> u32 {
-        self.table
-            .iter()
-            .map(|e| RamStore::<P, SECTORS>::sectors_of(&e.seq, kind_of(e)))
-            .sum()
+        self.spill.threshold_sectors = threshold_sectors(pct, SECTORS);
     }
 
     /// Called after every successful write: threshold flush. Inline guard (nothing to
@@ -256,17 +264,19 @@ impl<
         if !self.storage.is_persistent() || self.spill.flushing {
             return;
         }
-        self.threshold_flush();
+        let threshold = match self.spill.threshold_sectors {
+            0 => threshold_sectors(DEFAULT_THRESHOLD_PCT, SECTORS),
+            t => t,
+        };
+        if self.ram.sectors_held() >= threshold as u32 {
+            self.threshold_flush();
+        }
     }
 
+    #[cold]
+    #[inline(never)]
     fn threshold_flush(&mut self) {
-        let pct = match self.spill.threshold_pct {
-            0 => DEFAULT_THRESHOLD_PCT,
-            p => p,
-        };
-        if self.sectors_used() as usize * 100 >= pct as usize * SECTORS {
-            let _ = self.spill_batch(false);
-        }
+        let _ = self.spill_batch(false);
     }
 
     /// Flushes one batch: the full RAM sectors of every sensor (oldest first),
