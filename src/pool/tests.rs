@@ -278,7 +278,7 @@ fn index_path_peak_is_exact_on_multiword_tiers() {
         x ^= x >> 17;
         x ^= x << 5;
         let grow = (round / 500) % 2 == 0;
-        if (grow && x % 4 != 0) || ids.is_empty() {
+        if (grow && !x.is_multiple_of(4)) || ids.is_empty() {
             match p.alloc_in(0) {
                 Ok(id) => {
                     ids.push(id);
