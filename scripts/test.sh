@@ -113,11 +113,7 @@ step() {
     else
         STEP_RESULTS+=("FAILED (exit $rc)")
         printf '<== [%s] FAILED with exit %s (%ss)\n' "$id" "$rc" "$secs"
-        # An `if`, not `[ ... ] && ...`: with a step failed before, the false test would be
-        # the function's status and `set -e` would end the script (KEEP_GOING=1 broken).
-        if [ -z "$FAILED_STEP" ]; then
-            FAILED_STEP="$id"
-        fi
+        if [ -z "$FAILED_STEP" ]; then FAILED_STEP="$id"; fi
     fi
 }
 

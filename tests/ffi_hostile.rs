@@ -110,6 +110,7 @@ fn counter(f: &SpoolFfiStats, s: SpoolStatus) -> u64 {
         | SPOOL_ERR_OVERLAP
         | SPOOL_ERR_REGISTRY_FULL
         | SPOOL_ERR_ALREADY_INITIALIZED
+        | SPOOL_ERR_BAD_GEOMETRY
         | SPOOL_ERR_BUSY => f.rejected_other,
         _ => f.store_errors,
     }
@@ -951,4 +952,239 @@ fn registry_full() {
     assert_eq!(n_ok, 16);
     assert_eq!(stats().ffi.rejected_other, 1);
     assert_eq!(spool_deinit(), SPOOL_OK);
+}
+
+unsafe extern "C" fn erased_read(
+    _: *mut core::ffi::c_void,
+    _: u32,
+    buf: *mut u8,
+    len: u32,
+) -> core::ffi::c_int {
+    // SAFETY: the library passes `len` writable bytes.
+    unsafe { std::ptr::write_bytes(buf, 0xFF, len as usize) };
+    0
+}
+unsafe extern "C" fn failing_read(
+    _: *mut core::ffi::c_void,
+    _: u32,
+    _: *mut u8,
+    _: u32,
+) -> core::ffi::c_int {
+    -1
+}
+unsafe extern "C" fn ok_program(
+    _: *mut core::ffi::c_void,
+    _: u32,
+    _: *const u8,
+    _: u32,
+) -> core::ffi::c_int {
+    0
+}
+unsafe extern "C" fn ok_erase(_: *mut core::ffi::c_void, _: u32, _: u32) -> core::ffi::c_int {
+    0
+}
+
+/// A valid region whose callbacks ignore `ctx` (NULL) and read as erased.
+fn null_ctx_flash() -> SpoolFlash {
+    SpoolFlash {
+        read: Some(erased_read),
+        program: Some(ok_program),
+        erase: Some(ok_erase),
+        ctx: null_mut(),
+        size: 4 * SPOOL_FLASH_SECTOR_SIZE,
+        write_size: 4,
+        erase_size: 1024,
+    }
+}
+
+/// Hostile `spool_config_t` storage fields: each rejected `spool_init` returns its status,
+/// is counted, and leaves the library uninitialized; the accepted ones (NULL callbacks with
+/// garbage geometry = RAM only, NULL `ctx`, an ABI-1 config) initialize it.
+#[test]
+fn hostile_storage_configs() {
+    let _g = serial();
+    type Edit = fn(&mut SpoolConfig);
+    let bad_geometry: Vec<(&str, Edit)> = vec![
+        ("read only", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.program = None;
+            c.flash.erase = None;
+        }),
+        ("read + program", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.erase = None;
+        }),
+        ("program + erase", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.read = None;
+        }),
+        ("erase only", |c| {
+            c.flash.erase = Some(ok_erase);
+        }),
+        ("write_size 0", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.write_size = 0;
+        }),
+        ("write_size 3", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.write_size = 3;
+        }),
+        ("write_size 64", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.write_size = 64;
+        }),
+        ("erase_size 0", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.erase_size = 0;
+        }),
+        ("erase_size 128", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.erase_size = 128;
+        }),
+        ("erase_size 3000", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.erase_size = 3000;
+        }),
+        ("erase_size 8192", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.erase_size = 8192;
+        }),
+        ("size 0", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.size = 0;
+        }),
+        ("size one sector", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.size = SPOOL_FLASH_SECTOR_SIZE;
+        }),
+        ("size not a multiple of the sector", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.size = 3 * SPOOL_FLASH_SECTOR_SIZE + 1024;
+        }),
+        ("size u32::MAX", |c| {
+            c.flash = null_ctx_flash();
+            c.flash.size = u32::MAX;
+        }),
+    ];
+    let invalid: Vec<(&str, Edit)> = vec![
+        ("flash and dir", |c| {
+            c.flash = null_ctx_flash();
+            c.dir = c"/tmp".as_ptr();
+        }),
+        ("threshold 101", |c| c.flush_threshold_pct = 101),
+        ("threshold u32::MAX", |c| c.flush_threshold_pct = u32::MAX),
+        ("dir empty", |c| c.dir = c"".as_ptr()),
+        ("dir not UTF-8", |c| c.dir = c"/tmp/\xff\xfe".as_ptr()),
+        ("abi_version 0", |c| c.abi_version = 0),
+        ("abi_version 3", |c| c.abi_version = 3),
+    ];
+    let storage: Vec<(&str, Edit)> = vec![("read fails at mount", |c| {
+        c.flash = null_ctx_flash();
+        c.flash.read = Some(failing_read);
+    })];
+    let mut n = 0;
+    for (list, expect) in [
+        (&bad_geometry, SPOOL_ERR_BAD_GEOMETRY),
+        (&invalid, SPOOL_ERR_INVALID_ARGUMENT),
+        (&storage, SPOOL_ERR_STORAGE),
+    ] {
+        for (name, edit) in list {
+            let mut cfg = SpoolConfig::default_config();
+            edit(&mut cfg);
+            // SAFETY: valid config; strings are NUL-terminated literals.
+            assert_eq!(unsafe { spool_init(&cfg) }, expect, "{name}");
+            assert_eq!(spool_last_status(), expect, "{name}");
+            assert_eq!(
+                spool_check(),
+                SPOOL_ERR_NOT_INITIALIZED,
+                "{name}: stays uninitialized"
+            );
+            n += 1;
+        }
+    }
+    // Counted: the rejected inits plus one NOT_INITIALIZED check each.
+    init(0);
+    let f = stats().ffi;
+    assert_eq!(
+        f.rejected_other,
+        (bad_geometry.len() + invalid.len()) as u64
+    );
+    assert_eq!(f.store_errors, storage.len() as u64);
+    assert_eq!(f.rejected_not_initialized, n as u64);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+
+    // Accepted.
+    let accepted: Vec<(&str, Edit, u32)> = vec![
+        (
+            "NULL callbacks, garbage geometry: RAM only",
+            |c| {
+                c.flash.size = 1;
+                c.flash.write_size = 3;
+                c.flash.erase_size = 7;
+                c.flash.ctx = 0x10 as *mut core::ffi::c_void;
+            },
+            SPOOL_STORAGE_NONE,
+        ),
+        (
+            "NULL ctx",
+            |c| c.flash = null_ctx_flash(),
+            SPOOL_STORAGE_FLASH,
+        ),
+        (
+            "threshold 100, smallest region",
+            |c| {
+                c.flash = null_ctx_flash();
+                c.flash.size = 2 * SPOOL_FLASH_SECTOR_SIZE;
+                c.flash.write_size = 32;
+                c.flash.erase_size = SPOOL_FLASH_SECTOR_SIZE;
+                c.flush_threshold_pct = 100;
+            },
+            SPOOL_STORAGE_FLASH,
+        ),
+    ];
+    for (name, edit, kind) in accepted {
+        let mut cfg = SpoolConfig::default_config();
+        edit(&mut cfg);
+        // SAFETY: valid config.
+        assert_eq!(unsafe { spool_init(&cfg) }, SPOOL_OK, "{name}");
+        assert_eq!(storage_stats().kind, kind, "{name}");
+        // Flash that reads as erased: nothing to recover.
+        let mut k = u32::MAX;
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { spool_recover(&mut k) }, SPOOL_OK, "{name}");
+        assert_eq!(k, 0, "{name}");
+        assert_eq!(spool_check(), SPOOL_OK, "{name}");
+        assert_eq!(spool_deinit(), SPOOL_OK);
+    }
+    // An ABI-1 firmware passes the shorter struct: only its fields are read.
+    #[repr(C)]
+    struct ConfigV1 {
+        abi_version: u32,
+        flags: u32,
+        utc_now: Option<unsafe extern "C" fn() -> u32>,
+    }
+    let v1 = Box::new(ConfigV1 {
+        abi_version: 1,
+        flags: SPOOL_CFG_EVT_READ_TWO_WORDS,
+        utc_now: None,
+    });
+    // SAFETY: an ABI-1 config is what the contract allows for abi_version 1.
+    let s = unsafe { spool_init((&*v1 as *const ConfigV1).cast()) };
+    assert_eq!(s, SPOOL_OK, "ABI 1");
+    assert_eq!(storage_stats().kind, SPOOL_STORAGE_NONE);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    // NULL out-pointers of the new functions.
+    init(0);
+    // SAFETY: NULL is allowed for `recovered`; `spool_storage_stats` must reject it.
+    unsafe {
+        assert_eq!(spool_recover(null_mut()), SPOOL_OK);
+        assert_eq!(spool_storage_stats(null_mut()), SPOOL_ERR_NULL);
+    }
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(spool_recover(null_mut()), SPOOL_ERR_NOT_INITIALIZED);
+        assert_eq!(spool_storage_stats(null_mut()), SPOOL_ERR_NULL);
+    }
+    eprintln!("ffi hostile storage configs: {} rejected, 4 accepted", n);
 }

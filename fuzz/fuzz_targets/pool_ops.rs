@@ -8,12 +8,14 @@
 //! multi-word bitmaps and an empty tier, and a tiny pool that is exhausted quickly.
 #![no_main]
 
+#[path = "../../tests/pool_support/mod.rs"]
+mod pool_support;
+
+use pool_support::Model;
+
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use sensor_spool::pool::{
-    AllocError, Block, BlockId, DefaultPool, FreeError, Pool, TIERS, Tier, TierSpec, TierStats,
-};
-use std::collections::HashSet;
+use sensor_spool::pool::{Block, BlockId, DefaultPool, FreeError, Pool, TIERS, Tier, TierSpec};
 use std::ptr::NonNull;
 
 /// A request size, resolved against the pool geometry.
@@ -63,78 +65,6 @@ enum Op {
 struct Input {
     geometry: u8,
     ops: Vec<Op>,
-}
-
-/// The reference model: live blocks and what every counter must read.
-struct Model<S, M, L> {
-    live: HashSet<(u8, u16)>,
-    stats: [TierStats; TIERS],
-    stray: u32,
-    _p: std::marker::PhantomData<(S, M, L)>,
-}
-
-impl<S: TierSpec, M: TierSpec, L: TierSpec> Model<S, M, L> {
-    fn new() -> Self {
-        let stats = std::array::from_fn(|t| TierStats {
-            block_size: Pool::<S, M, L>::block_size(t) as u32,
-            capacity: Pool::<S, M, L>::capacity(t) as u32,
-            ..TierStats::default()
-        });
-        Self {
-            live: HashSet::new(),
-            stats,
-            stray: 0,
-            _p: std::marker::PhantomData,
-        }
-    }
-
-    fn lowest_free(&self, t: usize) -> Option<u16> {
-        (0..Pool::<S, M, L>::capacity(t) as u16).find(|&i| !self.live.contains(&(t as u8, i)))
-    }
-
-    fn take(&mut self, t: usize, i: u16) -> BlockId {
-        assert!(self.live.insert((t as u8, i)));
-        let s = &mut self.stats[t];
-        s.in_use += 1;
-        s.peak = s.peak.max(s.in_use);
-        BlockId::new(t as u8, i)
-    }
-
-    fn alloc(&mut self, size: usize) -> Result<BlockId, AllocError> {
-        let pref = Pool::<S, M, L>::tier_of_size(size).ok_or(AllocError::TooLarge)?;
-        for t in pref..TIERS {
-            if let Some(i) = self.lowest_free(t) {
-                if t != pref {
-                    self.stats[pref].fallbacks += 1;
-                }
-                return Ok(self.take(t, i));
-            }
-        }
-        self.stats[pref].failed_allocs += 1;
-        Err(AllocError::Exhausted)
-    }
-
-    fn alloc_in(&mut self, t: usize) -> Result<BlockId, AllocError> {
-        if t >= TIERS {
-            return Err(AllocError::TooLarge);
-        }
-        match self.lowest_free(t) {
-            Some(i) => Ok(self.take(t, i)),
-            None => {
-                self.stats[t].failed_allocs += 1;
-                Err(AllocError::Exhausted)
-            }
-        }
-    }
-
-    fn release(&mut self, id: BlockId) {
-        assert!(self.live.remove(&(id.tier(), id.index())));
-        self.stats[usize::from(id.tier())].in_use -= 1;
-    }
-
-    fn invalid(&mut self, t: u8) {
-        self.stats[usize::from(t)].invalid_frees += 1;
-    }
 }
 
 fn resolve<S: TierSpec, M: TierSpec, L: TierSpec>(s: Size) -> usize {

@@ -575,6 +575,7 @@ impl State {
             | SpoolStatus::SPOOL_ERR_OVERLAP
             | SpoolStatus::SPOOL_ERR_REGISTRY_FULL
             | SpoolStatus::SPOOL_ERR_ALREADY_INITIALIZED
+            | SpoolStatus::SPOOL_ERR_BAD_GEOMETRY
             | SpoolStatus::SPOOL_ERR_BUSY => Some(&mut f.rejected_other),
             _ => Some(&mut f.store_errors),
         };

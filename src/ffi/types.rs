@@ -426,7 +426,7 @@ pub struct SpoolFfiStats {
     /// Calls rejected with `SPOOL_ERR_INDEX`.
     pub rejected_index: u64,
     /// Calls rejected with `SPOOL_ERR_INVALID_ARGUMENT` / `BAD_LAYOUT` / `OVERLAP` /
-    /// `REGISTRY_FULL` / `ALREADY_INITIALIZED` / `BUSY`.
+    /// `REGISTRY_FULL` / `ALREADY_INITIALIZED` / `BAD_GEOMETRY` / `BUSY`.
     pub rejected_other: u64,
     /// Calls that reached the store and failed there (full, ack too many, storage, ...);
     /// `SPOOL_ERR_NO_DATA` is not counted.

@@ -216,3 +216,178 @@ pub fn stats() -> SpoolStats {
     assert_eq!(unsafe { spool_stats(&mut s) }, SpoolStatus::SPOOL_OK);
     s
 }
+
+/// A NOR flash part in RAM behind the C callbacks of `spool_flash_t` (what a firmware's
+/// driver does): erased bytes read 0xFF, programming only clears bits, every call checks
+/// the alignment and bounds the header documents, and counts itself. Programming a
+/// 32-byte chunk twice between erases is a contract violation the library must never
+/// commit: counted in `reprogrammed`. `fail_after` makes every call after that many
+/// program/erase calls fail (a dying part).
+pub struct RamFlash {
+    pub bytes: Vec<u8>,
+    pub write_size: u32,
+    pub erase_size: u32,
+    pub reads: u64,
+    pub programs: u64,
+    pub erases: u64,
+    pub violations: u64,
+    pub reprogrammed: u64,
+    pub fail_after: Option<u64>,
+    dirty: Vec<bool>,
+}
+
+impl RamFlash {
+    /// An erased part of `size` bytes.
+    pub fn new(size: u32, write_size: u32, erase_size: u32) -> Box<RamFlash> {
+        Box::new(RamFlash {
+            bytes: vec![0xFF; size as usize],
+            write_size,
+            erase_size,
+            reads: 0,
+            programs: 0,
+            erases: 0,
+            violations: 0,
+            reprogrammed: 0,
+            fail_after: None,
+            dirty: vec![false; size as usize / 32],
+        })
+    }
+
+    /// The callbacks for this part (`ctx` = the box's address: keep the box alive and in
+    /// place while the library may call them).
+    pub fn callbacks(self: &mut Box<RamFlash>) -> SpoolFlash {
+        SpoolFlash {
+            read: Some(flash_read),
+            program: Some(flash_program),
+            erase: Some(flash_erase),
+            ctx: (&mut **self as *mut RamFlash).cast(),
+            size: self.bytes.len() as u32,
+            write_size: self.write_size,
+            erase_size: self.erase_size,
+        }
+    }
+
+    fn dead(&self) -> bool {
+        self.fail_after
+            .is_some_and(|n| self.programs + self.erases >= n)
+    }
+
+    fn range(&mut self, offset: u32, len: u32) -> Option<std::ops::Range<usize>> {
+        let end = offset as usize + len as usize;
+        if end > self.bytes.len() {
+            self.violations += 1;
+            return None;
+        }
+        Some(offset as usize..end)
+    }
+}
+
+/// `ctx` to the part.
+///
+/// # Safety
+///
+/// `ctx` comes from [`RamFlash::callbacks`] of a live part, called by the library while it
+/// holds its lock (one call at a time).
+unsafe fn part<'a>(ctx: *mut core::ffi::c_void) -> &'a mut RamFlash {
+    // SAFETY: see the function's contract.
+    unsafe { &mut *ctx.cast::<RamFlash>() }
+}
+
+unsafe extern "C" fn flash_read(
+    ctx: *mut core::ffi::c_void,
+    offset: u32,
+    buf: *mut u8,
+    len: u32,
+) -> core::ffi::c_int {
+    // SAFETY: ctx from `callbacks`.
+    let f = unsafe { part(ctx) };
+    f.reads += 1;
+    let Some(r) = f.range(offset, len) else {
+        return -1;
+    };
+    // SAFETY: the library passes a buffer of `len` writable bytes.
+    unsafe { std::ptr::copy_nonoverlapping(f.bytes[r].as_ptr(), buf, len as usize) };
+    0
+}
+
+unsafe extern "C" fn flash_program(
+    ctx: *mut core::ffi::c_void,
+    offset: u32,
+    buf: *const u8,
+    len: u32,
+) -> core::ffi::c_int {
+    // SAFETY: ctx from `callbacks`.
+    let f = unsafe { part(ctx) };
+    if f.dead() {
+        return -5;
+    }
+    f.programs += 1;
+    if !offset.is_multiple_of(SPOOL_FLASH_PROGRAM_ALIGN)
+        || !len.is_multiple_of(SPOOL_FLASH_PROGRAM_ALIGN)
+        || !offset.is_multiple_of(f.write_size)
+    {
+        f.violations += 1;
+        return -2;
+    }
+    let Some(r) = f.range(offset, len) else {
+        return -1;
+    };
+    // SAFETY: the library passes `len` readable bytes.
+    let src = unsafe { std::slice::from_raw_parts(buf, len as usize) };
+    for chunk in r.clone().step_by(32) {
+        if std::mem::replace(&mut f.dirty[chunk / 32], true) {
+            f.reprogrammed += 1;
+        }
+    }
+    for (d, s) in f.bytes[r].iter_mut().zip(src) {
+        *d &= *s;
+    }
+    0
+}
+
+unsafe extern "C" fn flash_erase(
+    ctx: *mut core::ffi::c_void,
+    offset: u32,
+    len: u32,
+) -> core::ffi::c_int {
+    // SAFETY: ctx from `callbacks`.
+    let f = unsafe { part(ctx) };
+    if f.dead() {
+        return -5;
+    }
+    f.erases += 1;
+    if len != f.erase_size || !offset.is_multiple_of(f.erase_size) {
+        f.violations += 1;
+        return -2;
+    }
+    let Some(r) = f.range(offset, len) else {
+        return -1;
+    };
+    for c in r.clone().step_by(32) {
+        f.dirty[c / 32] = false;
+    }
+    f.bytes[r].fill(0xFF);
+    0
+}
+
+/// `spool_init` with the default config plus `flags` and this flash region.
+pub fn init_flash(flags: u32, flash: SpoolFlash, threshold_pct: u32) -> SpoolStatus {
+    let mut cfg = SpoolConfig::default_config();
+    cfg.flags = flags;
+    cfg.flash = flash;
+    cfg.flush_threshold_pct = threshold_pct;
+    // SAFETY: valid config; the flash callbacks' part outlives the library's use (tests
+    // call `spool_deinit` before dropping it).
+    unsafe { spool_init(&cfg) }
+}
+
+/// The storage counters.
+pub fn storage_stats() -> SpoolStorageStats {
+    let mut s = SpoolStorageStats::default();
+    assert_eq!(
+        // SAFETY: `s` is writable.
+        unsafe { spool_storage_stats(&mut s) },
+        SpoolStatus::SPOOL_OK
+    );
+    s
+}

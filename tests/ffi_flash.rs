@@ -1,0 +1,437 @@
+//! Storage behind the C API, driven only through C entry points: a NOR flash region given
+//! as C callbacks (`spool_flash_t`, a RAM part written in Rust as `extern "C"` functions),
+//! checked against a model of what the uploader is owed.
+//!
+//! * threshold spill from `process_memory`, then reads in write order across flash and RAM;
+//! * the legacy shutdown flush polled to 101 with a cancel in the middle;
+//! * power cut (`spool_deinit` + `spool_init` on the same flash bytes), then recovery
+//!   delivers exactly the unacknowledged records, in order (explicit `spool_recover` and the
+//!   implicit recovery of the first data call), pending ones unsent again;
+//! * a spool directory (host build) survives the same cycle.
+#![cfg(feature = "ffi")]
+
+mod ffi_support;
+
+use SpoolStatus::*;
+use ffi_support::*;
+use sensor_spool::ffi::*;
+use std::collections::VecDeque;
+
+const T0: u32 = 1_700_000_000;
+/// Entries of the test arrays: TSD 1 s, EVT, TSD 2 s.
+const RATES: [u32; 3] = [1000, 0, 2000];
+const SOURCE: u8 = 4;
+const FLASH_SIZE: u32 = 64 * 1024;
+
+/// What the uploader is owed per entry: (utc seconds, value), oldest first, and how many of
+/// them are pending (read, not acknowledged).
+#[derive(Default)]
+struct Model {
+    owed: [VecDeque<(u32, u32)>; 3],
+    pending: [usize; 3],
+    next: [u32; 3],
+}
+
+impl Model {
+    fn total(&self) -> usize {
+        self.owed.iter().map(VecDeque::len).sum()
+    }
+}
+
+/// Writes one record to entry `e` (legacy `write_tsd_evt_time`), in the model too.
+fn write(a: &Arrays, m: &mut Model, e: usize) {
+    let i = m.next[e];
+    m.next[e] += 1;
+    let value = (e as u32 + 1) * 1_000_000 + i;
+    let t = match RATES[e] {
+        0 => T0 + 3 * i,
+        r => T0 + i * (r / 1000),
+    };
+    // SAFETY: registered arrays, entry in range.
+    unsafe { write_tsd_evt_time(a.csb(), a.csd(), e as u16, value, t) };
+    assert_eq!(spool_last_status(), SPOOL_OK, "write {e}/{i}");
+    m.owed[e].push_back((t, value));
+}
+
+/// Writes `n` records round-robin over the entries, calling `process_memory` every 64.
+fn write_many(a: &Arrays, m: &mut Model, n: usize) {
+    for k in 0..n {
+        write(a, m, k % 3);
+        if k % 64 == 63 {
+            process_memory(k as u32);
+        }
+    }
+}
+
+/// Reads one record of entry `e` with legacy `read_tsd_evt` and checks it against the
+/// model (EVT: two words, time and value).
+fn read_check(a: &Arrays, m: &mut Model, e: usize) {
+    let mut w = [0xDEAD_BEEFu32; 2];
+    // SAFETY: registered arrays, two-word buffer.
+    unsafe { read_tsd_evt(a.csb(), a.csd(), e as u16, w.as_mut_ptr()) };
+    assert_eq!(spool_last_status(), SPOOL_OK, "read {e}");
+    let (t, v) = m.owed[e][m.pending[e]];
+    if RATES[e] == 0 {
+        assert_eq!(
+            (w[0], w[1]),
+            (t, v),
+            "entry {e}: EVT record {}",
+            m.pending[e]
+        );
+    } else {
+        assert_eq!(w[0], v, "entry {e}: TSD record {}", m.pending[e]);
+    }
+    m.pending[e] += 1;
+}
+
+/// Acknowledges `n` pending records of entry `e` (`atomic_erase_records`).
+fn ack(a: &Arrays, m: &mut Model, e: usize, n: usize) {
+    // SAFETY: registered arrays.
+    let s = unsafe { atomic_erase_records(a.csb(), a.csd(), e as u16, n as u16) };
+    assert_eq!(s, SPOOL_OK);
+    m.owed[e].drain(..n);
+    m.pending[e] -= n;
+}
+
+/// Checks the csd mirrors and the store counters against the model.
+fn check_counts(a: &Arrays, m: &Model) {
+    for e in 0..3 {
+        assert_eq!(
+            a.counts(e),
+            (m.owed[e].len() as u16, m.pending[e] as u16),
+            "entry {e}: no_samples / no_pending"
+        );
+    }
+    assert_eq!(stats().store.stored, m.total() as u64);
+    assert_eq!(spool_check(), SPOOL_OK);
+}
+
+/// Reads every owed record of every entry, checks it, and acknowledges it.
+fn drain(a: &Arrays, m: &mut Model) {
+    for e in 0..3 {
+        while m.pending[e] < m.owed[e].len() {
+            read_check(a, m, e);
+        }
+        let mut w = [0u32; 2];
+        // SAFETY: registered arrays, two-word buffer.
+        unsafe { read_tsd_evt(a.csb(), a.csd(), e as u16, w.as_mut_ptr()) };
+        assert_eq!(
+            spool_last_status(),
+            SPOOL_ERR_NO_DATA,
+            "entry {e}: nothing more"
+        );
+        // SAFETY: registered arrays.
+        unsafe { erase_tsd_evt(a.csb(), a.csd(), e as u16) };
+        m.owed[e].clear();
+        m.pending[e] = 0;
+    }
+    check_counts(a, m);
+}
+
+fn assert_flash_contract(f: &RamFlash) {
+    assert_eq!(f.violations, 0, "misaligned or out-of-bounds flash calls");
+    assert_eq!(
+        f.reprogrammed, 0,
+        "a 32-byte chunk programmed twice between erases"
+    );
+}
+
+fn ram_sectors() -> (u32, u32) {
+    let s = stats().store;
+    (s.sectors_used, s.sectors_total)
+}
+
+#[test]
+fn process_memory_spills_at_the_threshold_and_reads_stay_in_order() {
+    let _g = serial();
+    let mut flash = RamFlash::new(FLASH_SIZE, 1, 4096);
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 50),
+        SPOOL_OK
+    );
+    let a = Arrays::new(10, &RATES);
+    assert_eq!(a.register(SOURCE), SPOOL_OK);
+    let mut m = Model::default();
+    // Below the threshold: process_memory has nothing to do.
+    write_many(&a, &mut m, 30);
+    process_memory(0);
+    assert_eq!(
+        storage_stats().flushed,
+        0,
+        "below the threshold nothing spills"
+    );
+    // Fill RAM past 50 % of its sectors; process_memory (every 64 writes) spills.
+    let (_, total) = ram_sectors();
+    while storage_stats().flushed == 0 {
+        write_many(&a, &mut m, 64);
+        assert!(m.total() < 40_000, "never spilled");
+    }
+    let st = storage_stats();
+    assert_eq!(st.kind, SPOOL_STORAGE_FLASH);
+    assert_eq!(st.recovered, 1, "empty flash: recovery found nothing");
+    assert!(st.in_storage > 0 && st.batches > 0 && st.errors == 0);
+    let (used, _) = ram_sectors();
+    assert!(
+        used * 100 < 50 * total,
+        "after the spill RAM is below the threshold: {used}/{total}"
+    );
+    // One batch per call: a call above the threshold moves one batch, never more.
+    let b0 = storage_stats().batches;
+    process_memory(1);
+    assert!(storage_stats().batches <= b0 + 1);
+    // Newer records go to RAM behind the flash ones; pending ones too.
+    write_many(&a, &mut m, 500);
+    check_counts(&a, &m);
+    for e in 0..3 {
+        for _ in 0..5 {
+            read_check(&a, &mut m, e);
+        }
+    }
+    ack(&a, &mut m, 0, 3);
+    check_counts(&a, &m);
+    drain(&a, &mut m);
+    assert_eq!(storage_stats().in_storage, 0);
+    assert!(is_all_ram_empty());
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_flash_contract(&flash);
+    eprintln!(
+        "ffi flash threshold: {} records written, {} flushed in {} batches; flash: {} programs, {} erases",
+        m.next.iter().sum::<u32>(),
+        st.flushed,
+        st.batches,
+        flash.programs,
+        flash.erases
+    );
+}
+
+#[test]
+fn shutdown_flush_polled_to_101_with_a_cancel_in_the_middle() {
+    let _g = serial();
+    let mut flash = RamFlash::new(FLASH_SIZE, 8, 1024);
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 0),
+        SPOOL_OK
+    );
+    let a = Arrays::new(10, &RATES);
+    assert_eq!(a.register(SOURCE), SPOOL_OK);
+    let mut m = Model::default();
+    write_many(&a, &mut m, 3000);
+    assert_eq!(storage_stats().flushed, 0, "below the default 80 %");
+    assert!(!is_all_ram_empty());
+    assert_eq!(get_flush_progress(), 101, "no flush requested");
+    // Ignition off, then back on after one step.
+    flush_all_to_disk();
+    let p1 = get_flush_progress();
+    assert!((0..=100).contains(&p1), "one batch is not everything: {p1}");
+    assert!(storage_stats().in_storage > 0);
+    cancel_memory_flush();
+    assert_eq!(spool_last_status(), SPOOL_OK);
+    let b = storage_stats().batches;
+    process_memory(5);
+    assert_eq!(storage_stats().batches, b, "cancelled: no more flush work");
+    assert!(!is_all_ram_empty(), "the rest stayed in RAM");
+    check_counts(&a, &m);
+    // The uploader runs meanwhile: reads cross from flash into RAM.
+    for _ in 0..4 {
+        read_check(&a, &mut m, 1);
+    }
+    write_many(&a, &mut m, 200);
+    // Ignition off again: poll until safe to power off.
+    flush_all_to_disk();
+    let mut last = 0;
+    let mut steps = 0;
+    loop {
+        process_memory(steps);
+        let p = get_flush_progress();
+        assert_eq!(spool_last_status(), SPOOL_OK);
+        if p == 101 {
+            break;
+        }
+        assert!(p <= 100 && p >= last, "progress goes up: {last} -> {p}");
+        last = p;
+        steps += 1;
+        assert!(steps < 100, "flush never finished");
+    }
+    assert!(is_all_ram_empty());
+    assert_eq!(get_flush_progress(), 101, "finished: stays 101");
+    assert_eq!(ram_sectors().0, 0);
+    check_counts(&a, &m);
+    drain(&a, &mut m);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_flash_contract(&flash);
+    eprintln!("ffi flash shutdown: finished after {steps} polls (first poll {p1} %)");
+}
+
+/// Power cut after a complete shutdown flush, with acknowledged and pending records:
+/// after `spool_init` on the same flash bytes and re-registration, `spool_recover` finds
+/// exactly the unacknowledged records and they are delivered in order; pending ones are
+/// unsent again. A second cut after everything was acknowledged recovers nothing.
+#[test]
+fn power_cut_then_recovery_delivers_exactly_the_unacked_records() {
+    let _g = serial();
+    let mut flash = RamFlash::new(FLASH_SIZE, 4, 4096);
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 60),
+        SPOOL_OK
+    );
+    let a = Arrays::new(10, &RATES);
+    assert_eq!(a.register(SOURCE), SPOOL_OK);
+    let mut m = Model::default();
+    write_many(&a, &mut m, 4000);
+    for (e, n) in [(0, 40), (1, 7), (2, 1)] {
+        for _ in 0..n {
+            read_check(&a, &mut m, e);
+        }
+    }
+    ack(&a, &mut m, 0, 25);
+    ack(&a, &mut m, 1, 7);
+    flush_all_to_disk();
+    while get_flush_progress() != 101 {}
+    check_counts(&a, &m);
+    let owed = m.total();
+    // Power cut: the library's RAM is gone, the flash stays.
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    m.pending = [0; 3];
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 60),
+        SPOOL_OK
+    );
+    let a2 = Arrays::new(10, &RATES);
+    assert_eq!(a2.register(SOURCE), SPOOL_OK);
+    assert_eq!(
+        storage_stats().recovered,
+        0,
+        "not before the first data call"
+    );
+    let mut n = u32::MAX;
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_recover(&mut n) }, SPOOL_OK);
+    assert_eq!(
+        n as usize, owed,
+        "recovered exactly the unacknowledged records"
+    );
+    let st = storage_stats();
+    assert_eq!((st.recovered, st.recovered_records), (1, n));
+    check_counts(&a2, &m);
+    // New records continue behind the recovered ones.
+    write_many(&a2, &mut m, 90);
+    drain(&a2, &mut m);
+    // Everything acknowledged: the next boot owes nothing.
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_eq!(init_flash(0, flash.callbacks(), 60), SPOOL_OK);
+    let a3 = Arrays::new(10, &RATES);
+    assert_eq!(a3.register(SOURCE), SPOOL_OK);
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_recover(&mut n) }, SPOOL_OK);
+    assert_eq!(n, 0);
+    assert_eq!(stats().store.stored, 0);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_flash_contract(&flash);
+    eprintln!("ffi flash power cut: {owed} unacknowledged records recovered in order");
+}
+
+/// Power cut without a shutdown flush: what the threshold spill had moved to flash is
+/// recovered (the implicit recovery of the first data call), the oldest records of each
+/// sensor in order; what was only in RAM is gone.
+#[test]
+fn power_cut_without_shutdown_flush_recovers_the_spilled_prefix() {
+    let _g = serial();
+    let mut flash = RamFlash::new(FLASH_SIZE, 1, 256);
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 30),
+        SPOOL_OK
+    );
+    let a = Arrays::new(10, &RATES);
+    assert_eq!(a.register(SOURCE), SPOOL_OK);
+    let mut m = Model::default();
+    write_many(&a, &mut m, 3000);
+    let in_storage = storage_stats().in_storage as usize;
+    assert!(in_storage > 0 && in_storage < m.total());
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 30),
+        SPOOL_OK
+    );
+    let a2 = Arrays::new(10, &RATES);
+    assert_eq!(a2.register(SOURCE), SPOOL_OK);
+    // The first data call recovers: read entry 0 once, then the counters show the rest.
+    read_check(&a2, &mut m, 0);
+    assert_eq!(storage_stats().recovered_records as usize, in_storage);
+    let s0 = a2.counts(0).0 as usize;
+    m.owed[0].truncate(s0);
+    for e in 1..3 {
+        let (n, _) = a2.counts(e);
+        m.owed[e].truncate(n as usize);
+    }
+    assert_eq!(
+        m.total(),
+        in_storage,
+        "each sensor's oldest records, nothing else"
+    );
+    drain(&a2, &mut m);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_flash_contract(&flash);
+}
+
+/// A flash part that fails every program / erase: the spill is refused, the records stay
+/// in RAM, the status says `SPOOL_ERR_STORAGE`, nothing is lost or invented.
+#[test]
+fn a_failing_part_keeps_the_records_in_ram() {
+    let _g = serial();
+    let mut flash = RamFlash::new(FLASH_SIZE, 1, 4096);
+    flash.fail_after = Some(0);
+    assert_eq!(init_flash(0, flash.callbacks(), 10), SPOOL_OK);
+    let a = Arrays::new(10, &RATES);
+    assert_eq!(a.register(SOURCE), SPOOL_OK);
+    let mut m = Model::default();
+    write_many(&a, &mut m, 1000);
+    process_memory(0);
+    assert_eq!(spool_last_status(), SPOOL_ERR_STORAGE);
+    flush_all_to_disk();
+    assert!(get_flush_progress() <= 100);
+    assert_eq!(spool_last_status(), SPOOL_ERR_STORAGE);
+    cancel_memory_flush();
+    let st = storage_stats();
+    assert!(st.errors > 0 && st.in_storage == 0);
+    check_counts(&a, &m);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+}
+
+/// The host build's spool directory (`spool_config_t.dir`) through the same cycle.
+#[test]
+#[cfg_attr(miri, ignore = "file system")]
+fn spool_directory_survives_a_power_cut() {
+    let _g = serial();
+    let dir = std::env::temp_dir().join(format!("ffi_spool_dir_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = std::ffi::CString::new(dir.to_str().expect("utf-8")).expect("no NUL");
+    let cfg = || {
+        let mut c = SpoolConfig::default_config();
+        c.flags = SPOOL_CFG_EVT_READ_TWO_WORDS;
+        c.dir = path.as_ptr();
+        c
+    };
+    // SAFETY: valid config, `path` outlives the calls.
+    assert_eq!(unsafe { spool_init(&cfg()) }, SPOOL_OK);
+    let a = Arrays::new(10, &RATES);
+    assert_eq!(a.register(SOURCE), SPOOL_OK);
+    let mut m = Model::default();
+    write_many(&a, &mut m, 900);
+    read_check(&a, &mut m, 2);
+    ack(&a, &mut m, 2, 1);
+    flush_all_to_disk();
+    while get_flush_progress() != 101 {}
+    assert_eq!(storage_stats().kind, SPOOL_STORAGE_FILES);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    // SAFETY: as above.
+    assert_eq!(unsafe { spool_init(&cfg()) }, SPOOL_OK);
+    let a2 = Arrays::new(10, &RATES);
+    assert_eq!(a2.register(SOURCE), SPOOL_OK);
+    let mut n = 0;
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_recover(&mut n) }, SPOOL_OK);
+    assert_eq!(n as usize, m.total());
+    drain(&a2, &mut m);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    let _ = std::fs::remove_dir_all(&dir);
+}
