@@ -37,6 +37,20 @@
 //! ([`Storage::recover`]) to rebuild each registered sensor's flash part from
 //! its runs and latest acknowledgement mark; new records continue the sequence.
 //!
+//! Records acknowledged while still in RAM write no mark. They are recognised
+//! anyway: records enter storage oldest first, and a sensor's RAM records can
+//! only be acknowledged once its flash part is fully acknowledged (that is, a
+//! mark covers the sensor's last run). So when a sensor's next run starts after
+//! a gap and the latest mark covers everything before the gap, the records in
+//! the gap left RAM without entering storage (acknowledged, dropped and counted,
+//! or cleared) and the new run's first record counts as an acknowledgement mark.
+//! A gap after records no mark covers (a frame lost to damage, or a RAM drop
+//! while the flash part was not empty) is not taken as one: the records after
+//! it stay owed (a damaged frame after a fully acknowledged part cannot be told
+//! from such a gap: its records are then not counted lost). A sensor of which
+//! only a mark survived (its runs were evicted)
+//! continues its sequence after that mark.
+//!
 //! # Limits
 //!
 //! [`Spool::peek`], [`Spool::peek_stored`] and [`Spool::iter`] take `&self` and
@@ -148,6 +162,11 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
             .get(i)
             .map_or((0, 0, 0), |p| (p.count(), p.pending(), p.available()))
     }
+}
+
+/// Serial-number "`a` is before `b`".
+const fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
 }
 
 /// Applies an evicted run to the flash parts.
@@ -697,6 +716,17 @@ impl<
                         if seen[i] & 1 == 0 {
                             first[i] = r.first_seq;
                             seen[i] |= 1;
+                        } else if r.first_seq != end[i]
+                            && seen[i] & 2 != 0
+                            && !before(ack[i], end[i])
+                            && before(ack[i], r.first_seq)
+                        {
+                            // A gap after a fully acknowledged flash part: the
+                            // records in between left RAM without entering
+                            // storage (acknowledged while in RAM, dropped and
+                            // counted, or cleared), so nothing before this run
+                            // is owed any more (implied acknowledgement).
+                            ack[i] = r.first_seq;
                         }
                         end[i] = r.end_seq();
                     }
@@ -710,7 +740,21 @@ impl<
             .map_err(|_| Error::Storage)?;
         let mut total = 0u32;
         for i in 0..self.table.len().min(SPILL) {
-            if seen[i] & 1 == 0 || self.table[i].seq.count() != 0 {
+            if seen[i] == 0 || self.table[i].seq.count() != 0 {
+                continue;
+            }
+            if seen[i] & 1 == 0 {
+                // Only a mark survived (its runs were evicted): new records
+                // continue after it, so that mark never covers them.
+                if let Ok(seq) = SeqState::from_raw(ack[i], ack[i], ack[i]) {
+                    self.table[i].seq = seq;
+                    self.spill.parts[i] = FlashPart {
+                        acked: ack[i],
+                        read: ack[i],
+                        end: ack[i],
+                        lost: 0,
+                    };
+                }
                 continue;
             }
             let mut acked = first[i];
