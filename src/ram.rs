@@ -592,8 +592,13 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
                 return None;
             }
             let at = slot as usize * record::EVT_SIZE;
-            let b = self.pool.sector(sector)?.get(at..at + record::EVT_SIZE)?;
-            let (t, v) = record::decode_evt([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            let b: [u8; record::EVT_SIZE] = self
+                .pool
+                .sector(sector)?
+                .get(at..at + record::EVT_SIZE)?
+                .try_into()
+                .ok()?;
+            let (t, v) = record::decode_evt(b);
             Some(Record {
                 seq,
                 value: v,
@@ -606,10 +611,15 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
                 return None;
             }
             let at = slot as usize * record::TSD_SIZE;
-            let b = self.pool.sector(sector)?.get(at..at + record::TSD_SIZE)?;
+            let b: [u8; record::TSD_SIZE] = self
+                .pool
+                .sector(sector)?
+                .get(at..at + record::TSD_SIZE)?
+                .try_into()
+                .ok()?;
             Some(Record {
                 seq,
-                value: record::decode_tsd([b[0], b[1], b[2], b[3]]),
+                value: record::decode_tsd(b),
                 time_ms: unwrap_time(base.wrapping_add(slot.wrapping_mul(rate)), latest),
             })
         }
@@ -794,10 +804,13 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
                 return Err(ChainError::NotAllocated);
             }
             let (w, b) = (cur as usize / 32, 1u32 << (cur % 32));
-            if seen[w] & b != 0 {
+            let Some(word) = seen.get_mut(w) else {
+                return Err(ChainError::BadIndex);
+            };
+            if *word & b != 0 {
                 return Err(ChainError::Shared);
             }
-            seen[w] |= b;
+            *word |= b;
             if i + 1 == want {
                 return if cur == r.tail() {
                     Ok(())

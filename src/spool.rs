@@ -339,6 +339,18 @@ impl<
         self.table.binary_search_by(|e| e.key().cmp(&key))
     }
 
+    /// Table entry `i` (`Error::Invariant` if out of range: never for a resolved index).
+    #[inline]
+    fn at(&self, i: usize) -> Result<&Entry, Error> {
+        self.table.get(i).ok_or(Error::Invariant)
+    }
+
+    /// Table entry `i`, mutably (see [`Self::at`]).
+    #[inline]
+    fn at_mut(&mut self, i: usize) -> Result<&mut Entry, Error> {
+        self.table.get_mut(i).ok_or(Error::Invariant)
+    }
+
     #[inline]
     fn resolve(&self, h: SensorHandle) -> Result<usize, Error> {
         match self.table.get(h.index as usize) {
@@ -368,7 +380,7 @@ impl<
     pub fn register(&mut self, key: SensorKey, sample_rate_ms: u32) -> Result<SensorHandle, Error> {
         let pos = match self.search(key) {
             Ok(i) => {
-                return if self.rate_of(&self.table[i]) == sample_rate_ms {
+                return if self.rate_of(self.at(i)?) == sample_rate_ms {
                     Ok(SensorHandle {
                         key,
                         index: i as u16,
@@ -518,7 +530,7 @@ impl<
     fn make_room(&mut self, i: usize) -> Result<(), Error> {
         let reject = |this: &mut Self| {
             this.rejected = this.rejected.wrapping_add(1);
-            let e = &mut this.table[i];
+            let e = this.at_mut(i)?;
             e.lost = e.lost.saturating_add(1);
             Err(Error::Full)
         };
@@ -531,7 +543,7 @@ impl<
         }
         let droppable =
             |e: &Entry| RamStore::<P, SECTORS>::droppable(&e.seq, Self::kind_of(e)).is_some();
-        let victim = if droppable(&self.table[i]) {
+        let victim = if droppable(self.at(i)?) {
             Some(i)
         } else {
             let mut best: Option<(usize, u32)> = None;
@@ -549,13 +561,13 @@ impl<
         let Some(v) = victim else {
             return reject(self);
         };
-        let e = self.table[v];
+        let e = *self.at(v)?;
         let (kind, rate) = (Self::kind_of(&e), self.rate_of(&e));
         let (mut ring, mut seq) = (e.ring, e.seq);
         match self.ram.drop_oldest_unsent(&mut ring, &mut seq, kind, rate) {
             Some(n) => {
                 self.dropped = self.dropped.wrapping_add(n);
-                let e = &mut self.table[v];
+                let e = self.at_mut(v)?;
                 e.ring = ring;
                 e.seq = seq;
                 e.lost = e.lost.saturating_add(n.min(u16::MAX as u32) as u16);
@@ -619,7 +631,7 @@ impl<
     /// [`Error::UnknownSensor`]; [`Error::NoData`] if `offset >= available`.
     pub fn peek(&self, h: SensorHandle, offset: u32) -> Result<Record, Error> {
         let i = self.resolve(h)?;
-        let e = &self.table[i];
+        let e = self.at(i)?;
         if offset >= e.seq.available() {
             return Err(Error::NoData);
         }
@@ -633,7 +645,7 @@ impl<
     /// [`Error::UnknownSensor`]; [`Error::NoData`] if `offset >= count`.
     pub fn peek_stored(&self, h: SensorHandle, offset: u32) -> Result<Record, Error> {
         let i = self.resolve(h)?;
-        let e = &self.table[i];
+        let e = self.at(i)?;
         if offset >= e.seq.count() {
             return Err(Error::NoData);
         }
@@ -649,7 +661,7 @@ impl<
         h: SensorHandle,
     ) -> Result<Iter<'_, P, SENSORS, SECTORS, RATES, S, SPILL>, Error> {
         let i = self.resolve(h)?;
-        let e = self.table[i];
+        let e = *self.at(i)?;
         Ok(Iter {
             spool: self,
             entry: e,
@@ -716,7 +728,7 @@ impl<
         let mut seq = e.seq;
         let n = seq.ack_all();
         self.commit_erase(i, seq)?;
-        Ok(n + flash)
+        Ok(n.wrapping_add(flash))
     }
 
     /// Makes every pending record unsent again (NACK / timeout); nothing is lost and the
@@ -727,7 +739,7 @@ impl<
     pub fn revert(&mut self, h: SensorHandle) -> Result<u32, Error> {
         let i = self.resolve(h)?;
         let flash = self.revert_flash(i);
-        Ok(self.table[i].seq.revert() + flash)
+        Ok(self.at_mut(i)?.seq.revert().wrapping_add(flash))
     }
 
     /// Drops every stored record of a sensor (legacy `reset_csd_entry`), pending or not,
@@ -738,14 +750,14 @@ impl<
     pub fn clear(&mut self, h: SensorHandle) -> Result<u32, Error> {
         let i = self.resolve(h)?;
         let flash = self.clear_flash(i)?;
-        let e = self.table[i];
-        let n = e.seq.count() + flash;
+        let e = *self.at(i)?;
+        let n = e.seq.count().wrapping_add(flash);
         let mut ring = e.ring;
         self.ram.clear(&mut ring, &e.seq, Self::kind_of(&e));
         let mut seq = e.seq;
         seq.ack_all();
         seq.drop_oldest(seq.count()).map_err(|_| Error::Invariant)?;
-        let e = &mut self.table[i];
+        let e = self.at_mut(i)?;
         e.seq = seq;
         e.ring = ring;
         Ok(n)
@@ -757,18 +769,18 @@ impl<
     /// [`Error::UnknownSensor`].
     pub fn sensor_stats(&self, h: SensorHandle) -> Result<SensorStats, Error> {
         let i = self.resolve(h)?;
-        Ok(self.stats_of(i))
+        self.stats_of(i)
     }
 
-    fn stats_of(&self, i: usize) -> SensorStats {
-        let e = &self.table[i];
+    fn stats_of(&self, i: usize) -> Result<SensorStats, Error> {
+        let e = self.at(i)?;
         let kind = Self::kind_of(e);
         // Records in storage (flash part) come first; see `storage::spill`.
         let (fc, fp, fa) = self.spill.counts(i);
         let flost = self.spill.parts.get(i).map_or(0, |p| p.lost);
         let count = e.seq.count().wrapping_add(fc);
         let pending = e.seq.pending().wrapping_add(fp);
-        SensorStats {
+        Ok(SensorStats {
             key: e.key(),
             kind,
             sample_rate_ms: self.rate_of(e),
@@ -780,7 +792,7 @@ impl<
             sectors: RamStore::<P, SECTORS>::sectors_of(&e.seq, kind),
             no_samples: count.min(u16::MAX as u32) as u16,
             no_pending: pending.min(u16::MAX as u32) as u16,
-        }
+        })
     }
 
     /// Global statistics (O(number of sensors)).
@@ -799,7 +811,9 @@ impl<
             let (fc, fp, _) = self.spill.counts(i);
             s.records = s.records.wrapping_add(e.seq.count()).wrapping_add(fc);
             s.pending = s.pending.wrapping_add(e.seq.pending()).wrapping_add(fp);
-            s.sectors_used += RamStore::<P, SECTORS>::sectors_of(&e.seq, kind);
+            s.sectors_used = s
+                .sectors_used
+                .wrapping_add(RamStore::<P, SECTORS>::sectors_of(&e.seq, kind));
         }
         s
     }
@@ -811,7 +825,7 @@ impl<
     pub fn check(&self) -> Result<(), CheckError> {
         let mut seen = [0u32; 128];
         for (i, e) in self.table.iter().enumerate() {
-            if i > 0 && self.table[i - 1].key() >= e.key() {
+            if i > 0 && self.table.get(i - 1).is_some_and(|p| p.key() >= e.key()) {
                 return Err(CheckError::TableOrder { index: i as u16 });
             }
             if e.rate_idx as usize > self.rates.len() {

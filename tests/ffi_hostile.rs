@@ -1121,7 +1121,7 @@ fn hostile_storage_configs() {
                 c.flash.size = 1;
                 c.flash.write_size = 3;
                 c.flash.erase_size = 7;
-                c.flash.ctx = 0x10 as *mut core::ffi::c_void;
+                c.flash.ctx = std::ptr::without_provenance_mut(0x10);
             },
             SPOOL_STORAGE_NONE,
         ),

@@ -244,8 +244,10 @@ impl<P: SectorPool, const SECTORS: usize> Batch for SpoolBatch<'_, P, SECTORS> {
         self.specs[i].info
     }
     fn record(&self, i: usize, k: usize, out: &mut [u8]) {
-        let s = &self.specs[i];
-        let e = &self.table[s.slot];
+        let Some(s) = self.specs.get(i) else { return };
+        let Some(e) = self.table.get(s.slot) else {
+            return;
+        };
         let seq = s.info.first_seq.wrapping_add(k as u32);
         let r = ram_get(self.ram, self.rates, e, seq, self.latest).unwrap_or(Record {
             seq,
@@ -253,10 +255,12 @@ impl<P: SectorPool, const SECTORS: usize> Batch for SpoolBatch<'_, P, SECTORS> {
             time_ms: 0,
         });
         match s.info.kind {
-            RecordKind::Tsd => out.copy_from_slice(&record::encode_tsd(r.value)),
-            RecordKind::Evt => {
-                out.copy_from_slice(&record::encode_evt(record::ms_to_secs(r.time_ms), r.value))
-            }
+            RecordKind::Tsd => out
+                .get_mut(..4)
+                .map_or((), |o| o.copy_from_slice(&record::encode_tsd(r.value))),
+            RecordKind::Evt => out.get_mut(..8).map_or((), |o| {
+                o.copy_from_slice(&record::encode_evt(record::ms_to_secs(r.time_ms), r.value))
+            }),
         }
     }
 }
@@ -413,7 +417,9 @@ impl<
         let mut moved = 0u32;
         for sp in &specs {
             let i = sp.slot;
-            let e = self.table[i];
+            let Some(&e) = self.table.get(i) else {
+                return Err(Error::Invariant);
+            };
             let k = sp.info.count as u32;
             let old = e.seq;
             let new_erased = old.erased().wrapping_add(k);
@@ -425,7 +431,9 @@ impl<
             let Ok(new) = SeqState::from_raw(new_erased, new_read, old.written()) else {
                 return Err(Error::Invariant);
             };
-            let p = &mut self.spill.parts[i];
+            let Some(p) = self.spill.parts.get_mut(i) else {
+                return Err(Error::Invariant);
+            };
             if p.is_empty() {
                 // Flash part restarts at the RAM head; pending RAM records stay pending.
                 p.acked = old.erased();
@@ -446,7 +454,9 @@ impl<
             let kind = kind_of(&e);
             let rate = rate_of(&self.rates, &e);
             self.ram.release(&mut ring, &old, &new, kind, rate);
-            let e = &mut self.table[i];
+            let Some(e) = self.table.get_mut(i) else {
+                return Err(Error::Invariant);
+            };
             e.seq = new;
             e.ring = ring;
             moved += k;
@@ -523,10 +533,14 @@ impl<
                 }
             };
             p.read = seq.wrapping_add(1);
-            self.spill.parts[i] = p;
+            if let Some(x) = self.spill.parts.get_mut(i) {
+                *x = p;
+            }
             return Ok(Some(rec));
         }
-        self.spill.parts[i] = p;
+        if let Some(x) = self.spill.parts.get_mut(i) {
+            *x = p;
+        }
         Ok(None)
     }
 
@@ -555,7 +569,7 @@ impl<
             return Ok(n);
         }
         let upto = p.acked.wrapping_add(k);
-        let key: SensorKey = self.table[i].key().into();
+        let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key().into();
         let Self {
             table,
             storage,
@@ -566,7 +580,9 @@ impl<
         storage
             .ack(key, upto, |ev| evicted(table, parts, lost, ev))
             .map_err(|_| Error::Storage)?;
-        let p = &mut self.spill.parts[i];
+        let Some(p) = self.spill.parts.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
         if (upto.wrapping_sub(p.acked) as i32) > 0 {
             p.acked = upto;
         }
@@ -607,7 +623,7 @@ impl<
             return Ok(0);
         }
         let n = p.count();
-        let key: SensorKey = self.table[i].key().into();
+        let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key().into();
         let Self {
             table,
             storage,
@@ -618,7 +634,9 @@ impl<
         storage
             .ack(key, p.end, |ev| evicted(table, parts, lost, ev))
             .map_err(|_| Error::Storage)?;
-        let p = &mut self.spill.parts[i];
+        let Some(p) = self.spill.parts.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
         p.acked = p.end;
         p.read = p.end;
         Ok(n)
@@ -740,15 +758,19 @@ impl<
             .map_err(|_| Error::Storage)?;
         let mut total = 0u32;
         for i in 0..self.table.len().min(SPILL) {
-            if seen[i] == 0 || self.table[i].seq.count() != 0 {
+            if seen[i] == 0 || self.table.get(i).is_none_or(|e| e.seq.count() != 0) {
                 continue;
             }
             if seen[i] & 1 == 0 {
                 // Only a mark survived (its runs were evicted): new records
                 // continue after it, so that mark never covers them.
-                if let Ok(seq) = SeqState::from_raw(ack[i], ack[i], ack[i]) {
-                    self.table[i].seq = seq;
-                    self.spill.parts[i] = FlashPart {
+                if let (Ok(seq), Some(e), Some(p)) = (
+                    SeqState::from_raw(ack[i], ack[i], ack[i]),
+                    self.table.get_mut(i),
+                    self.spill.parts.get_mut(i),
+                ) {
+                    e.seq = seq;
+                    *p = FlashPart {
                         acked: ack[i],
                         read: ack[i],
                         end: ack[i],
@@ -767,8 +789,11 @@ impl<
             let Ok(seq) = SeqState::from_raw(end[i], end[i], end[i]) else {
                 continue;
             };
-            self.table[i].seq = seq;
-            self.spill.parts[i] = FlashPart {
+            let (Some(e), Some(p)) = (self.table.get_mut(i), self.spill.parts.get_mut(i)) else {
+                continue;
+            };
+            e.seq = seq;
+            *p = FlashPart {
                 acked,
                 read: acked,
                 end: end[i],
