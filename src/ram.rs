@@ -45,6 +45,17 @@
 //! derived from its sequence numbers, and every walk is bounded by it. Index 0 is an
 //! ordinary sector; "no sector" is `0xFFF` ([`NONE`]), which is never a valid index
 //! because a tier may hold at most 4095 sectors.
+//!
+//! # Hot path
+//!
+//! `append`, `get` and `release` dispatch once on the record kind to kind-specialised
+//! code in which the records per sector are a constant (positions are masks and shifts,
+//! never divisions). Reading at the head (the common case) and appending into the tail
+//! touch one sector each (one checked pool lookup); a new TSD sector needs the tail's
+//! base time, kept in a one-entry **tail hint** (the last TSD tail made by `append`), so
+//! a sensor that keeps writing does not walk its chain; any other chain is walked once
+//! (one side-table entry per hop). The store counts the sectors it holds, so the spill
+//! threshold is one compare. `tests/store_counts.rs` pins the pool calls per cycle.
 #![forbid(unsafe_code)]
 
 use crate::pool::{BlockId, Pool, TierSpec};
