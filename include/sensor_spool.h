@@ -595,7 +595,7 @@ typedef struct spool_ffi_stats_t {
   uint64_t rejected_index;
   /**
    * Calls rejected with `SPOOL_ERR_INVALID_ARGUMENT` / `BAD_LAYOUT` / `OVERLAP` /
-   * `REGISTRY_FULL` / `ALREADY_INITIALIZED` / `BUSY`.
+   * `REGISTRY_FULL` / `ALREADY_INITIALIZED` / `BAD_GEOMETRY` / `BUSY`.
    */
   uint64_t rejected_other;
   /**
@@ -656,6 +656,8 @@ typedef struct spool_tier_stats_t {
    */
   uint32_t fallbacks;
 } spool_tier_stats_t;
+
+
 
 #ifdef __cplusplus
 extern "C" {

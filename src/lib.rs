@@ -37,34 +37,12 @@ use cortex_m as _;
 #[cfg(feature = "riscv-cs")]
 use riscv as _;
 
-// `cbindgen:ignore`: the C header comes from `ffi` alone (see cbindgen.toml).
-/// Three-tier bitmap block pool.
-///
-/// cbindgen:ignore
 pub mod pool;
-/// Platform profiles.
-///
-/// cbindgen:ignore
 pub mod profile;
-/// Per-sensor RAM rings.
-///
-/// cbindgen:ignore
 pub mod ram;
-/// Record kinds and encodings.
-///
-/// cbindgen:ignore
 pub mod record;
-/// Per-sensor sequence state.
-///
-/// cbindgen:ignore
 pub mod sensor;
-/// The store.
-///
-/// cbindgen:ignore
 pub mod spool;
-/// Non-volatile storage.
-///
-/// cbindgen:ignore
 pub mod storage;
 
 #[cfg(feature = "ffi")]

@@ -435,3 +435,191 @@ fn spool_directory_survives_a_power_cut() {
     assert_eq!(spool_deinit(), SPOOL_OK);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One step of the random sequences of `random_sequences_with_power_cuts_match_the_model`.
+#[derive(Clone, Debug)]
+enum Op {
+    /// `n` writes to entry `e`.
+    Write(usize, usize),
+    /// Up to `n` reads of entry `e`.
+    Read(usize, usize),
+    /// `atomic_erase_records(e, k)`, `k` a fraction (of 8) of the pending records, or one
+    /// more than pending (rejected).
+    Ack(usize, u8),
+    /// NACK: `revert_tsd_evt_pending_data` over all entries.
+    Revert,
+    /// `process_memory`.
+    Process,
+    /// `flush_all_to_disk`.
+    Flush,
+    /// `get_flush_progress` (one step while a flush runs).
+    Poll,
+    /// `cancel_memory_flush`.
+    Cancel,
+    /// Power cut: `spool_deinit`, `spool_init` on the same flash, re-register; recovery
+    /// explicit (`spool_recover`) or implicit (first data call).
+    PowerCut(bool),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0..3usize, 1..1500usize).prop_map(|(e, n)| Op::Write(e, n)),
+        3 => (0..3usize, 1..300usize).prop_map(|(e, n)| Op::Read(e, n)),
+        2 => (0..3usize, 0..10u8).prop_map(|(e, k)| Op::Ack(e, k)),
+        1 => Just(Op::Revert),
+        2 => Just(Op::Process),
+        1 => Just(Op::Flush),
+        2 => Just(Op::Poll),
+        1 => Just(Op::Cancel),
+        1 => any::<bool>().prop_map(Op::PowerCut),
+    ]
+}
+
+static MODEL_CASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Power cuts that found records in flash (the interesting ones).
+static MODEL_RECOVERIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Records that went through the flash, all cases.
+static MODEL_FLUSHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn run_model(ops: &[Op]) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prop_assert_eq;
+    let _g = serial();
+    // 512 KiB: every record a sequence can write fits without eviction, so the model owes
+    // exactly what was written and not acknowledged.
+    let mut flash = RamFlash::new(512 * 1024, 2, 512);
+    prop_assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 40),
+        SPOOL_OK
+    );
+    let mut a = Arrays::new(10, &RATES);
+    prop_assert_eq!(a.register(SOURCE), SPOOL_OK);
+    let mut m = Model::default();
+    for op in ops {
+        match *op {
+            Op::Write(e, n) => {
+                for _ in 0..n {
+                    write(&a, &mut m, e);
+                }
+            }
+            Op::Read(e, n) => {
+                for _ in 0..n.min(m.owed[e].len() - m.pending[e]) {
+                    read_check(&a, &mut m, e);
+                }
+            }
+            Op::Ack(e, k) => {
+                let p = m.pending[e];
+                if k == 9 {
+                    // SAFETY: registered arrays.
+                    let s =
+                        unsafe { atomic_erase_records(a.csb(), a.csd(), e as u16, p as u16 + 1) };
+                    prop_assert_eq!(s, SPOOL_ERR_ACK_TOO_MANY);
+                } else {
+                    ack(&a, &mut m, e, p * k as usize / 8);
+                }
+            }
+            Op::Revert => {
+                // SAFETY: registered arrays.
+                unsafe { revert_tsd_evt_pending_data(a.csb(), a.csd(), 3) };
+                prop_assert_eq!(spool_last_status(), SPOOL_OK);
+                m.pending = [0; 3];
+            }
+            Op::Process => {
+                process_memory(0);
+                prop_assert_eq!(spool_last_status(), SPOOL_OK);
+            }
+            Op::Flush => flush_all_to_disk(),
+            Op::Poll => {
+                let p = get_flush_progress();
+                prop_assert_eq!(spool_last_status(), SPOOL_OK);
+                proptest::prop_assert!(p <= 101);
+                if p == 101 {
+                    proptest::prop_assert!(is_all_ram_empty() || m.total() > 0);
+                }
+            }
+            Op::Cancel => cancel_memory_flush(),
+            Op::PowerCut(explicit) => {
+                let in_storage = storage_stats().in_storage as usize;
+                MODEL_FLUSHED.fetch_add(
+                    u64::from(storage_stats().flushed),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                if in_storage > 0 {
+                    MODEL_RECOVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                prop_assert_eq!(spool_deinit(), SPOOL_OK);
+                prop_assert_eq!(
+                    init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 40),
+                    SPOOL_OK
+                );
+                a = Arrays::new(10, &RATES);
+                prop_assert_eq!(a.register(SOURCE), SPOOL_OK);
+                if explicit {
+                    let mut n = 0;
+                    // SAFETY: valid out-pointer.
+                    prop_assert_eq!(unsafe { spool_recover(&mut n) }, SPOOL_OK);
+                    prop_assert_eq!(n as usize, in_storage);
+                } else {
+                    process_memory(0);
+                    prop_assert_eq!(storage_stats().recovered_records as usize, in_storage);
+                }
+                // What was in flash survives: each sensor's oldest owed records; pending
+                // ones are unsent again. The rest (RAM) is gone.
+                m.pending = [0; 3];
+                for e in 0..3 {
+                    let k = a.counts(e).0 as usize;
+                    proptest::prop_assert!(k <= m.owed[e].len());
+                    m.owed[e].truncate(k);
+                }
+                prop_assert_eq!(m.total(), in_storage);
+            }
+        }
+        check_counts(&a, &m);
+        let st = storage_stats();
+        prop_assert_eq!(
+            (st.lost, st.errors),
+            (0, 0),
+            "no eviction, no refused flush"
+        );
+        prop_assert_eq!(stats().store.dropped, 0, "spills instead of dropping");
+    }
+    MODEL_FLUSHED.fetch_add(
+        u64::from(storage_stats().flushed),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    drain(&a, &mut m);
+    prop_assert_eq!(spool_deinit(), SPOOL_OK);
+    prop_assert_eq!((flash.violations, flash.reprogrammed), (0, 0));
+    MODEL_CASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Random sequences of writes, reads, acknowledgements (and rejected over-acks), NACKs,
+/// `process_memory`, shutdown flush / poll / cancel and power cuts against the model:
+/// after every step the csd mirrors and store counters match it, after a power cut exactly
+/// the records the flash held are owed (each sensor's oldest, in order), and at the end
+/// every owed record is read back in order. Case count from `PROPTEST_CASES` (default 256,
+/// capped at 64 here: each case writes thousands of records); the count run is printed.
+#[test]
+#[cfg_attr(miri, ignore = "thousands of records per case")]
+fn random_sequences_with_power_cuts_match_the_model() {
+    use proptest::test_runner::{Config, TestRunner};
+    let cases = Config::default().cases.min(64);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let result = runner.run(&proptest::collection::vec(op(), 1..40), |ops| {
+        run_model(&ops)
+    });
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "ffi flash model: {} cases, {} power cuts with records in flash, {} records through flash",
+        get(&MODEL_CASES),
+        get(&MODEL_RECOVERIES),
+        get(&MODEL_FLUSHED)
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

@@ -467,7 +467,8 @@ pub unsafe extern "C" fn imx_init_data_store_entry(ds: *mut DataStoreInfo) {
         if ds.is_null() {
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
-        st.live()?;
+        // Touches no record: does not trigger the recovery.
+        st.ready()?;
         let addr = ds as usize;
         let (idx, entry) = st
             .regs

@@ -393,11 +393,8 @@ impl State {
         if cfg.flags & !KNOWN_FLAGS != 0 {
             return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
         }
-        self.store.reset();
-        if let Err(e) = self.store.attach(storage, threshold_pct) {
-            self.store.reset();
-            return Err(e);
-        }
+        // The store is fresh: nothing reaches it before init, and deinit resets it.
+        self.store.attach(storage, threshold_pct)?;
         self.config = *cfg;
         self.flush = Flush::default();
         self.initialized = true;

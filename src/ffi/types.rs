@@ -213,7 +213,7 @@ pub(crate) struct SpoolConfigV1 {
 
 impl SpoolFlash {
     /// No flash: every callback NULL.
-    pub const NONE: SpoolFlash = SpoolFlash {
+    pub(crate) const NONE: SpoolFlash = SpoolFlash {
         read: None,
         program: None,
         erase: None,

@@ -41,7 +41,65 @@ static void set_sensor(imx_control_sensor_block_t *c, const char *name, uint32_t
     c->enabled = 1;
 }
 
-spool_status_t fw_boot(uint32_t flags) {
+/* A NOR flash part in RAM behind the spool_flash_t callbacks (what a firmware's driver
+ * does): programming only clears bits; alignment and bounds are checked and counted. */
+uint8_t g_fw_flash[FW_FLASH_SIZE];
+fw_flash_counters_t g_fw_flash_counters;
+
+static int fw_flash_read(void *ctx, uint32_t offset, uint8_t *buf, uint32_t len) {
+    const uint8_t *part = (const uint8_t *)ctx;
+    if (offset > FW_FLASH_SIZE || len > FW_FLASH_SIZE - offset) {
+        g_fw_flash_counters.violations++;
+        return -1;
+    }
+    memcpy(buf, part + offset, len);
+    return 0;
+}
+
+static int fw_flash_program(void *ctx, uint32_t offset, const uint8_t *buf, uint32_t len) {
+    uint8_t *part = (uint8_t *)ctx;
+    uint32_t i;
+    g_fw_flash_counters.programs++;
+    if (offset > FW_FLASH_SIZE || len > FW_FLASH_SIZE - offset || offset % SPOOL_FLASH_PROGRAM_ALIGN != 0 ||
+        len % SPOOL_FLASH_PROGRAM_ALIGN != 0) {
+        g_fw_flash_counters.violations++;
+        return -1;
+    }
+    for (i = 0; i < len; i++) part[offset + i] &= buf[i];
+    return 0;
+}
+
+static int fw_flash_erase(void *ctx, uint32_t offset, uint32_t len) {
+    uint8_t *part = (uint8_t *)ctx;
+    g_fw_flash_counters.erases++;
+    if (len != FW_FLASH_ERASE || offset % FW_FLASH_ERASE != 0 || offset > FW_FLASH_SIZE - len) {
+        g_fw_flash_counters.violations++;
+        return -1;
+    }
+    memset(part + offset, 0xFF, len);
+    return 0;
+}
+
+spool_flash_t fw_flash(void) {
+    spool_flash_t f;
+    f.read = fw_flash_read;
+    f.program = fw_flash_program;
+    f.erase = fw_flash_erase;
+    f.ctx = g_fw_flash;
+    f.size = FW_FLASH_SIZE;
+    f.write_size = 4;
+    f.erase_size = FW_FLASH_ERASE;
+    return f;
+}
+
+void fw_flash_wipe(void) {
+    memset(g_fw_flash, 0xFF, sizeof g_fw_flash);
+    memset(&g_fw_flash_counters, 0, sizeof g_fw_flash_counters);
+}
+
+spool_status_t fw_boot(uint32_t flags) { return fw_boot_with(flags, NULL); }
+
+spool_status_t fw_boot_with(uint32_t flags, const spool_flash_t *flash) {
     spool_config_t cfg;
     spool_gps_config_t gps;
     spool_layout_t l = fw_layout();
@@ -71,6 +129,7 @@ spool_status_t fw_boot(uint32_t flags) {
     if ((s = spool_config_default(&cfg)) != SPOOL_OK) return s;
     cfg.flags = flags;
     cfg.utc_now = fw_utc_now;
+    if (flash) cfg.flash = *flash;
     if ((s = spool_init(&cfg)) != SPOOL_OK) return s;
     if ((s = spool_register_sensors(host_csb, host_csd, NO_HOST, &l, SOURCE_GATEWAY)) != SPOOL_OK) return s;
     if ((s = spool_register_sensors(can_csb, can_csd, NO_CAN, &l, SOURCE_CAN)) != SPOOL_OK) return s;

@@ -67,6 +67,19 @@ extern uint32_t g_utc_now;
 
 /* spool_deinit + spool_init(flags) + both registrations + GPS; returns SPOOL_OK or the error. */
 spool_status_t fw_boot(uint32_t flags);
+/* fw_boot with a flash region (NULL: RAM only). Boot again = power cut: the library's RAM
+ * is reset, the flash bytes stay. */
+spool_status_t fw_boot_with(uint32_t flags, const spool_flash_t *flash);
+
+#define FW_FLASH_SIZE (64u * 1024u)
+#define FW_FLASH_ERASE 1024u
+typedef struct {
+    uint32_t programs, erases, violations;
+} fw_flash_counters_t;
+extern uint8_t g_fw_flash[FW_FLASH_SIZE];
+extern fw_flash_counters_t g_fw_flash_counters;
+spool_flash_t fw_flash(void);
+void fw_flash_wipe(void);
 spool_layout_t fw_layout(void);
 
 /* Test entry points. */
@@ -78,6 +91,7 @@ void test_uploader_ack_nack_timeout(void);
 void test_patched_erase_idiom(void);
 void test_process_memory_loop(void);
 void test_shutdown_flush_with_cancel(void);
+void test_shutdown_flush_with_cancel_on_flash(void);
 void test_hostile_from_c(void);
 void test_native_api_and_pool(void);
 void test_threads(void);

@@ -18,6 +18,7 @@ int main(void) {
         {"patched_erase_idiom", test_patched_erase_idiom},
         {"process_memory_loop", test_process_memory_loop},
         {"shutdown_flush_with_cancel (process_power.c)", test_shutdown_flush_with_cancel},
+        {"shutdown_flush_with_cancel_on_flash + power cut + recovery", test_shutdown_flush_with_cancel_on_flash},
         {"hostile_from_c", test_hostile_from_c},
         {"native_api_and_pool", test_native_api_and_pool},
         {"threads (sampler, CAN, uploader, power)", test_threads},

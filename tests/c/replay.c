@@ -379,6 +379,77 @@ void test_shutdown_flush_with_cancel(void) {
     CHECK_EQ(spool_check(), SPOOL_OK);
 }
 
+void test_shutdown_flush_with_cancel_on_flash(void) {
+    /* The same shutdown sequence with a NOR flash region (spool_flash_t callbacks): the
+     * flush really moves the data, polled to 101 with a cancel in the middle; then a power
+     * cut (boot again on the same flash bytes) and the uploader gets exactly the records,
+     * in order. */
+    enum { FIRST = 500, MORE = 50, NTSD = HOST_TSD_LAST - HOST_TSD_FIRST + 1 };
+    spool_flash_t fl;
+    spool_storage_stats_t ss;
+    uint32_t now = 0, polls = 0, i, v, recovered = 0, wrong = 0;
+    uint16_t e;
+    uint8_t p = 0, first = 0, last = 0;
+    fw_flash_wipe();
+    fl = fw_flash();
+    CHECK_EQ(fw_boot_with(0, &fl), SPOOL_OK);
+    for (i = 1; i <= FIRST; i++) hal_sample_all(i);
+    CHECK_EQ(get_flush_progress(), 101); /* nothing requested */
+    flush_all_to_disk();
+    for (;;) {
+        p = get_flush_progress(); /* each poll (and each process_memory) moves one batch */
+        CHECK_EQ(spool_last_status(), SPOOL_OK);
+        polls++;
+        if (polls == 1) {
+            first = p;
+            cancel_memory_flush(); /* ignition back on in the middle */
+            CHECK_EQ(spool_last_status(), SPOOL_OK);
+            CHECK(!is_all_ram_empty());
+            for (i = FIRST + 1; i <= FIRST + MORE; i++) hal_sample_all(i);
+            flush_all_to_disk(); /* ignition off again */
+            continue;
+        }
+        if (p == 101 || polls > 1000) break;
+        CHECK(p >= last && p <= 100);
+        last = p;
+        now += 100;
+        process_memory(now); /* the main loop runs meanwhile */
+    }
+    CHECK(first < 101);
+    CHECK_EQ(p, 101);
+    CHECK(is_all_ram_empty()); /* everything is on flash now: safe to power off */
+    CHECK_EQ(host_csd[HOST_TSD_FIRST].no_samples, FIRST + MORE);
+    CHECK_EQ(spool_storage_stats(&ss), SPOOL_OK);
+    CHECK_EQ(ss.kind, SPOOL_STORAGE_FLASH);
+    CHECK_EQ(ss.in_storage, (FIRST + MORE) * NTSD);
+    CHECK_EQ(spool_check(), SPOOL_OK);
+    /* Power cut, boot again on the same flash bytes. */
+    CHECK_EQ(fw_boot_with(0, &fl), SPOOL_OK);
+    CHECK_EQ(host_csd[HOST_TSD_FIRST].no_samples, 0); /* not recovered yet */
+    CHECK_EQ(spool_recover(&recovered), SPOOL_OK);
+    CHECK_EQ(recovered, (FIRST + MORE) * NTSD);
+    CHECK_EQ(host_csd[HOST_TSD_FIRST].no_samples, FIRST + MORE);
+    /* The uploader drains every entry: values 1..FIRST+MORE, in order. */
+    for (e = HOST_TSD_FIRST; e <= HOST_TSD_LAST; e++) {
+        for (i = 1; i <= FIRST + MORE; i++) {
+            v = 0;
+            read_tsd_evt(host_csb, host_csd, e, &v);
+            if (v != i || spool_last_status() != SPOOL_OK) wrong++;
+        }
+        CHECK_EQ(host_csd[e].no_pending, FIRST + MORE);
+        erase_tsd_evt(host_csb, host_csd, e);
+        CHECK_EQ(host_csd[e].no_samples, 0);
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(spool_check(), SPOOL_OK);
+    CHECK_EQ(g_fw_flash_counters.violations, 0);
+    CHECK(g_fw_flash_counters.programs > 0 && g_fw_flash_counters.erases > 0);
+    printf("     flash: first poll %u %%, %u polls, %u records recovered, %u programs, %u erases\n",
+           (unsigned)first, (unsigned)polls, (unsigned)recovered, (unsigned)g_fw_flash_counters.programs,
+           (unsigned)g_fw_flash_counters.erases);
+    spool_deinit();
+}
+
 void test_hostile_from_c(void) {
     uint32_t v = 0xDEADBEEFu;
     spool_stats_t a, b;
