@@ -52,6 +52,11 @@ type GwPool =
 /// `SPILL = GW_SENSORS`: every sensor has a flash part (records spilled to storage).
 type GwSpool<S> = Spool<GwPool, GW_SENSORS, GW_SECTORS, GW_RATES, S, GW_SENSORS>;
 
+/// The flash storage: 512-byte staging buffer, 64 frames remembered as
+/// CRC-verified (hundreds of sensors read from the same frames in turn; with
+/// the default 4 most reads would verify a 4 KiB frame again).
+type GwFlash = NorFlashStorage<SimFlash, 512, 32>;
+
 /// Simulation tick (ms): the CAN sample period.
 const TICK_MS: u64 = 100;
 /// Vehicle clock at the start (UTC ms, 2026-11-22T00:00:00Z).
@@ -433,17 +438,12 @@ impl<S: Storage> Gateway<S> {
                     let h = self.sensors[s].handle;
                     // Records read for this packet may have been evicted from storage
                     // while it was in flight (the storage was full): the library then
-                    // counts them lost and no longer holds them as pending, although
-                    // the cloud got them. Count those apart (an over-count of loss,
-                    // never an under-count) and acknowledge what is still pending.
-                    let pending = self.spool.sensor_stats(h).map_or(n, |st| st.pending);
-                    let n = if pending < n {
-                        self.c.evicted_in_flight += (n - pending) as u64;
-                        self.in_flight_lost[self.sensors[s].ledger] += (n - pending) as u64;
-                        pending
-                    } else {
-                        n
-                    };
+                    // counted them lost (an over-count of loss, never an under-count:
+                    // the cloud got them) and still accepts them in `ack(n)`, so the
+                    // uploader acknowledges exactly what it sent.
+                    let gone = self.spool.evicted_in_flight(h).unwrap_or(0).min(n);
+                    self.c.evicted_in_flight += gone as u64;
+                    self.in_flight_lost[self.sensors[s].ledger] += gone as u64;
                     // erase_specific_samples(csb, csd, i, n)
                     if let Err(e) = self.spool.ack(h, n) {
                         self.c.api_error("ack", e);
@@ -843,7 +843,7 @@ fn report<S: Storage>(
     ok
 }
 
-fn flash_report(s: &NorFlashStorage<SimFlash>, spilled: u64) -> Vec<String> {
+fn flash_report(s: &GwFlash, spilled: u64) -> Vec<String> {
     let f = s.flash().stats();
     let (max, min) = s.flash().erase_spread();
     let recs = spilled.max(1) as f64;
@@ -881,7 +881,7 @@ fn main() {
     let result = match a.storage {
         StorageKind::Flash => {
             let sectors = (kib * 1024).div_ceil(flash::ERASE_SIZE).max(2);
-            match NorFlashStorage::<SimFlash>::new(SimFlash::new(sectors)) {
+            match GwFlash::new(SimFlash::new(sectors)) {
                 Ok(s) => run(
                     s,
                     &a,
@@ -890,9 +890,9 @@ fn main() {
                     Some(|s| {
                         // The flash part keeps its contents over the power cycle.
                         // The next boot builds a fresh NorFlashStorage over the same part.
-                        let blank = NorFlashStorage::new(SimFlash::new(2)).expect("geometry");
+                        let blank = GwFlash::new(SimFlash::new(2)).expect("geometry");
                         let part = std::mem::replace(s, blank).into_inner();
-                        NorFlashStorage::new(part).expect("geometry")
+                        GwFlash::new(part).expect("geometry")
                     }),
                 ),
                 Err(e) => Err(format!("NorFlashStorage::new: {e}")),

@@ -40,6 +40,11 @@
 //! * [`Spool::ack`]`(n)`: acknowledges exactly the `n` oldest pending records;
 //!   `n > pending` is [`Error::AckTooMany`] and changes nothing. [`Spool::ack_all`],
 //!   [`Spool::revert`] (all pending become unsent again, nothing lost).
+//!   With a persistent storage, records evicted from storage while pending (storage
+//!   full) are counted lost at eviction and are no longer pending, yet `ack(n)`
+//!   still accepts them as the oldest records handed out, so an uploader always
+//!   acknowledges exactly what it read; [`Spool::evicted_in_flight`] tells how many
+//!   of the records it holds are such.
 //! * [`Spool::peek`] / [`Spool::iter`]: unsent records without marking them.
 //! * [`Spool::sensor_stats`], [`Spool::stats`], [`Spool::check`] (reports which
 //!   invariant broke; never panics).
@@ -249,7 +254,7 @@ const _: () = assert!(
 /// The spool: `SENSORS` sensor slots, a RAM store over `SECTORS` sectors of pool `P`,
 /// up to `RATES` distinct TSD sample rates, storage back end `S`, and `SPILL` flash-part
 /// slots: 0 for RAM-only spools (no cost), `SENSORS` to spill into a persistent `S`
-/// (16 bytes per sensor; see `storage::spill` and [`Spool::flush`]).
+/// (28 bytes per sensor; see `storage::spill` and [`Spool::flush`]).
 pub struct Spool<
     P,
     const SENSORS: usize,
@@ -670,22 +675,38 @@ impl<
         })
     }
 
-    /// Acknowledges exactly the `n` oldest pending records and frees every RAM sector
-    /// that no longer holds a record.
+    /// Acknowledges exactly the `n` oldest records handed out by [`Spool::read`] and
+    /// frees every RAM sector that no longer holds a record.
+    ///
+    /// The records handed out are the pending ones plus, with a persistent storage,
+    /// those evicted from storage while pending ([`Spool::evicted_in_flight`]; they
+    /// are the oldest and were counted lost when evicted): an uploader acknowledges
+    /// what it was given, and the evicted part is simply consumed.
     ///
     /// # Errors
-    /// [`Error::UnknownSensor`]; [`Error::AckTooMany`] if `n > pending` (nothing changes).
+    /// [`Error::UnknownSensor`]; [`Error::AckTooMany`] if
+    /// `n > pending + evicted_in_flight` (nothing changes).
     pub fn ack(&mut self, h: SensorHandle, n: u32) -> Result<(), Error> {
         let i = self.resolve(h)?;
+        let gone = self.flash_gone(i);
         let flash = self.flash_pending(i);
         let Some(e) = self.table.get(i) else {
             return Err(Error::Invariant);
         };
-        if n as u64 > flash as u64 + e.seq.pending() as u64 {
+        if n as u64 > gone as u64 + flash as u64 + e.seq.pending() as u64 {
             return Err(Error::AckTooMany);
         }
-        // Flash records first (one persisted mark), then RAM.
-        let n = if flash == 0 { n } else { self.ack_flash(i, n)? };
+        // Records evicted in flight first (nothing to do in storage), then flash
+        // records (one persisted mark), then RAM. Without either (always on a RAM-only
+        // spool) straight to RAM.
+        let n = if gone == 0 && flash == 0 {
+            n
+        } else {
+            let k = n.min(gone);
+            let n = self.ack_flash(i, n - k)?;
+            self.drop_gone(i, k);
+            n
+        };
         let Some(e) = self.table.get(i) else {
             return Err(Error::Invariant);
         };
@@ -695,6 +716,20 @@ impl<
             _ => Error::Invariant,
         })?;
         self.commit_erase(i, seq)
+    }
+
+    /// Records of a sensor handed out by [`Spool::read`] and then evicted from
+    /// storage (storage full) before they were acknowledged. They were counted in
+    /// the sensor's `lost` counter and in `SpillStats::lost` when evicted, are no
+    /// longer pending, and are still accepted by [`Spool::ack`] (they are the
+    /// oldest records the uploader holds); [`Spool::revert`], [`Spool::ack_all`] and
+    /// [`Spool::clear`] forget them. Always 0 without persistent storage.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`].
+    pub fn evicted_in_flight(&self, h: SensorHandle) -> Result<u32, Error> {
+        let i = self.resolve(h)?;
+        Ok(self.flash_gone(i))
     }
 
     /// Stores sensor `i`'s new state after `erased` advanced and returns the sectors
@@ -714,7 +749,8 @@ impl<
         Ok(())
     }
 
-    /// Acknowledges every pending record; returns how many.
+    /// Acknowledges every pending record; returns how many (records evicted while
+    /// pending, see [`Spool::evicted_in_flight`], are forgotten, not counted).
     ///
     /// # Errors
     /// [`Error::UnknownSensor`].
@@ -722,6 +758,8 @@ impl<
         let i = self.resolve(h)?;
         let flash = self.flash_pending(i);
         self.ack_flash(i, flash)?;
+        let gone = self.flash_gone(i);
+        self.drop_gone(i, gone);
         let Some(e) = self.table.get(i) else {
             return Err(Error::Invariant);
         };

@@ -253,7 +253,7 @@ fn random_workload_with_power_cycles_matches_the_model() {
     let mut cycles = 0;
     let mut gaps = 0u32;
     for case in 0..cases {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (case as u64 + 1) * 0x1000_0001);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((case as u64 + 1) * 0x1000_0001));
         let (mut s, _) = spool(Flash::new(64, 1));
         let mut m: [Model; 3] = Default::default();
         let mut vals = 0u32;

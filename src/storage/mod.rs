@@ -267,6 +267,27 @@ pub struct ReadOut {
     pub count: usize,
 }
 
+/// Where a sensor's next stored record was last found, kept per sensor by the
+/// caller between [`Storage::read_hinted`] calls (the spool keeps one per flash
+/// part, 12 bytes). Opaque: its meaning is the storage's own; a stale or foreign
+/// hint only costs a longer search, never a wrong record.
+/// [`ReadHint::NONE`] (the default) means "no idea".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReadHint {
+    pub(crate) pos: u32,
+    pub(crate) check: u32,
+    pub(crate) extra: u32,
+}
+
+impl ReadHint {
+    /// No position known.
+    pub const NONE: ReadHint = ReadHint {
+        pos: 0,
+        check: 0,
+        extra: 0,
+    };
+}
+
 /// Errors of the storage layer (small and `Copy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -380,6 +401,27 @@ pub trait Storage {
         seq: u32,
         out: &mut [u8],
     ) -> Result<Option<ReadOut>, StorageError>;
+
+    /// [`Storage::read`] with a per-sensor position hint: starts the search
+    /// where `hint` says (when it is still valid) and updates it to where the
+    /// returned records were found. The default ignores the hint.
+    fn read_hinted(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        hint: &mut ReadHint,
+        out: &mut [u8],
+    ) -> Result<Option<ReadOut>, StorageError> {
+        let _ = hint;
+        self.read(key, seq, out)
+    }
+
+    /// A hint valid for records appended from now on (where the next append
+    /// goes), for a sensor whose stored records all come later. The default is
+    /// [`ReadHint::NONE`].
+    fn tail_hint(&self) -> ReadHint {
+        ReadHint::NONE
+    }
 
     /// Persists "records of `key` before `upto` are acknowledged" (one small
     /// program operation). If the newest sector is full this opens the next one,

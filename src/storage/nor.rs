@@ -6,7 +6,7 @@ use super::frame::{
     TAG_ACK, TAG_BATCH, TSD_EXTRA, round_up,
 };
 use super::{
-    Batch, FlashErrorKind, LogEntry, ReadOut, RunInfo, SensorKey, Storage, StorageError,
+    Batch, FlashErrorKind, LogEntry, ReadHint, ReadOut, RunInfo, SensorKey, Storage, StorageError,
     StorageStats, encoded_len,
 };
 use embedded_storage::nor_flash::{NorFlash, NorFlashError};
@@ -43,6 +43,9 @@ struct Pos {
     done: bool,
     /// Sector visits left (guards against any cycle).
     left: u32,
+    /// Search walk: frames other than batches are skipped by their header,
+    /// batch frames are returned without verifying their CRC.
+    lazy: bool,
 }
 
 /// A frame found by a walk, its CRC already verified.
@@ -63,13 +66,18 @@ struct FrameLoc {
 /// `tests/flash_counters.rs`), independent of the flash size: no per-sector or per-sensor tables. `BUF` (default 512, a
 /// multiple of 32, at least 64) is the staging buffer for program operations
 /// and for verifying frames; frames up to `BUF` bytes are programmed in one
-/// operation and verified with one read.
+/// operation and verified with one read. `VERIFY` (default 4, 1..=255) is how
+/// many frames are remembered as CRC-verified (4 bytes each): each frame's CRC
+/// is checked on its first use after a mount or an erase, and again only once
+/// it has left this set, so a workload where many sensors read from the same
+/// frames in turn (a gateway with hundreds of sensors) wants it about as large
+/// as the number of frames one flush batch spans times two.
 ///
 /// Geometry: `WRITE_SIZE` a power of two in 1..=32, `ERASE_SIZE` a multiple of
 /// `WRITE_SIZE` in 256 B..=1 MiB (frames are at most 64 KiB), `READ_SIZE` a
 /// power of two <= 32, at least two sectors.
 #[derive(Debug)]
-pub struct NorFlashStorage<F, const BUF: usize = 512> {
+pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     flash: F,
     n: u32,
     h: u32,
@@ -85,11 +93,15 @@ pub struct NorFlashStorage<F, const BUF: usize = 512> {
     cached: Option<u32>,
     /// Split batches to fill sectors (see [`NorFlashStorage::set_fill_sectors`]).
     fill: bool,
-    /// Last frame whose CRC checked out (flash never changes under it until an
-    /// erase).
-    verified: Option<(u32, u32)>,
+    /// Last frames whose CRC checked out (absolute offsets, 0 = none; flash
+    /// never changes under them until an erase).
+    verified: [u32; VERIFY],
+    verified_next: u8,
     cursors: [Cursor; CURSORS],
     victim: usize,
+    /// Mount count (never 0 once mounted): read hints from another mount do
+    /// not vouch for a frame's CRC.
+    epoch: u16,
     stats: StorageStats,
     buf: Buf<BUF>,
 }
@@ -290,13 +302,16 @@ const fn after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
-impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
     const W: usize = F::WRITE_SIZE;
     const E: usize = F::ERASE_SIZE;
-    const BUF_OK: () = assert!(
-        BUF >= 64 && BUF.is_multiple_of(32),
-        "BUF: >= 64, multiple of 32"
-    );
+    const BUF_OK: () = {
+        assert!(
+            BUF >= 64 && BUF.is_multiple_of(32),
+            "BUF: >= 64, multiple of 32"
+        );
+        assert!(VERIFY >= 1 && VERIFY <= 255, "VERIFY: 1..=255");
+    };
 
     /// Wraps a flash. Checks the geometry; call [`Storage::mount`] next.
     pub fn new(flash: F) -> Result<Self, StorageError> {
@@ -330,9 +345,11 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
             next_erased: false,
             cached: None,
             fill: true,
-            verified: None,
+            verified: [0; VERIFY],
+            verified_next: 0,
             cursors: [Cursor::default(); CURSORS],
             victim: 0,
+            epoch: 0,
             stats: StorageStats::default(),
             buf: Buf([0; BUF]),
         })
@@ -465,7 +482,7 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
         if self.sector_seq(victim)?.is_some() {
             self.report_sector(victim, on_evict)?;
         }
-        self.verified = None;
+        self.forget_verified(victim);
         if !self.next_erased {
             let b = self.base(victim);
             if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
@@ -495,6 +512,7 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
             single: true,
             done: false,
             left: 1,
+            lazy: false,
         };
         while let Some(loc) = self.next_frame(&mut pos)? {
             if loc.tag != TAG_BATCH {
@@ -564,9 +582,23 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
         Ok(())
     }
 
+    /// Sector `s` is about to be erased: its frames are no longer verified.
+    fn forget_verified(&mut self, s: u32) {
+        let b = self.base(s);
+        let e = Self::E as u32;
+        for v in self.verified.iter_mut() {
+            if v.wrapping_sub(b) < e {
+                *v = 0;
+            }
+        }
+        if self.cached.is_some_and(|c| c.wrapping_sub(b) < e) {
+            self.cached = None;
+        }
+    }
+
     /// Verifies a frame's CRC (caching it in `buf` when it fits).
     fn check_crc(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
-        if self.verified == Some((abs, len)) {
+        if self.verified.contains(&abs) {
             if len as usize <= BUF && self.cached != Some(abs) {
                 read_at(&mut self.flash, abs, &mut self.buf.0[..len as usize])?;
                 self.cached = Some(abs);
@@ -575,7 +607,9 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
         }
         let ok = self.check_crc_uncached(abs, len)?;
         if ok {
-            self.verified = Some((abs, len));
+            let k = self.verified_next as usize % VERIFY;
+            self.verified[k] = abs;
+            self.verified_next = ((k + 1) % VERIFY) as u8;
         }
         Ok(ok)
     }
@@ -627,6 +661,17 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
         loc: &FrameLoc,
         rel: u32,
     ) -> Result<Option<(RunInfo, u32, u32)>, StorageError> {
+        self.run_hdr(loc, rel, true)
+    }
+
+    /// [`Self::run_at`]; `count_bad`: count a malformed run header as a bad
+    /// frame (not while peeking into a frame whose CRC is not checked yet).
+    fn run_hdr(
+        &mut self,
+        loc: &FrameLoc,
+        rel: u32,
+        count_bad: bool,
+    ) -> Result<Option<(RunInfo, u32, u32)>, StorageError> {
         let end = loc.len - CRC_LEN as u32;
         if rel >= end {
             return Ok(None);
@@ -637,7 +682,9 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
         match frame::parse_run_header(&hb[..avail], (end - rel) as usize) {
             RunParse::End => Ok(None),
             RunParse::Bad => {
-                self.stats.bad_frames += 1;
+                if count_bad {
+                    self.stats.bad_frames += 1;
+                }
                 Ok(None)
             }
             RunParse::Run(info, hl, rl) => {
@@ -645,6 +692,150 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
                 Ok(Some((info, rec, rec + rl as u32)))
             }
         }
+    }
+
+    /// Searches the runs of the verified batch frame `loc` from `rel` for the
+    /// first records of `key` at or after `seq`; copies them into `out`.
+    /// Returns them and the offset of their run header.
+    fn find_in_frame(
+        &mut self,
+        loc: &FrameLoc,
+        mut rel: u32,
+        key: SensorKey,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<Option<(ReadOut, u32)>, StorageError> {
+        while let Some((run, rec, next)) = self.run_at(loc, rel)? {
+            if run.key == key && (run.contains(seq) || after(run.first_seq, seq)) {
+                let size = run.kind.record_size();
+                if out.len() < size {
+                    return Err(StorageError::BufferTooSmall);
+                }
+                let first = if run.contains(seq) {
+                    seq
+                } else {
+                    run.first_seq
+                };
+                let skip = first.wrapping_sub(run.first_seq) as usize;
+                let count = (run.count as usize - skip).min(out.len() / size);
+                self.frame_bytes(loc, rec + (skip * size) as u32, &mut out[..count * size])?;
+                return Ok(Some((ReadOut { run, first, count }, rel)));
+            }
+            rel = next;
+        }
+        Ok(None)
+    }
+
+    /// Whether the batch frame `loc`, its CRC not checked, seems to hold
+    /// records of `key` at or after `seq` (its run headers alone are read).
+    fn peek_frame(
+        &mut self,
+        loc: &FrameLoc,
+        key: SensorKey,
+        seq: u32,
+    ) -> Result<bool, StorageError> {
+        let mut rel = FRAME_HDR as u32;
+        while let Some((run, _, next)) = self.run_hdr(loc, rel, false)? {
+            if run.key == key && (run.contains(seq) || after(run.first_seq, seq)) {
+                return Ok(true);
+            }
+            rel = next;
+        }
+        Ok(false)
+    }
+
+    /// Hint: the verified batch frame at `loc`, its run header at `rel`.
+    fn hint_at(&self, loc: &FrameLoc, rel: u32) -> ReadHint {
+        ReadHint {
+            pos: loc.abs,
+            check: loc.sector_seq as u32,
+            extra: ((self.epoch as u32) << 16) | rel,
+        }
+    }
+
+    /// Where a hint points, if its sector still holds what it held then:
+    /// (sector, offset, sector sequence number).
+    fn hint_pos(&mut self, hint: &ReadHint) -> Result<Option<(u32, u32, u64)>, StorageError> {
+        if *hint == ReadHint::NONE {
+            return Ok(None);
+        }
+        let e = Self::E as u32;
+        let (sector, off) = (hint.pos / e, hint.pos % e);
+        if sector >= self.n || off < self.h || (self.head == Some(sector) && self.pending_header) {
+            return Ok(None);
+        }
+        Ok(match self.sector_seq(sector)? {
+            Some(q) if q as u32 == hint.check => Some((sector, off, q)),
+            _ => None,
+        })
+    }
+
+    /// The search of [`Storage::read_hinted`]: from the hint when its sector
+    /// has not been erased since (same sector sequence number), at the run
+    /// header it names in a frame verified during this mount (no CRC pass, no
+    /// walk over the runs before it) or at the frame boundary / write position
+    /// it names; else from the oldest sector. Returns the records and a hint
+    /// for the next record.
+    fn search(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        hint: Option<ReadHint>,
+        out: &mut [u8],
+    ) -> Result<Option<(ReadOut, ReadHint)>, StorageError> {
+        let mut pos = self.start_pos();
+        pos.lazy = true;
+        if let Some(hint) = hint
+            && let Some((sector, off, sseq)) = self.hint_pos(&hint)?
+        {
+            pos.sector = sector;
+            pos.off = off;
+            pos.seq = sseq;
+            let rel = hint.extra & 0xFFFF;
+            if rel != 0 && (hint.extra >> 16) as u16 == self.epoch {
+                // A frame whose CRC checked out in this mount; its sector has
+                // not been erased since, so its bytes are unchanged.
+                let abs = hint.pos;
+                let mut hb = [0u8; FRAME_HDR];
+                read_at(&mut self.flash, abs, &mut hb)?;
+                let room = (Self::E as u32 - off) as usize;
+                if let Header::Frame { tag, len } = frame::parse_frame_header(hb, room, Self::W)
+                    && tag == TAG_BATCH
+                    && rel < len as u32
+                {
+                    let loc = FrameLoc {
+                        sector,
+                        sector_seq: sseq,
+                        off,
+                        abs,
+                        tag,
+                        len: len as u32,
+                    };
+                    if let Some((ro, r)) = self.find_in_frame(&loc, rel, key, seq, out)? {
+                        return Ok(Some((ro, self.hint_at(&loc, r))));
+                    }
+                    pos.off = off + len as u32;
+                }
+            }
+        }
+        while let Some(loc) = self.next_frame(&mut pos)? {
+            // Frames of other sensors cost their run headers, not a CRC pass
+            // (and do not crowd the verified set); a frame whose headers name
+            // the records is verified before anything in it is used.
+            if !self.verified.contains(&loc.abs) {
+                if !self.peek_frame(&loc, key, seq)? {
+                    continue;
+                }
+                if !self.check_crc(loc.abs, loc.len)? {
+                    self.stats.bad_frames += 1;
+                    continue;
+                }
+            }
+            if let Some((ro, r)) = self.find_in_frame(&loc, FRAME_HDR as u32, key, seq, out)? {
+                return Ok(Some((ro, self.hint_at(&loc, r))));
+            }
+        }
+        Ok(None)
     }
 
     /// Keeps a read cursor: the next read of `key` at `next` starts at `loc`.
@@ -675,6 +866,7 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
             single: false,
             done: self.head.is_none(),
             left: self.n,
+            lazy: false,
         }
     }
 
@@ -734,6 +926,14 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
                         len: len as u32,
                     };
                     pos.off += len as u32;
+                    if pos.lazy {
+                        if tag != TAG_BATCH {
+                            // Not wanted: skipped by its (checked) header alone.
+                            continue;
+                        }
+                        // The caller checks the CRC if it wants the frame.
+                        return Ok(Some(loc));
+                    }
                     if self.check_crc(abs, len as u32)? {
                         return Ok(Some(loc));
                     }
@@ -744,12 +944,15 @@ impl<F: NorFlash, const BUF: usize> NorFlashStorage<F, BUF> {
     }
 }
 
-impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
+    for NorFlashStorage<F, BUF, VERIFY>
+{
     fn mount(&mut self) -> Result<(), StorageError> {
         self.mounted = false;
         self.cached = None;
-        self.verified = None;
+        self.verified = [0; VERIFY];
         self.cursors = [Cursor::default(); CURSORS];
+        self.epoch = self.epoch.wrapping_add(1).max(1);
         self.next_erased = false;
         self.pending_header = false;
         let mut newest: Option<(u32, u64)> = None;
@@ -902,26 +1105,9 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
             if loc.tag != TAG_BATCH {
                 continue;
             }
-            let mut rel = FRAME_HDR as u32;
-            while let Some((run, rec, next)) = self.run_at(&loc, rel)? {
-                rel = next;
-                if run.key != key || !(run.contains(seq) || after(run.first_seq, seq)) {
-                    continue;
-                }
-                let size = run.kind.record_size();
-                if out.len() < size {
-                    return Err(StorageError::BufferTooSmall);
-                }
-                let first = if run.contains(seq) {
-                    seq
-                } else {
-                    run.first_seq
-                };
-                let skip = first.wrapping_sub(run.first_seq) as usize;
-                let count = (run.count as usize - skip).min(out.len() / size);
-                self.frame_bytes(&loc, rec + (skip * size) as u32, &mut out[..count * size])?;
-                self.remember(key, first.wrapping_add(count as u32), &loc);
-                return Ok(Some(ReadOut { run, first, count }));
+            if let Some((ro, _)) = self.find_in_frame(&loc, FRAME_HDR as u32, key, seq, out)? {
+                self.remember(key, ro.first.wrapping_add(ro.count as u32), &loc);
+                return Ok(Some(ro));
             }
         }
         // Nothing more: the next read of this sensor resumes at the last frame.
@@ -929,6 +1115,63 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
             self.remember(key, seq, &loc);
         }
         Ok(None)
+    }
+
+    /// The search starts at the hint when its sector has not been erased since
+    /// (same sector sequence number): at the run header it names in a frame
+    /// verified during this mount (no CRC pass, no walk over the runs before
+    /// it), or at the frame boundary / write position it names. Without a valid
+    /// hint, at the oldest sector. The plain cursors are not used.
+    fn read_hinted(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        hint: &mut ReadHint,
+        out: &mut [u8],
+    ) -> Result<Option<ReadOut>, StorageError> {
+        self.check_mounted()?;
+        if out.len() < 4 {
+            return Err(StorageError::BufferTooSmall);
+        }
+        if *hint != ReadHint::NONE
+            && let Some((ro, h)) = self.search(key, seq, Some(*hint), out)?
+            && ro.first == seq
+        {
+            *hint = h;
+            return Ok(Some(ro));
+        }
+        // No hint, or records missing where it says (the hint could be past
+        // `seq`): search the whole log, so a hint never changes the answer.
+        Ok(match self.search(key, seq, None, out)? {
+            Some((ro, h)) => {
+                *hint = h;
+                Some(ro)
+            }
+            None => {
+                *hint = ReadHint::NONE;
+                None
+            }
+        })
+    }
+
+    fn tail_hint(&self) -> ReadHint {
+        let Some(hd) = self.head.filter(|_| self.mounted) else {
+            return ReadHint::NONE;
+        };
+        if !self.sealed && self.write_off as usize + FRAME_HDR <= Self::E {
+            ReadHint {
+                pos: self.base(hd) + self.write_off,
+                check: self.head_seq as u32,
+                extra: 0,
+            }
+        } else {
+            // The next append opens the next sector of the ring.
+            ReadHint {
+                pos: self.base((hd + 1) % self.n) + self.h,
+                check: self.head_seq.wrapping_add(1) as u32,
+                extra: 0,
+            }
+        }
     }
 
     fn ack<V: FnMut(RunInfo)>(
@@ -958,7 +1201,7 @@ impl<F: NorFlash, const BUF: usize> Storage for NorFlashStorage<F, BUF> {
         }
         let s = self.oldest;
         self.report_sector(s, &mut on_evict)?;
-        self.verified = None;
+        self.forget_verified(s);
         let b = self.base(s);
         if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
             self.mounted = false;

@@ -60,7 +60,7 @@ use crate::ram::{RamStore, SectorPool};
 use crate::record::{self, Kind, Record};
 use crate::sensor::SeqState;
 use crate::spool::{Entry, Error, Spool};
-use crate::storage::{Batch, LogEntry, RecordKind, RunInfo, RunMeta, SensorKey, Storage};
+use crate::storage::{Batch, LogEntry, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey, Storage};
 
 /// Most runs in one flush batch.
 const MAX_RUNS: usize = 32;
@@ -76,6 +76,15 @@ pub(crate) struct FlashPart {
     pub(crate) end: u32,
     /// Unacknowledged records lost to eviction or damage (wrapping).
     pub(crate) lost: u32,
+    /// Where storage last found this part's next record ([`Storage::read_hinted`]).
+    pub(crate) hint: ReadHint,
+    /// A hint at or before the first unacknowledged record: where reading
+    /// resumes after a revert.
+    pub(crate) ack_hint: ReadHint,
+    /// Records handed out by `read` (pending) and then evicted before their
+    /// acknowledgement: counted in `lost`, no longer stored, still accepted by
+    /// `ack` (they are the oldest of what the uploader holds).
+    pub(crate) gone: u32,
 }
 
 impl FlashPart {
@@ -94,7 +103,7 @@ impl FlashPart {
 }
 
 /// Spill state kept by the spool: a flash part per sensor slot (parallel to the
-/// sensor table, 16 bytes each; `SPILL` = 0 for RAM-only spools, which then pay
+/// sensor table, 44 bytes each; `SPILL` = 0 for RAM-only spools, which then pay
 /// only the counters) and the flush bookkeeping.
 #[derive(Debug)]
 pub(crate) struct SpillState<const SENSORS: usize> {
@@ -189,6 +198,9 @@ fn evicted(table: &[Entry], parts: &mut [FlashPart], lost_total: &mut u32, ev: R
     let n = end.wrapping_sub(p.acked);
     p.lost = p.lost.wrapping_add(n);
     *lost_total = lost_total.wrapping_add(n);
+    // The evicted records the uploader holds (pending): still accepted by `ack`.
+    let handed = if before(p.read, end) { p.read } else { end };
+    p.gone = p.gone.wrapping_add(handed.wrapping_sub(p.acked));
     p.acked = end;
     if (end.wrapping_sub(p.read) as i32) > 0 {
         p.read = end;
@@ -407,6 +419,7 @@ impl<
             rates,
             latest: *latest_ms,
         };
+        let tail = storage.tail_hint();
         let SpillState { parts, lost, .. } = spill;
         let res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
         if res.is_err() {
@@ -439,6 +452,8 @@ impl<
                 p.acked = old.erased();
                 p.read = old.erased();
                 p.end = old.erased();
+                p.hint = tail;
+                p.ack_hint = tail;
             }
             // RAM records already read (pending) stay pending in the flash part;
             // RAM pending implies the flash part was fully read (`p.read == p.end`).
@@ -492,16 +507,28 @@ impl<
         while p.available() > 0 {
             let got = self
                 .storage
-                .read(key, p.read, &mut out)
+                .read_hinted(key, p.read, &mut p.hint, &mut out)
                 .map_err(|_| Error::Storage)?;
-            let ro = match got {
-                Some(ro) if ro.first.wrapping_sub(p.read) < p.available() => ro,
-                // Nothing left in storage for this part: the rest is lost.
-                _ => {
-                    let n = p.available();
-                    self.lose(&mut p, n);
-                    break;
+            let gap = match got {
+                Some(ro) if ro.first.wrapping_sub(p.read) < p.available() => {
+                    ro.first.wrapping_sub(p.read)
                 }
+                // Nothing left in storage for this part.
+                _ => p.available(),
+            };
+            if gap > 0 && p.pending() > 0 {
+                // Records missing (damage) right after pending ones: they can be
+                // counted lost only once the pending records are acknowledged
+                // or reverted (`ack(n)` covers exactly the records handed out).
+                if let Some(x) = self.spill.parts.get_mut(i) {
+                    *x = p;
+                }
+                return Err(Error::NoData);
+            }
+            let Some(ro) = got.filter(|_| gap < p.available()) else {
+                let n = p.available();
+                self.lose(&mut p, n);
+                break;
             };
             if ro.first != p.read {
                 let n = ro.first.wrapping_sub(p.read);
@@ -544,11 +571,11 @@ impl<
         Ok(None)
     }
 
-    /// `n` unsent records at `p.read` are not in storage (evicted or damaged).
+    /// `n` unsent records at `p.read` are not in storage (evicted or damaged);
+    /// nothing is pending (`p.read == p.acked`).
     fn lose(&mut self, p: &mut FlashPart, n: u32) {
-        if p.read == p.acked {
-            p.acked = p.acked.wrapping_add(n);
-        }
+        p.ack_hint = p.hint;
+        p.acked = p.acked.wrapping_add(n);
         p.read = p.read.wrapping_add(n);
         p.lost = p.lost.wrapping_add(n);
         self.spill.lost = self.spill.lost.wrapping_add(n);
@@ -580,11 +607,26 @@ impl<
         storage
             .ack(key, upto, |ev| evicted(table, parts, lost, ev))
             .map_err(|_| Error::Storage)?;
+        let a0 = p.acked;
+        let Some(p) = self.spill.parts.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
+        // The mark may have opened a sector and evicted some of the very records
+        // it acknowledges: those are acknowledged, not lost in flight.
+        if before(a0, p.acked) {
+            let covered = if before(upto, p.acked) { upto } else { p.acked }.wrapping_sub(a0);
+            p.gone = p.gone.saturating_sub(covered);
+            p.lost = p.lost.wrapping_sub(covered);
+            self.spill.lost = self.spill.lost.wrapping_sub(covered);
+        }
         let Some(p) = self.spill.parts.get_mut(i) else {
             return Err(Error::Invariant);
         };
         if (upto.wrapping_sub(p.acked) as i32) > 0 {
             p.acked = upto;
+        }
+        if p.acked == p.read {
+            p.ack_hint = p.hint;
         }
         Ok(n - k)
     }
@@ -598,7 +640,25 @@ impl<
         self.spill.parts.get(i).map_or(0, |p| p.pending())
     }
 
+    /// Records of slot `i` handed out and evicted before their acknowledgement.
+    #[inline(always)]
+    pub(crate) fn flash_gone(&self, i: usize) -> u32 {
+        if SPILL == 0 {
+            return 0;
+        }
+        self.spill.parts.get(i).map_or(0, |p| p.gone)
+    }
+
+    /// Forgets `n` of the records of slot `i` evicted while pending (they were
+    /// acknowledged, or reverted: either way no longer held by the uploader).
+    pub(crate) fn drop_gone(&mut self, i: usize, n: u32) {
+        if let Some(p) = self.spill.parts.get_mut(i) {
+            p.gone = p.gone.saturating_sub(n);
+        }
+    }
+
     /// NACK: pending flash records of slot `i` become unsent; returns how many.
+    /// Records evicted while pending are forgotten.
     #[inline]
     pub(crate) fn revert_flash(&mut self, i: usize) -> u32 {
         if SPILL == 0 {
@@ -608,6 +668,8 @@ impl<
             Some(p) => {
                 let n = p.pending();
                 p.read = p.acked;
+                p.hint = p.ack_hint;
+                p.gone = 0;
                 n
             }
             None => 0,
@@ -620,6 +682,9 @@ impl<
             return Ok(0);
         };
         if p.is_empty() {
+            if let Some(p) = self.spill.parts.get_mut(i) {
+                p.gone = 0;
+            }
             return Ok(0);
         }
         let n = p.count();
@@ -639,6 +704,7 @@ impl<
         };
         p.acked = p.end;
         p.read = p.end;
+        p.gone = 0;
         Ok(n)
     }
 
@@ -710,6 +776,10 @@ impl<
     /// [`Error::Storage`] if the storage cannot be mounted or read.
     pub fn recover_storage(&mut self) -> Result<u32, Error> {
         self.storage.mount().map_err(|_| Error::Storage)?;
+        for p in self.spill.parts.iter_mut() {
+            p.hint = ReadHint::NONE;
+            p.ack_hint = ReadHint::NONE;
+        }
         // seen: bit 0 = has runs, bit 1 = has ack.
         let mut first = [0u32; SPILL];
         let mut end = [0u32; SPILL];
@@ -774,7 +844,7 @@ impl<
                         acked: ack[i],
                         read: ack[i],
                         end: ack[i],
-                        lost: 0,
+                        ..FlashPart::default()
                     };
                 }
                 continue;
@@ -797,7 +867,7 @@ impl<
                 acked,
                 read: acked,
                 end: end[i],
-                lost: 0,
+                ..FlashPart::default()
             };
             total = total.wrapping_add(end[i].wrapping_sub(acked));
         }
