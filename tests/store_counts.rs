@@ -152,7 +152,8 @@ fn cycles<S: Storage, const SPILL: usize>(
 /// lookup per write, one read lookup per read), over `N` cycles.
 #[test]
 fn pool_calls_per_cycle() {
-    const N: u32 = 800;
+    // Fewer under miri (interpreted; the pool's index path underneath is unsafe code).
+    const N: u32 = if cfg!(miri) { 80 } else { 800 };
     let mut report = Vec::new();
     for (evt, backlog, per_sector) in [(false, 0, 8), (true, 0, 4), (false, 100, 8), (true, 100, 4)]
     {
@@ -217,8 +218,9 @@ fn spill_hooks_cost_nothing_until_the_threshold() {
         te += 1000;
         s.write(evt, (te / 1000) as u32, te).unwrap();
     }
-    cycles(&mut *s, tsd, 500, 100, &mut tt);
-    cycles(&mut *s, evt, 500, 100, &mut te);
+    let n = if cfg!(miri) { 40 } else { 500 };
+    cycles(&mut *s, tsd, n, 100, &mut tt);
+    cycles(&mut *s, evt, n, 100, &mut te);
     let st = s.storage();
     assert_eq!(
         (st.appends, st.reads, st.acks),

@@ -280,7 +280,7 @@ fn index_path_peak_is_exact_on_multiword_tiers() {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        let grow = (round / phase) % 2 == 0;
+        let grow = (round / phase).is_multiple_of(2);
         if (grow && !x.is_multiple_of(4)) || ids.is_empty() {
             match p.alloc_in(0) {
                 Ok(id) => {
