@@ -62,7 +62,8 @@ struct FrameLoc {
 /// Power-loss-safe log of record batches on a plain `NorFlash`.
 ///
 /// RAM: `size_of::<NorFlashStorage<F, BUF>>()` = `size_of::<F>()` + `BUF` + about
-/// 240 bytes (head position, four read cursors, counters; measured on x86-64 in
+/// 250 bytes (head position, four read cursors, four verified frames, counters;
+/// `4 * (VERIFY - 4)` more for a larger `VERIFY`; measured on x86-64 in
 /// `tests/flash_counters.rs`), independent of the flash size: no per-sector or per-sensor tables. `BUF` (default 512, a
 /// multiple of 32, at least 64) is the staging buffer for program operations
 /// and for verifying frames; frames up to `BUF` bytes are programmed in one

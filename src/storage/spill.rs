@@ -48,8 +48,24 @@
 //! while the flash part was not empty) is not taken as one: the records after
 //! it stay owed (a damaged frame after a fully acknowledged part cannot be told
 //! from such a gap: its records are then not counted lost). A sensor of which
-//! only a mark survived (its runs were evicted)
-//! continues its sequence after that mark.
+//! only a mark survived (its runs were evicted) continues its sequence after
+//! that mark.
+//!
+//! # Reads and acknowledgements of flash records
+//!
+//! Each flash part keeps a [`ReadHint`] (where storage last found its next
+//! record, or where the batch that started the part was appended) and one for
+//! its first unacknowledged record (where reading resumes after a revert), so
+//! reading hundreds of sensors in turn does not rescan the log per sensor
+//! ([`Storage::read_hinted`]); a hint never changes which record comes back.
+//!
+//! Records evicted from storage (storage full) while pending are counted lost
+//! at eviction and leave the pending count, but [`Spool::ack`] still accepts
+//! them as the oldest records handed out ([`Spool::evicted_in_flight`]); an
+//! acknowledgement whose mark itself evicts the records it covers counts them
+//! acknowledged. If records are missing from storage (damage) right after
+//! pending ones, [`Spool::read`] returns [`Error::NoData`] until those are
+//! acknowledged or reverted; then the missing ones are counted lost.
 //!
 //! # Limits
 //!
