@@ -323,7 +323,8 @@ typedef struct spool_storage_stats_t {
    */
   uint32_t recovered;
   /**
-   * Unacknowledged records recovered from storage at boot.
+   * Unacknowledged records of the previous run recovered from storage (at the recovery,
+   * plus those of sensors registered after it).
    */
   uint32_t recovered_records;
   /**
@@ -870,8 +871,10 @@ spool_status_t spool_config_default(struct spool_config_t *out);
  * write / read / erase / revert / `process_memory` / flush functions, native
  * write / read / ack / revert / stats / check). So: `spool_init`, then
  * `spool_register_sensors` for every array pair (and `spool_sensor_open` for native
- * sensors), then data calls. Sensors registered later start empty; records the log holds
- * for them are not delivered.
+ * sensors), then data calls. A sensor the store first meets later (an array registered
+ * after that, a changed `csb[i].id`, a later `spool_sensor_open`) gets its records of the
+ * previous run when it is registered (one more pass over the log, at its first data call
+ * or open).
  *
  * # Safety
  *
@@ -885,11 +888,13 @@ spool_status_t spool_init(const struct spool_config_t *config);
 /**
  * Recovers, now, the records the storage holds from before the reset (see `spool_init`)
  * into the sensors known at this point: registered arrays' entries and opened native
- * sensors. They are delivered first, oldest first, before newer records; `csd` mirrors
- * are updated. Runs once: later calls (and calls without storage) do nothing and store
- * the same count. `*recovered` (may be NULL) gets the number of unacknowledged records
- * found. `SPOOL_ERR_STORAGE` if the storage could not be read: it is then detached (RAM
- * only from then on; the flash or directory is left as it was).
+ * sensors (sensors registered later are recovered one by one when they are registered).
+ * They are delivered first, oldest first, before newer records; `csd` mirrors are
+ * updated. Runs once: later calls (and calls without storage) do nothing. `*recovered`
+ * (may be NULL) gets the number of unacknowledged records recovered so far (this call,
+ * plus sensors recovered one by one since). `SPOOL_ERR_STORAGE` if the storage could not
+ * be read: it is then detached (RAM only from then on; the flash or directory is left as
+ * it was).
  *
  * # Safety
  *

@@ -417,6 +417,10 @@ impl<
             rate_idx,
             lost: 0,
         };
+        if pos > self.table.len() {
+            // `pos` comes from the binary search: never past the end (and `insert` would panic).
+            return Err(Error::Invariant);
+        }
         self.table
             .insert(pos, entry)
             .map_err(|_| Error::TableFull)?;

@@ -93,8 +93,13 @@ fn ack(a: &Arrays, m: &mut Model, e: usize, n: usize) {
     m.pending[e] -= n;
 }
 
-/// Checks the csd mirrors and the store counters against the model.
+/// Checks the csd mirrors and the store counters against the model (the only records).
 fn check_counts(a: &Arrays, m: &Model) {
+    check_counts_plus(a, m, 0);
+}
+
+/// [`check_counts`] with `others` records of other sensors in the store.
+fn check_counts_plus(a: &Arrays, m: &Model, others: usize) {
     for e in 0..3 {
         assert_eq!(
             a.counts(e),
@@ -102,12 +107,17 @@ fn check_counts(a: &Arrays, m: &Model) {
             "entry {e}: no_samples / no_pending"
         );
     }
-    assert_eq!(stats().store.stored, m.total() as u64);
+    assert_eq!(stats().store.stored, (m.total() + others) as u64);
     assert_eq!(spool_check(), SPOOL_OK);
 }
 
 /// Reads every owed record of every entry, checks it, and acknowledges it.
 fn drain(a: &Arrays, m: &mut Model) {
+    drain_plus(a, m, 0);
+}
+
+/// [`drain`] with `others` records of other sensors in the store.
+fn drain_plus(a: &Arrays, m: &mut Model, others: usize) {
     for e in 0..3 {
         while m.pending[e] < m.owed[e].len() {
             read_check(a, m, e);
@@ -125,7 +135,7 @@ fn drain(a: &Arrays, m: &mut Model) {
         m.owed[e].clear();
         m.pending[e] = 0;
     }
-    check_counts(a, m);
+    check_counts_plus(a, m, others);
 }
 
 fn assert_flash_contract(f: &RamFlash) {
@@ -622,4 +632,87 @@ fn random_sequences_with_power_cuts_match_the_model() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// Sensors first known after the recovery (an array registered late, a native sensor
+/// opened late) get their records of the previous run when they are registered, in
+/// order, and never records of the previous run under reused sequence numbers.
+#[test]
+fn sensors_registered_after_recovery_get_their_records() {
+    let _g = serial();
+    let mut flash = RamFlash::new(FLASH_SIZE, 1, 4096);
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 0),
+        SPOOL_OK
+    );
+    let a = Arrays::new(10, &RATES);
+    let b = Arrays::new(50, &RATES);
+    assert_eq!(a.register(SOURCE), SPOOL_OK);
+    assert_eq!(b.register(SOURCE), SPOOL_OK);
+    let mut h = 0;
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_open(7, 77, 0, &mut h) }, SPOOL_OK);
+    let (mut ma, mut mb) = (Model::default(), Model::default());
+    write_many(&a, &mut ma, 300);
+    write_many(&b, &mut mb, 300);
+    for i in 0..20u32 {
+        assert_eq!(spool_write(h, 500 + i, u64::from(T0 + i) * 1000), SPOOL_OK);
+    }
+    read_check(&b, &mut mb, 1);
+    ack(&b, &mut mb, 1, 1);
+    flush_all_to_disk();
+    while get_flush_progress() != 101 {}
+    let owed_b = mb.total();
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    // Boot: only `a` before the recovery.
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 0),
+        SPOOL_OK
+    );
+    let a2 = Arrays::new(10, &RATES);
+    assert_eq!(a2.register(SOURCE), SPOOL_OK);
+    let mut n = 0;
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_recover(&mut n) }, SPOOL_OK);
+    assert_eq!(n as usize, ma.total());
+    // `b` late: its sensors are new to the store at their first data call.
+    let b2 = Arrays::new(50, &RATES);
+    assert_eq!(b2.register(SOURCE), SPOOL_OK);
+    for e in 0..3 {
+        // Writing first: the new record goes behind the recovered ones.
+        write(&b2, &mut mb, e);
+    }
+    check_counts_plus(&a2, &ma, mb.total());
+    for e in 0..3 {
+        assert_eq!(
+            b2.counts(e),
+            (mb.owed[e].len() as u16, 0),
+            "late entry {e}: recovered + the new record"
+        );
+    }
+    assert_eq!(
+        storage_stats().recovered_records as usize,
+        ma.total() + owed_b
+    );
+    drain_plus(&b2, &mut mb, ma.total());
+    drain(&a2, &mut ma);
+    // The native sensor opened late (its 20 records come back with it).
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_open(7, 77, 0, &mut h) }, SPOOL_OK);
+    let mut rec = SpoolRecord::default();
+    for i in 0..20u32 {
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { spool_read(h, &mut rec) }, SPOOL_OK);
+        assert_eq!(
+            (rec.value, rec.time_ms),
+            (500 + i, u64::from(T0 + i) * 1000)
+        );
+    }
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_read(h, &mut rec) }, SPOOL_ERR_NO_DATA);
+    assert_eq!(spool_ack(h, 20), SPOOL_OK);
+    assert_eq!(spool_check(), SPOOL_OK);
+    assert_eq!(stats().store.stored, 0);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_flash_contract(&flash);
 }

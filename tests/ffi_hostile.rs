@@ -823,6 +823,7 @@ fn calls_before_init_are_rejected_and_counted() {
     let mut h: SpoolSensor = 77;
     let mut s = SpoolSensorStats::default();
     let mut st = SpoolStats::default();
+    let mut ss = SpoolStorageStats::default();
     let gps = SpoolGpsConfig {
         latitude_id: 1,
         longitude_id: 2,
@@ -875,6 +876,8 @@ fn calls_before_init_are_rejected_and_counted() {
             ("sensor_stats", spool_sensor_stats(1, &mut s)),
             ("spool_stats", spool_stats(&mut st)),
             ("spool_check", spool_check()),
+            ("spool_recover", spool_recover(null_mut())),
+            ("storage_stats", spool_storage_stats(&mut ss)),
         ]
     };
     for (name, r) in &results {
@@ -895,6 +898,7 @@ fn calls_before_init_are_rejected_and_counted() {
             SpoolSensorStats::default()
         )
     );
+    assert_eq!(ss, SpoolStorageStats::default());
     assert_eq!(a.csd_vec(), untouched, "arrays untouched before init");
     init(0);
     let f = stats().ffi;

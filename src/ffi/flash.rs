@@ -28,7 +28,7 @@ use embedded_storage::nor_flash::{
 };
 
 /// Staging buffer of the flash log (bytes; frames up to this size take one program call).
-const FLASH_BUF: usize = 256;
+const FLASH_BUF: usize = 128;
 
 /// Error of a [`CFlash`] operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,8 +24,10 @@ use super::types::{
 };
 use crate::record::{Kind as StoreKind, SensorKey};
 use crate::sensor::OverflowPolicy;
+use crate::sensor::SeqState;
 use crate::spool::{Error, SensorHandle, Spool};
-use crate::storage::Storage;
+use crate::storage::spill::FlashPart;
+use crate::storage::{LogEntry, Storage};
 
 #[cfg(feature = "std")]
 use crate::profile::{
@@ -217,8 +219,73 @@ impl Store {
             Kind::Evt => 0,
             Kind::Tsd => sample_rate_ms.max(1),
         };
+        let new = self.spool.lookup(key).is_none();
         self.spool.register(key, rate).map_err(status)?;
+        if new && self.recovery == Recovery::Done && self.persistent() {
+            self.recover_late(key)?;
+        }
         Ok(handle_of_key(key))
+    }
+
+    /// Recovery for one sensor registered after the store-wide recovery (a late array,
+    /// a changed `csb[i].id`, a later `spool_sensor_open`): the log may still hold that
+    /// sensor's records of the previous run, under sequence numbers a fresh sensor would
+    /// reuse, so they are recovered into it (as `Spool::recover_storage` does for every
+    /// sensor) before it takes any record. Reads the whole log once.
+    fn recover_late(&mut self, key: Key) -> FfiResult<()> {
+        let skey = crate::storage::SensorKey::from(key);
+        let (mut first, mut end, mut ack) = (None, 0u32, None);
+        self.spool
+            .storage_mut()
+            .recover(|entry| match entry {
+                LogEntry::Run(r) if r.key == skey => {
+                    first.get_or_insert(r.first_seq);
+                    end = r.end_seq();
+                }
+                LogEntry::Ack { key: k, upto } if k == skey => ack = Some(upto),
+                _ => {}
+            })
+            .map_err(|_| SpoolStatus::SPOOL_ERR_STORAGE)?;
+        let Some(first) = first else {
+            return Ok(());
+        };
+        // Same rules as `Spool::recover_storage`: the latest mark, never past the end.
+        let mut acked = first;
+        if let Some(a) = ack
+            && (a.wrapping_sub(acked) as i32) > 0
+        {
+            acked = a;
+        }
+        if (end.wrapping_sub(acked) as i32) < 0 {
+            acked = end;
+        }
+        let internal = SpoolStatus::SPOOL_ERR_INTERNAL;
+        let i = self
+            .spool
+            .table
+            .binary_search_by(|e| e.key().cmp(&key))
+            .map_err(|_| internal)?;
+        let seq = SeqState::from_raw(end, end, end).map_err(|_| internal)?;
+        let (Some(e), Some(p)) = (
+            self.spool.table.get_mut(i),
+            self.spool.spill.parts.get_mut(i),
+        ) else {
+            return Err(internal);
+        };
+        if e.seq.count() != 0 || p.acked != p.end {
+            return Err(internal);
+        }
+        e.seq = seq;
+        *p = FlashPart {
+            acked,
+            read: acked,
+            end,
+            lost: 0,
+        };
+        let n = end.wrapping_sub(acked);
+        self.recovered = self.recovered.wrapping_add(n);
+        self.written = self.written.wrapping_add(u64::from(n));
+        Ok(())
     }
 
     /// Appends one record.

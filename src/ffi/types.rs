@@ -247,7 +247,8 @@ pub struct SpoolStorageStats {
     /// Recovery of the previous run's records (`spool_recover`): 0 not yet (or RAM only),
     /// 1 done, 2 failed (the storage was detached: RAM only from then on).
     pub recovered: u32,
-    /// Unacknowledged records recovered from storage at boot.
+    /// Unacknowledged records of the previous run recovered from storage (at the recovery,
+    /// plus those of sensors registered after it).
     pub recovered_records: u32,
     /// Unacknowledged records now in storage (counted in `spool_store_stats_t.stored`).
     pub in_storage: u32,
