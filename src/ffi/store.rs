@@ -281,6 +281,7 @@ impl Store {
             read: acked,
             end,
             lost: 0,
+            ..FlashPart::default()
         };
         let n = end.wrapping_sub(acked);
         self.recovered = self.recovered.wrapping_add(n);
