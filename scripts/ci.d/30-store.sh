@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Store (record / sensor / ram / spool / profile): whole-store model test and the legacy
 # corruption tests under miri (they drive the pool's index path, which is unsafe inside).
 # The 70,000-record u16 test is skipped under miri (minutes of interpretation, no unsafe
