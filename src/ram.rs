@@ -45,6 +45,17 @@
 //! derived from its sequence numbers, and every walk is bounded by it. Index 0 is an
 //! ordinary sector; "no sector" is `0xFFF` ([`NONE`]), which is never a valid index
 //! because a tier may hold at most 4095 sectors.
+//!
+//! # Hot path
+//!
+//! `append`, `get` and `release` dispatch once on the record kind to kind-specialised
+//! code in which the records per sector are a constant (positions are masks and shifts,
+//! never divisions). Reading at the head (the common case) and appending into the tail
+//! touch one sector each (one checked pool lookup); a new TSD sector needs the tail's
+//! base time, kept in a one-entry **tail hint** (the last TSD tail made by `append`), so
+//! a sensor that keeps writing does not walk its chain; any other chain is walked once
+//! (one side-table entry per hop). The store counts the sectors it holds, so the spill
+//! threshold is one compare. `tests/store_counts.rs` pins the pool calls per cycle.
 #![forbid(unsafe_code)]
 
 use crate::pool::{BlockId, Pool, TierSpec};
@@ -171,6 +182,8 @@ pub enum ChainError {
     NotAllocated,
     /// A sector belongs to two chains (or twice to one).
     Shared,
+    /// The cached base time of the tail sector disagrees with the chain.
+    TailHint,
 }
 
 /// Records per sector for `kind` with `sector_size`-byte sectors.
@@ -183,6 +196,20 @@ pub struct RamStore<P, const SECTORS: usize> {
     pool: P,
     side: [[u8; 3]; SECTORS],
     gaps_clamped: u32,
+    /// Sectors held by chains (allocated by `append`, not yet freed): the RAM use the
+    /// spill threshold compares against, without a walk of the sensor table.
+    held: u16,
+    /// `(sector + 1, base)`: the TSD base time (ms mod 2^32) of the sector most recently
+    /// made a tail, so the next sector of a sensor that keeps writing does not walk its
+    /// chain (O(1) instead of O(sectors)). `0` = none, so the initial state is all zero.
+    /// Exact by construction: a TSD chain's tail is a sector that [`RamStore::append`]
+    /// made a tail, which set the hint for it (a later tail of any chain is another
+    /// sector, so a hint naming a chain's current tail was set for it), or the tail left
+    /// by an overflow drop, which clears the hint; and a tail's base never changes while
+    /// it is allocated (head pops move the anchor by exactly the popped periods) except
+    /// when a drop merges gaps. A stale hint names a freed sector, which cannot be a
+    /// tail before `append` sets the hint again. [`RamStore::check_tail_hint`] verifies.
+    tail_hint: (u16, u32),
 }
 
 /// Widens a time modulo 2^32 to 64 bits, taking the value within ±2^31 ms of `latest`.
@@ -192,8 +219,25 @@ pub const fn unwrap_time(low: u32, latest: u64) -> u64 {
     if t < 0 { 0 } else { t as u64 }
 }
 
-const fn mul_rate(periods: u32, rate: u32) -> u32 {
-    (periods as u64 * rate as u64) as u32
+/// The kind selected by a kind-specialised method's `EVT` parameter.
+const fn kind_k<const EVT: bool>() -> Kind {
+    if EVT { Kind::Evt } else { Kind::Tsd }
+}
+
+/// Whole sample periods of `rate` ms from `expected` to `time_ms` (0 if `time_ms` is not
+/// later, or `rate` is 0), saturated to `u32`. Divides in 32 bits unless the distance
+/// exceeds 2^32 ms (49.7 days), so 32-bit targets avoid a 64-bit division, and skips
+/// the division when the sample is on time (less than one period late).
+#[inline]
+fn periods_between(expected: u64, time_ms: u64, rate: u32) -> u32 {
+    let d = time_ms.saturating_sub(expected);
+    if d < rate as u64 || rate == 0 {
+        0
+    } else if d <= u32::MAX as u64 {
+        d as u32 / rate
+    } else {
+        (d / rate as u64).min(u32::MAX as u64) as u32
+    }
 }
 
 impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
@@ -219,6 +263,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
             // sector, the anchor halves), never in its initial state.
             side: [[0; 3]; SECTORS],
             gaps_clamped: 0,
+            held: 0,
+            tail_hint: (0, 0),
         }
     }
 
@@ -242,59 +288,93 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         self.pool.pool_ok()
     }
 
+    /// Sectors currently held by the chains (counted at allocation and free; `check`
+    /// compares it with the sum over the sensors).
+    #[inline(always)]
+    pub fn sectors_held(&self) -> u32 {
+        self.held as u32
+    }
+
+    /// Returns a sector to the pool and counts it.
+    #[inline(always)]
+    fn free(&mut self, sector: u16) {
+        if self.pool.free_sector(sector) {
+            self.held = self.held.saturating_sub(1);
+        }
+    }
+
     /// Number of TSD gaps that exceeded [`GAP_MAX`] periods and were clamped.
     pub fn gaps_clamped(&self) -> u32 {
         self.gaps_clamped
     }
 
-    #[inline]
+    /// Link field of sector `s` ([`NONE`] for an index outside the side table).
+    #[inline(always)]
     fn link(&self, s: u16) -> u16 {
-        // Out of range only for a broken ring, which `check_chain` reports; never panic.
-        let e = self.side.get(s as usize).copied().unwrap_or_default();
-        e[0] as u16 | ((e[1] as u16 & 0xF) << 8)
+        match self.side.get(s as usize) {
+            Some(e) => e[0] as u16 | ((e[1] as u16 & 0xF) << 8),
+            None => NONE,
+        }
     }
-    #[inline]
+    /// Aux field of sector `s` (0 for an index outside the side table).
+    #[inline(always)]
     fn aux(&self, s: u16) -> u16 {
-        let e = self.side.get(s as usize).copied().unwrap_or_default();
-        (e[1] as u16 >> 4) | ((e[2] as u16) << 4)
+        match self.side.get(s as usize) {
+            Some(e) => (e[1] as u16 >> 4) | ((e[2] as u16) << 4),
+            None => 0,
+        }
     }
-    #[inline]
+    #[inline(always)]
     fn set_link(&mut self, s: u16, v: u16) {
-        let Some(e) = self.side.get_mut(s as usize) else {
-            return;
-        };
-        e[0] = v as u8;
-        e[1] = (e[1] & 0xF0) | ((v >> 8) as u8 & 0xF);
+        if let Some(e) = self.side.get_mut(s as usize) {
+            e[0] = v as u8;
+            e[1] = (e[1] & 0xF0) | ((v >> 8) as u8 & 0xF);
+        }
     }
-    #[inline]
+    #[inline(always)]
     fn set_aux(&mut self, s: u16, v: u16) {
-        let Some(e) = self.side.get_mut(s as usize) else {
-            return;
-        };
-        e[1] = (e[1] & 0x0F) | ((v as u8 & 0xF) << 4);
-        e[2] = (v >> 4) as u8;
+        if let Some(e) = self.side.get_mut(s as usize) {
+            e[1] = (e[1] & 0x0F) | ((v as u8 & 0xF) << 4);
+            e[2] = (v >> 4) as u8;
+        }
     }
 
-    #[inline]
+    #[inline(always)]
     fn anchor(&self, r: Ring) -> u32 {
         self.aux(r.head()) as u32 | (self.link(r.tail()) as u32) << 12 | r.hi() << 24
     }
-    #[inline]
+    #[inline(always)]
     fn set_anchor(&mut self, r: &mut Ring, a: u32) {
         self.set_aux(r.head(), (a & 0xFFF) as u16);
         self.set_link(r.tail(), ((a >> 12) & 0xFFF) as u16);
         *r = Ring::with(r.head(), r.tail(), a >> 24);
     }
 
+    /// Records per sector of the kind selected by `EVT` (a power of two, a constant in
+    /// every kind-specialised method below, so positions use masks and shifts).
+    #[inline(always)]
+    const fn n_of<const EVT: bool>() -> u32 {
+        per_sector(P::SECTOR_SIZE, kind_k::<EVT>())
+    }
+
     /// Number of sectors a sensor with state `s` holds (derived, not stored).
-    #[inline]
+    #[inline(always)]
     pub fn sectors_of(s: &SeqState, kind: Kind) -> u32 {
+        match kind {
+            Kind::Tsd => Self::sectors_k::<false>(s),
+            Kind::Evt => Self::sectors_k::<true>(s),
+        }
+    }
+
+    #[inline(always)]
+    fn sectors_k<const EVT: bool>(s: &SeqState) -> u32 {
         if s.count() == 0 {
             return 0;
         }
-        let n = Self::per_sector(kind);
+        let n = Self::n_of::<EVT>();
         let head_start = s.erased() & !(n - 1);
-        s.written().wrapping_sub(head_start).div_ceil(n)
+        // <= count + 2 (n - 1) < 2^32 (count < 2^31): no overflow
+        (s.written().wrapping_sub(head_start) + (n - 1)) >> n.trailing_zeros()
     }
 
     /// Whether appending record number `s.written()` needs a new sector.
@@ -307,7 +387,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     /// `s` accepted the write (the caller advances `s` afterwards). Returns `false`, with
     /// nothing changed, if a new sector was needed and the tier is exhausted.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     pub fn append(
         &mut self,
         r: &mut Ring,
@@ -318,86 +398,167 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         time_ms: u64,
         latest: u64,
     ) -> bool {
-        let n = Self::per_sector(kind);
-        let seq = s.written();
-        let slot = seq & (n - 1);
-        if Self::needs_sector(s, kind) {
-            let Some(new) = self.pool.alloc_sector() else {
-                return false;
-            };
-            if r.is_empty() {
-                *r = Ring::with(new, new, 0);
-                if kind == Kind::Tsd {
-                    let base = (time_ms as u32).wrapping_sub(mul_rate(slot, rate));
-                    self.set_anchor(r, base);
-                }
-            } else {
-                let (anchor, gap) = if kind == Kind::Tsd {
-                    let a = self.anchor(*r);
-                    let tail_base = self.walk(*r, u32::MAX, a, rate, n).1;
-                    let expected = unwrap_time(tail_base.wrapping_add(mul_rate(n, rate)), latest);
-                    let periods = time_ms
-                        .saturating_sub(expected)
-                        .checked_div(rate as u64)
-                        .unwrap_or(0);
-                    if periods > GAP_MAX as u64 {
-                        self.gaps_clamped = self.gaps_clamped.wrapping_add(1);
-                    }
-                    (a, gap_encode(periods.min(GAP_MAX as u64) as u32))
-                } else {
-                    (0, 0)
-                };
-                self.set_link(r.tail(), new);
-                *r = Ring::with(r.head(), new, r.hi());
-                self.set_aux(new, gap);
-                if kind == Kind::Tsd {
-                    self.set_anchor(r, anchor);
-                }
-            }
+        match kind {
+            Kind::Tsd => self.append_k::<false>(r, s, rate, value, time_ms, latest),
+            Kind::Evt => self.append_k::<true>(r, s, rate, value, time_ms, latest),
+        }
+    }
+
+    #[inline(always)]
+    fn append_k<const EVT: bool>(
+        &mut self,
+        r: &mut Ring,
+        s: &SeqState,
+        rate: u32,
+        value: u32,
+        time_ms: u64,
+        latest: u64,
+    ) -> bool {
+        let n = Self::n_of::<EVT>();
+        let slot = s.written() & (n - 1);
+        if (s.count() == 0 || slot == 0) && !self.new_tail::<EVT>(r, rate, slot, time_ms, latest) {
+            return false;
         }
         let tail = r.tail();
         let Some(bytes) = self.pool.sector_mut(tail) else {
             return false;
         };
-        let at = slot as usize * kind.record_size();
-        // `slot < per_sector`, so the record lies inside the sector; `get_mut` keeps a
-        // broken invariant from panicking.
-        match kind {
-            Kind::Tsd => match bytes.get_mut(at..at + 4) {
-                Some(d) => d.copy_from_slice(&record::encode_tsd(value)),
-                None => return false,
-            },
-            Kind::Evt => match bytes.get_mut(at..at + 8) {
-                Some(d) => {
-                    d.copy_from_slice(&record::encode_evt(record::ms_to_secs(time_ms), value))
-                }
-                None => return false,
-            },
+        if EVT {
+            let at = slot as usize * record::EVT_SIZE;
+            let Some(dst) = bytes.get_mut(at..at + record::EVT_SIZE) else {
+                return false;
+            };
+            dst.copy_from_slice(&record::encode_evt(record::ms_to_secs(time_ms), value));
+        } else {
+            let at = slot as usize * record::TSD_SIZE;
+            let Some(dst) = bytes.get_mut(at..at + record::TSD_SIZE) else {
+                return false;
+            };
+            dst.copy_from_slice(&record::encode_tsd(value));
         }
         true
     }
 
-    /// Walks `hops` sectors from the head (stopping at the tail), accumulating TSD base
-    /// time from `base`. Returns `(sector, base, previous sector)`.
-    #[inline]
-    fn walk(&self, r: Ring, hops: u32, mut base: u32, rate: u32, n: u32) -> (u16, u32, u16) {
+    /// Takes a sector from the pool and makes it the tail (the first record of the sector
+    /// goes to `slot`). TSD: a new chain's anchor is the sector's base time; a sector
+    /// after the tail gets the gap from the tail's end. `false` (nothing changed) if the
+    /// tier is exhausted.
+    #[inline(always)]
+    fn new_tail<const EVT: bool>(
+        &mut self,
+        r: &mut Ring,
+        rate: u32,
+        slot: u32,
+        time_ms: u64,
+        latest: u64,
+    ) -> bool {
+        let Some(new) = self.pool.alloc_sector() else {
+            return false;
+        };
+        self.held = self.held.saturating_add(1);
+        if r.is_empty() {
+            *r = Ring::with(new, new, 0);
+            if !EVT {
+                let base = (time_ms as u32).wrapping_sub(slot.wrapping_mul(rate));
+                self.set_anchor(r, base);
+                self.tail_hint = (new + 1, base);
+            }
+            return true;
+        }
+        if EVT {
+            self.set_link(r.tail(), new);
+            *r = Ring::with(r.head(), new, r.hi());
+            self.set_aux(new, 0);
+            return true;
+        }
+        let n = Self::n_of::<EVT>();
+        let anchor = self.anchor(*r);
+        let tail_base = self.tail_base(*r, anchor, rate, n);
+        let end = tail_base.wrapping_add(n.wrapping_mul(rate));
+        let periods = periods_between(unwrap_time(end, latest), time_ms, rate);
+        if periods > GAP_MAX {
+            self.gaps_clamped = self.gaps_clamped.wrapping_add(1);
+        }
+        let gap = gap_encode(periods);
+        self.set_link(r.tail(), new);
+        *r = Ring::with(r.head(), new, r.hi());
+        self.set_aux(new, gap);
+        self.set_anchor(r, anchor);
+        // the new tail's base as a walk would compute it (from the coded gap)
+        let base = end.wrapping_add(gap_decode(gap).wrapping_mul(rate));
+        self.tail_hint = (new + 1, base);
+        true
+    }
+
+    /// Base time of the tail sector of a TSD chain (ms mod 2^32): the hint if it names
+    /// this tail, else a walk from the head.
+    #[inline(always)]
+    fn tail_base(&self, r: Ring, anchor: u32, rate: u32, n: u32) -> u32 {
+        if self.tail_hint.0 == r.tail() + 1 {
+            return self.tail_hint.1;
+        }
+        self.walk::<true>(r, u32::MAX, anchor, rate, n).1
+    }
+
+    /// Verifies the tail hint against a walk of this TSD chain (`check`).
+    pub fn check_tail_hint(&self, r: Ring, kind: Kind, rate: u32) -> Result<(), ChainError> {
+        if kind != Kind::Tsd || r.is_empty() || self.tail_hint.0 != r.tail() + 1 {
+            return Ok(());
+        }
+        let n = Self::n_of::<false>();
+        let walked = self.walk::<true>(r, u32::MAX, self.anchor(r), rate, n).1;
+        if walked == self.tail_hint.1 {
+            Ok(())
+        } else {
+            Err(ChainError::TailHint)
+        }
+    }
+
+    /// Walks `hops` sectors from the head (stopping at the tail), accumulating the TSD
+    /// base time from `base` when `TIMED` (`n` records per sector). Returns `(sector,
+    /// base, previous sector, hops not taken)`.
+    #[inline(always)]
+    fn walk<const TIMED: bool>(
+        &self,
+        r: Ring,
+        hops: u32,
+        mut base: u32,
+        rate: u32,
+        n: u32,
+    ) -> (u16, u32, u16, u32) {
+        let tail = r.tail();
         let mut cur = r.head();
         let mut prev = NONE;
-        let mut left = hops;
+        if hops == 0 || cur == tail {
+            return (cur, base, prev, hops);
+        }
         // Bounded: at most SECTORS hops even if the chain were corrupted.
-        let mut guard = SECTORS;
-        while left > 0 && cur != r.tail() && guard > 0 {
-            let next = self.link(cur);
-            if next as usize >= SECTORS {
+        let mut left = hops.min(SECTORS as u32);
+        let beyond = hops - left;
+        // Sample periods from the head's base to `cur`'s (TSD), multiplied once at the end
+        // (wrapping arithmetic: the same result mod 2^32 as summing products).
+        let mut periods = 0u32;
+        let mut link = self.link(cur);
+        while left > 0 && cur != tail {
+            // One side-table entry per hop: the next sector's gap and its own link.
+            let next = link;
+            let Some(e) = self.side.get(next as usize) else {
                 break;
+            };
+            if TIMED {
+                let gap = (e[1] as u16 >> 4) | ((e[2] as u16) << 4);
+                periods = periods.wrapping_add(n).wrapping_add(gap_decode(gap));
             }
-            base = base.wrapping_add(mul_rate(n + gap_decode(self.aux(next)), rate));
+            link = e[0] as u16 | ((e[1] as u16 & 0xF) << 8);
             prev = cur;
             cur = next;
             left -= 1;
-            guard -= 1;
         }
-        (cur, base, prev)
+        if TIMED {
+            base = base.wrapping_add(periods.wrapping_mul(rate));
+        }
+        let left = left + beyond;
+        (cur, base, prev, left)
     }
 
     /// The record with sequence number `seq` (which must satisfy `erased <= seq <
@@ -412,59 +573,97 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         seq: u32,
         latest: u64,
     ) -> Option<Record> {
+        match kind {
+            Kind::Tsd => self.get_k::<false>(r, s, rate, seq, latest),
+            Kind::Evt => self.get_k::<true>(r, s, rate, seq, latest),
+        }
+    }
+
+    #[inline(always)]
+    fn get_k<const EVT: bool>(
+        &self,
+        r: Ring,
+        s: &SeqState,
+        rate: u32,
+        seq: u32,
+        latest: u64,
+    ) -> Option<Record> {
         if seq.wrapping_sub(s.erased()) >= s.count() || r.is_empty() {
             return None;
         }
-        let n = Self::per_sector(kind);
-        let head_start = s.erased() & !(n - 1);
-        let hops = (seq & !(n - 1)).wrapping_sub(head_start) / n;
-        let anchor = if kind == Kind::Tsd { self.anchor(r) } else { 0 };
-        let (sector, base, _) = self.walk(r, hops, anchor, rate, n);
-        let slot = seq & (n - 1);
-        let bytes = self.pool.sector(sector)?;
-        let size = kind.record_size();
-        let at = slot as usize * size;
-        Some(match kind {
-            Kind::Tsd => {
-                let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-                Record {
-                    seq,
-                    value: record::decode_tsd(b),
-                    time_ms: unwrap_time(base.wrapping_add(mul_rate(slot, rate)), latest),
-                }
+        let n = Self::n_of::<EVT>();
+        let mask = n - 1;
+        // whole sectors between the head's first slot and `seq`'s sector (n divides 2^32,
+        // so this is exact across the u32 wrap)
+        let hops = (seq & !mask).wrapping_sub(s.erased() & !mask) >> n.trailing_zeros();
+        let slot = seq & mask;
+        if EVT {
+            let (sector, _, _, left) = self.walk::<false>(r, hops, 0, 0, n);
+            if left != 0 {
+                return None;
             }
-            Kind::Evt => {
-                let b: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
-                let (t, v) = record::decode_evt(b);
-                Record {
-                    seq,
-                    value: v,
-                    time_ms: t as u64 * 1000,
-                }
+            let at = slot as usize * record::EVT_SIZE;
+            let b: [u8; record::EVT_SIZE] = self
+                .pool
+                .sector(sector)?
+                .get(at..at + record::EVT_SIZE)?
+                .try_into()
+                .ok()?;
+            let (t, v) = record::decode_evt(b);
+            Some(Record {
+                seq,
+                value: v,
+                time_ms: t as u64 * 1000,
+            })
+        } else {
+            let anchor = self.anchor(r);
+            let (sector, base, _, left) = self.walk::<true>(r, hops, anchor, rate, n);
+            if left != 0 {
+                return None;
             }
-        })
+            let at = slot as usize * record::TSD_SIZE;
+            let b: [u8; record::TSD_SIZE] = self
+                .pool
+                .sector(sector)?
+                .get(at..at + record::TSD_SIZE)?
+                .try_into()
+                .ok()?;
+            Some(Record {
+                seq,
+                value: record::decode_tsd(b),
+                time_ms: unwrap_time(base.wrapping_add(slot.wrapping_mul(rate)), latest),
+            })
+        }
     }
 
     /// Frees the head sector (all its records are gone). Bounded, O(1).
-    #[inline]
+    #[inline(always)]
     fn pop_head(&mut self, r: &mut Ring, kind: Kind, rate: u32) {
+        match kind {
+            Kind::Tsd => self.pop_head_k::<false>(r, rate),
+            Kind::Evt => self.pop_head_k::<true>(r, rate),
+        }
+    }
+
+    #[inline(always)]
+    fn pop_head_k<const EVT: bool>(&mut self, r: &mut Ring, rate: u32) {
         let head = r.head();
         if head == r.tail() {
-            self.pool.free_sector(head);
+            self.free(head);
             *r = Ring::EMPTY;
             return;
         }
         let next = self.link(head);
-        let anchor = if kind == Kind::Tsd {
-            let n = Self::per_sector(kind);
-            self.anchor(*r)
-                .wrapping_add(mul_rate(n + gap_decode(self.aux(next)), rate))
+        if EVT {
+            self.free(head);
+            *r = Ring::with(next, r.tail(), r.hi());
         } else {
-            0
-        };
-        self.pool.free_sector(head);
-        *r = Ring::with(next, r.tail(), r.hi());
-        if kind == Kind::Tsd {
+            let n = Self::n_of::<EVT>();
+            let anchor = self
+                .anchor(*r)
+                .wrapping_add((n + gap_decode(self.aux(next))).wrapping_mul(rate));
+            self.free(head);
+            *r = Ring::with(next, r.tail(), r.hi());
             self.set_anchor(r, anchor);
         }
     }
@@ -472,22 +671,34 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     /// Returns to the pool every head sector left behind when `erased` moved from
     /// `old.erased()` to `new.erased()` (ack, ack_all, drop). Call after updating the
     /// state; `new` is the state after the change.
-    #[inline]
+    #[inline(always)]
     pub fn release(&mut self, r: &mut Ring, old: &SeqState, new: &SeqState, kind: Kind, rate: u32) {
-        if r.is_empty() {
-            return;
+        match kind {
+            Kind::Tsd => self.release_k::<false>(r, old, new, rate),
+            Kind::Evt => self.release_k::<true>(r, old, new, rate),
         }
-        let n = Self::per_sector(kind);
+    }
+
+    #[inline(always)]
+    fn release_k<const EVT: bool>(
+        &mut self,
+        r: &mut Ring,
+        old: &SeqState,
+        new: &SeqState,
+        rate: u32,
+    ) {
+        let n = Self::n_of::<EVT>();
+        let mask = n - 1;
         let freed = if new.count() == 0 {
-            Self::sectors_of(old, kind)
+            Self::sectors_k::<EVT>(old)
         } else {
-            (new.erased() & !(n - 1)).wrapping_sub(old.erased() & !(n - 1)) / n
+            (new.erased() & !mask).wrapping_sub(old.erased() & !mask) >> n.trailing_zeros()
         };
-        for _ in 0..freed {
-            if r.is_empty() {
-                break;
-            }
-            self.pop_head(r, kind, rate);
+        // Bounded by the tier size even if the state were corrupted.
+        let mut left = freed.min(SECTORS as u32);
+        while left > 0 && !r.is_empty() {
+            self.pop_head_k::<EVT>(r, rate);
+            left -= 1;
         }
     }
 
@@ -525,6 +736,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         if r.is_empty() {
             return None;
         }
+        // Merged gaps may round (and renumbering moves records): forget the hint.
+        self.tail_hint = (0, 0);
         if k == 0 {
             let old = *s;
             s.drop_oldest(cnt).ok()?;
@@ -537,8 +750,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         } else {
             0
         };
-        let (victim, _, prev) = self.walk(*r, k, 0, 0, n);
-        if prev == NONE {
+        let (victim, _, prev, left) = self.walk::<false>(*r, k, 0, 0, n);
+        if prev == NONE || left != 0 {
             return None;
         }
         s.remove_unsent(cnt).ok()?;
@@ -560,12 +773,13 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         if kind == Kind::Tsd {
             self.set_anchor(r, anchor);
         }
-        self.pool.free_sector(victim);
+        self.free(victim);
         Some(cnt)
     }
 
     /// Frees every sector of a chain (used when a sensor is cleared).
     pub fn clear(&mut self, r: &mut Ring, s: &SeqState, kind: Kind) {
+        self.tail_hint = (0, 0);
         let mut left = Self::sectors_of(s, kind).min(SECTORS as u32);
         while left > 0 && !r.is_empty() {
             self.pop_head(r, kind, 0);

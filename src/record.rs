@@ -112,13 +112,34 @@ impl Record {
 }
 
 /// Milliseconds to whole seconds, saturated to `u32` (EVT storage resolution).
+///
+/// Runs on every EVT write. On 32-bit targets a `u64 / 1000` is a call to the 64-bit
+/// division routine (`__aeabi_uldivmod` on Cortex-M, tens of cycles), so there the
+/// quotient is built from two 32-bit divisions of 16-bit chunks (`udiv` on Cortex-M3/M4,
+/// a few cycles each); on 64-bit targets the plain division (a multiply) is used.
+#[inline]
 pub const fn ms_to_secs(time_ms: u64) -> u32 {
-    let s = time_ms / 1000;
-    if s > u32::MAX as u64 {
-        u32::MAX
-    } else {
-        s as u32
+    // Past u32::MAX seconds (year 2106): saturate.
+    if time_ms >= (u32::MAX as u64 + 1) * 1000 {
+        return u32::MAX;
     }
+    if cfg!(target_pointer_width = "64") {
+        (time_ms / 1000) as u32
+    } else {
+        div1000_32(time_ms)
+    }
+}
+
+/// `time_ms / 1000` for `time_ms < 1000 * 2^32` with 32-bit divisions only:
+/// t / 1000 = (t / 8) / 125 with x = t / 8 < 125 * 2^32, by long division by 125 in
+/// 16-bit digits (every partial dividend below 125 * 2^16 < 2^32).
+#[inline]
+const fn div1000_32(time_ms: u64) -> u32 {
+    let x = time_ms >> 3;
+    let n1 = ((x >> 16) as u32) & 0x7F_FFFF; // x >> 16 < 125 * 2^16 < 2^23
+    let (q1, r1) = (n1 / 125, n1 % 125);
+    let n2 = (r1 << 16) | (x as u32 & 0xFFFF);
+    (q1 << 16) | (n2 / 125)
 }
 
 /// Encodes a TSD record (the value, little-endian).
@@ -165,6 +186,39 @@ mod tests {
         assert_eq!(Kind::from_sample_rate(1000), Kind::Tsd);
         assert_eq!(Kind::Tsd.record_size(), 4);
         assert_eq!(Kind::Evt.record_size(), 8);
+    }
+
+    #[test]
+    fn seconds_match_the_plain_division() {
+        // The 32-bit targets' path, checked on the host too.
+        let limit = (u32::MAX as u64 + 1) * 1000;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut n = 0u32;
+        let edges = [
+            0,
+            1,
+            999,
+            1000,
+            1001,
+            7999,
+            8000,
+            1_700_000_000_999,
+            limit - 1,
+        ];
+        let rounds = if cfg!(miri) { 2_000 } else { 200_000 };
+        for t in edges.into_iter().chain((0..rounds).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % limit
+        })) {
+            assert_eq!(div1000_32(t) as u64, t / 1000, "t={t}");
+            assert_eq!(ms_to_secs(t) as u64, t / 1000, "t={t}");
+            n += 1;
+        }
+        assert_eq!(ms_to_secs(limit), u32::MAX);
+        assert_eq!(ms_to_secs(u64::MAX), u32::MAX);
+        std::eprintln!("ms_to_secs: {n} values against u64 division");
     }
 
     #[test]

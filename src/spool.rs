@@ -157,6 +157,8 @@ pub enum CheckError {
     Chain(SensorKey, ChainError),
     /// The pool's own check failed.
     Pool,
+    /// The RAM store's count of sectors held differs from the sum over the sensors.
+    SectorCount,
     /// A sensor's records in storage do not line up with its RAM records.
     Storage,
 }
@@ -462,6 +464,14 @@ impl<
             self.after_write();
             return Ok(());
         }
+        self.write_after_overflow(i, value, time_ms)
+    }
+
+    /// The write's slow path: no sector was left for the record; make room per the
+    /// overflow policy and append again.
+    #[cold]
+    #[inline(never)]
+    fn write_after_overflow(&mut self, i: usize, value: u32, time_ms: u64) -> Result<(), Error> {
         self.make_room(i)?;
         if self.try_append(i, value, time_ms)? {
             self.after_write();
@@ -473,28 +483,48 @@ impl<
 
     /// Appends to sensor `i`; `Ok(false)` (nothing changed) if a sector was needed and
     /// the tier is exhausted.
-    #[inline]
+    #[inline(always)]
     fn try_append(&mut self, i: usize, value: u32, time_ms: u64) -> Result<bool, Error> {
-        let e = self.table.get_mut(i).ok_or(Error::Invariant)?;
-        let kind = Self::kind_of(e);
-        let rate = rate_in(&self.rates, e.rate_idx);
+        let Self {
+            table,
+            ram,
+            rates,
+            latest_ms,
+            ..
+        } = self;
+        let Some(e) = table.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
         let mut seq = e.seq;
         if seq.write().is_err() {
             return Err(Error::Full);
         }
-        if !self.ram.append(
-            &mut e.ring,
-            &e.seq,
-            kind,
-            rate,
-            value,
-            time_ms,
-            self.latest_ms,
-        ) {
-            return Ok(false);
+        let ok = if e.rate_idx == 0 {
+            ram.append(
+                &mut e.ring,
+                &e.seq,
+                Kind::Evt,
+                0,
+                value,
+                time_ms,
+                *latest_ms,
+            )
+        } else {
+            let rate = rate_in(rates, e.rate_idx);
+            ram.append(
+                &mut e.ring,
+                &e.seq,
+                Kind::Tsd,
+                rate,
+                value,
+                time_ms,
+                *latest_ms,
+            )
+        };
+        if ok {
+            e.seq = seq;
         }
-        e.seq = seq;
-        Ok(true)
+        Ok(ok)
     }
 
     /// Legacy write: `utc_seconds` (0 = clock not synced) as the time.
@@ -568,12 +598,26 @@ impl<
         if let Some(r) = self.read_flash(i)? {
             return Ok(r);
         }
-        let e = self.at(i)?;
+        let Self {
+            table,
+            ram,
+            rates,
+            latest_ms,
+            ..
+        } = self;
+        let Some(e) = table.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
         if e.seq.available() == 0 {
             return Err(Error::NoData);
         }
-        let rec = self.get(e, e.seq.read())?;
-        let e = self.at_mut(i)?;
+        let rec = if e.rate_idx == 0 {
+            ram.get(e.ring, &e.seq, Kind::Evt, 0, e.seq.read(), *latest_ms)
+        } else {
+            let rate = rate_in(rates, e.rate_idx);
+            ram.get(e.ring, &e.seq, Kind::Tsd, rate, e.seq.read(), *latest_ms)
+        };
+        let rec = rec.ok_or(Error::Invariant)?;
         e.seq.read_next().map_err(|_| Error::NoData)?;
         Ok(rec)
     }
@@ -652,15 +696,27 @@ impl<
         let i = self.resolve(h)?;
         let gone = self.flash_gone(i);
         let flash = self.flash_pending(i);
-        if n as u64 > gone as u64 + flash as u64 + self.at(i)?.seq.pending() as u64 {
+        let Some(e) = self.table.get(i) else {
+            return Err(Error::Invariant);
+        };
+        if n as u64 > gone as u64 + flash as u64 + e.seq.pending() as u64 {
             return Err(Error::AckTooMany);
         }
         // Records evicted in flight first (nothing to do in storage), then flash
-        // records (one persisted mark), then RAM.
-        let k = n.min(gone);
-        let n = self.ack_flash(i, n - k)?;
-        self.drop_gone(i, k);
-        let mut seq = self.at(i)?.seq;
+        // records (one persisted mark), then RAM. Without either (always on a RAM-only
+        // spool) straight to RAM.
+        let n = if gone == 0 && flash == 0 {
+            n
+        } else {
+            let k = n.min(gone);
+            let n = self.ack_flash(i, n - k)?;
+            self.drop_gone(i, k);
+            n
+        };
+        let Some(e) = self.table.get(i) else {
+            return Err(Error::Invariant);
+        };
+        let mut seq = e.seq;
         seq.ack(n).map_err(|err| match err {
             SeqError::TooMany => Error::AckTooMany,
             _ => Error::Invariant,
@@ -682,12 +738,19 @@ impl<
         Ok(self.flash_gone(i))
     }
 
-    #[inline]
+    /// Stores sensor `i`'s new state after `erased` advanced and returns the sectors
+    /// it left behind to the pool.
+    #[inline(always)]
     fn commit_erase(&mut self, i: usize, seq: SeqState) -> Result<(), Error> {
-        let e = self.table.get_mut(i).ok_or(Error::Invariant)?;
-        let kind = Self::kind_of(e);
-        let rate = rate_in(&self.rates, e.rate_idx);
-        self.ram.release(&mut e.ring, &e.seq, &seq, kind, rate);
+        let Some(e) = self.table.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
+        if e.rate_idx == 0 {
+            self.ram.release(&mut e.ring, &e.seq, &seq, Kind::Evt, 0);
+        } else {
+            let rate = rate_in(&self.rates, e.rate_idx);
+            self.ram.release(&mut e.ring, &e.seq, &seq, Kind::Tsd, rate);
+        }
         e.seq = seq;
         Ok(())
     }
@@ -703,7 +766,10 @@ impl<
         self.ack_flash(i, flash)?;
         let gone = self.flash_gone(i);
         self.drop_gone(i, gone);
-        let mut seq = self.at(i)?.seq;
+        let Some(e) = self.table.get(i) else {
+            return Err(Error::Invariant);
+        };
+        let mut seq = e.seq;
         let n = seq.ack_all();
         self.commit_erase(i, seq)?;
         Ok(n.wrapping_add(flash))
@@ -816,9 +882,20 @@ impl<
             self.ram
                 .check_chain(e.ring, &e.seq, Self::kind_of(e), &mut seen)
                 .map_err(|c| CheckError::Chain(e.key(), c))?;
+            self.ram
+                .check_tail_hint(e.ring, Self::kind_of(e), self.rate_of(e))
+                .map_err(|c| CheckError::Chain(e.key(), c))?;
         }
         if !self.ram.pool_ok() {
             return Err(CheckError::Pool);
+        }
+        let held: u32 = self
+            .table
+            .iter()
+            .map(|e| RamStore::<P, SECTORS>::sectors_of(&e.seq, Self::kind_of(e)))
+            .sum();
+        if held != self.ram.sectors_held() {
+            return Err(CheckError::SectorCount);
         }
         if !self.check_flash() {
             return Err(CheckError::Storage);
@@ -827,7 +904,7 @@ impl<
     }
 }
 
-#[inline]
+#[inline(always)]
 fn rate_in(rates: &[u32], idx: u8) -> u32 {
     match idx {
         0 => 0,

@@ -284,6 +284,10 @@ struct Aligned<const B: usize>([u8; B]);
 pub struct Tier<const BLOCK: usize, const COUNT: usize, const WORDS: usize> {
     used: [AtomicU32; WORDS],
     index_owned: [AtomicU32; WORDS],
+    /// No bit is set in a bitmap word above this index (raised by every allocation,
+    /// lowered by the index path's scan), so the index path's peak bound scans only
+    /// the words that can hold blocks. Unused for single-word tiers.
+    top_word: AtomicU32,
     peak: AtomicU32,
     failed_allocs: AtomicU32,
     invalid_frees: AtomicU32,
@@ -324,6 +328,7 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> Tier<BLOCK, COU
         Self {
             used: [const { AtomicU32::new(0) }; WORDS],
             index_owned: [const { AtomicU32::new(0) }; WORDS],
+            top_word: AtomicU32::new(0),
             peak: AtomicU32::new(0),
             failed_allocs: AtomicU32::new(0),
             invalid_frees: AtomicU32::new(0),
@@ -387,6 +392,8 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> Tier<BLOCK, COU
                         bits::raise(&self.peak, new.count_ones());
                     }
                 } else {
+                    // Keep "every word above `top_word` is zero" for the index path.
+                    bits::raise(&self.top_word, w as u32);
                     bits::raise(&self.peak, self.in_use());
                 }
                 let i = w * 32 + bit as usize;
@@ -580,11 +587,29 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
             if free != 0 {
                 let bit = free.trailing_zeros();
                 *used |= 1 << bit;
-                let new = *used;
                 *self.index_owned[w].get_mut() |= 1 << bit;
                 let peak = *self.peak.get_mut();
-                // Same cheap bound as the shared path: popcount only when it may raise the peak.
-                if WORDS != 1 || 32 - new.leading_zeros() > peak {
+                // Popcount only when it may raise the peak: `in_use` is at most the index
+                // of the highest set bit of the tier plus one, and blocks are taken lowest
+                // first, so that bound stays close to `in_use`. Skip the population count
+                // (~15 instructions per word without a popcount instruction) while the
+                // bound does not exceed the peak.
+                let high = if WORDS == 1 {
+                    32 - (*used).leading_zeros()
+                } else {
+                    // Highest non-empty word: scan down from `top_word` (no bit above
+                    // it) to `w` (not empty now); then lower `top_word` to it (`&mut`:
+                    // nothing allocates meanwhile).
+                    let mut top = (*self.top_word.get_mut() as usize).clamp(w, WORDS - 1);
+                    let mut top_bits = *self.used[top].get_mut();
+                    while top_bits == 0 && top > w {
+                        top -= 1;
+                        top_bits = *self.used[top].get_mut();
+                    }
+                    *self.top_word.get_mut() = top as u32;
+                    (top as u32) * 32 + 32 - top_bits.leading_zeros()
+                };
+                if high > peak {
                     let in_use = self.in_use();
                     *self.peak.get_mut() = peak.max(in_use);
                 }

@@ -261,3 +261,63 @@ fn block_moves_to_another_thread() {
     .unwrap();
     assert_eq!(POOL.stats()[0].in_use, 0);
 }
+
+/// The index path skips the population count while a cheap bound shows the peak cannot
+/// rise; the peak must still equal the model's maximum of blocks in use, with holes
+/// below, handle blocks in higher words and frees in between (3-word tier, 70 blocks).
+#[test]
+fn index_path_peak_is_exact_on_multiword_tiers() {
+    type P3 = Pool<Tier<64, 70, 3>, Tier<128, 0, 0>, Tier<256, 0, 0>>;
+    let mut p = Box::new(P3::new());
+    let mut ids = Vec::new();
+    let (mut in_use, mut peak) = (0u32, 0u32);
+    let mut x = 0x1234_5678u32;
+    let mut steps = 0u32;
+    // Fewer rounds under miri (interpreted); the grow/shrink phases scale with them.
+    let rounds: u32 = if cfg!(miri) { 480 } else { 4000 };
+    let phase = rounds / 8;
+    for round in 0..rounds {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let grow = (round / phase).is_multiple_of(2);
+        if (grow && !x.is_multiple_of(4)) || ids.is_empty() {
+            match p.alloc_in(0) {
+                Ok(id) => {
+                    ids.push(id);
+                    in_use += 1;
+                }
+                Err(e) => assert_eq!(e, AllocError::Exhausted),
+            }
+        } else {
+            let id = ids.swap_remove(x as usize % ids.len());
+            p.free_id(id).unwrap();
+            in_use -= 1;
+        }
+        peak = peak.max(in_use);
+        let s = p.stats()[0];
+        assert_eq!((s.in_use, s.peak), (in_use, peak), "round {round}");
+        steps += 1;
+    }
+    // A handle block high up (word 2) must count when the index path allocates in word 0.
+    while let Some(id) = ids.pop() {
+        p.free_id(id).unwrap();
+    }
+    p.reset_peak();
+    let raw: Vec<_> = (0..66).map(|_| p.alloc(64).unwrap().into_raw()).collect();
+    for &ptr in &raw[..65] {
+        // SAFETY: `ptr` comes from `Block::into_raw` of this pool and is not used again.
+        unsafe { p.free_raw(ptr.as_ptr()) }.unwrap();
+    }
+    // block 65 (word 2) stays allocated
+    p.reset_peak();
+    assert_eq!(p.stats()[0].peak, 1);
+    let a = p.alloc_in(0).unwrap();
+    assert_eq!(a.index(), 0);
+    assert_eq!(p.stats()[0].peak, 2, "the handle in word 2 counts");
+    p.free_id(a).unwrap();
+    // SAFETY: as above.
+    unsafe { p.free_raw(raw[65].as_ptr()) }.unwrap();
+    assert_all_free(&p);
+    std::eprintln!("pool index-path peak: {steps} steps");
+}

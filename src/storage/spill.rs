@@ -124,9 +124,11 @@ impl FlashPart {
 #[derive(Debug)]
 pub(crate) struct SpillState<const SENSORS: usize> {
     pub(crate) parts: heapless::Vec<FlashPart, SENSORS>,
-    /// Flush threshold in percent; 0 stands for the default ([`DEFAULT_THRESHOLD_PCT`]),
-    /// so the initial state is all zero and a `static` spool lands in .bss.
-    threshold_pct: u8,
+    /// Flush threshold as a number of RAM sectors in use (precomputed from the
+    /// percentage, so the check after every write is one compare); 0 stands for the
+    /// default ([`DEFAULT_THRESHOLD_PCT`]), so the initial state is all zero and a
+    /// `static` spool lands in .bss.
+    threshold_sectors: u16,
     flushing: bool,
     flush_total: u32,
     flush_done: u32,
@@ -143,12 +145,25 @@ pub(crate) struct SpillState<const SENSORS: usize> {
 /// Default flush threshold: 80 % of the RAM sectors.
 const DEFAULT_THRESHOLD_PCT: u8 = 80;
 
+/// Sectors in use at which a write triggers a threshold flush: `pct` (clamped to
+/// 1..=100) percent of `sectors`, rounded up (`used * 100 >= pct * sectors`).
+const fn threshold_sectors(pct: u8, sectors: usize) -> u16 {
+    let pct = if pct < 1 {
+        1
+    } else if pct > 100 {
+        100
+    } else {
+        pct
+    };
+    (pct as usize * sectors).div_ceil(100) as u16
+}
+
 impl<const SENSORS: usize> SpillState<SENSORS> {
     /// Empty state, 80 % threshold.
     pub(crate) const fn new() -> Self {
         Self {
             parts: heapless::Vec::new(),
-            threshold_pct: 0,
+            threshold_sectors: 0,
             flushing: false,
             flush_total: 0,
             flush_done: 0,
@@ -384,28 +399,29 @@ impl<
     /// Sets the RAM use (percent of sectors, 1..=100) at which a write triggers a
     /// threshold flush. Default 80.
     pub fn set_flush_threshold(&mut self, pct: u8) {
-        self.spill.threshold_pct = pct.clamp(1, 100);
+        self.spill.threshold_sectors = threshold_sectors(pct, SECTORS);
     }
 
-    fn sectors_used(&self) -> u32 {
-        self.table
-            .iter()
-            .map(|e| RamStore::<P, SECTORS>::sectors_of(&e.seq, kind_of(e)))
-            .sum()
-    }
-
-    /// Called after every successful write: threshold flush.
+    /// Called after every successful write: threshold flush. Inline guard (nothing to
+    /// do without persistent storage or during a shutdown flush), the rest out of line.
+    #[inline(always)]
     pub(crate) fn after_write(&mut self) {
         if !self.storage.is_persistent() || self.spill.flushing {
             return;
         }
-        let pct = match self.spill.threshold_pct {
-            0 => DEFAULT_THRESHOLD_PCT,
-            p => p,
+        let threshold = match self.spill.threshold_sectors {
+            0 => threshold_sectors(DEFAULT_THRESHOLD_PCT, SECTORS),
+            t => t,
         };
-        if self.sectors_used() as usize * 100 >= pct as usize * SECTORS {
-            let _ = self.spill_batch(false);
+        if self.ram.sectors_held() >= threshold as u32 {
+            self.threshold_flush();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn threshold_flush(&mut self) {
+        let _ = self.spill_batch(false);
     }
 
     /// Flushes one batch: the full RAM sectors of every sensor (oldest first),
@@ -576,7 +592,19 @@ impl<
     }
 
     /// Next unsent flash record of slot `i`, if its flash part has one.
+    #[inline(always)]
     pub(crate) fn read_flash(&mut self, i: usize) -> Result<Option<Record>, Error> {
+        // Fast path: RAM-only spool (no flash parts), or nothing unsent in flash.
+        if SPILL == 0 {
+            return Ok(None);
+        }
+        match self.spill.parts.get(i) {
+            Some(p) if p.available() > 0 => self.read_flash_part(i),
+            _ => Ok(None),
+        }
+    }
+
+    fn read_flash_part(&mut self, i: usize) -> Result<Option<Record>, Error> {
         let Some(&e) = self.table.get(i) else {
             return Err(Error::Invariant);
         };
@@ -602,7 +630,9 @@ impl<
                 // Records missing (damage) right after pending ones: they can be
                 // counted lost only once the pending records are acknowledged
                 // or reverted (`ack(n)` covers exactly the records handed out).
-                self.spill.parts[i] = p;
+                if let Some(x) = self.spill.parts.get_mut(i) {
+                    *x = p;
+                }
                 return Err(Error::NoData);
             }
             let Some(ro) = got.filter(|_| gap < p.available()) else {
@@ -663,7 +693,11 @@ impl<
 
     /// Acknowledges up to `n` pending flash records of slot `i` (one mark);
     /// returns how many of `n` are left for RAM.
+    #[inline]
     pub(crate) fn ack_flash(&mut self, i: usize, n: u32) -> Result<u32, Error> {
+        if SPILL == 0 {
+            return Ok(n);
+        }
         let Some(p) = self.spill.parts.get(i).copied() else {
             return Ok(n);
         };
@@ -706,12 +740,20 @@ impl<
     }
 
     /// Pending flash records of slot `i`.
+    #[inline(always)]
     pub(crate) fn flash_pending(&self, i: usize) -> u32 {
+        if SPILL == 0 {
+            return 0;
+        }
         self.spill.parts.get(i).map_or(0, |p| p.pending())
     }
 
     /// Records of slot `i` handed out and evicted before their acknowledgement.
+    #[inline(always)]
     pub(crate) fn flash_gone(&self, i: usize) -> u32 {
+        if SPILL == 0 {
+            return 0;
+        }
         self.spill.parts.get(i).map_or(0, |p| p.gone)
     }
 
@@ -725,7 +767,11 @@ impl<
 
     /// NACK: pending flash records of slot `i` become unsent; returns how many.
     /// Records evicted while pending are forgotten.
+    #[inline]
     pub(crate) fn revert_flash(&mut self, i: usize) -> u32 {
+        if SPILL == 0 {
+            return 0;
+        }
         match self.spill.parts.get_mut(i) {
             Some(p) => {
                 let n = p.pending();
@@ -744,7 +790,9 @@ impl<
             return Ok(0);
         };
         if p.is_empty() {
-            self.spill.parts[i].gone = 0;
+            if let Some(p) = self.spill.parts.get_mut(i) {
+                p.gone = 0;
+            }
             return Ok(0);
         }
         let n = p.count();
