@@ -976,3 +976,14 @@ pub struct SpillStats {
     /// Unacknowledged records currently in storage.
     pub in_storage: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FlashPart;
+
+    #[test]
+    fn flash_part_size_matches_the_size_report() {
+        // scripts/size-report.sh counts this per sensor slot of the C API's store.
+        assert_eq!(core::mem::size_of::<FlashPart>(), 44);
+    }
+}
