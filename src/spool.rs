@@ -77,15 +77,21 @@
 //!     the write is rejected as with `RejectNew`.
 //!
 //!   Dropped records count in the victim's `lost` counter and the global `dropped`.
+//!   With persistent storage the overflow path first tries to spill; only when the
+//!   storage fails are records dropped. If the victim then has records in storage
+//!   (a flash part), the dropped ones sat right after them: they leave a gap that
+//!   reading or eviction reaches later, and are counted then, in the victim's
+//!   `lost` and `SpillStats::lost` (not in `dropped`); until then the sensor's
+//!   `count` still includes them.
 //!
 //! # Storage
 //!
-//! The spool is generic over a [`Storage`] back end `S` it will spill into. This version
-//! keeps data in RAM only; `S` is held (see [`Spool::storage`]) for the spill path to
-//! use. [`RamOnly`] (= [`crate::storage::NoStorage`]) is the default. Note for the spill
-//! path: a mid-queue overflow drop renumbers the records after the dropped sector
-//! (`written` goes back), which is only sound while those records exist in RAM only;
-//! with a persistent back end, overflow should spill instead of dropping.
+//! The spool is generic over a [`Storage`] back end `S` it spills into (threshold
+//! and shutdown flush, flash reads, persisted acknowledgements, recovery: see
+//! [`Spool::flush`] and [`Spool::recover_storage`]); [`RamOnly`] (= [`crate::storage::NoStorage`]) is the default. A
+//! mid-queue overflow drop renumbers the records after the dropped sector
+//! (`written` goes back); that is sound because those records are unsent and in RAM
+//! only (a sensor's stored records always come before its RAM records).
 #![forbid(unsafe_code)]
 
 use crate::ram::{self, ChainError, RamStore, Ring, SectorPool};
@@ -577,11 +583,14 @@ impl<
         let (mut ring, mut seq) = (e.ring, e.seq);
         match self.ram.drop_oldest_unsent(&mut ring, &mut seq, kind, rate) {
             Some(n) => {
-                self.dropped = self.dropped.wrapping_add(n);
+                let after_flash = self.ram_dropped_after_part(v, e.seq.erased(), seq.erased());
                 let e = self.at_mut(v)?;
                 e.ring = ring;
                 e.seq = seq;
-                e.lost = e.lost.saturating_add(n.min(u16::MAX as u32) as u16);
+                if !after_flash {
+                    e.lost = e.lost.saturating_add(n.min(u16::MAX as u32) as u16);
+                    self.dropped = self.dropped.wrapping_add(n);
+                }
                 Ok(())
             }
             None => Err(Error::Invariant),

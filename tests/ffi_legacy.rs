@@ -231,7 +231,6 @@ fn add_gps_location_writes_gps_entries_before_the_event() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "70,000 writes: too slow under miri")]
 fn mirrors_saturate_instead_of_wrapping() {
     let _g = serial();
     init(0);

@@ -20,7 +20,7 @@
 
 use super::types::{SPOOL_FLASH_PROGRAM_ALIGN, SPOOL_FLASH_SECTOR_SIZE, SpoolFlash, SpoolStatus};
 use crate::storage::{
-    Batch, LogEntry, NoStorage, NorFlashStorage, ReadOut, RunInfo, SensorKey, Storage,
+    Batch, LogEntry, NoStorage, NorFlashStorage, ReadHint, ReadOut, RunInfo, SensorKey, Storage,
     StorageError, StorageStats,
 };
 use embedded_storage::nor_flash::{
@@ -248,6 +248,14 @@ impl Storage for FfiStorage {
     fn is_persistent(&self) -> bool {
         !matches!(self, FfiStorage::None)
     }
+    fn is_mounted(&self) -> bool {
+        match self {
+            FfiStorage::None => true,
+            FfiStorage::Flash(b) => b.is_mounted(),
+            #[cfg(feature = "std")]
+            FfiStorage::Files(b) => b.is_mounted(),
+        }
+    }
     fn max_batch_bytes(&self) -> usize {
         match self {
             FfiStorage::None => 0,
@@ -270,6 +278,23 @@ impl Storage for FfiStorage {
         out: &mut [u8],
     ) -> Result<Option<ReadOut>, StorageError> {
         each!(self, b => b.read(key, seq, out))
+    }
+    fn read_hinted(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        hint: &mut ReadHint,
+        out: &mut [u8],
+    ) -> Result<Option<ReadOut>, StorageError> {
+        each!(self, b => b.read_hinted(key, seq, hint, out))
+    }
+    fn tail_hint(&self) -> ReadHint {
+        match self {
+            FfiStorage::None => ReadHint::NONE,
+            FfiStorage::Flash(b) => b.tail_hint(),
+            #[cfg(feature = "std")]
+            FfiStorage::Files(b) => b.tail_hint(),
+        }
     }
     fn ack<V: FnMut(RunInfo)>(
         &mut self,

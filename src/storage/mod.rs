@@ -401,6 +401,15 @@ pub trait Storage {
     /// Whether anything is stored at all (`false` for [`NoStorage`]).
     fn is_persistent(&self) -> bool;
 
+    /// Whether the back end is mounted. A back end that cannot trust its
+    /// in-memory position after a failed program or erase unmounts itself
+    /// ([`NorFlashStorage`] does); the spool then mounts it again (bounded
+    /// reads, see [`Storage::mount`]) before its next storage operation. The
+    /// default is `true` (a back end that never unmounts).
+    fn is_mounted(&self) -> bool {
+        true
+    }
+
     /// Largest encoded batch (sum of run headers and records, as computed by
     /// [`encoded_len`]) that [`Storage::append`] accepts.
     fn max_batch_bytes(&self) -> usize;

@@ -997,6 +997,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         Ok(())
     }
 
+    fn is_mounted(&self) -> bool {
+        self.mounted
+    }
     fn is_persistent(&self) -> bool {
         true
     }

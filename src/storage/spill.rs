@@ -140,6 +140,11 @@ pub(crate) struct SpillState<const SENSORS: usize> {
     pub(crate) errors: u32,
     /// Unacknowledged records lost to eviction or damage, all sensors.
     pub(crate) lost: u32,
+    /// Mounts after the storage unmounted itself on a failed operation.
+    remounts: u32,
+    /// `recover_storage` has mounted the storage (only then is it mounted again
+    /// after a failure: a spool that never mounted must not start writing).
+    mounted: bool,
 }
 
 /// Default flush threshold: 80 % of the RAM sectors.
@@ -171,6 +176,8 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
             flushed: 0,
             errors: 0,
             lost: 0,
+            remounts: 0,
+            mounted: false,
         }
     }
 
@@ -513,6 +520,10 @@ impl<
         if specs.is_empty() {
             return Ok(0);
         }
+        if let Err(e) = self.storage_ready() {
+            self.spill.errors = self.spill.errors.wrapping_add(1);
+            return Err(e);
+        }
         let Self {
             ram,
             table,
@@ -605,6 +616,7 @@ impl<
     }
 
     fn read_flash_part(&mut self, i: usize) -> Result<Option<Record>, Error> {
+        self.storage_ready()?;
         let Some(&e) = self.table.get(i) else {
             return Err(Error::Invariant);
         };
@@ -707,6 +719,7 @@ impl<
         }
         let upto = p.acked.wrapping_add(k);
         let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key().into();
+        self.storage_ready()?;
         let Self {
             table,
             storage,
@@ -797,6 +810,7 @@ impl<
         }
         let n = p.count();
         let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key().into();
+        self.storage_ready()?;
         let Self {
             table,
             storage,
@@ -884,6 +898,7 @@ impl<
     /// [`Error::Storage`] if the storage cannot be mounted or read.
     pub fn recover_storage(&mut self) -> Result<u32, Error> {
         self.storage.mount().map_err(|_| Error::Storage)?;
+        self.spill.mounted = true;
         for p in self.spill.parts.iter_mut() {
             p.hint = ReadHint::NONE;
             p.ack_hint = ReadHint::NONE;
@@ -944,6 +959,51 @@ impl<
             errors: self.spill.errors,
             lost: self.spill.lost,
             in_storage: self.spill.parts.iter().map(|p| p.count()).sum(),
+            remounts: self.spill.remounts,
+        }
+    }
+
+    /// Mounts the storage again if it unmounted itself after a failed program
+    /// or erase (its position in the log was no longer certain). Only the
+    /// storage's own state is rebuilt: the flash parts stay as they are, since
+    /// every record they cover was on the medium before the failure and the
+    /// batch that failed is still in RAM (a torn frame of it is skipped by
+    /// mount; a complete one is appended again, and readers take the first
+    /// copy).
+    fn storage_ready(&mut self) -> Result<(), Error> {
+        if !self.spill.mounted || self.storage.is_mounted() {
+            return Ok(());
+        }
+        self.storage.mount().map_err(|_| Error::Storage)?;
+        self.spill.remounts = self.spill.remounts.wrapping_add(1);
+        for p in self.spill.parts.iter_mut() {
+            p.hint = ReadHint::NONE;
+            p.ack_hint = ReadHint::NONE;
+        }
+        Ok(())
+    }
+
+    /// The overflow policy dropped RAM records of slot `i`, moving its oldest RAM
+    /// record from `old_erased` to `new_erased`. If the slot has a flash part,
+    /// the dropped records sat right after it: the part is extended over them so
+    /// that it still ends where RAM begins, and they are counted lost (once) when
+    /// reading or eviction reaches the gap, as records missing from storage.
+    /// Returns whether that happened (the caller then does not count them).
+    pub(crate) fn ram_dropped_after_part(
+        &mut self,
+        i: usize,
+        old_erased: u32,
+        new_erased: u32,
+    ) -> bool {
+        if SPILL == 0 || old_erased == new_erased {
+            return false;
+        }
+        match self.spill.parts.get_mut(i) {
+            Some(p) if !p.is_empty() && p.end == old_erased => {
+                p.end = new_erased;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -975,6 +1035,9 @@ pub struct SpillStats {
     pub lost: u32,
     /// Unacknowledged records currently in storage.
     pub in_storage: u32,
+    /// Times the storage was mounted again after it unmounted itself on a
+    /// failed program or erase (wrapping).
+    pub remounts: u32,
 }
 
 #[cfg(test)]

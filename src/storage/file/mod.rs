@@ -1686,6 +1686,9 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         self.do_mount().map_err(StorageError::from)
     }
 
+    fn is_mounted(&self) -> bool {
+        self.mounted
+    }
     fn is_persistent(&self) -> bool {
         true
     }
