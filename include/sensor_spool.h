@@ -212,6 +212,13 @@ enum spool_status_t
    * were registered under (`spool_register_sensors`); nothing was changed.
    */
   SPOOL_ERR_SOURCE_MISMATCH = 25,
+  /**
+   * Host spool directory (`dir`): the filesystem is (nearly) full: `ENOSPC` / `EDQUOT`,
+   * or less than the free-space reserve (16 MiB) plus one file (64 KiB) is available.
+   * Nothing was written; the records stay in RAM (and, when RAM fills, the overflow
+   * policy applies). Retry once space is freed.
+   */
+  SPOOL_ERR_NO_SPACE = 26,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -196,6 +196,30 @@ impl FfiStorage {
         }
     }
 
+    /// A mark of the back end's error counters, for [`FfiStorage::no_space_since`].
+    pub(crate) fn error_mark(&self) -> u64 {
+        match self {
+            #[cfg(feature = "std")]
+            FfiStorage::Files(b) => b.failures(),
+            _ => 0,
+        }
+    }
+
+    /// Whether an error since `mark` (an [`FfiStorage::error_mark`]) was the
+    /// filesystem being (nearly) full, and the latest error says so.
+    pub(crate) fn no_space_since(&self, mark: u64) -> bool {
+        match self {
+            #[cfg(feature = "std")]
+            FfiStorage::Files(b) => {
+                self.error_mark() != mark && b.last_error().is_some_and(|e| e.is_no_space())
+            }
+            _ => {
+                let _ = mark;
+                false
+            }
+        }
+    }
+
     /// A flash log over `flash`.
     pub(crate) fn flash(flash: CFlash) -> Result<FfiStorage, SpoolStatus> {
         NorFlashStorage::new(flash)

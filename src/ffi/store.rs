@@ -267,7 +267,10 @@ impl Store {
     /// Acknowledges exactly `n` oldest pending records, or nothing.
     pub(crate) fn ack(&mut self, h: Handle, n: u32) -> FfiResult<()> {
         let sh = self.handle(h)?;
-        self.spool.ack(sh, n).map_err(status)?;
+        let mark = self.spool.storage().error_mark();
+        self.spool
+            .ack(sh, n)
+            .map_err(|e| self.storage_status(e, mark))?;
         self.acked = self.acked.wrapping_add(u64::from(n));
         Ok(())
     }
@@ -282,7 +285,11 @@ impl Store {
     /// Discards every record of the sensor (counted in `dropped`).
     pub(crate) fn clear(&mut self, h: Handle) -> FfiResult<()> {
         let sh = self.handle(h)?;
-        let n = self.spool.clear(sh).map_err(status)?;
+        let mark = self.spool.storage().error_mark();
+        let n = self
+            .spool
+            .clear(sh)
+            .map_err(|e| self.storage_status(e, mark))?;
         self.cleared = self.cleared.wrapping_add(u64::from(n));
         Ok(())
     }
@@ -350,7 +357,21 @@ impl Store {
         if used < limit {
             return Ok(false);
         }
-        self.spool.flush().map(|n| n > 0).map_err(status)
+        let mark = self.spool.storage().error_mark();
+        self.spool
+            .flush()
+            .map(|n| n > 0)
+            .map_err(|e| self.storage_status(e, mark))
+    }
+
+    /// [`status`] of a failed call that used the storage, `SPOOL_ERR_NO_SPACE` when
+    /// the storage failed since `mark` because its filesystem is (nearly) full.
+    fn storage_status(&self, e: Error, mark: u64) -> SpoolStatus {
+        if e == Error::Storage && self.spool.storage().no_space_since(mark) {
+            SpoolStatus::SPOOL_ERR_NO_SPACE
+        } else {
+            status(e)
+        }
     }
 
     /// Starts the shutdown flush. RAM only: nothing can be made persistent.
@@ -366,7 +387,11 @@ impl Store {
         if !self.persistent() {
             return Ok(101);
         }
-        let p = self.spool.flush_all_step().map_err(status)?;
+        let mark = self.spool.storage().error_mark();
+        let p = self
+            .spool
+            .flush_all_step()
+            .map_err(|e| self.storage_status(e, mark))?;
         if p == 101 {
             self.spool.cancel_flush();
         }
@@ -448,5 +473,57 @@ impl Store {
         let sector = u64::from(FfiSpool::records_per_sector(StoreKind::Tsd)).saturating_mul(4);
         let used = u64::from(self.spool.stats().sectors_used).saturating_mul(sector);
         (bytes, used)
+    }
+}
+
+// Filesystem calls miri does not model (`statvfs`): native test runs only.
+#[cfg(all(test, feature = "std", not(miri)))]
+mod tests {
+    use super::*;
+    use crate::storage::FileStorage;
+    use crate::storage::file::FileConfig;
+
+    /// A spool directory on a filesystem with less free space than the reserve:
+    /// `process_memory`'s flush and the shutdown flush report `SPOOL_ERR_NO_SPACE`
+    /// (not the generic storage error), nothing is written, and every record is
+    /// still delivered from RAM, in order.
+    #[test]
+    fn a_full_filesystem_is_reported_as_no_space_and_records_stay_in_ram() {
+        let dir = std::env::temp_dir().join(format!("spool-no-space-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cfg = FileConfig::new(&dir);
+        // More than any filesystem has free (1 EiB): the guard refuses every new file.
+        cfg.free_space_reserve = 1 << 60;
+        let files = FileStorage::new(cfg).expect("file storage");
+        let mut store = std::boxed::Box::new(Store::new());
+        store.attach(FfiStorage::Files(files), 50).expect("attach");
+        assert_eq!(store.recover(), Ok(0));
+        let h = store
+            .open(SensorKey::new(1, 7), Kind::Evt, 0)
+            .expect("open");
+        let mut n = 0u32;
+        let refused = loop {
+            match store.process(0) {
+                Ok(false) => {}
+                other => break other,
+            }
+            assert!(n < 100_000, "RAM never reached the threshold");
+            store.write(h, n, u64::from(n) * 1000).expect("write");
+            n += 1;
+        };
+        assert_eq!(refused, Err(SpoolStatus::SPOOL_ERR_NO_SPACE));
+        store.flush_start();
+        assert_eq!(store.flush_step(), Err(SpoolStatus::SPOOL_ERR_NO_SPACE));
+        store.flush_cancel();
+        let st = store.storage_stats();
+        assert_eq!((st.flushed, st.in_storage), (0, 0));
+        assert!(st.errors >= 2, "refusals counted: {}", st.errors);
+        for k in 0..n {
+            let r = store.read(h).expect("record in RAM");
+            assert_eq!((r.value, r.time_ms), (k, u64::from(k) * 1000));
+        }
+        assert_eq!(store.read(h), Err(SpoolStatus::SPOOL_ERR_NO_DATA));
+        eprintln!("no space: {n} records kept in RAM, {} refusals", st.errors);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

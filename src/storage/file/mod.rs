@@ -728,8 +728,15 @@ impl<F: FileSystem> FileStorage<F> {
         }
     }
 
+    /// Failed filesystem calls plus writes refused by the free-space guard (this
+    /// process; O(1), unlike [`FileStorage::file_stats`]): a change tells that
+    /// [`FileStorage::last_error`] is new.
+    pub fn failures(&self) -> u64 {
+        u64::from(self.fstats.io_errors) + u64::from(self.fstats.space_refusals)
+    }
+
     /// The detail of the most recent error (cleared by nothing; compare
-    /// counters to see whether it is new).
+    /// counters, e.g. [`FileStorage::failures`], to see whether it is new).
     pub fn last_error(&self) -> Option<FileError> {
         self.last_error
     }
