@@ -51,6 +51,17 @@
 //! only a mark survived (its runs were evicted) continues its sequence after
 //! that mark.
 //!
+//! # Storage failures
+//!
+//! A failed append, mark or read leaves the spool as it was (records stay in
+//! RAM, counted in [`SpillStats::errors`] for flushes). A back end that can no
+//! longer trust its position after a failed program or erase unmounts itself
+//! ([`Storage::is_mounted`]); once [`Spool::recover_storage`] has run, the spool
+//! mounts it again (bounded reads) before its next storage operation, counted in
+//! [`SpillStats::remounts`]. When the overflow policy has to drop RAM records
+//! because the storage refuses them, see the `spool` module docs for how
+//! records dropped right after a sensor's stored ones are counted.
+//!
 //! # Reads and acknowledgements of flash records
 //!
 //! Each flash part keeps a [`ReadHint`] (where storage last found its next
