@@ -88,10 +88,11 @@
 //!
 //! The spool is generic over a [`Storage`] back end `S` it spills into (threshold
 //! and shutdown flush, flash reads, persisted acknowledgements, recovery: see
-//! [`Spool::flush`] and [`Spool::recover_storage`]); [`RamOnly`] (= [`crate::storage::NoStorage`]) is the default. A
-//! mid-queue overflow drop renumbers the records after the dropped sector
-//! (`written` goes back); that is sound because those records are unsent and in RAM
-//! only (a sensor's stored records always come before its RAM records).
+//! [`Spool::flush`] and [`Spool::recover_storage`]); [`RamOnly`]
+//! (= [`crate::storage::NoStorage`]) is the default. A mid-queue overflow drop
+//! renumbers the records after the dropped sector (`written` goes back); that is
+//! sound because those records are unsent and in RAM only (a sensor's stored
+//! records always come before its RAM records).
 #![forbid(unsafe_code)]
 
 use crate::ram::{self, ChainError, RamStore, Ring, SectorPool};
