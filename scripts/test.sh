@@ -247,6 +247,10 @@ do_undefined() {
     bash scripts/check-undefined.sh
 }
 
+do_panics() {
+    bash scripts/check-panics.sh
+}
+
 # ---------------------------------------------------------------------------------------------
 # LATER STAGES (C tests, QEMU, header drift, fuzz smoke, example run, ...).
 # Add a stage as a function plus one register_stage line, either right here or (fewer merge
@@ -294,6 +298,7 @@ step test "cargo test --features $HOST_TEST_FEATURES" do_test
 step miri "miri (nightly)" do_miri
 step staticlib "static libraries (LTO) for host + 3 targets" do_staticlib
 step undefined "undefined-symbol check of the static libraries" do_undefined
+step panics "no panic path in the bare-metal static libraries" do_panics
 for s in ${STAGES[@]+"${STAGES[@]}"}; do
     IFS='|' read -r sid slabel sfn <<<"$s"
     step "$sid" "$slabel" "$sfn"

@@ -148,8 +148,13 @@ pub(crate) fn parse_run_header(b: &[u8], rest: usize) -> RunParse {
         Some(_) => return RunParse::Bad,
     };
     let hl = run_hdr_len(kind);
-    if b.len() < hl || rest < hl {
+    let Some(src) = b.get(..hl).filter(|_| rest >= hl) else {
         return RunParse::Bad;
+    };
+    // A fixed-size copy: the field reads below need no bounds checks.
+    let mut b = [0u8; RUN_HDR + TSD_EXTRA];
+    if let Some(dst) = b.get_mut(..src.len()) {
+        dst.copy_from_slice(src);
     }
     let count = u16::from_le_bytes([b[2], b[3]]);
     let rec = count as usize * kind.record_size();

@@ -170,6 +170,19 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
+    /// A run of no records (invalid: [`Storage::append`] rejects it). What a
+    /// [`Batch`] reports for a run index it does not have, instead of panicking.
+    pub const EMPTY: RunInfo = RunInfo {
+        key: SensorKey { source: 0, id: 0 },
+        kind: RecordKind::Evt,
+        first_seq: 0,
+        count: 0,
+        meta: RunMeta {
+            base_time: 0,
+            interval: 0,
+        },
+    };
+
     /// Sequence number one past the last record (wrapping).
     pub const fn end_seq(&self) -> u32 {
         self.first_seq.wrapping_add(self.count as u32)
@@ -235,7 +248,7 @@ impl Batch for [Run<'_>] {
         self.len()
     }
     fn info(&self, i: usize) -> RunInfo {
-        self[i].info
+        self.get(i).map_or(RunInfo::EMPTY, |r| r.info)
     }
     fn record(&self, i: usize, k: usize, out: &mut [u8]) {
         let n = out.len();
@@ -251,7 +264,7 @@ impl<const N: usize> Batch for [Run<'_>; N] {
         N
     }
     fn info(&self, i: usize) -> RunInfo {
-        self[i].info
+        self.get(i).map_or(RunInfo::EMPTY, |r| r.info)
     }
     fn record(&self, i: usize, k: usize, out: &mut [u8]) {
         self[..].record(i, k, out)

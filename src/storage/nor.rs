@@ -146,10 +146,18 @@ struct Prog<'a, F> {
 impl<F: NorFlash> Prog<'_, F> {
     fn push(&mut self, mut b: &[u8]) {
         while !b.is_empty() && self.err.is_none() {
-            let n = (self.buf.len() - self.fill).min(b.len());
-            self.buf[self.fill..self.fill + n].copy_from_slice(&b[..n]);
+            let Some(room) = self.buf.get_mut(self.fill..).filter(|r| !r.is_empty()) else {
+                // Unreachable (a full buffer is flushed at once); fail, never panic.
+                self.err = Some(StorageError::TooLarge);
+                return;
+            };
+            let n = room.len().min(b.len());
+            let (now, rest) = b.split_at(n);
+            if let Some(dst) = room.get_mut(..n) {
+                dst.copy_from_slice(now);
+            }
             self.fill += n;
-            b = &b[n..];
+            b = rest;
             if self.fill == self.buf.len() {
                 self.flush();
             }
@@ -159,7 +167,11 @@ impl<F: NorFlash> Prog<'_, F> {
         if self.fill == 0 || self.err.is_some() {
             return;
         }
-        match self.flash.write(self.off, &self.buf[..self.fill]) {
+        let Some(bytes) = self.buf.get(..self.fill) else {
+            self.err = Some(StorageError::TooLarge);
+            return;
+        };
+        match self.flash.write(self.off, bytes) {
             Ok(()) => {
                 self.off += self.fill as u32;
                 self.fill = 0;
@@ -199,8 +211,11 @@ fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnM
                 let hl = frame::run_header(&info, &mut hb);
                 f(&hb[..hl]);
                 let size = info.kind.record_size();
-                match batch.slice(i) {
-                    Some(s) => f(&s[..info.count as usize * size]),
+                match batch
+                    .slice(i)
+                    .and_then(|s| s.get(..info.count as usize * size))
+                {
+                    Some(s) => f(s),
                     None => {
                         for k in 0..info.count as usize {
                             let mut rb = [0u8; 8];
@@ -271,7 +286,7 @@ impl<B: Batch + ?Sized> Batch for Sub<'_, B> {
     fn slice(&self, j: usize) -> Option<&[u8]> {
         let (i, lo, hi) = self.range(j);
         let size = self.b.info(i).kind.record_size();
-        self.b.slice(i).map(|s| &s[lo * size..hi * size])
+        self.b.slice(i).and_then(|s| s.get(lo * size..hi * size))
     }
 }
 
@@ -456,13 +471,20 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         };
         self.oldest = hd;
         for i in 1..self.n {
-            let s = (hd + i) % self.n;
+            let s = (hd + i).checked_rem(self.n).unwrap_or(0);
             if self.sector_seq(s)?.is_some() {
                 self.oldest = s;
                 break;
             }
         }
         Ok(())
+    }
+
+    /// The sector after `s` in the ring (no `%`: `n` is checked to be at least
+    /// 2 in `new`, but the compiler cannot see that, and a division by zero
+    /// would be a panic path).
+    fn next_sector(&self, s: u32) -> u32 {
+        if s + 1 >= self.n { 0 } else { s + 1 }
     }
 
     fn check_mounted(&self) -> Result<(), StorageError> {
@@ -478,7 +500,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     fn open_next(&mut self, on_evict: &mut impl FnMut(RunInfo)) -> Result<(), StorageError> {
         let victim = match self.head {
             None => 0,
-            Some(hd) => (hd + 1) % self.n,
+            Some(hd) => self.next_sector(hd),
         };
         if self.sector_seq(victim)?.is_some() {
             self.report_sector(victim, on_evict)?;
@@ -617,12 +639,15 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
 
     fn check_crc_uncached(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
         let len = len as usize;
-        let body = len - CRC_LEN;
+        let Some(body) = len.checked_sub(CRC_LEN) else {
+            return Ok(false);
+        };
         let mut stored = [0u8; CRC_LEN];
         if len <= BUF {
             read_at(&mut self.flash, abs, &mut self.buf.0[..len])?;
-            stored.copy_from_slice(&self.buf.0[body..len]);
-            let ok = CRC32.checksum(&self.buf.0[..body]) == u32::from_le_bytes(stored);
+            let (data, crc) = self.buf.0[..len].split_at(body);
+            stored.copy_from_slice(crc);
+            let ok = CRC32.checksum(data) == u32::from_le_bytes(stored);
             self.cached = if ok { Some(abs) } else { None };
             return Ok(ok);
         }
@@ -646,9 +671,14 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         rel: u32,
         dst: &mut [u8],
     ) -> Result<(), StorageError> {
-        if self.cached == Some(loc.abs) {
-            let r = rel as usize;
-            dst.copy_from_slice(&self.buf.0[r..r + dst.len()]);
+        let r = rel as usize;
+        let cached = if self.cached == Some(loc.abs) {
+            self.buf.0.get(r..r + dst.len())
+        } else {
+            None
+        };
+        if let Some(src) = cached {
+            dst.copy_from_slice(src);
             Ok(())
         } else {
             read_at(&mut self.flash, loc.abs + rel, dst)
@@ -719,7 +749,10 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 };
                 let skip = first.wrapping_sub(run.first_seq) as usize;
                 let count = (run.count as usize - skip).min(out.len() / size);
-                self.frame_bytes(loc, rec + (skip * size) as u32, &mut out[..count * size])?;
+                let Some(dst) = out.get_mut(..count * size) else {
+                    return Err(StorageError::BufferTooSmall);
+                };
+                self.frame_bytes(loc, rec + (skip * size) as u32, dst)?;
                 return Ok(Some((ReadOut { run, first, count }, rel)));
             }
             rel = next;
@@ -876,7 +909,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         if pos.single || Some(pos.sector) == self.head || pos.left == 0 {
             pos.done = true;
         } else {
-            pos.sector = (pos.sector + 1) % self.n;
+            pos.sector = self.next_sector(pos.sector);
             pos.off = 0;
         }
     }
@@ -1158,7 +1191,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         } else {
             // The next append opens the next sector of the ring.
             ReadHint {
-                pos: self.base((hd + 1) % self.n) + self.h,
+                pos: self.base(self.next_sector(hd)) + self.h,
                 check: self.head_seq.wrapping_add(1) as u32,
                 extra: 0,
             }
@@ -1198,7 +1231,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
             self.mounted = false;
             return Err(ferr(e));
         }
-        if s == (hd + 1) % self.n {
+        if s == self.next_sector(hd) {
             self.next_erased = true;
         }
         self.find_oldest()?;

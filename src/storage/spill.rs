@@ -381,7 +381,7 @@ impl<P: SectorPool, const SECTORS: usize> Batch for SpoolBatch<'_, P, SECTORS> {
         self.specs.len()
     }
     fn info(&self, i: usize) -> RunInfo {
-        self.specs[i].info
+        self.specs.get(i).map_or(RunInfo::EMPTY, |s| s.info)
     }
     fn record(&self, i: usize, k: usize, out: &mut [u8]) {
         let Some(s) = self.specs.get(i) else { return };

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Prove that the C static libraries hold no panic path.
+#
+# usage: scripts/check-panics.sh [ARCHIVE_DIR...]   (default: every bare-metal flavor under build/)
+#   Each ARCHIVE_DIR holds libsensor_spool.a and build-info.txt from scripts/build-staticlib.sh.
+#
+# The C entry points must never panic (README "Linking from C"). After LTO the crate is one
+# object (`sensor_spool-*.o`) holding the library and every piece of `core` it uses, so a
+# reachable panic shows up as:
+#   - OPT=stable archives (precompiled core, panic handler): a call relocation to core's panic
+#     entry points (`core::panicking::*`, `core::slice::index::*_fail`, `unwrap_failed`, ...);
+#   - OPT=size archives (`-Cpanic=immediate-abort`): an inline trap (`udf #254` on Arm,
+#     `unimp` on RISC-V) inside the crate object.
+# Either kind of site in the crate object fails the check, listed with its function.
+# compiler_builtins members are not checked (their traps are the soft-float/libm code's own
+# and are reached only through those functions).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$SPOOL_ROOT"
+
+BUILD_DIR="${BUILD_DIR:-build}"
+OBJDUMP="$(llvm_bin)/llvm-objdump"
+PANIC_RE='core::panicking::|core::slice::index::[a-z_]*fail|core::result::unwrap_failed|core::option::(expect|unwrap)_failed|len_mismatch_fail|core::cell::panic_already|rust_begin_unwind'
+
+# sites ARCHIVE : "function -> target" for every panic site in the crate object.
+sites() {
+    "$OBJDUMP" -d -r --demangle "$1" 2>/dev/null | awk -v re="$PANIC_RE" '
+        /file format/ { mine = ($1 ~ /\(sensor_spool-/) }
+        !mine { next }
+        /^[0-9a-f]+ <.*>:$/ { fn = substr($0, 10); next }
+        /R_(ARM|RISCV)_[A-Z0-9_]+/ {
+            t = $0; sub(/.*R_(ARM|RISCV)_[A-Z0-9_]+[ \t]+/, "", t)
+            if (t ~ re && fn !~ re) print fn " -> " t
+            next
+        }
+        /\t(trap|udf|unimp|c\.unimp)(\t|$)/ { print fn " -> inline trap" }'
+}
+
+dirs=("$@")
+if [ "${#dirs[@]}" -eq 0 ]; then
+    for d in "$BUILD_DIR"/*/; do
+        d="${d%/}"
+        [ -f "$d/libsensor_spool.a" ] || continue
+        case "$(basename "$d")" in host | host-*) continue ;; esac
+        dirs+=("$d")
+    done
+fi
+[ "${#dirs[@]}" -gt 0 ] || die "no bare-metal archives under $BUILD_DIR (run the staticlib step first)"
+
+passed=0
+failed=0
+for d in "${dirs[@]}"; do
+    a="$d/libsensor_spool.a"
+    opt="$(sed -n 's/^opt=//p' "$d/build-info.txt" 2>/dev/null || true)"
+    found="$(sites "$a" | sort | uniq -c | sort -rn)"
+    if [ -n "$found" ]; then
+        echo "panics: $a (opt=${opt:-?}): panic sites in the crate object:" >&2
+        echo "$found" >&2
+        failed=$((failed + 1))
+    else
+        echo "panics: $a (opt=${opt:-?}): no panic site"
+        passed=$((passed + 1))
+    fi
+done
+echo "panics: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
