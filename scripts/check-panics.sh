@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Prove that the C static libraries hold no panic path.
+# Prove that the no_std C static libraries hold no panic path.
 #
-# usage: scripts/check-panics.sh [ARCHIVE_DIR...]   (default: every bare-metal flavor under build/)
+# usage: scripts/check-panics.sh [ARCHIVE_DIR...]   (default: every no_std flavor under build/)
 #   Each ARCHIVE_DIR holds libsensor_spool.a and build-info.txt from scripts/build-staticlib.sh.
 #
 # The C entry points must never panic (README "Linking from C"). After LTO the crate is one
 # object (`sensor_spool-*.o`) holding the library and every piece of `core` it uses, so a
 # reachable panic shows up as:
-#   - OPT=stable archives (precompiled core, panic handler): a call relocation to core's panic
+#   - OPT=stable and host archives (precompiled core, panic handler): a call relocation to core's panic
 #     entry points (`core::panicking::*`, `core::slice::index::*_fail`, `unwrap_failed`, ...);
 #   - OPT=size archives (`-Cpanic=immediate-abort`): an inline trap (`udf #254` on Arm,
-#     `unimp` on RISC-V) inside the crate object.
+#     `unimp` on RISC-V; `ud2` on x86_64) inside the crate object.
 # Either kind of site in the crate object fails the check, listed with its function.
 # compiler_builtins members are not checked (their traps are the soft-float/libm code's own
 # and are reached only through those functions).
@@ -21,20 +21,21 @@ cd "$SPOOL_ROOT"
 
 BUILD_DIR="${BUILD_DIR:-build}"
 OBJDUMP="$(llvm_bin)/llvm-objdump"
-PANIC_RE='core::panicking::|core::slice::index::[a-z_]*fail|core::result::unwrap_failed|core::option::(expect|unwrap)_failed|len_mismatch_fail|core::cell::panic_already|rust_begin_unwind'
+# Demangled (Arm, RISC-V) or v0-mangled section symbols (x86_64: `.text.unlikely._RNv...4core9panicking...`).
+PANIC_RE='panicking|panic_bounds_check|panic_const|panic_fmt|index_fail|index_len_fail|index_order_fail|unwrap_failed|expect_failed|len_mismatch_fail|already_borrowed|already_mutably_borrowed|rust_begin_unwind'
 
 # sites ARCHIVE : "function -> target" for every panic site in the crate object.
 sites() {
     "$OBJDUMP" -d -r --demangle "$1" 2>/dev/null | awk -v re="$PANIC_RE" '
         /file format/ { mine = ($1 ~ /\(sensor_spool-/) }
         !mine { next }
-        /^[0-9a-f]+ <.*>:$/ { fn = substr($0, 10); next }
-        /R_(ARM|RISCV)_[A-Z0-9_]+/ {
-            t = $0; sub(/.*R_(ARM|RISCV)_[A-Z0-9_]+[ \t]+/, "", t)
+        /^[0-9a-f]+ <.*>:$/ { fn = $0; sub(/^[0-9a-f]+ /, "", fn); next }
+        /R_(ARM|RISCV|X86_64)_[A-Z0-9_]+/ {
+            t = $0; sub(/.*R_(ARM|RISCV|X86_64)_[A-Z0-9_]+[ \t]+/, "", t)
             if (t ~ re && fn !~ re) print fn " -> " t
             next
         }
-        /\t(trap|udf|unimp|c\.unimp)(\t|$)/ { print fn " -> inline trap" }'
+        /\t(trap|udf|unimp|c\.unimp|ud2)(\t|$)/ { print fn " -> inline trap" }'
 }
 
 dirs=("$@")
@@ -42,7 +43,8 @@ if [ "${#dirs[@]}" -eq 0 ]; then
     for d in "$BUILD_DIR"/*/; do
         d="${d%/}"
         [ -f "$d/libsensor_spool.a" ] || continue
-        case "$(basename "$d")" in host | host-*) continue ;; esac
+        # host-std links std (its own panics); the no_std host archive is checked.
+        case "$(basename "$d")" in host-std) continue ;; esac
         dirs+=("$d")
     done
 fi

@@ -298,7 +298,7 @@ step test "cargo test --features $HOST_TEST_FEATURES" do_test
 step miri "miri (nightly)" do_miri
 step staticlib "static libraries (LTO) for host + 3 targets" do_staticlib
 step undefined "undefined-symbol check of the static libraries" do_undefined
-step panics "no panic path in the bare-metal static libraries" do_panics
+step panics "no panic path in the no_std static libraries" do_panics
 for s in ${STAGES[@]+"${STAGES[@]}"}; do
     IFS='|' read -r sid slabel sfn <<<"$s"
     step "$sid" "$slabel" "$sfn"
