@@ -172,7 +172,7 @@ pub struct RunInfo {
 impl RunInfo {
     /// A run of no records (invalid: [`Storage::append`] rejects it). What a
     /// [`Batch`] reports for a run index it does not have, instead of panicking.
-    pub const EMPTY: RunInfo = RunInfo {
+    pub(crate) const EMPTY: RunInfo = RunInfo {
         key: SensorKey { source: 0, id: 0 },
         kind: RecordKind::Evt,
         first_seq: 0,
