@@ -448,6 +448,16 @@ impl<
         })
     }
 
+    /// The handle of the `i`-th registered sensor in key order (O(1)); `None` past
+    /// the end. `sensors().nth(i)` gives the same in O(i).
+    pub fn sensor_at(&self, i: usize) -> Option<SensorHandle> {
+        let e = self.table.get(i)?;
+        Some(SensorHandle {
+            key: e.key(),
+            index: u16::try_from(i).ok()?,
+        })
+    }
+
     /// Handles of all registered sensors, in key order.
     pub fn sensors(&self) -> impl Iterator<Item = SensorHandle> + '_ {
         self.table.iter().enumerate().map(|(i, e)| SensorHandle {

@@ -368,3 +368,23 @@ fn store_matches_model() {
     );
     result.unwrap();
 }
+
+/// `sensor_at(i)` is the `i`-th sensor in key order (what `sensors()` yields),
+/// whatever order the sensors were registered in; `None` past the end.
+#[test]
+fn sensor_at_is_the_key_order() {
+    let mut s = SmallSpool::new(SmallPool::new(), RamOnly, OverflowPolicy::RejectNew);
+    // Registered in reverse key order, so table positions move on each insert.
+    let mut keys: Vec<SensorKey> = SENSORS.iter().map(|&(k, _)| k).collect();
+    keys.sort();
+    for &(k, rate) in SENSORS.iter().rev() {
+        s.register(k, rate).unwrap();
+    }
+    for (i, &k) in keys.iter().enumerate() {
+        let h = s.sensor_at(i).expect("registered");
+        assert_eq!(h.key(), k, "index {i}");
+        assert_eq!(Some(h), s.sensors().nth(i));
+        assert_eq!(s.lookup(k), Some(h));
+    }
+    assert_eq!(s.sensor_at(keys.len()), None);
+}

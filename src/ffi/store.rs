@@ -452,7 +452,8 @@ impl Store {
 
     /// Key and counters of the `i`-th sensor in key order (for `spool_dump`).
     pub(crate) fn sensor_at(&self, i: usize) -> Option<(Key, SpoolSensorStats)> {
-        let key = self.spool.sensors().nth(i)?.key();
+        // O(1): `spool_dump` asks for every index in turn.
+        let key = self.spool.sensor_at(i)?.key();
         Some((key, self.sensor_stats(handle_of_key(key)).ok()?))
     }
 
