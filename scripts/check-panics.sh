@@ -40,15 +40,12 @@ sites() {
 
 dirs=("$@")
 if [ "${#dirs[@]}" -eq 0 ]; then
-    for d in "$BUILD_DIR"/*/; do
-        d="${d%/}"
-        [ -f "$d/libsensor_spool.a" ] || continue
-        # host-std links std (its own panics); the no_std host archive is checked.
-        case "$(basename "$d")" in host-std) continue ;; esac
-        dirs+=("$d")
-    done
+    while IFS= read -r d; do
+        # A std archive links std (its own panics); every no_std one is checked.
+        grep -qx 'std=1' "$d/build-info.txt" || dirs+=("$d")
+    done < <(archive_dirs "$BUILD_DIR")
 fi
-[ "${#dirs[@]}" -gt 0 ] || die "no bare-metal archives under $BUILD_DIR (run the staticlib step first)"
+[ "${#dirs[@]}" -gt 0 ] || die "no no_std archives under $BUILD_DIR (run the staticlib step first)"
 
 passed=0
 failed=0

@@ -169,9 +169,7 @@ check_dir() {
 }
 
 if [ $# -eq 0 ]; then
-    for d in "$BUILD_DIR"/*/; do
-        [ -f "$d/build-info.txt" ] && set -- "$@" "${d%/}"
-    done
+    while IFS= read -r d; do set -- "$@" "$d"; done < <(archive_dirs "$BUILD_DIR")
     [ $# -gt 0 ] || die "no archives under $BUILD_DIR/ (run scripts/build-staticlib.sh first)"
 fi
 fails=0

@@ -117,6 +117,15 @@ need_cargo_tool() {
     quiet cargo install --locked --quiet "$crate@$ver"
 }
 
+# Archive directories of scripts/build-staticlib.sh under $1 (each holds libsensor_spool.a and
+# build-info.txt), one per line.
+archive_dirs() {
+    local d
+    for d in "$1"/*/; do
+        if [ -f "$d/build-info.txt" ]; then printf '%s\n' "${d%/}"; fi
+    done
+}
+
 # Directory holding llvm-nm / llvm-ar / llvm-size of the rustup llvm-tools component.
 llvm_bin() {
     need_rust_component llvm-tools

@@ -273,12 +273,7 @@ impl Storage for FfiStorage {
         !matches!(self, FfiStorage::None)
     }
     fn is_mounted(&self) -> bool {
-        match self {
-            FfiStorage::None => true,
-            FfiStorage::Flash(b) => b.is_mounted(),
-            #[cfg(feature = "std")]
-            FfiStorage::Files(b) => b.is_mounted(),
-        }
+        each!(self, b => b.is_mounted())
     }
     fn max_batch_bytes(&self) -> usize {
         match self {
@@ -313,12 +308,7 @@ impl Storage for FfiStorage {
         each!(self, b => b.read_hinted(key, seq, hint, out))
     }
     fn tail_hint(&self) -> ReadHint {
-        match self {
-            FfiStorage::None => ReadHint::NONE,
-            FfiStorage::Flash(b) => b.tail_hint(),
-            #[cfg(feature = "std")]
-            FfiStorage::Files(b) => b.tail_hint(),
-        }
+        each!(self, b => b.tail_hint())
     }
     fn ack<V: FnMut(RunInfo)>(
         &mut self,

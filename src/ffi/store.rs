@@ -267,10 +267,7 @@ impl Store {
     /// Acknowledges exactly `n` oldest pending records, or nothing.
     pub(crate) fn ack(&mut self, h: Handle, n: u32) -> FfiResult<()> {
         let sh = self.handle(h)?;
-        let mark = self.spool.storage().error_mark();
-        self.spool
-            .ack(sh, n)
-            .map_err(|e| self.storage_status(e, mark))?;
+        self.with_storage(|sp| sp.ack(sh, n))?;
         self.acked = self.acked.wrapping_add(u64::from(n));
         Ok(())
     }
@@ -285,11 +282,7 @@ impl Store {
     /// Discards every record of the sensor (counted in `dropped`).
     pub(crate) fn clear(&mut self, h: Handle) -> FfiResult<()> {
         let sh = self.handle(h)?;
-        let mark = self.spool.storage().error_mark();
-        let n = self
-            .spool
-            .clear(sh)
-            .map_err(|e| self.storage_status(e, mark))?;
+        let n = self.with_storage(|sp| sp.clear(sh))?;
         self.cleared = self.cleared.wrapping_add(u64::from(n));
         Ok(())
     }
@@ -357,21 +350,24 @@ impl Store {
         if used < limit {
             return Ok(false);
         }
-        let mark = self.spool.storage().error_mark();
-        self.spool
-            .flush()
-            .map(|n| n > 0)
-            .map_err(|e| self.storage_status(e, mark))
+        self.with_storage(|sp| sp.flush()).map(|n| n > 0)
     }
 
-    /// [`status`] of a failed call that used the storage, `SPOOL_ERR_NO_SPACE` when
-    /// the storage failed since `mark` because its filesystem is (nearly) full.
-    fn storage_status(&self, e: Error, mark: u64) -> SpoolStatus {
-        if e == Error::Storage && self.spool.storage().no_space_since(mark) {
-            SpoolStatus::SPOOL_ERR_NO_SPACE
-        } else {
-            status(e)
-        }
+    /// Runs a spool call that may use the storage: its error as [`status`] gives it,
+    /// except `SPOOL_ERR_NO_SPACE` when the storage failed during the call because
+    /// its filesystem is (nearly) full.
+    fn with_storage<T>(
+        &mut self,
+        f: impl FnOnce(&mut FfiSpool) -> Result<T, Error>,
+    ) -> FfiResult<T> {
+        let mark = self.spool.storage().error_mark();
+        f(&mut self.spool).map_err(|e| {
+            if e == Error::Storage && self.spool.storage().no_space_since(mark) {
+                SpoolStatus::SPOOL_ERR_NO_SPACE
+            } else {
+                status(e)
+            }
+        })
     }
 
     /// Starts the shutdown flush. RAM only: nothing can be made persistent.
@@ -387,11 +383,7 @@ impl Store {
         if !self.persistent() {
             return Ok(101);
         }
-        let mark = self.spool.storage().error_mark();
-        let p = self
-            .spool
-            .flush_all_step()
-            .map_err(|e| self.storage_status(e, mark))?;
+        let p = self.with_storage(|sp| sp.flush_all_step())?;
         if p == 101 {
             self.spool.cancel_flush();
         }

@@ -192,6 +192,14 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
         }
     }
 
+    /// Drops every flash part's read hints (the storage was mounted again).
+    fn forget_hints(&mut self) {
+        for p in self.parts.iter_mut() {
+            p.hint = ReadHint::NONE;
+            p.ack_hint = ReadHint::NONE;
+        }
+    }
+
     /// Keeps `parts` parallel to the sensor table.
     pub(crate) fn on_register(&mut self, pos: usize) {
         if SENSORS > 0 && pos <= self.parts.len() {
@@ -910,10 +918,7 @@ impl<
     pub fn recover_storage(&mut self) -> Result<u32, Error> {
         self.storage.mount().map_err(|_| Error::Storage)?;
         self.spill.mounted = true;
-        for p in self.spill.parts.iter_mut() {
-            p.hint = ReadHint::NONE;
-            p.ack_hint = ReadHint::NONE;
-        }
+        self.spill.forget_hints();
         let mut logs = [SensorLog::default(); SPILL];
         let table = &self.table;
         self.storage
@@ -987,10 +992,7 @@ impl<
         }
         self.storage.mount().map_err(|_| Error::Storage)?;
         self.spill.remounts = self.spill.remounts.wrapping_add(1);
-        for p in self.spill.parts.iter_mut() {
-            p.hint = ReadHint::NONE;
-            p.ack_hint = ReadHint::NONE;
-        }
+        self.spill.forget_hints();
         Ok(())
     }
 
