@@ -73,7 +73,14 @@ fn main() {
         (4096, 1, Some(1 << 20)),
         (1024, 3, None),
     ];
+    // SPOOL_BENCH_ROWS=0,5: only these rows (0-based), for profiling one case.
+    let only: Option<Vec<usize>> = std::env::var("SPOOL_BENCH_ROWS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|r| r.trim().parse().ok()).collect());
     for (row, &(n, sources, cap)) in rows.iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !o.contains(&row)) {
+            continue;
+        }
         let frame = 4 + run_encoded_len(RecordKind::Tsd, n) + 4;
         let bytes = vec![0xA5u8; frame * sources as usize];
         let (mut t_raw, mut t_file) = (Duration::ZERO, Duration::ZERO);

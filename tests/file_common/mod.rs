@@ -287,6 +287,9 @@ pub struct Plan {
     /// Files unlinked since the last `fsync` of their directory, with their
     /// contents: a crash may bring them back ([`FaultFs::crash`]).
     pub unsynced_unlinks: Vec<(PathBuf, Vec<u8>)>,
+    /// Files truncated since their last `fdatasync`, with their contents
+    /// before: a crash may undo the truncation ([`FaultFs::crash`]).
+    pub unsynced_truncations: Vec<(PathBuf, Vec<u8>)>,
 }
 
 fn trip(f: &mut Option<Fault>, injected: &mut u32) -> Option<Fault> {
@@ -311,6 +314,7 @@ pub struct FaultFs {
 /// A file of [`FaultFs`].
 pub struct FaultFile {
     inner: StdFile,
+    path: PathBuf,
     plan: Arc<Mutex<Plan>>,
 }
 
@@ -341,9 +345,22 @@ impl FsFile for FaultFile {
         if let Some(f) = f {
             return Err(io::Error::from_raw_os_error(f.errno));
         }
-        self.inner.sync_data()
+        self.inner.sync_data()?;
+        self.plan
+            .lock()
+            .unwrap()
+            .unsynced_truncations
+            .retain(|(p, _)| *p != self.path);
+        Ok(())
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
+        if len < self.inner.size()? {
+            let before = std::fs::read(&self.path).unwrap_or_default();
+            let mut p = self.plan.lock().unwrap();
+            if !p.unsynced_truncations.iter().any(|(q, _)| *q == self.path) {
+                p.unsynced_truncations.push((self.path.clone(), before));
+            }
+        }
         self.inner.set_len(len)
     }
     fn size(&mut self) -> io::Result<u64> {
@@ -362,6 +379,7 @@ impl FileSystem for FaultFs {
     fn open(&mut self, path: &Path) -> io::Result<FaultFile> {
         Ok(FaultFile {
             inner: StdFs.open(path)?,
+            path: path.to_path_buf(),
             plan: self.plan.clone(),
         })
     }
@@ -376,6 +394,7 @@ impl FileSystem for FaultFs {
         }
         Ok(FaultFile {
             inner: StdFs.create_new(path)?,
+            path: path.to_path_buf(),
             plan: self.plan.clone(),
         })
     }
@@ -410,11 +429,12 @@ impl FileSystem for FaultFs {
             return Err(io::Error::from_raw_os_error(f.errno));
         }
         StdFs.sync_dir(path)?;
-        self.plan
-            .lock()
-            .unwrap()
-            .unsynced_unlinks
+        let mut plan = self.plan.lock().unwrap();
+        plan.unsynced_unlinks
             .retain(|(p, _)| p.parent() != Some(path));
+        // An unlink made durable ends a pending truncation too.
+        plan.unsynced_truncations
+            .retain(|(p, _)| p.parent() != Some(path) || p.exists());
         Ok(())
     }
     fn available_bytes(&mut self, path: &Path) -> io::Result<u64> {
@@ -426,13 +446,20 @@ impl FileSystem for FaultFs {
 }
 
 impl FaultFs {
-    /// A crash: of the unlinks not yet made durable by a directory fsync, a
-    /// random subset is undone (those files come back with their contents;
-    /// POSIX promises no order). Returns how many came back.
+    /// A crash: of the unlinks not yet made durable by a directory fsync, and
+    /// of the truncations not yet made durable by an `fdatasync` of the file, a
+    /// random subset is undone (those files come back with their contents
+    /// before; POSIX promises no order). Returns how many came back.
     pub fn crash(&self, rng: &mut Rng) -> usize {
-        let v = std::mem::take(&mut self.plan.lock().unwrap().unsynced_unlinks);
+        let (unlinks, truncations) = {
+            let mut p = self.plan.lock().unwrap();
+            (
+                std::mem::take(&mut p.unsynced_unlinks),
+                std::mem::take(&mut p.unsynced_truncations),
+            )
+        };
         let mut n = 0;
-        for (p, b) in &v {
+        for (p, b) in unlinks.iter().chain(&truncations) {
             if rng.below(2) == 0 {
                 std::fs::write(p, b).unwrap();
                 n += 1;

@@ -73,7 +73,8 @@
 //!    failed frame is cut off again if possible; if that fails too and the
 //!    frame survives, its runs duplicate records the store still holds and will
 //!    write again, and [`Storage::recover`] reports such overlaps only once.
-//! 5. Deleting a file (eviction) needs no directory `fsync`; see below.
+//! 5. Deleting a file (eviction) needs no directory `fsync`, and neither does
+//!    reusing it; see below.
 //!
 //! Renames are used only by mount's repairs: a file damaged in the middle is
 //! rewritten as `<name>.tmp` (write, `fdatasync`), the original is renamed into
@@ -92,15 +93,27 @@
 //!
 //! # Limits and eviction
 //!
-//! Before a frame is written, the oldest files are deleted until the new frame
+//! Before a frame is written, the oldest files are evicted until the new frame
 //! fits under the disk limit; their runs are reported to `on_evict` and counted
 //! ([`FileStats::files_evicted`], [`StorageStats::evicted_records`]). Every
 //! deletion is counted in [`FileStats::files_deleted`].
 //!
-//! **Eviction without directory fsync.** The `unlink` of an evicted file is
-//! normally not followed by a directory `fsync` (that would cost one more sync
-//! per file once the store is at its cap), so a crash may bring an evicted
-//! file back. That is harmless: its unacknowledged records are delivered again
+//! **Reusing evicted files.** While the evicted file's source has fewer than
+//! [`SPARES`] spares, the file is not unlinked but truncated to zero and becomes
+//! a spare of its source ([`FileStats::files_reused`]): at the cap a store never
+//! creates or deletes a file, which saves an inode allocation, a directory entry
+//! and a directory `fsync` per [`SPARES`] files. Its name stays (names are only
+//! unique). The truncation is not synced on its own: the `fdatasync` of the
+//! file's first frame makes it durable. Until then a crash may undo it, and the
+//! file comes back whole, exactly like an evicted file whose `unlink` was lost
+//! (below); so the same rule covers it: before a file holding a latest mark is
+//! evicted, every reused file whose truncation is not yet durable is
+//! `fdatasync`ed, then the directory is `fsync`ed.
+//!
+//! **Eviction without directory fsync.** The `unlink` (or the truncation for
+//! reuse) of an evicted file is normally not followed by a directory `fsync`
+//! (that would cost one more sync per file once the store is at its cap), so a
+//! crash may bring an evicted file back. That is harmless: its unacknowledged records are delivered again
 //! (never acknowledged, so allowed), it is the oldest file and is evicted
 //! again. What must not happen is that a file with acknowledged records comes
 //! back while the file holding their mark does not. The mark covers only
@@ -148,9 +161,11 @@
 //!
 //! - `append`: one `pwrite` + one `fdatasync` per source the batch spans (the
 //!   `fdatasync`s of a multi-source batch run concurrently); one `statvfs` per
-//!   file started; one directory `fsync` per [`SPARES`] files started; at the
-//!   cap one `unlink` per file evicted (plus a directory `fsync` if the file
-//!   held a latest acknowledgement mark).
+//!   file started; one directory `fsync` per [`SPARES`] files created; at the
+//!   cap one `ftruncate` per file evicted and reused (or an `unlink` when its
+//!   source has [`SPARES`] spares already), plus a directory `fsync` if the file
+//!   held a latest acknowledgement mark. Frame CRCs use a slice-by-16 table
+//!   with feature `std`.
 //! - `ack`: one 20-byte frame, one `pwrite` + `fdatasync`.
 //! - `mount` reads and checks every file once (up to `disk_limit` bytes);
 //!   `recover` reads every file once more.
@@ -379,6 +394,9 @@ pub struct FileStats {
     pub files_deleted: u32,
     /// Files deleted by eviction (oldest first, at the cap or by `evict_oldest`).
     pub files_evicted: u32,
+    /// Evicted files kept as the next file of their source (truncated, no
+    /// `unlink` and no new file; see "Reusing evicted files" in the module docs).
+    pub files_reused: u32,
     /// Directory fsyncs made before evicting a file that held the latest
     /// acknowledgement mark of some sensor.
     pub mark_dir_syncs: u32,
@@ -656,6 +674,9 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     marks: HashMap<SensorKey, (u32, u64)>,
     /// Empty pre-created files per source (their names are durable).
     spares: HashMap<u8, Vec<PathBuf>>,
+    /// Evicted files truncated for reuse whose truncation is not durable yet
+    /// (their first frame's `fdatasync` makes it so).
+    undurable_reuse: Vec<PathBuf>,
     next_seq: u64,
     total: u64,
     enc: Vec<u8>,
@@ -694,6 +715,7 @@ impl<F: FileSystem> FileStorage<F> {
             handles: HashMap::new(),
             dirs_made: Vec::new(),
             spares: HashMap::new(),
+            undurable_reuse: Vec::new(),
             marks: HashMap::new(),
             next_seq: 1,
             total: 0,
@@ -957,6 +979,7 @@ impl<F: FileSystem> FileStorage<F> {
         self.handles.clear();
         self.dirs_made.clear();
         self.spares.clear();
+        self.undurable_reuse.clear();
         self.marks.clear();
         self.cache_seq = None;
         self.cursors = [Cursor::default(); CURSORS];
@@ -1060,7 +1083,29 @@ impl<F: FileSystem> FileStorage<F> {
         Ok(())
     }
 
-    /// Deletes the oldest file, reporting its runs. `false` if there is none.
+    /// Makes the truncation of every reused file durable (before a directory
+    /// fsync that must make all earlier evictions durable).
+    fn sync_reused(&mut self) -> Result<(), FileError> {
+        while let Some(p) = self.undurable_reuse.last().cloned() {
+            let r = self.fs.open(&p);
+            match r {
+                Ok(mut f) => {
+                    self.fstats.syncs += 1;
+                    let r = f.sync_data();
+                    self.io(FileOp::Sync, r)?;
+                }
+                // Gone since (a failed first write unlinks it): nothing to keep.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.fail(FileError::io(FileOp::Open, &e))),
+            }
+            self.undurable_reuse.pop();
+        }
+        Ok(())
+    }
+
+    /// Evicts the oldest file, reporting its runs. `false` if there is none.
+    /// While its source has fewer than [`SPARES`] spares the file is truncated
+    /// and becomes one (the next file of that source) instead of being unlinked.
     fn evict_one(&mut self, on_evict: &mut impl FnMut(RunInfo)) -> Result<bool, FileError> {
         let Some((&seq, _)) = self.files.iter().next() else {
             return Ok(false);
@@ -1071,6 +1116,7 @@ impl<F: FileSystem> FileStorage<F> {
         if self.marks.values().any(|&(_, f)| f == seq) {
             // It holds a latest acknowledgement mark: make every earlier
             // deletion in its directory durable first (see the module docs).
+            self.sync_reused()?;
             if let Some(dir) = path.parent() {
                 let dir = dir.to_path_buf();
                 self.sync_dir(&dir)?;
@@ -1079,9 +1125,22 @@ impl<F: FileSystem> FileStorage<F> {
         }
         let mut img = Vec::new();
         let read_ok = self.read_image(&path, &mut img).is_ok();
-        // No directory fsync: if the unlink is lost in a crash the file comes
-        // back, which is harmless (see "Eviction without directory fsync").
-        self.remove_counted(&path)?;
+        // No directory fsync: if the unlink (or truncation) is lost in a crash
+        // the file comes back, which is harmless (see "Eviction without
+        // directory fsync").
+        let source = self.files[&seq].source;
+        let reuse = self.spares.get(&source).map_or(0, Vec::len) < SPARES;
+        let truncated = reuse && {
+            let r = self.fs.open(&path).and_then(|mut f| f.set_len(0));
+            self.io(FileOp::Truncate, r).is_ok()
+        };
+        if truncated {
+            self.fstats.files_reused += 1;
+            self.undurable_reuse.push(path.clone());
+            self.spares.entry(source).or_default().push(path.clone());
+        } else {
+            self.remove_counted(&path)?;
+        }
         self.marks.retain(|_, &mut (_, f)| f != seq);
         let meta = self.files.remove(&seq).unwrap_or_else(|| unreachable!());
         self.total -= meta.len;
@@ -1348,6 +1407,10 @@ impl<F: FileSystem> FileStorage<F> {
             return Err(err);
         }
         self.fstats.files_created += 1;
+        if sync {
+            // Its truncation (if it was a reused file) is durable with the frame.
+            self.undurable_reuse.retain(|p| *p != path);
+        }
         let len = bytes.len() as u64;
         if let Some(old) = self.current.insert(source, seq) {
             self.handles.remove(&old);
@@ -1520,6 +1583,12 @@ impl<F: FileSystem> FileStorage<F> {
         });
         for r in results {
             self.io(FileOp::Sync, r)?;
+        }
+        for u in undo.iter().filter(|u| u.created) {
+            if let Some(m) = self.files.get(&u.seq) {
+                let p = m.path.clone();
+                self.undurable_reuse.retain(|q| *q != p);
+            }
         }
         Ok(())
     }
