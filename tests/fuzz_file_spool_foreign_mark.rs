@@ -59,7 +59,7 @@ fn file_spool_mark_in_foreign_source_file_is_ignored() {
     let crc32 = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
     let crc8 = crc::Crc::<u8>::new(&crc::CRC_8_SMBUS);
     let mut f = vec![0xFFu8; 20];
-    f[..4].copy_from_slice(b"SPF1");
+    f[..4].copy_from_slice(b"SPF2");
     f[4..12].copy_from_slice(&0x10_0000u64.to_le_bytes());
     f[12] = 255;
     let c = crc32.checksum(&f[..16]);
@@ -69,13 +69,18 @@ fn file_spool_mark_in_foreign_source_file_is_ignored() {
     f.extend_from_slice(&[0, 0xFF, 0xFF, 0xFF]);
     f.extend_from_slice(&1u32.to_le_bytes());
     f.extend_from_slice(&3_409_524_537u32.to_le_bytes());
-    let c = crc32.checksum(&f[start..]);
-    f.extend_from_slice(&c.to_le_bytes());
+    // Frame CRCs cover the file's number first (format SPF2).
+    let mut dg = crc32.digest();
+    dg.update(&0x10_0000u64.to_le_bytes());
+    dg.update(&f[start..]);
+    f.extend_from_slice(&dg.finalize().to_le_bytes());
     std::fs::create_dir_all(d.0.join("mgc")).unwrap();
     std::fs::write(d.0.join("mgc").join("0000000000100000.spl"), &f).unwrap();
 
     let mut s = FileStorage::new(cfg(&d.0)).unwrap();
     s.mount().unwrap();
+    // The foreign file mounts as data (its mark is valid, only foreign).
+    assert_eq!(s.file_stats().files, 2);
     s.ack(key, 18, |_| {}).unwrap();
     drop(s);
     let mut s = FileStorage::new(cfg(&d.0)).unwrap();

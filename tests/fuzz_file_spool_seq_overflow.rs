@@ -111,7 +111,7 @@ fn file_spool_max_seq_in_header() {
     let crc32 = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
     let crc8 = crc::Crc::<u8>::new(&crc::CRC_8_SMBUS);
     let mut f = vec![0xFFu8; 20];
-    f[..4].copy_from_slice(b"SPF1");
+    f[..4].copy_from_slice(b"SPF2");
     f[4..12].copy_from_slice(&u64::MAX.to_le_bytes());
     f[12] = 0;
     let c = crc32.checksum(&f[..16]);
@@ -123,8 +123,11 @@ fn file_spool_max_seq_in_header() {
     let start = f.len();
     f.extend_from_slice(&[0xB5, l[0], l[1], crc8.checksum(&[0xB5, l[0], l[1]])]);
     f.extend_from_slice(&body);
-    let c = crc32.checksum(&f[start..]);
-    f.extend_from_slice(&c.to_le_bytes());
+    // Frame CRCs cover the file's number first (format SPF2).
+    let mut dg = crc32.digest();
+    dg.update(&u64::MAX.to_le_bytes());
+    dg.update(&f[start..]);
+    f.extend_from_slice(&dg.finalize().to_le_bytes());
     let d = TempDir::new("hdr");
     let dir = d.0.join("host");
     std::fs::create_dir_all(&dir).unwrap();

@@ -10,8 +10,10 @@
 //! Checked:
 //! - nothing panics, mount succeeds;
 //! - after mount every data file (`<16 hex>.spl`, outside `quarantine/`) is either empty
-//!   (a spare) or a valid header followed by valid frames that tile the file exactly
-//!   (damaged files were cut back, rewritten or quarantined); no `.tmp` file is left;
+//!   (a spare) or a valid header followed by valid frames, and after the first offset
+//!   where no valid frame starts there is no valid frame of that file at any offset (a
+//!   torn or stale tail is left in place, never read; damage in the middle was
+//!   rewritten; damaged files were quarantined); no `.tmp` file is left;
 //! - every record `read` returns, and every record of every run `recover` reports, is
 //!   in a CRC-valid frame of one of the input files (independent scan): nothing invented;
 //! - reads make progress and the read-all loop ends within a bound; a record is never
@@ -133,12 +135,21 @@ fn record_bytes(key: SensorKey, kind: RecordKind, seq: u32) -> Vec<u8> {
     }
 }
 
-fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+/// CRC-32C of a frame in the file of number `seq` (the number goes in first).
+fn frame_crc(seq: u64, bytes: &[u8]) -> u32 {
+    let mut d = CRC32.digest();
+    d.update(&seq.to_le_bytes());
+    d.update(bytes);
+    d.finalize()
+}
+
+/// A frame valid in the file of number `seq`.
+fn frame(tag: u8, body: &[u8], seq: u64) -> Vec<u8> {
     let len = 4 + body.len() + 4;
     let l = (len as u16).to_le_bytes();
     let mut f = vec![tag, l[0], l[1], CRC8.checksum(&[tag, l[0], l[1]])];
     f.extend_from_slice(body);
-    let c = CRC32.checksum(&f);
+    let c = frame_crc(seq, &f);
     f.extend_from_slice(&c.to_le_bytes());
     f
 }
@@ -165,7 +176,7 @@ fn run_body(key: SensorKey, evt: bool, first_seq: u32, count: u16) -> Vec<u8> {
 
 fn file_header(seq: u64, source: u8, bad_reserved: bool) -> Vec<u8> {
     let mut h = vec![0xFF; 20];
-    h[..4].copy_from_slice(b"SPF1");
+    h[..4].copy_from_slice(b"SPF2");
     h[4..12].copy_from_slice(&seq.to_le_bytes());
     h[12] = source;
     if bad_reserved {
@@ -187,7 +198,7 @@ struct Oracle {
     nruns: usize,
 }
 
-fn crc_frame_at(buf: &[u8], off: usize) -> Option<(u8, usize)> {
+fn crc_frame_at(buf: &[u8], off: usize, seq: u64) -> Option<(u8, usize)> {
     let h = buf.get(off..off + 4)?;
     let tag = h[0];
     let len = usize::from(u16::from_le_bytes([h[1], h[2]]));
@@ -196,13 +207,17 @@ fn crc_frame_at(buf: &[u8], off: usize) -> Option<(u8, usize)> {
     }
     let f = buf.get(off..off + len)?;
     let c = u32::from_le_bytes(f[len - 4..].try_into().unwrap());
-    (CRC32.checksum(&f[..len - 4]) == c).then_some((tag, len))
+    (frame_crc(seq, &f[..len - 4]) == c).then_some((tag, len))
 }
 
 impl Oracle {
+    /// Frames count only in a file with a valid header, checked with its number.
     fn scan(&mut self, buf: &[u8]) {
+        let Some(seq) = header_seq(buf) else {
+            return;
+        };
         for off in 0..buf.len() {
-            let Some((tag, len)) = crc_frame_at(buf, off) else {
+            let Some((tag, len)) = crc_frame_at(buf, off, seq) else {
                 continue;
             };
             let body = &buf[off + 4..off + len - 4];
@@ -269,8 +284,8 @@ impl Oracle {
 }
 
 /// A frame as mount accepts it in a file (write size 1, no padding).
-fn file_frame_ok(buf: &[u8], off: usize) -> Option<usize> {
-    let (tag, len) = crc_frame_at(buf, off)?;
+fn file_frame_ok(buf: &[u8], off: usize, seq: u64) -> Option<usize> {
+    let (tag, len) = crc_frame_at(buf, off, seq)?;
     let body = &buf[off + 4..off + len - 4];
     if tag == 0xAC {
         return (len == 20 && body[1..4] == [0xFF; 3]).then_some(len);
@@ -296,11 +311,13 @@ fn file_frame_ok(buf: &[u8], off: usize) -> Option<usize> {
     (runs > 0).then_some(len)
 }
 
-fn header_ok(buf: &[u8]) -> bool {
-    buf.len() >= 20
-        && buf[..4] == *b"SPF1"
+/// The file number of a valid header.
+fn header_seq(buf: &[u8]) -> Option<u64> {
+    (buf.len() >= 20
+        && buf[..4] == *b"SPF2"
         && buf[13..16] == [0xFF; 3]
-        && CRC32.checksum(&buf[..16]) == u32::from_le_bytes(buf[16..20].try_into().unwrap())
+        && CRC32.checksum(&buf[..16]) == u32::from_le_bytes(buf[16..20].try_into().unwrap()))
+    .then(|| u64::from_le_bytes(buf[4..12].try_into().unwrap()))
 }
 
 /// `<16 hex digits>.spl` with a number a store can reach (mount leaves other names alone).
@@ -341,17 +358,20 @@ fn check_clean(root: &Path) {
         if b.is_empty() {
             continue;
         }
-        assert!(
-            header_ok(&b),
-            "{}: bad header kept after mount",
-            p.display()
-        );
+        let Some(seq) = header_seq(&b) else {
+            panic!("{}: bad header kept after mount", p.display());
+        };
         let mut off = 20;
-        while off < b.len() {
-            match file_frame_ok(&b, off) {
-                Some(l) => off += l,
-                None => panic!("{}: damaged frame at {off} kept after mount", p.display()),
-            }
+        while let Some(l) = file_frame_ok(&b, off, seq) {
+            off += l;
+        }
+        // The tail (torn, or stale bytes of a reused file) holds no frame of this file.
+        for q in off..b.len() {
+            assert!(
+                file_frame_ok(&b, q, seq).is_none(),
+                "{}: valid frame at {q} after a bad one at {off} kept after mount",
+                p.display()
+            );
         }
     }
 }
@@ -470,13 +490,18 @@ fn write_fuzz_files(root: &Path, input: &Input) {
             Name::Junk(j) => format!("junk{j}"),
         };
         let mut bytes = Vec::new();
+        // Frames are made valid for the file number of the last header so far.
+        let mut cur = 0u64;
         for p in f.parts.iter().take(16) {
             match p {
                 Part::Header {
                     seq,
                     source,
                     bad_reserved,
-                } => bytes.extend(file_header(*seq, *source, *bad_reserved)),
+                } => {
+                    cur = *seq;
+                    bytes.extend(file_header(*seq, *source, *bad_reserved));
+                }
                 Part::RunFrame {
                     key: k,
                     evt,
@@ -485,17 +510,18 @@ fn write_fuzz_files(root: &Path, input: &Input) {
                 } => bytes.extend(frame(
                     0xB5,
                     &run_body(key(*k), *evt, *first_seq, u16::from(count % 32) + 1),
+                    cur,
                 )),
                 Part::Ack { key: k, upto } => {
                     let k = key(*k);
                     let mut b = vec![k.source, 0xFF, 0xFF, 0xFF];
                     b.extend_from_slice(&k.id.to_le_bytes());
                     b.extend_from_slice(&upto.to_le_bytes());
-                    bytes.extend(frame(0xAC, &b));
+                    bytes.extend(frame(0xAC, &b, cur));
                 }
                 Part::Frame { tag, body } => {
                     let t = if tag % 2 == 0 { 0xB5 } else { 0xAC };
-                    bytes.extend(frame(t, &body[..body.len().min(1024)]));
+                    bytes.extend(frame(t, &body[..body.len().min(1024)], cur));
                 }
                 Part::Raw(r) => bytes.extend_from_slice(&r[..r.len().min(1024)]),
             }

@@ -287,9 +287,132 @@ pub struct Plan {
     /// Files unlinked since the last `fsync` of their directory, with their
     /// contents: a crash may bring them back ([`FaultFs::crash`]).
     pub unsynced_unlinks: Vec<(PathBuf, Vec<u8>)>,
-    /// Files truncated since their last `fdatasync`, with their contents
-    /// before: a crash may undo the truncation ([`FaultFs::crash`]).
-    pub unsynced_truncations: Vec<(PathBuf, Vec<u8>)>,
+    /// Files written or truncated since their last `fdatasync`, with their
+    /// contents before the first such change: at a crash each 512-byte sector
+    /// may hold the old or the new bytes, and the length may be either.
+    pub unsynced_writes: Vec<(PathBuf, Vec<u8>)>,
+    /// Renames not yet made durable by an `fsync` of the target directory:
+    /// a crash may undo them.
+    pub unsynced_renames: Vec<(PathBuf, PathBuf)>,
+    /// Filesystem operations so far (writes, truncations, syncs, creations,
+    /// renames, unlinks, directory syncs).
+    pub ops: u64,
+    /// Take a crash image before every operation ([`FaultFs::start_imaging`]).
+    pub imaging: Option<Imaging>,
+}
+
+/// Crash images taken while a workload runs: before operation `k` the tree
+/// under `root` is copied to `out/<k>` as a crash at that moment would leave
+/// it ([`FaultFs::crash`] applied to the copy).
+#[derive(Debug)]
+pub struct Imaging {
+    pub root: PathBuf,
+    pub out: PathBuf,
+    pub rng: Rng,
+    /// Operation index of every image taken.
+    pub taken: Vec<u64>,
+}
+
+/// The bytes a crash leaves of a file changed from `old` to `new` without a
+/// sync: the length of either, every 512-byte sector from either.
+fn torn_mix(old: &[u8], new: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let len = if rng.below(2) == 0 {
+        old.len()
+    } else {
+        new.len()
+    };
+    let mut out = vec![0u8; len];
+    for start in (0..len).step_by(512) {
+        let end = (start + 512).min(len);
+        let src = if rng.below(2) == 0 { old } else { new };
+        for (i, b) in out[start..end].iter_mut().enumerate() {
+            *b = src.get(start + i).copied().unwrap_or(0);
+        }
+    }
+    out
+}
+
+/// Applies a crash to the tree (or to a copy of it: `map` turns a recorded
+/// path into the path to change). Returns how many changes were undone.
+fn apply_crash(plan: &Plan, rng: &mut Rng, map: &dyn Fn(&Path) -> PathBuf) -> usize {
+    let mut n = 0;
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for (from, to) in plan.unsynced_renames.iter().rev() {
+        let (f, t) = (map(from), map(to));
+        if rng.below(2) == 0 && t.exists() && !f.exists() {
+            std::fs::rename(&t, &f).unwrap();
+            moved.push((to.clone(), from.clone()));
+            n += 1;
+        }
+    }
+    let back = |p: &Path| -> PathBuf {
+        let mut p = p.to_path_buf();
+        for (to, from) in &moved {
+            if p == *to {
+                p = from.clone();
+            }
+        }
+        map(&p)
+    };
+    for (p, b) in &plan.unsynced_unlinks {
+        let p = back(p);
+        if rng.below(2) == 0 && !p.exists() {
+            std::fs::write(&p, b).unwrap();
+            n += 1;
+        }
+    }
+    for (p, old) in &plan.unsynced_writes {
+        let p = back(p);
+        if let Ok(new) = std::fs::read(&p) {
+            let mixed = torn_mix(old, &new, rng);
+            if mixed != new {
+                n += 1;
+            }
+            std::fs::write(&p, mixed).unwrap();
+        }
+    }
+    n
+}
+
+impl Plan {
+    /// Remembers a file's contents before its first change since its last sync.
+    fn note_change(&mut self, path: &Path) {
+        if !self.unsynced_writes.iter().any(|(q, _)| q == path) {
+            let before = std::fs::read(path).unwrap_or_default();
+            self.unsynced_writes.push((path.to_path_buf(), before));
+        }
+    }
+
+    /// Counts an operation; takes a crash image first when imaging.
+    fn tick(&mut self) {
+        if let Some(mut im) = self.imaging.take() {
+            let dst = im.out.join(self.ops.to_string());
+            copy_tree(&im.root, &dst);
+            let root = im.root.clone();
+            let map = |p: &Path| match p.strip_prefix(&root) {
+                Ok(rel) => dst.join(rel),
+                Err(_) => p.to_path_buf(),
+            };
+            apply_crash(self, &mut im.rng, &map);
+            im.taken.push(self.ops);
+            self.imaging = Some(im);
+        }
+        self.ops += 1;
+    }
+}
+
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
 }
 
 fn trip(f: &mut Option<Fault>, injected: &mut u32) -> Option<Fault> {
@@ -326,6 +449,8 @@ impl FsFile for FaultFile {
         let f = {
             let mut p = self.plan.lock().unwrap();
             let p = &mut *p;
+            p.tick();
+            p.note_change(&self.path);
             trip(&mut p.write, &mut p.injected)
         };
         if let Some(f) = f {
@@ -340,6 +465,7 @@ impl FsFile for FaultFile {
         let f = {
             let mut p = self.plan.lock().unwrap();
             let p = &mut *p;
+            p.tick();
             trip(&mut p.sync, &mut p.injected)
         };
         if let Some(f) = f {
@@ -349,17 +475,15 @@ impl FsFile for FaultFile {
         self.plan
             .lock()
             .unwrap()
-            .unsynced_truncations
+            .unsynced_writes
             .retain(|(p, _)| *p != self.path);
         Ok(())
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        if len < self.inner.size()? {
-            let before = std::fs::read(&self.path).unwrap_or_default();
+        {
             let mut p = self.plan.lock().unwrap();
-            if !p.unsynced_truncations.iter().any(|(q, _)| *q == self.path) {
-                p.unsynced_truncations.push((self.path.clone(), before));
-            }
+            p.tick();
+            p.note_change(&self.path);
         }
         self.inner.set_len(len)
     }
@@ -387,6 +511,7 @@ impl FileSystem for FaultFs {
         let f = {
             let mut p = self.plan.lock().unwrap();
             let p = &mut *p;
+            p.tick();
             trip(&mut p.create, &mut p.injected)
         };
         if let Some(f) = f {
@@ -399,6 +524,7 @@ impl FileSystem for FaultFs {
         })
     }
     fn remove_file(&mut self, path: &Path) -> io::Result<()> {
+        self.plan.lock().unwrap().tick();
         let bytes = std::fs::read(path).unwrap_or_default();
         StdFs.remove_file(path)?;
         self.plan
@@ -412,17 +538,29 @@ impl FileSystem for FaultFs {
         let f = {
             let mut p = self.plan.lock().unwrap();
             let p = &mut *p;
+            p.tick();
             trip(&mut p.rename, &mut p.injected)
         };
         if let Some(f) = f {
             return Err(io::Error::from_raw_os_error(f.errno));
         }
-        StdFs.rename(from, to)
+        StdFs.rename(from, to)?;
+        let mut p = self.plan.lock().unwrap();
+        // The unsynced contents travel with the file.
+        for (q, _) in p.unsynced_writes.iter_mut() {
+            if q == from {
+                *q = to.to_path_buf();
+            }
+        }
+        p.unsynced_renames
+            .push((from.to_path_buf(), to.to_path_buf()));
+        Ok(())
     }
     fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
         let f = {
             let mut p = self.plan.lock().unwrap();
             let p = &mut *p;
+            p.tick();
             trip(&mut p.sync_dir, &mut p.injected)
         };
         if let Some(f) = f {
@@ -432,9 +570,8 @@ impl FileSystem for FaultFs {
         let mut plan = self.plan.lock().unwrap();
         plan.unsynced_unlinks
             .retain(|(p, _)| p.parent() != Some(path));
-        // An unlink made durable ends a pending truncation too.
-        plan.unsynced_truncations
-            .retain(|(p, _)| p.parent() != Some(path) || p.exists());
+        plan.unsynced_renames
+            .retain(|(_, to)| to.parent() != Some(path));
         Ok(())
     }
     fn available_bytes(&mut self, path: &Path) -> io::Result<u64> {
@@ -446,26 +583,39 @@ impl FileSystem for FaultFs {
 }
 
 impl FaultFs {
-    /// A crash: of the unlinks not yet made durable by a directory fsync, and
-    /// of the truncations not yet made durable by an `fdatasync` of the file, a
-    /// random subset is undone (those files come back with their contents
-    /// before; POSIX promises no order). Returns how many came back.
+    /// A crash: of the renames and unlinks not yet made durable by a
+    /// directory fsync a random subset is undone (POSIX promises no order), and
+    /// every file changed since its last `fdatasync` keeps a random mix of old
+    /// and new sectors. Returns how many changes were undone.
     pub fn crash(&self, rng: &mut Rng) -> usize {
-        let (unlinks, truncations) = {
-            let mut p = self.plan.lock().unwrap();
-            (
-                std::mem::take(&mut p.unsynced_unlinks),
-                std::mem::take(&mut p.unsynced_truncations),
-            )
-        };
-        let mut n = 0;
-        for (p, b) in unlinks.iter().chain(&truncations) {
-            if rng.below(2) == 0 {
-                std::fs::write(p, b).unwrap();
-                n += 1;
-            }
-        }
+        let mut p = self.plan.lock().unwrap();
+        let n = apply_crash(&p, rng, &|q: &Path| q.to_path_buf());
+        p.unsynced_unlinks.clear();
+        p.unsynced_writes.clear();
+        p.unsynced_renames.clear();
         n
+    }
+
+    /// Starts taking a crash image of `root` into `out/<k>` before every
+    /// operation `k` from now on.
+    pub fn start_imaging(&self, root: &Path, out: &Path, seed: u64) {
+        self.plan.lock().unwrap().imaging = Some(Imaging {
+            root: root.to_path_buf(),
+            out: out.to_path_buf(),
+            rng: Rng(seed),
+            taken: Vec::new(),
+        });
+    }
+
+    /// Stops imaging; returns the operation index of every image taken.
+    pub fn stop_imaging(&self) -> Vec<u64> {
+        let mut p = self.plan.lock().unwrap();
+        p.imaging.take().map(|i| i.taken).unwrap_or_default()
+    }
+
+    /// Operations so far.
+    pub fn ops(&self) -> u64 {
+        self.plan.lock().unwrap().ops
     }
 }
 

@@ -25,48 +25,54 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 4 | magic `"SPF1"` |
+//! | 0 | 4 | magic `"SPF2"` |
 //! | 4 | 8 | file sequence number |
 //! | 12 | 1 | data source of every run in the file |
 //! | 13 | 3 | reserved `0xFF` |
 //! | 16 | 4 | CRC-32C of bytes 0..16 |
 //!
-//! Frames are exactly the frames of [`NorFlashStorage`](super::NorFlashStorage)
-//! with a write size of 1 (no padding): tag (`0xB5` batch, `0xAC`
-//! acknowledgement), `u16` length, CRC-8 header check, body (runs, or one
-//! acknowledgement mark), CRC-32C of everything before it. The encoding
-//! helpers are shared (`storage::frame`). A batch handed to
-//! [`Storage::append`] becomes one frame per data source it contains, each in
-//! the current file of that source.
+//! Frames are the frames of [`NorFlashStorage`](super::NorFlashStorage) with a
+//! write size of 1 (no padding): tag (`0xB5` batch, `0xAC` acknowledgement),
+//! `u16` length, CRC-8 header check, body (runs, or one acknowledgement mark),
+//! CRC-32C. One difference: the CRC-32C covers the file's sequence number (8
+//! bytes, little-endian) and then every byte of the frame before it, so a
+//! frame is valid only in the file it was written to. That is what lets a file
+//! be reused in place (below): the bytes of its previous life never pass as
+//! frames of the new one. The encoding helpers are shared (`storage::frame`).
+//! A batch handed to [`Storage::append`] becomes one frame per data source it
+//! contains, each in the current file of that source.
 //!
 //! # Durability: append + `fdatasync`, CRC-framed tails
 //!
-//! A frame is appended at the file's known end with `pwrite` and made durable
-//! with `fdatasync` before `append`/`ack` return `Ok`. New files are not
-//! created on the write path: [`SPARES`] empty files are pre-created in a
-//! source's directory at a time and made durable with **one** directory
-//! `fsync`; starting a file is the first `pwrite` (header and frame together)
-//! into a spare, then `fdatasync`. Why this is as safe as temp file + fsync +
-//! rename + directory fsync for every batch:
+//! A frame is written at the file's known end (the end of its last good frame)
+//! with `pwrite` and made durable with `fdatasync` before `append`/`ack` return
+//! `Ok`. New files are not created on the write path: [`SPARES`] empty files
+//! are pre-created in a source's directory at a time and made durable with
+//! **one** directory `fsync`, and at the cap evicted files are reused; starting
+//! a file is the first `pwrite` (header and frame together) into a spare, then
+//! `fdatasync`. Why this is as safe as temp file + fsync + rename + directory
+//! fsync for every batch:
 //!
 //! 1. `fdatasync` returns only when the written data and the file size are
 //!    durable, so every frame `append` reported is on disk, and so is every
-//!    byte before it (files are only ever appended to at their end). The
-//!    file's name was durable before its first byte was written (the spare's
-//!    directory was `fsync`ed).
-//! 2. A crash during an append can leave, after the last durable frame, nothing,
-//!    a prefix of the new frame, zeros (file size updated before the data), or
-//!    the whole frame. Every frame carries its length and a CRC-32C over all its
-//!    bytes, so mount accepts the whole frame or nothing; the bad tail is cut off
-//!    (`ftruncate` + `fdatasync`) before anything is appended again. A file
-//!    without any valid frame (a cut first write into a spare) becomes a spare
-//!    again. A frame that was complete but not yet reported is kept: its records
-//!    were written by the store and are complete, they are merely not known to
-//!    be flushed.
-//! 3. Durable bytes are never rewritten in place (no read-modify-write, no
-//!    partially overwritten block), so a crash can never damage a frame that
-//!    was already reported. Rename-based replacement would add a second
-//!    `fsync` and a directory `fsync` per batch and buys nothing more.
+//!    byte before it (a file is only ever written at the end of its good
+//!    frames). The file's name was durable before its first byte was written
+//!    (the spare's directory was `fsync`ed; a reused file had a durable name).
+//! 2. A crash during a write can leave, after the last durable frame, nothing,
+//!    a prefix of the new frame, zeros (file size updated before the data), the
+//!    whole frame, or (in a reused file) any mix of new bytes and bytes of its
+//!    previous life. Every frame carries its length and a CRC-32C over the
+//!    file's number and all its bytes, so mount accepts the whole frame or
+//!    nothing, and nothing of a previous life. Whatever follows the last good
+//!    frame is left in place, never read, and written over by the next frames
+//!    ([`FileStats::tail_bytes`]). A file without any valid frame (a cut first
+//!    write) becomes a spare again. A frame that was complete but not yet
+//!    reported is kept: its records were written by the store and are
+//!    complete, they are merely not known to be flushed.
+//! 3. Durable frames are never written over (the next frame starts where they
+//!    end), so a crash can never damage a frame that was already reported.
+//!    Rename-based replacement would add a second `fsync` and a directory
+//!    `fsync` per batch and buys nothing more.
 //! 4. After any failed write or `fdatasync` the file is sealed: the store never
 //!    appends to it again (after a failed `fdatasync` Linux may have dropped the
 //!    dirty pages, so the page cache no longer tells what is on disk). The
@@ -76,50 +82,59 @@
 //! 5. Deleting a file (eviction) needs no directory `fsync`, and neither does
 //!    reusing it; see below.
 //!
-//! Renames are used only by mount's repairs: a file damaged in the middle is
+//! Renames are used by mount's repairs: a file damaged in the middle is
 //! rewritten as `<name>.tmp` (write, `fdatasync`), the original is renamed into
 //! `quarantine/`, the copy renamed into place, both directories `fsync`ed;
-//! a crash in between is finished at the next mount (below).
+//! a crash in between is finished at the next mount (below). Reuse moves a file
+//! into another source's directory with a rename that need not be durable.
 //!
 //! # Acknowledgements
 //!
 //! [`Storage::ack`] appends an acknowledgement frame to the current file of the
 //! sensor's source (the latest mark wins, as on flash). The mark only covers
 //! records written before it, which are in the same file or in older files of
-//! the same source. Files are only ever deleted oldest first (by the global
-//! sequence number), so deleting the file that holds a mark deletes every
+//! the same source. Files are only ever evicted oldest first (by the global
+//! sequence number), so evicting the file that holds a mark evicts every
 //! record the mark covers: marks never need to be copied forward, and an
 //! acknowledged record is never reported unacknowledged after a restart.
 //!
 //! # Limits and eviction
 //!
-//! Before a frame is written, the oldest files are evicted until the new frame
-//! fits under the disk limit; their runs are reported to `on_evict` and counted
-//! ([`FileStats::files_evicted`], [`StorageStats::evicted_records`]). Every
-//! deletion is counted in [`FileStats::files_deleted`].
+//! The disk limit bounds the bytes on disk ([`FileStats::bytes`]): data files
+//! at their full size, stale tails included, and an evicted file waiting for
+//! reuse. Before a frame is written, the oldest files are evicted until what
+//! the write adds fits under the limit; their runs are reported to `on_evict`
+//! and counted ([`FileStats::files_evicted`], [`StorageStats::evicted_records`]).
+//! Every deletion is counted in [`FileStats::files_deleted`].
 //!
-//! **Reusing evicted files.** While the evicted file's source has fewer than
-//! [`SPARES`] spares, the file is not unlinked but truncated to zero and becomes
-//! a spare of its source ([`FileStats::files_reused`]): at the cap a store never
-//! creates or deletes a file, which saves an inode allocation, a directory entry
-//! and a directory `fsync` per [`SPARES`] files. Its name stays (names are only
-//! unique). The truncation is not synced on its own: the `fdatasync` of the
-//! file's first frame makes it durable. Until then a crash may undo it, and the
-//! file comes back whole, exactly like an evicted file whose `unlink` was lost
-//! (below); so the same rule covers it: before a file holding a latest mark is
-//! evicted, every reused file whose truncation is not yet durable is
-//! `fdatasync`ed, then the directory is `fsync`ed.
+//! **Reusing evicted files.** When the eviction makes room for a new file of
+//! some source, the evicted file becomes that file ([`FileStats::files_reused`]):
+//! it is not unlinked; if it belongs to another source it is renamed into that
+//! source's directory (same name; names are only unique and a file's header
+//! says its source, so it does not matter which directory a crash leaves it
+//! in); the new header and first frame are written over it from its start.
+//! Nothing is allocated, freed, created or deleted, and `fdatasync` writes data
+//! only, so at the cap an append costs about what writing over an existing file
+//! costs. A file that holds a latest acknowledgement mark is never reused (it is
+//! unlinked as below), and at most one reused file waits per source. Until the
+//! `fdatasync` of its first frame a reused file's previous life may come back
+//! in a crash, in part (old header, some old frames): harmless for the same
+//! reason as below, since the latest marks covering its acknowledged records
+//! are in newer files. So the rule below also covers reuse: before a file
+//! holding a latest mark is evicted, a reused file already written to is
+//! `fdatasync`ed and one still waiting is truncated and `fdatasync`ed.
 //!
-//! **Eviction without directory fsync.** The `unlink` (or the truncation for
-//! reuse) of an evicted file is normally not followed by a directory `fsync`
-//! (that would cost one more sync per file once the store is at its cap), so a
-//! crash may bring an evicted file back. That is harmless: its unacknowledged records are delivered again
+//! **Eviction without directory fsync.** The `unlink` of an evicted file is
+//! normally not followed by a directory `fsync` (that would cost one more sync
+//! per file once the store is at its cap), so a crash may bring an evicted
+//! file back. That is harmless: its unacknowledged records are delivered again
 //! (never acknowledged, so allowed), it is the oldest file and is evicted
 //! again. What must not happen is that a file with acknowledged records comes
 //! back while the file holding their mark does not. The mark covers only
 //! records of its own source written before it, i.e. in the same file or in
-//! older files of the same directory, and those were evicted first. So before
-//! a file that holds the latest mark of any sensor is unlinked, its directory
+//! older files of the same source, and those were evicted first. So before
+//! a file that holds the latest mark of any sensor is unlinked, every earlier
+//! eviction is made durable: reused files as above, then the file's directory
 //! is `fsync`ed, which makes every earlier deletion in it durable (counted in
 //! [`FileStats::mark_dir_syncs`]; rare, since a sensor that is acknowledged
 //! regularly has its latest mark in a recent file). If that file itself comes
@@ -135,13 +150,16 @@
 //!
 //! # Recovery at mount
 //!
-//! Every file is read and checked frame by frame; a bad file never stops the
-//! mount, it costs at most its own damaged frames:
-//! - valid frames but a bad header, or a file larger than allowed: moved to
-//!   `quarantine/`;
-//! - no valid frame at all (empty, or a cut first write): kept as a spare;
-//! - damaged tail (no valid frame after the first bad one): cut back to the last
-//!   good frame;
+//! Every file is read and checked frame by frame (with the number from its
+//! header); a bad file never stops the mount, it costs at most its own damaged
+//! frames:
+//! - a bad header followed by a well-formed frame header (its frames cannot be
+//!   checked without the file's number), or a file larger than allowed: moved
+//!   to `quarantine/`;
+//! - no valid frame at all (empty, a cut first write, a bad header with nothing
+//!   frame-like after it): emptied, kept as a spare;
+//! - a tail after the last good frame with no valid frame in it (a torn write,
+//!   the stale end of a reused file): left in place, not read, written over;
 //! - damage in the middle (a valid frame after a bad one): the good frames are
 //!   copied into a fresh file (temp + `fdatasync` + rename) and the original is
 //!   moved to `quarantine/`;
@@ -161,11 +179,11 @@
 //!
 //! - `append`: one `pwrite` + one `fdatasync` per source the batch spans (the
 //!   `fdatasync`s of a multi-source batch run concurrently); one `statvfs` per
-//!   file started; one directory `fsync` per [`SPARES`] files created; at the
-//!   cap one `ftruncate` per file evicted and reused (or an `unlink` when its
-//!   source has [`SPARES`] spares already), plus a directory `fsync` if the file
-//!   held a latest acknowledgement mark. Frame CRCs use a slice-by-16 table
-//!   with feature `std`.
+//!   file started; below the cap one directory `fsync` per [`SPARES`] files
+//!   created; at the cap no file operation when the evicted file is reused (a
+//!   `rename` if it changes source), else one `unlink` per file evicted, plus
+//!   a directory `fsync` if the file held a latest acknowledgement mark. Frame
+//!   CRCs use a slice-by-16 table with feature `std`.
 //! - `ack`: one 20-byte frame, one `pwrite` + `fdatasync`.
 //! - `mount` reads and checks every file once (up to `disk_limit` bytes);
 //!   `recover` reads every file once more.
@@ -203,7 +221,7 @@ use std::path::{Path, PathBuf};
 /// Bytes of the file header.
 pub const FILE_HEADER: usize = 20;
 /// Magic at the start of every data file.
-const FILE_MAGIC: [u8; 4] = *b"SPF1";
+const FILE_MAGIC: [u8; 4] = *b"SPF2";
 /// Name of the quarantine directory.
 pub const QUARANTINE_DIR: &str = "quarantine";
 /// Extension of data files.
@@ -380,7 +398,8 @@ impl From<FileError> for StorageError {
 pub struct FileStats {
     /// Data files now.
     pub files: u32,
-    /// Bytes in data files now.
+    /// Bytes on disk now: data files, and evicted files kept for reuse
+    /// (what the disk limit bounds).
     pub bytes: u64,
     /// Configured disk limit.
     pub disk_limit: u64,
@@ -394,7 +413,7 @@ pub struct FileStats {
     pub files_deleted: u32,
     /// Files deleted by eviction (oldest first, at the cap or by `evict_oldest`).
     pub files_evicted: u32,
-    /// Evicted files kept as the next file of their source (truncated, no
+    /// Evicted files kept as the next file of their source (written over, no
     /// `unlink` and no new file; see "Reusing evicted files" in the module docs).
     pub files_reused: u32,
     /// Directory fsyncs made before evicting a file that held the latest
@@ -402,10 +421,15 @@ pub struct FileStats {
     pub mark_dir_syncs: u32,
     /// Files moved to `quarantine/`.
     pub quarantined: u32,
-    /// Files cut back to their last good frame at mount.
+    /// Files without a complete first frame (a cut first write) emptied at
+    /// mount to be spares again.
     pub truncated_files: u32,
-    /// Bytes cut off at mount.
+    /// Bytes cut off by those.
     pub truncated_bytes: u64,
+    /// Bytes found after the last good frame of data files at mount (torn
+    /// appends, stale ends of reused files): left in place, never read,
+    /// written over by later appends.
+    pub tail_bytes: u64,
     /// Runs (or parts of runs) not reported by `recover` because an earlier run
     /// already holds the same records (left over from a failed append).
     pub duplicate_runs: u32,
@@ -438,8 +462,11 @@ struct KeyRange {
 struct FileMeta {
     source: u8,
     path: PathBuf,
-    /// Valid bytes (header plus good frames).
+    /// Valid bytes (header plus good frames); appends go here.
     len: u64,
+    /// Bytes on disk, `>= len`: after `len` a torn frame or the stale end of
+    /// a reused file, never read, written over by the next appends.
+    size: u64,
     /// Never appended to again.
     sealed: bool,
     keys: Vec<KeyRange>,
@@ -525,8 +552,28 @@ fn parse_file_header(h: &[u8]) -> Option<(u64, u8)> {
 /// `next_seq` (one past the largest number seen) from overflowing at mount.
 const MAX_FILE_SEQ: u64 = u64::MAX - 0xFFFF;
 
-/// Checks the frame at `off` of `buf`: header, CRC and body structure.
-fn check_frame(buf: &[u8], off: usize) -> Option<FrameRef> {
+/// CRC-32C of a frame (`body` = every byte before the CRC) in the file of
+/// sequence number `seq`: the number goes into the CRC first, so a frame is
+/// valid only in the file it was written to, never in the stale bytes a reused
+/// file still holds from its previous life.
+fn frame_crc(seq: u64, body: &[u8]) -> u32 {
+    let mut d = CRC32.digest();
+    d.update(&seq.to_le_bytes());
+    d.update(body);
+    d.finalize()
+}
+
+/// Writes the CRC of the frame in `frame` (its last [`CRC_LEN`] bytes) for
+/// the file `seq`.
+fn set_frame_crc(frame: &mut [u8], seq: u64) {
+    let body = frame.len() - CRC_LEN;
+    let c = frame_crc(seq, &frame[..body]);
+    frame[body..].copy_from_slice(&c.to_le_bytes());
+}
+
+/// Checks the frame at `off` of `buf`, an image of file `seq`: header, CRC
+/// and body structure.
+fn check_frame(buf: &[u8], off: usize, seq: u64) -> Option<FrameRef> {
     if off + FRAME_HDR + CRC_LEN > buf.len() {
         return None;
     }
@@ -537,7 +584,7 @@ fn check_frame(buf: &[u8], off: usize) -> Option<FrameRef> {
     let body_end = off + len - CRC_LEN;
     let mut c = [0u8; CRC_LEN];
     c.copy_from_slice(&buf[body_end..off + len]);
-    if CRC32.checksum(&buf[off..body_end]) != u32::from_le_bytes(c) {
+    if frame_crc(seq, &buf[off..body_end]) != u32::from_le_bytes(c) {
         return None;
     }
     let fr = FrameRef {
@@ -567,16 +614,15 @@ fn check_frame(buf: &[u8], off: usize) -> Option<FrameRef> {
     (runs > 0).then_some(fr)
 }
 
-/// Appends an acknowledgement frame to `out`.
+/// Appends an acknowledgement frame to `out`, its CRC left to
+/// [`set_frame_crc`] once the file is known.
 fn push_ack_frame(out: &mut Vec<u8>, key: SensorKey, upto: u32) {
-    let start = out.len();
     out.extend_from_slice(&frame::frame_header(
         TAG_ACK,
         FRAME_HDR + ACK_BODY + CRC_LEN,
     ));
     out.extend_from_slice(&frame::ack_body(key, upto));
-    let c = CRC32.checksum(&out[start..]);
-    out.extend_from_slice(&c.to_le_bytes());
+    out.extend_from_slice(&[0; CRC_LEN]);
 }
 
 /// Runs of a verified batch frame: (info, records offset in `buf`).
@@ -608,7 +654,7 @@ struct Scan {
     bad_frames: u32,
 }
 
-fn scan_image(buf: &[u8]) -> Scan {
+fn scan_image(buf: &[u8], seq: u64) -> Scan {
     let mut s = Scan {
         frames: Vec::new(),
         good_end: FILE_HEADER,
@@ -617,7 +663,7 @@ fn scan_image(buf: &[u8]) -> Scan {
     };
     let mut off = FILE_HEADER;
     while off < buf.len() {
-        if let Some(fr) = check_frame(buf, off) {
+        if let Some(fr) = check_frame(buf, off, seq) {
             off += fr.len as usize;
             s.good_end = off;
             s.frames.push(fr);
@@ -625,7 +671,7 @@ fn scan_image(buf: &[u8]) -> Scan {
         }
         // Resynchronise: is there any valid frame further on?
         s.bad_frames += 1;
-        match (off + 1..buf.len()).find(|&p| check_frame(buf, p).is_some()) {
+        match (off + 1..buf.len()).find(|&p| check_frame(buf, p, seq).is_some()) {
             Some(p) => {
                 s.middle_damage = true;
                 off = p;
@@ -672,10 +718,12 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     dirs_made: Vec<u8>,
     /// Latest acknowledgement mark per sensor: (upto, file holding it).
     marks: HashMap<SensorKey, (u32, u64)>,
-    /// Empty pre-created files per source (their names are durable).
-    spares: HashMap<u8, Vec<PathBuf>>,
-    /// Evicted files truncated for reuse whose truncation is not durable yet
-    /// (their first frame's `fdatasync` makes it so).
+    /// Files ready to start a new file in, per source, with their size on
+    /// disk: empty pre-created files (their names are durable), or an evicted
+    /// file kept for reuse (at most one per source).
+    spares: HashMap<u8, Vec<(PathBuf, u64)>>,
+    /// Reused files whose new life is not durable yet (the `fdatasync` of
+    /// their first frame makes it so).
     undurable_reuse: Vec<PathBuf>,
     next_seq: u64,
     total: u64,
@@ -853,8 +901,8 @@ impl<F: FileSystem> FileStorage<F> {
         Ok(())
     }
 
-    /// Checks one file at mount: a data file (kept, maybe cut back or
-    /// rewritten), a spare, or gone (quarantined).
+    /// Checks one file at mount: a data file (kept, maybe with a tail left
+    /// unread, or rewritten), a spare, or gone (quarantined).
     fn mount_file(
         &mut self,
         dir: &Path,
@@ -872,22 +920,42 @@ impl<F: FileSystem> FileStorage<F> {
             self.quarantine(&path, dir_name)?;
             return Ok(Mounted::Gone);
         }
-        let header = parse_file_header(img);
-        let scan = scan_image(img);
+        let Some((seq, source)) = parse_file_header(img) else {
+            // Frames cannot be checked without the file's number. A frame
+            // header where the first frame starts: damaged data, keep it for
+            // inspection. Otherwise the first write into a spare was cut.
+            let data = img.len() >= FILE_HEADER + FRAME_HDR
+                && matches!(
+                    frame::parse_frame_header(
+                        [
+                            img[FILE_HEADER],
+                            img[FILE_HEADER + 1],
+                            img[FILE_HEADER + 2],
+                            img[FILE_HEADER + 3]
+                        ],
+                        img.len() - FILE_HEADER,
+                        1
+                    ),
+                    Header::Frame { .. }
+                );
+            if data {
+                self.stats.bad_frames += 1;
+                self.quarantine(&path, dir_name)?;
+                return Ok(Mounted::Gone);
+            }
+            self.cut_file(&path, 0, img.len() as u64)?;
+            return Ok(Mounted::Spare(path));
+        };
+        let scan = scan_image(img, seq);
         if scan.frames.is_empty() {
             // No frame was ever made durable here: the first write into a
-            // spare was cut. Back to a spare.
+            // spare (or a reused file) was cut. Back to a spare.
             self.cut_file(&path, 0, img.len() as u64)?;
             return Ok(Mounted::Spare(path));
         }
-        let Some((seq, source)) = header else {
-            // Frames but no header: damaged, keep it for inspection.
-            self.stats.bad_frames += scan.bad_frames;
-            self.quarantine(&path, dir_name)?;
-            return Ok(Mounted::Gone);
-        };
         self.stats.bad_frames += scan.bad_frames;
-        let mut len = img.len() as u64;
+        let mut size = img.len() as u64;
+        let mut len = size;
         if scan.middle_damage {
             // Copy the good frames into a fresh file, quarantine the original.
             let mut clean = Vec::with_capacity(img.len());
@@ -903,13 +971,17 @@ impl<F: FileSystem> FileStorage<F> {
             self.sync_dir(dir)?;
             *img = clean;
             len = img.len() as u64;
+            size = len;
         } else if (scan.good_end as u64) < len {
-            self.cut_file(&path, scan.good_end as u64, len)?;
+            // A torn last frame, or the stale end of a reused file: left in
+            // place, never read (no frame there passes the check for this
+            // file's number), written over by the next appends.
             len = scan.good_end as u64;
+            self.fstats.tail_bytes += size - len;
             img.truncate(scan.good_end);
         }
         let frames = if scan.middle_damage {
-            scan_image(img).frames
+            scan_image(img, seq).frames
         } else {
             scan.frames
         };
@@ -939,6 +1011,7 @@ impl<F: FileSystem> FileStorage<F> {
                 source,
                 path,
                 len,
+                size,
                 sealed: len >= self.cfg.file_size as u64,
                 keys,
             },
@@ -1059,7 +1132,7 @@ impl<F: FileSystem> FileStorage<F> {
                             if !self.dirs_made.contains(&src) {
                                 self.dirs_made.push(src);
                             }
-                            self.spares.entry(src).or_default().push(path);
+                            self.spares.entry(src).or_default().push((path, 0));
                         }
                         None => {
                             let _ = self.remove_counted(&path);
@@ -1069,7 +1142,7 @@ impl<F: FileSystem> FileStorage<F> {
                 }
             }
         }
-        self.total = self.files.values().map(|m| m.len).sum();
+        self.total = self.files.values().map(|m| m.size).sum();
         self.next_seq = max_seq + 1;
         // The newest file of each source stays appendable.
         for (&seq, m) in self.files.iter() {
@@ -1083,16 +1156,31 @@ impl<F: FileSystem> FileStorage<F> {
         Ok(())
     }
 
-    /// Makes the truncation of every reused file durable (before a directory
-    /// fsync that must make all earlier evictions durable).
-    fn sync_reused(&mut self) -> Result<(), FileError> {
+    /// Makes every reuse durable, before a directory `fsync` that must make
+    /// all earlier evictions durable (see "Reusing evicted files" in the module
+    /// docs): a reused file already written to is `fdatasync`ed (its new header
+    /// and frames replace its previous life); one still waiting as a spare is
+    /// truncated and `fdatasync`ed.
+    fn settle_reused(&mut self) -> Result<(), FileError> {
         while let Some(p) = self.undurable_reuse.last().cloned() {
-            let r = self.fs.open(&p);
-            match r {
+            let waiting = self.spares.values().flatten().any(|(q, _)| *q == p);
+            match self.fs.open(&p) {
                 Ok(mut f) => {
+                    if waiting {
+                        let r = f.set_len(0);
+                        self.io(FileOp::Truncate, r)?;
+                    }
                     self.fstats.syncs += 1;
                     let r = f.sync_data();
                     self.io(FileOp::Sync, r)?;
+                    if waiting {
+                        for (q, size) in self.spares.values_mut().flatten() {
+                            if *q == p {
+                                self.total -= *size;
+                                *size = 0;
+                            }
+                        }
+                    }
                 }
                 // Gone since (a failed first write unlinks it): nothing to keep.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -1103,20 +1191,39 @@ impl<F: FileSystem> FileStorage<F> {
         Ok(())
     }
 
+    /// Physical size of the spare the next file of `source` will start in.
+    fn next_spare_size(&self, source: u8) -> u64 {
+        self.spares
+            .get(&source)
+            .and_then(|v| v.last())
+            .map_or(0, |s| s.1)
+    }
+
     /// Evicts the oldest file, reporting its runs. `false` if there is none.
-    /// While its source has fewer than [`SPARES`] spares the file is truncated
-    /// and becomes one (the next file of that source) instead of being unlinked.
-    fn evict_one(&mut self, on_evict: &mut impl FnMut(RunInfo)) -> Result<bool, FileError> {
+    /// With `reuse_for` naming a source (a new file of that source is about to
+    /// start), no latest acknowledgement mark in the file and no other reused
+    /// file waiting in that source, the file is kept, contents and all, as the
+    /// spare that new file starts in (moved into that source's directory if it
+    /// is another one's), instead of being unlinked.
+    fn evict_one(
+        &mut self,
+        on_evict: &mut impl FnMut(RunInfo),
+        reuse_for: Option<u8>,
+    ) -> Result<bool, FileError> {
         let Some((&seq, _)) = self.files.iter().next() else {
             return Ok(false);
         };
         // Never append to a file that is going away.
         self.seal(seq);
-        let path = self.files[&seq].path.clone();
-        if self.marks.values().any(|&(_, f)| f == seq) {
+        let (path, source) = {
+            let m = &self.files[&seq];
+            (m.path.clone(), m.source)
+        };
+        let holds_mark = self.marks.values().any(|&(_, f)| f == seq);
+        if holds_mark {
             // It holds a latest acknowledgement mark: make every earlier
-            // deletion in its directory durable first (see the module docs).
-            self.sync_reused()?;
+            // eviction in its directory durable first (see the module docs).
+            self.settle_reused()?;
             if let Some(dir) = path.parent() {
                 let dir = dir.to_path_buf();
                 self.sync_dir(&dir)?;
@@ -1125,25 +1232,42 @@ impl<F: FileSystem> FileStorage<F> {
         }
         let mut img = Vec::new();
         let read_ok = self.read_image(&path, &mut img).is_ok();
-        // No directory fsync: if the unlink (or truncation) is lost in a crash
-        // the file comes back, which is harmless (see "Eviction without
-        // directory fsync").
-        let source = self.files[&seq].source;
-        let reuse = self.spares.get(&source).map_or(0, Vec::len) < SPARES;
-        let truncated = reuse && {
-            let r = self.fs.open(&path).and_then(|mut f| f.set_len(0));
-            self.io(FileOp::Truncate, r).is_ok()
-        };
-        if truncated {
+        let mut reuse = None;
+        if let Some(to) = reuse_for
+            && !holds_mark
+            && self
+                .spares
+                .get(&to)
+                .is_none_or(|v| v.iter().all(|sp| sp.1 == 0))
+        {
+            reuse = if to == source {
+                Some(path.clone())
+            } else {
+                // Same name in the other directory (names are unique in the
+                // store). The rename need not be durable: found in either
+                // directory, the file's header says its source.
+                let dir = self.ensure_dir(to)?;
+                let moved = dir.join(path.file_name().unwrap_or_default());
+                self.fs.rename(&path, &moved).is_ok().then_some(moved)
+            };
+        }
+        if let Some(p) = &reuse {
             self.fstats.files_reused += 1;
-            self.undurable_reuse.push(path.clone());
-            self.spares.entry(source).or_default().push(path.clone());
+            self.undurable_reuse.push(p.clone());
         } else {
+            // No directory fsync: if the unlink is lost in a crash the file
+            // comes back, which is harmless (see "Eviction without directory
+            // fsync").
             self.remove_counted(&path)?;
         }
         self.marks.retain(|_, &mut (_, f)| f != seq);
         let meta = self.files.remove(&seq).unwrap_or_else(|| unreachable!());
-        self.total -= meta.len;
+        if let (Some(p), Some(to)) = (reuse, reuse_for) {
+            // Its bytes stay on disk (and in `total`) until they are written over.
+            self.spares.entry(to).or_default().push((p, meta.size));
+        } else {
+            self.total -= meta.size;
+        }
         self.handles.remove(&seq);
         if self.current.get(&meta.source) == Some(&seq) {
             self.current.remove(&meta.source);
@@ -1155,7 +1279,7 @@ impl<F: FileSystem> FileStorage<F> {
         self.stats.evicted_sectors += 1;
         if read_ok {
             img.truncate(meta.len as usize);
-            for fr in scan_image(&img).frames {
+            for fr in scan_image(&img, seq).frames {
                 if fr.tag == TAG_BATCH {
                     for (info, _) in frame_runs(&img, fr) {
                         self.stats.evicted_records += info.count as u32;
@@ -1228,21 +1352,27 @@ impl<F: FileSystem> FileStorage<F> {
                 .get(&source)
                 .copied()
                 .filter(|s| self.files[s].len + need <= fsize);
-            let extra = if target.is_some() {
-                need
-            } else {
-                need + FILE_HEADER as u64
+            // What the disk use grows by: a reused file is written over its
+            // stale bytes, which are counted already.
+            let grow = match target {
+                Some(t) => {
+                    let m = &self.files[&t];
+                    (m.len + need).saturating_sub(m.size)
+                }
+                None => (FILE_HEADER as u64 + need).saturating_sub(self.next_spare_size(source)),
             };
-            if self.total + extra <= self.cfg.disk_limit {
+            if self.total + grow <= self.cfg.disk_limit {
                 break;
             }
+            let mut new_file = target.is_none();
             if let Some(t) = target
                 && self.files.keys().next() == Some(&t)
             {
                 // The file we would append to is the oldest one: start afresh.
                 self.seal(t);
+                new_file = true;
             }
-            if !self.evict_one(on_evict)? {
+            if !self.evict_one(on_evict, new_file.then_some(source))? {
                 break;
             }
         }
@@ -1267,6 +1397,7 @@ impl<F: FileSystem> FileStorage<F> {
             let f = self.io(FileOp::Open, r)?;
             self.handles.insert(seq, f);
         }
+        set_frame_crc(&mut self.enc, seq);
         let res = {
             let f = self.handles.get_mut(&seq).unwrap_or_else(|| unreachable!());
             f.write_all_at(&self.enc, prev_len)
@@ -1287,7 +1418,10 @@ impl<F: FileSystem> FileStorage<F> {
         }
         let m = self.files.get_mut(&seq).unwrap_or_else(|| unreachable!());
         m.len += need;
-        self.total += need;
+        if m.len > m.size {
+            self.total += m.len - m.size;
+            m.size = m.len;
+        }
         Ok(Undo {
             seq,
             created: false,
@@ -1302,6 +1436,11 @@ impl<F: FileSystem> FileStorage<F> {
             let ok = f.set_len(len).and_then(|()| f.sync_data()).is_ok();
             if !ok {
                 self.fstats.io_errors += 1;
+            } else if let Some(m) = self.files.get_mut(&seq)
+                && m.size > len
+            {
+                self.total -= m.size - len;
+                m.size = len;
             }
         }
         if self.cache_seq.is_some_and(|(s, _)| s == seq) {
@@ -1341,12 +1480,23 @@ impl<F: FileSystem> FileStorage<F> {
         self.spares
             .entry(source)
             .or_default()
-            .extend(made.into_iter().rev());
+            .extend(made.into_iter().rev().map(|p| (p, 0)));
         Ok(())
+    }
+
+    /// Drops a spare that failed: unlinked (an empty file that comes back is a
+    /// spare again; a reused one that comes back is an evicted file coming back).
+    fn drop_spare(&mut self, path: &Path, size: u64) {
+        self.total -= size;
+        if self.fs.remove_file(path).is_ok() {
+            self.fstats.files_deleted += 1;
+        }
     }
 
     /// Starts a new file for `source` with the frame in `self.enc`: the first
     /// write into a spare (header and frame in one `pwrite`, then `fdatasync`).
+    /// A reused spare is written over from its start; its stale bytes after the
+    /// new frames never pass a frame check (the CRC covers the file's number).
     fn create_file(&mut self, source: u8, sync: bool) -> Result<Undo, FileError> {
         // File numbers near the end of the range (only after adopting a huge number
         // from a damaged name or header): refuse instead of overflowing `next_seq`.
@@ -1362,7 +1512,7 @@ impl<F: FileSystem> FileStorage<F> {
         if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
             self.make_spares(source, &dir)?;
         }
-        let path = self
+        let (path, spare_size) = self
             .spares
             .get_mut(&source)
             .and_then(|v| v.pop())
@@ -1372,15 +1522,12 @@ impl<F: FileSystem> FileStorage<F> {
         let mut bytes = Vec::with_capacity(FILE_HEADER + self.enc.len());
         bytes.extend_from_slice(&file_header(seq, source));
         bytes.extend_from_slice(&self.enc);
+        set_frame_crc(&mut bytes[FILE_HEADER..], seq);
         let r = self.fs.open(&path);
         let mut f = match self.io(FileOp::Open, r) {
             Ok(f) => f,
             Err(e) => {
-                // Drop the spare; its removal needs no directory sync (an
-                // empty file that comes back is a spare again).
-                if self.fs.remove_file(&path).is_ok() {
-                    self.fstats.files_deleted += 1;
-                }
+                self.drop_spare(&path, spare_size);
                 return Err(e);
             }
         };
@@ -1401,17 +1548,16 @@ impl<F: FileSystem> FileStorage<F> {
             // survives anyway, recover reports its records once.
             let _ = f.set_len(0);
             drop(f);
-            if self.fs.remove_file(&path).is_ok() {
-                self.fstats.files_deleted += 1;
-            }
+            self.drop_spare(&path, spare_size);
             return Err(err);
         }
         self.fstats.files_created += 1;
         if sync {
-            // Its truncation (if it was a reused file) is durable with the frame.
+            // A reused file's new life is durable with its first frame.
             self.undurable_reuse.retain(|p| *p != path);
         }
         let len = bytes.len() as u64;
+        let size = len.max(spare_size);
         if let Some(old) = self.current.insert(source, seq) {
             self.handles.remove(&old);
             if let Some(m) = self.files.get_mut(&old) {
@@ -1425,11 +1571,12 @@ impl<F: FileSystem> FileStorage<F> {
                 source,
                 path,
                 len,
+                size,
                 sealed: false,
                 keys: Vec::new(),
             },
         );
-        self.total += len;
+        self.total += size - spare_size;
         Ok(Undo {
             seq,
             created: true,
@@ -1448,7 +1595,7 @@ impl<F: FileSystem> FileStorage<F> {
             let Some(m) = self.files.get(&u.seq) else {
                 continue;
             };
-            let (path, len, source) = (m.path.clone(), m.len, m.source);
+            let (path, size, source) = (m.path.clone(), m.size, m.source);
             if u.created {
                 self.handles.remove(&u.seq);
                 if self.fs.remove_file(&path).is_ok() {
@@ -1461,17 +1608,17 @@ impl<F: FileSystem> FileStorage<F> {
                     self.fstats.io_errors += 1;
                 }
                 self.files.remove(&u.seq);
-                self.total -= len;
+                self.total -= size;
                 if self.current.get(&source) == Some(&u.seq) {
                     self.current.remove(&source);
                 }
             } else {
+                // Cuts the physical file too when it can (sizes follow).
                 self.cut_back(u.seq, u.prev_len);
                 if let Some(m) = self.files.get_mut(&u.seq) {
                     m.len = u.prev_len;
                     m.keys = u.prev_keys;
                 }
-                self.total -= len - u.prev_len;
             }
             if self.cache_seq.is_some_and(|(s, _)| s == u.seq) {
                 self.cache_seq = None;
@@ -1512,8 +1659,8 @@ impl<F: FileSystem> FileStorage<F> {
                 }
             }
         }
-        let c = CRC32.checksum(&self.enc);
-        self.enc.extend_from_slice(&c.to_le_bytes());
+        // The CRC depends on the file the frame goes to (`set_frame_crc`).
+        self.enc.extend_from_slice(&[0; CRC_LEN]);
     }
 
     fn append_inner<B: Batch + ?Sized>(
@@ -1625,7 +1772,7 @@ impl<F: FileSystem> FileStorage<F> {
             return Err(e);
         }
         img.truncate(len as usize);
-        let scan = scan_image(&img);
+        let scan = scan_image(&img, seq);
         self.stats.bad_frames += scan.bad_frames;
         self.cache_frames = scan.frames;
         self.cache = img;
@@ -1755,9 +1902,9 @@ impl<F: FileSystem> FileStorage<F> {
 }
 
 impl<F: FileSystem> Storage for FileStorage<F> {
-    /// Scans the directory, cuts back or quarantines damaged files (see the
+    /// Scans the directory, rewrites or quarantines damaged files (see the
     /// module docs) and builds the index. Unlike flash mount this may write
-    /// (truncate, quarantine, delete `.tmp` leftovers).
+    /// (empty cut first writes, quarantine, delete `.tmp` leftovers).
     fn mount(&mut self) -> Result<(), StorageError> {
         self.do_mount().map_err(StorageError::from)
     }
@@ -1819,7 +1966,7 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         if self.files.len() < 2 {
             return Ok(false);
         }
-        Ok(self.evict_one(&mut on_evict)?)
+        Ok(self.evict_one(&mut on_evict, None)?)
     }
 
     fn recover<V: FnMut(LogEntry)>(&mut self, mut f: V) -> Result<(), StorageError> {
