@@ -5,7 +5,7 @@
 mod file_common;
 
 use file_common::*;
-use sensor_spool::storage::file::{FileConfig, FileError, QUARANTINE_DIR};
+use sensor_spool::storage::file::{FileConfig, FileError, QUARANTINE_DIR, SPARES};
 use sensor_spool::storage::{FileStorage, Run, RunInfo, SensorKey, Storage, StorageError};
 use std::collections::BTreeMap;
 use std::fs;
@@ -671,6 +671,117 @@ fn reused_file_synced_before_a_mark_is_evicted() {
         "reuse before a mark eviction: {} crash images checked",
         taken.len()
     );
+}
+
+/// Data files and spares on disk (every `.spl` outside `quarantine/`).
+fn spl_files(root: &std::path::Path) -> u32 {
+    fs::read_dir(root)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|d| d.is_dir() && !d.ends_with(QUARANTINE_DIR))
+        .flat_map(|d| fs::read_dir(d).unwrap())
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "spl")
+        })
+        .count() as u32
+}
+
+/// Spares made ahead on the helper thread: below the cap the store keeps
+/// starting files in them; after a remount every record is there once, and
+/// every file on disk is a data file or a spare (nothing half made is used).
+#[test]
+fn spares_made_ahead_on_a_helper_thread() {
+    let d = TempDir::new("ahead");
+    let mut cfg = small_cfg(d.path());
+    cfg.background_spares = true;
+    cfg.file_size = 2048;
+    let mut s = open_std(&cfg);
+    let mut m = Model::default();
+    let mut rng = Rng(5);
+    let keys = keys();
+    let mut ahead = (0, 0);
+    for i in 0..400 {
+        let b = m.batch(&mut rng, &keys, 4);
+        s.append(runs_of(&b).as_slice(), |_| panic!("no eviction expected"))
+            .unwrap();
+        m.commit(&b);
+        if i == 200 {
+            let f = s.file_stats();
+            assert!(f.files_created > 2 * SPARES as u32, "{f:?}");
+            assert!(f.spares_ahead > f.files_created / 2, "{f:?}");
+            // At most what one source has ahead plus a batch in the making.
+            assert!(f.spares <= 4 * 2 * SPARES as u32, "{f:?}");
+            ahead = (f.files_created, f.spares_ahead);
+            // A remount while the helper may be working.
+            drop(s);
+            s = open_std(&cfg);
+            check_exact(&mut s, &m);
+        }
+    }
+    let f = s.file_stats();
+    assert_eq!(f.io_errors, 0);
+    check_exact(&mut s, &m);
+    drop(s);
+    let mut s = open_std(&cfg);
+    check_exact(&mut s, &m);
+    let f = s.file_stats();
+    assert_eq!(spl_files(d.path()), f.files + f.spares);
+    eprintln!(
+        "spares ahead: {} files started, {} spares made ahead (first 200 batches)",
+        ahead.0, ahead.1
+    );
+}
+
+/// The helper failing (file creation fails) costs nothing: the store makes
+/// its spares on the write path, which reports the failure; once creation
+/// works again everything goes on and nothing was lost.
+#[test]
+fn helper_failures_fall_back_to_the_write_path() {
+    let d = TempDir::new("ahead-fail");
+    let mut cfg = small_cfg(d.path());
+    cfg.background_spares = true;
+    cfg.file_size = 2048;
+    let ffs = FaultFs::default();
+    let mut s = FileStorage::with_fs(ffs.clone(), cfg.clone()).unwrap();
+    s.mount().unwrap();
+    let mut m = Model::default();
+    let mut rng = Rng(6);
+    let keys = keys();
+    for _ in 0..60 {
+        let b = m.batch(&mut rng, &keys, 4);
+        s.append(runs_of(&b).as_slice(), |_| {}).unwrap();
+        m.commit(&b);
+    }
+    ffs.plan.lock().unwrap().create = Some(Fault {
+        after: 0,
+        errno: 28,
+        short: false,
+        sticky: true,
+    });
+    let mut refused = 0;
+    for _ in 0..200 {
+        let b = m.batch(&mut rng, &keys, 4);
+        match s.append(runs_of(&b).as_slice(), |_| {}) {
+            Ok(()) => m.commit(&b),
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(refused > 0, "creation failures reached the caller");
+    ffs.plan.lock().unwrap().create = None;
+    for _ in 0..100 {
+        let b = m.batch(&mut rng, &keys, 4);
+        s.append(runs_of(&b).as_slice(), |_| {}).unwrap();
+        m.commit(&b);
+    }
+    check_exact(&mut s, &m);
+    drop(s);
+    let mut s = FileStorage::with_fs(ffs, cfg).unwrap();
+    s.mount().unwrap();
+    check_exact(&mut s, &m);
 }
 
 /// Serial-number "a >= b".

@@ -382,6 +382,8 @@ fn cfg(root: &Path, file_size: u16) -> FileConfig {
     c.file_size = fs;
     c.disk_limit = u64::from(fs) * 6;
     c.free_space_reserve = 0;
+    // Deterministic runs: no helper thread.
+    c.background_spares = false;
     c
 }
 

@@ -231,6 +231,9 @@ pub fn small_cfg(root: &Path) -> FileConfig {
     c.file_size = 4096;
     c.disk_limit = 1 << 20;
     c.free_space_reserve = 0;
+    // Every filesystem call on the test's thread, in a fixed order (fault
+    // sweeps, crash images); the helper thread has its own tests.
+    c.background_spares = false;
     c
 }
 

@@ -37,7 +37,7 @@ pub trait FsFile: Send {
 }
 
 /// The filesystem operations the file storage uses.
-pub trait FileSystem {
+pub trait FileSystem: Clone + Send + 'static {
     /// Open file type.
     type File: FsFile;
     /// Creates a directory and its parents (`mkdir -p`).

@@ -199,6 +199,7 @@
 #![forbid(unsafe_code)]
 
 mod fs;
+mod spares;
 
 #[cfg(feature = "config")]
 pub mod config;
@@ -265,6 +266,11 @@ pub struct FileConfig {
     pub disk_limit: u64,
     /// Free space (bytes) the store leaves on the filesystem (default 16 MiB).
     pub free_space_reserve: u64,
+    /// Make spare files ahead on a helper thread (default `true`): below the
+    /// cap, starting a file then never waits for file creation. With `false`
+    /// spares are made on the write path, [`SPARES`] at a time, and every
+    /// filesystem call happens on the caller's thread in a fixed order.
+    pub background_spares: bool,
 }
 
 impl FileConfig {
@@ -275,6 +281,7 @@ impl FileConfig {
             file_size: DEFAULT_FILE_SIZE,
             disk_limit: DEFAULT_DISK_LIMIT,
             free_space_reserve: DEFAULT_FREE_SPACE_RESERVE,
+            background_spares: true,
         }
     }
 
@@ -405,8 +412,11 @@ pub struct FileStats {
     pub disk_limit: u64,
     /// Data files started (first write into a spare).
     pub files_created: u32,
-    /// Empty spare files pre-created.
+    /// Empty spare files pre-created (on the write path or ahead).
     pub spares_created: u32,
+    /// Of those, made ahead by the helper thread
+    /// ([`FileConfig::background_spares`]).
+    pub spares_ahead: u32,
     /// Empty spare files ready now.
     pub spares: u32,
     /// Files deleted, for any reason (eviction, rollback, `.tmp` leftovers).
@@ -736,6 +746,8 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     stats: StorageStats,
     fstats: FileStats,
     last_error: Option<FileError>,
+    /// Helper making spares ahead (started with the first file made).
+    maker: Option<spares::SpareMaker>,
 }
 
 impl FileStorage<StdFs> {
@@ -775,6 +787,7 @@ impl<F: FileSystem> FileStorage<F> {
             victim: 0,
             stats: StorageStats::default(),
             last_error: None,
+            maker: None,
         })
     }
 
@@ -790,12 +803,21 @@ impl<F: FileSystem> FileStorage<F> {
 
     /// File-specific counters.
     pub fn file_stats(&self) -> FileStats {
-        FileStats {
+        let mut f = FileStats {
             files: self.files.len() as u32,
             bytes: self.total,
             spares: self.spares.values().map(|v| v.len() as u32).sum(),
             ..self.fstats
+        };
+        if let Some(m) = &self.maker {
+            let c = m.counts();
+            f.spares_created += c.created;
+            f.spares_ahead += c.created;
+            f.dir_syncs += c.dir_syncs;
+            f.syncs += c.syncs;
+            f.io_errors += c.failures;
         }
+        f
     }
 
     /// Failed filesystem calls plus writes refused by the free-space guard (this
@@ -1047,6 +1069,10 @@ impl<F: FileSystem> FileStorage<F> {
 
     fn do_mount(&mut self) -> Result<(), FileError> {
         self.mounted = false;
+        if let Some(m) = &self.maker {
+            // Spares it made are found in the directories like any other.
+            m.quiesce();
+        }
         self.files.clear();
         self.current.clear();
         self.handles.clear();
@@ -1484,6 +1510,46 @@ impl<F: FileSystem> FileStorage<F> {
         Ok(())
     }
 
+    /// With [`FileConfig::background_spares`]: asks the helper for the next
+    /// [`SPARES`] spares of `source` when it has fewer than half that left and
+    /// the disk limit leaves room for more files than it has (at the cap
+    /// evicted files are reused instead).
+    fn spares_ahead(&mut self, source: u8, dir: &Path) {
+        if !self.cfg.background_spares {
+            return;
+        }
+        if self.maker.is_none() {
+            self.maker = spares::SpareMaker::start(self.fs.clone());
+        }
+        self.collect_ahead(source);
+        let Some(m) = &self.maker else {
+            return;
+        };
+        let have = self.spares.get(&source).map_or(0, Vec::len) as u64;
+        let room = self.cfg.disk_limit.saturating_sub(self.total) / self.cfg.file_size as u64;
+        if have >= SPARES as u64 / 2 || room <= have || m.busy(source) {
+            return;
+        }
+        let names: Vec<PathBuf> = (0..SPARES as u64)
+            .map(|i| dir.join(format!("{:016x}{EXT}", self.next_seq + i)))
+            .collect();
+        self.next_seq += SPARES as u64;
+        m.request(source, dir.to_path_buf(), names);
+    }
+
+    /// Moves the spares the helper made for `source` into its list, in front
+    /// (a reused file waiting there stays last: it is taken next).
+    fn collect_ahead(&mut self, source: u8) {
+        let Some(m) = &self.maker else {
+            return;
+        };
+        let made = m.take(source);
+        if !made.is_empty() {
+            let v = self.spares.entry(source).or_default();
+            v.splice(0..0, made.into_iter().rev().map(|p| (p, 0)));
+        }
+    }
+
     /// Drops a spare that failed: unlinked (an empty file that comes back is a
     /// spare again; a reused one that comes back is an evicted file coming back).
     fn drop_spare(&mut self, path: &Path, size: u64) {
@@ -1509,6 +1575,7 @@ impl<F: FileSystem> FileStorage<F> {
         }
         self.check_space()?;
         let dir = self.ensure_dir(source)?;
+        self.collect_ahead(source);
         if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
             self.make_spares(source, &dir)?;
         }
@@ -1517,6 +1584,7 @@ impl<F: FileSystem> FileStorage<F> {
             .get_mut(&source)
             .and_then(|v| v.pop())
             .unwrap_or_else(|| unreachable!());
+        self.spares_ahead(source, &dir);
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut bytes = Vec::with_capacity(FILE_HEADER + self.enc.len());

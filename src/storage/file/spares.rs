@@ -1,0 +1,227 @@
+//! Spare files made ahead by a helper thread ([`FileConfig::background_spares`]).
+//!
+//! Below the cap every new data file starts in a spare: an empty file whose
+//! name was made durable by a directory `fsync`. Creating files costs inode
+//! allocation and metadata writes, which on some filesystems take as long as
+//! an `fdatasync`; on the write path they would delay the batch that needs the
+//! file. The helper creates the next spares of a source while the store keeps
+//! writing, and hands them over only after their directory `fsync` (and the
+//! `fdatasync` of each, which writes its inode), so a spare taken from it is
+//! exactly as durable as one made on the write path. Names come from the
+//! store (reserved from its file numbers), so they stay unique.
+//!
+//! [`FileConfig::background_spares`]: super::FileConfig::background_spares
+
+use super::fs::{FileSystem, FsFile};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+/// Spares to make for one source.
+struct Job {
+    source: u8,
+    dir: PathBuf,
+    names: Vec<PathBuf>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: Vec<Job>,
+    /// Source of the job being worked on.
+    running: Option<u8>,
+    /// Durable spares not handed over yet.
+    ready: Vec<(u8, PathBuf)>,
+    stop: bool,
+    created: u32,
+    dir_syncs: u64,
+    syncs: u64,
+    failures: u32,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in the helper cannot leave the state half-updated in a way
+        // that matters (lists of paths, counters): keep going.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Counters of the helper, added to the store's [`super::FileStats`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct MakerCounts {
+    pub created: u32,
+    pub dir_syncs: u64,
+    pub syncs: u64,
+    pub failures: u32,
+}
+
+/// The helper thread and its queue.
+pub(super) struct SpareMaker {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl core::fmt::Debug for SpareMaker {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SpareMaker").finish_non_exhaustive()
+    }
+}
+
+impl SpareMaker {
+    /// Starts the helper on its own handle of the filesystem layer. `None`
+    /// if the thread cannot be spawned (spares are then made on the write path).
+    pub fn start<F: FileSystem>(fs: F) -> Option<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("spool-spares".into())
+            .spawn(move || run(fs, &s))
+            .ok()?;
+        Some(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `names` (new files in `dir`) as the next spares of `source`.
+    pub fn request(&self, source: u8, dir: PathBuf, names: Vec<PathBuf>) {
+        self.shared.lock().jobs.push(Job { source, dir, names });
+        self.shared.wake.notify_one();
+    }
+
+    /// Whether spares of `source` are queued or being made.
+    pub fn busy(&self, source: u8) -> bool {
+        let st = self.shared.lock();
+        st.running == Some(source) || st.jobs.iter().any(|j| j.source == source)
+    }
+
+    /// Takes the durable spares of `source` made so far.
+    pub fn take(&self, source: u8) -> Vec<PathBuf> {
+        let mut st = self.shared.lock();
+        let mut out = Vec::new();
+        st.ready.retain(|(s, p)| {
+            if *s == source {
+                out.push(p.clone());
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+
+    /// Drops queued jobs, waits for the running one and forgets every spare
+    /// not handed over (before a mount lists the directories itself: files
+    /// made so far are found there as spares).
+    pub fn quiesce(&self) {
+        let mut st = self.shared.lock();
+        st.jobs.clear();
+        while st.running.is_some() {
+            st = self
+                .shared
+                .wake
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        st.ready.clear();
+    }
+
+    /// Counters so far.
+    pub fn counts(&self) -> MakerCounts {
+        let st = self.shared.lock();
+        MakerCounts {
+            created: st.created,
+            dir_syncs: st.dir_syncs,
+            syncs: st.syncs,
+            failures: st.failures,
+        }
+    }
+}
+
+impl Drop for SpareMaker {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The helper's loop: one job at a time until told to stop.
+fn run<F: FileSystem>(mut fs: F, shared: &Shared) {
+    loop {
+        let job = {
+            let mut st = shared.lock();
+            loop {
+                if st.stop {
+                    return;
+                }
+                if !st.jobs.is_empty() {
+                    break;
+                }
+                st = shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
+            let job = st.jobs.remove(0);
+            st.running = Some(job.source);
+            job
+        };
+        let (made, syncs, ok) = make(&mut fs, &job);
+        let mut st = shared.lock();
+        st.running = None;
+        st.syncs += syncs;
+        if ok {
+            st.created += made.len() as u32;
+            st.dir_syncs += 1;
+            st.ready.extend(made.into_iter().map(|p| (job.source, p)));
+        } else {
+            st.failures += 1;
+        }
+        drop(st);
+        // Wakes a `quiesce` waiting for the running job.
+        shared.wake.notify_all();
+    }
+}
+
+/// Creates the files of `job`, syncs each (its inode) and then the directory
+/// (their names). On any failure the files made are removed again (an empty
+/// file left behind would be a spare at the next mount anyway).
+fn make<F: FileSystem>(fs: &mut F, job: &Job) -> (Vec<PathBuf>, u64, bool) {
+    let mut made = Vec::with_capacity(job.names.len());
+    let mut syncs = 0;
+    let mut ok = true;
+    for p in &job.names {
+        match fs.create_new(p) {
+            Ok(mut f) => {
+                made.push(p.clone());
+                syncs += 1;
+                if f.sync_data().is_err() {
+                    ok = false;
+                    break;
+                }
+            }
+            Err(_) => {
+                ok = false;
+                break;
+            }
+        }
+    }
+    if ok && fs.sync_dir(&job.dir).is_err() {
+        ok = false;
+    }
+    if !ok {
+        for p in &made {
+            let _ = fs.remove_file(p);
+        }
+        made.clear();
+    }
+    (made, syncs, ok)
+}
