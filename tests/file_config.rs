@@ -17,6 +17,7 @@ fn defaults_and_full_file() {
     assert_eq!(c.storage.file_size, 64 * 1024);
     assert_eq!(c.storage.disk_limit, 256 << 20);
     assert_eq!(c.storage.free_space_reserve, 16 << 20);
+    assert!(c.storage.background_spares);
     let c = DaemonConfig::from_toml_str(
         r#"
         # gateway
@@ -25,6 +26,7 @@ fn defaults_and_full_file() {
         disk_limit = "128 MiB"
         file_size = 32768
         free_space_reserve = "100MB"
+        background_spares = false
         "#,
     )
     .unwrap();
@@ -32,6 +34,7 @@ fn defaults_and_full_file() {
     assert_eq!(c.storage.disk_limit, 128 << 20);
     assert_eq!(c.storage.file_size, 32768);
     assert_eq!(c.storage.free_space_reserve, 100_000_000);
+    assert!(!c.storage.background_spares);
     c.storage.validate().unwrap();
 }
 
@@ -137,6 +140,10 @@ fn each_bad_value_has_a_clear_error() {
         (
             format!("{d}file_size = \"16 MiB\"\ndisk_limit = \"20 MiB\"\n"),
             "`disk_limit` = 20971520 is out of range (33554432 ..= ",
+        ),
+        (
+            format!("{d}background_spares = \"yes\"\n"),
+            "`background_spares` must be true or false",
         ),
         (format!("{d}directory = \"/t\"\n"), "invalid TOML"),
         ("directory = \"/s\n".into(), "invalid TOML"),

@@ -11,6 +11,8 @@
 //! file_size = "64 KiB"
 //! # free space the spool leaves on the filesystem (default "16 MiB")
 //! free_space_reserve = "16 MiB"
+//! # make spare files ahead on a helper thread (default true)
+//! background_spares = true
 //! ```
 //!
 //! Sizes are integers (bytes) or strings: a whole number, optional spaces and a
@@ -28,12 +30,13 @@ pub const DEFAULT_RAM_THRESHOLD_PERCENT: u8 = 80;
 pub const MAX_BYTES: u64 = 1 << 40;
 
 /// The keys a configuration file may contain.
-pub const KEYS: [&str; 5] = [
+pub const KEYS: [&str; 6] = [
     "directory",
     "ram_threshold_percent",
     "disk_limit",
     "file_size",
     "free_space_reserve",
+    "background_spares",
 ];
 
 /// Settings of the Linux daemon.
@@ -213,6 +216,16 @@ impl DaemonConfig {
         if let Some(v) = table.get("free_space_reserve") {
             let n = size_of_value("free_space_reserve", v)?;
             storage.free_space_reserve = range("free_space_reserve", n, 0, MAX_BYTES)?;
+        }
+        match table.get("background_spares") {
+            None => {}
+            Some(toml::Value::Boolean(b)) => storage.background_spares = *b,
+            Some(_) => {
+                return Err(ConfigError::Type {
+                    key: "background_spares",
+                    expected: "true or false",
+                });
+            }
         }
         Ok(Self {
             ram_threshold_percent,
