@@ -419,9 +419,7 @@ fn resurrected_evicted_files_never_undo_acks() {
     let mut cfg = small_cfg(d.path());
     cfg.file_size = 512;
     cfg.disk_limit = 4 * 1024;
-    let keys: Vec<SensorKey> = (0..2u8)
-        .flat_map(|source| (1..4u32).map(move |id| SensorKey { source, id }))
-        .collect();
+    let keys = keys_grid(2, 4);
     let ffs = FaultFs::default();
     let mount = |ffs: &FaultFs| {
         let mut s = FileStorage::with_fs(ffs.clone(), cfg.clone()).unwrap();
@@ -497,9 +495,7 @@ fn crash_image_at_every_operation_with_reuse() {
     let mut cfg = small_cfg(&root);
     cfg.file_size = 512;
     cfg.disk_limit = 4 * 1024;
-    let keys: Vec<SensorKey> = (0..3u8)
-        .flat_map(|source| (1..3u32).map(move |id| SensorKey { source, id }))
-        .collect();
+    let keys = keys_grid(3, 3);
     let ffs = FaultFs::default();
     let mut s = FileStorage::with_fs(ffs.clone(), cfg.clone()).unwrap();
     s.mount().unwrap();
@@ -518,13 +514,8 @@ fn crash_image_at_every_operation_with_reuse() {
         }
         if rng.below(10) < 6 {
             let b = m.batch(&mut rng, &keys, 6);
-            s.append(runs_of(&b).as_slice(), |r| {
-                let e = evicted.entry(r.key).or_insert(0);
-                if after_or_eq(r.end_seq(), *e) {
-                    *e = r.end_seq();
-                }
-            })
-            .unwrap();
+            s.append(runs_of(&b).as_slice(), |r| note_evicted(&mut evicted, r))
+                .unwrap();
             m.commit(&b);
             let at = ffs.ops();
             for r in &b {
@@ -537,13 +528,7 @@ fn crash_image_at_every_operation_with_reuse() {
             if let Some(ro) = s.read(k, from, &mut out).unwrap() {
                 let upto = ro.first + ro.count as u32;
                 let started = ffs.ops();
-                s.ack(k, upto, |r| {
-                    let e = evicted.entry(r.key).or_insert(0);
-                    if after_or_eq(r.end_seq(), *e) {
-                        *e = r.end_seq();
-                    }
-                })
-                .unwrap();
+                s.ack(k, upto, |r| note_evicted(&mut evicted, r)).unwrap();
                 acked.insert(k, upto);
                 acks.push((ffs.ops(), k, upto, started));
             }
@@ -554,11 +539,7 @@ fn crash_image_at_every_operation_with_reuse() {
     assert!(fst.files_reused > 10 && fst.mark_dir_syncs > 0, "{fst:?}");
     let (mut resurrected, mut lost_checked) = (0usize, 0usize);
     for &k in &taken {
-        let mut c = cfg.clone();
-        c.root = images.join(k.to_string());
-        let mut s = FileStorage::new(c).unwrap();
-        s.mount().unwrap();
-        let r = recover_all(&mut s);
+        let (mut s, r) = mount_image(&cfg, &images, k);
         for &key in &keys {
             let durable_ack = acks
                 .iter()
@@ -654,11 +635,7 @@ fn reused_file_synced_before_a_mark_is_evicted() {
     assert_eq!(after.files_reused, before.files_reused + 1, "{after:?}");
     assert_eq!(after.mark_dir_syncs, before.mark_dir_syncs + 1, "{after:?}");
     for &k in &taken {
-        let mut c = cfg.clone();
-        c.root = images.join(k.to_string());
-        let mut s = FileStorage::new(c).unwrap();
-        s.mount().unwrap();
-        let r = recover_all(&mut s);
+        let (mut s, r) = mount_image(&cfg, &images, k);
         let mark = r.acks.get(&a).copied().unwrap_or(0);
         let got = read_all(&mut s, a, mark);
         assert!(
@@ -782,6 +759,31 @@ fn helper_failures_fall_back_to_the_write_path() {
     let mut s = FileStorage::with_fs(ffs, cfg).unwrap();
     s.mount().unwrap();
     check_exact(&mut s, &m);
+}
+
+/// Mounts crash image `k` (taken by [`FaultFs::start_imaging`]) and recovers it.
+fn mount_image(cfg: &FileConfig, images: &std::path::Path, k: u64) -> (FileStorage, Recovered) {
+    let mut c = cfg.clone();
+    c.root = images.join(k.to_string());
+    let mut s = FileStorage::new(c).unwrap();
+    s.mount().unwrap();
+    let r = recover_all(&mut s);
+    (s, r)
+}
+
+/// Keeps the end of the evicted records per sensor.
+fn note_evicted(evicted: &mut BTreeMap<SensorKey, u32>, r: RunInfo) {
+    let e = evicted.entry(r.key).or_insert(0);
+    if after_or_eq(r.end_seq(), *e) {
+        *e = r.end_seq();
+    }
+}
+
+/// Sensors `1..ids` of every source in `0..sources`.
+fn keys_grid(sources: u8, ids: u32) -> Vec<SensorKey> {
+    (0..sources)
+        .flat_map(|source| (1..ids).map(move |id| SensorKey { source, id }))
+        .collect()
 }
 
 /// Serial-number "a >= b".
