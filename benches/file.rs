@@ -169,8 +169,15 @@ fn main() {
         );
         let fst = s.file_stats();
         println!(
-            "{:>12} files started {}, evicted {}, fdatasync {}, dir fsync {}",
-            "", fst.files_created, fst.files_evicted, fst.syncs, fst.dir_syncs
+            "{:>12} files started {} (spares made ahead {} of {}), evicted {} (reused {}), fdatasync {}, dir fsync {}",
+            "",
+            fst.files_created,
+            fst.spares_ahead,
+            fst.spares_created,
+            fst.files_evicted,
+            fst.files_reused,
+            fst.syncs,
+            fst.dir_syncs
         );
     }
     println!(

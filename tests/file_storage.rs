@@ -690,8 +690,8 @@ fn spares_made_ahead_on_a_helper_thread() {
             let f = s.file_stats();
             assert!(f.files_created > 2 * SPARES as u32, "{f:?}");
             assert!(f.spares_ahead > f.files_created / 2, "{f:?}");
-            // At most what one source has ahead plus a batch in the making.
-            assert!(f.spares <= 4 * 2 * SPARES as u32, "{f:?}");
+            // Per source at most twice SPARES ahead plus one batch being collected.
+            assert!(f.spares <= 4 * 3 * SPARES as u32, "{f:?}");
             ahead = (f.files_created, f.spares_ahead);
             // A remount while the helper may be working.
             drop(s);
@@ -740,7 +740,7 @@ fn helper_failures_fall_back_to_the_write_path() {
         sticky: true,
     });
     let mut refused = 0;
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let b = m.batch(&mut rng, &keys, 4);
         match s.append(runs_of(&b).as_slice(), |_| {}) {
             Ok(()) => m.commit(&b),

@@ -1510,10 +1510,10 @@ impl<F: FileSystem> FileStorage<F> {
         Ok(())
     }
 
-    /// With [`FileConfig::background_spares`]: asks the helper for the next
-    /// [`SPARES`] spares of `source` when it has fewer than half that left and
-    /// the disk limit leaves room for more files than it has (at the cap
-    /// evicted files are reused instead).
+    /// With [`FileConfig::background_spares`]: asks the helper for [`SPARES`]
+    /// more spares of `source` while fewer than twice that are ready or on
+    /// their way and the disk limit leaves room for more files than that (at
+    /// the cap evicted files are reused instead).
     fn spares_ahead(&mut self, source: u8, dir: &Path) {
         if !self.cfg.background_spares {
             return;
@@ -1525,9 +1525,9 @@ impl<F: FileSystem> FileStorage<F> {
         let Some(m) = &self.maker else {
             return;
         };
-        let have = self.spares.get(&source).map_or(0, Vec::len) as u64;
+        let have = (self.spares.get(&source).map_or(0, Vec::len) + m.pending(source)) as u64;
         let room = self.cfg.disk_limit.saturating_sub(self.total) / self.cfg.file_size as u64;
-        if have >= SPARES as u64 / 2 || room <= have || m.busy(source) {
+        if have >= 2 * SPARES as u64 || room <= have {
             return;
         }
         let names: Vec<PathBuf> = (0..SPARES as u64)

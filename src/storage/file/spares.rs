@@ -27,8 +27,8 @@ struct Job {
 #[derive(Default)]
 struct State {
     jobs: Vec<Job>,
-    /// Source of the job being worked on.
-    running: Option<u8>,
+    /// Source and size of the job being worked on.
+    running: Option<(u8, usize)>,
     /// Durable spares not handed over yet.
     ready: Vec<(u8, PathBuf)>,
     stop: bool,
@@ -97,10 +97,16 @@ impl SpareMaker {
         self.shared.wake.notify_one();
     }
 
-    /// Whether spares of `source` are queued or being made.
-    pub fn busy(&self, source: u8) -> bool {
+    /// Spares of `source` queued or being made (not ready yet).
+    pub fn pending(&self, source: u8) -> usize {
         let st = self.shared.lock();
-        st.running == Some(source) || st.jobs.iter().any(|j| j.source == source)
+        let running = st.running.filter(|r| r.0 == source).map_or(0, |r| r.1);
+        running
+            + st.jobs
+                .iter()
+                .filter(|j| j.source == source)
+                .map(|j| j.names.len())
+                .sum::<usize>()
     }
 
     /// Takes the durable spares of `source` made so far.
@@ -171,7 +177,7 @@ fn run<F: FileSystem>(mut fs: F, shared: &Shared) {
                 st = shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
             }
             let job = st.jobs.remove(0);
-            st.running = Some(job.source);
+            st.running = Some((job.source, job.names.len()));
             job
         };
         let (made, syncs, ok) = make(&mut fs, &job);
