@@ -37,6 +37,11 @@ pub trait FsFile: Send {
 }
 
 /// The filesystem operations the file storage uses.
+///
+/// `Clone + Send + 'static` because the helper thread that makes spare files
+/// ahead ([`FileConfig::background_spares`](super::FileConfig::background_spares))
+/// works on its own clone; a fault-injecting layer shares its plan between
+/// clones (e.g. behind an `Arc<Mutex<_>>`).
 pub trait FileSystem: Clone + Send + 'static {
     /// Open file type.
     type File: FsFile;
