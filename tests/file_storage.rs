@@ -650,6 +650,62 @@ fn reused_file_synced_before_a_mark_is_evicted() {
     );
 }
 
+/// A spool directory written by the previous format (`SPF1`: frame CRCs
+/// without the file number) still delivers its records after an upgrade: its
+/// files are read, never appended to or reused; new data goes to new files;
+/// eviction unlinks them.
+#[test]
+fn files_of_the_previous_format_are_read_then_evicted() {
+    let d = TempDir::new("spf1");
+    let cfg = small_cfg(d.path());
+    let k = SensorKey { source: 0, id: 1 };
+    assert_eq!(kind_of(k), sensor_spool::storage::RecordKind::Evt);
+    let crc32 = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+    let crc8 = crc::Crc::<u8>::new(&crc::CRC_8_SMBUS);
+    let mut f = vec![0xFFu8; 20];
+    f[..4].copy_from_slice(b"SPF1");
+    f[4..12].copy_from_slice(&5u64.to_le_bytes());
+    f[12] = 0;
+    let c = crc32.checksum(&f[..16]);
+    f[16..].copy_from_slice(&c.to_le_bytes());
+    // One batch frame: an EVT run of records 0..5 of `k`.
+    let mut body = vec![2u8, 0, 5, 0];
+    body.extend_from_slice(&k.id.to_le_bytes());
+    body.extend_from_slice(&0u32.to_le_bytes());
+    for q in 0..5 {
+        body.extend(record(k, kind_of(k), q));
+    }
+    let l = ((4 + body.len() + 4) as u16).to_le_bytes();
+    let start = f.len();
+    f.extend_from_slice(&[0xB5, l[0], l[1], crc8.checksum(&[0xB5, l[0], l[1]])]);
+    f.extend_from_slice(&body);
+    let c = crc32.checksum(&f[start..]);
+    f.extend_from_slice(&c.to_le_bytes());
+    fs::create_dir_all(d.path().join("host")).unwrap();
+    let legacy = d.path().join("host").join("0000000000000005.spl");
+    fs::write(&legacy, &f).unwrap();
+
+    let mut s = open_std(&cfg);
+    assert_eq!(s.file_stats().files, 1);
+    assert_eq!(read_all(&mut s, k, 0), (0..5).collect::<Vec<_>>());
+    // New records go to a new file; the old one is never written to.
+    s.append(&[OwnedRun::new(k, 5, 5).run()], |_| {}).unwrap();
+    s.ack(k, 3, |_| {}).unwrap();
+    assert_eq!(s.file_stats().files, 2);
+    assert_eq!(fs::read(&legacy).unwrap(), f);
+    drop(s);
+    let mut s = open_std(&cfg);
+    let r = recover_all(&mut s);
+    assert_eq!(r.acks.get(&k), Some(&3));
+    assert_eq!(read_all(&mut s, k, 3), (3..10).collect::<Vec<_>>());
+    // Evicted like any file, but unlinked, never reused.
+    assert!(s.evict_oldest(|_| {}).unwrap());
+    let fst = s.file_stats();
+    assert_eq!((fst.files, fst.files_reused, fst.files_deleted), (1, 0, 1));
+    assert!(!legacy.exists());
+    assert_eq!(read_all(&mut s, k, 3), (5..10).collect::<Vec<_>>());
+}
+
 /// Data files and spares on disk (every `.spl` outside `quarantine/`).
 fn spl_files(root: &std::path::Path) -> u32 {
     fs::read_dir(root)

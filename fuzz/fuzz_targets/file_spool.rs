@@ -135,10 +135,13 @@ fn record_bytes(key: SensorKey, kind: RecordKind, seq: u32) -> Vec<u8> {
     }
 }
 
-/// CRC-32C of a frame in the file of number `seq` (the number goes in first).
-fn frame_crc(seq: u64, bytes: &[u8]) -> u32 {
+/// CRC-32C of a frame in the file with CRC seed `seed` (its number, which goes
+/// in first; `None` for a file of the previous format `SPF1`).
+fn frame_crc(seed: Option<u64>, bytes: &[u8]) -> u32 {
     let mut d = CRC32.digest();
-    d.update(&seq.to_le_bytes());
+    if let Some(seq) = seed {
+        d.update(&seq.to_le_bytes());
+    }
     d.update(bytes);
     d.finalize()
 }
@@ -149,7 +152,7 @@ fn frame(tag: u8, body: &[u8], seq: u64) -> Vec<u8> {
     let l = (len as u16).to_le_bytes();
     let mut f = vec![tag, l[0], l[1], CRC8.checksum(&[tag, l[0], l[1]])];
     f.extend_from_slice(body);
-    let c = frame_crc(seq, &f);
+    let c = frame_crc(Some(seq), &f);
     f.extend_from_slice(&c.to_le_bytes());
     f
 }
@@ -198,7 +201,7 @@ struct Oracle {
     nruns: usize,
 }
 
-fn crc_frame_at(buf: &[u8], off: usize, seq: u64) -> Option<(u8, usize)> {
+fn crc_frame_at(buf: &[u8], off: usize, seq: Option<u64>) -> Option<(u8, usize)> {
     let h = buf.get(off..off + 4)?;
     let tag = h[0];
     let len = usize::from(u16::from_le_bytes([h[1], h[2]]));
@@ -284,7 +287,7 @@ impl Oracle {
 }
 
 /// A frame as mount accepts it in a file (write size 1, no padding).
-fn file_frame_ok(buf: &[u8], off: usize, seq: u64) -> Option<usize> {
+fn file_frame_ok(buf: &[u8], off: usize, seq: Option<u64>) -> Option<usize> {
     let (tag, len) = crc_frame_at(buf, off, seq)?;
     let body = &buf[off + 4..off + len - 4];
     if tag == 0xAC {
@@ -311,13 +314,14 @@ fn file_frame_ok(buf: &[u8], off: usize, seq: u64) -> Option<usize> {
     (runs > 0).then_some(len)
 }
 
-/// The file number of a valid header.
-fn header_seq(buf: &[u8]) -> Option<u64> {
+/// The CRC seed of a file with a valid header: its number (`SPF2`), or `None`
+/// for the previous format (`SPF1`, read only).
+fn header_seq(buf: &[u8]) -> Option<Option<u64>> {
     (buf.len() >= 20
-        && buf[..4] == *b"SPF2"
+        && (buf[..4] == *b"SPF2" || buf[..4] == *b"SPF1")
         && buf[13..16] == [0xFF; 3]
         && CRC32.checksum(&buf[..16]) == u32::from_le_bytes(buf[16..20].try_into().unwrap()))
-    .then(|| u64::from_le_bytes(buf[4..12].try_into().unwrap()))
+    .then(|| (buf[..4] == *b"SPF2").then(|| u64::from_le_bytes(buf[4..12].try_into().unwrap())))
 }
 
 /// `<16 hex digits>.spl` with a number a store can reach (mount leaves other names alone).

@@ -42,6 +42,10 @@
 //! A batch handed to [`Storage::append`] becomes one frame per data source it
 //! contains, each in the current file of that source.
 //!
+//! Files of the previous format (magic `"SPF1"`, CRCs over the frame only)
+//! are still mounted and read, so an upgrade delivers what they hold; they are
+//! never appended to or reused, and eviction unlinks them.
+//!
 //! # Durability: append + `fdatasync`, CRC-framed tails
 //!
 //! A frame is written at the file's known end (the end of its last good frame)
@@ -223,6 +227,9 @@ use std::path::{Path, PathBuf};
 pub const FILE_HEADER: usize = 20;
 /// Magic at the start of every data file.
 const FILE_MAGIC: [u8; 4] = *b"SPF2";
+/// Magic of the previous format (frame CRCs without the file number): such
+/// files are read, never written to or reused.
+const LEGACY_MAGIC: [u8; 4] = *b"SPF1";
 /// Name of the quarantine directory.
 pub const QUARANTINE_DIR: &str = "quarantine";
 /// Extension of data files.
@@ -479,6 +486,8 @@ struct FileMeta {
     size: u64,
     /// Never appended to again.
     sealed: bool,
+    /// CRC seed of its frames (`None`: previous format, read only).
+    seed: Option<u64>,
     keys: Vec<KeyRange>,
 }
 
@@ -542,8 +551,13 @@ fn file_header(seq: u64, source: u8) -> [u8; FILE_HEADER] {
     h
 }
 
-fn parse_file_header(h: &[u8]) -> Option<(u64, u8)> {
-    if h.len() < FILE_HEADER || h[..4] != FILE_MAGIC || h[13..16] != [0xFF; 3] {
+/// A header's (file number, source, CRC seed); the seed is `None` for a file
+/// of the previous format (`SPF1`).
+fn parse_file_header(h: &[u8]) -> Option<(u64, u8, Option<u64>)> {
+    if h.len() < FILE_HEADER
+        || (h[..4] != FILE_MAGIC && h[..4] != LEGACY_MAGIC)
+        || h[13..16] != [0xFF; 3]
+    {
         return None;
     }
     let c = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
@@ -554,7 +568,8 @@ fn parse_file_header(h: &[u8]) -> Option<(u64, u8)> {
     s.copy_from_slice(&h[4..12]);
     let seq = u64::from_le_bytes(s);
     // A number no store can have reached is damage (it would overflow `next_seq`).
-    (seq <= MAX_FILE_SEQ).then_some((seq, h[12]))
+    let seed = (h[..4] == FILE_MAGIC).then_some(seq);
+    (seq <= MAX_FILE_SEQ).then_some((seq, h[12], seed))
 }
 
 /// Largest file sequence number accepted at mount (in a name or a header). Numbers
@@ -562,13 +577,16 @@ fn parse_file_header(h: &[u8]) -> Option<(u64, u8)> {
 /// `next_seq` (one past the largest number seen) from overflowing at mount.
 const MAX_FILE_SEQ: u64 = u64::MAX - 0xFFFF;
 
-/// CRC-32C of a frame (`body` = every byte before the CRC) in the file of
-/// sequence number `seq`: the number goes into the CRC first, so a frame is
-/// valid only in the file it was written to, never in the stale bytes a reused
-/// file still holds from its previous life.
-fn frame_crc(seq: u64, body: &[u8]) -> u32 {
+/// CRC-32C of a frame (`body` = every byte before the CRC) in the file whose
+/// CRC seed is `seed` (its sequence number): the number goes into the CRC
+/// first, so a frame is valid only in the file it was written to, never in the
+/// stale bytes a reused file still holds from its previous life. `None`: a file
+/// of the previous format, whose CRCs cover the frame only.
+fn frame_crc(seed: Option<u64>, body: &[u8]) -> u32 {
     let mut d = CRC32.digest();
-    d.update(&seq.to_le_bytes());
+    if let Some(seq) = seed {
+        d.update(&seq.to_le_bytes());
+    }
     d.update(body);
     d.finalize()
 }
@@ -577,13 +595,13 @@ fn frame_crc(seq: u64, body: &[u8]) -> u32 {
 /// the file `seq`.
 fn set_frame_crc(frame: &mut [u8], seq: u64) {
     let body = frame.len() - CRC_LEN;
-    let c = frame_crc(seq, &frame[..body]);
+    let c = frame_crc(Some(seq), &frame[..body]);
     frame[body..].copy_from_slice(&c.to_le_bytes());
 }
 
-/// Checks the frame at `off` of `buf`, an image of file `seq`: header, CRC
-/// and body structure.
-fn check_frame(buf: &[u8], off: usize, seq: u64) -> Option<FrameRef> {
+/// Checks the frame at `off` of `buf`, an image of the file with CRC seed
+/// `seed`: header, CRC and body structure.
+fn check_frame(buf: &[u8], off: usize, seed: Option<u64>) -> Option<FrameRef> {
     if off + FRAME_HDR + CRC_LEN > buf.len() {
         return None;
     }
@@ -594,7 +612,7 @@ fn check_frame(buf: &[u8], off: usize, seq: u64) -> Option<FrameRef> {
     let body_end = off + len - CRC_LEN;
     let mut c = [0u8; CRC_LEN];
     c.copy_from_slice(&buf[body_end..off + len]);
-    if frame_crc(seq, &buf[off..body_end]) != u32::from_le_bytes(c) {
+    if frame_crc(seed, &buf[off..body_end]) != u32::from_le_bytes(c) {
         return None;
     }
     let fr = FrameRef {
@@ -664,7 +682,7 @@ struct Scan {
     bad_frames: u32,
 }
 
-fn scan_image(buf: &[u8], seq: u64) -> Scan {
+fn scan_image(buf: &[u8], seed: Option<u64>) -> Scan {
     let mut s = Scan {
         frames: Vec::new(),
         good_end: FILE_HEADER,
@@ -673,7 +691,7 @@ fn scan_image(buf: &[u8], seq: u64) -> Scan {
     };
     let mut off = FILE_HEADER;
     while off < buf.len() {
-        if let Some(fr) = check_frame(buf, off, seq) {
+        if let Some(fr) = check_frame(buf, off, seed) {
             off += fr.len as usize;
             s.good_end = off;
             s.frames.push(fr);
@@ -681,7 +699,7 @@ fn scan_image(buf: &[u8], seq: u64) -> Scan {
         }
         // Resynchronise: is there any valid frame further on?
         s.bad_frames += 1;
-        match (off + 1..buf.len()).find(|&p| check_frame(buf, p, seq).is_some()) {
+        match (off + 1..buf.len()).find(|&p| check_frame(buf, p, seed).is_some()) {
             Some(p) => {
                 s.middle_damage = true;
                 off = p;
@@ -942,7 +960,7 @@ impl<F: FileSystem> FileStorage<F> {
             self.quarantine(&path, dir_name)?;
             return Ok(Mounted::Gone);
         }
-        let Some((seq, source)) = parse_file_header(img) else {
+        let Some((seq, source, seed)) = parse_file_header(img) else {
             // Frames cannot be checked without the file's number. A frame
             // header where the first frame starts: damaged data, keep it for
             // inspection. Otherwise the first write into a spare was cut.
@@ -968,7 +986,7 @@ impl<F: FileSystem> FileStorage<F> {
             self.cut_file(&path, 0, img.len() as u64)?;
             return Ok(Mounted::Spare(path));
         };
-        let scan = scan_image(img, seq);
+        let scan = scan_image(img, seed);
         if scan.frames.is_empty() {
             // No frame was ever made durable here: the first write into a
             // spare (or a reused file) was cut. Back to a spare.
@@ -1003,7 +1021,7 @@ impl<F: FileSystem> FileStorage<F> {
             img.truncate(scan.good_end);
         }
         let frames = if scan.middle_damage {
-            scan_image(img, seq).frames
+            scan_image(img, seed).frames
         } else {
             scan.frames
         };
@@ -1034,7 +1052,9 @@ impl<F: FileSystem> FileStorage<F> {
                 path,
                 len,
                 size,
-                sealed: len >= self.cfg.file_size as u64,
+                // Files of the previous format are read, never written to.
+                sealed: seed.is_none() || len >= self.cfg.file_size as u64,
+                seed,
                 keys,
             },
         ))
@@ -1261,6 +1281,7 @@ impl<F: FileSystem> FileStorage<F> {
         let mut reuse = None;
         if let Some(to) = reuse_for
             && !holds_mark
+            && self.files[&seq].seed.is_some()
             && self
                 .spares
                 .get(&to)
@@ -1305,7 +1326,7 @@ impl<F: FileSystem> FileStorage<F> {
         self.stats.evicted_sectors += 1;
         if read_ok {
             img.truncate(meta.len as usize);
-            for fr in scan_image(&img, seq).frames {
+            for fr in scan_image(&img, meta.seed).frames {
                 if fr.tag == TAG_BATCH {
                     for (info, _) in frame_runs(&img, fr) {
                         self.stats.evicted_records += info.count as u32;
@@ -1641,6 +1662,7 @@ impl<F: FileSystem> FileStorage<F> {
                 len,
                 size,
                 sealed: false,
+                seed: Some(seq),
                 keys: Vec::new(),
             },
         );
@@ -1827,7 +1849,7 @@ impl<F: FileSystem> FileStorage<F> {
             self.cache_seq = None;
             return Ok(());
         };
-        let len = m.len;
+        let (len, seed) = (m.len, m.seed);
         if self.cache_seq == Some((seq, len)) {
             return Ok(());
         }
@@ -1840,7 +1862,7 @@ impl<F: FileSystem> FileStorage<F> {
             return Err(e);
         }
         img.truncate(len as usize);
-        let scan = scan_image(&img, seq);
+        let scan = scan_image(&img, seed);
         self.stats.bad_frames += scan.bad_frames;
         self.cache_frames = scan.frames;
         self.cache = img;
