@@ -1237,7 +1237,9 @@ impl<F: FileSystem> FileStorage<F> {
         Ok(())
     }
 
-    /// Physical size of the spare the next file of `source` will start in.
+    /// Physical size of the spare the next file of `source` will start in
+    /// (non-zero only for a reused file waiting there: it is always the last
+    /// spare, since spares are taken from the end and made ones go in front).
     fn next_spare_size(&self, source: u8) -> u64 {
         self.spares
             .get(&source)
@@ -1282,10 +1284,7 @@ impl<F: FileSystem> FileStorage<F> {
         if let Some(to) = reuse_for
             && !holds_mark
             && self.files[&seq].seed.is_some()
-            && self
-                .spares
-                .get(&to)
-                .is_none_or(|v| v.iter().all(|sp| sp.1 == 0))
+            && self.next_spare_size(to) == 0
         {
             reuse = if to == source {
                 Some(path.clone())
@@ -1542,7 +1541,6 @@ impl<F: FileSystem> FileStorage<F> {
         if self.maker.is_none() {
             self.maker = spares::SpareMaker::start(self.fs.clone());
         }
-        self.collect_ahead(source);
         let Some(m) = &self.maker else {
             return;
         };
