@@ -80,7 +80,8 @@ enum Damage {
         ack: bool,
         body: Vec<u8>,
     },
-    /// A CRC-valid batch frame holding one well-formed run with arbitrary fields.
+    /// A CRC-valid batch frame holding one well-formed run with arbitrary fields,
+    /// plain or compact.
     RunFrame {
         sector: u8,
         word: u16,
@@ -88,6 +89,7 @@ enum Damage {
         key: u8,
         count: u16,
         first_seq: u32,
+        compact: bool,
     },
 }
 
@@ -150,6 +152,25 @@ fn frame(tag: u8, body: &[u8], w: usize) -> Vec<u8> {
     f
 }
 
+/// A compact frame: one run whose header starts the frame (tag 0xB6 TSD / 0xB7
+/// EVT, count in 14 bits with the source in the top 2, header check, id, first
+/// sequence number, TSD fields), records, 0xFF padding, CRC.
+fn compact_frame(info: &RunInfo, records: &[u8], w: usize) -> Vec<u8> {
+    let tag = match info.kind {
+        RecordKind::Tsd => 0xB6,
+        RecordKind::Evt => 0xB7,
+    };
+    let p = (info.count | u16::from(info.key.source) << 14).to_le_bytes();
+    let mut f = vec![tag, p[0], p[1], CRC8.checksum(&[tag, p[0], p[1]])];
+    f.extend_from_slice(&run_header(info)[4..]);
+    f.extend_from_slice(records);
+    let len = (f.len() + 4).div_ceil(w) * w;
+    f.resize(len - 4, 0xFF);
+    let c = CRC32.checksum(&f);
+    f.extend_from_slice(&c.to_le_bytes());
+    f
+}
+
 fn sector_header(seq: u64) -> [u8; 16] {
     let mut h = [0u8; 16];
     h[..4].copy_from_slice(b"SPL1");
@@ -194,6 +215,13 @@ fn scan(img: &[u8], w: usize, e: usize) -> Oracle {
                 && len % w == 0
                 && CRC32.checksum(&sec[off..off + len - 4])
                     == u32::from_le_bytes(sec[off + len - 4..off + len].try_into().unwrap());
+            if let Some((len, run)) = compact_at(sec, off, w) {
+                // Rebuilt as a plain run header followed by the records.
+                let mut body = vec![if tag == 0xB6 { 1 } else { 2 }, (run >> 14) as u8];
+                body.extend_from_slice(&(run & 0x3FFF).to_le_bytes());
+                body.extend_from_slice(&sec[off + 4..off + len - 4]);
+                parse_runs(&body, &mut o);
+            }
             if ok {
                 let body = &sec[off + 4..off + len - 4];
                 if tag == 0xAC {
@@ -213,6 +241,27 @@ fn scan(img: &[u8], w: usize, e: usize) -> Oracle {
         }
     }
     o
+}
+
+/// A compact frame with valid header check and CRC at `off`: its length and its
+/// packed count field.
+fn compact_at(sec: &[u8], off: usize, w: usize) -> Option<(usize, u16)> {
+    let h = &sec[off..off + 4];
+    let (hl, size) = match h[0] {
+        0xB6 => (24, 4),
+        0xB7 => (12, 8),
+        _ => return None,
+    };
+    let packed = u16::from_le_bytes([h[1], h[2]]);
+    let count = usize::from(packed & 0x3FFF);
+    let len = (hl + count * size + 4).div_ceil(w) * w;
+    let ok = CRC8.checksum(&h[..3]) == h[3]
+        && count > 0
+        && len <= 0xFFFF
+        && off + len <= sec.len()
+        && CRC32.checksum(&sec[off..off + len - 4])
+            == u32::from_le_bytes(sec[off + len - 4..off + len].try_into().unwrap());
+    ok.then_some((len, packed))
 }
 
 fn parse_runs(body: &[u8], o: &mut Oracle) {
@@ -384,6 +433,7 @@ fn damage<const W: usize, const E: usize>(img: &mut [u8], d: &[Damage]) {
                 key: k,
                 count,
                 first_seq,
+                compact,
             } => {
                 let kind = if kind % 2 == 0 {
                     RecordKind::Tsd
@@ -401,11 +451,17 @@ fn damage<const W: usize, const E: usize>(img: &mut [u8], d: &[Damage]) {
                         interval: 0,
                     },
                 };
-                let mut body = run_header(&info);
+                let mut records = Vec::new();
                 for i in 0..u32::from(count) {
-                    body.extend(record_bytes(info.key, kind, first_seq.wrapping_add(i)));
+                    records.extend(record_bytes(info.key, kind, first_seq.wrapping_add(i)));
                 }
-                let f = frame(0xB5, &body, W);
+                let f = if *compact {
+                    compact_frame(&info, &records, W)
+                } else {
+                    let mut body = run_header(&info);
+                    body.extend(records);
+                    frame(0xB5, &body, W)
+                };
                 place::<W, E>(img, *sector, *word, &f);
             }
         }

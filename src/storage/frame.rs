@@ -14,6 +14,14 @@ pub(crate) const SECTOR_HDR: usize = 16;
 pub(crate) const TAG_BATCH: u8 = 0xB5;
 /// Tag byte of an acknowledgement frame.
 pub(crate) const TAG_ACK: u8 = 0xAC;
+/// Tag byte of a compact batch frame holding one TSD run (flash only).
+pub(crate) const TAG_RUN_TSD: u8 = 0xB6;
+/// Tag byte of a compact batch frame holding one EVT run (flash only).
+pub(crate) const TAG_RUN_EVT: u8 = 0xB7;
+/// Largest record count of a compact frame (14 bits of its count field).
+pub(crate) const COMPACT_MAX_COUNT: u16 = 0x3FFF;
+/// Largest `SensorKey::source` a compact frame carries (the count field's top 2 bits).
+pub(crate) const COMPACT_MAX_SOURCE: u8 = 3;
 /// Frame header: tag, length (u16 LE), header check byte.
 pub(crate) const FRAME_HDR: usize = 4;
 /// Trailing CRC-32C of a frame.
@@ -119,6 +127,115 @@ pub(crate) fn parse_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize) -> H
     Header::Frame { tag, len }
 }
 
+/// Whether a frame of this tag is a batch (plain or compact).
+pub(crate) const fn is_batch(tag: u8) -> bool {
+    matches!(tag, TAG_BATCH | TAG_RUN_TSD | TAG_RUN_EVT)
+}
+
+/// Whether a frame of this tag is a compact one-run batch frame.
+pub(crate) const fn is_compact(tag: u8) -> bool {
+    matches!(tag, TAG_RUN_TSD | TAG_RUN_EVT)
+}
+
+/// Whether a run can be written as a compact frame (source and count fit the
+/// packed count field).
+pub(crate) const fn compact_fits(info: &RunInfo) -> bool {
+    info.key.source <= COMPACT_MAX_SOURCE && info.count >= 1 && info.count <= COMPACT_MAX_COUNT
+}
+
+/// Total (padded) length of a compact frame of `count` records of `kind`.
+pub(crate) const fn compact_len(kind: RecordKind, count: usize, w: usize) -> usize {
+    round_up(run_hdr_len(kind) + count * kind.record_size() + CRC_LEN, w)
+}
+
+/// Encodes the header of a compact frame (frame and run header in one, the
+/// length of a plain run header); returns the used prefix length. The caller
+/// checks [`compact_fits`].
+pub(crate) fn compact_header(info: &RunInfo, out: &mut [u8; RUN_HDR + TSD_EXTRA]) -> usize {
+    let tag = match info.kind {
+        RecordKind::Tsd => TAG_RUN_TSD,
+        RecordKind::Evt => TAG_RUN_EVT,
+    };
+    let packed = (info.count & COMPACT_MAX_COUNT) | (u16::from(info.key.source & 3) << 14);
+    let p = packed.to_le_bytes();
+    out[..4].copy_from_slice(&[tag, p[0], p[1], CRC8.checksum(&[tag, p[0], p[1]])]);
+    out[4..8].copy_from_slice(&info.key.id.to_le_bytes());
+    out[8..12].copy_from_slice(&info.first_seq.to_le_bytes());
+    if info.kind == RecordKind::Tsd {
+        out[12..20].copy_from_slice(&info.meta.base_time.to_le_bytes());
+        out[20..24].copy_from_slice(&info.meta.interval.to_le_bytes());
+    }
+    run_hdr_len(info.kind)
+}
+
+/// Decodes a frame header on flash, where compact frames exist too: their
+/// length follows from the record count (see the module docs of `storage`).
+pub(crate) fn parse_flash_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize) -> Header {
+    let kind = match h[0] {
+        TAG_RUN_TSD => RecordKind::Tsd,
+        TAG_RUN_EVT => RecordKind::Evt,
+        _ => return parse_frame_header(h, room, w),
+    };
+    let count = u16::from_le_bytes([h[1], h[2]]) & COMPACT_MAX_COUNT;
+    let len = compact_len(kind, count as usize, w);
+    if CRC8.checksum(&h[..3]) != h[3] || count == 0 || len > room || len > MAX_FRAME {
+        return Header::Garbage;
+    }
+    Header::Frame { tag: h[0], len }
+}
+
+/// Decodes the header of a compact frame (its first bytes, `b`, at least
+/// [`FRAME_HDR`] of them) whose frame header checked out; `rest` is the frame
+/// length without its CRC.
+pub(crate) fn parse_compact_run(b: &[u8], rest: usize) -> RunParse {
+    let kind = match b.first() {
+        Some(&TAG_RUN_TSD) => RecordKind::Tsd,
+        Some(&TAG_RUN_EVT) => RecordKind::Evt,
+        _ => return RunParse::Bad,
+    };
+    let hl = run_hdr_len(kind);
+    let Some(src) = b.get(..hl) else {
+        return RunParse::Bad;
+    };
+    // A fixed-size copy: the field reads below need no bounds checks.
+    let mut b = [0u8; RUN_HDR + TSD_EXTRA];
+    if let Some(dst) = b.get_mut(..src.len()) {
+        dst.copy_from_slice(src);
+    }
+    let packed = u16::from_le_bytes([b[1], b[2]]);
+    let count = packed & COMPACT_MAX_COUNT;
+    let rec = count as usize * kind.record_size();
+    if count == 0 || rest < hl + rec {
+        return RunParse::Bad;
+    }
+    let info = RunInfo {
+        key: SensorKey {
+            source: (packed >> 14) as u8,
+            id: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        },
+        kind,
+        first_seq: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+        count,
+        meta: tsd_meta(kind, &b),
+    };
+    RunParse::Run(info, hl, rec)
+}
+
+/// The TSD fields of a run header (`b` holds a whole TSD header), or the
+/// default for EVT.
+fn tsd_meta(kind: RecordKind, b: &[u8; RUN_HDR + TSD_EXTRA]) -> RunMeta {
+    if kind == RecordKind::Tsd {
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&b[12..20]);
+        RunMeta {
+            base_time: u64::from_le_bytes(t),
+            interval: u32::from_le_bytes([b[20], b[21], b[22], b[23]]),
+        }
+    } else {
+        RunMeta::default()
+    }
+}
+
 /// Encodes a run header; returns the used prefix length.
 pub(crate) fn run_header(info: &RunInfo, out: &mut [u8; RUN_HDR + TSD_EXTRA]) -> usize {
     out[0] = match info.kind {
@@ -169,16 +286,7 @@ pub(crate) fn parse_run_header(b: &[u8], rest: usize) -> RunParse {
     if count == 0 || rest - hl < rec {
         return RunParse::Bad;
     }
-    let meta = if kind == RecordKind::Tsd {
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&b[12..20]);
-        RunMeta {
-            base_time: u64::from_le_bytes(t),
-            interval: u32::from_le_bytes([b[20], b[21], b[22], b[23]]),
-        }
-    } else {
-        RunMeta::default()
-    };
+    let meta = tsd_meta(kind, &b);
     let info = RunInfo {
         key: SensorKey {
             source: b[1],
@@ -272,6 +380,80 @@ mod tests {
         }
         assert!(matches!(parse_run_header(&b, 24 + 35), RunParse::Bad));
         assert!(matches!(parse_run_header(&[0xFF], 3), RunParse::End));
+    }
+
+    #[test]
+    fn compact_header_roundtrip_and_damage() {
+        for (kind, source, count) in [
+            (RecordKind::Evt, 0, 1),
+            (RecordKind::Evt, 3, 32),
+            (RecordKind::Tsd, 2, COMPACT_MAX_COUNT),
+        ] {
+            let info = RunInfo {
+                key: SensorKey {
+                    source,
+                    id: 0xDEAD_BEEF,
+                },
+                kind,
+                first_seq: u32::MAX - 1,
+                count,
+                meta: match kind {
+                    RecordKind::Tsd => RunMeta {
+                        base_time: 1_700_000_000_123,
+                        interval: 250,
+                    },
+                    RecordKind::Evt => RunMeta::default(),
+                },
+            };
+            assert!(compact_fits(&info));
+            let mut b = [0u8; RUN_HDR + TSD_EXTRA];
+            let hl = compact_header(&info, &mut b);
+            assert_eq!(hl, run_hdr_len(kind));
+            let rl = count as usize * kind.record_size();
+            let len = compact_len(kind, count as usize, 8);
+            assert_eq!(len, round_up(hl + rl + CRC_LEN, 8));
+            let h = [b[0], b[1], b[2], b[3]];
+            let header = parse_flash_frame_header(h, 0x1_0000, 8);
+            if len <= MAX_FRAME {
+                assert_eq!(header, Header::Frame { tag: b[0], len });
+            } else {
+                assert_eq!(header, Header::Garbage, "longer than a frame can be");
+            }
+            assert_eq!(parse_flash_frame_header(h, len - 1, 8), Header::Garbage);
+            // Plain parsing (file storage) does not know compact frames.
+            assert_eq!(parse_frame_header(h, 0x1_0000, 8), Header::Garbage);
+            for bit in 0..24 {
+                let mut d = h;
+                d[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    !matches!(parse_flash_frame_header(d, 0x1_0000, 8), Header::Frame { len: l, .. } if l != len),
+                    "bit {bit}: a damaged header passed with another length"
+                );
+            }
+            match parse_compact_run(&b[..hl], hl + rl) {
+                RunParse::Run(i, h2, r2) => assert_eq!((i, h2, r2), (info, hl, rl)),
+                _ => panic!("compact header did not parse"),
+            }
+            assert!(matches!(
+                parse_compact_run(&b[..hl], hl + rl - 1),
+                RunParse::Bad
+            ));
+        }
+        let too_big = RunInfo {
+            key: SensorKey { source: 4, id: 1 },
+            kind: RecordKind::Evt,
+            first_seq: 0,
+            count: 1,
+            meta: RunMeta::default(),
+        };
+        assert!(!compact_fits(&too_big));
+        assert!(!compact_fits(&RunInfo {
+            key: SensorKey { source: 0, id: 1 },
+            count: COMPACT_MAX_COUNT + 1,
+            ..too_big
+        }));
+        assert!(is_batch(TAG_RUN_TSD) && is_batch(TAG_RUN_EVT) && is_batch(TAG_BATCH));
+        assert!(!is_batch(TAG_ACK) && !is_compact(TAG_BATCH));
     }
 
     #[test]

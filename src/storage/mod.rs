@@ -45,7 +45,7 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | tag: `0xB5` batch, `0xAC` acknowledgement (`0xFF` = erased, end of sector) |
+//! | 0 | 1 | tag: `0xB5` batch, `0xAC` acknowledgement, `0xB6`/`0xB7` compact batch (below) (`0xFF` = erased, end of sector) |
 //! | 1 | 2 | `L`, total frame length including padding and CRC |
 //! | 3 | 1 | header check: CRC-8/SMBus of bytes 0..3 |
 //! | 4 | .. | body (below) |
@@ -64,6 +64,27 @@
 //! | 12 | 12 | TSD only: base time `u64` (ms), interval `u32` (ms) |
 //! | 12 or 24 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
 //!
+//! **Compact batch frame** (tag `0xB6`: one TSD run, `0xB7`: one EVT run): a batch
+//! of a single run whose source is at most 3 and count at most 16,383 (what the
+//! spool spills for one sensor, and every one-sensor append) is written with frame
+//! and run header in one, 4 bytes shorter than a plain frame: 16 bytes of overhead
+//! for EVT, so a batch of 8-byte samples needs no padding up to `W` = 8.
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | tag `0xB6` (TSD) or `0xB7` (EVT) |
+//! | 1 | 2 | record count `c` (bits 0..14, 1..=16383) and `SensorKey::source` (bits 14..16) |
+//! | 3 | 1 | header check: CRC-8/SMBus of bytes 0..3 |
+//! | 4 | 4 | `SensorKey::id` |
+//! | 8 | 4 | sequence number of the first record |
+//! | 12 | 12 | TSD only: base time `u64` (ms), interval `u32` (ms) |
+//! | 12 or 24 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
+//! | .. | .. | padding `0xFF` |
+//! | `L`-4 | 4 | CRC-32C of bytes 0..`L`-4 |
+//!
+//! The length is not stored: `L = round_up(12 or 24 + c x record size + 4, W)`, so
+//! the header check protects it exactly as it protects a plain frame's length.
+//!
 //! **Acknowledgement body** (12 bytes; frame length `round_up(20, W)`): source
 //! `u8`, 3 reserved bytes `0xFF`, id `u32`, `upto` `u32`: every record of that
 //! sensor with a sequence number before `upto` is acknowledged. The mark with the
@@ -73,7 +94,7 @@
 //!
 //! # Costs
 //!
-//! - Append: one frame; `ceil((L [+ H when a sector is opened]) / BUF)` program
+//! - Append: one frame (compact for one run); `ceil((L [+ H when a sector is opened]) / BUF)` program
 //!   operations (`BUF` = staging buffer, 512 B by default, so one program
 //!   operation for frames up to 512 B). A batch that does not fit in the rest of
 //!   the newest sector is split at a record boundary: what fits closes that

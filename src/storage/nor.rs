@@ -197,39 +197,34 @@ impl<B: ?Sized> Copy for Body<'_, B> {}
 
 /// Emits the bytes of a frame except its CRC: header, body, padding.
 fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnMut(&[u8])) {
-    let tag = match body {
-        Body::Batch(_) => TAG_BATCH,
-        Body::Ack(_) => TAG_ACK,
+    let compact = match body {
+        Body::Batch(batch) => compact_run(batch),
+        Body::Ack(_) => None,
     };
-    f(&frame::frame_header(tag, len));
-    let mut used = FRAME_HDR;
-    match body {
-        Body::Batch(batch) => {
+    let mut used = 0;
+    match (body, compact) {
+        (Body::Batch(batch), Some(info)) => {
+            // Frame and run header in one (see the format tables).
+            let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
+            let hl = frame::compact_header(&info, &mut hb);
+            f(&hb[..hl]);
+            used += hl + emit_records(batch, 0, &info, f);
+        }
+        (Body::Batch(batch), None) => {
+            f(&frame::frame_header(TAG_BATCH, len));
+            used += FRAME_HDR;
             for i in 0..batch.runs() {
                 let info = batch.info(i);
                 let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
                 let hl = frame::run_header(&info, &mut hb);
                 f(&hb[..hl]);
-                let size = info.kind.record_size();
-                match batch
-                    .slice(i)
-                    .and_then(|s| s.get(..info.count as usize * size))
-                {
-                    Some(s) => f(s),
-                    None => {
-                        for k in 0..info.count as usize {
-                            let mut rb = [0u8; 8];
-                            batch.record(i, k, &mut rb[..size]);
-                            f(&rb[..size]);
-                        }
-                    }
-                }
-                used += hl + info.count as usize * size;
+                used += hl + emit_records(batch, i, &info, f);
             }
         }
-        Body::Ack(b) => {
+        (Body::Ack(b), _) => {
+            f(&frame::frame_header(TAG_ACK, len));
             f(&b);
-            used += b.len();
+            used += FRAME_HDR + b.len();
         }
     }
     let mut pad = len - CRC_LEN - used;
@@ -238,6 +233,39 @@ fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnM
         f(&FF[..k]);
         pad -= k;
     }
+}
+
+/// Emits the records of run `i` (described by `info`); returns their length.
+fn emit_records<B: Batch + ?Sized>(
+    batch: &B,
+    i: usize,
+    info: &RunInfo,
+    f: &mut impl FnMut(&[u8]),
+) -> usize {
+    let size = info.kind.record_size();
+    match batch
+        .slice(i)
+        .and_then(|s| s.get(..info.count as usize * size))
+    {
+        Some(s) => f(s),
+        None => {
+            for k in 0..info.count as usize {
+                let mut rb = [0u8; 8];
+                batch.record(i, k, &mut rb[..size]);
+                f(&rb[..size]);
+            }
+        }
+    }
+    info.count as usize * size
+}
+
+/// The run of a one-run batch that fits a compact frame.
+fn compact_run<B: Batch + ?Sized>(batch: &B) -> Option<RunInfo> {
+    if batch.runs() != 1 {
+        return None;
+    }
+    let info = batch.info(0);
+    frame::compact_fits(&info).then_some(info)
 }
 
 /// Records `[k0 of run i0, k1 of run i1)` of a batch (`k1 == 0`: up to the end
@@ -313,6 +341,21 @@ fn split_at<B: Batch + ?Sized>(batch: &B, room: usize) -> Option<(usize, usize)>
     None
 }
 
+/// Where to split `batch` so that its first part fills a sector tail of
+/// `left` bytes (a multiple of `W`): as [`split_at`], and a first part of one run
+/// that fits a compact frame may use the 4 bytes a compact header saves.
+fn split_to_fill<B: Batch + ?Sized>(batch: &B, left: usize) -> Option<(usize, usize)> {
+    let room = left.checked_sub(FRAME_HDR + CRC_LEN).filter(|&r| r > 0)?;
+    let plain = split_at(batch, room);
+    if batch.runs() == 0 || !frame::compact_fits(&batch.info(0)) {
+        return plain;
+    }
+    match split_at(batch, room + FRAME_HDR) {
+        c @ Some((0, 1..)) | c @ Some((1, 0)) => c,
+        _ => plain,
+    }
+}
+
 /// Serial-number "a is after b".
 const fn after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
@@ -374,8 +417,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     /// Whether a batch that does not fit in the rest of the newest sector is
     /// split to fill it (default `true`): sectors carry no unused tail, so
     /// erases = ceil(bytes programmed / sector size), at the cost of one more
-    /// frame header (about 20 bytes) and program operation per sector. With
-    /// `false` the batch goes whole to the next sector and the tail stays unused.
+    /// frame and run header (16 to 20 bytes plus padding) and program operation
+    /// per sector. With `false` the batch goes whole to the next sector and the
+    /// tail stays unused.
     pub fn set_fill_sectors(&mut self, on: bool) {
         self.fill = on;
     }
@@ -412,9 +456,12 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         m - m % Self::W
     }
 
-    /// Frame length of a batch with this encoded body.
-    fn frame_len(body: usize) -> usize {
-        round_up(FRAME_HDR + body + CRC_LEN, Self::W)
+    /// Frame length of a batch: compact when it is one run that fits one.
+    fn frame_len<B: Batch + ?Sized>(batch: &B) -> usize {
+        match compact_run(batch) {
+            Some(r) => frame::compact_len(r.kind, r.count as usize, Self::W),
+            None => round_up(FRAME_HDR + encoded_len(batch) + CRC_LEN, Self::W),
+        }
     }
 
     fn base(&self, s: u32) -> u32 {
@@ -442,7 +489,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             let mut hb = [0u8; FRAME_HDR];
             read_at(&mut self.flash, base + o, &mut hb)?;
             read += FRAME_HDR as u32;
-            match frame::parse_frame_header(hb, (e - o) as usize, Self::W) {
+            match frame::parse_flash_frame_header(hb, (e - o) as usize, Self::W) {
                 Header::Erased => break,
                 Header::Frame { len, .. } => o += len as u32,
                 Header::Garbage => return Ok((o, false, read)),
@@ -538,7 +585,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             lazy: false,
         };
         while let Some(loc) = self.next_frame(&mut pos)? {
-            if loc.tag != TAG_BATCH {
+            if !frame::is_batch(loc.tag) {
                 continue;
             }
             let mut rel = FRAME_HDR as u32;
@@ -707,10 +754,22 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         if rel >= end {
             return Ok(None);
         }
-        let avail = ((end - rel) as usize).min(RUN_HDR + TSD_EXTRA);
+        // A compact frame holds one run; its header starts the frame and is
+        // addressed as the run at `FRAME_HDR` (where a plain frame's first run is).
+        let compact = frame::is_compact(loc.tag);
+        if compact && rel != FRAME_HDR as u32 {
+            return Ok(None);
+        }
+        let at = if compact { 0 } else { rel };
+        let avail = ((end - at) as usize).min(RUN_HDR + TSD_EXTRA);
         let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
-        self.frame_bytes(loc, rel, &mut hb[..avail])?;
-        match frame::parse_run_header(&hb[..avail], (end - rel) as usize) {
+        self.frame_bytes(loc, at, &mut hb[..avail])?;
+        let parsed = if compact {
+            frame::parse_compact_run(&hb[..avail], end as usize)
+        } else {
+            frame::parse_run_header(&hb[..avail], (end - rel) as usize)
+        };
+        match parsed {
             RunParse::End => Ok(None),
             RunParse::Bad => {
                 if count_bad {
@@ -719,7 +778,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 Ok(None)
             }
             RunParse::Run(info, hl, rl) => {
-                let rec = rel + hl as u32;
+                let rec = at + hl as u32;
                 Ok(Some((info, rec, rec + rl as u32)))
             }
         }
@@ -833,8 +892,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 let mut hb = [0u8; FRAME_HDR];
                 read_at(&mut self.flash, abs, &mut hb)?;
                 let room = (Self::E as u32 - off) as usize;
-                if let Header::Frame { tag, len } = frame::parse_frame_header(hb, room, Self::W)
-                    && tag == TAG_BATCH
+                if let Header::Frame { tag, len } =
+                    frame::parse_flash_frame_header(hb, room, Self::W)
+                    && frame::is_batch(tag)
                     && rel < len as u32
                 {
                     let loc = FrameLoc {
@@ -947,7 +1007,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             let abs = self.base(pos.sector) + pos.off;
             let mut hb = [0u8; FRAME_HDR];
             read_at(&mut self.flash, abs, &mut hb)?;
-            match frame::parse_frame_header(hb, (limit - pos.off) as usize, Self::W) {
+            match frame::parse_flash_frame_header(hb, (limit - pos.off) as usize, Self::W) {
                 Header::Erased => self.advance(pos),
                 Header::Garbage => pos.off += Self::W as u32,
                 Header::Frame { tag, len } => {
@@ -961,7 +1021,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                     };
                     pos.off += len as u32;
                     if pos.lazy {
-                        if tag != TAG_BATCH {
+                        if !frame::is_batch(tag) {
                             // Not wanted: skipped by its (checked) header alone.
                             continue;
                         }
@@ -1052,7 +1112,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         if body > self.max_batch_bytes() {
             return Err(StorageError::TooLarge);
         }
-        let len = Self::frame_len(body);
+        let len = Self::frame_len(batch);
         let n = batch.runs();
         let whole = Sub {
             b: batch,
@@ -1065,14 +1125,14 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         // it, the records that fit go there as a first frame and the rest opens
         // the next sector (two program operations), so sectors hold no unused
         // tail and erases track bytes programmed.
-        let room = match self.head {
+        let left = match self.head {
             Some(_) if self.fill && !self.sealed && self.write_off as usize + len > Self::E => {
                 let left = Self::E - self.write_off as usize;
-                (left - left % Self::W).saturating_sub(FRAME_HDR + CRC_LEN)
+                left - left % Self::W
             }
             _ => 0,
         };
-        match (room > 0).then(|| split_at(batch, room)).flatten() {
+        match split_to_fill(batch, left) {
             Some((i1, k1)) => {
                 let a = Sub {
                     b: batch,
@@ -1081,7 +1141,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
                     i1,
                     k1,
                 };
-                let la = Self::frame_len(encoded_len(&a));
+                let la = Self::frame_len(&a);
                 self.write_frame(Body::Batch(&a), la, &mut on_evict)?;
                 let b = Sub {
                     b: batch,
@@ -1090,7 +1150,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
                     i1: n,
                     k1: 0,
                 };
-                let lb = Self::frame_len(encoded_len(&b));
+                let lb = Self::frame_len(&b);
                 self.write_frame(Body::Batch(&b), lb, &mut on_evict)?;
             }
             None => self.write_frame(Body::Batch(&whole), len, &mut on_evict)?,
@@ -1126,7 +1186,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         let mut last: Option<FrameLoc> = None;
         while let Some(loc) = self.next_frame(&mut pos)? {
             last = Some(loc);
-            if loc.tag != TAG_BATCH {
+            if !frame::is_batch(loc.tag) {
                 continue;
             }
             if let Some((ro, _)) = self.find_in_frame(&loc, FRAME_HDR as u32, key, seq, out)? {
