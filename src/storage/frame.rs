@@ -156,16 +156,12 @@ pub(crate) fn compact_header(info: &RunInfo, out: &mut [u8; RUN_HDR + TSD_EXTRA]
         RecordKind::Tsd => TAG_RUN_TSD,
         RecordKind::Evt => TAG_RUN_EVT,
     };
+    // A plain run header whose kind, source and count bytes become the frame header.
+    let hl = run_header(info, out);
     let packed = (info.count & COMPACT_MAX_COUNT) | (u16::from(info.key.source & 3) << 14);
     let p = packed.to_le_bytes();
     out[..4].copy_from_slice(&[tag, p[0], p[1], CRC8.checksum(&[tag, p[0], p[1]])]);
-    out[4..8].copy_from_slice(&info.key.id.to_le_bytes());
-    out[8..12].copy_from_slice(&info.first_seq.to_le_bytes());
-    if info.kind == RecordKind::Tsd {
-        out[12..20].copy_from_slice(&info.meta.base_time.to_le_bytes());
-        out[20..24].copy_from_slice(&info.meta.interval.to_le_bytes());
-    }
-    run_hdr_len(info.kind)
+    hl
 }
 
 /// Decodes a frame header on flash, where compact frames exist too: their
