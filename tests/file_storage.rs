@@ -5,7 +5,9 @@
 mod file_common;
 
 use file_common::*;
-use sensor_spool::storage::file::{FileConfig, FileError, QUARANTINE_DIR, SPARES};
+use sensor_spool::storage::file::{
+    FileConfig, FileError, FileSystem, FsFile, QUARANTINE_DIR, SPARES, source_dir_name,
+};
 use sensor_spool::storage::{FileStorage, Run, RunInfo, SensorKey, Storage, StorageError};
 use std::collections::BTreeMap;
 use std::fs;
@@ -920,4 +922,191 @@ fn hostile_images_never_break_the_mount() {
         cases += 1;
     }
     eprintln!("file hostile images: {cases} cases");
+}
+
+/// Writes `n` prefilled spares (`size` zero bytes each, synced, directory
+/// synced) into the directory of `source` through the filesystem layer, the
+/// way the helper thread makes them.
+fn prefill_by_hand<F: FileSystem>(
+    fs: &mut F,
+    root: &std::path::Path,
+    source: u8,
+    n: u64,
+    size: usize,
+) {
+    let dir = root.join(source_dir_name(source));
+    fs.create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        let mut f = fs
+            .create_new(&dir.join(format!("{:016x}.spl", 0x100 + i)))
+            .unwrap();
+        f.write_all_at(&vec![0u8; size], 0).unwrap();
+        f.sync_data().unwrap();
+    }
+    fs.sync_dir(&dir).unwrap();
+}
+
+/// Prefilled spares (files of zeros, as the helper makes them) are kept at
+/// mount with their size counted in the disk use, written over from their
+/// start, and their zeros after the last frame are never read; a file of
+/// zeros larger than a file may be is emptied instead. A crash image before
+/// every filesystem operation of writing into them mounts with every durable
+/// record and nothing else.
+#[test]
+fn prefilled_spares_are_written_over_and_counted() {
+    let d = TempDir::new("prefill");
+    let root = d.path().join("store");
+    let images = d.path().join("images");
+    let mut cfg = small_cfg(&root);
+    cfg.file_size = 2048;
+    cfg.disk_limit = 64 * 1024;
+    let ffs = FaultFs::default();
+    let mut fs_handle = ffs.clone();
+    prefill_by_hand(&mut fs_handle, &root, 0, 3, 2048);
+    // Too large to be a spare of this configuration: emptied at mount.
+    let mut big = fs_handle
+        .create_new(
+            &root
+                .join(source_dir_name(0))
+                .join(format!("{:016x}.spl", 0x200)),
+        )
+        .unwrap();
+    big.write_all_at(&[0u8; 4096], 0).unwrap();
+    big.sync_data().unwrap();
+    let mut s = FileStorage::with_fs(ffs.clone(), cfg.clone()).unwrap();
+    s.mount().unwrap();
+    let f = s.file_stats();
+    assert_eq!((f.spares, f.files, f.bytes), (4, 0, 3 * 2048), "{f:?}");
+    // Source 0 only, so every file starts in one of these spares.
+    let keys: Vec<SensorKey> = keys().into_iter().filter(|k| k.source == 0).collect();
+    let mut m = Model::default();
+    let mut rng = Rng(77);
+    let mut appends: Vec<(u64, SensorKey, u32, u32)> = Vec::new();
+    ffs.start_imaging(&root, &images, 3);
+    while s.file_stats().files_created < 4 {
+        let b = m.batch(&mut rng, &keys, 8);
+        s.append(runs_of(&b).as_slice(), |_| panic!("no eviction expected"))
+            .unwrap();
+        m.commit(&b);
+        let at = ffs.ops();
+        for r in &b {
+            appends.push((at, r.info.key, r.info.first_seq, r.info.end_seq()));
+        }
+    }
+    let taken = ffs.stop_imaging();
+    let f = s.file_stats();
+    // Every file started in one of the four spares (no spare made): three
+    // keep their prefilled size, the one started in the emptied spare grew
+    // with its frames; the disk use is exactly the bytes on disk.
+    assert_eq!((f.spares_created, f.spares, f.files), (0, 0, 4), "{f:?}");
+    let sizes: Vec<u64> = s
+        .file_paths()
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .collect();
+    assert_eq!(sizes.iter().filter(|&&l| l == 2048).count(), 3, "{sizes:?}");
+    assert_eq!(f.bytes, sizes.iter().sum::<u64>(), "{f:?}");
+    check_exact(&mut s, &m);
+    drop(s);
+    let mut s = FileStorage::with_fs(ffs.clone(), cfg.clone()).unwrap();
+    s.mount().unwrap();
+    check_exact(&mut s, &m);
+    let f = s.file_stats();
+    assert!(
+        f.tail_bytes > 0,
+        "zeros after the last frame are a tail: {f:?}"
+    );
+    let mut checked = 0usize;
+    for &k in &taken {
+        let (mut s, _) = mount_image(&cfg, &images, k);
+        for &key in &keys {
+            let got = read_all(&mut s, key, 0);
+            let want: Vec<u32> = (0..got.len() as u32).collect();
+            assert_eq!(got, want, "image {k}: {key:?} not a prefix");
+            let durable = appends
+                .iter()
+                .filter(|a| a.0 <= k && a.1 == key)
+                .map(|a| a.3)
+                .max()
+                .unwrap_or(0);
+            assert!(
+                got.len() as u32 >= durable,
+                "image {k}: {key:?} lost durable records ({} < {durable})",
+                got.len()
+            );
+            checked += got.len();
+        }
+    }
+    assert!(taken.len() > 20, "{} images", taken.len());
+    eprintln!(
+        "prefilled spares: {} crash images checked, {checked} records read back",
+        taken.len()
+    );
+}
+
+/// Bytes of every `.spl` file on disk outside `quarantine/`.
+fn spl_bytes(root: &std::path::Path) -> u64 {
+    fs::read_dir(root)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|d| d.is_dir() && !d.ends_with(QUARANTINE_DIR))
+        .flat_map(|d| fs::read_dir(d).unwrap())
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            p.extension()
+                .is_some_and(|x| x == "spl")
+                .then(|| fs::metadata(&p).map_or(0, |m| m.len()))
+        })
+        .sum()
+}
+
+/// The helper's prefilled spares count against the disk limit, those on
+/// their way included: the bytes on disk never exceed it, through the first
+/// fill and at the cap, and after a remount every record not evicted is there.
+#[test]
+fn helper_spares_stay_under_the_disk_limit() {
+    let d = TempDir::new("prefill-limit");
+    let mut cfg = small_cfg(d.path());
+    cfg.background_spares = true;
+    cfg.file_size = 2048;
+    cfg.disk_limit = 128 * 1024;
+    let mut s = open_std(&cfg);
+    let keys = keys();
+    let mut m = Model::default();
+    let mut rng = Rng(9);
+    let mut evicted: BTreeMap<SensorKey, u32> = BTreeMap::new();
+    let mut worst = 0u64;
+    let mut steps = 0;
+    while s.file_stats().files_evicted < 150 {
+        let b = m.batch(&mut rng, &keys, 6);
+        s.append(runs_of(&b).as_slice(), |r| note_evicted(&mut evicted, r))
+            .unwrap();
+        m.commit(&b);
+        let on_disk = spl_bytes(d.path());
+        worst = worst.max(on_disk);
+        assert!(
+            on_disk <= cfg.disk_limit,
+            "step {steps}: {on_disk} B on disk"
+        );
+        assert!(s.file_stats().bytes <= cfg.disk_limit);
+        steps += 1;
+    }
+    let f = s.file_stats();
+    assert!(f.spares_ahead > 10 && f.files_reused > 0, "{f:?}");
+    drop(s);
+    let mut s = open_std(&cfg);
+    assert!(spl_bytes(d.path()) <= cfg.disk_limit);
+    for &k in &keys {
+        let from = evicted.get(&k).copied().unwrap_or(0);
+        let end = m.sensors.get(&k).map_or(0, |r| r.1);
+        assert_eq!(
+            read_all(&mut s, k, from),
+            (from..end).collect::<Vec<_>>(),
+            "{k:?}"
+        );
+    }
+    eprintln!(
+        "helper spares under the disk limit: {steps} appends, at most {worst} of {} B on disk, {} spares made ahead, {} files evicted ({} reused)",
+        cfg.disk_limit, f.spares_ahead, f.files_evicted, f.files_reused
+    );
 }

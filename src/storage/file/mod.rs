@@ -105,8 +105,9 @@
 //! # Limits and eviction
 //!
 //! The disk limit bounds the bytes on disk ([`FileStats::bytes`]): data files
-//! at their full size, stale tails included, and an evicted file waiting for
-//! reuse. Before a frame is written, the oldest files are evicted until what
+//! at their full size, stale tails included, an evicted file waiting for
+//! reuse, and spares prefilled by the helper thread (those on their way are
+//! reserved before they are made). Before a frame is written, the oldest files are evicted until what
 //! the write adds fits under the limit; their runs are reported to `on_evict`
 //! and counted ([`FileStats::files_evicted`], [`StorageStats::evicted_records`]).
 //! Every deletion is counted in [`FileStats::files_deleted`].
@@ -161,7 +162,8 @@
 //!   checked without the file's number), or a file larger than allowed: moved
 //!   to `quarantine/`;
 //! - no valid frame at all (empty, a cut first write, a bad header with nothing
-//!   frame-like after it): emptied, kept as a spare;
+//!   frame-like after it): emptied, kept as a spare; a file of zeros no larger
+//!   than `file_size` (a prefilled spare) is kept as it is;
 //! - a tail after the last good frame with no valid frame in it (a torn write,
 //!   the stale end of a reused file): left in place, not read, written over;
 //! - damage in the middle (a valid frame after a bad one): the good frames are
@@ -274,9 +276,15 @@ pub struct FileConfig {
     /// Free space (bytes) the store leaves on the filesystem (default 16 MiB).
     pub free_space_reserve: u64,
     /// Make spare files ahead on a helper thread (default `true`): below the
-    /// cap, starting a file then never waits for file creation. With `false`
-    /// spares are made on the write path, [`SPARES`] at a time, and every
-    /// filesystem call happens on the caller's thread in a fixed order.
+    /// cap, starting a file then never waits for file creation, and the
+    /// helper prefills each spare with `file_size` zero bytes, so the
+    /// `fdatasync` of every batch written into it writes data only (no block
+    /// allocation, no size change). Prefilled spares count against
+    /// `disk_limit` (at most 2 x [`SPARES`] per source, fewer near the
+    /// limit); prefilling writes each file's bytes twice during the first
+    /// fill only (at the cap evicted files are reused). With `false` spares
+    /// are empty files made on the write path, [`SPARES`] at a time, and
+    /// every filesystem call happens on the caller's thread in a fixed order.
     pub background_spares: bool,
 }
 
@@ -494,7 +502,8 @@ struct FileMeta {
 /// What mount found in one file.
 enum Mounted {
     Data(u64, FileMeta),
-    Spare(PathBuf),
+    /// A spare and its size (non-zero: prefilled with zeros).
+    Spare(PathBuf, u64),
     Gone,
 }
 
@@ -954,7 +963,7 @@ impl<F: FileSystem> FileStorage<F> {
         self.read_image(&path, img)?;
         self.stats.mount_bytes_read = self.stats.mount_bytes_read.saturating_add(img.len() as u32);
         if img.is_empty() {
-            return Ok(Mounted::Spare(path));
+            return Ok(Mounted::Spare(path, 0));
         }
         if img.len() > MAX_FILE_SIZE as usize {
             self.quarantine(&path, dir_name)?;
@@ -983,15 +992,19 @@ impl<F: FileSystem> FileStorage<F> {
                 self.quarantine(&path, dir_name)?;
                 return Ok(Mounted::Gone);
             }
+            if img.len() as u64 <= self.cfg.file_size as u64 && img.iter().all(|&b| b == 0) {
+                // A prefilled spare (see `spares`): kept as it is.
+                return Ok(Mounted::Spare(path, img.len() as u64));
+            }
             self.cut_file(&path, 0, img.len() as u64)?;
-            return Ok(Mounted::Spare(path));
+            return Ok(Mounted::Spare(path, 0));
         };
         let scan = scan_image(img, seed);
         if scan.frames.is_empty() {
             // No frame was ever made durable here: the first write into a
             // spare (or a reused file) was cut. Back to a spare.
             self.cut_file(&path, 0, img.len() as u64)?;
-            return Ok(Mounted::Spare(path));
+            return Ok(Mounted::Spare(path, 0));
         }
         self.stats.bad_frames += scan.bad_frames;
         let mut size = img.len() as u64;
@@ -1173,12 +1186,12 @@ impl<F: FileSystem> FileStorage<F> {
                         }
                         self.files.insert(seq, meta);
                     }
-                    Ok(Mounted::Spare(path)) => match dir_source(&d.name) {
+                    Ok(Mounted::Spare(path, size)) => match dir_source(&d.name) {
                         Some(src) => {
                             if !self.dirs_made.contains(&src) {
                                 self.dirs_made.push(src);
                             }
-                            self.spares.entry(src).or_default().push((path, 0));
+                            self.spares.entry(src).or_default().push((path, size));
                         }
                         None => {
                             let _ = self.remove_counted(&path);
@@ -1188,7 +1201,8 @@ impl<F: FileSystem> FileStorage<F> {
                 }
             }
         }
-        self.total = self.files.values().map(|m| m.size).sum();
+        self.total = self.files.values().map(|m| m.size).sum::<u64>()
+            + self.spares.values().flatten().map(|s| s.1).sum::<u64>();
         self.next_seq = max_seq + 1;
         // The newest file of each source stays appendable.
         for (&seq, m) in self.files.iter() {
@@ -1238,13 +1252,22 @@ impl<F: FileSystem> FileStorage<F> {
     }
 
     /// Physical size of the spare the next file of `source` will start in
-    /// (non-zero only for a reused file waiting there: it is always the last
-    /// spare, since spares are taken from the end and made ones go in front).
+    /// (non-zero for a prefilled spare or a reused file waiting there).
     fn next_spare_size(&self, source: u8) -> u64 {
         self.spares
             .get(&source)
             .and_then(|v| v.last())
             .map_or(0, |s| s.1)
+    }
+
+    /// Whether a reused file waits as the next spare of `source` (a reused
+    /// file is always the last spare, since spares are taken from the end and
+    /// made ones go in front; it is not durable until its first frame is).
+    fn reused_waiting(&self, source: u8) -> bool {
+        self.spares
+            .get(&source)
+            .and_then(|v| v.last())
+            .is_some_and(|(p, _)| self.undurable_reuse.contains(p))
     }
 
     /// Evicts the oldest file, reporting its runs. `false` if there is none.
@@ -1284,7 +1307,7 @@ impl<F: FileSystem> FileStorage<F> {
         if let Some(to) = reuse_for
             && !holds_mark
             && self.files[&seq].seed.is_some()
-            && self.next_spare_size(to) == 0
+            && !self.reused_waiting(to)
         {
             reuse = if to == source {
                 Some(path.clone())
@@ -1545,27 +1568,39 @@ impl<F: FileSystem> FileStorage<F> {
             return;
         };
         let have = (self.spares.get(&source).map_or(0, Vec::len) + m.pending(source)) as u64;
+        // Files that will take a slot under the disk limit but are not counted
+        // in `total` yet: spares on their way and empty ones, of every source.
+        let uncounted =
+            (m.pending_all() + self.spares.values().flatten().filter(|s| s.1 == 0).count()) as u64;
         let room = self.cfg.disk_limit.saturating_sub(self.total) / self.cfg.file_size as u64;
-        if have >= 2 * SPARES as u64 || room <= have {
+        let n = room.saturating_sub(uncounted).min(SPARES as u64);
+        if have >= 2 * SPARES as u64 || n == 0 {
             return;
         }
-        let names: Vec<PathBuf> = (0..SPARES as u64)
+        let names: Vec<PathBuf> = (0..n)
             .map(|i| dir.join(format!("{:016x}{EXT}", self.next_seq + i)))
             .collect();
-        self.next_seq += SPARES as u64;
-        m.request(source, dir.to_path_buf(), names);
+        self.next_seq += n;
+        m.request(
+            source,
+            dir.to_path_buf(),
+            names,
+            self.cfg.file_size as usize,
+        );
     }
 
     /// Moves the spares the helper made for `source` into its list, in front
-    /// (a reused file waiting there stays last: it is taken next).
+    /// (a reused file waiting there stays last: it is taken next), and counts
+    /// their bytes on disk.
     fn collect_ahead(&mut self, source: u8) {
         let Some(m) = &self.maker else {
             return;
         };
         let made = m.take(source);
         if !made.is_empty() {
+            self.total += made.iter().map(|s| s.1).sum::<u64>();
             let v = self.spares.entry(source).or_default();
-            v.splice(0..0, made.into_iter().rev().map(|p| (p, 0)));
+            v.splice(0..0, made.into_iter().rev());
         }
     }
 

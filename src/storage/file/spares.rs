@@ -1,14 +1,22 @@
 //! Spare files made ahead by a helper thread ([`FileConfig::background_spares`]).
 //!
-//! Below the cap every new data file starts in a spare: an empty file whose
-//! name was made durable by a directory `fsync`. Creating files costs inode
-//! allocation and metadata writes, which on some filesystems take as long as
-//! an `fdatasync`; on the write path they would delay the batch that needs the
+//! Below the cap every new data file starts in a spare: a file whose name was
+//! made durable by a directory `fsync`. Creating files costs inode allocation
+//! and metadata writes, which on some filesystems take as long as an
+//! `fdatasync`; on the write path they would delay the batch that needs the
 //! file. The helper creates the next spares of a source while the store keeps
 //! writing, and hands them over only after their directory `fsync` (and the
 //! `fdatasync` of each, which writes its inode), so a spare taken from it is
-//! exactly as durable as one made on the write path. Names come from the
+//! at least as durable as one made on the write path. Names come from the
 //! store (reserved from its file numbers), so they stay unique.
+//!
+//! The helper's spares are **prefilled**: `file_size` zero bytes, written and
+//! synced with the file. The store then writes into blocks that are allocated
+//! and written already, so the `fdatasync` of each batch writes data only (no
+//! block allocation, no size change), as when a file is reused at the cap.
+//! Zeros never pass as a file header or a frame, so a prefilled spare is a
+//! spare at mount, and the zeros after a file's last frame are a tail that is
+//! never read.
 //!
 //! [`FileConfig::background_spares`]: super::FileConfig::background_spares
 
@@ -22,6 +30,8 @@ struct Job {
     source: u8,
     dir: PathBuf,
     names: Vec<PathBuf>,
+    /// Zero bytes written into each spare (0: an empty spare).
+    prefill: usize,
 }
 
 #[derive(Default)]
@@ -29,8 +39,8 @@ struct State {
     jobs: Vec<Job>,
     /// Source and size of the job being worked on.
     running: Option<(u8, usize)>,
-    /// Durable spares not handed over yet.
-    ready: Vec<(u8, PathBuf)>,
+    /// Durable spares not handed over yet: source, path, size.
+    ready: Vec<(u8, PathBuf, u64)>,
     stop: bool,
     created: u32,
     dir_syncs: u64,
@@ -91,9 +101,15 @@ impl SpareMaker {
         })
     }
 
-    /// Queues `names` (new files in `dir`) as the next spares of `source`.
-    pub fn request(&self, source: u8, dir: PathBuf, names: Vec<PathBuf>) {
-        self.shared.lock().jobs.push(Job { source, dir, names });
+    /// Queues `names` (new files in `dir`, each prefilled with `prefill` zero
+    /// bytes) as the next spares of `source`.
+    pub fn request(&self, source: u8, dir: PathBuf, names: Vec<PathBuf>, prefill: usize) {
+        self.shared.lock().jobs.push(Job {
+            source,
+            dir,
+            names,
+            prefill,
+        });
         self.shared.wake.notify_one();
     }
 
@@ -109,13 +125,19 @@ impl SpareMaker {
                 .sum::<usize>()
     }
 
-    /// Takes the durable spares of `source` made so far.
-    pub fn take(&self, source: u8) -> Vec<PathBuf> {
+    /// Spares of every source queued or being made.
+    pub fn pending_all(&self) -> usize {
+        let st = self.shared.lock();
+        st.running.map_or(0, |r| r.1) + st.jobs.iter().map(|j| j.names.len()).sum::<usize>()
+    }
+
+    /// Takes the durable spares of `source` made so far, with their sizes.
+    pub fn take(&self, source: u8) -> Vec<(PathBuf, u64)> {
         let mut st = self.shared.lock();
         let mut out = Vec::new();
-        st.ready.retain(|(s, p)| {
+        st.ready.retain(|(s, p, size)| {
             if *s == source {
-                out.push(p.clone());
+                out.push((p.clone(), *size));
                 false
             } else {
                 true
@@ -187,7 +209,9 @@ fn run<F: FileSystem>(mut fs: F, shared: &Shared) {
         if ok {
             st.created += made.len() as u32;
             st.dir_syncs += 1;
-            st.ready.extend(made.into_iter().map(|p| (job.source, p)));
+            let size = job.prefill as u64;
+            st.ready
+                .extend(made.into_iter().map(|p| (job.source, p, size)));
         } else {
             st.failures += 1;
         }
@@ -197,19 +221,21 @@ fn run<F: FileSystem>(mut fs: F, shared: &Shared) {
     }
 }
 
-/// Creates the files of `job`, syncs each (its inode) and then the directory
-/// (their names). On any failure the files made are removed again (an empty
-/// file left behind would be a spare at the next mount anyway).
+/// Creates the files of `job`, prefills and syncs each (its zeros and inode)
+/// and then the directory (their names). On any failure the files made are
+/// removed again (a file of zeros left behind would be a spare at the next
+/// mount anyway).
 fn make<F: FileSystem>(fs: &mut F, job: &Job) -> (Vec<PathBuf>, u64, bool) {
     let mut made = Vec::with_capacity(job.names.len());
     let mut syncs = 0;
     let mut ok = true;
+    let zeros = vec![0u8; job.prefill];
     for p in &job.names {
         match fs.create_new(p) {
             Ok(mut f) => {
                 made.push(p.clone());
                 syncs += 1;
-                if f.sync_data().is_err() {
+                if f.write_all_at(&zeros, 0).is_err() || f.sync_data().is_err() {
                     ok = false;
                     break;
                 }
