@@ -5,6 +5,10 @@
 //! frame FileStorage writes for that batch, `write` then `fdatasync`, one file)
 //! and a round of N `FileStorage::append` calls (64 KiB files, default
 //! configuration), alternated over R rounds; rates are totals over all rounds.
+//! The disk of a shared machine stalls now and then for a whole round of one
+//! side, which swings the totals; so each row also prints the median over the
+//! rounds of the ratio of a round to the raw round just before it, and the
+//! target line uses that median (both are printed).
 //! Rows: one source below the cap (new files start in spares the helper thread
 //! made ahead), one source at the cap (every new file is the evicted oldest
 //! one, written over in place), and batches spanning three sources (one frame
@@ -63,8 +67,15 @@ fn main() {
         root.display()
     );
     println!(
-        "{:>12} {:>8} {:>14} {:>14} {:>12} {:>12} {:>7}",
-        "batch(rec)", "bytes/b", "raw MB/s", "file MB/s", "raw us/b", "file us/b", "ratio"
+        "{:>12} {:>8} {:>14} {:>14} {:>12} {:>12} {:>7} {:>7}",
+        "batch(rec)",
+        "bytes/b",
+        "raw MB/s",
+        "file MB/s",
+        "raw us/b",
+        "file us/b",
+        "ratio",
+        "median"
     );
     let records = vec![0x5Au8; 4 * 8000];
     let mut worst: f64 = f64::MAX;
@@ -89,6 +100,7 @@ fn main() {
         let frame = 4 + run_encoded_len(RecordKind::Tsd, n) + 4;
         let bytes = vec![0xA5u8; frame * sources as usize];
         let (mut t_raw, mut t_file) = (Duration::ZERO, Duration::ZERO);
+        let mut round_ratios = Vec::with_capacity(rounds);
         let dir = root.join(format!("fs-{row}"));
         let mut cfg = FileConfig::new(&dir);
         cfg.free_space_reserve = 0;
@@ -135,6 +147,7 @@ fn main() {
             }
             let r_file = t.elapsed();
             t_file += r_file;
+            round_ratios.push(r_raw.as_secs_f64() / r_file.as_secs_f64());
             if std::env::var_os("SPOOL_BENCH_VERBOSE").is_some() {
                 println!(
                     "    round {round}: raw {:.1} us/b, file {:.1} us/b, ratio {:.2}",
@@ -149,23 +162,26 @@ fn main() {
         let raw = mb / t_raw.as_secs_f64();
         let file = mb / t_file.as_secs_f64();
         let ratio = file / raw;
+        round_ratios.sort_by(f64::total_cmp);
+        let median = round_ratios[round_ratios.len() / 2];
         let label = match (cap, sources) {
             (Some(_), _) => format!("{n} at cap"),
             (None, 1) => format!("{n}"),
             (None, k) => format!("{k}x{n} src"),
         };
         if sources == 1 {
-            worst = worst.min(ratio);
+            worst = worst.min(median);
         }
         println!(
-            "{:>12} {:>8} {:>14.2} {:>14.2} {:>12.1} {:>12.1} {:>6.2}x",
+            "{:>12} {:>8} {:>14.2} {:>14.2} {:>12.1} {:>12.1} {:>6.2}x {:>6.2}x",
             label,
             bytes.len(),
             raw,
             file,
             t_raw.as_secs_f64() * 1e6 / total,
             t_file.as_secs_f64() * 1e6 / total,
-            ratio
+            ratio,
+            median
         );
         let fst = s.file_stats();
         println!(
@@ -181,7 +197,7 @@ fn main() {
         );
     }
     println!(
-        "worst ratio file/raw over the single-source rows (below and at the cap): {worst:.2}x (target >= 0.80x)"
+        "worst median round ratio file/raw over the single-source rows (below and at the cap): {worst:.2}x (target >= 0.80x)"
     );
     let _ = fs::remove_dir_all(&root);
 }

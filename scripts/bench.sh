@@ -150,13 +150,13 @@ if ! skip file; then
     run_bench file
     rc=$?
     if [ $rc -eq 0 ]; then
-        # "  batch(rec) bytes/b raw MB/s file MB/s raw us/b file us/b ratio"; labels may be "4096 at cap" / "3x1024 src"
-        while IFS=$'\t' read -r label raw file ratio; do
-            row "file" "ingest, batch: $label (records)" "$file MB/s" "raw write+fdatasync" "$raw MB/s" "$ratio" "ours / raw, higher is better (target >= 0.80x)"
+        # "  batch(rec) bytes/b raw MB/s file MB/s raw us/b file us/b ratio median"; labels may be "4096 at cap" / "3x1024 src"
+        while IFS=$'\t' read -r label raw file ratio median; do
+            row "file" "ingest, batch: $label (records)" "$file MB/s" "raw write+fdatasync" "$raw MB/s" "$ratio (rounds: median $median)" "ours / raw, higher is better (target >= 0.80x)"
         done < <(awk '
             /^ *[0-9]/ && $NF ~ /x$/ {
-                n = NF; label = $1; for (i = 2; i <= n - 6; i++) label = label " " $i
-                printf "%s\t%s\t%s\t%s\n", label, $(n - 4), $(n - 3), $n
+                n = NF; label = $1; for (i = 2; i <= n - 7; i++) label = label " " $i
+                printf "%s\t%s\t%s\t%s\t%s\n", label, $(n - 5), $(n - 4), $(n - 1), $n
             }' "$LOG_DIR/file.log")
     else
         failed_row file file "$rc"

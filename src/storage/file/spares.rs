@@ -10,8 +10,9 @@
 //! at least as durable as one made on the write path. Names come from the
 //! store (reserved from its file numbers), so they stay unique.
 //!
-//! The helper's spares are **prefilled**: `file_size` zero bytes, written and
-//! synced with the file. The store then writes into blocks that are allocated
+//! The helper's spares are **prefilled** (while batches take at most half a
+//! file; the store decides per request): `file_size` zero bytes, written
+//! and synced with the file. The store then writes into blocks that are allocated
 //! and written already, so the `fdatasync` of each batch writes data only (no
 //! block allocation, no size change), as when a file is reused at the cap.
 //! Zeros never pass as a file header or a frame, so a prefilled spare is a
