@@ -6,7 +6,7 @@ mod file_common;
 
 use file_common::*;
 use sensor_spool::storage::file::{
-    FileConfig, FileError, FileSystem, FsFile, QUARANTINE_DIR, SPARES, source_dir_name,
+    FileConfig, FileError, FileSystem, FsFile, QUARANTINE_DIR, SPARES, StdFs, source_dir_name,
 };
 use sensor_spool::storage::{FileStorage, Run, RunInfo, SensorKey, Storage, StorageError};
 use std::collections::BTreeMap;
@@ -1109,4 +1109,45 @@ fn helper_spares_stay_under_the_disk_limit() {
         "helper spares under the disk limit: {steps} appends, at most {worst} of {} B on disk, {} spares made ahead, {} files evicted ({} reused)",
         cfg.disk_limit, f.spares_ahead, f.files_evicted, f.files_reused
     );
+}
+
+/// Prefilled spares give their bytes back before data is evicted: with the
+/// disk limit reached (here a limit lowered below what the spares of another
+/// source hold), the store unlinks spares first and evicts files only when no
+/// prefilled spare is left; the disk use never exceeds the limit.
+#[test]
+fn prefilled_spares_go_before_data() {
+    let d = TempDir::new("prefill-first");
+    let root = d.path().join("store");
+    let mut cfg = small_cfg(&root);
+    cfg.file_size = 2048;
+    cfg.disk_limit = 8 * 2048;
+    let mut fs_handle = StdFs;
+    prefill_by_hand(&mut fs_handle, &root, 1, 6, 2048);
+    let mut s = open_std(&cfg);
+    assert_eq!(s.file_stats().bytes, 6 * 2048);
+    let keys: Vec<SensorKey> = keys().into_iter().filter(|k| k.source == 0).collect();
+    let mut m = Model::default();
+    let mut rng = Rng(3);
+    let mut spares_gone_before_eviction = false;
+    while s.file_stats().files_evicted < 3 {
+        let b = m.batch(&mut rng, &keys, 8);
+        s.append(runs_of(&b).as_slice(), |_| {}).unwrap();
+        m.commit(&b);
+        let f = s.file_stats();
+        assert!(f.bytes <= cfg.disk_limit, "{f:?}");
+        if f.files_evicted == 0 {
+            // Every prefilled spare of source 1 still on disk is counted.
+            assert_eq!(f.bytes, spl_bytes(&root), "{f:?}");
+        } else if !spares_gone_before_eviction {
+            // The six spares, then the evicted files not reused.
+            assert_eq!(
+                f.files_deleted + f.files_reused - f.files_evicted,
+                6,
+                "{f:?}"
+            );
+            spares_gone_before_eviction = true;
+        }
+    }
+    assert!(spares_gone_before_eviction);
 }

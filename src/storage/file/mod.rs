@@ -1434,6 +1434,10 @@ impl<F: FileSystem> FileStorage<F> {
                 break;
             }
             let mut new_file = target.is_none();
+            // A prefilled spare gives its bytes back before any data goes.
+            if self.drop_prefilled(target.is_none().then_some(source)) {
+                continue;
+            }
             if let Some(t) = target
                 && self.files.keys().next() == Some(&t)
             {
@@ -1606,6 +1610,30 @@ impl<F: FileSystem> FileStorage<F> {
             let v = self.spares.entry(source).or_default();
             v.splice(0..0, made.into_iter().rev());
         }
+    }
+
+    /// Unlinks one prefilled spare (lowest source first, the one it would take
+    /// last first), except the one the next file of `keep_for` starts in and a
+    /// reused file waiting. `false` if there is none.
+    fn drop_prefilled(&mut self, keep_for: Option<u8>) -> bool {
+        let mut sources: Vec<u8> = self.spares.keys().copied().collect();
+        sources.sort_unstable();
+        let found = sources.into_iter().find_map(|src| {
+            let v = &self.spares[&src];
+            let n = v.len() - usize::from(keep_for == Some(src) && !v.is_empty());
+            v[..n]
+                .iter()
+                .position(|(p, size)| *size > 0 && !self.undurable_reuse.contains(p))
+                .map(|i| (src, i))
+        });
+        let Some((src, i)) = found else {
+            return false;
+        };
+        let Some((path, size)) = self.spares.get_mut(&src).map(|v| v.remove(i)) else {
+            return false;
+        };
+        self.drop_spare(&path, size);
+        true
     }
 
     /// Drops a spare that failed: unlinked (an empty file that comes back is a
