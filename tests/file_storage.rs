@@ -709,20 +709,19 @@ fn files_of_the_previous_format_are_read_then_evicted() {
 }
 
 /// Data files and spares on disk (every `.spl` outside `quarantine/`).
-fn spl_files(root: &std::path::Path) -> u32 {
+fn spl_paths(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     fs::read_dir(root)
         .unwrap()
         .map(|d| d.unwrap().path())
         .filter(|d| d.is_dir() && !d.ends_with(QUARANTINE_DIR))
         .flat_map(|d| fs::read_dir(d).unwrap())
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "spl")
-        })
-        .count() as u32
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "spl"))
+        .collect()
+}
+
+fn spl_files(root: &std::path::Path) -> u32 {
+    spl_paths(root).len() as u32
 }
 
 /// Spares made ahead on the helper thread: below the cap the store keeps
@@ -1044,19 +1043,12 @@ fn prefilled_spares_are_written_over_and_counted() {
     );
 }
 
-/// Bytes of every `.spl` file on disk outside `quarantine/`.
+/// Bytes of every `.spl` file on disk outside `quarantine/` (a file being
+/// made or removed meanwhile counts what it holds, or nothing).
 fn spl_bytes(root: &std::path::Path) -> u64 {
-    fs::read_dir(root)
-        .unwrap()
-        .map(|d| d.unwrap().path())
-        .filter(|d| d.is_dir() && !d.ends_with(QUARANTINE_DIR))
-        .flat_map(|d| fs::read_dir(d).unwrap())
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            p.extension()
-                .is_some_and(|x| x == "spl")
-                .then(|| fs::metadata(&p).map_or(0, |m| m.len()))
-        })
+    spl_paths(root)
+        .iter()
+        .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
         .sum()
 }
 
