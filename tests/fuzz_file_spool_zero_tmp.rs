@@ -7,16 +7,12 @@
 //! size, the next file of its source starts in it, and everything reads back after a
 //! remount.
 
+mod file_common;
+
+use file_common::TempDir;
 use sensor_spool::storage::file::{FileConfig, source_dir_name};
 use sensor_spool::storage::{FileStorage, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage};
-use std::path::{Path, PathBuf};
-
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use std::path::Path;
 
 fn cfg(root: &Path) -> FileConfig {
     let mut c = FileConfig::new(root);
@@ -29,12 +25,11 @@ fn cfg(root: &Path) -> FileConfig {
 
 #[test]
 fn file_spool_zero_tmp_becomes_a_prefilled_spare() {
-    let d = TempDir(std::env::temp_dir().join(format!("spool-zero-tmp-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&d.0);
-    let dir = d.0.join(source_dir_name(1));
+    let d = TempDir::new("zero-tmp");
+    let dir = d.path().join(source_dir_name(1));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("3833ef2140027473.tmp"), [0u8]).unwrap();
-    let mut st = FileStorage::new(cfg(&d.0)).unwrap();
+    let mut st = FileStorage::new(cfg(d.path())).unwrap();
     st.mount().unwrap();
     let f = st.file_stats();
     assert_eq!(
@@ -71,7 +66,7 @@ fn file_spool_zero_tmp_becomes_a_prefilled_spare() {
     assert_eq!(st.file_paths(), vec![zero.clone()]);
     assert_eq!(f.bytes, std::fs::metadata(&zero).unwrap().len());
     drop(st);
-    let mut st = FileStorage::new(cfg(&d.0)).unwrap();
+    let mut st = FileStorage::new(cfg(d.path())).unwrap();
     st.mount().unwrap();
     let mut out = [0u8; 64];
     let r = st.read(key, 0, &mut out).unwrap().unwrap();
