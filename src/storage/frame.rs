@@ -182,39 +182,24 @@ pub(crate) fn parse_flash_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize
 
 /// Decodes the header of a compact frame (its first bytes, `b`, at least
 /// [`FRAME_HDR`] of them) whose frame header checked out; `rest` is the frame
-/// length without its CRC.
+/// length without its CRC. The header is turned back into the plain run header
+/// it was made from ([`compact_header`]) and decoded as one.
 pub(crate) fn parse_compact_run(b: &[u8], rest: usize) -> RunParse {
-    let kind = match b.first() {
-        Some(&TAG_RUN_TSD) => RecordKind::Tsd,
-        Some(&TAG_RUN_EVT) => RecordKind::Evt,
+    let (kind, kind_byte) = match b.first() {
+        Some(&TAG_RUN_TSD) => (RecordKind::Tsd, KIND_TSD),
+        Some(&TAG_RUN_EVT) => (RecordKind::Evt, KIND_EVT),
         _ => return RunParse::Bad,
     };
     let hl = run_hdr_len(kind);
-    let Some(src) = b.get(..hl) else {
-        return RunParse::Bad;
-    };
-    // A fixed-size copy: the field reads below need no bounds checks.
-    let mut b = [0u8; RUN_HDR + TSD_EXTRA];
-    if let Some(dst) = b.get_mut(..src.len()) {
-        dst.copy_from_slice(src);
+    let mut plain = [0u8; RUN_HDR + TSD_EXTRA];
+    match (b.get(..hl), plain.get_mut(..hl)) {
+        (Some(src), Some(dst)) => dst.copy_from_slice(src),
+        _ => return RunParse::Bad,
     }
-    let packed = u16::from_le_bytes([b[1], b[2]]);
-    let count = packed & COMPACT_MAX_COUNT;
-    let rec = count as usize * kind.record_size();
-    if count == 0 || rest < hl + rec {
-        return RunParse::Bad;
-    }
-    let info = RunInfo {
-        key: SensorKey {
-            source: (packed >> 14) as u8,
-            id: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-        },
-        kind,
-        first_seq: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
-        count,
-        meta: tsd_meta(kind, &b),
-    };
-    RunParse::Run(info, hl, rec)
+    let packed = u16::from_le_bytes([plain[1], plain[2]]);
+    let count = (packed & COMPACT_MAX_COUNT).to_le_bytes();
+    plain[..4].copy_from_slice(&[kind_byte, (packed >> 14) as u8, count[0], count[1]]);
+    parse_run_header(&plain[..hl], rest)
 }
 
 /// The TSD fields of a run header (`b` holds a whole TSD header), or the

@@ -107,8 +107,9 @@
 //! The disk limit bounds the bytes on disk ([`FileStats::bytes`]): data files
 //! at their full size, stale tails included, an evicted file waiting for
 //! reuse, and spares prefilled by the helper thread (those on their way are
-//! reserved before they are made). Before a frame is written, the oldest files are evicted until what
-//! the write adds fits under the limit; their runs are reported to `on_evict`
+//! reserved before they are made). Before a frame is written, prefilled spares
+//! and then the oldest files are removed until what the write adds fits under
+//! the limit; the evicted files' runs are reported to `on_evict`
 //! and counted ([`FileStats::files_evicted`], [`StorageStats::evicted_records`]).
 //! Every deletion is counted in [`FileStats::files_deleted`].
 //!
@@ -278,11 +279,11 @@ pub struct FileConfig {
     /// Make spare files ahead on a helper thread (default `true`): below the
     /// cap, starting a file then never waits for file creation, and the
     /// helper prefills each spare with `file_size` zero bytes (while batches
-    /// take at most half a file), so the `fdatasync` of every batch
-    /// written into it writes data only (no block allocation, no size change). Prefilled spares count against
-    /// `disk_limit` (at most 2 x [`SPARES`] per source, fewer near the
-    /// limit); prefilling writes each file's bytes twice during the first
-    /// fill only (at the cap evicted files are reused). With `false` spares
+    /// take at most half a file), so the `fdatasync` of every batch written
+    /// into it writes data only (no block allocation, no size change).
+    /// Prefilled spares count against `disk_limit` (at most 2 x [`SPARES`] per
+    /// source, fewer near the limit); prefilling writes each file's bytes twice
+    /// during the first fill only (at the cap evicted files are reused). With `false` spares
     /// are empty files made on the write path, [`SPARES`] at a time, and
     /// every filesystem call happens on the caller's thread in a fixed order.
     pub background_spares: bool,
@@ -1435,7 +1436,7 @@ impl<F: FileSystem> FileStorage<F> {
             }
             let mut new_file = target.is_none();
             // A prefilled spare gives its bytes back before any data goes.
-            if self.drop_prefilled(target.is_none().then_some(source)) {
+            if self.drop_prefilled(new_file.then_some(source)) {
                 continue;
             }
             if let Some(t) = target
@@ -1557,10 +1558,11 @@ impl<F: FileSystem> FileStorage<F> {
         Ok(())
     }
 
-    /// With [`FileConfig::background_spares`]: asks the helper for [`SPARES`]
-    /// more spares of `source` while fewer than twice that are ready or on
-    /// their way and the disk limit leaves room for more files than that (at
-    /// the cap evicted files are reused instead).
+    /// With [`FileConfig::background_spares`]: asks the helper for up to
+    /// [`SPARES`] more spares of `source` while fewer than twice that are ready
+    /// or on their way, as many as the disk limit leaves room for besides the
+    /// spares not counted in it yet (at the cap evicted files are reused
+    /// instead).
     fn spares_ahead(&mut self, source: u8, dir: &Path) {
         if !self.cfg.background_spares {
             return;
@@ -1571,11 +1573,12 @@ impl<F: FileSystem> FileStorage<F> {
         let Some(m) = &self.maker else {
             return;
         };
-        let have = (self.spares.get(&source).map_or(0, Vec::len) + m.pending(source)) as u64;
+        let (pending, pending_all) = m.pending(source);
+        let have = (self.spares.get(&source).map_or(0, Vec::len) + pending) as u64;
         // Files that will take a slot under the disk limit but are not counted
         // in `total` yet: spares on their way and empty ones, of every source.
         let uncounted =
-            (m.pending_all() + self.spares.values().flatten().filter(|s| s.1 == 0).count()) as u64;
+            (pending_all + self.spares.values().flatten().filter(|s| s.1 == 0).count()) as u64;
         let room = self.cfg.disk_limit.saturating_sub(self.total) / self.cfg.file_size as u64;
         let n = room.saturating_sub(uncounted).min(SPARES as u64);
         if have >= 2 * SPARES as u64 || n == 0 {
@@ -1616,16 +1619,17 @@ impl<F: FileSystem> FileStorage<F> {
     /// last first), except the one the next file of `keep_for` starts in and a
     /// reused file waiting. `false` if there is none.
     fn drop_prefilled(&mut self, keep_for: Option<u8>) -> bool {
-        let mut sources: Vec<u8> = self.spares.keys().copied().collect();
-        sources.sort_unstable();
-        let found = sources.into_iter().find_map(|src| {
-            let v = &self.spares[&src];
-            let n = v.len() - usize::from(keep_for == Some(src) && !v.is_empty());
-            v[..n]
-                .iter()
-                .position(|(p, size)| *size > 0 && !self.undurable_reuse.contains(p))
-                .map(|i| (src, i))
-        });
+        let found = self
+            .spares
+            .iter()
+            .filter_map(|(&src, v)| {
+                let n = v.len() - usize::from(keep_for == Some(src) && !v.is_empty());
+                v[..n]
+                    .iter()
+                    .position(|(p, size)| *size > 0 && !self.undurable_reuse.contains(p))
+                    .map(|i| (src, i))
+            })
+            .min();
         let Some((src, i)) = found else {
             return false;
         };

@@ -11,8 +11,8 @@
 //! store (reserved from its file numbers), so they stay unique.
 //!
 //! The helper's spares are **prefilled** (while batches take at most half a
-//! file; the store decides per request): `file_size` zero bytes, written
-//! and synced with the file. The store then writes into blocks that are allocated
+//! file; the store decides per request): `file_size` zero bytes, written and
+//! synced with the file. The store then writes into blocks that are allocated
 //! and written already, so the `fdatasync` of each batch writes data only (no
 //! block allocation, no size change), as when a file is reused at the cap.
 //! Zeros never pass as a file header or a frame, so a prefilled spare is a
@@ -114,22 +114,16 @@ impl SpareMaker {
         self.shared.wake.notify_one();
     }
 
-    /// Spares of `source` queued or being made (not ready yet).
-    pub fn pending(&self, source: u8) -> usize {
+    /// Spares queued or being made (not ready yet): of `source`, of every source.
+    pub fn pending(&self, source: u8) -> (usize, usize) {
         let st = self.shared.lock();
-        let running = st.running.filter(|r| r.0 == source).map_or(0, |r| r.1);
-        running
-            + st.jobs
-                .iter()
-                .filter(|j| j.source == source)
-                .map(|j| j.names.len())
-                .sum::<usize>()
-    }
-
-    /// Spares of every source queued or being made.
-    pub fn pending_all(&self) -> usize {
-        let st = self.shared.lock();
-        st.running.map_or(0, |r| r.1) + st.jobs.iter().map(|j| j.names.len()).sum::<usize>()
+        let queued = st.jobs.iter().map(|j| (j.source, j.names.len()));
+        st.running
+            .into_iter()
+            .chain(queued)
+            .fold((0, 0), |(mine, all), (s, n)| {
+                (mine + if s == source { n } else { 0 }, all + n)
+            })
     }
 
     /// Takes the durable spares of `source` made so far, with their sizes.
