@@ -1134,6 +1134,15 @@ impl<F: FileSystem> FileStorage<F> {
         let mut max_seq = 0u64;
         for d in dirs.iter().filter(|d| d.is_dir && d.name != QUARANTINE_DIR) {
             let dir = root.join(&d.name);
+            // A source's directory exists when it is listed, whatever the
+            // headers of the files in it say (a file may sit in another
+            // source's directory).
+            let dir_src = dir_source(&d.name);
+            if let Some(src) = dir_src
+                && !self.dirs_made.contains(&src)
+            {
+                self.dirs_made.push(src);
+            }
             let r = self.fs.list_dir(&dir);
             let Ok(mut entries) = r else {
                 let _ = self.io(FileOp::ListDir, r);
@@ -1182,16 +1191,10 @@ impl<F: FileSystem> FileStorage<F> {
                             let _ = self.quarantine(&meta.path, &d.name);
                             continue;
                         }
-                        if !self.dirs_made.contains(&meta.source) {
-                            self.dirs_made.push(meta.source);
-                        }
                         self.files.insert(seq, meta);
                     }
-                    Ok(Mounted::Spare(path, size)) => match dir_source(&d.name) {
+                    Ok(Mounted::Spare(path, size)) => match dir_src {
                         Some(src) => {
-                            if !self.dirs_made.contains(&src) {
-                                self.dirs_made.push(src);
-                            }
                             self.spares.entry(src).or_default().push((path, size));
                         }
                         None => {
