@@ -7,6 +7,14 @@
 //! `black_box` where the API takes a run-time size (pool, malloc), and the block's data
 //! pointer goes through `black_box` before the free, so neither call can be optimised away.
 //!
+//! Two more rows give the physical floor in the same rounds: the two atomic
+//! read-modify-writes a pair must make on a bitmap word that several blocks share (claim a
+//! bit with compare-and-swap, release it with `fetch_and`), bare; and a single one (the
+//! floor of a one-state-per-block design whose release is a plain store). The shared
+//! path's cost over the two-RMW floor is everything it adds (dispatch, statistics,
+//! checks); `malloc / 3` against the floor tells whether ">= 3x faster than malloc" is
+//! reachable at all by a pool shared between threads and interrupt handlers.
+//!
 //! `cargo bench --bench pool` (about 5-10 s). A plain fixed-work timing loop is used
 //! instead of criterion/divan: what matters here are the ratios between implementations
 //! measured in the same process, interleaved round by round so that machine noise hits
@@ -14,7 +22,8 @@
 //!
 //! For instruction counts: `cargo bench --bench pool --no-run`, then
 //! `valgrind --tool=callgrind target/release/deps/pool-* --only <impl> <size> <pairs>`
-//! (impl = pool | malloc | atomic-pool | heapless | pool-index) at two pair counts; the difference in
+//! (impl = pool | malloc | atomic-pool | heapless | pool-index | floor-2rmw | floor-1rmw) at two
+//! pair counts; the difference in
 //! total instructions divided by the difference in pairs is the cost of one pair.
 
 // The peer crates' pool macros declare public, undocumented types.
@@ -24,6 +33,7 @@
 
 use std::hint::black_box;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use heapless::object_pool;
@@ -46,7 +56,18 @@ object_pool!(Hp1k: [u8; 1024]);
 object_pool!(Hp4k: [u8; 4096]);
 
 const SIZES: [usize; 3] = [256, 1024, 4096];
-const IMPLS: [&str; 5] = ["pool", "malloc", "atomic-pool", "heapless", "pool-index"];
+const IMPLS: [&str; 7] = [
+    "pool",
+    "malloc",
+    "atomic-pool",
+    "heapless",
+    "pool-index",
+    "floor-2rmw",
+    "floor-1rmw",
+];
+
+/// The word the floor loops work on (see [`floor_two_rmw_pairs`]).
+static FLOOR_WORD: AtomicU32 = AtomicU32::new(0);
 
 #[inline(never)]
 fn pool_pairs(size: usize, n: u64) {
@@ -66,6 +87,39 @@ fn pool_index_pairs(pool: &mut DefaultPool, size: usize, n: u64) {
         let id = pool.alloc_in(tier).unwrap();
         black_box(pool.block_mut(id).unwrap().as_mut_ptr());
         pool.free_id(id).unwrap();
+    }
+}
+
+/// Physical floor of a bitmap pool usable from several threads and interrupt handlers:
+/// per pair, the two atomic read-modify-writes on a bitmap word shared by 32 blocks
+/// (claim the lowest clear bit with a compare-and-swap, clear it with `fetch_and`) and
+/// nothing else: no size dispatch, no pointer, no statistics, no validation.
+#[inline(never)]
+fn floor_two_rmw_pairs(n: u64) {
+    for _ in 0..n {
+        let cur = FLOOR_WORD.load(Ordering::Relaxed);
+        let bit = (!cur).trailing_zeros() & 31;
+        let _ = FLOOR_WORD.compare_exchange_weak(
+            cur,
+            cur | 1 << bit,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        );
+        black_box(bit);
+        FLOOR_WORD.fetch_and(!(1 << bit), Ordering::Release);
+    }
+}
+
+/// Floor of any pool shared between contexts without per-thread caches: one atomic
+/// read-modify-write per pair (the claim), the release a plain store. A bitmap word
+/// shared by several blocks cannot be released this way (a concurrent claim of another
+/// bit of the word would be lost); this is what a one-byte-per-block state map costs.
+#[inline(never)]
+fn floor_one_rmw_pairs(n: u64) {
+    for _ in 0..n {
+        let _ = FLOOR_WORD.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed);
+        black_box(&FLOOR_WORD);
+        FLOOR_WORD.store(0, Ordering::Release);
     }
 }
 
@@ -137,6 +191,8 @@ fn run(index_pool: &mut DefaultPool, imp: &str, size: usize, n: u64) {
         "malloc" => malloc_pairs(size, n),
         "atomic-pool" => atomic_pool_pairs(size, n),
         "heapless" => heapless_pairs(size, n),
+        "floor-2rmw" => floor_two_rmw_pairs(n),
+        "floor-1rmw" => floor_one_rmw_pairs(n),
         _ => panic!("unknown implementation {imp}"),
     }
 }
@@ -216,6 +272,26 @@ fn main() {
             r[1] / r[4]
         );
     }
+    println!(
+        "physical floor, ns per pair (bare atomics on one word, same rounds; >= 3x faster than malloc needs <= malloc / 3)"
+    );
+    println!(
+        "{:>11} | {:>6} {:>11} | {:>6} {:>10} | {:>10}",
+        "floor size", "2 RMW", "pool / it", "1 RMW", "malloc / it", "malloc / 3"
+    );
+    for (si, &s) in SIZES.iter().enumerate() {
+        let r = ns[si];
+        println!(
+            "floor {:>5} | {:>6.2} {:>10.2}x | {:>6.2} {:>10.2}x | {:>10.2}",
+            s,
+            r[5],
+            r[0] / r[5],
+            r[6],
+            r[1] / r[6],
+            r[1] / 3.0
+        );
+    }
+    assert_eq!(FLOOR_WORD.load(Ordering::Relaxed), 0);
     assert!(POOL.stats().iter().all(|t| t.in_use == 0));
     assert_eq!(index_pool.check(), Ok(()));
     assert_eq!(POOL.check(), Ok(()));

@@ -95,12 +95,20 @@ if ! skip pool; then
     rc=$?
     if [ $rc -eq 0 ]; then
         # "  size |   pool | malloc ratio | atomic-pool ratio | heapless ratio | pool &mut malloc/&mut"
+        declare -A POOL_NS=() MALLOC_NS=()
         while read -r size pool malloc rm apool ra hl rh pmut rmut; do
+            POOL_NS[$size]=$pool
+            MALLOC_NS[$size]=$malloc
             row "pool" "alloc+free $size B (shared path)" "$pool ns" "malloc/free" "$malloc ns" "$rm" "malloc / pool, >1: pool faster"
             row "pool" "alloc+free $size B (shared path)" "$pool ns" "atomic-pool 2.0" "$apool ns" "$ra" "peer / pool, >1: pool faster"
             row "pool" "alloc+free $size B (shared path)" "$pool ns" "heapless 0.9 pool" "$hl ns" "$rh" "peer / pool, >1: pool faster"
             row "pool" "alloc_in+free_id $size B (index path)" "$pmut ns" "malloc/free" "$malloc ns" "$rmut" "malloc / pool, >1: pool faster"
         done < <(awk -F'|' '/^ *[0-9]+ \|/ { gsub(/\|/, " "); print }' "$LOG_DIR/pool.log")
+        # "floor size | 2 RMW pool/it | 1 RMW malloc/it | malloc/3"
+        while read -r size two rtwo one rone third; do
+            row "pool" "alloc+free $size B (shared path)" "${POOL_NS[$size]:-?} ns" "floor: 2 atomic RMW on one bitmap word, bare" "$two ns" "$rtwo" "pool / floor (1.00 = at the floor); >= 3x malloc needs <= $third ns"
+            row "pool" "malloc/free $size B" "${MALLOC_NS[$size]:-?} ns" "floor: 1 atomic RMW (claim only, release a store)" "$one ns" "$rone" "malloc / floor: the best any shared pool could reach"
+        done < <(awk -F'|' '/^floor +[0-9]+ \|/ { sub(/^floor/, ""); gsub(/\|/, " "); print }' "$LOG_DIR/pool.log")
     else
         failed_row pool pool "$rc"
     fi
