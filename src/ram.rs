@@ -54,9 +54,13 @@
 //! touch one sector each (one checked pool lookup); a new TSD sector needs the tail's
 //! base time, kept in a one-entry **tail hint** (the last TSD tail made by `append`), so
 //! a sensor that keeps writing does not walk its chain; any other chain is walked once
-//! (one side-table entry per hop). The store counts the sectors it holds, so the spill
+//! (one side-table entry per hop). A record past the head sector is found from a
+//! one-entry **read cursor** (where the last such lookup ended), so records read in
+//! order walk each sector once. The store counts the sectors it holds, so the spill
 //! threshold is one compare. `tests/store_counts.rs` pins the pool calls per cycle.
 #![forbid(unsafe_code)]
+
+use core::cell::Cell;
 
 use crate::pool::{BlockId, Pool, TierSpec};
 use crate::record::{self, Kind, Record};
@@ -184,6 +188,9 @@ pub enum ChainError {
     Shared,
     /// The cached base time of the tail sector disagrees with the chain.
     TailHint,
+    /// The read cursor names a position the chain does not have (or a chain that
+    /// does not exist).
+    ReadCursor,
 }
 
 /// Records per sector for `kind` with `sector_size`-byte sectors.
@@ -199,9 +206,10 @@ pub struct RamStore<P, const SECTORS: usize> {
     /// Sectors held by chains (allocated by `append`, not yet freed): the RAM use the
     /// spill threshold compares against, without a walk of the sensor table.
     held: u16,
-    /// `(sector + 1, base)`: the TSD base time (ms mod 2^32) of the sector most recently
-    /// made a tail, so the next sector of a sensor that keeps writing does not walk its
-    /// chain (O(1) instead of O(sectors)). `0` = none, so the initial state is all zero.
+    /// Tail hint `(sector + 1, base)`, two fields (a tuple would pad to 8 bytes): the
+    /// TSD base time (ms mod 2^32) of the sector most recently made a tail, so the next
+    /// sector of a sensor that keeps writing does not walk its chain (O(1) instead of
+    /// O(sectors)). `0` = none, so the initial state is all zero.
     /// Exact by construction: a TSD chain's tail is a sector that [`RamStore::append`]
     /// made a tail, which set the hint for it (a later tail of any chain is another
     /// sector, so a hint naming a chain's current tail was set for it), or the tail left
@@ -209,7 +217,32 @@ pub struct RamStore<P, const SECTORS: usize> {
     /// it is allocated (head pops move the anchor by exactly the popped periods) except
     /// when a drop merges gaps. A stale hint names a freed sector, which cannot be a
     /// tail before `append` sets the hint again. [`RamStore::check_tail_hint`] verifies.
-    tail_hint: (u16, u32),
+    tail_hint_sector1: u16,
+    tail_hint_base: u32,
+    /// The position the last chain walk of [`RamStore::get`] reached, so records read
+    /// in order (an upload, [`crate::spool::Spool::iter`], a spill batch) walk from
+    /// there instead of from the head: O(1) per record instead of O(position).
+    /// In a `Cell` because `get` takes `&self`.
+    cursor: Cell<Cursor>,
+}
+
+/// A one-entry read cursor: sector `sector` is `hops` sectors after the head of the
+/// chain whose head is `head1 - 1`, and (TSD) its base time is `base` (ms mod 2^32).
+/// `head1 == 0`: none, so the initial state is all zero.
+///
+/// Exact by construction: every sector a RamStore frees goes through
+/// [`RamStore::free`], which forgets the cursor, and only a free can change which
+/// chain a sector is in, where in it, or (by popping the head or merging gaps) a
+/// sector's base time; appends only add sectors after the tail. So while the cursor
+/// is set, `head1 - 1` is still the head of the chain it was walked on (and of no
+/// other chain), and the chain still holds `sector` at `hops`. Checked by
+/// [`RamStore::check_read_cursor`].
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    head1: u16,
+    sector: u16,
+    hops: u32,
+    base: u32,
 }
 
 /// Widens a time modulo 2^32 to 64 bits, taking the value within ±2^31 ms of `latest`.
@@ -264,7 +297,14 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
             side: [[0; 3]; SECTORS],
             gaps_clamped: 0,
             held: 0,
-            tail_hint: (0, 0),
+            tail_hint_sector1: 0,
+            tail_hint_base: 0,
+            cursor: Cell::new(Cursor {
+                head1: 0,
+                sector: 0,
+                hops: 0,
+                base: 0,
+            }),
         }
     }
 
@@ -298,6 +338,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     /// Returns a sector to the pool and counts it.
     #[inline(always)]
     fn free(&mut self, sector: u16) {
+        // A free may change which chain a sector is in or where (see `Cursor`).
+        self.cursor.set(Cursor::default());
         if self.pool.free_sector(sector) {
             self.held = self.held.saturating_sub(1);
         }
@@ -461,7 +503,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
             if !EVT {
                 let base = (time_ms as u32).wrapping_sub(slot.wrapping_mul(rate));
                 self.set_anchor(r, base);
-                self.tail_hint = (new + 1, base);
+                self.set_tail_hint(new + 1, base);
             }
             return true;
         }
@@ -486,28 +528,36 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         self.set_anchor(r, anchor);
         // the new tail's base as a walk would compute it (from the coded gap)
         let base = end.wrapping_add(gap_decode(gap).wrapping_mul(rate));
-        self.tail_hint = (new + 1, base);
+        self.set_tail_hint(new + 1, base);
         true
+    }
+
+    #[inline(always)]
+    fn set_tail_hint(&mut self, sector1: u16, base: u32) {
+        self.tail_hint_sector1 = sector1;
+        self.tail_hint_base = base;
     }
 
     /// Base time of the tail sector of a TSD chain (ms mod 2^32): the hint if it names
     /// this tail, else a walk from the head.
     #[inline(always)]
     fn tail_base(&self, r: Ring, anchor: u32, rate: u32, n: u32) -> u32 {
-        if self.tail_hint.0 == r.tail() + 1 {
-            return self.tail_hint.1;
+        if self.tail_hint_sector1 == r.tail() + 1 {
+            return self.tail_hint_base;
         }
-        self.walk::<true>(r, u32::MAX, anchor, rate, n).1
+        self.walk_timed(r, r.head(), u32::MAX, anchor, rate, n).1
     }
 
     /// Verifies the tail hint against a walk of this TSD chain (`check`).
     pub fn check_tail_hint(&self, r: Ring, kind: Kind, rate: u32) -> Result<(), ChainError> {
-        if kind != Kind::Tsd || r.is_empty() || self.tail_hint.0 != r.tail() + 1 {
+        if kind != Kind::Tsd || r.is_empty() || self.tail_hint_sector1 != r.tail() + 1 {
             return Ok(());
         }
         let n = Self::n_of::<false>();
-        let walked = self.walk::<true>(r, u32::MAX, self.anchor(r), rate, n).1;
-        if walked == self.tail_hint.1 {
+        let walked = self
+            .walk_timed(r, r.head(), u32::MAX, self.anchor(r), rate, n)
+            .1;
+        if walked == self.tail_hint_base {
             Ok(())
         } else {
             Err(ChainError::TailHint)
@@ -522,12 +572,41 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         &self,
         r: Ring,
         hops: u32,
+        base: u32,
+        rate: u32,
+        n: u32,
+    ) -> (u16, u32, u16, u32) {
+        self.walk_from::<TIMED>(r, r.head(), hops, base, rate, n)
+    }
+
+    /// A timed [`RamStore::walk_from`], out of line: the walks off the hot path (read
+    /// cursor, tail base without the hint, checks) share one copy (code size).
+    #[inline(never)]
+    fn walk_timed(
+        &self,
+        r: Ring,
+        from: u16,
+        hops: u32,
+        base: u32,
+        rate: u32,
+        n: u32,
+    ) -> (u16, u32, u16, u32) {
+        self.walk_from::<true>(r, from, hops, base, rate, n)
+    }
+
+    /// [`RamStore::walk`] from sector `from` of chain `r` (whose base is `base`).
+    #[inline(always)]
+    fn walk_from<const TIMED: bool>(
+        &self,
+        r: Ring,
+        from: u16,
+        hops: u32,
         mut base: u32,
         rate: u32,
         n: u32,
     ) -> (u16, u32, u16, u32) {
         let tail = r.tail();
-        let mut cur = r.head();
+        let mut cur = from;
         let mut prev = NONE;
         if hops == 0 || cur == tail {
             return (cur, base, prev, hops);
@@ -540,6 +619,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         let mut periods = 0u32;
         let mut link = self.link(cur);
         while left > 0 && cur != tail {
+            #[cfg(all(test, feature = "std"))]
+            tests::HOPS.with(|h| h.set(h.get() + 1));
             // One side-table entry per hop: the next sector's gap and its own link.
             let next = link;
             let Some(e) = self.side.get(next as usize) else {
@@ -559,6 +640,82 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         }
         let left = left + beyond;
         (cur, base, prev, left)
+    }
+
+    /// The sector `hops` sectors after the head of `r` and (TSD) its base time, from
+    /// the read cursor when it lies on the way (then set to the result), else walked
+    /// from the head (`anchor` = the head's base). `None` if the chain is shorter.
+    #[inline(always)]
+    fn locate<const TIMED: bool>(
+        &self,
+        r: Ring,
+        hops: u32,
+        anchor: u32,
+        rate: u32,
+        n: u32,
+    ) -> Option<(u16, u32)> {
+        if hops == 0 {
+            // The head: no walk, and the cursor stays where a longer walk left it.
+            return Some((r.head(), anchor));
+        }
+        // EVT: no base time (rate 0 keeps it at 0); one out-of-line walk for both kinds.
+        let (anchor, rate) = if TIMED { (anchor, rate) } else { (0, 0) };
+        self.locate_walk(r, hops, anchor, rate, n)
+    }
+
+    /// [`RamStore::locate`] past the head, out of line (code size).
+    #[inline(never)]
+    fn locate_walk(
+        &self,
+        r: Ring,
+        hops: u32,
+        anchor: u32,
+        rate: u32,
+        n: u32,
+    ) -> Option<(u16, u32)> {
+        let c = self.cursor.get();
+        let (from, skipped, base) = if c.head1 == r.head() + 1 && c.hops <= hops {
+            (c.sector, c.hops, c.base)
+        } else {
+            (r.head(), 0, anchor)
+        };
+        let (sector, base, _, left) = self.walk_timed(r, from, hops - skipped, base, rate, n);
+        if left != 0 {
+            return None;
+        }
+        self.cursor.set(Cursor {
+            head1: r.head() + 1,
+            sector,
+            hops,
+            base,
+        });
+        Some((sector, base))
+    }
+
+    /// Verifies the read cursor (`check`): if it names the head of chain `r`, the walk
+    /// from that head must reach the cursor's sector and (TSD) base after its hops.
+    /// Returns whether it names this chain.
+    pub fn check_read_cursor(&self, r: Ring, kind: Kind, rate: u32) -> Result<bool, ChainError> {
+        let c = self.cursor.get();
+        if r.is_empty() || c.head1 != r.head() + 1 {
+            return Ok(false);
+        }
+        let (anchor, rate) = match kind {
+            Kind::Tsd => (self.anchor(r), rate),
+            Kind::Evt => (0, 0),
+        };
+        let n = Self::per_sector(kind);
+        let (sector, base, _, left) = self.walk_timed(r, r.head(), c.hops, anchor, rate, n);
+        if left == 0 && sector == c.sector && base == c.base {
+            Ok(true)
+        } else {
+            Err(ChainError::ReadCursor)
+        }
+    }
+
+    /// Whether the read cursor is set (`check`: a set cursor must name some chain).
+    pub fn read_cursor_set(&self) -> bool {
+        self.cursor.get().head1 != 0
     }
 
     /// The record with sequence number `seq` (which must satisfy `erased <= seq <
@@ -598,10 +755,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         let hops = (seq & !mask).wrapping_sub(s.erased() & !mask) >> n.trailing_zeros();
         let slot = seq & mask;
         if EVT {
-            let (sector, _, _, left) = self.walk::<false>(r, hops, 0, 0, n);
-            if left != 0 {
-                return None;
-            }
+            let (sector, _) = self.locate::<false>(r, hops, 0, 0, n)?;
             let at = slot as usize * record::EVT_SIZE;
             let b: [u8; record::EVT_SIZE] = self
                 .pool
@@ -617,10 +771,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
             })
         } else {
             let anchor = self.anchor(r);
-            let (sector, base, _, left) = self.walk::<true>(r, hops, anchor, rate, n);
-            if left != 0 {
-                return None;
-            }
+            let (sector, base) = self.locate::<true>(r, hops, anchor, rate, n)?;
             let at = slot as usize * record::TSD_SIZE;
             let b: [u8; record::TSD_SIZE] = self
                 .pool
@@ -737,7 +888,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
             return None;
         }
         // Merged gaps may round (and renumbering moves records): forget the hint.
-        self.tail_hint = (0, 0);
+        self.set_tail_hint(0, 0);
         if k == 0 {
             let old = *s;
             s.drop_oldest(cnt).ok()?;
@@ -779,7 +930,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
 
     /// Frees every sector of a chain (used when a sensor is cleared).
     pub fn clear(&mut self, r: &mut Ring, s: &SeqState, kind: Kind) {
-        self.tail_hint = (0, 0);
+        self.set_tail_hint(0, 0);
         let mut left = Self::sectors_of(s, kind).min(SECTORS as u32);
         while left > 0 && !r.is_empty() {
             self.pop_head(r, kind, 0);
@@ -841,6 +992,80 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "std")]
+    std::thread_local! {
+        /// Sectors walked by this thread's chain walks (exact-counter tests).
+        pub(super) static HOPS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    #[cfg(feature = "std")]
+    fn hops() -> u64 {
+        HOPS.with(|h| h.replace(0))
+    }
+
+    /// Reads in order walk each sector once, whatever the position (the read cursor):
+    /// exact hop counts for reads, a re-read after `revert`, `iter`, and reads after an
+    /// `ack` freed sectors (which forgets the cursor). Without the cursor the first
+    /// drain alone walks 8 x (0 + 1 + ... + 99) = 39,600 sectors.
+    #[cfg(feature = "std")]
+    #[test]
+    fn reads_in_order_walk_each_sector_once() {
+        extern crate std;
+        use crate::profile;
+        use crate::record::SensorKey;
+        use std::boxed::Box;
+
+        let mut sp = Box::new(profile::wiced());
+        let tsd = sp.register(SensorKey::new(0, 1), 1000).unwrap();
+        let evt = sp.register(SensorKey::new(0, 2), 0).unwrap();
+        let t0 = 1_700_000_000_000u64;
+        for i in 0..800u32 {
+            sp.write(tsd, i, t0 + i as u64 * 1000).unwrap();
+        }
+        for i in 0..200u32 {
+            sp.write(evt, i, t0 + i as u64 * 1000).unwrap();
+        }
+        assert_eq!(sp.sensor_stats(tsd).unwrap().sectors, 100);
+        assert_eq!(sp.sensor_stats(evt).unwrap().sectors, 50);
+        // `check` walks every chain: not counted.
+        let checked = |sp: &profile::WicedSpool| {
+            assert_eq!(sp.check(), Ok(()));
+            hops();
+        };
+        hops();
+        let drain = |sp: &mut profile::WicedSpool, h, from: u32, to: u32| {
+            for i in from..to {
+                let r = sp.read(h).unwrap();
+                assert_eq!((r.seq, r.value), (i, i));
+                assert_eq!(r.time_ms, t0 + i as u64 * 1000);
+            }
+        };
+        drain(&mut sp, tsd, 0, 800);
+        assert_eq!(hops(), 99, "800 TSD records in 100 sectors");
+        checked(&sp);
+        // Another sensor's reads move the cursor to its chain and back.
+        drain(&mut sp, evt, 0, 200);
+        assert_eq!(hops(), 49, "200 EVT records in 50 sectors");
+        sp.revert(tsd).unwrap();
+        let seen: u32 = sp.iter(tsd).unwrap().map(|r| r.value).sum();
+        assert_eq!(seen, (0..800).sum::<u32>());
+        assert_eq!(hops(), 99, "iter");
+        drain(&mut sp, tsd, 0, 800);
+        assert_eq!(
+            hops(),
+            99,
+            "after revert: from the head again, then in order"
+        );
+        checked(&sp);
+        sp.ack(tsd, 400).unwrap();
+        sp.revert(tsd).unwrap();
+        checked(&sp);
+        drain(&mut sp, tsd, 400, 800);
+        assert_eq!(hops(), 49, "after an ack freed 50 sectors");
+        sp.ack_all(tsd).unwrap();
+        checked(&sp);
+    }
 
     #[test]
     fn gap_code_exact_to_511_and_monotone() {

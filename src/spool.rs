@@ -166,6 +166,8 @@ pub enum CheckError {
     Pool,
     /// The RAM store's count of sectors held differs from the sum over the sensors.
     SectorCount,
+    /// The RAM store's read cursor names a chain head no sensor has.
+    ReadCursor,
     /// A sensor's records in storage do not line up with its RAM records.
     Storage,
 }
@@ -889,6 +891,7 @@ impl<
     /// chain. O(sensors + sectors); uses 512 bytes of stack. Never panics.
     pub fn check(&self) -> Result<(), CheckError> {
         let mut seen = [0u32; 128];
+        let mut cursor_named = false;
         for (i, e) in self.table.iter().enumerate() {
             if i > 0 && self.table.get(i - 1).is_some_and(|p| p.key() >= e.key()) {
                 return Err(CheckError::TableOrder { index: i as u16 });
@@ -905,6 +908,13 @@ impl<
             self.ram
                 .check_tail_hint(e.ring, Self::kind_of(e), self.rate_of(e))
                 .map_err(|c| CheckError::Chain(e.key(), c))?;
+            cursor_named |= self
+                .ram
+                .check_read_cursor(e.ring, Self::kind_of(e), self.rate_of(e))
+                .map_err(|c| CheckError::Chain(e.key(), c))?;
+        }
+        if self.ram.read_cursor_set() && !cursor_named {
+            return Err(CheckError::ReadCursor);
         }
         if !self.ram.pool_ok() {
             return Err(CheckError::Pool);
