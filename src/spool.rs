@@ -52,6 +52,11 @@
 //! Every method returns an error instead of panicking, and a method that returns an
 //! error has changed nothing (except the overflow counters described below).
 //!
+//! A spool is `Send` but not `Sync`: lookups past a sensor's first RAM sector update a
+//! one-entry read cursor (see [`crate::ram`]) even through `&self` ([`Spool::peek`],
+//! [`Spool::iter`]). Share it between threads or with interrupt handlers behind a mutex
+//! (`critical_section::Mutex<RefCell<_>>`, `std::sync::Mutex`), not a read-write lock.
+//!
 //! # Overflow
 //!
 //! A write that needs a new RAM sector while the pool tier is exhausted follows the
@@ -254,6 +259,12 @@ impl Entry {
         SensorKey::new(self.source, self.id)
     }
 }
+
+// A spool moves into a mutex, a `static` or another thread.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Spool<crate::pool::DefaultPool, 1, 32, 1>>();
+};
 
 /// Size in bytes of one sensor-table entry (all per-sensor metadata).
 pub const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
