@@ -1573,7 +1573,8 @@ impl<F: FileSystem> FileStorage<F> {
         if self.maker.is_none() {
             self.maker = spares::SpareMaker::start(self.fs.clone());
         }
-        let Some(m) = &self.maker else {
+        // In a fork()ed child the helper does not run: spares on the write path.
+        let Some(m) = self.maker.as_ref().filter(|m| m.here()) else {
             return;
         };
         let (pending, pending_all) = m.pending(source);

@@ -19,6 +19,15 @@
 //! spare at mount, and the zeros after a file's last frame are a tail that is
 //! never read.
 //!
+//! # fork()
+//!
+//! A `fork()`ed child has a copy of the queue but no helper thread, and the
+//! queue's mutex may have been held by the helper at the fork. Every call
+//! therefore checks the process id first: in another process than the one
+//! that started the helper, it touches neither the mutex nor the thread. The
+//! child's store sees no helper (it makes spares on its write path), and
+//! dropping it does not wait for a thread that does not exist.
+//!
 //! [`FileConfig::background_spares`]: super::FileConfig::background_spares
 
 use super::fs::{FileSystem, FsFile};
@@ -75,6 +84,8 @@ pub(super) struct MakerCounts {
 pub(super) struct SpareMaker {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The process that started the helper (see the module docs on `fork()`).
+    pid: u32,
 }
 
 impl core::fmt::Debug for SpareMaker {
@@ -99,12 +110,21 @@ impl SpareMaker {
         Some(Self {
             shared,
             thread: Some(thread),
+            pid: std::process::id(),
         })
+    }
+
+    /// Whether the helper runs in this process (`false` in a `fork()`ed child).
+    pub fn here(&self) -> bool {
+        std::process::id() == self.pid
     }
 
     /// Queues `names` (new files in `dir`, each prefilled with `prefill` zero
     /// bytes) as the next spares of `source`.
     pub fn request(&self, source: u8, dir: PathBuf, names: Vec<PathBuf>, prefill: usize) {
+        if !self.here() {
+            return;
+        }
         self.shared.lock().jobs.push(Job {
             source,
             dir,
@@ -116,6 +136,9 @@ impl SpareMaker {
 
     /// Spares queued or being made (not ready yet): of `source`, of every source.
     pub fn pending(&self, source: u8) -> (usize, usize) {
+        if !self.here() {
+            return (0, 0);
+        }
         let st = self.shared.lock();
         let queued = st.jobs.iter().map(|j| (j.source, j.names.len()));
         st.running
@@ -128,6 +151,9 @@ impl SpareMaker {
 
     /// Takes the durable spares of `source` made so far, with their sizes.
     pub fn take(&self, source: u8) -> Vec<(PathBuf, u64)> {
+        if !self.here() {
+            return Vec::new();
+        }
         let mut st = self.shared.lock();
         let mut out = Vec::new();
         st.ready.retain(|(s, p, size)| {
@@ -145,6 +171,9 @@ impl SpareMaker {
     /// not handed over (before a mount lists the directories itself: files
     /// made so far are found there as spares).
     pub fn quiesce(&self) {
+        if !self.here() {
+            return;
+        }
         let mut st = self.shared.lock();
         st.jobs.clear();
         while st.running.is_some() {
@@ -159,6 +188,9 @@ impl SpareMaker {
 
     /// Counters so far.
     pub fn counts(&self) -> MakerCounts {
+        if !self.here() {
+            return MakerCounts::default();
+        }
         let st = self.shared.lock();
         MakerCounts {
             created: st.created,
@@ -171,6 +203,13 @@ impl SpareMaker {
 
 impl Drop for SpareMaker {
     fn drop(&mut self) {
+        if !self.here() {
+            // A fork()ed child: no thread to stop or join, and the mutex may be
+            // held forever. Leave both alone (the handle is forgotten, not
+            // detached: the thread it names is the parent's).
+            core::mem::forget(self.thread.take());
+            return;
+        }
         self.shared.lock().stop = true;
         self.shared.wake.notify_all();
         if let Some(t) = self.thread.take() {
