@@ -129,8 +129,12 @@ pub enum Error {
     Full,
     /// An internal invariant is broken (see [`Spool::check`]).
     Invariant,
-    /// The storage back end failed.
+    /// The storage back end failed (the back end keeps the cause, e.g.
+    /// `FileStorage::last_error`).
     Storage,
+    /// The storage medium is full ([`crate::storage::StorageError::NoSpace`]: the
+    /// file back end's filesystem): nothing was written, the records stay in RAM.
+    NoSpace,
 }
 
 impl core::fmt::Display for Error {
@@ -145,6 +149,7 @@ impl core::fmt::Display for Error {
             Error::Full => "no RAM for the record",
             Error::Invariant => "internal invariant broken",
             Error::Storage => "storage error",
+            Error::NoSpace => "storage medium full",
         })
     }
 }

@@ -80,7 +80,15 @@ fn sweep(kind: Kind, errno: i32) -> u32 {
                 Err(e) => {
                     failed_here = true;
                     failures += 1;
-                    assert!(matches!(e, sensor_spool::storage::StorageError::Flash(_)));
+                    // A full disk is told apart; every other failure is a device error.
+                    let want = if errno == ENOSPC {
+                        sensor_spool::storage::StorageError::NoSpace
+                    } else {
+                        sensor_spool::storage::StorageError::Flash(
+                            sensor_spool::storage::FlashErrorKind::Other,
+                        )
+                    };
+                    assert_eq!(e, want, "{kind:?}");
                     match s.last_error() {
                         Some(FileError::Io {
                             op, errno: Some(n), ..

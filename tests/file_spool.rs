@@ -163,6 +163,14 @@ fn refused_flush_keeps_records_in_ram_and_retries() {
             }
             other => panic!("{what}: last_error {other:?}"),
         }
+        // The Rust API tells a full filesystem from other failures.
+        let want = if errno == 28 {
+            Error::NoSpace
+        } else {
+            Error::Storage
+        };
+        assert_eq!(s.flush(), Err(want), "{what}: explicit flush");
+        assert_eq!(s.spill_stats().flushed, before.flushed, "{what}");
         assert_eq!(s.check(), Ok(()), "{what}");
         for k in [TSD, EVT, CAN] {
             let st = s.sensor_stats(s.lookup(k).unwrap()).unwrap();

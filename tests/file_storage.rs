@@ -307,12 +307,7 @@ fn free_space_guard_stops_writing_and_recovers() {
     let key = SensorKey { source: 0, id: 2 };
     ffs.plan.lock().unwrap().available = Some((1 << 20) + 100);
     let r = OwnedRun::new(key, 0, 10);
-    assert_eq!(
-        s.append(&[r.run()], |_| {}),
-        Err(StorageError::Flash(
-            sensor_spool::storage::FlashErrorKind::Other
-        ))
-    );
+    assert_eq!(s.append(&[r.run()], |_| {}), Err(StorageError::NoSpace));
     let fst = s.file_stats();
     assert!(fst.low_space);
     assert_eq!(fst.space_refusals, 1);

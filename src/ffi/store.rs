@@ -99,6 +99,7 @@ fn status(e: Error) -> SpoolStatus {
         Error::Full => SpoolStatus::SPOOL_ERR_FULL,
         Error::Invariant => SpoolStatus::SPOOL_ERR_CORRUPTED,
         Error::Storage => SpoolStatus::SPOOL_ERR_STORAGE,
+        Error::NoSpace => SpoolStatus::SPOOL_ERR_NO_SPACE,
         // `Error` is non-exhaustive: a variant added later maps here until it gets a code.
         #[allow(unreachable_patterns)]
         _ => SpoolStatus::SPOOL_ERR_INTERNAL,

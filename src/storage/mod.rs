@@ -361,6 +361,10 @@ pub enum StorageError {
     BufferTooSmall,
     /// The flash driver reported an error (alignment, bounds or device).
     Flash(FlashErrorKind),
+    /// The medium has no room: the file back end's filesystem is full (`ENOSPC`,
+    /// `EDQUOT`) or has less free space than its reserve. Nothing was written;
+    /// retry after space was freed. (A flash log never reports it: it evicts.)
+    NoSpace,
 }
 
 /// Copy of `embedded_storage::nor_flash::NorFlashErrorKind` (which is

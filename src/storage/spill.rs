@@ -87,7 +87,9 @@ use crate::ram::{RamStore, SectorPool};
 use crate::record::{self, Kind, Record};
 use crate::sensor::SeqState;
 use crate::spool::{Entry, Error, SensorHandle, Spool};
-use crate::storage::{Batch, LogEntry, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey, Storage};
+use crate::storage::{
+    Batch, LogEntry, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey, Storage, StorageError,
+};
 
 /// Most runs in one flush batch.
 const MAX_RUNS: usize = 32;
@@ -374,6 +376,15 @@ fn kind_of(e: &Entry) -> Kind {
     }
 }
 
+/// The spool's error for a failed storage call: [`Error::NoSpace`] when the
+/// medium is full, else [`Error::Storage`].
+fn storage_error(e: StorageError) -> Error {
+    match e {
+        StorageError::NoSpace => Error::NoSpace,
+        _ => Error::Storage,
+    }
+}
+
 fn ram_get<P: SectorPool, const SECTORS: usize>(
     ram: &RamStore<P, SECTORS>,
     rates: &[u32],
@@ -454,7 +465,8 @@ impl<
     /// or with `all` every RAM record. Returns the number of records moved.
     ///
     /// # Errors
-    /// [`Error::Storage`] if the storage refused the batch (nothing changed).
+    /// [`Error::Storage`] if the storage refused the batch, [`Error::NoSpace`] if its
+    /// medium is full (nothing changed either way).
     pub fn flush(&mut self) -> Result<u32, Error> {
         self.spill_batch(false)
     }
@@ -562,9 +574,9 @@ impl<
         let tail = storage.tail_hint();
         let SpillState { parts, lost, .. } = spill;
         let res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
-        if res.is_err() {
+        if let Err(e) = res {
             self.spill.errors = self.spill.errors.wrapping_add(1);
-            return Err(Error::Storage);
+            return Err(storage_error(e));
         }
         // The batch is on flash: move the records out of RAM.
         let mut moved = 0u32;
@@ -649,7 +661,7 @@ impl<
             let got = self
                 .storage
                 .read_hinted(key, p.read, &mut p.hint, &mut out)
-                .map_err(|_| Error::Storage)?;
+                .map_err(storage_error)?;
             let gap = match got {
                 Some(ro) if ro.first.wrapping_sub(p.read) < p.available() => {
                     ro.first.wrapping_sub(p.read)
@@ -748,7 +760,7 @@ impl<
         let SpillState { parts, lost, .. } = spill;
         storage
             .ack(key, upto, |ev| evicted(table, parts, lost, ev))
-            .map_err(|_| Error::Storage)?;
+            .map_err(storage_error)?;
         let a0 = p.acked;
         let SpillState { parts, lost, .. } = &mut self.spill;
         let Some(p) = parts.get_mut(i) else {
@@ -839,7 +851,7 @@ impl<
         let SpillState { parts, lost, .. } = spill;
         storage
             .ack(key, p.end, |ev| evicted(table, parts, lost, ev))
-            .map_err(|_| Error::Storage)?;
+            .map_err(storage_error)?;
         let Some(p) = self.spill.parts.get_mut(i) else {
             return Err(Error::Invariant);
         };
@@ -861,7 +873,8 @@ impl<
     /// off). Without a started flush, returns the current progress.
     ///
     /// # Errors
-    /// [`Error::Storage`] if the batch failed (nothing changed; retry or cancel).
+    /// [`Error::Storage`] if the batch failed, [`Error::NoSpace`] if the medium is
+    /// full (nothing changed either way; retry or cancel).
     pub fn flush_all_step(&mut self) -> Result<u8, Error> {
         if self.spill.flushing && self.storage.is_persistent() {
             let moved = self.spill_batch(true)?;
@@ -916,7 +929,7 @@ impl<
     /// # Errors
     /// [`Error::Storage`] if the storage cannot be mounted or read.
     pub fn recover_storage(&mut self) -> Result<u32, Error> {
-        self.storage.mount().map_err(|_| Error::Storage)?;
+        self.storage.mount().map_err(storage_error)?;
         self.spill.mounted = true;
         self.spill.forget_hints();
         let mut logs = [SensorLog::default(); SPILL];
@@ -930,7 +943,7 @@ impl<
                     log.note(&entry);
                 }
             })
-            .map_err(|_| Error::Storage)?;
+            .map_err(storage_error)?;
         let mut total = 0u32;
         for (i, log) in logs.iter().enumerate() {
             let (Some(e), Some(p)) = (self.table.get_mut(i), self.spill.parts.get_mut(i)) else {
@@ -959,7 +972,7 @@ impl<
                     log.note(&entry);
                 }
             })
-            .map_err(|_| Error::Storage)?;
+            .map_err(storage_error)?;
         match (self.table.get_mut(i), self.spill.parts.get_mut(i)) {
             (Some(e), Some(p)) => Ok(log.apply(e, p)),
             _ => Ok(0),
@@ -990,7 +1003,7 @@ impl<
         if !self.spill.mounted || self.storage.is_mounted() {
             return Ok(());
         }
-        self.storage.mount().map_err(|_| Error::Storage)?;
+        self.storage.mount().map_err(storage_error)?;
         self.spill.remounts = self.spill.remounts.wrapping_add(1);
         self.spill.forget_hints();
         Ok(())

@@ -176,11 +176,12 @@
 //!
 //! # Errors
 //!
-//! The [`Storage`] trait returns [`StorageError`]; every filesystem failure
-//! (including the free-space guard) maps to
-//! `StorageError::Flash(FlashErrorKind::Other)`, a transient device error after
-//! which the store keeps its records in RAM and retries later. The detail
-//! (operation, OS error, low space) is in [`FileStorage::last_error`].
+//! The [`Storage`] trait returns [`StorageError`]: a full filesystem (`ENOSPC`,
+//! `EDQUOT`, or less free space than the reserve) maps to
+//! [`StorageError::NoSpace`], every other filesystem failure to
+//! `StorageError::Flash(FlashErrorKind::Other)`, a transient device error. After
+//! either the store keeps its records in RAM and retries later. The detail
+//! (operation, OS error, free space) is in [`FileStorage::last_error`].
 //!
 //! # Costs
 //!
@@ -411,8 +412,12 @@ impl fmt::Display for FileError {
 impl std::error::Error for FileError {}
 
 impl From<FileError> for StorageError {
-    fn from(_: FileError) -> Self {
-        StorageError::Flash(FlashErrorKind::Other)
+    fn from(e: FileError) -> Self {
+        if e.is_no_space() {
+            StorageError::NoSpace
+        } else {
+            StorageError::Flash(FlashErrorKind::Other)
+        }
     }
 }
 
