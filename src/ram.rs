@@ -642,24 +642,16 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         (cur, base, prev, left)
     }
 
-    /// The sector `hops` sectors after the head of `r` and (TSD) its base time, from
-    /// the read cursor when it lies on the way (then set to the result), else walked
-    /// from the head (`anchor` = the head's base). `None` if the chain is shorter.
+    /// The sector `hops` sectors after the head of `r` and its base time (TSD; EVT
+    /// passes `anchor` and `rate` 0), from the read cursor when it lies on the way
+    /// (then set to the result), else walked from the head (`anchor` = the head's
+    /// base). `None` if the chain is shorter.
     #[inline(always)]
-    fn locate<const TIMED: bool>(
-        &self,
-        r: Ring,
-        hops: u32,
-        anchor: u32,
-        rate: u32,
-        n: u32,
-    ) -> Option<(u16, u32)> {
+    fn locate(&self, r: Ring, hops: u32, anchor: u32, rate: u32, n: u32) -> Option<(u16, u32)> {
         if hops == 0 {
             // The head: no walk, and the cursor stays where a longer walk left it.
             return Some((r.head(), anchor));
         }
-        // EVT: no base time (rate 0 keeps it at 0); one out-of-line walk for both kinds.
-        let (anchor, rate) = if TIMED { (anchor, rate) } else { (0, 0) };
         self.locate_walk(r, hops, anchor, rate, n)
     }
 
@@ -755,7 +747,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         let hops = (seq & !mask).wrapping_sub(s.erased() & !mask) >> n.trailing_zeros();
         let slot = seq & mask;
         if EVT {
-            let (sector, _) = self.locate::<false>(r, hops, 0, 0, n)?;
+            let (sector, _) = self.locate(r, hops, 0, 0, n)?;
             let at = slot as usize * record::EVT_SIZE;
             let b: [u8; record::EVT_SIZE] = self
                 .pool
@@ -771,7 +763,7 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
             })
         } else {
             let anchor = self.anchor(r);
-            let (sector, base) = self.locate::<true>(r, hops, anchor, rate, n)?;
+            let (sector, base) = self.locate(r, hops, anchor, rate, n)?;
             let at = slot as usize * record::TSD_SIZE;
             let b: [u8; record::TSD_SIZE] = self
                 .pool
