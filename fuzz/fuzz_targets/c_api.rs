@@ -387,9 +387,18 @@ impl World {
         s.values.push_back((value, t));
     }
     /// erase_entry: min(firmware no_pending, pending), all if no_pending == 0xFFFF.
-    fn erase(&mut self, arr: usize, e: usize) {
+    /// Every entry's `no_pending` as the firmware left it, taken before a call that
+    /// mirrors the store's counts into the entry it works on: an erase goes by the
+    /// value before the call (afterwards it holds the mirror).
+    fn no_pending_before(&self) -> Vec<Vec<u16>> {
+        self.arrays
+            .iter()
+            .map(|a| (0..a.n).map(|e| a.csd_at(e).no_pending).collect())
+            .collect()
+    }
+    /// `erase_tsd_evt` of entry `e` of array `arr`, whose `no_pending` was `fw`.
+    fn erase(&mut self, arr: usize, e: usize, fw: u16) {
         let k = self.key_of(arr, e);
-        let fw = self.arrays[arr].csd_at(e).no_pending;
         if let Some(s) = self.m.sensors.get_mut(&k) {
             let n = if fw == u16::MAX {
                 s.pending
@@ -654,12 +663,13 @@ fn step(w: &mut World, op: Op) {
         }
         Op::Erase(t, e) => {
             let (csb, csd) = w.pointers(t);
+            let before = w.no_pending_before();
             // SAFETY: as above.
             unsafe { erase_tsd_evt(csb, csd, e) };
             match w.locate(t).and_then(|a| Ok((a, w.entry(a, e)?))) {
                 Err(s) => assert_eq!(last(), s),
                 Ok((a, e)) => {
-                    w.erase(a, e);
+                    w.erase(a, e, before[a][e]);
                     assert_eq!(last(), SPOOL_OK, "erase_tsd_evt");
                 }
             }
@@ -692,6 +702,7 @@ fn step(w: &mut World, op: Op) {
         Op::Revert(t, n) | Op::ErasePending(t, n) => {
             let (csb, csd) = w.pointers(t);
             let revert = matches!(op, Op::Revert(..));
+            let before = w.no_pending_before();
             // SAFETY: as above.
             unsafe {
                 if revert {
@@ -712,7 +723,7 @@ fn step(w: &mut World, op: Op) {
                             }
                             w.touch(a, e);
                         } else {
-                            w.erase(a, e);
+                            w.erase(a, e, before[a][e]);
                         }
                     }
                     SPOOL_OK
@@ -1169,6 +1180,9 @@ fuzz_target!(|input: Input| {
         freed: Vec::new(),
         overflowed: false,
     };
+    if std::env::var_os("C_API_TRACE").is_some() {
+        eprintln!("arrays: {:?}", input.arrays);
+    }
     for (i, op) in input.ops.iter().take(400).enumerate() {
         // Records a reset discards are "dropped" in the store's stats.
         if let Op::Reset(arr, e, false) = *op {
@@ -1182,6 +1196,9 @@ fuzz_target!(|input: Input| {
                     CLEARED.fetch_add(s.values.len() as u64, Ordering::Relaxed);
                 }
             }
+        }
+        if std::env::var_os("C_API_TRACE").is_some() {
+            eprintln!("op {i}: {op:?}");
         }
         step(&mut w, *op);
         check(&mut w, i, op);
