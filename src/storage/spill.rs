@@ -377,7 +377,10 @@ fn kind_of(e: &Entry) -> Kind {
 }
 
 /// The spool's error for a failed storage call: [`Error::NoSpace`] when the
-/// medium is full, else [`Error::Storage`].
+/// medium is full, else [`Error::Storage`]. Out of line: an error path, shared
+/// by every storage call (code size).
+#[cold]
+#[inline(never)]
 fn storage_error(e: StorageError) -> Error {
     match e {
         StorageError::NoSpace => Error::NoSpace,
