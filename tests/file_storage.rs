@@ -109,9 +109,9 @@ fn eviction_at_cap_oldest_first_counted() {
     let st = s.stats();
     assert!(fst.files_evicted > 10);
     assert_eq!(fst.files_evicted, st.evicted_sectors);
-    // At the cap a file started while the oldest file is of the same source
-    // reuses it (4 sources here: some of the time).
-    assert!(fst.files_reused > 10, "{fst:?}");
+    // At the cap a new file starts in the oldest file, reused (all but the
+    // first eviction here; `at_the_cap_new_files_reuse_the_oldest` pins it).
+    assert!(fst.files_reused + 5 >= fst.files_evicted, "{fst:?}");
     assert_eq!(fst.files_deleted + fst.files_reused, fst.files_evicted);
     assert_eq!(
         st.evicted_records,
@@ -604,7 +604,8 @@ fn reused_file_synced_before_a_mark_is_evicted() {
     let images = d.path().join("images");
     let mut cfg = small_cfg(&root);
     cfg.file_size = 512;
-    cfg.disk_limit = 1100;
+    // Three files fit; at the cap a new file starts in the oldest file, reused.
+    cfg.disk_limit = 1600;
     let ffs = FaultFs::default();
     let mut s = FileStorage::with_fs(ffs.clone(), cfg.clone()).unwrap();
     s.mount().unwrap();
@@ -622,6 +623,11 @@ fn reused_file_synced_before_a_mark_is_evicted() {
     while s.file_stats().files < 3 {
         add(&mut s, &mut next);
     }
+    // Up to the cap (no room for another whole file), still in the third file.
+    while s.file_stats().bytes + cfg.file_size as u64 <= cfg.disk_limit {
+        add(&mut s, &mut next);
+    }
+    assert_eq!(s.file_stats().files, 3);
     let before = s.file_stats();
     ffs.start_imaging(&root, &images, 11);
     let b1 = OwnedRun::new(SensorKey { source: 1, id: 1 }, 0, 20);
@@ -1137,4 +1143,52 @@ fn prefilled_spares_go_before_data() {
         }
     }
     assert!(spares_gone_before_eviction);
+}
+
+/// At the cap every new file starts in the oldest file, reused: no file is
+/// created or unlinked in the steady state, with one source or several, with
+/// the spare helper on or off. (A new file that started in an empty spare
+/// while room for its first frame was left grew later by evicting, which
+/// unlinked, which left room for the next file to start empty again: before
+/// this rule 22-53 of 200 evictions reused a file.)
+#[test]
+fn at_the_cap_new_files_reuse_the_oldest() {
+    for (sources, helper) in [(1u8, false), (3, false), (3, true)] {
+        let d = TempDir::new("cap-reuse");
+        let mut cfg = small_cfg(d.path());
+        cfg.file_size = 1024;
+        cfg.disk_limit = 16 * 1024;
+        cfg.background_spares = helper;
+        let mut s = open_std(&cfg);
+        let keys: Vec<SensorKey> = keys().into_iter().filter(|k| k.source < sources).collect();
+        let mut m = Model::default();
+        let mut rng = Rng(11);
+        let mut run_until = |s: &mut FileStorage, evictions: u32| {
+            while s.file_stats().files_evicted < evictions {
+                let b = m.batch(&mut rng, &keys, 4);
+                s.append(runs_of(&b).as_slice(), |_| {}).unwrap();
+                m.commit(&b);
+                assert!(spl_bytes(d.path()) <= cfg.disk_limit);
+            }
+        };
+        run_until(&mut s, 64);
+        let before = s.file_stats();
+        run_until(&mut s, 64 + 100);
+        let f = s.file_stats();
+        let (evicted, reused) = (
+            f.files_evicted - before.files_evicted,
+            f.files_reused - before.files_reused,
+        );
+        assert_eq!(reused, evicted, "{sources} sources, helper {helper}: {f:?}");
+        assert_eq!(
+            f.files_created - before.files_created,
+            evicted,
+            "one file started per eviction"
+        );
+        assert_eq!(f.files_deleted, before.files_deleted, "nothing unlinked");
+        eprintln!(
+            "cap reuse: {sources} source(s), helper {helper}: {reused} of {evicted} evictions reused, {} files",
+            f.files
+        );
+    }
 }

@@ -107,7 +107,8 @@
 //! The disk limit bounds the bytes on disk ([`FileStats::bytes`]): data files
 //! at their full size, stale tails included, an evicted file waiting for
 //! reuse, and spares prefilled by the helper thread (those on their way are
-//! reserved before they are made). Before a frame is written, prefilled spares
+//! reserved before they are made, and those made but not handed over yet are
+//! counted as used). Before a frame is written, prefilled spares
 //! and then the oldest files are removed until what the write adds fits under
 //! the limit; the evicted files' runs are reported to `on_evict`
 //! and counted ([`FileStats::files_evicted`], [`StorageStats::evicted_records`]).
@@ -121,8 +122,15 @@
 //! in); the new header and first frame are written over it from its start.
 //! Nothing is allocated, freed, created or deleted, and `fdatasync` writes data
 //! only, so at the cap an append costs about what writing over an existing file
-//! costs. A file that holds a latest acknowledgement mark is never reused (it is
-//! unlinked as below), and at most one reused file waits per source. Until the
+//! costs. At the cap (no room left for another whole file) a new file always
+//! starts this way, even while an empty spare could take its first frame: a
+//! file started empty would grow, growth at the cap evicts by unlinking, and the
+//! room that leaves would let the next file start empty again, a cycle of
+//! unlink and create (`at_the_cap_new_files_reuse_the_oldest`: every eviction of
+//! the steady state reuses). So the oldest file goes when a new file starts,
+//! not later while it fills. A file that holds a latest acknowledgement mark is
+//! never reused (it is unlinked as below), and at most one reused file waits per
+//! source. Until the
 //! `fdatasync` of its first frame a reused file's previous life may come back
 //! in a crash, in part (old header, some old frames): harmless for the same
 //! reason as below, since the latest marks covering its acknowledged records
@@ -1424,7 +1432,21 @@ impl<F: FileSystem> FileStorage<F> {
     ) -> Result<Undo, FileError> {
         let need = self.enc.len() as u64;
         let fsize = self.cfg.file_size as u64;
+        // At the cap (no room for another whole file) a new file starts in the
+        // oldest file, reused, even while an empty spare would take its first
+        // frame: a file started empty grows, and growth at the cap evicts by
+        // unlinking, which then leaves room for the next file to start empty
+        // again (a cycle of unlink + create). One attempt per new file.
+        let mut reuse_first = true;
         loop {
+            // Prefilled spares the helper has not handed over yet are on disk
+            // (or about to be) without being in `total`: room for them is kept.
+            let ahead = self
+                .maker
+                .as_ref()
+                .filter(|m| m.here())
+                .map_or(0, |m| m.bytes_ahead());
+            let used = self.total + ahead;
             let target = self
                 .current
                 .get(&source)
@@ -1439,7 +1461,20 @@ impl<F: FileSystem> FileStorage<F> {
                 }
                 None => (FILE_HEADER as u64 + need).saturating_sub(self.next_spare_size(source)),
             };
-            if self.total + grow <= self.cfg.disk_limit {
+            let reuse_now = reuse_first
+                && used + fsize > self.cfg.disk_limit
+                && target.is_none()
+                && self.next_spare_size(source) < fsize
+                && !self.reused_waiting(source);
+            reuse_first = false;
+            if used + grow <= self.cfg.disk_limit {
+                // A prefilled spare still gives its bytes back before data goes.
+                if reuse_now
+                    && (self.drop_prefilled(Some(source))
+                        || self.evict_one(on_evict, Some(source))?)
+                {
+                    continue;
+                }
                 break;
             }
             let mut new_file = target.is_none();

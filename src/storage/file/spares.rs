@@ -47,8 +47,8 @@ struct Job {
 #[derive(Default)]
 struct State {
     jobs: Vec<Job>,
-    /// Source and size of the job being worked on.
-    running: Option<(u8, usize)>,
+    /// Source, number of files and prefill of the job being worked on.
+    running: Option<(u8, usize, usize)>,
     /// Durable spares not handed over yet: source, path, size.
     ready: Vec<(u8, PathBuf, u64)>,
     stop: bool,
@@ -142,11 +142,29 @@ impl SpareMaker {
         let st = self.shared.lock();
         let queued = st.jobs.iter().map(|j| (j.source, j.names.len()));
         st.running
+            .map(|(s, n, _)| (s, n))
             .into_iter()
             .chain(queued)
             .fold((0, 0), |(mine, all), (s, n)| {
                 (mine + if s == source { n } else { 0 }, all + n)
             })
+    }
+
+    /// Bytes of the spares queued, being made or made and not handed over yet
+    /// (any source): on disk, or about to be, and not in the store's count.
+    pub fn bytes_ahead(&self) -> u64 {
+        if !self.here() {
+            return 0;
+        }
+        let st = self.shared.lock();
+        let queued: u64 = st
+            .jobs
+            .iter()
+            .map(|j| (j.names.len() * j.prefill) as u64)
+            .sum();
+        let running = st.running.map_or(0, |(_, n, p)| (n * p) as u64);
+        let ready: u64 = st.ready.iter().map(|r| r.2).sum();
+        queued + running + ready
     }
 
     /// Takes the durable spares of `source` made so far, with their sizes.
@@ -233,7 +251,7 @@ fn run<F: FileSystem>(mut fs: F, shared: &Shared) {
                 st = shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
             }
             let job = st.jobs.remove(0);
-            st.running = Some((job.source, job.names.len()));
+            st.running = Some((job.source, job.names.len(), job.prefill));
             job
         };
         let (made, syncs, ok) = make(&mut fs, &job);
