@@ -137,3 +137,44 @@ fn file_spool_max_seq_in_header() {
     assert!(d.0.join("quarantine").read_dir().unwrap().count() == 1);
     assert_eq!(s.file_paths().len(), 1);
 }
+
+/// Found later (fuzz target `file_spool`, input kept in `fuzz/known-failures` until this
+/// fix, now a corpus seed): a file named at exactly the highest number mount accepts
+/// (`u64::MAX - 0xFFFF`), with a damaged header, is emptied into a spare at mount and
+/// sets the next file number one above that bound. The store numbered its next file
+/// (there: the one holding an acknowledgement mark) past the bound, so the next mount
+/// took it as damage and quarantined it, mark and all. The store now refuses to start a
+/// file numbered past what mount accepts: the write fails with an error (nothing is
+/// lost: the caller keeps the records, an acknowledgement is simply not persisted), and
+/// no file the store wrote is ever quarantined.
+#[test]
+fn file_spool_no_file_numbered_past_what_mount_accepts() {
+    let d = TempDir::new("bound");
+    let dir = d.0.join("source_009");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ffffffffffff0000.spl"), [0xFFu8; 40]).unwrap();
+    let mut s = FileStorage::new(cfg(&d.0)).unwrap();
+    s.mount().unwrap();
+    let key = SensorKey { source: 9, id: 3 };
+    let recs = 7u32.to_le_bytes();
+    let info = RunInfo {
+        key,
+        kind: RecordKind::Tsd,
+        first_seq: 0,
+        count: 1,
+        meta: RunMeta::default(),
+    };
+    let run = [Run {
+        info,
+        records: &recs,
+    }];
+    assert!(s.append(&run, |_| {}).is_err(), "file numbers exhausted");
+    assert!(s.ack(key, 1, |_| {}).is_err(), "a mark needs a file too");
+    drop(s);
+    let mut s = FileStorage::new(cfg(&d.0)).unwrap();
+    s.mount().unwrap();
+    assert_eq!(s.file_stats().quarantined, 0, "{:?}", s.file_stats());
+    let mut entries = 0;
+    s.recover(|_| entries += 1).unwrap();
+    assert_eq!(entries, 0);
+}
