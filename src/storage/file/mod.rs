@@ -128,7 +128,9 @@
 //! room that leaves would let the next file start empty again, a cycle of
 //! unlink and create (`at_the_cap_new_files_reuse_the_oldest`: every eviction of
 //! the steady state reuses). So the oldest file goes when a new file starts,
-//! not later while it fills. A file that holds a latest acknowledgement mark is
+//! not later while it fills, and the disk use at the cap stays within one file
+//! of the limit (files are as full as their frames allow) rather than filling
+//! the last partial file's worth of room. A file that holds a latest acknowledgement mark is
 //! never reused (it is unlinked as below), and at most one reused file waits per
 //! source. Until the
 //! `fdatasync` of its first frame a reused file's previous life may come back
