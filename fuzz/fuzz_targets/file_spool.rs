@@ -550,21 +550,6 @@ fn exercise(root: &Path, input: &Input) {
         oracle.scan(&std::fs::read(p).unwrap());
     }
 
-    // A file numbered near the top of the range (forged): the store refuses to start
-    // files numbered past what mount accepts, so appends and marks may fail.
-    let top = files(root)
-        .iter()
-        .filter_map(|(p, n)| {
-            let name = n
-                .strip_suffix(".spl")
-                .or_else(|| n.strip_suffix(".tmp"))
-                .and_then(|h| u64::from_str_radix(h, 16).ok());
-            let hdr = std::fs::read(p).ok().and_then(|b| header_seq(&b)).flatten();
-            name.max(hdr)
-        })
-        .max()
-        .unwrap_or(0);
-    let near_top = top > u64::MAX - 0xFFFF - 100_000;
     let mut st = FileStorage::new(cfg(root, input.file_size)).unwrap();
     st.mount().expect("mount");
     check_clean(root, cfg(root, input.file_size).file_size);
@@ -640,23 +625,13 @@ fn exercise(root: &Path, input: &Input) {
             }
             seq = r.first.wrapping_add(r.count as u32);
             if input.ack_each {
-                match st.ack(k, seq, |_| evicted += 1) {
-                    Ok(()) => {
-                        last_ack.insert(k, seq);
-                    }
-                    Err(_) if near_top => {}
-                    Err(e) => panic!("ack: {e:?}"),
-                }
+                st.ack(k, seq, |_| evicted += 1).expect("ack");
+                last_ack.insert(k, seq);
             }
         }
         if !input.ack_each && seq != from {
-            match st.ack(k, seq, |_| evicted += 1) {
-                Ok(()) => {
-                    last_ack.insert(k, seq);
-                }
-                Err(_) if near_top => {}
-                Err(e) => panic!("ack: {e:?}"),
-            }
+            st.ack(k, seq, |_| evicted += 1).expect("ack");
+            last_ack.insert(k, seq);
         }
     }
     let evicted_files = st.file_stats().files_evicted;
@@ -672,7 +647,6 @@ fn exercise(root: &Path, input: &Input) {
         }
     })
     .expect("recover after remount");
-    // (With `near_top`, marks written before the numbers ran out survive too.)
     if evicted == 0 && evicted_files == 0 {
         for (k, upto) in &last_ack {
             assert_eq!(marks.get(k), Some(upto), "mark of {k:?} lost after remount");

@@ -599,9 +599,7 @@ fn parse_file_header(h: &[u8]) -> Option<(u64, u8, Option<u64>)> {
 
 /// Largest file sequence number accepted at mount (in a name or a header). Numbers
 /// grow by one per file started, so anything above this is damage; rejecting it keeps
-/// `next_seq` (one past the largest number seen) from overflowing at mount. The store
-/// itself never numbers a file or a spare above it (`create_file` refuses), so
-/// everything it writes is accepted by the next mount.
+/// `next_seq` (one past the largest number seen) from overflowing at mount.
 const MAX_FILE_SEQ: u64 = u64::MAX - 0xFFFF;
 
 /// CRC-32C of a frame (`body` = every byte before the CRC) in the file whose
@@ -1703,10 +1701,8 @@ impl<F: FileSystem> FileStorage<F> {
     /// new frames never pass a frame check (the CRC covers the file's number).
     fn create_file(&mut self, source: u8, sync: bool) -> Result<Undo, FileError> {
         // File numbers near the end of the range (only after adopting a huge number
-        // from a forged or damaged name or header): refuse rather than number a file
-        // (or its spares) past what mount accepts, which the next mount would take
-        // as damage and quarantine, with the marks in it.
-        if self.next_seq > MAX_FILE_SEQ - 2 * SPARES as u64 {
+        // from a damaged name or header): refuse instead of overflowing `next_seq`.
+        if self.next_seq > u64::MAX - 2 * SPARES as u64 {
             return Err(self.fail(FileError::Io {
                 op: FileOp::Open,
                 kind: io::ErrorKind::Other,
