@@ -8,9 +8,9 @@
 
 mod file_common;
 
-use file_common::TempDir;
+use file_common::{TempDir, append_tsd};
 use sensor_spool::storage::file::{FileConfig, source_dir_name};
-use sensor_spool::storage::{FileStorage, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage};
+use sensor_spool::storage::{FileStorage, SensorKey, Storage};
 use std::path::Path;
 
 const KEY: SensorKey = SensorKey { source: 0, id: 3 };
@@ -25,25 +25,7 @@ fn cfg(root: &Path) -> FileConfig {
 }
 
 fn append(st: &mut FileStorage, first: u32) {
-    let records: Vec<u8> = (first..first + 100).flat_map(|v| v.to_le_bytes()).collect();
-    let info = RunInfo {
-        key: KEY,
-        kind: RecordKind::Tsd,
-        first_seq: first,
-        count: 100,
-        meta: RunMeta {
-            base_time: 1_700_000_000_000 + u64::from(first) * 1000,
-            interval: 1000,
-        },
-    };
-    st.append(
-        &[Run {
-            info,
-            records: &records,
-        }],
-        |_| {},
-    )
-    .unwrap();
+    append_tsd(st, KEY, first, 100);
 }
 
 #[test]

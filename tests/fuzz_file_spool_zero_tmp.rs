@@ -9,9 +9,9 @@
 
 mod file_common;
 
-use file_common::TempDir;
+use file_common::{TempDir, append_tsd};
 use sensor_spool::storage::file::{FileConfig, source_dir_name};
-use sensor_spool::storage::{FileStorage, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage};
+use sensor_spool::storage::{FileStorage, SensorKey, Storage};
 use std::path::Path;
 
 fn cfg(root: &Path) -> FileConfig {
@@ -41,25 +41,7 @@ fn file_spool_zero_tmp_becomes_a_prefilled_spare() {
     assert_eq!(std::fs::read(&zero).unwrap(), [0u8]);
 
     let key = SensorKey { source: 1, id: 5 };
-    let records: Vec<u8> = (0..10u32).flat_map(|v| v.to_le_bytes()).collect();
-    let info = RunInfo {
-        key,
-        kind: RecordKind::Tsd,
-        first_seq: 0,
-        count: 10,
-        meta: RunMeta {
-            base_time: 1_700_000_000_000,
-            interval: 1000,
-        },
-    };
-    st.append(
-        &[Run {
-            info,
-            records: &records,
-        }],
-        |_| {},
-    )
-    .unwrap();
+    let records = append_tsd(&mut st, key, 0, 10);
     let f = st.file_stats();
     // The new file started in that spare (its name), grown by its frame.
     assert_eq!((f.files, f.spares_created), (1, 0), "{f:?}");

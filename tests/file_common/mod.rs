@@ -628,3 +628,31 @@ pub fn open_std(cfg: &FileConfig) -> FileStorage {
     s.mount().unwrap();
     s
 }
+
+/// Appends one TSD run of `count` records with values `first..first + count`
+/// (1 s apart from 1_700_000_000 s, first record at `first` s) and returns its
+/// record bytes.
+pub fn append_tsd<S: Storage>(st: &mut S, key: SensorKey, first: u32, count: u16) -> Vec<u8> {
+    let records: Vec<u8> = (first..first + u32::from(count))
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let info = RunInfo {
+        key,
+        kind: RecordKind::Tsd,
+        first_seq: first,
+        count,
+        meta: RunMeta {
+            base_time: 1_700_000_000_000 + u64::from(first) * 1000,
+            interval: 1000,
+        },
+    };
+    st.append(
+        &[Run {
+            info,
+            records: &records,
+        }],
+        |_| {},
+    )
+    .unwrap();
+    records
+}
