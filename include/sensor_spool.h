@@ -26,6 +26,39 @@ struct control_sensor_block;
 struct control_sensor_data;
 struct _data_store_info;
 
+/*
+ * Compile-time layout checks. The library cannot check a spool_layout_t at run time: a
+ * wrong size or offset is accepted, and the library then reads and writes the firmware's
+ * memory at the wrong places. Put these next to the code that fills the layout and calls
+ * spool_register_sensors (file or block scope, C99, C11 or C++):
+ *   SPOOL_ASSERT_LAYOUT(csb_type, csd_type);  widths of id, sample_rate (4), no_samples,
+ *                                             no_pending (2) as spool_layout_t requires
+ *   SPOOL_ASSERT_FIELD(type, field, bytes);   any other field, e.g. last_value 4
+ *   SPOOL_ASSERT_ARRAY(array, type);          the array's elements are `type` (its sizeof
+ *                                             is what the layout's csb_size / csd_size say)
+ * A failed check is a compile error (C11 / C++11: with a message; C99: a negative array size).
+ */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define SPOOL_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define SPOOL_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#else
+#define SPOOL_STATIC_ASSERT(cond, msg) \
+  extern void spool_static_assert_failed(char (*)[(cond) ? 1 : -1])
+#endif
+#define SPOOL_FIELD_SIZE(type, field) sizeof(((type *)0)->field)
+#define SPOOL_ASSERT_FIELD(type, field, bytes) \
+  SPOOL_STATIC_ASSERT(SPOOL_FIELD_SIZE(type, field) == (bytes), \
+                      "sensor_spool: " #type "." #field " must be " #bytes " bytes")
+#define SPOOL_ASSERT_LAYOUT(csb_type, csd_type) \
+  SPOOL_ASSERT_FIELD(csb_type, id, 4); \
+  SPOOL_ASSERT_FIELD(csb_type, sample_rate, 4); \
+  SPOOL_ASSERT_FIELD(csd_type, no_samples, 2); \
+  SPOOL_ASSERT_FIELD(csd_type, no_pending, 2)
+#define SPOOL_ASSERT_ARRAY(array, type) \
+  SPOOL_STATIC_ASSERT(sizeof((array)[0]) == sizeof(type), \
+                      "sensor_spool: elements of " #array " are not " #type)
+
 
 /**
  * Marks an optional field of `spool_layout_t` as "not present in the firmware's struct".
