@@ -221,7 +221,7 @@ fi
 # The table.
 # ------------------------------------------------------------------------------------------
 {
-    echo "Figures measured side by side by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(rustc -V | cut -d' ' -f1-2), $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg) at the end):"
+    echo "Figures measured side by side by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(rustc -V | cut -d' ' -f1-2), $(nproc) cores of $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1 || echo '?'), load average $(cut -d' ' -f1 /proc/loadavg) at the end):"
     echo
     echo "| area | figure | sensor-spool | peer | peer | ratio | reading |"
     echo "|---|---|---|---|---|---|---|"

@@ -267,6 +267,10 @@ done
 
 if [ "$markdown" -eq 1 ]; then
     echo
+    # Provenance of the figures (docs/on-target.md quotes this line with the table).
+    info="$BUILD_DIR/thumbv7em-none-eabihf-extern-cs/build-info.txt"
+    echo "Sizes from \`scripts/size-report.sh\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(sed -n 's/^rustc=//p' "$info" 2>/dev/null || echo 'rustc ?'), archives as built by scripts/firmware-tests.sh (profile firmware):"
+    echo
     echo "| target | QEMU machine | lib .text | lib .rodata | lib .data | lib .bss | image .text+.rodata | image .data+.bss | stack, worst entry point | stack, worst run-time call |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
     for r in "${rows[@]}"; do
