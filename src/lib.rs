@@ -61,3 +61,13 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
         core::hint::spin_loop();
     }
 }
+
+// The Rust blocks of the Markdown documentation run as doctests (`cargo test --doc`, CI
+// stage `docs`: scripts/check-docs.sh). Compiled only by rustdoc's test harness.
+#[cfg(doctest)]
+mod docs_md {
+    #[doc = include_str!("../README.md")]
+    mod readme {}
+    #[doc = include_str!("../docs/architecture.md")]
+    mod architecture {}
+}
