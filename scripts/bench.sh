@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# THE benchmark command (see README "Figures"): runs every side-by-side comparison in one go
+# THE benchmark command (see docs/figures.md): runs every side-by-side comparison in one go
 # and prints ONE table of ratios, all measured in this run on this machine.
 #
 # usage: scripts/bench.sh

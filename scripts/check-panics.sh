@@ -4,7 +4,7 @@
 # usage: scripts/check-panics.sh [ARCHIVE_DIR...]   (default: every no_std flavor under build/)
 #   Each ARCHIVE_DIR holds libsensor_spool.a and build-info.txt from scripts/build-staticlib.sh.
 #
-# The C entry points must never panic (README "Linking from C"). After LTO the crate is one
+# The C entry points must never panic (docs/testing.md "No panic path"). After LTO the crate is one
 # object (`sensor_spool-*.o`) holding the library and every piece of `core` it uses, so a
 # reachable panic shows up as:
 #   - OPT=stable and host archives (precompiled core, panic handler): a call relocation to core's panic

@@ -32,7 +32,7 @@ MIRI_TESTS=("--lib")
 # pool: the model test (PROPTEST_CASES applies) and the thread test (scaled down under miri).
 MIRI_TESTS+=("--test pool_model" "--test pool_threads")
 # Small property-test case counts under miri (tests must use ProptestConfig::default() or read
-# PROPTEST_CASES for this to apply; see README "Running the tests").
+# PROPTEST_CASES for this to apply; see docs/testing.md).
 MIRI_PROPTEST_CASES="${MIRI_PROPTEST_CASES:-8}"
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
 # Clippy for embedded targets: "triple:features" (always --no-default-features).

@@ -2,7 +2,7 @@
 # then runs each for FUZZ_SECONDS seconds from its committed seed corpus. A crash, a
 # failed assertion, a timeout or a leak fails the stage (cargo fuzz run exits non-zero;
 # the reproducer lands in fuzz/artifacts/<target>/). Prints "N passed, N failed" (one
-# test per target). Long campaigns: README "Fuzzing".
+# test per target). Long campaigns: docs/testing.md "Fuzzing".
 CARGO_FUZZ_VERSION=0.13.2
 # Seconds per target (4 targets, two at a time: about 1 min of fuzzing plus the build).
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
@@ -39,7 +39,7 @@ stage_fuzz() {
             failed=$((failed + 1))
             echo "fuzz: $t FAILED; last lines of its log:"
             tail -n 60 "$log"
-            echo "fuzz: reproducer(s) in fuzz/artifacts/$t/ (see README \"Fuzzing\")"
+            echo "fuzz: reproducer(s) in fuzz/artifacts/$t/ (see docs/testing.md \"Fuzzing\")"
         fi
     }
     for t in "${targets[@]}"; do

@@ -6,7 +6,7 @@
 # - the regression ceiling CI enforces: the figures measured for this version plus a few
 #   percent (scripts/size-ceiling.env); growing past it fails CI;
 # - issue 7's budget (library .text <= 8 KiB on thumbv7em, RAM = pool + sensor table + 1 KiB),
-#   which this version does NOT meet (README "On target" gives the breakdown and what it
+#   which this version does NOT meet (docs/on-target.md "Budget: not met" gives the breakdown and what it
 #   would take). It is reported on every run, and enforced once SIZE_ENFORCE_ISSUE_BUDGET=1.
 stage_size() {
     if [ ! -f build/firmware/m4f/fw.map ]; then
@@ -25,7 +25,7 @@ stage_size() {
     elif [ "${SIZE_ENFORCE_ISSUE_BUDGET:-0}" = 1 ]; then
         return 1
     else
-        echo "issue budget: NOT MET by this version (reported, not enforced; see README \"On target\")"
+        echo "issue budget: NOT MET by this version (reported, not enforced; see docs/on-target.md)"
     fi
 }
 register_stage size "size/RAM: regression ceiling (enforced) + issue budget (reported)" stage_size
