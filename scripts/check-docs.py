@@ -35,6 +35,7 @@ OUTPUT_PREFIXES = ("build/", "target/", "fuzz/artifacts", "fuzz/target", "fuzz/c
 
 passed = 0
 failed = 0
+saved = {}  # "quickstart": README's C quick start, "hooks": the Linux critical-section hooks
 
 
 def ok():
@@ -177,8 +178,11 @@ def check_c(path, line, body, tmp, quickstart):
             fail(where, f"does not compile as {std}:\n{r.stdout}")
             return
     ok()
+    if "pthread_mutex_lock" in body and "spool_cs_acquire(void) {" in body:
+        saved["hooks"] = (where, src)
     if not quickstart:
         return
+    saved["quickstart"] = (where, src)
     lib = os.path.join(ROOT, "build/host-std/libsensor_spool.a")
     libs = os.path.join(ROOT, "build/host-std/native-static-libs.txt")
     if not (os.path.exists(lib) and os.path.exists(libs)):
@@ -195,6 +199,35 @@ def check_c(path, line, body, tmp, quickstart):
         fail(where, f"quick start exits {r.returncode}:\n{r.stdout}")
         return
     print(f"C quick start ran: {' | '.join(r.stdout.split(chr(10))[:4])}")
+    ok()
+
+
+def check_host_link(tmp):
+    """The README's C quick start linked against the no_std `host` archive with the Linux
+    critical-section hooks of docs/c-integration.md, and run."""
+    lib = os.path.join(ROOT, "build/host/libsensor_spool.a")
+    if "quickstart" not in saved or "hooks" not in saved:
+        fail("docs", "C quick start or Linux critical-section hooks block not found")
+        return
+    if not os.path.exists(lib):
+        print("note: build/host not built, quick start + Linux hooks not linked")
+        return
+    files = []
+    for k in ("quickstart", "hooks"):
+        f = os.path.join(tmp, k + ".c")
+        with open(f, "w") as fh:
+            fh.write(saved[k][1])
+        files.append(f)
+    exe = os.path.join(tmp, "quickstart-host")
+    r = run(["gcc", "-std=c11", "-DSPOOL_EXTERN_CS"] + CFLAGS + files + [lib, "-lpthread", "-Wl,--gc-sections", "-o", exe])
+    if r.returncode != 0:
+        fail(f"{saved['hooks'][0]} + {saved['quickstart'][0]}", f"do not link against {rel(lib)}:\n{r.stdout}")
+        return
+    r = run([exe], timeout=30)
+    if r.returncode != 0:
+        fail(saved["hooks"][0], f"quick start with the Linux hooks on build/host exits {r.returncode}:\n{r.stdout}")
+        return
+    print("C quick start + Linux hooks ran on the no_std host archive")
     ok()
 
 
@@ -247,6 +280,7 @@ def main():
                     ok()
                 else:
                     fail(rel(path), f"has ```rust blocks but src/lib.rs does not include_str!({inc})")
+        check_host_link(tmp)
     print(f"docs-static: {passed} passed, {failed} failed")
     return 1 if failed else 0
 

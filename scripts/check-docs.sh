@@ -3,7 +3,8 @@
 # once the `test` step has built the crate:
 #   1. scripts/check-docs.py: README.md and docs/*.md: links and anchors resolve, named repo
 #      paths exist, every ```c block compiles against include/sensor_spool.h (C99 and C11),
-#      the README's C quick start links and runs against build/host-std (when built),
+#      the README's C quick start links and runs against build/host-std, and against
+#      build/host with the Linux critical-section hooks of docs/c-integration.md (when built),
 #      ```sh blocks parse, ```toml blocks parse, README.md stays short;
 #   2. the ```rust blocks run as doctests (src/lib.rs includes the Markdown files under
 #      #[cfg(doctest)]): cargo test --doc ... -- docs_md::
