@@ -74,7 +74,9 @@ fi
 echo "== 4. Host archive sizes (informational: the flavor table in README.md)"
 for d in build/host build/host-std; do
     [ -f "$d/libsensor_spool.a" ] || continue
-    size -t "$d/libsensor_spool.a" 2>/dev/null | awk -v d="$d" '/sensor_spool-[0-9a-f]+\.sensor_spool\./ { printf "%s: library object .text %d, .data %d, .bss %d (%s)\n", d, $1, $2, $3, "'"$(sed -n 's/^commit=//p' build/host/build-info.txt 2>/dev/null)"'" }'
+    c=$(sed -n 's/^commit=//p' "$d/build-info.txt" 2>/dev/null || true)
+    size -t "$d/libsensor_spool.a" 2>/dev/null | awk -v d="$d" -v c="${c:-?}" \
+        '/sensor_spool-[0-9a-f]+\.sensor_spool\./ { printf "%s: library object .text %d, .data %d, .bss %d (built at %s)\n", d, $1, $2, $3, c }'
 done
 
 if [ "$failed" -eq 0 ]; then echo "docs: all checks passed"; else echo "docs: $failed check group(s) failed"; fi
