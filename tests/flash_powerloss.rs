@@ -15,6 +15,7 @@ mod flash_common;
 
 use flash_common::{Flash, Model, Op, Rng, Store, sweep};
 use sensor_spool::storage::Storage;
+use sensor_spool::storage::mock_flash::Tear;
 fn count(name: &str, cuts: u64, evicted: u64, sectors: u64) {
     eprintln!(
         "flash power-loss {name}: {cuts} cut points, {evicted} sectors evicted ({sectors} in the ring)"
@@ -66,7 +67,9 @@ fn real_cut<const W: usize, const E: usize>(
     depth: usize,
     rng: &mut Rng,
 ) -> Option<u64> {
-    let mut st = Store::<W, E>::new(Flash::<W, E>::new(sectors, seed)).unwrap();
+    let mut flash = Flash::<W, E>::new(sectors, seed);
+    flash.set_tear(Tear::Mixed);
+    let mut st = Store::<W, E>::new(flash).unwrap();
     st.mount().unwrap();
     let mut m = Model::new(seed, st.max_batch_bytes().min(3 * (20 + 8 * 48)));
     st.flash_mut().cut_after(Some(k));
@@ -81,16 +84,19 @@ fn real_cut<const W: usize, const E: usize>(
     if !st.flash().is_dead() {
         return None;
     }
-    let mut image = st.flash().image().to_vec();
-    let obs = m.check::<W, E>(&image, inflight.as_ref());
+    let obs = m.check::<W, E>(st.flash().image(), inflight.as_ref());
     m.resolve(inflight.as_ref(), &obs);
     let mut cuts = 1;
     // Nested cuts: power fails again during the first writes after remount
     // (sealing the damaged sector, erasing and opening the next one, ...).
+    // The same flash powers up again, so ECC-strict bookkeeping carries over.
+    let mut flash = st.into_inner();
     for _ in 0..depth {
-        let mut st = Store::<W, E>::new(Flash::<W, E>::from_image(&image, rng.next())).unwrap();
+        flash.revive();
+        let mut st = Store::<W, E>::new(flash).unwrap();
         st.mount().unwrap();
-        st.flash_mut().cut_after(Some(rng.below(4)));
+        let at = st.flash().ops() + rng.below(4);
+        st.flash_mut().cut_after(Some(at));
         let mut inflight: Option<Op> = None;
         for _ in 0..8 {
             let op = m.next_op();
@@ -99,10 +105,10 @@ fn real_cut<const W: usize, const E: usize>(
                 break;
             }
         }
-        image = st.flash().image().to_vec();
-        let obs = m.check::<W, E>(&image, inflight.as_ref());
+        let obs = m.check::<W, E>(st.flash().image(), inflight.as_ref());
         m.resolve(inflight.as_ref(), &obs);
         cuts += 1;
+        flash = st.into_inner();
         if inflight.is_none() {
             break;
         }

@@ -1,7 +1,7 @@
 //! Shared model and workload for the flash storage tests.
 #![allow(dead_code)]
 
-use sensor_spool::storage::mock_flash::MockFlash;
+use sensor_spool::storage::mock_flash::{MockFlash, Tear};
 use sensor_spool::storage::{
     LogEntry, NorFlashStorage, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage,
     run_encoded_len,
@@ -433,8 +433,23 @@ impl Model {
 /// and checks a power-cut image for every program/erase. Returns (cut points,
 /// sectors evicted).
 pub fn sweep<const W: usize, const E: usize>(sectors: usize, ops: usize, seed: u64) -> (u64, u64) {
+    sweep_with::<W, E>(sectors, ops, seed, Tear::Mixed)
+}
+
+/// [`sweep`] with a given tear model. After each cut image is checked, the
+/// store is mounted on it (ECC-strict: the units the cut operation had started
+/// to program count as programmed) and two more operations run, so a store that
+/// programs a unit twice, or cannot carry on after the cut, fails here.
+pub fn sweep_with<const W: usize, const E: usize>(
+    sectors: usize,
+    ops: usize,
+    seed: u64,
+    tear: Tear,
+) -> (u64, u64) {
     let ops = scale(ops);
-    let mut st = Store::<W, E>::new(Flash::<W, E>::new(sectors, seed)).unwrap();
+    let mut flash = Flash::<W, E>::new(sectors, seed);
+    flash.set_tear(tear);
+    let mut st = Store::<W, E>::new(flash).unwrap();
     st.mount().unwrap();
     let cap = if E >= 65536 {
         3 * (20 + 8 * 400)
@@ -456,8 +471,8 @@ pub fn sweep<const W: usize, const E: usize>(sectors: usize, ops: usize, seed: u
         let op = m.next_op();
         let before_model = m.clone();
         m.apply(&mut st, &op).unwrap();
-        let forks = st.flash_mut().take_forks();
-        for img in forks {
+        let forks = st.flash_mut().take_fork_flashes(seen ^ seed);
+        for fork in forks {
             seen += 1;
             if !seen.is_multiple_of(stride) {
                 continue;
@@ -467,8 +482,17 @@ pub fn sweep<const W: usize, const E: usize>(sectors: usize, ops: usize, seed: u
             for (c, now) in chk.sensors.iter_mut().zip(&m.sensors) {
                 c.evicted_end = now.evicted_end;
             }
-            chk.check::<W, E>(&img, Some(&op));
+            let obs = chk.check::<W, E>(fork.image(), Some(&op));
             cuts += 1;
+            // Carry on after the cut: nothing is programmed twice.
+            chk.resolve(Some(&op), &obs);
+            let mut after = Store::<W, E>::new(fork).unwrap();
+            after.mount().unwrap();
+            for _ in 0..2 {
+                let op = chk.next_op();
+                chk.apply(&mut after, &op)
+                    .expect("an operation after the remount failed");
+            }
         }
     }
     // The final image must also check out, with nothing in flight.
