@@ -125,10 +125,12 @@ fn run<S: Strategy>(name: &str, strategy: S, f: impl Fn(S::Value)) {
     eprintln!("flash hostile {name}: {CASES_PER_TEST} cases passed");
 }
 
-fn crc_hdr(q: u64) -> [u8; 16] {
+/// A valid format-2 sector header: sequence number `q` (48 bits), floor `q - back`.
+fn crc_hdr(q: u64, back: u16) -> [u8; 16] {
     let mut h = [0u8; 16];
-    h[..4].copy_from_slice(b"SPL1");
-    h[4..12].copy_from_slice(&q.to_le_bytes());
+    h[..4].copy_from_slice(b"SPL2");
+    h[4..10].copy_from_slice(&q.to_le_bytes()[..6]);
+    h[10..12].copy_from_slice(&back.to_le_bytes());
     let c = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&h[..12]);
     h[12..].copy_from_slice(&c.to_le_bytes());
     h
@@ -218,7 +220,8 @@ fn forged_sector_headers_w4() {
             let mut img = vec![garbage; 8 * 256];
             for (s, q) in seqs.iter().enumerate() {
                 let q = if dup { *q % 3 } else { *q };
-                img[s * 256..s * 256 + 16].copy_from_slice(&crc_hdr(q));
+                let back = (q as u16) % 9;
+                img[s * 256..s * 256 + 16].copy_from_slice(&crc_hdr(q, back));
             }
             exercise::<4, 256>(&img)
         },

@@ -20,10 +20,12 @@ fn flash_mount_max_sector_seq_does_not_wrap() {
     st.mount().unwrap();
     st.ack(key, 5, |_| {}).unwrap();
     let mut img = st.flash().image().to_vec();
-    // Sector 1: header "SPL1", sequence u64::MAX, CRC-32C; rest erased.
+    // Sector 1: header "SPL2", sequence 2^48 - 1 (the largest the field holds),
+    // floor = sequence (back 0), CRC-32C; rest erased.
     let crc32 = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-    img[512..516].copy_from_slice(b"SPL1");
-    img[516..524].copy_from_slice(&u64::MAX.to_le_bytes());
+    img[512..516].copy_from_slice(b"SPL2");
+    img[516..522].copy_from_slice(&[0xFF; 6]);
+    img[522..524].copy_from_slice(&0u16.to_le_bytes());
     let c = crc32.checksum(&img[512..524]);
     img[524..528].copy_from_slice(&c.to_le_bytes());
     // A mark for the key inside the forged sector, written by a second store.

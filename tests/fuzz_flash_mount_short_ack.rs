@@ -14,9 +14,10 @@ fn flash_mount_short_ack_frame_is_not_a_mark() {
     let crc32 = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
     let crc8 = crc::Crc::<u8>::new(&crc::CRC_8_SMBUS);
     let mut img = vec![0xFFu8; 2 * 256];
-    // Sector 0: header "SPL1", sequence 1, CRC-32C.
-    img[..4].copy_from_slice(b"SPL1");
-    img[4..12].copy_from_slice(&1u64.to_le_bytes());
+    // Sector 0: header "SPL2", sequence 1 (48 bits), floor 1 (back 0), CRC-32C.
+    img[..4].copy_from_slice(b"SPL2");
+    img[4..10].copy_from_slice(&1u64.to_le_bytes()[..6]);
+    img[10..12].copy_from_slice(&0u16.to_le_bytes());
     let c = crc32.checksum(&img[..12]);
     img[12..16].copy_from_slice(&c.to_le_bytes());
     // At 16: ack frame of length 16 with a one-byte body 0xFF.

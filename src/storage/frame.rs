@@ -6,14 +6,19 @@
 use super::{RecordKind, RunInfo, RunMeta, SensorKey};
 use crc::{CRC_8_SMBUS, CRC_32_ISCSI, Crc};
 
-/// Magic at the start of every sector header ("SPL" + format version 1).
-pub(crate) const SECTOR_MAGIC: [u8; 4] = *b"SPL1";
+/// Magic at the start of every sector header ("SPL" + format version 2).
+pub(crate) const SECTOR_MAGIC: [u8; 4] = *b"SPL2";
 /// Bytes of the sector header before padding to `WRITE_SIZE`.
 pub(crate) const SECTOR_HDR: usize = 16;
 /// Tag byte of a batch frame.
 pub(crate) const TAG_BATCH: u8 = 0xB5;
 /// Tag byte of an acknowledgement frame.
 pub(crate) const TAG_ACK: u8 = 0xAC;
+/// Tag byte of an eviction frame (flash only): sectors numbered below the
+/// floor it names are evicted.
+pub(crate) const TAG_EVICT: u8 = 0xE7;
+/// Eviction frame body: the new floor (u64).
+pub(crate) const EVICT_BODY: usize = 8;
 /// Tag byte of a compact batch frame holding one TSD run (flash only).
 pub(crate) const TAG_RUN_TSD: u8 = 0xB6;
 /// Tag byte of a compact batch frame holding one EVT run (flash only).
@@ -65,18 +70,26 @@ pub(crate) const fn run_hdr_len(kind: RecordKind) -> usize {
     }
 }
 
-/// Encodes a sector header (unpadded).
-pub(crate) fn sector_header(seq: u64) -> [u8; SECTOR_HDR] {
+/// Largest sector sequence number (48 bits on flash; one per sector opened).
+pub(crate) const MAX_SECTOR_SEQ: u64 = (1 << 47) - 1;
+
+/// Encodes a sector header (unpadded): sequence number `seq` (at most
+/// [`MAX_SECTOR_SEQ`]) and the oldest live sector's sequence number `floor`
+/// (`seq - 65535 <= floor <= seq`).
+pub(crate) fn sector_header(seq: u64, floor: u64) -> [u8; SECTOR_HDR] {
     let mut h = [0u8; SECTOR_HDR];
     h[..4].copy_from_slice(&SECTOR_MAGIC);
-    h[4..12].copy_from_slice(&seq.to_le_bytes());
+    h[4..10].copy_from_slice(&seq.to_le_bytes()[..6]);
+    let back = u16::try_from(seq.saturating_sub(floor)).unwrap_or(u16::MAX);
+    h[10..12].copy_from_slice(&back.to_le_bytes());
     let c = CRC32.checksum(&h[..12]);
     h[12..16].copy_from_slice(&c.to_le_bytes());
     h
 }
 
-/// Decodes a sector header; `None` if the magic or CRC does not match.
-pub(crate) fn parse_sector_header(h: &[u8]) -> Option<u64> {
+/// Decodes a sector header: `(seq, floor)`; `None` if the magic or CRC does
+/// not match.
+pub(crate) fn parse_sector_header(h: &[u8]) -> Option<(u64, u64)> {
     if h.len() < SECTOR_HDR || h[..4] != SECTOR_MAGIC {
         return None;
     }
@@ -84,10 +97,16 @@ pub(crate) fn parse_sector_header(h: &[u8]) -> Option<u64> {
     if CRC32.checksum(&h[..12]) != c {
         return None;
     }
-    let seq = u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]);
+    let seq = u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], 0, 0]);
+    let back = u16::from_le_bytes([h[10], h[11]]) as u64;
     // One per sector opened: a number this large is damage, and accepting it would
     // make the next sector's number wrap below it (the newest sector would look oldest).
-    (seq <= u64::MAX >> 1).then_some(seq)
+    (seq <= MAX_SECTOR_SEQ && back <= seq).then_some((seq, seq - back))
+}
+
+/// The frame-header check byte of a header's first three bytes.
+pub(crate) fn header_check(b: &[u8]) -> u8 {
+    CRC8.checksum(b)
 }
 
 /// Encodes a frame header.
@@ -170,6 +189,22 @@ pub(crate) fn parse_flash_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize
     let kind = match h[0] {
         TAG_RUN_TSD => RecordKind::Tsd,
         TAG_RUN_EVT => RecordKind::Evt,
+        TAG_EVICT => {
+            // Same checks as a plain frame, for the flash-only tag.
+            let mut g = h;
+            g[0] = TAG_ACK;
+            g[3] = CRC8.checksum(&g[..3]);
+            return match (
+                CRC8.checksum(&h[..3]) == h[3],
+                parse_frame_header(g, room, w),
+            ) {
+                (true, Header::Frame { len, .. }) => Header::Frame {
+                    tag: TAG_EVICT,
+                    len,
+                },
+                _ => Header::Garbage,
+            };
+        }
         _ => return parse_frame_header(h, room, w),
     };
     let count = u16::from_le_bytes([h[1], h[2]]) & COMPACT_MAX_COUNT;
@@ -310,14 +345,30 @@ mod tests {
 
     #[test]
     fn sector_header_roundtrip_and_damage() {
-        let h = sector_header(0x0102_0304_0506_0708);
-        assert_eq!(parse_sector_header(&h), Some(0x0102_0304_0506_0708));
+        let h = sector_header(0x0304_0506_0708, 0x0304_0506_0700);
+        assert_eq!(
+            parse_sector_header(&h),
+            Some((0x0304_0506_0708, 0x0304_0506_0700))
+        );
         for i in 0..SECTOR_HDR * 8 {
             let mut d = h;
             d[i / 8] ^= 1 << (i % 8);
             assert_eq!(parse_sector_header(&d), None, "bit {i}");
         }
-        assert_eq!(parse_sector_header(&[0xFF; 16]), None);
+        assert_eq!(parse_sector_header(&[0xFF; SECTOR_HDR]), None);
+        // A floor above the sequence number is damage.
+        let mut d = sector_header(5, 0);
+        d[10..12].copy_from_slice(&6u16.to_le_bytes());
+        let c = CRC32.checksum(&d[..12]);
+        d[12..16].copy_from_slice(&c.to_le_bytes());
+        assert_eq!(parse_sector_header(&d), None);
+        // Above the largest sequence number: damage.
+        let mut d = [0xFFu8; SECTOR_HDR];
+        d[..4].copy_from_slice(&SECTOR_MAGIC);
+        d[10..12].copy_from_slice(&[0, 0]);
+        let c = CRC32.checksum(&d[..12]);
+        d[12..16].copy_from_slice(&c.to_le_bytes());
+        assert_eq!(parse_sector_header(&d), None);
     }
 
     #[test]

@@ -29,7 +29,7 @@
 //!   the image as it would be if power had been cut during that operation
 //!   (under the current [`Tear`] model) is pushed to [`MockFlash::take_forks`];
 //!   the operation then completes normally. One run then yields a power-cut
-//!   image for every operation index. [`MockFlash::from_fork`] powers one up
+//!   image for every operation index. [`MockFlash::take_fork_flashes`] powers them up
 //!   with the strict-mode bookkeeping the cut left behind.
 
 use embedded_storage::nor_flash::{

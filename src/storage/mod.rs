@@ -35,17 +35,27 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 4 | magic `"SPL1"` (format version 1) |
-//! | 4 | 8 | sequence number `u64`: +1 for every sector opened, never wraps (2^64 opens) |
+//! | 0 | 4 | magic `"SPL2"` (format version 2; version 1 sectors are not read) |
+//! | 4 | 6 | sequence number (48 bits): +1 for every sector opened, at most 2^47 - 1 |
+//! | 10 | 2 | `back`: the oldest live sector is numbered `sequence - back` (the floor) |
 //! | 12 | 4 | CRC-32C of bytes 0..12 |
 //! | 16 | `H`-16 | padding `0xFF` up to `H = round_up(16, W)` |
+//!
+//! **Live sectors** are those with a valid header numbered from the floor to the
+//! newest sector's number; the floor is the newest header's, raised by any
+//! eviction frame (below) in the newest sector. Every other sector is free,
+//! whatever it still holds: an evicted sector keeps its bytes until the ring
+//! comes round to it and erases it, so eviction is recorded on flash (the
+//! floor) before any byte of the evicted sector is touched. At most `N - 1`
+//! sectors are live: the sector after the newest is always free, and opening
+//! it moves the floor past the oldest when the ring is full.
 //!
 //! **Frame** (one batch or one acknowledgement; `L` bytes, `L` a multiple of `W`,
 //! `L <= 65535`, a frame never crosses a sector boundary):
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | tag: `0xB5` batch, `0xAC` acknowledgement, `0xB6`/`0xB7` compact batch (below) (`0xFF` = erased, end of sector) |
+//! | 0 | 1 | tag: `0xB5` batch, `0xAC` acknowledgement, `0xE7` eviction, `0xB6`/`0xB7` compact batch (below) (`0xFF` = erased, end of sector) |
 //! | 1 | 2 | `L`, total frame length including padding and CRC |
 //! | 3 | 1 | header check: CRC-8/SMBus of bytes 0..3 |
 //! | 4 | .. | body (below) |
@@ -85,6 +95,10 @@
 //! The length is not stored: `L = round_up(12 or 24 + c x record size + 4, W)`, so
 //! the header check protects it exactly as it protects a plain frame's length.
 //!
+//! **Eviction body** (8 bytes; frame length `round_up(16, W)`): the new floor
+//! `u64` ([`Storage::evict_oldest`] with room in the newest sector; otherwise
+//! it opens a new sector whose header carries the floor).
+//!
 //! **Acknowledgement body** (12 bytes; frame length `round_up(20, W)`): source
 //! `u8`, 3 reserved bytes `0xFF`, id `u32`, `upto` `u32`: every record of that
 //! sensor with a sequence number before `upto` is acknowledged. The mark with the
@@ -99,29 +113,36 @@
 //!   operation for frames up to 512 B). A batch that does not fit in the rest of
 //!   the newest sector is split at a record boundary: what fits closes that
 //!   sector, the rest opens the next one (two frames, two program operations), so
-//!   sectors carry no unused tail. Opening a sector costs one erase, after the
-//!   evicted sector's runs have been reported.
+//!   sectors carry no unused tail (with two sectors the batch goes whole to the
+//!   next one: opening it evicts the newest). Opening a sector costs one erase
+//!   (of the free sector after the newest), after the runs of the sector that
+//!   falls below the floor have been reported. Capacity: `N - 1` sectors.
 //! - Erases = `ceil(bytes programmed / E)` (headers count as programmed bytes).
 //! - Acknowledgement: one frame of `round_up(20, W)` bytes, one program operation.
 //! - Erases: one per sector opened; sectors are used in a fixed ring order, so
 //!   the erase counts of any two sectors differ by at most one. No garbage
 //!   collection, no copying of live data.
 //! - Mount reads at most `N * round_up(H, R) + E` bytes (`R` = `READ_SIZE`): every
-//!   sector header plus one pass over the newest sector (frame headers, then the
-//!   erased tail). Mount never writes and never erases.
+//!   sector header plus the newest sector's frame headers (and eviction frames).
+//!   Mount never writes and never erases.
+//! - After every mount the next frame opens a fresh sector (one erase, and the
+//!   newest sector's unused tail, per mount followed by a write): see Power loss.
 //! - `recover` (full inventory of runs and marks) reads the whole log once.
 //!
 //! # Power loss
 //!
 //! A frame is valid only if its header check and CRC-32C match, so a torn write
 //! costs exactly the frame being written (a split batch: its second part, the
-//! first part being complete). A torn erase leaves a sector whose
-//! header is invalid or whose frames fail their CRC; it is erased again before
-//! reuse. If mount finds anything but erased bytes after the last frame of the
-//! newest sector, that sector is sealed and the next frame goes to a fresh
-//! sector, so torn words are never programmed again. A damaged frame costs its
-//! own records (its header still gives its length); a damaged frame header costs
-//! at most the rest of its sector. Nothing is ever formatted.
+//! first part being complete). Only free sectors are ever erased, so a torn
+//! erase, cut at any instant (even before any bit changed, header intact), leaves
+//! a sector that mount does not take as live; it is erased again before reuse.
+//! No write unit is programmed twice between erases, not even one whose
+//! interrupted program left it reading erased (ECC flash forbids that): nothing
+//! on flash tells such a unit from an unused one, so after every mount the next
+//! frame goes to a freshly erased sector. A damaged frame costs its own records
+//! (its header still gives its length); after a damaged frame header the walk
+//! goes on at the next programmed word, so later frames of the sector are still
+//! found. Nothing is ever formatted.
 
 mod frame;
 mod nor;

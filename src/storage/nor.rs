@@ -2,8 +2,8 @@
 //! plain `NorFlash` (format and costs: see the [`super`] module docs).
 
 use super::frame::{
-    self, ACK_BODY, CRC_LEN, CRC32, FRAME_HDR, Header, MAX_FRAME, RUN_HDR, RunParse, SECTOR_HDR,
-    TAG_ACK, TAG_BATCH, TSD_EXTRA, round_up,
+    self, ACK_BODY, CRC_LEN, CRC32, EVICT_BODY, FRAME_HDR, Header, MAX_FRAME, RUN_HDR, RunParse,
+    SECTOR_HDR, TAG_ACK, TAG_BATCH, TAG_EVICT, TSD_EXTRA, round_up,
 };
 use super::{
     Batch, FlashErrorKind, LogEntry, ReadHint, ReadOut, RunInfo, SensorKey, Storage, StorageError,
@@ -46,6 +46,9 @@ struct Pos {
     /// Search walk: frames other than batches are skipped by their header,
     /// batch frames are returned without verifying their CRC.
     lazy: bool,
+    /// A damaged frame header was met in this sector: an erased word no
+    /// longer ends it (it may be the padding of the damaged frame).
+    damaged: bool,
 }
 
 /// A frame found by a walk, its CRC already verified.
@@ -76,7 +79,7 @@ struct FrameLoc {
 ///
 /// Geometry: `WRITE_SIZE` a power of two in 1..=32, `ERASE_SIZE` a multiple of
 /// `WRITE_SIZE` in 256 B..=1 MiB (frames are at most 64 KiB), `READ_SIZE` a
-/// power of two <= 32, at least two sectors.
+/// power of two <= 32, 2 to 65,536 sectors.
 #[derive(Debug)]
 pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     flash: F,
@@ -90,7 +93,9 @@ pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     write_off: u32,
     sealed: bool,
     oldest: u32,
-    next_erased: bool,
+    /// Sequence number of the oldest live sector: older sectors are obsolete
+    /// (evicted) whatever they still hold. Persisted in every sector header.
+    floor: u64,
     cached: Option<u32>,
     /// Split batches to fill sectors (see [`NorFlashStorage::set_fill_sectors`]).
     fill: bool,
@@ -186,6 +191,7 @@ impl<F: NorFlash> Prog<'_, F> {
 enum Body<'a, B: ?Sized> {
     Batch(&'a B),
     Ack([u8; ACK_BODY]),
+    Evict([u8; EVICT_BODY]),
 }
 
 impl<B: ?Sized> Clone for Body<'_, B> {
@@ -199,7 +205,7 @@ impl<B: ?Sized> Copy for Body<'_, B> {}
 fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnMut(&[u8])) {
     let compact = match body {
         Body::Batch(batch) => compact_run(batch),
-        Body::Ack(_) => None,
+        Body::Ack(_) | Body::Evict(_) => None,
     };
     let mut used = 0;
     match (body, compact) {
@@ -223,6 +229,14 @@ fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnM
         }
         (Body::Ack(b), _) => {
             f(&frame::frame_header(TAG_ACK, len));
+            f(&b);
+            used += FRAME_HDR + b.len();
+        }
+        (Body::Evict(b), _) => {
+            let mut h = frame::frame_header(TAG_ACK, len);
+            h[0] = TAG_EVICT;
+            h[3] = frame::header_check(&h[..3]);
+            f(&h);
             f(&b);
             used += FRAME_HDR + b.len();
         }
@@ -385,7 +399,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             && e.is_multiple_of(w)
             && e.is_multiple_of(r)
             && (256..=1 << 20).contains(&e)
-            && n >= 2
+            && (2..=1 << 16).contains(&n)
             && n.checked_mul(e).is_some_and(|c| c <= u32::MAX as usize);
         if !geometry_ok {
             return Err(StorageError::Geometry);
@@ -401,7 +415,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             write_off: 0,
             sealed: true,
             oldest: 0,
-            next_erased: false,
+            floor: 0,
             cached: None,
             fill: true,
             verified: [0; VERIFY],
@@ -468,46 +482,57 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         s * Self::E as u32
     }
 
-    fn sector_seq(&mut self, s: u32) -> Result<Option<u64>, StorageError> {
+    /// Sector `s`'s header as written: `(sequence number, floor)`.
+    fn raw_header(&mut self, s: u32) -> Result<Option<(u64, u64)>, StorageError> {
         let mut h = [0u8; SECTOR_HDR];
         let b = self.base(s);
         read_at(&mut self.flash, b, &mut h)?;
         Ok(frame::parse_sector_header(&h))
     }
 
-    /// Reads the newest sector's frame headers and erased tail to find the write
-    /// point; returns (write offset, clean).
-    fn scan_head(&mut self, s: u32) -> Result<(u32, bool, u32), StorageError> {
+    /// Sequence number of sector `s` if it is live: a valid header numbered
+    /// from the floor to the head (an evicted sector keeps its header until
+    /// it is erased, or after an erase cut at its first instant).
+    fn sector_seq(&mut self, s: u32) -> Result<Option<u64>, StorageError> {
+        let (floor, head) = (self.floor, self.head_seq);
+        Ok(self
+            .raw_header(s)?
+            .map(|(q, _)| q)
+            .filter(|&q| q >= floor && q <= head))
+    }
+
+    /// Reads the newest sector's frame headers to find where its frames end;
+    /// returns (that offset, bytes read). No frame is ever programmed there
+    /// again (see [`Storage::mount`]), so the erased tail is not read.
+    fn scan_head(&mut self, s: u32) -> Result<(u32, u32), StorageError> {
         let base = self.base(s);
         let e = Self::E as u32;
         let mut read = 0u32;
         let mut o = self.h;
-        loop {
-            if o + FRAME_HDR as u32 > e {
-                break;
-            }
+        while o + FRAME_HDR as u32 <= e {
             let mut hb = [0u8; FRAME_HDR];
             read_at(&mut self.flash, base + o, &mut hb)?;
             read += FRAME_HDR as u32;
             match frame::parse_flash_frame_header(hb, (e - o) as usize, Self::W) {
-                Header::Erased => break,
-                Header::Frame { len, .. } => o += len as u32,
-                Header::Garbage => return Ok((o, false, read)),
+                Header::Frame { tag, len } => {
+                    if tag == TAG_EVICT && len <= BUF {
+                        read += len as u32 - FRAME_HDR as u32;
+                        if self.check_crc_uncached(base + o, len as u32)? {
+                            let b = &self.buf.0[FRAME_HDR..FRAME_HDR + EVICT_BODY];
+                            let f = u64::from_le_bytes([
+                                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+                            ]);
+                            if f > self.floor && f <= self.head_seq {
+                                self.floor = f;
+                            }
+                        }
+                    }
+                    o += len as u32;
+                }
+                Header::Erased | Header::Garbage => break,
             }
         }
-        // Everything from `o` to the end must be erased, else a torn write left
-        // bits there and the sector is sealed.
-        let mut p = o;
-        while p < e {
-            let k = ((e - p) as usize).min(BUF);
-            read_at(&mut self.flash, base + p, &mut self.buf.0[..k])?;
-            read += k as u32;
-            if self.buf.0[..k].iter().any(|&b| b != 0xFF) {
-                return Ok((o, false, read));
-            }
-            p += k as u32;
-        }
-        Ok((o, true, read))
+        Ok((o, read))
     }
 
     /// Oldest sector of the log: the first valid one after the head.
@@ -542,27 +567,56 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         }
     }
 
-    /// Erases the next sector of the ring (reporting its runs if it holds any)
-    /// and makes it the head; its header is programmed with the first frame.
-    fn open_next(&mut self, on_evict: &mut impl FnMut(RunInfo)) -> Result<(), StorageError> {
+    /// Opens the next sector of the ring as the head: erases it (it is never
+    /// live: at most `n - 1` sectors are) and moves the floor so that at most
+    /// `n - 1` sectors stay live, and at least past `min_floor`; the runs of
+    /// the sectors that fall below the floor are reported as evicted. The new
+    /// header, programmed with the first frame, records the floor: the
+    /// eviction takes effect on flash before any byte of an evicted sector is
+    /// touched (it is erased only when the ring comes round to it), so an erase
+    /// cut at any instant leaves nothing that mount would take as live.
+    fn open_next(
+        &mut self,
+        min_floor: u64,
+        on_evict: &mut impl FnMut(RunInfo),
+    ) -> Result<(), StorageError> {
         let victim = match self.head {
             None => 0,
             Some(hd) => self.next_sector(hd),
         };
-        if self.sector_seq(victim)?.is_some() {
-            self.report_sector(victim, on_evict)?;
+        let seq = self.head_seq + 1;
+        if seq > frame::MAX_SECTOR_SEQ {
+            // Only a forged header gets here (2^47 sectors opened).
+            return Err(StorageError::Geometry);
         }
-        self.forget_verified(victim);
-        if !self.next_erased {
-            let b = self.base(victim);
-            if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
-                self.mounted = false;
-                return Err(ferr(e));
+        let floor = self
+            .floor
+            .max(seq.saturating_sub(self.n as u64 - 2))
+            .max(min_floor)
+            .min(seq);
+        // Report what falls below the new floor, oldest first.
+        if let Some(hd) = self.head {
+            let mut s = self.oldest;
+            for _ in 0..self.n {
+                match self.sector_seq(s)? {
+                    Some(q) if q < floor => self.report_sector(s, on_evict)?,
+                    _ => {}
+                }
+                if s == hd {
+                    break;
+                }
+                s = self.next_sector(s);
             }
         }
-        self.next_erased = false;
+        self.forget_verified(victim);
+        let b = self.base(victim);
+        if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
+            self.mounted = false;
+            return Err(ferr(e));
+        }
         self.head = Some(victim);
-        self.head_seq = self.head_seq.wrapping_add(1);
+        self.head_seq = seq;
+        self.floor = floor;
         self.pending_header = true;
         self.write_off = self.h;
         self.sealed = false;
@@ -583,6 +637,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             done: false,
             left: 1,
             lazy: false,
+            damaged: false,
         };
         while let Some(loc) = self.next_frame(&mut pos)? {
             if !frame::is_batch(loc.tag) {
@@ -608,7 +663,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
         if self.head.is_none() || self.sealed || self.write_off as usize + len > Self::E {
-            self.open_next(on_evict)?;
+            self.open_next(0, on_evict)?;
         }
         let Some(hd) = self.head else {
             return Err(StorageError::NotMounted);
@@ -631,7 +686,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             err: None,
         };
         if self.pending_header {
-            p.push(&frame::sector_header(self.head_seq));
+            p.push(&frame::sector_header(self.head_seq, self.floor));
             let mut pad = self.h as usize - SECTOR_HDR;
             while pad > 0 {
                 let k = pad.min(FF.len());
@@ -961,6 +1016,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             done: self.head.is_none(),
             left: self.n,
             lazy: false,
+            damaged: false,
         }
     }
 
@@ -971,7 +1027,31 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         } else {
             pos.sector = self.next_sector(pos.sector);
             pos.off = 0;
+            pos.damaged = false;
         }
+    }
+
+    /// First `W`-aligned offset in `[from, limit)` of sector `s` whose word is
+    /// not erased.
+    fn next_programmed(
+        &mut self,
+        s: u32,
+        from: u32,
+        limit: u32,
+    ) -> Result<Option<u32>, StorageError> {
+        let base = self.base(s);
+        let mut p = from;
+        while p < limit {
+            let k = ((limit - p) as usize).min(BUF);
+            read_at(&mut self.flash, base + p, &mut self.buf.0[..k])?;
+            self.cached = None;
+            if let Some(i) = self.buf.0[..k].iter().position(|&b| b != 0xFF) {
+                let o = p + i as u32;
+                return Ok(Some(o - o % Self::W as u32));
+            }
+            p += k as u32;
+        }
+        Ok(None)
     }
 
     /// Next frame with a valid CRC, oldest first.
@@ -1008,8 +1088,19 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             let mut hb = [0u8; FRAME_HDR];
             read_at(&mut self.flash, abs, &mut hb)?;
             match frame::parse_flash_frame_header(hb, (limit - pos.off) as usize, Self::W) {
+                Header::Erased if pos.damaged => {
+                    // Maybe the padding of the damaged frame: the next frame
+                    // starts at the next programmed word, if any.
+                    match self.next_programmed(pos.sector, pos.off, limit)? {
+                        Some(o) => pos.off = o,
+                        None => self.advance(pos),
+                    }
+                }
                 Header::Erased => self.advance(pos),
-                Header::Garbage => pos.off += Self::W as u32,
+                Header::Garbage => {
+                    pos.damaged = true;
+                    pos.off += Self::W as u32;
+                }
                 Header::Frame { tag, len } => {
                     let loc = FrameLoc {
                         sector: pos.sector,
@@ -1047,41 +1138,42 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         self.verified = [0; VERIFY];
         self.cursors = [Cursor::default(); CURSORS];
         self.epoch = self.epoch.wrapping_add(1).max(1);
-        self.next_erased = false;
         self.pending_header = false;
-        let mut newest: Option<(u32, u64)> = None;
-        let mut oldest: Option<(u32, u64)> = None;
+        let mut newest: Option<(u32, u64, u64)> = None;
         let mut read = 0u32;
         for s in 0..self.n {
-            let seq = self.sector_seq(s)?;
+            let hdr = self.raw_header(s)?;
             read += round_up(SECTOR_HDR, F::READ_SIZE) as u32;
-            if let Some(q) = seq {
-                if newest.is_none_or(|(_, b)| q > b) {
-                    newest = Some((s, q));
-                }
-                if oldest.is_none_or(|(_, b)| q < b) {
-                    oldest = Some((s, q));
-                }
+            if let Some((q, f)) = hdr
+                && newest.is_none_or(|(_, b, _)| q > b)
+            {
+                newest = Some((s, q, f));
             }
         }
         match newest {
             None => {
                 self.head = None;
                 self.head_seq = 0;
+                self.floor = 0;
                 self.oldest = 0;
                 self.write_off = 0;
-                self.sealed = true;
             }
-            Some((s, q)) => {
-                let (o, clean, r) = self.scan_head(s)?;
-                read += r;
+            Some((s, q, f)) => {
                 self.head = Some(s);
                 self.head_seq = q;
+                self.floor = f;
+                let (o, r) = self.scan_head(s)?;
+                read += r;
                 self.write_off = o;
-                self.sealed = !clean;
-                self.oldest = oldest.map_or(s, |(o, _)| o);
+                self.find_oldest()?;
             }
         }
+        // Never program the head again: a program cut before any bit changed
+        // leaves words that read erased but must not be programmed twice (ECC
+        // flash), and nothing on flash tells such words from unused ones. The
+        // next frame opens a fresh sector (one erase, and the head's unused
+        // tail, per mount that is followed by a write).
+        self.sealed = true;
         self.stats = StorageStats {
             mount_bytes_read: read,
             ..StorageStats::default()
@@ -1126,7 +1218,15 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         // the next sector (two program operations), so sectors hold no unused
         // tail and erases track bytes programmed.
         let left = match self.head {
-            Some(_) if self.fill && !self.sealed && self.write_off as usize + len > Self::E => {
+            // With two sectors, opening the next one evicts the head: the
+            // batch goes whole to the next sector instead of evicting its own
+            // first part.
+            Some(_)
+                if self.fill
+                    && self.n > 2
+                    && !self.sealed
+                    && self.write_off as usize + len > Self::E =>
+            {
                 let left = Self::E - self.write_off as usize;
                 left - left % Self::W
             }
@@ -1275,6 +1375,10 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         Ok(())
     }
 
+    /// Moves the floor past the oldest sector: an eviction frame in the head
+    /// records it (or, when the head has no room or must not be programmed
+    /// again, the header of a new head does). The evicted sector is erased
+    /// when the ring comes round to it.
     fn evict_oldest<V: FnMut(RunInfo)>(&mut self, mut on_evict: V) -> Result<bool, StorageError> {
         self.check_mounted()?;
         let Some(hd) = self.head else {
@@ -1283,17 +1387,34 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         if self.oldest == hd {
             return Ok(false);
         }
-        let s = self.oldest;
-        self.report_sector(s, &mut on_evict)?;
-        self.forget_verified(s);
-        let b = self.base(s);
-        if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
-            self.mounted = false;
-            return Err(ferr(e));
+        let Some(q) = self.sector_seq(self.oldest)? else {
+            return Ok(false);
+        };
+        let len = round_up(FRAME_HDR + EVICT_BODY + CRC_LEN, Self::W);
+        if self.sealed || self.write_off as usize + len > Self::E {
+            self.open_next(q + 1, &mut on_evict)?;
+            let Some(hd) = self.head else {
+                return Err(StorageError::NotMounted);
+            };
+            let mut hb = [0xFFu8; 64];
+            let h = self.h as usize;
+            hb[..SECTOR_HDR].copy_from_slice(&frame::sector_header(self.head_seq, self.floor));
+            if let Err(e) = self.flash.write(self.base(hd), &hb[..h]) {
+                self.mounted = false;
+                return Err(ferr(e));
+            }
+            self.pending_header = false;
+            return Ok(true);
         }
-        if s == self.next_sector(hd) {
-            self.next_erased = true;
-        }
+        let victim = self.oldest;
+        self.report_sector(victim, &mut on_evict)?;
+        self.write_frame::<[super::Run<'_>]>(
+            Body::Evict((q + 1).to_le_bytes()),
+            len,
+            &mut on_evict,
+        )?;
+        self.floor = q + 1;
+        self.forget_verified(victim);
         self.find_oldest()?;
         Ok(true)
     }
@@ -1314,6 +1435,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
                     Some((key, upto)) => f(LogEntry::Ack { key, upto }),
                     None => self.stats.bad_frames += 1,
                 }
+                continue;
+            }
+            if !frame::is_batch(loc.tag) {
                 continue;
             }
             let mut rel = FRAME_HDR as u32;
