@@ -740,17 +740,10 @@ impl<
         if n as u64 > gone as u64 + flash as u64 + e.seq.pending() as u64 {
             return Err(Error::AckTooMany);
         }
-        // Records evicted in flight first (nothing to do in storage), then flash
-        // records (one persisted mark), then RAM. Without either (always on a RAM-only
-        // spool) straight to RAM.
-        let n = if gone == 0 && flash == 0 {
-            n
-        } else {
-            let k = n.min(gone);
-            let n = self.ack_flash(i, n - k)?;
-            self.drop_gone(i, k);
-            n
-        };
+        // Records evicted in flight first, then flash records, then RAM; one mark
+        // persisted first if any of them may be in storage (see `storage::spill`).
+        // On a RAM-only spool straight to RAM.
+        let n = self.ack_stored(i, n)?;
         let Some(e) = self.table.get(i) else {
             return Err(Error::Invariant);
         };
@@ -800,17 +793,11 @@ impl<
     /// [`Error::UnknownSensor`].
     pub fn ack_all(&mut self, h: SensorHandle) -> Result<u32, Error> {
         let i = self.resolve(h)?;
-        let flash = self.flash_pending(i);
-        self.ack_flash(i, flash)?;
         let gone = self.flash_gone(i);
-        self.drop_gone(i, gone);
-        let Some(e) = self.table.get(i) else {
-            return Err(Error::Invariant);
-        };
-        let mut seq = e.seq;
-        let n = seq.ack_all();
-        self.commit_erase(i, seq)?;
-        Ok(n.wrapping_add(flash))
+        let flash = self.flash_pending(i);
+        let ram = self.at(i)?.seq.pending();
+        self.ack(h, gone.wrapping_add(flash).wrapping_add(ram))?;
+        Ok(flash.wrapping_add(ram))
     }
 
     /// Makes every pending record unsent again (NACK / timeout); nothing is lost and the

@@ -114,6 +114,14 @@ pub(crate) struct FlashPart {
     /// acknowledgement: counted in `lost`, no longer stored, still accepted by
     /// `ack` (they are the oldest of what the uploader holds).
     pub(crate) gone: u32,
+    /// First of the `gone` records (meaningful while `gone > 0`): an
+    /// acknowledgement of them writes a mark up to `gone_from + k`.
+    pub(crate) gone_from: u32,
+    /// Oldest RAM records (from the sensor's `erased`) that may be in storage
+    /// too: an append that failed may have written them in full or in part (a
+    /// failed storage call means "unknown", not "nothing written"), so an
+    /// acknowledgement of them writes a mark.
+    pub(crate) unsure: u32,
 }
 
 impl FlashPart {
@@ -132,7 +140,7 @@ impl FlashPart {
 }
 
 /// Spill state kept by the spool: a flash part per sensor slot (parallel to the
-/// sensor table, 44 bytes each; `SPILL` = 0 for RAM-only spools, which then pay
+/// sensor table, 52 bytes each; `SPILL` = 0 for RAM-only spools, which then pay
 /// only the counters) and the flush bookkeeping.
 #[derive(Debug)]
 pub(crate) struct SpillState<const SENSORS: usize> {
@@ -248,8 +256,11 @@ impl SensorLog {
             LogEntry::Run(r) => {
                 if self.seen & Self::RUNS == 0 {
                     self.first = r.first_seq;
+                    self.end = r.end_seq();
                     self.seen |= Self::RUNS;
-                } else if r.first_seq != self.end
+                    return;
+                }
+                if r.first_seq != self.end
                     && self.seen & Self::ACK != 0
                     && !before(self.ack, self.end)
                     && before(self.ack, r.first_seq)
@@ -260,7 +271,11 @@ impl SensorLog {
                     // this run is owed any more (implied acknowledgement).
                     self.ack = r.first_seq;
                 }
-                self.end = r.end_seq();
+                // A batch written again after an append that failed but had
+                // reached storage overlaps the first copy: the end never moves back.
+                if before(self.end, r.end_seq()) {
+                    self.end = r.end_seq();
+                }
             }
             LogEntry::Ack { upto, .. } => {
                 self.ack = upto;
@@ -276,38 +291,41 @@ impl SensorLog {
         if self.seen == 0 || e.seq.count() != 0 {
             return 0;
         }
-        if self.seen & Self::RUNS == 0 {
-            // Only a mark survived (its runs were evicted): new records continue
-            // after it, so that mark never covers them.
-            if let Ok(seq) = SeqState::from_raw(self.ack, self.ack, self.ack) {
-                e.seq = seq;
-                *p = FlashPart {
-                    acked: self.ack,
-                    read: self.ack,
-                    end: self.ack,
-                    ..FlashPart::default()
-                };
-            }
-            return 0;
-        }
-        let mut acked = self.first;
-        if self.seen & Self::ACK != 0 && before(acked, self.ack) {
+        let runs = self.seen & Self::RUNS != 0;
+        let marked = self.seen & Self::ACK != 0;
+        // New records continue after every record the log names, runs or marks
+        // (a mark may cover records acknowledged while in RAM), so no mark ever
+        // covers them and no number is handed out twice.
+        let end = if runs { self.end } else { self.ack };
+        let next = if marked && before(end, self.ack) {
+            self.ack
+        } else {
+            end
+        };
+        let mut acked = if runs { self.first } else { next };
+        if marked && before(acked, self.ack) {
             acked = self.ack;
         }
-        if before(self.end, acked) {
-            acked = self.end;
-        }
-        let Ok(seq) = SeqState::from_raw(self.end, self.end, self.end) else {
+        let Ok(seq) = SeqState::from_raw(next, next, next) else {
             return 0;
         };
         e.seq = seq;
+        if !before(acked, end) {
+            *p = FlashPart {
+                acked: next,
+                read: next,
+                end: next,
+                ..FlashPart::default()
+            };
+            return 0;
+        }
         *p = FlashPart {
             acked,
             read: acked,
-            end: self.end,
+            end,
             ..FlashPart::default()
         };
-        self.end.wrapping_sub(acked)
+        end.wrapping_sub(acked)
     }
 }
 
@@ -338,6 +356,9 @@ fn evicted(table: &[Entry], parts: &mut [FlashPart], lost_total: &mut u32, ev: R
     *lost_total = lost_total.wrapping_add(n);
     // The evicted records the uploader holds (pending): still accepted by `ack`.
     let handed = if before(p.read, end) { p.read } else { end };
+    if p.gone == 0 {
+        p.gone_from = p.acked;
+    }
     p.gone = p.gone.wrapping_add(handed.wrapping_sub(p.acked));
     p.acked = end;
     if (end.wrapping_sub(p.read) as i32) > 0 {
@@ -578,6 +599,20 @@ impl<
         let SpillState { parts, lost, .. } = spill;
         let res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
         if let Err(e) = res {
+            // The records stay in RAM, but some or all of them may be in storage.
+            for sp in &specs {
+                let Some(e) = self.table.get(sp.slot) else {
+                    continue;
+                };
+                let n = sp
+                    .info
+                    .end_seq()
+                    .wrapping_sub(e.seq.erased())
+                    .min(e.seq.count());
+                if let Some(p) = self.spill.parts.get_mut(sp.slot) {
+                    p.unsure = p.unsure.max(n);
+                }
+            }
             self.spill.errors = self.spill.errors.wrapping_add(1);
             return Err(storage_error(e));
         }
@@ -620,6 +655,7 @@ impl<
                 };
             }
             p.end = new_erased;
+            p.unsure = p.unsure.saturating_sub(k);
             let mut ring = e.ring;
             let kind = kind_of(&e);
             let rate = rate_of(&self.rates, &e);
@@ -737,22 +773,56 @@ impl<
         self.spill.lost = self.spill.lost.wrapping_add(n);
     }
 
-    /// Acknowledges up to `n` pending flash records of slot `i` (one mark);
-    /// returns how many of `n` are left for RAM.
-    #[inline]
-    pub(crate) fn ack_flash(&mut self, i: usize, n: u32) -> Result<u32, Error> {
+    /// The storage side of acknowledging `n` records of slot `i` (records
+    /// evicted while pending first, then pending flash records, then RAM
+    /// records): when any of them may ever have reached storage (in storage,
+    /// evicted while pending, or in RAM after an append that failed), one mark
+    /// that covers all of them is written first. Returns how many of `n` are
+    /// RAM records, for the caller to acknowledge in RAM.
+    pub(crate) fn ack_stored(&mut self, i: usize, n: u32) -> Result<u32, Error> {
         if SPILL == 0 {
             return Ok(n);
         }
-        let Some(p) = self.spill.parts.get(i).copied() else {
+        let (Some(p), Some(e)) = (self.spill.parts.get(i).copied(), self.table.get(i)) else {
             return Ok(n);
         };
-        let k = n.min(p.pending());
-        if k == 0 {
+        let gk = n.min(p.gone);
+        let fk = (n - gk).min(p.pending());
+        let rk = n - gk - fk;
+        if gk == 0 && fk == 0 && (rk == 0 || p.unsure == 0) {
             return Ok(n);
         }
-        let upto = p.acked.wrapping_add(k);
+        let upto = if rk > 0 {
+            e.seq.erased().wrapping_add(rk)
+        } else if fk > 0 {
+            p.acked.wrapping_add(fk)
+        } else {
+            p.gone_from.wrapping_add(gk)
+        };
+        self.write_mark(i, upto)?;
+        let Some(q) = self.spill.parts.get_mut(i) else {
+            return Err(Error::Invariant);
+        };
+        let g = gk.min(q.gone);
+        q.gone -= g;
+        q.gone_from = q.gone_from.wrapping_add(g);
+        let fupto = p.acked.wrapping_add(fk);
+        if before(q.acked, fupto) {
+            q.acked = fupto;
+        }
+        if q.acked == q.read {
+            q.ack_hint = q.hint;
+        }
+        q.unsure = q.unsure.saturating_sub(rk);
+        Ok(rk)
+    }
+
+    /// Writes an acknowledgement mark: every record of slot `i` before `upto`
+    /// is acknowledged. If opening a sector for the mark evicts records the
+    /// mark covers, they count as acknowledged, not lost.
+    fn write_mark(&mut self, i: usize, upto: u32) -> Result<(), Error> {
         let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key().into();
+        let a0 = self.spill.parts.get(i).ok_or(Error::Invariant)?.acked;
         self.storage_ready()?;
         let Self {
             table,
@@ -764,26 +834,17 @@ impl<
         storage
             .ack(key, upto, |ev| evicted(table, parts, lost, ev))
             .map_err(storage_error)?;
-        let a0 = p.acked;
         let SpillState { parts, lost, .. } = &mut self.spill;
         let Some(p) = parts.get_mut(i) else {
             return Err(Error::Invariant);
         };
-        // The mark may have opened a sector and evicted some of the very records
-        // it acknowledges: those are acknowledged, not lost in flight.
         if before(a0, p.acked) {
             let covered = if before(upto, p.acked) { upto } else { p.acked }.wrapping_sub(a0);
             p.gone = p.gone.saturating_sub(covered);
             p.lost = p.lost.wrapping_sub(covered);
             *lost = lost.wrapping_sub(covered);
         }
-        if (upto.wrapping_sub(p.acked) as i32) > 0 {
-            p.acked = upto;
-        }
-        if p.acked == p.read {
-            p.ack_hint = p.hint;
-        }
-        Ok(n - k)
+        Ok(())
     }
 
     /// Pending flash records of slot `i`.
@@ -802,14 +863,6 @@ impl<
             return 0;
         }
         self.spill.parts.get(i).map_or(0, |p| p.gone)
-    }
-
-    /// Forgets `n` of the records of slot `i` evicted while pending (they were
-    /// acknowledged, or reverted: either way no longer held by the uploader).
-    pub(crate) fn drop_gone(&mut self, i: usize, n: u32) {
-        if let Some(p) = self.spill.parts.get_mut(i) {
-            p.gone = p.gone.saturating_sub(n);
-        }
     }
 
     /// NACK: pending flash records of slot `i` become unsent; returns how many.
@@ -831,36 +884,29 @@ impl<
         }
     }
 
-    /// Drops the flash part of slot `i` (persisting the mark); returns how many.
+    /// Drops the flash part of slot `i` ahead of a clear of its RAM records:
+    /// when any record of the sensor may be in storage, one mark covering
+    /// every record written so far is persisted first. Returns how many flash
+    /// records were dropped.
     pub(crate) fn clear_flash(&mut self, i: usize) -> Result<u32, Error> {
-        let Some(p) = self.spill.parts.get(i).copied() else {
-            return Ok(0);
-        };
-        if p.is_empty() {
-            if let Some(p) = self.spill.parts.get_mut(i) {
-                p.gone = 0;
-            }
+        if SPILL == 0 {
             return Ok(0);
         }
+        let (Some(p), Some(e)) = (self.spill.parts.get(i).copied(), self.table.get(i)) else {
+            return Ok(0);
+        };
+        let written = e.seq.written();
         let n = p.count();
-        let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key().into();
-        self.storage_ready()?;
-        let Self {
-            table,
-            storage,
-            spill,
-            ..
-        } = self;
-        let SpillState { parts, lost, .. } = spill;
-        storage
-            .ack(key, p.end, |ev| evicted(table, parts, lost, ev))
-            .map_err(storage_error)?;
+        if !p.is_empty() || p.gone > 0 || p.unsure > 0 {
+            self.write_mark(i, written)?;
+        }
         let Some(p) = self.spill.parts.get_mut(i) else {
             return Err(Error::Invariant);
         };
         p.acked = p.end;
         p.read = p.end;
         p.gone = 0;
+        p.unsure = 0;
         Ok(n)
     }
 
@@ -886,7 +932,12 @@ impl<
                 return Err(Error::Storage);
             }
         }
-        Ok(self.flush_progress())
+        let progress = self.flush_progress();
+        if progress == 101 {
+            // Done: threshold spills resume for whatever is written next.
+            self.spill.flushing = false;
+        }
+        Ok(progress)
     }
 
     /// Runs the shutdown flush to the end.
@@ -908,9 +959,6 @@ impl<
     pub fn flush_progress(&self) -> u8 {
         let left: u32 = self.table.iter().map(|e| e.seq.count()).sum();
         if left == 0 {
-            if self.spill.flushing {
-                // Finished.
-            }
             return 101;
         }
         if !self.spill.flushing || self.spill.flush_total == 0 {
@@ -1027,6 +1075,9 @@ impl<
         if SPILL == 0 || old_erased == new_erased {
             return false;
         }
+        if let Some(p) = self.spill.parts.get_mut(i) {
+            p.unsure = p.unsure.saturating_sub(new_erased.wrapping_sub(old_erased));
+        }
         match self.spill.parts.get_mut(i) {
             Some(p) if !p.is_empty() && p.end == old_erased => {
                 p.end = new_erased;
@@ -1076,6 +1127,6 @@ mod tests {
     #[test]
     fn flash_part_size_matches_the_size_report() {
         // scripts/size-report.sh counts this per sensor slot of the C API's store.
-        assert_eq!(core::mem::size_of::<FlashPart>(), 44);
+        assert_eq!(core::mem::size_of::<FlashPart>(), 52);
     }
 }
