@@ -376,6 +376,12 @@ pub enum FileError {
     },
     /// Invalid [`FileConfig`].
     Config,
+    /// A batch spans more sources than the disk limit leaves files for: making
+    /// room for the frame of one of them would evict a file an earlier frame of
+    /// the same batch was just written to. Nothing of the batch was kept (the
+    /// frames written are cut back); maps to [`StorageError::TooLarge`]: the
+    /// same records in batches over fewer sources fit.
+    BatchTooWide,
 }
 
 impl FileError {
@@ -395,7 +401,7 @@ impl FileError {
             FileError::Io { kind, errno, .. } => {
                 kind == io::ErrorKind::StorageFull || matches!(errno, Some(28) | Some(122))
             }
-            FileError::Config => false,
+            FileError::Config | FileError::BatchTooWide => false,
         }
     }
 }
@@ -415,6 +421,10 @@ impl fmt::Display for FileError {
                 "file storage: filesystem nearly full ({available} bytes available, reserve {reserve} bytes): writing stopped"
             ),
             FileError::Config => write!(f, "file storage: invalid configuration"),
+            FileError::BatchTooWide => write!(
+                f,
+                "file storage: batch spans more sources than the disk limit leaves files for"
+            ),
         }
     }
 }
@@ -425,6 +435,8 @@ impl From<FileError> for StorageError {
     fn from(e: FileError) -> Self {
         if e.is_no_space() {
             StorageError::NoSpace
+        } else if e == FileError::BatchTooWide {
+            StorageError::TooLarge
         } else {
             StorageError::Flash(FlashErrorKind::Other)
         }
@@ -778,6 +790,10 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     /// Reused files whose new life is not durable yet (the `fdatasync` of
     /// their first frame makes it so).
     undurable_reuse: Vec<PathBuf>,
+    /// Files written by the append or acknowledgement under way: never evicted
+    /// by it (an eviction for a later frame of a batch must not take the file
+    /// an earlier frame went to).
+    batch_files: Vec<u64>,
     next_seq: u64,
     total: u64,
     enc: Vec<u8>,
@@ -819,6 +835,7 @@ impl<F: FileSystem> FileStorage<F> {
             dirs_made: Vec::new(),
             spares: HashMap::new(),
             undurable_reuse: Vec::new(),
+            batch_files: Vec::new(),
             marks: HashMap::new(),
             next_seq: 1,
             total: 0,
@@ -1289,7 +1306,32 @@ impl<F: FileSystem> FileStorage<F> {
             .is_some_and(|(p, _)| self.undurable_reuse.contains(p))
     }
 
-    /// Evicts the oldest file, reporting its runs. `false` if there is none.
+    /// The file the next eviction takes: the oldest file, unless the append
+    /// under way wrote to it (`batch_files`); then the oldest
+    /// file of a source none of whose files it wrote to before that one. That
+    /// file is the oldest of its own source, so its sensors lose a prefix of
+    /// their records and a mark never outlives the records it covers (marks
+    /// cover records of their own source only). `None`: no file, or every
+    /// candidate was written by this append.
+    fn eviction_candidate(&self) -> Option<u64> {
+        if self.batch_files.is_empty() {
+            return self.files.keys().next().copied();
+        }
+        let mut blocked: Vec<u8> = Vec::new();
+        for (&seq, m) in &self.files {
+            if self.batch_files.contains(&seq) {
+                blocked.push(m.source);
+                continue;
+            }
+            if !blocked.contains(&m.source) {
+                return Some(seq);
+            }
+        }
+        None
+    }
+
+    /// Evicts the oldest file (see `eviction_candidate`),
+    /// reporting its runs. `false` if there is none.
     /// With `reuse_for` naming a source (a new file of that source is about to
     /// start), no latest acknowledgement mark in the file and no other reused
     /// file waiting in that source, the file is kept, contents and all, as the
@@ -1300,7 +1342,7 @@ impl<F: FileSystem> FileStorage<F> {
         on_evict: &mut impl FnMut(RunInfo),
         reuse_for: Option<u8>,
     ) -> Result<bool, FileError> {
-        let Some((&seq, _)) = self.files.iter().next() else {
+        let Some(seq) = self.eviction_candidate() else {
             return Ok(false);
         };
         // Never append to a file that is going away.
@@ -1485,11 +1527,15 @@ impl<F: FileSystem> FileStorage<F> {
                 continue;
             }
             if let Some(t) = target
-                && self.files.keys().next() == Some(&t)
+                && self.eviction_candidate() == Some(t)
             {
                 // The file we would append to is the oldest one: start afresh.
                 self.seal(t);
                 new_file = true;
+            }
+            if self.eviction_candidate().is_none() && !self.files.is_empty() {
+                // Every file that could go was written by this batch.
+                return Err(self.fail(FileError::BatchTooWide));
             }
             if !self.evict_one(on_evict, new_file.then_some(source))? {
                 break;
@@ -1885,11 +1931,16 @@ impl<F: FileSystem> FileStorage<F> {
         // together, so this costs about one sync instead of one per source).
         let defer = sources.len() > 1;
         let mut undo = Vec::with_capacity(sources.len());
+        self.batch_files.clear();
         for &s in &sources {
             self.encode_batch(runs, s);
             match self.write_frame(s, on_evict, !defer) {
-                Ok(u) => undo.push(u),
+                Ok(u) => {
+                    self.batch_files.push(u.seq);
+                    undo.push(u);
+                }
                 Err(e) => {
+                    self.batch_files.clear();
                     self.rollback(undo);
                     return Err(e);
                 }
@@ -1904,6 +1955,7 @@ impl<F: FileSystem> FileStorage<F> {
                 }
             }
         }
+        self.batch_files.clear();
         if defer && let Err(e) = self.sync_all(&undo) {
             self.rollback(undo);
             return Err(e);
