@@ -283,7 +283,9 @@ fn bad_header_and_foreign_files_cost_only_themselves() {
             assert_eq!(got, (f..end).collect::<Vec<_>>());
         }
     }
-    // New files get numbers above the .tmp leftover's.
+    // The store keeps writing; new files are numbered from valid headers
+    // only (the leftover's high name is a label, not a number to follow:
+    // fuzz/known-failures `file_spool-mark-lost-seq-near-max`).
     let mut seq = 100_000;
     while s.file_stats().files_created == 0 {
         s.append(
@@ -293,7 +295,7 @@ fn bad_header_and_foreign_files_cost_only_themselves() {
         .unwrap();
         seq += 200;
     }
-    assert!(s.stats().head_seq > 0xffff_ffff_ffff_0000);
+    assert!(s.stats().head_seq < 1 << 32, "{}", s.stats().head_seq);
 }
 
 #[test]

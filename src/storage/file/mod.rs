@@ -232,7 +232,7 @@ use super::{
     Batch, FlashErrorKind, LogEntry, ReadOut, RunInfo, SensorKey, Storage, StorageError,
     StorageStats, encoded_len, run_encoded_len, validate_batch,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -794,7 +794,13 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     /// by it (an eviction for a later frame of a batch must not take the file
     /// an earlier frame went to).
     batch_files: Vec<u64>,
+    /// One past the largest file number in a valid header (header numbers of
+    /// new files, and labels for new spare names).
     next_seq: u64,
+    /// Numbers in the names of files found at mount at or above `next_seq`:
+    /// skipped when a new spare is named, so a new name never hits an existing
+    /// file (names are only labels; see `new_name_number`).
+    taken_names: BTreeSet<u64>,
     total: u64,
     enc: Vec<u8>,
     cache_seq: Option<(u64, u64)>,
@@ -838,6 +844,7 @@ impl<F: FileSystem> FileStorage<F> {
             batch_files: Vec::new(),
             marks: HashMap::new(),
             next_seq: 1,
+            taken_names: BTreeSet::new(),
             total: 0,
             enc: Vec::new(),
             cache_seq: None,
@@ -1164,6 +1171,7 @@ impl<F: FileSystem> FileStorage<F> {
         dirs.sort_by(|a, b| a.name.cmp(&b.name));
         let mut img = Vec::new();
         let mut max_seq = 0u64;
+        let mut names = BTreeSet::new();
         for d in dirs.iter().filter(|d| d.is_dir && d.name != QUARANTINE_DIR) {
             let dir = root.join(&d.name);
             // A source's directory exists when it is listed, whatever the
@@ -1213,7 +1221,10 @@ impl<F: FileSystem> FileStorage<F> {
                 else {
                     continue;
                 };
-                max_seq = max_seq.max(name_seq);
+                // A name is only a label (a spare's, or one from a reused
+                // file's earlier life): it never sets the next header number,
+                // it is only kept from being given again.
+                names.insert(name_seq);
                 // One bad file never stops the mount.
                 match self.mount_file(&dir, &d.name, &e.name, &mut img) {
                     Ok(Mounted::Data(seq, meta)) => {
@@ -1239,7 +1250,10 @@ impl<F: FileSystem> FileStorage<F> {
         }
         self.total = self.files.values().map(|m| m.size).sum::<u64>()
             + self.spares.values().flatten().map(|s| s.1).sum::<u64>();
+        // Header numbers come from valid headers only (at most
+        // `MAX_FILE_SEQ`, see `parse_file_header`).
         self.next_seq = max_seq + 1;
+        self.taken_names = names.split_off(&self.next_seq);
         // The newest file of each source stays appendable.
         for (&seq, m) in self.files.iter() {
             if !m.sealed {
@@ -1614,14 +1628,36 @@ impl<F: FileSystem> FileStorage<F> {
         self.seal(seq);
     }
 
+    /// A number for the name of a new spare: the next file number, skipping
+    /// numbers in the names of files found at mount (names are labels; they
+    /// must only never name an existing file, since a reused file keeps its
+    /// name when it moves to another source's directory).
+    fn new_name_number(&mut self) -> u64 {
+        while self.taken_names.remove(&self.next_seq) {
+            self.next_seq += 1;
+        }
+        let n = self.next_seq;
+        self.next_seq += 1;
+        n
+    }
+
     /// Pre-creates [`SPARES`] empty files in `dir` with one directory fsync.
     fn make_spares(&mut self, source: u8, dir: &Path) -> Result<(), FileError> {
         let mut made = Vec::with_capacity(SPARES);
         let mut res = Ok(());
-        for _ in 0..SPARES {
-            let path = dir.join(format!("{:016x}{EXT}", self.next_seq));
-            self.next_seq += 1;
+        // A name taken by a file the store does not know (e.g. one whose
+        // mount failed) is skipped, a bounded number of times.
+        let mut skips = 4 * SPARES;
+        while made.len() < SPARES {
+            let path = dir.join(format!("{:016x}{EXT}", self.new_name_number()));
             let r = self.fs.create_new(&path);
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && skips > 0 => {
+                    skips -= 1;
+                    continue;
+                }
+                _ => {}
+            }
             match self.io(FileOp::Open, r) {
                 Ok(_) => made.push(path),
                 Err(e) => {
@@ -1676,10 +1712,10 @@ impl<F: FileSystem> FileStorage<F> {
         if have >= 2 * SPARES as u64 || n == 0 {
             return;
         }
+        let _ = m;
         let names: Vec<PathBuf> = (0..n)
-            .map(|i| dir.join(format!("{:016x}{EXT}", self.next_seq + i)))
+            .map(|_| dir.join(format!("{:016x}{EXT}", self.new_name_number())))
             .collect();
-        self.next_seq += n;
         // Prefilling pays when a file takes two batches or more (each then
         // syncs data only; measured with 32 KB batches in 64 KiB files); a
         // file of one batch would only add the zeros' own write and sync.
@@ -1689,7 +1725,9 @@ impl<F: FileSystem> FileStorage<F> {
         } else {
             0
         };
-        m.request(source, dir.to_path_buf(), names, prefill);
+        if let Some(m) = &self.maker {
+            m.request(source, dir.to_path_buf(), names, prefill);
+        }
     }
 
     /// Moves the spares the helper made for `source` into its list, in front
@@ -1746,9 +1784,10 @@ impl<F: FileSystem> FileStorage<F> {
     /// A reused spare is written over from its start; its stale bytes after the
     /// new frames never pass a frame check (the CRC covers the file's number).
     fn create_file(&mut self, source: u8, sync: bool) -> Result<Undo, FileError> {
-        // File numbers near the end of the range (only after adopting a huge number
-        // from a damaged name or header): refuse instead of overflowing `next_seq`.
-        if self.next_seq > u64::MAX - 2 * SPARES as u64 {
+        // File numbers near the end of what mount accepts (only after a valid
+        // header with a huge number, i.e. a forged one): refuse rather than
+        // number a file that the next mount would take as damage.
+        if self.next_seq > MAX_FILE_SEQ - 2 * SPARES as u64 {
             return Err(self.fail(FileError::Io {
                 op: FileOp::Open,
                 kind: io::ErrorKind::Other,
