@@ -283,7 +283,9 @@ fn bad_header_and_foreign_files_cost_only_themselves() {
             assert_eq!(got, (f..end).collect::<Vec<_>>());
         }
     }
-    // New files get numbers above the .tmp leftover's.
+    // The store keeps writing; new files are numbered from valid headers
+    // only (the leftover's high name is a label, not a number to follow:
+    // fuzz/known-failures `file_spool-mark-lost-seq-near-max`).
     let mut seq = 100_000;
     while s.file_stats().files_created == 0 {
         s.append(
@@ -293,7 +295,7 @@ fn bad_header_and_foreign_files_cost_only_themselves() {
         .unwrap();
         seq += 200;
     }
-    assert!(s.stats().head_seq > 0xffff_ffff_ffff_0000);
+    assert!(s.stats().head_seq < 1 << 32, "{}", s.stats().head_seq);
 }
 
 #[test]
@@ -405,11 +407,11 @@ fn torn_first_write_becomes_spare_again() {
     eprintln!("file torn first writes: {cases} cases");
 }
 
-/// Evicted files are unlinked without a directory fsync, so a crash may bring
-/// them back (the fault layer keeps every unlink not yet covered by a
-/// directory fsync and undoes a random subset of them at a simulated crash). Whatever comes
-/// back, no acknowledgement is undone and nothing acknowledged is delivered
-/// again; nothing is corrupted.
+/// Crashes between calls (the fault layer keeps every unlink, rename and
+/// creation not yet covered by a directory fsync and undoes a random subset
+/// of them at a simulated crash): no acknowledgement is undone, nothing
+/// acknowledged is delivered again, nothing is corrupted, and since every
+/// eviction is durable before its call returns, nothing comes back.
 #[test]
 fn resurrected_evicted_files_never_undo_acks() {
     let d = TempDir::new("resurrect");
@@ -467,7 +469,11 @@ fn resurrected_evicted_files_never_undo_acks() {
             }
         }
     }
-    assert!(resurrected > 0, "the scenario happened");
+    // Every eviction is made durable (directory fsync) before the append or
+    // acknowledgement that evicted returns: a crash between calls undoes
+    // nothing, no evicted file comes back. (Before, unlinks were left without
+    // a directory fsync and this count was well above zero.)
+    assert_eq!(resurrected, 0, "changes undone by crashes between calls");
     assert!(mark_syncs > 0);
     eprintln!(
         "file resurrection: {crashes} crashes brought back {resurrected} evicted files; {mark_syncs} mark directory syncs"
@@ -486,6 +492,17 @@ fn resurrected_evicted_files_never_undo_acks() {
 /// is delivered.
 #[test]
 fn crash_image_at_every_operation_with_reuse() {
+    crash_images_with_reuse(DirModel::Atomic);
+}
+
+/// The same with independent directory entries (no journal: the two halves
+/// of a rename durable separately, by the `fsync` of each directory).
+#[test]
+fn crash_image_at_every_operation_with_reuse_independent_entries() {
+    crash_images_with_reuse(DirModel::Independent);
+}
+
+fn crash_images_with_reuse(dirs: DirModel) {
     let d = TempDir::new("reuse-crash");
     let root = d.path().join("store");
     let images = d.path().join("images");
@@ -493,7 +510,7 @@ fn crash_image_at_every_operation_with_reuse() {
     cfg.file_size = 512;
     cfg.disk_limit = 4 * 1024;
     let keys = keys_grid(3, 3);
-    let ffs = FaultFs::default();
+    let ffs = FaultFs::with_dirs(dirs);
     let mut s = FileStorage::with_fs(ffs.clone(), cfg.clone()).unwrap();
     s.mount().unwrap();
     let mut rng = Rng(2024);
@@ -581,7 +598,7 @@ fn crash_image_at_every_operation_with_reuse() {
     assert_eq!(resurrected, 0);
     assert!(taken.len() > 500, "{} images", taken.len());
     eprintln!(
-        "file crash images with reuse: {} images checked ({} reused files, {} mark directory syncs, {} durable records checked)",
+        "file crash images with reuse ({dirs:?}): {} images checked ({} reused files, {} mark directory syncs, {} durable records checked)",
         taken.len(),
         fst.files_reused,
         fst.mark_dir_syncs,
@@ -944,6 +961,10 @@ fn prefill_by_hand<F: FileSystem>(
         f.sync_data().unwrap();
     }
     fs.sync_dir(&dir).unwrap();
+    // The directories made above durable too (the fault layer's crash model
+    // drops directory entries not made durable by an fsync of their parent).
+    fs.sync_dir(root).unwrap();
+    fs.sync_dir(root.parent().unwrap()).unwrap();
 }
 
 /// Prefilled spares (files of zeros, as the helper makes them) are kept at

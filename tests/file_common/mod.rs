@@ -2,7 +2,9 @@
 //! layer, a workload generator and a model check.
 #![allow(dead_code)]
 
-use sensor_spool::storage::file::{DirEntry, FileConfig, FileSystem, FsFile, StdFile, StdFs};
+use sensor_spool::storage::file::{
+    DirEntry, FileConfig, FileId, FileSystem, FsFile, StdFile, StdFs,
+};
 use sensor_spool::storage::{
     FileStorage, LogEntry, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage,
 };
@@ -275,7 +277,45 @@ impl Fault {
     }
 }
 
-/// What fails next.
+/// How directory entries behave in a crash ([`Plan::dirs`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DirModel {
+    /// A journaling filesystem (ext4, XFS, btrfs): a rename is one atomic
+    /// change, durable once its target directory is `fsync`ed; until then a
+    /// crash leaves it done or undone, never half.
+    #[default]
+    Atomic,
+    /// Independent directory entries (ext2, FAT, many flash filesystems):
+    /// the new entry of a rename is durable only after an `fsync` of the target
+    /// directory, the removal of the old one only after an `fsync` of the
+    /// source directory, each independently, so a crash may leave the file in
+    /// both directories or in neither.
+    Independent,
+}
+
+/// A change of a directory entry not yet made durable by an `fsync` of its
+/// directory: a crash may undo it (each independently, in any combination:
+/// POSIX promises no order).
+#[derive(Clone, Debug)]
+pub enum MetaOp {
+    /// A file created (`O_EXCL`).
+    Create(PathBuf),
+    /// A directory created (one per component `create_dir_all` made).
+    Mkdir(PathBuf),
+    /// A file unlinked: its contents at the unlink, and at its last sync if it
+    /// had unsynced changes (a crash that brings it back tears them too).
+    Unlink(PathBuf, Vec<u8>, Option<Vec<u8>>),
+    /// A rename; with [`DirModel::Independent`] its two halves become durable
+    /// separately (`link`: the new name, `unlink`: the old name's removal).
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        link: bool,
+        unlink: bool,
+    },
+}
+
+/// What fails next, and what a crash may undo.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub write: Option<Fault>,
@@ -287,16 +327,16 @@ pub struct Plan {
     pub available: Option<u64>,
     /// Failures injected so far.
     pub injected: u32,
-    /// Files unlinked since the last `fsync` of their directory, with their
-    /// contents: a crash may bring them back ([`FaultFs::crash`]).
-    pub unsynced_unlinks: Vec<(PathBuf, Vec<u8>)>,
+    /// How directory entries behave in a crash.
+    pub dirs: DirModel,
+    /// Creations, unlinks and renames not yet made durable by an `fsync` of
+    /// their directory, oldest first.
+    pub unsynced_meta: Vec<MetaOp>,
     /// Files written or truncated since their last `fdatasync`, with their
-    /// contents before the first such change: at a crash each 512-byte sector
-    /// may hold the old or the new bytes, and the length may be either.
+    /// contents before the first such change: at a crash each such file keeps
+    /// its old contents whole, its new contents whole, or a mix torn at
+    /// 512-byte boundaries (each sector old or new, the length either).
     pub unsynced_writes: Vec<(PathBuf, Vec<u8>)>,
-    /// Renames not yet made durable by an `fsync` of the target directory:
-    /// a crash may undo them.
-    pub unsynced_renames: Vec<(PathBuf, PathBuf)>,
     /// Filesystem operations so far (writes, truncations, syncs, creations,
     /// renames, unlinks, directory syncs).
     pub ops: u64,
@@ -317,8 +357,14 @@ pub struct Imaging {
 }
 
 /// The bytes a crash leaves of a file changed from `old` to `new` without a
-/// sync: the length of either, every 512-byte sector from either.
+/// sync: `old` whole (the data lost), `new` whole (kept), or torn: the length
+/// of either, every 512-byte sector from either.
 fn torn_mix(old: &[u8], new: &[u8], rng: &mut Rng) -> Vec<u8> {
+    match rng.below(3) {
+        0 => return old.to_vec(),
+        1 => return new.to_vec(),
+        _ => {}
+    }
     let len = if rng.below(2) == 0 {
         old.len()
     } else {
@@ -339,39 +385,79 @@ fn torn_mix(old: &[u8], new: &[u8], rng: &mut Rng) -> Vec<u8> {
 /// path into the path to change). Returns how many changes were undone.
 fn apply_crash(plan: &Plan, rng: &mut Rng, map: &dyn Fn(&Path) -> PathBuf) -> usize {
     let mut n = 0;
-    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for (from, to) in plan.unsynced_renames.iter().rev() {
-        let (f, t) = (map(from), map(to));
-        if rng.below(2) == 0 && t.exists() && !f.exists() {
-            std::fs::rename(&t, &f).unwrap();
-            moved.push((to.clone(), from.clone()));
-            n += 1;
-        }
-    }
-    let back = |p: &Path| -> PathBuf {
-        let mut p = p.to_path_buf();
-        for (to, from) in &moved {
-            if p == *to {
-                p = from.clone();
-            }
-        }
-        map(&p)
-    };
-    for (p, b) in &plan.unsynced_unlinks {
-        let p = back(p);
-        if rng.below(2) == 0 && !p.exists() {
-            std::fs::write(&p, b).unwrap();
-            n += 1;
-        }
-    }
+    // File data first, where the files are now (renames move inodes, and
+    // their data with them, when they are undone below).
     for (p, old) in &plan.unsynced_writes {
-        let p = back(p);
+        let p = map(p);
         if let Ok(new) = std::fs::read(&p) {
             let mixed = torn_mix(old, &new, rng);
             if mixed != new {
                 n += 1;
             }
             std::fs::write(&p, mixed).unwrap();
+        }
+    }
+    let exists = |p: &Path| p.exists();
+    let parent_exists = |p: &Path| p.parent().is_some_and(|d| d.is_dir());
+    for op in plan.unsynced_meta.iter().rev() {
+        match op {
+            MetaOp::Create(p) => {
+                let p = map(p);
+                if rng.below(2) == 0 && p.is_file() {
+                    std::fs::remove_file(&p).unwrap();
+                    n += 1;
+                }
+            }
+            MetaOp::Mkdir(p) => {
+                let p = map(p);
+                if rng.below(2) == 0 && p.is_dir() {
+                    std::fs::remove_dir_all(&p).unwrap();
+                    n += 1;
+                }
+            }
+            MetaOp::Unlink(p, bytes, old) => {
+                let p = map(p);
+                if rng.below(2) == 0 && !exists(&p) && parent_exists(&p) {
+                    let b = match old {
+                        Some(old) => torn_mix(old, bytes, rng),
+                        None => bytes.clone(),
+                    };
+                    std::fs::write(&p, b).unwrap();
+                    n += 1;
+                }
+            }
+            MetaOp::Rename {
+                from,
+                to,
+                link,
+                unlink,
+            } => {
+                let (f, t) = (map(from), map(to));
+                if !t.is_file() || exists(&f) || !parent_exists(&f) {
+                    continue;
+                }
+                let (keep_link, keep_unlink) = match plan.dirs {
+                    DirModel::Atomic => {
+                        let keep = *link || rng.below(2) == 0;
+                        (keep, keep)
+                    }
+                    DirModel::Independent => {
+                        (*link || rng.below(2) == 0, *unlink || rng.below(2) == 0)
+                    }
+                };
+                match (keep_link, keep_unlink) {
+                    (true, true) => continue,
+                    // Undone: back under its old name.
+                    (false, false) => std::fs::rename(&t, &f).unwrap(),
+                    // The new name durable, the old one not removed: both.
+                    (true, false) => {
+                        std::fs::copy(&t, &f).unwrap();
+                    }
+                    // The old name removed, the new one not durable: neither.
+                    (false, true) => std::fs::remove_file(&t).unwrap(),
+                }
+                n += 1;
+            }
         }
     }
     n
@@ -390,17 +476,75 @@ impl Plan {
     fn tick(&mut self) {
         if let Some(mut im) = self.imaging.take() {
             let dst = im.out.join(self.ops.to_string());
-            copy_tree(&im.root, &dst);
+            if im.root.is_dir() {
+                copy_tree(&im.root, &dst);
+            }
             let root = im.root.clone();
             let map = |p: &Path| match p.strip_prefix(&root) {
                 Ok(rel) => dst.join(rel),
                 Err(_) => p.to_path_buf(),
             };
-            apply_crash(self, &mut im.rng, &map);
+            // Only what lies under the imaged root is changed in the copy.
+            let inside = Plan {
+                dirs: self.dirs,
+                unsynced_meta: self
+                    .unsynced_meta
+                    .iter()
+                    .filter(|op| match op {
+                        MetaOp::Create(p) | MetaOp::Mkdir(p) | MetaOp::Unlink(p, _, _) => {
+                            p.starts_with(&root)
+                        }
+                        MetaOp::Rename { from, to, .. } => {
+                            from.starts_with(&root) && to.starts_with(&root)
+                        }
+                    })
+                    .cloned()
+                    .collect(),
+                unsynced_writes: self
+                    .unsynced_writes
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&root))
+                    .cloned()
+                    .collect(),
+                ..Plan::default()
+            };
+            apply_crash(&inside, &mut im.rng, &map);
+            // The root itself not durable yet: a crash left no store at all
+            // (an empty directory, so the image mounts).
+            if !dst.exists() {
+                std::fs::create_dir_all(&dst).unwrap();
+            }
             im.taken.push(self.ops);
             self.imaging = Some(im);
         }
         self.ops += 1;
+    }
+
+    /// An `fsync` of directory `dir`: the entries changed in it are durable.
+    fn dir_synced(&mut self, dir: &Path) {
+        let atomic = self.dirs == DirModel::Atomic;
+        self.unsynced_meta.retain_mut(|op| match op {
+            MetaOp::Create(p) | MetaOp::Mkdir(p) | MetaOp::Unlink(p, _, _) => {
+                p.parent() != Some(dir)
+            }
+            MetaOp::Rename {
+                from,
+                to,
+                link,
+                unlink,
+            } => {
+                if to.parent() == Some(dir) {
+                    *link = true;
+                    if atomic {
+                        *unlink = true;
+                    }
+                }
+                if !atomic && from.parent() == Some(dir) {
+                    *unlink = true;
+                }
+                !(*link && *unlink)
+            }
+        });
     }
 }
 
@@ -431,7 +575,10 @@ fn trip(f: &mut Option<Fault>, injected: &mut u32) -> Option<Fault> {
     Some(cur)
 }
 
-/// [`StdFs`] with planned failures.
+/// [`StdFs`] with planned failures and a crash model: file data durable only
+/// after `fdatasync` (else lost whole, torn at 512-byte boundaries, or kept);
+/// a creation, rename or unlink durable only after an `fsync` of its
+/// directory, in the [`DirModel`] chosen.
 #[derive(Clone, Debug, Default)]
 pub struct FaultFs {
     pub plan: Arc<Mutex<Plan>>,
@@ -444,16 +591,24 @@ pub struct FaultFile {
     plan: Arc<Mutex<Plan>>,
 }
 
+impl FaultFile {
+    /// Where the file is now (renames move it; tracked through the plan).
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+}
+
 impl FsFile for FaultFile {
     fn read_exact_at(&mut self, buf: &mut [u8], off: u64) -> io::Result<()> {
         self.inner.read_exact_at(buf, off)
     }
     fn write_all_at(&mut self, buf: &[u8], off: u64) -> io::Result<()> {
+        let path = self.path();
         let f = {
             let mut p = self.plan.lock().unwrap();
             let p = &mut *p;
             p.tick();
-            p.note_change(&self.path);
+            p.note_change(&path);
             trip(&mut p.write, &mut p.injected)
         };
         if let Some(f) = f {
@@ -475,30 +630,45 @@ impl FsFile for FaultFile {
             return Err(io::Error::from_raw_os_error(f.errno));
         }
         self.inner.sync_data()?;
+        let path = self.path();
         self.plan
             .lock()
             .unwrap()
             .unsynced_writes
-            .retain(|(p, _)| *p != self.path);
+            .retain(|(p, _)| *p != path);
         Ok(())
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let path = self.path();
         {
             let mut p = self.plan.lock().unwrap();
             p.tick();
-            p.note_change(&self.path);
+            p.note_change(&path);
         }
         self.inner.set_len(len)
     }
     fn size(&mut self) -> io::Result<u64> {
         self.inner.size()
     }
+    fn id(&mut self) -> io::Result<FileId> {
+        self.inner.id()
+    }
 }
 
 impl FileSystem for FaultFs {
     type File = FaultFile;
     fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
+        let missing: Vec<PathBuf> = path
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty() && !a.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        StdFs.create_dir_all(path)?;
+        let mut p = self.plan.lock().unwrap();
+        for d in missing.into_iter().rev() {
+            p.unsynced_meta.push(MetaOp::Mkdir(d));
+        }
+        Ok(())
     }
     fn list_dir(&mut self, path: &Path) -> io::Result<Vec<DirEntry>> {
         StdFs.list_dir(path)
@@ -520,8 +690,14 @@ impl FileSystem for FaultFs {
         if let Some(f) = f {
             return Err(io::Error::from_raw_os_error(f.errno));
         }
+        let inner = StdFs.create_new(path)?;
+        self.plan
+            .lock()
+            .unwrap()
+            .unsynced_meta
+            .push(MetaOp::Create(path.to_path_buf()));
         Ok(FaultFile {
-            inner: StdFs.create_new(path)?,
+            inner,
             path: path.to_path_buf(),
             plan: self.plan.clone(),
         })
@@ -530,11 +706,14 @@ impl FileSystem for FaultFs {
         self.plan.lock().unwrap().tick();
         let bytes = std::fs::read(path).unwrap_or_default();
         StdFs.remove_file(path)?;
-        self.plan
-            .lock()
-            .unwrap()
-            .unsynced_unlinks
-            .push((path.to_path_buf(), bytes));
+        let mut p = self.plan.lock().unwrap();
+        let old = p
+            .unsynced_writes
+            .iter()
+            .position(|(q, _)| q == path)
+            .map(|i| p.unsynced_writes.remove(i).1);
+        p.unsynced_meta
+            .push(MetaOp::Unlink(path.to_path_buf(), bytes, old));
         Ok(())
     }
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
@@ -555,8 +734,12 @@ impl FileSystem for FaultFs {
                 *q = to.to_path_buf();
             }
         }
-        p.unsynced_renames
-            .push((from.to_path_buf(), to.to_path_buf()));
+        p.unsynced_meta.push(MetaOp::Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            link: false,
+            unlink: false,
+        });
         Ok(())
     }
     fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
@@ -570,11 +753,7 @@ impl FileSystem for FaultFs {
             return Err(io::Error::from_raw_os_error(f.errno));
         }
         StdFs.sync_dir(path)?;
-        let mut plan = self.plan.lock().unwrap();
-        plan.unsynced_unlinks
-            .retain(|(p, _)| p.parent() != Some(path));
-        plan.unsynced_renames
-            .retain(|(_, to)| to.parent() != Some(path));
+        self.plan.lock().unwrap().dir_synced(path);
         Ok(())
     }
     fn available_bytes(&mut self, path: &Path) -> io::Result<u64> {
@@ -583,19 +762,30 @@ impl FileSystem for FaultFs {
         }
         StdFs.available_bytes(path)
     }
+    fn id(&mut self, path: &Path) -> io::Result<FileId> {
+        StdFs.id(path)
+    }
 }
 
 impl FaultFs {
-    /// A crash: of the renames and unlinks not yet made durable by a
-    /// directory fsync a random subset is undone (POSIX promises no order), and
-    /// every file changed since its last `fdatasync` keeps a random mix of old
-    /// and new sectors. Returns how many changes were undone.
+    /// A fault layer whose directory entries behave as `dirs` says in a crash.
+    pub fn with_dirs(dirs: DirModel) -> Self {
+        let f = FaultFs::default();
+        f.plan.lock().unwrap().dirs = dirs;
+        f
+    }
+
+    /// A crash: of the creations, renames and unlinks not yet made durable by
+    /// a directory fsync a random subset is undone (POSIX promises no order;
+    /// a rename whole or, with [`DirModel::Independent`], by halves), and every
+    /// file changed since its last `fdatasync` keeps its old data, its new
+    /// data or a mix torn at 512-byte boundaries. Returns how many changes
+    /// were undone.
     pub fn crash(&self, rng: &mut Rng) -> usize {
         let mut p = self.plan.lock().unwrap();
         let n = apply_crash(&p, rng, &|q: &Path| q.to_path_buf());
-        p.unsynced_unlinks.clear();
+        p.unsynced_meta.clear();
         p.unsynced_writes.clear();
-        p.unsynced_renames.clear();
         n
     }
 

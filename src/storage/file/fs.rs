@@ -4,12 +4,12 @@
 //! [`FsFile`], so tests can wrap [`StdFs`] and inject faults (`ENOSPC` or `EIO`
 //! on a write, a failing `fdatasync`, a failing `rename`, a short write, a full
 //! filesystem). The trait is deliberately small: positioned reads and writes,
-//! `fdatasync`, truncation, directory listing, rename, unlink, directory fsync
-//! and `statvfs`.
+//! `fdatasync`, truncation, directory listing, rename, unlink, directory fsync,
+//! `statvfs`, and `stat`/`fstat` identities ([`FileId`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 /// One entry of a directory listing.
@@ -19,6 +19,25 @@ pub struct DirEntry {
     pub name: String,
     /// Whether the entry is a directory.
     pub is_dir: bool,
+}
+
+/// Identity of a file or directory (`stat`): device and inode number, and
+/// the number of names it has (0: unlinked, reachable only through handles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    /// Device (`st_dev`).
+    pub dev: u64,
+    /// Inode number (`st_ino`).
+    pub ino: u64,
+    /// Hard links (`st_nlink`).
+    pub links: u64,
+}
+
+impl FileId {
+    /// Whether both name the same file (device and inode).
+    pub fn same(&self, other: &FileId) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
 }
 
 /// An open regular file. `Send`, because the files of a batch that spans
@@ -34,6 +53,13 @@ pub trait FsFile: Send {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// Current length of the file (`fstat`).
     fn size(&mut self) -> io::Result<u64>;
+    /// Identity of the open file (`fstat`). The store compares it with what
+    /// the file's path names before it reports a write durable, so a file
+    /// unlinked or replaced under it (spool directory removed while the store
+    /// runs) is detected. The default says `Unsupported`: no check is made.
+    fn id(&mut self) -> io::Result<FileId> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// The filesystem operations the file storage uses.
@@ -62,6 +88,21 @@ pub trait FileSystem: Clone + Send + 'static {
     /// Bytes an unprivileged writer may still allocate on the filesystem that
     /// holds `path` (`statvfs`: `f_bavail * f_frsize`).
     fn available_bytes(&mut self, path: &Path) -> io::Result<u64>;
+    /// Identity of what `path` names (`stat`); `NotFound` if nothing. The
+    /// default says `Unsupported`: the store then cannot tell a removed file
+    /// or directory from a present one before it reports a write durable.
+    fn id(&mut self, path: &Path) -> io::Result<FileId> {
+        let _ = path;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+fn id_of(m: &fs::Metadata) -> FileId {
+    FileId {
+        dev: m.dev(),
+        ino: m.ino(),
+        links: m.nlink(),
+    }
 }
 
 /// The real filesystem through `std::fs`, plus `statvfs` from `rustix`.
@@ -87,6 +128,9 @@ impl FsFile for StdFile {
     }
     fn size(&mut self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+    fn id(&mut self) -> io::Result<FileId> {
+        Ok(id_of(&self.0.metadata()?))
     }
 }
 
@@ -136,5 +180,8 @@ impl FileSystem for StdFs {
     fn available_bytes(&mut self, path: &Path) -> io::Result<u64> {
         let s = rustix::fs::statvfs(path).map_err(io::Error::from)?;
         Ok(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+    fn id(&mut self, path: &Path) -> io::Result<FileId> {
+        Ok(id_of(&fs::metadata(path)?))
     }
 }

@@ -83,14 +83,25 @@
 //!    failed frame is cut off again if possible; if that fails too and the
 //!    frame survives, its runs duplicate records the store still holds and will
 //!    write again, and [`Storage::recover`] reports such overlaps only once.
-//! 5. Deleting a file (eviction) needs no directory `fsync`, and neither does
-//!    reusing it; see below.
+//! 5. Every directory entry durable state depends on is made durable by an
+//!    `fsync` of its directory before the call that changed it returns: the
+//!    `unlink` of an evicted file, the `rename` that moves a reused file into
+//!    another source's directory (both directories), every directory the
+//!    store creates (its parent: root, source directories, `quarantine/`).
+//!    One `fsync` per directory touched per call, after its evictions and
+//!    before its frames are synced, so nothing is reported evicted that a
+//!    cut could bring back, and nothing reported durable sits behind a
+//!    directory entry a cut could lose, on journaling filesystems (renames
+//!    atomic) and on filesystems with independent directory entries alike.
+//!    Mount `fsync`s every directory it lists once (entries a killed process
+//!    left in the page cache only).
 //!
 //! Renames are used by mount's repairs: a file damaged in the middle is
 //! rewritten as `<name>.tmp` (write, `fdatasync`), the original is renamed into
 //! `quarantine/`, the copy renamed into place, both directories `fsync`ed;
 //! a crash in between is finished at the next mount (below). Reuse moves a file
-//! into another source's directory with a rename that need not be durable.
+//! into another source's directory with a rename made durable (both
+//! directories `fsync`ed) before the file's first new frame is reported.
 //!
 //! # Acknowledgements
 //!
@@ -117,9 +128,11 @@
 //! **Reusing evicted files.** When the eviction makes room for a new file of
 //! some source, the evicted file becomes that file ([`FileStats::files_reused`]):
 //! it is not unlinked; if it belongs to another source it is renamed into that
-//! source's directory (same name; names are only unique and a file's header
-//! says its source, so it does not matter which directory a crash leaves it
-//! in); the new header and first frame are written over it from its start.
+//! source's directory (same name; names are unique in the store and a file's
+//! header says its source; both directories are `fsync`ed before the append
+//! returns, so a cut cannot leave it in neither, on a filesystem whose
+//! directory entries are independent); the new header and first frame are
+//! written over it from its start.
 //! Nothing is allocated, freed, created or deleted, and `fdatasync` writes data
 //! only, so at the cap an append costs about what writing over an existing file
 //! costs. At the cap (no room left for another whole file) a new file always
@@ -140,13 +153,14 @@
 //! holding a latest mark is evicted, a reused file already written to is
 //! `fdatasync`ed and one still waiting is truncated and `fdatasync`ed.
 //!
-//! **Eviction without directory fsync.** The `unlink` of an evicted file is
-//! normally not followed by a directory `fsync` (that would cost one more sync
-//! per file once the store is at its cap), so a crash may bring an evicted
-//! file back. That is harmless: its unacknowledged records are delivered again
-//! (never acknowledged, so allowed), it is the oldest file and is evicted
-//! again. What must not happen is that a file with acknowledged records comes
-//! back while the file holding their mark does not. The mark covers only
+//! **Evictions durable before they count.** The `unlink` of an evicted file is
+//! followed by an `fsync` of its directory (one per directory per call)
+//! before the call returns and before its runs go to `on_evict`: a cut after
+//! the call never brings an evicted file back, so records reported lost stay
+//! lost. (At the cap most evictions reuse the file instead, with no directory
+//! operation when it stays in its source.) Within one call, what must not
+//! happen is that a file with acknowledged records comes back while the file
+//! holding their mark does not. The mark covers only
 //! records of its own source written before it, i.e. in the same file or in
 //! older files of the same source, and those were evicted first. So before
 //! a file that holds the latest mark of any sensor is unlinked, every earlier
@@ -184,24 +198,49 @@
 //!   in place, else renamed into place (the copy was durable before the
 //!   original was moved).
 //!
+//! # Files or directories removed under the store
+//!
+//! Before `append` or `ack` reports a frame durable, the file it went to is
+//! checked (`fstat` of the handle against `stat` of its path: same device and
+//! inode, still linked). A file unlinked, or whose directory was removed or
+//! replaced (`rm -rf`, `rm -rf` + `mkdir`), fails that check; any `NotFound`
+//! from the filesystem has the same effect. Then every indexed file and spare
+//! is checked, the ones gone leave the index, the directories are made again
+//! (parents `fsync`ed), and the call is retried once into a new file; so
+//! the call returns `Ok` only for frames in files that are reachable by their
+//! paths. The runs of every data file found gone are reported to the
+//! `on_evict` of that call (or, when a `read` found the loss, of the next
+//! `append`, `ack` or `evict_oldest`): one [`RunInfo`] per sensor and file,
+//! with its kind and the file's range of that sensor's sequence numbers (split
+//! into runs of at most 65,535), `meta` zero; counted in
+//! [`FileStats::files_vanished`] and [`FileStats::vanished_records`]. A `read`
+//! skips what vanished and returns the next stored record.
+//!
 //! # Errors
 //!
 //! The [`Storage`] trait returns [`StorageError`]: a full filesystem (`ENOSPC`,
 //! `EDQUOT`, or less free space than the reserve) maps to
 //! [`StorageError::NoSpace`], every other filesystem failure to
 //! `StorageError::Flash(FlashErrorKind::Other)`, a transient device error. After
-//! either the store keeps its records in RAM and retries later. The detail
+//! either the store keeps its records in RAM and retries later. A batch that
+//! spans more sources than the disk limit leaves files for (making room for
+//! one of its frames would evict a file an earlier frame of the same batch
+//! went to) fails with [`StorageError::TooLarge`] ([`FileError::BatchTooWide`]),
+//! nothing of it kept: the same records in batches over fewer sources fit. The detail
 //! (operation, OS error, free space) is in [`FileStorage::last_error`].
 //!
 //! # Costs
 //!
 //! - `append`: one `pwrite` + one `fdatasync` per source the batch spans (the
-//!   `fdatasync`s of a multi-source batch run concurrently); one `statvfs` per
-//!   file started; below the cap one directory `fsync` per [`SPARES`] files
-//!   created; at the cap no file operation when the evicted file is reused (a
-//!   `rename` if it changes source), else one `unlink` per file evicted, plus
-//!   a directory `fsync` if the file held a latest acknowledgement mark. Frame
-//!   CRCs use a slice-by-16 table with feature `std`.
+//!   `fdatasync`s of a multi-source batch run concurrently), and one `fstat` +
+//!   one `stat` per file written (is it still the file its path names?); one
+//!   `statvfs` per file started; below the cap one directory `fsync` per
+//!   [`SPARES`] files created; at the cap no file operation when the evicted
+//!   file is reused in its own source, a `rename` and two directory `fsync`s
+//!   when it changes source, else one `unlink` per file evicted and one
+//!   directory `fsync` per directory evicted from (shared by the batch), plus
+//!   one before the unlink if the file held a latest acknowledgement mark.
+//!   Frame CRCs use a slice-by-16 table with feature `std`.
 //! - `ack`: one 20-byte frame, one `pwrite` + `fdatasync`.
 //! - `mount` reads and checks every file once (up to `disk_limit` bytes);
 //!   `recover` reads every file once more.
@@ -222,7 +261,7 @@ mod spares;
 #[cfg(feature = "config")]
 pub mod config;
 
-pub use fs::{DirEntry, FileSystem, FsFile, StdFile, StdFs};
+pub use fs::{DirEntry, FileId, FileSystem, FsFile, StdFile, StdFs};
 
 use super::frame::{
     self, ACK_BODY, CRC_LEN, CRC32, FRAME_HDR, Header, MAX_FRAME, RUN_HDR, RunParse, TAG_ACK,
@@ -232,7 +271,7 @@ use super::{
     Batch, FlashErrorKind, LogEntry, ReadOut, RunInfo, SensorKey, Storage, StorageError,
     StorageStats, encoded_len, run_encoded_len, validate_batch,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -351,6 +390,9 @@ pub enum FileOp {
     SyncDir,
     /// `statvfs`.
     StatFs,
+    /// `stat`/`fstat`: checking that a file written is still the one its path
+    /// names (`NotFound`: it was unlinked or its directory removed).
+    Stat,
 }
 
 /// Detailed error of a [`FileStorage`] (the trait methods return the coarse
@@ -376,6 +418,12 @@ pub enum FileError {
     },
     /// Invalid [`FileConfig`].
     Config,
+    /// A batch spans more sources than the disk limit leaves files for: making
+    /// room for the frame of one of them would evict a file an earlier frame of
+    /// the same batch was just written to. Nothing of the batch was kept (the
+    /// frames written are cut back); maps to [`StorageError::TooLarge`]: the
+    /// same records in batches over fewer sources fit.
+    BatchTooWide,
 }
 
 impl FileError {
@@ -395,7 +443,7 @@ impl FileError {
             FileError::Io { kind, errno, .. } => {
                 kind == io::ErrorKind::StorageFull || matches!(errno, Some(28) | Some(122))
             }
-            FileError::Config => false,
+            FileError::Config | FileError::BatchTooWide => false,
         }
     }
 }
@@ -415,6 +463,10 @@ impl fmt::Display for FileError {
                 "file storage: filesystem nearly full ({available} bytes available, reserve {reserve} bytes): writing stopped"
             ),
             FileError::Config => write!(f, "file storage: invalid configuration"),
+            FileError::BatchTooWide => write!(
+                f,
+                "file storage: batch spans more sources than the disk limit leaves files for"
+            ),
         }
     }
 }
@@ -425,6 +477,8 @@ impl From<FileError> for StorageError {
     fn from(e: FileError) -> Self {
         if e.is_no_space() {
             StorageError::NoSpace
+        } else if e == FileError::BatchTooWide {
+            StorageError::TooLarge
         } else {
             StorageError::Flash(FlashErrorKind::Other)
         }
@@ -488,12 +542,19 @@ pub struct FileStats {
     pub syncs: u64,
     /// `fsync` calls on directories.
     pub dir_syncs: u64,
+    /// Data files found gone while the store ran (unlinked, or their
+    /// directory removed or replaced, by someone else); their runs were
+    /// reported to `on_evict`.
+    pub files_vanished: u32,
+    /// Records of those files (acknowledged or not).
+    pub vanished_records: u32,
 }
 
 /// Range of sequence numbers of one sensor inside one file.
 #[derive(Clone, Copy, Debug)]
 struct KeyRange {
     key: SensorKey,
+    kind: super::RecordKind,
     first: u32,
     end: u32,
 }
@@ -559,6 +620,11 @@ struct FrameRef {
     off: u32,
     len: u32,
     tag: u8,
+}
+
+/// Whether an error says a file or directory is gone (`NotFound`).
+fn gone(e: &FileError) -> bool {
+    matches!(e, FileError::Io { kind, .. } if *kind == io::ErrorKind::NotFound)
 }
 
 /// Serial-number "a is after b".
@@ -748,6 +814,7 @@ fn update_keys(keys: &mut Vec<KeyRange>, info: &RunInfo) {
         }
         None => keys.push(KeyRange {
             key: info.key,
+            kind: info.kind,
             first: info.first_seq,
             end,
         }),
@@ -778,7 +845,24 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     /// Reused files whose new life is not durable yet (the `fdatasync` of
     /// their first frame makes it so).
     undurable_reuse: Vec<PathBuf>,
+    /// Files written by the append or acknowledgement under way: never evicted
+    /// by it (an eviction for a later frame of a batch must not take the file
+    /// an earlier frame went to).
+    batch_files: Vec<u64>,
+    /// Directories whose entries changed (eviction unlinks, reuse renames,
+    /// dropped reused files) and must be `fsync`ed before the next write is
+    /// reported durable: one `fsync` per directory per batch.
+    dirs_due: Vec<PathBuf>,
+    /// Runs of files that vanished (unlinked or their directory removed by
+    /// someone else), reported to the next `on_evict` the caller passes.
+    lost_runs: Vec<RunInfo>,
+    /// One past the largest file number in a valid header (header numbers of
+    /// new files, and labels for new spare names).
     next_seq: u64,
+    /// Numbers in the names of files found at mount at or above `next_seq`:
+    /// skipped when a new spare is named, so a new name never hits an existing
+    /// file (names are only labels; see `new_name_number`).
+    taken_names: BTreeSet<u64>,
     total: u64,
     enc: Vec<u8>,
     cache_seq: Option<(u64, u64)>,
@@ -819,8 +903,12 @@ impl<F: FileSystem> FileStorage<F> {
             dirs_made: Vec::new(),
             spares: HashMap::new(),
             undurable_reuse: Vec::new(),
+            batch_files: Vec::new(),
+            dirs_due: Vec::new(),
+            lost_runs: Vec::new(),
             marks: HashMap::new(),
             next_seq: 1,
+            taken_names: BTreeSet::new(),
             total: 0,
             enc: Vec::new(),
             cache_seq: None,
@@ -937,8 +1025,7 @@ impl<F: FileSystem> FileStorage<F> {
 
     fn quarantine(&mut self, path: &Path, tag: &str) -> Result<(), FileError> {
         let qdir = self.cfg.root.join(QUARANTINE_DIR);
-        let r = self.fs.create_dir_all(&qdir);
-        self.io(FileOp::CreateDir, r)?;
+        self.make_dir(&qdir, false)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -1139,14 +1226,16 @@ impl<F: FileSystem> FileStorage<F> {
             disk_limit: self.cfg.disk_limit,
             ..FileStats::default()
         };
+        self.dirs_due.clear();
+        self.lost_runs.clear();
         let root = self.cfg.root.clone();
-        let r = self.fs.create_dir_all(&root);
-        self.io(FileOp::CreateDir, r)?;
+        self.make_dir(&root, false)?;
         let r = self.fs.list_dir(&root);
         let mut dirs = self.io(FileOp::ListDir, r)?;
         dirs.sort_by(|a, b| a.name.cmp(&b.name));
         let mut img = Vec::new();
         let mut max_seq = 0u64;
+        let mut names = BTreeSet::new();
         for d in dirs.iter().filter(|d| d.is_dir && d.name != QUARANTINE_DIR) {
             let dir = root.join(&d.name);
             // A source's directory exists when it is listed, whatever the
@@ -1196,7 +1285,10 @@ impl<F: FileSystem> FileStorage<F> {
                 else {
                     continue;
                 };
-                max_seq = max_seq.max(name_seq);
+                // A name is only a label (a spare's, or one from a reused
+                // file's earlier life): it never sets the next header number,
+                // it is only kept from being given again.
+                names.insert(name_seq);
                 // One bad file never stops the mount.
                 match self.mount_file(&dir, &d.name, &e.name, &mut img) {
                     Ok(Mounted::Data(seq, meta)) => {
@@ -1219,10 +1311,20 @@ impl<F: FileSystem> FileStorage<F> {
                     Ok(Mounted::Gone) | Err(_) => {}
                 }
             }
+            // The names found here durable before anything is written into
+            // them (a process killed before its directory fsync, without a
+            // power cut, leaves entries that only the page cache holds). A
+            // failure is counted; the mount goes on.
+            let _ = self.sync_dir(&dir);
         }
+        // Likewise the source directories' own entries.
+        let _ = self.sync_dir(&root);
         self.total = self.files.values().map(|m| m.size).sum::<u64>()
             + self.spares.values().flatten().map(|s| s.1).sum::<u64>();
+        // Header numbers come from valid headers only (at most
+        // `MAX_FILE_SEQ`, see `parse_file_header`).
         self.next_seq = max_seq + 1;
+        self.taken_names = names.split_off(&self.next_seq);
         // The newest file of each source stays appendable.
         for (&seq, m) in self.files.iter() {
             if !m.sealed {
@@ -1289,7 +1391,32 @@ impl<F: FileSystem> FileStorage<F> {
             .is_some_and(|(p, _)| self.undurable_reuse.contains(p))
     }
 
-    /// Evicts the oldest file, reporting its runs. `false` if there is none.
+    /// The file the next eviction takes: the oldest file, unless the append
+    /// under way wrote to it (`batch_files`); then the oldest
+    /// file of a source none of whose files it wrote to before that one. That
+    /// file is the oldest of its own source, so its sensors lose a prefix of
+    /// their records and a mark never outlives the records it covers (marks
+    /// cover records of their own source only). `None`: no file, or every
+    /// candidate was written by this append.
+    fn eviction_candidate(&self) -> Option<u64> {
+        if self.batch_files.is_empty() {
+            return self.files.keys().next().copied();
+        }
+        let mut blocked: Vec<u8> = Vec::new();
+        for (&seq, m) in &self.files {
+            if self.batch_files.contains(&seq) {
+                blocked.push(m.source);
+                continue;
+            }
+            if !blocked.contains(&m.source) {
+                return Some(seq);
+            }
+        }
+        None
+    }
+
+    /// Evicts the oldest file (see `eviction_candidate`),
+    /// reporting its runs. `false` if there is none.
     /// With `reuse_for` naming a source (a new file of that source is about to
     /// start), no latest acknowledgement mark in the file and no other reused
     /// file waiting in that source, the file is kept, contents and all, as the
@@ -1300,7 +1427,7 @@ impl<F: FileSystem> FileStorage<F> {
         on_evict: &mut impl FnMut(RunInfo),
         reuse_for: Option<u8>,
     ) -> Result<bool, FileError> {
-        let Some((&seq, _)) = self.files.iter().next() else {
+        let Some(seq) = self.eviction_candidate() else {
             return Ok(false);
         };
         // Never append to a file that is going away.
@@ -1332,21 +1459,28 @@ impl<F: FileSystem> FileStorage<F> {
                 Some(path.clone())
             } else {
                 // Same name in the other directory (names are unique in the
-                // store). The rename need not be durable: found in either
-                // directory, the file's header says its source.
+                // store; the file's header says its source).
                 let dir = self.ensure_dir(to)?;
                 let moved = dir.join(path.file_name().unwrap_or_default());
-                self.fs.rename(&path, &moved).is_ok().then_some(moved)
+                let ok = self.fs.rename(&path, &moved).is_ok();
+                if ok {
+                    // Both entries durable before the file's new frames are
+                    // reported: with independent directory entries a cut
+                    // could otherwise leave it in neither directory.
+                    self.dir_due(&path);
+                    self.dir_due(&moved);
+                }
+                ok.then_some(moved)
             };
         }
         if let Some(p) = &reuse {
             self.fstats.files_reused += 1;
             self.undurable_reuse.push(p.clone());
         } else {
-            // No directory fsync: if the unlink is lost in a crash the file
-            // comes back, which is harmless (see "Eviction without directory
-            // fsync").
+            // Durable (directory fsync) before the call that evicts returns
+            // and reports it: once per directory per batch.
             self.remove_counted(&path)?;
+            self.dir_due(&path);
         }
         self.marks.retain(|_, &mut (_, f)| f != seq);
         let meta = self.files.remove(&seq).unwrap_or_else(|| unreachable!());
@@ -1404,13 +1538,182 @@ impl<F: FileSystem> FileStorage<F> {
     fn ensure_dir(&mut self, source: u8) -> Result<PathBuf, FileError> {
         let dir = self.source_dir(source);
         if !self.dirs_made.contains(&source) {
-            let r = self.fs.create_dir_all(&dir);
-            self.io(FileOp::CreateDir, r)?;
-            let root = self.cfg.root.clone();
-            self.sync_dir(&root)?;
+            self.make_dir(&dir, true)?;
             self.dirs_made.push(source);
         }
         Ok(dir)
+    }
+
+    /// Creates `dir` and its missing ancestors durably: the parent of every
+    /// directory created is `fsync`ed (so a first-boot cut cannot take the
+    /// whole store, root and all), and with `sync_parent` the parent of `dir`
+    /// even when `dir` existed (its entry may be as new as a crashed earlier
+    /// run that made it).
+    fn make_dir(&mut self, dir: &Path, sync_parent: bool) -> Result<(), FileError> {
+        let mut missing: Vec<PathBuf> = Vec::new();
+        for a in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+            match self.fs.id(a) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(a.to_path_buf()),
+                // Cannot tell: treat as made now (one more directory fsync).
+                Err(_) => {
+                    missing.push(a.to_path_buf());
+                    break;
+                }
+            }
+        }
+        let r = self.fs.create_dir_all(dir);
+        self.io(FileOp::CreateDir, r)?;
+        let mut parents: Vec<PathBuf> = missing
+            .iter()
+            .rev()
+            .filter_map(|d| d.parent().map(Path::to_path_buf))
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        if sync_parent
+            && let Some(p) = dir.parent()
+            && !p.as_os_str().is_empty()
+            && !parents.iter().any(|q| q == p)
+        {
+            parents.push(p.to_path_buf());
+        }
+        for p in parents {
+            self.sync_dir(&p)?;
+        }
+        Ok(())
+    }
+
+    /// Notes that the entries of `p`'s directory changed (see `dirs_due`).
+    fn dir_due(&mut self, p: &Path) {
+        if let Some(d) = p.parent()
+            && !self.dirs_due.iter().any(|q| q == d)
+        {
+            self.dirs_due.push(d.to_path_buf());
+        }
+    }
+
+    /// `fsync`s every directory due (see `dirs_due`), once each.
+    fn flush_dirs(&mut self) -> Result<(), FileError> {
+        while let Some(d) = self.dirs_due.last().cloned() {
+            self.sync_dir(&d)?;
+            self.dirs_due.pop();
+        }
+        Ok(())
+    }
+
+    /// Whether file `seq` is gone: its path names nothing, or another file
+    /// than the handle held (replaced), or the handle's file has no name left.
+    /// Layers that cannot tell (`Unsupported`) fall back to `open`.
+    fn is_gone(&mut self, seq: u64) -> bool {
+        let Some(path) = self.files.get(&seq).map(|m| m.path.clone()) else {
+            return false;
+        };
+        let held = match self.handles.get_mut(&seq).map(|f| f.id()) {
+            Some(Ok(id)) => Some(id),
+            _ => None,
+        };
+        match self.fs.id(&path) {
+            Ok(now) => held.is_some_and(|h| h.links == 0 || !h.same(&now)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => self
+                .fs
+                .open(&path)
+                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound),
+            Err(_) => false,
+        }
+    }
+
+    /// Checks, after its data was synced and before it is reported durable,
+    /// that file `seq` is still the file its path names (not unlinked, its
+    /// directory not removed or replaced). `NotFound` ([`FileOp::Stat`]) if not.
+    fn verify_reachable(&mut self, seq: u64) -> Result<(), FileError> {
+        if self.is_gone(seq) {
+            return Err(self.fail(FileError::Io {
+                op: FileOp::Stat,
+                kind: io::ErrorKind::NotFound,
+                errno: Some(2),
+            }));
+        }
+        Ok(())
+    }
+
+    /// After a file was found gone (`NotFound` from any call): every indexed
+    /// file and spare is checked; the ones gone leave the index and the runs
+    /// of gone data files are queued for the next `on_evict` (from the index:
+    /// per sensor its range of sequence numbers in the file and the kind, no
+    /// timing), counted in [`FileStats::files_vanished`]. Directories are made
+    /// again (and their parents `fsync`ed) before the next file is started.
+    /// Returns whether anything was gone.
+    fn handle_vanished(&mut self) -> bool {
+        let seqs: Vec<u64> = self.files.keys().copied().collect();
+        let mut any = false;
+        for seq in seqs {
+            if !self.is_gone(seq) {
+                continue;
+            }
+            any = true;
+            let Some(meta) = self.files.remove(&seq) else {
+                continue;
+            };
+            self.total = self.total.saturating_sub(meta.size);
+            self.handles.remove(&seq);
+            if self.current.get(&meta.source) == Some(&seq) {
+                self.current.remove(&meta.source);
+            }
+            if self.cache_seq.is_some_and(|(s, _)| s == seq) {
+                self.cache_seq = None;
+            }
+            self.marks.retain(|_, &mut (_, f)| f != seq);
+            self.fstats.files_vanished += 1;
+            for k in &meta.keys {
+                let mut first = k.first;
+                while first != k.end {
+                    let count = k.end.wrapping_sub(first).min(u16::MAX as u32);
+                    self.fstats.vanished_records += count;
+                    self.lost_runs.push(RunInfo {
+                        key: k.key,
+                        kind: k.kind,
+                        first_seq: first,
+                        count: count as u16,
+                        meta: super::RunMeta::default(),
+                    });
+                    first = first.wrapping_add(count);
+                }
+            }
+        }
+        let mut spares = core::mem::take(&mut self.spares);
+        for v in spares.values_mut() {
+            let mut i = 0;
+            while i < v.len() {
+                let r = self.fs.id(&v[i].0);
+                if r.is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+                    let (p, size) = v.remove(i);
+                    self.total = self.total.saturating_sub(size);
+                    self.undurable_reuse.retain(|q| *q != p);
+                    any = true;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        self.spares = spares;
+        let mut due = core::mem::take(&mut self.dirs_due);
+        due.retain(|d| self.fs.id(d).is_ok());
+        self.dirs_due = due;
+        // Directories are made (and their parents synced) again on next use.
+        self.dirs_made.clear();
+        any
+    }
+
+    /// Hands the runs evicted by a call (`got`) and those of files found gone
+    /// to the caller's `on_evict`, after the call made its evictions durable.
+    fn deliver(&mut self, got: Vec<RunInfo>, on_evict: &mut impl FnMut(RunInfo)) {
+        for r in got {
+            on_evict(r);
+        }
+        for r in core::mem::take(&mut self.lost_runs) {
+            on_evict(r);
+        }
     }
 
     /// Seals a file after a failure: no more appends to it.
@@ -1485,11 +1788,15 @@ impl<F: FileSystem> FileStorage<F> {
                 continue;
             }
             if let Some(t) = target
-                && self.files.keys().next() == Some(&t)
+                && self.eviction_candidate() == Some(t)
             {
                 // The file we would append to is the oldest one: start afresh.
                 self.seal(t);
                 new_file = true;
+            }
+            if self.eviction_candidate().is_none() && !self.files.is_empty() {
+                // Every file that could go was written by this batch.
+                return Err(self.fail(FileError::BatchTooWide));
             }
             if !self.evict_one(on_evict, new_file.then_some(source))? {
                 break;
@@ -1500,6 +1807,10 @@ impl<F: FileSystem> FileStorage<F> {
             .get(&source)
             .copied()
             .filter(|s| self.files[s].len + need <= fsize);
+        if sync {
+            // Evictions and moves of this call durable before its frame is.
+            self.flush_dirs()?;
+        }
         match target {
             Some(seq) => self.append_existing(seq, need, sync),
             None => self.create_file(source, sync),
@@ -1568,14 +1879,36 @@ impl<F: FileSystem> FileStorage<F> {
         self.seal(seq);
     }
 
+    /// A number for the name of a new spare: the next file number, skipping
+    /// numbers in the names of files found at mount (names are labels; they
+    /// must only never name an existing file, since a reused file keeps its
+    /// name when it moves to another source's directory).
+    fn new_name_number(&mut self) -> u64 {
+        while self.taken_names.remove(&self.next_seq) {
+            self.next_seq += 1;
+        }
+        let n = self.next_seq;
+        self.next_seq += 1;
+        n
+    }
+
     /// Pre-creates [`SPARES`] empty files in `dir` with one directory fsync.
     fn make_spares(&mut self, source: u8, dir: &Path) -> Result<(), FileError> {
         let mut made = Vec::with_capacity(SPARES);
         let mut res = Ok(());
-        for _ in 0..SPARES {
-            let path = dir.join(format!("{:016x}{EXT}", self.next_seq));
-            self.next_seq += 1;
+        // A name taken by a file the store does not know (e.g. one whose
+        // mount failed) is skipped, a bounded number of times.
+        let mut skips = 4 * SPARES;
+        while made.len() < SPARES {
+            let path = dir.join(format!("{:016x}{EXT}", self.new_name_number()));
             let r = self.fs.create_new(&path);
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && skips > 0 => {
+                    skips -= 1;
+                    continue;
+                }
+                _ => {}
+            }
             match self.io(FileOp::Open, r) {
                 Ok(_) => made.push(path),
                 Err(e) => {
@@ -1630,10 +1963,10 @@ impl<F: FileSystem> FileStorage<F> {
         if have >= 2 * SPARES as u64 || n == 0 {
             return;
         }
+        let _ = m;
         let names: Vec<PathBuf> = (0..n)
-            .map(|i| dir.join(format!("{:016x}{EXT}", self.next_seq + i)))
+            .map(|_| dir.join(format!("{:016x}{EXT}", self.new_name_number())))
             .collect();
-        self.next_seq += n;
         // Prefilling pays when a file takes two batches or more (each then
         // syncs data only; measured with 32 KB batches in 64 KiB files); a
         // file of one batch would only add the zeros' own write and sync.
@@ -1643,7 +1976,9 @@ impl<F: FileSystem> FileStorage<F> {
         } else {
             0
         };
-        m.request(source, dir.to_path_buf(), names, prefill);
+        if let Some(m) = &self.maker {
+            m.request(source, dir.to_path_buf(), names, prefill);
+        }
     }
 
     /// Moves the spares the helper made for `source` into its list, in front
@@ -1692,6 +2027,10 @@ impl<F: FileSystem> FileStorage<F> {
         self.total -= size;
         if self.fs.remove_file(path).is_ok() {
             self.fstats.files_deleted += 1;
+            if self.undurable_reuse.iter().any(|p| p == path) {
+                // An evicted file: its unlink is durable before it counts.
+                self.dir_due(path);
+            }
         }
     }
 
@@ -1700,17 +2039,19 @@ impl<F: FileSystem> FileStorage<F> {
     /// A reused spare is written over from its start; its stale bytes after the
     /// new frames never pass a frame check (the CRC covers the file's number).
     fn create_file(&mut self, source: u8, sync: bool) -> Result<Undo, FileError> {
-        // File numbers near the end of the range (only after adopting a huge number
-        // from a damaged name or header): refuse instead of overflowing `next_seq`.
-        if self.next_seq > u64::MAX - 2 * SPARES as u64 {
+        // File numbers near the end of what mount accepts (only after a valid
+        // header with a huge number, i.e. a forged one): refuse rather than
+        // number a file that the next mount would take as damage.
+        if self.next_seq > MAX_FILE_SEQ - 2 * SPARES as u64 {
             return Err(self.fail(FileError::Io {
                 op: FileOp::Open,
                 kind: io::ErrorKind::Other,
                 errno: None,
             }));
         }
-        self.check_space()?;
+        // The directories first: `statvfs` of a root removed under the store fails.
         let dir = self.ensure_dir(source)?;
+        self.check_space()?;
         self.collect_ahead(source);
         if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
             self.make_spares(source, &dir)?;
@@ -1885,11 +2226,16 @@ impl<F: FileSystem> FileStorage<F> {
         // together, so this costs about one sync instead of one per source).
         let defer = sources.len() > 1;
         let mut undo = Vec::with_capacity(sources.len());
+        self.batch_files.clear();
         for &s in &sources {
             self.encode_batch(runs, s);
             match self.write_frame(s, on_evict, !defer) {
-                Ok(u) => undo.push(u),
+                Ok(u) => {
+                    self.batch_files.push(u.seq);
+                    undo.push(u);
+                }
                 Err(e) => {
+                    self.batch_files.clear();
                     self.rollback(undo);
                     return Err(e);
                 }
@@ -1904,9 +2250,17 @@ impl<F: FileSystem> FileStorage<F> {
                 }
             }
         }
-        if defer && let Err(e) = self.sync_all(&undo) {
+        self.batch_files.clear();
+        if defer && let Err(e) = self.flush_dirs().and_then(|()| self.sync_all(&undo)) {
             self.rollback(undo);
             return Err(e);
+        }
+        // Nothing is reported durable that went into a file unlinked under us.
+        for i in 0..undo.len() {
+            if let Err(e) = self.verify_reachable(undo[i].seq) {
+                self.rollback(undo);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -1954,6 +2308,10 @@ impl<F: FileSystem> FileStorage<F> {
         self.enc.clear();
         push_ack_frame(&mut self.enc, key, upto);
         let u = self.write_frame(key.source, on_evict, true)?;
+        if let Err(e) = self.verify_reachable(u.seq) {
+            self.cut_back(u.seq, u.prev_len);
+            return Err(e);
+        }
         self.marks.insert(key, (upto, u.seq));
         Ok(())
     }
@@ -2011,7 +2369,15 @@ impl<F: FileSystem> FileStorage<F> {
             .map(|(&s, _)| s)
             .collect();
         for fseq in candidates {
-            self.load(fseq)?;
+            if let Err(e) = self.load(fseq) {
+                if !gone(&e) {
+                    return Err(e.into());
+                }
+                // Unlinked under the store (its directory removed?): its runs
+                // go to the next `on_evict`, the read goes on after it.
+                self.handle_vanished();
+                continue;
+            }
             let min_off = if fseq == start.0 { start.1 } else { 0 };
             for fi in 0..self.cache_frames.len() {
                 let fr = self.cache_frames[fi];
@@ -2135,7 +2501,15 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         if encoded_len(batch) > self.max_batch_bytes() {
             return Err(StorageError::TooLarge);
         }
-        self.append_inner(batch, &mut on_evict)?;
+        let mut got = Vec::new();
+        let mut r = self.append_inner(batch, &mut |i| got.push(i));
+        if r.is_err_and(|e| gone(&e)) && self.handle_vanished() {
+            // Files or directories vanished under the store: what they held is
+            // reported below; the batch goes into a new file, once.
+            r = self.append_inner(batch, &mut |i| got.push(i));
+        }
+        self.deliver(got, &mut on_evict);
+        r?;
         self.stats.batches += 1;
         self.stats.records += records;
         Ok(())
@@ -2161,17 +2535,34 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         mut on_evict: V,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
-        self.ack_inner(key, upto, &mut on_evict)?;
+        let mut got = Vec::new();
+        let mut r = self.ack_inner(key, upto, &mut |i| got.push(i));
+        if r.is_err_and(|e| gone(&e)) && self.handle_vanished() {
+            r = self.ack_inner(key, upto, &mut |i| got.push(i));
+        }
+        self.deliver(got, &mut on_evict);
+        r?;
         self.stats.acks += 1;
         Ok(())
     }
 
     fn evict_oldest<V: FnMut(RunInfo)>(&mut self, mut on_evict: V) -> Result<bool, StorageError> {
         self.check_mounted()?;
-        if self.files.len() < 2 {
-            return Ok(false);
+        let mut got = Vec::new();
+        let mut r = Ok(false);
+        for _ in 0..2 {
+            if self.files.len() < 2 {
+                break;
+            }
+            r = self
+                .evict_one(&mut |i| got.push(i), None)
+                .and_then(|e| self.flush_dirs().map(|()| e));
+            if !(r.is_err_and(|e| gone(&e)) && self.handle_vanished()) {
+                break;
+            }
         }
-        Ok(self.evict_one(&mut on_evict, None)?)
+        self.deliver(got, &mut on_evict);
+        Ok(r?)
     }
 
     fn recover<V: FnMut(LogEntry)>(&mut self, mut f: V) -> Result<(), StorageError> {
