@@ -19,7 +19,7 @@
 #include <stdint.h>
 /* Crate version (tests/ffi_header.rs checks these against Cargo.toml). */
 #define SPOOL_VERSION_MAJOR 0
-#define SPOOL_VERSION_MINOR 1
+#define SPOOL_VERSION_MINOR 2
 #define SPOOL_VERSION_PATCH 0
 /* The firmware's own structs (legacy common.h); only their tags are needed here. */
 struct control_sensor_block;
@@ -38,13 +38,21 @@ struct _data_store_info;
 #define SPOOL_ID_NONE UINT32_MAX
 
 /**
- * `spool_config_t.flags` bit: legacy `read_tsd_evt` on an EVT entry (`sample_rate == 0`)
- * stores **two** `uint32_t` words, `value[0] = UTC seconds`, `value[1] = value` (the MM1
- * EVT record layout, timestamp first, which the legacy uploader reads through
- * `(uint32_t *)&event_sample`). Without this flag an EVT read stores only the value and
- * the timestamp is available from `spool_read` (native API). TSD reads always store one word.
+ * `spool_config_t.flags` bit, ABI 1 and 2 only: legacy `read_tsd_evt` on an EVT entry
+ * (`sample_rate == 0`) stores **two** `uint32_t` words, `value[0] = UTC seconds`,
+ * `value[1] = value` (the MM1 EVT record layout, timestamp first, which the legacy
+ * uploader reads through `(uint32_t *)&event_sample`). Since ABI 3 that is the default
+ * and this flag is accepted and changes nothing; it cannot be combined with
+ * `SPOOL_CFG_EVT_READ_ONE_WORD`.
  */
 #define SPOOL_CFG_EVT_READ_TWO_WORDS 1
+
+/**
+ * `spool_config_t.flags` bit (ABI 3): legacy `read_tsd_evt` on an EVT entry stores only
+ * the value, in `value[0]` (one word, the default of ABI 1 and 2); the timestamp is then
+ * only available from the native `spool_read`. TSD reads always store one word.
+ */
+#define SPOOL_CFG_EVT_READ_ONE_WORD 2
 
 /**
  * Number of tiers of the C block pool (`spool_pool_stats` fills this many entries).
@@ -53,10 +61,14 @@ struct _data_store_info;
 
 /**
  * ABI version of this header; `spool_config_t.abi_version` must equal it. Version 2
- * appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`; `spool_init` still
- * accepts a version-1 config (the fields before them, RAM only).
+ * appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`. Version 3 made
+ * the legacy EVT read fill two words `{utc, value}` by default, as MM1 did (one word is
+ * now the opt-in `SPOOL_CFG_EVT_READ_ONE_WORD`).
+ * `spool_init` still accepts a version-2 config (same struct, with the version-2
+ * behaviour: one-word EVT reads unless `SPOOL_CFG_EVT_READ_TWO_WORDS`) and a version-1
+ * config (the fields before `flash`, RAM only, version-1 behaviour).
  */
-#define SPOOL_ABI_VERSION 2
+#define SPOOL_ABI_VERSION 3
 
 /**
  * Sector size of the log the library keeps in a `spool_flash_t` region: the unit of
@@ -341,8 +353,9 @@ typedef struct spool_flash_t {
  */
 typedef struct spool_config_t {
   /**
-   * Must be `SPOOL_ABI_VERSION` (1 is accepted too: then only `flags` and `utc_now` are
-   * read, and the store is RAM only).
+   * Must be `SPOOL_ABI_VERSION` (2 is accepted too, with the version-2 EVT read default
+   * of one word; 1 as well: then only `flags` and `utc_now` are read, the store is RAM
+   * only and EVT reads default to one word).
    */
   uint32_t abi_version;
   /**
@@ -824,11 +837,13 @@ void write_tsd_evt_time(struct control_sensor_block *csb,
  * oldest) into `*value` and makes it pending (`no_pending` + 1); the record stays stored
  * until erased.
  *
- * EVT timestamp: by default only the value is stored in `value[0]`. With
- * `SPOOL_CFG_EVT_READ_TWO_WORDS` in `spool_config_t.flags`, an EVT read stores two words,
- * `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
+ * EVT entries (`sample_rate == 0`): by default (ABI 3) the read stores two words, as MM1
+ * did: `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
  * uploader reads through `(uint32_t *)&event_sample`); `value` must then point at two
- * `uint32_t` for EVT entries. The native `spool_read` always returns the time.
+ * `uint32_t`. With `SPOOL_CFG_EVT_READ_ONE_WORD` in `spool_config_t.flags` (or an ABI-1/2
+ * configuration without `SPOOL_CFG_EVT_READ_TWO_WORDS`), only the value is stored, in
+ * `value[0]`. TSD reads always store one word. The native `spool_read` always returns
+ * the time.
  *
  * Nothing to read: stores 0 (both words in two-word EVT mode) and changes no counter,
  * as MM1 did. Rejected (no-op, `*value` untouched): NULL pointers, before init,
@@ -837,7 +852,7 @@ void write_tsd_evt_time(struct control_sensor_block *csb,
  * # Safety
  *
  * As for `write_tsd_evt`; `value` must be NULL or writable for one `uint32_t` (two for EVT
- * entries in two-word mode).
+ * entries in two-word mode, the default).
  */
 void read_tsd_evt(struct control_sensor_block *csb,
                   struct control_sensor_data *csd,

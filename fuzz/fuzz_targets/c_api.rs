@@ -459,10 +459,11 @@ fn step(w: &mut World, op: Op) {
             assert_eq!(unsafe { spool_config_default(cfg.as_mut_ptr()) }, SPOOL_OK);
             // SAFETY: initialized by spool_config_default.
             let mut cfg = unsafe { cfg.assume_init() };
+            // ABI 3: two words is the default, one word the opt-in.
             cfg.flags = if two_words {
-                SPOOL_CFG_EVT_READ_TWO_WORDS
-            } else {
                 0
+            } else {
+                SPOOL_CFG_EVT_READ_ONE_WORD
             } | if bad_flags { 0x8000 } else { 0 };
             if bad_abi {
                 cfg.abi_version = SPOOL_ABI_VERSION + 1;

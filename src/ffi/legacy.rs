@@ -15,8 +15,8 @@
 use super::state::{State, call, peek, utc_now};
 use super::store::Kind;
 use super::types::{
-    ControlSensorBlock, ControlSensorData, DataStoreInfo, FfiResult, SPOOL_CFG_EVT_READ_TWO_WORDS,
-    SPOOL_ID_NONE, SpoolPosition, SpoolStatus, status_of,
+    ControlSensorBlock, ControlSensorData, DataStoreInfo, FfiResult, SPOOL_ID_NONE, SpoolPosition,
+    SpoolStatus, status_of,
 };
 
 /// NULL check, init check and registration lookup shared by the legacy entry points.
@@ -183,11 +183,13 @@ pub unsafe extern "C" fn write_tsd_evt_time(
 /// oldest) into `*value` and makes it pending (`no_pending` + 1); the record stays stored
 /// until erased.
 ///
-/// EVT timestamp: by default only the value is stored in `value[0]`. With
-/// `SPOOL_CFG_EVT_READ_TWO_WORDS` in `spool_config_t.flags`, an EVT read stores two words,
-/// `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
+/// EVT entries (`sample_rate == 0`): by default (ABI 3) the read stores two words, as MM1
+/// did: `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
 /// uploader reads through `(uint32_t *)&event_sample`); `value` must then point at two
-/// `uint32_t` for EVT entries. The native `spool_read` always returns the time.
+/// `uint32_t`. With `SPOOL_CFG_EVT_READ_ONE_WORD` in `spool_config_t.flags` (or an ABI-1/2
+/// configuration without `SPOOL_CFG_EVT_READ_TWO_WORDS`), only the value is stored, in
+/// `value[0]`. TSD reads always store one word. The native `spool_read` always returns
+/// the time.
 ///
 /// Nothing to read: stores 0 (both words in two-word EVT mode) and changes no counter,
 /// as MM1 did. Rejected (no-op, `*value` untouched): NULL pointers, before init,
@@ -196,7 +198,7 @@ pub unsafe extern "C" fn write_tsd_evt_time(
 /// # Safety
 ///
 /// As for `write_tsd_evt`; `value` must be NULL or writable for one `uint32_t` (two for EVT
-/// entries in two-word mode).
+/// entries in two-word mode, the default).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read_tsd_evt(
     csb: *mut ControlSensorBlock,
@@ -210,7 +212,7 @@ pub unsafe extern "C" fn read_tsd_evt(
         }
         let idx = locate(st, csb, csd)?;
         let entry = st.reg(idx)?.entry(entry)?;
-        let two_words = st.config.flags & SPOOL_CFG_EVT_READ_TWO_WORDS != 0;
+        let two_words = st.evt_two_words;
         let (key, kind, _) = st.reg(idx)?.sensor(entry)?;
         let rec = match st.store.find(key) {
             Some(h) => st.store.read(h),

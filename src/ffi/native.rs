@@ -70,8 +70,9 @@ pub unsafe extern "C" fn spool_init(config: *const SpoolConfig) -> SpoolStatus {
         let base = unsafe { config.cast::<SpoolConfigV1>().read_unaligned() };
         let (storage, threshold) = match base.abi_version {
             1 => (FfiStorage::None, 0),
-            SPOOL_ABI_VERSION => {
-                // SAFETY: an ABI-2 config is a whole `spool_config_t` per the contract.
+            2 | SPOOL_ABI_VERSION => {
+                // SAFETY: an ABI-2 or ABI-3 config is a whole `spool_config_t` (the same
+                // struct) per the contract.
                 let cfg = unsafe { config.read_unaligned() };
                 // SAFETY: `cfg.dir` is NULL or NUL-terminated per the contract.
                 (unsafe { storage_of(&cfg) }?, cfg.flush_threshold_pct)

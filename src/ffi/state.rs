@@ -4,8 +4,8 @@
 use super::flash::FfiStorage;
 use super::store::{Handle, Key, Kind, Store};
 use super::types::{
-    FfiResult, SPOOL_CFG_EVT_READ_TWO_WORDS, SPOOL_FIELD_ABSENT, SpoolConfigV1, SpoolFfiStats,
-    SpoolGpsConfig, SpoolLayout, SpoolStatus,
+    FfiResult, SPOOL_ABI_VERSION, SPOOL_CFG_EVT_READ_ONE_WORD, SPOOL_CFG_EVT_READ_TWO_WORDS,
+    SPOOL_FIELD_ABSENT, SpoolConfigV1, SpoolFfiStats, SpoolGpsConfig, SpoolLayout, SpoolStatus,
 };
 use core::cell::RefCell;
 use core::ptr::NonNull;
@@ -21,8 +21,20 @@ pub(crate) const MAX_REGISTRATIONS: usize = 16;
 #[cfg(not(feature = "std"))]
 pub(crate) const MAX_REGISTRATIONS: usize = 8;
 
-/// Flags `spool_init` accepts.
-const KNOWN_FLAGS: u32 = SPOOL_CFG_EVT_READ_TWO_WORDS;
+/// Flags `spool_init` accepts from an ABI-1 or ABI-2 configuration.
+const KNOWN_FLAGS_V2: u32 = SPOOL_CFG_EVT_READ_TWO_WORDS;
+/// Flags `spool_init` accepts from an ABI-3 configuration.
+const KNOWN_FLAGS: u32 = SPOOL_CFG_EVT_READ_TWO_WORDS | SPOOL_CFG_EVT_READ_ONE_WORD;
+
+/// Whether a legacy EVT read fills two words `{utc, value}` under a validated
+/// configuration: the default since ABI 3 (MM1's layout), opt-in before.
+fn evt_two_words(cfg: &SpoolConfigV1) -> bool {
+    if cfg.abi_version >= SPOOL_ABI_VERSION {
+        cfg.flags & SPOOL_CFG_EVT_READ_ONE_WORD == 0
+    } else {
+        cfg.flags & SPOOL_CFG_EVT_READ_TWO_WORDS != 0
+    }
+}
 
 /// A validated layout (every offset checked against its struct size).
 #[derive(Clone, Copy, Debug)]
@@ -359,6 +371,8 @@ pub(crate) struct State {
     pub last_status: SpoolStatus,
     /// Shutdown flush state.
     pub flush: Flush,
+    /// Legacy EVT reads fill two words (see `evt_two_words`).
+    pub evt_two_words: bool,
 }
 
 impl State {
@@ -389,6 +403,7 @@ impl State {
             },
             last_status: SpoolStatus::SPOOL_OK,
             flush: Flush { requested: false },
+            evt_two_words: false,
         }
     }
 
@@ -402,6 +417,7 @@ impl State {
         self.ffi = SpoolFfiStats::default();
         self.last_status = SpoolStatus::SPOOL_OK;
         self.flush = Flush::default();
+        self.evt_two_words = false;
     }
 
     /// Validates and applies a configuration (`storage`: the back end built from it, not
@@ -415,12 +431,19 @@ impl State {
         if self.initialized {
             return Err(SpoolStatus::SPOOL_ERR_ALREADY_INITIALIZED);
         }
-        if cfg.flags & !KNOWN_FLAGS != 0 {
+        let known = if cfg.abi_version >= SPOOL_ABI_VERSION {
+            KNOWN_FLAGS
+        } else {
+            KNOWN_FLAGS_V2
+        };
+        let both = SPOOL_CFG_EVT_READ_ONE_WORD | SPOOL_CFG_EVT_READ_TWO_WORDS;
+        if cfg.flags & !known != 0 || cfg.flags & both == both {
             return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
         }
         // The store is fresh: nothing reaches it before init, and deinit resets it.
         self.store.attach(storage, threshold_pct)?;
         self.config = *cfg;
+        self.evt_two_words = evt_two_words(cfg);
         self.flush = Flush::default();
         self.initialized = true;
         Ok(())

@@ -22,6 +22,7 @@ int main(void) {
         {"hostile_from_c", test_hostile_from_c},
         {"native_api_and_pool", test_native_api_and_pool},
         {"threads (sampler, CAN, uploader, power)", test_threads},
+        {"evt_read_width (ABI 3 two-word default, one-word opt-in, ABI 2)", test_evt_read_width},
     };
     unsigned i, passed = 0, failed = 0;
     for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {

@@ -116,7 +116,7 @@ static uint32_t stored_total(void) {
 
 void test_register_and_mirrors(void) {
     uint16_t i;
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     for (i = 0; i < NO_HOST; i++) {
         CHECK_EQ(host_csd[i].no_samples, 0);
         CHECK_EQ(host_csd[i].no_pending, 0);
@@ -133,7 +133,7 @@ void test_register_and_mirrors(void) {
 void test_sampler_tsd(void) {
     uint32_t s;
     uint16_t i;
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     for (s = 1; s <= 10; s++) hal_sample_all(s * 10);
     for (i = HOST_TSD_FIRST; i <= HOST_TSD_LAST; i++) {
         CHECK_EQ(host_csd[i].no_samples, 10);
@@ -161,7 +161,7 @@ void test_event_with_gps(void) {
         uint32_t value;
     } ev;
     float f;
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     g_utc_now = 1700000500u;
     /* process_location_state.c:142 */
     write_tsd_evt(host_csb, host_csd, HOST_STOPPED, 1, true);
@@ -204,7 +204,7 @@ void test_can_writer(void) {
     uint16_t e;
     uint32_t v;
     spool_stats_t st;
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     for (v = 1; v <= 5; v++) {
         for (e = 0; e < UNKNOWN_CAN_BUS_ENTRY; e++) {
             uint32_t raw = v * 1000u + e;
@@ -231,7 +231,7 @@ void test_uploader_ack_nack_timeout(void) {
     uint16_t i, e;
     int t;
     memset(&m, 0, sizeof m);
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     for (s = 1; s <= 20; s++) {
         hal_sample_all(s);
         for (e = 0; e < 4; e++) {
@@ -530,4 +530,45 @@ void test_native_api_and_pool(void) {
     CHECK_EQ(spool_pool_alloc(1u << 20, &blk), SPOOL_ERR_TOO_LARGE);
     CHECK_EQ(spool_pool_check(), SPOOL_OK);
     CHECK_EQ(spool_check(), SPOOL_OK);
+}
+
+/* ABI 3: EVT reads fill {utc, value} by default (above, fw_boot(0)); one word is the
+ * opt-in SPOOL_CFG_EVT_READ_ONE_WORD; a firmware built against ABI 2 keeps its one-word
+ * default; both flags together are refused. */
+void test_evt_read_width(void) {
+    uint32_t w[2];
+    spool_config_t cfg;
+    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_ONE_WORD), SPOOL_OK);
+    write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, 77, 1700000123u);
+    w[0] = w[1] = 0xA5A5A5A5u;
+    read_tsd_evt(host_csb, host_csd, HOST_EVENT, w);
+    CHECK_EQ(w[0], 77);
+    CHECK_EQ(w[1], 0xA5A5A5A5u);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
+    write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, 78, 1700000124u);
+    w[0] = w[1] = 0xA5A5A5A5u;
+    read_tsd_evt(host_csb, host_csd, HOST_EVENT, w);
+    CHECK_EQ(w[0], 1700000124u);
+    CHECK_EQ(w[1], 78);
+    spool_deinit();
+    CHECK_EQ(spool_config_default(&cfg), SPOOL_OK);
+    CHECK_EQ(cfg.abi_version, SPOOL_ABI_VERSION);
+    CHECK_EQ(SPOOL_ABI_VERSION, 3);
+    cfg.flags = SPOOL_CFG_EVT_READ_ONE_WORD | SPOOL_CFG_EVT_READ_TWO_WORDS;
+    CHECK_EQ(spool_init(&cfg), SPOOL_ERR_INVALID_ARGUMENT);
+    cfg.abi_version = 2;
+    cfg.flags = SPOOL_CFG_EVT_READ_ONE_WORD;
+    CHECK_EQ(spool_init(&cfg), SPOOL_ERR_INVALID_ARGUMENT);
+    cfg.flags = 0;
+    CHECK_EQ(spool_init(&cfg), SPOOL_OK);
+    {
+        spool_layout_t l = fw_layout();
+        CHECK_EQ(spool_register_sensors(host_csb, host_csd, NO_HOST, &l, SOURCE_GATEWAY), SPOOL_OK);
+    }
+    write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, 79, 1700000125u);
+    w[0] = w[1] = 0xA5A5A5A5u;
+    read_tsd_evt(host_csb, host_csd, HOST_EVENT, w);
+    CHECK_EQ(w[0], 79);
+    CHECK_EQ(w[1], 0xA5A5A5A5u);
+    spool_deinit();
 }
