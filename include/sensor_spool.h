@@ -63,7 +63,8 @@ struct _data_store_info;
  * ABI version of this header; `spool_config_t.abi_version` must equal it. Version 2
  * appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`. Version 3 made
  * the legacy EVT read fill two words `{utc, value}` by default, as MM1 did (one word is
- * now the opt-in `SPOOL_CFG_EVT_READ_ONE_WORD`).
+ * now the opt-in `SPOOL_CFG_EVT_READ_ONE_WORD`), honours a firmware-lowered
+ * `csd[e].no_pending` as MM1's un-read, and added `spool_mirror_stats`.
  * `spool_init` still accepts a version-2 config (same struct, with the version-2
  * behaviour: one-word EVT reads unless `SPOOL_CFG_EVT_READ_TWO_WORDS`) and a version-1
  * config (the fields before `flash`, RAM only, version-1 behaviour).
@@ -702,6 +703,39 @@ typedef struct spool_stats_t {
 } spool_stats_t;
 
 /**
+ * Counters of the `csd` mirrors (`spool_mirror_stats`, ABI 3).
+ *
+ * The library writes `csd[e].no_samples` / `no_pending` of every registered entry whose
+ * sensor changed, after every call. Before it changes a sensor, it reads the firmware's
+ * `no_pending` of that sensor's entries: a value lowered by `k` below what the library
+ * last wrote is honoured as MM1's "un-read" (the last `k` records handed out become
+ * unsent again); a raised or otherwise impossible value is refused (the mirror is
+ * written back) and counted here.
+ */
+typedef struct spool_mirror_stats_t {
+  /**
+   * Firmware-lowered `no_pending` values honoured (each made records unsent again).
+   */
+  uint64_t pending_lowered;
+  /**
+   * Records made unsent again by those lowerings.
+   */
+  uint64_t records_unread;
+  /**
+   * Firmware-written `no_pending` values refused: higher than the records handed out
+   * (a raise, or garbage), or a lowering the store could not apply. The mirror was
+   * written back; nothing was erased or handed out because of it.
+   */
+  uint64_t pending_refused;
+  /**
+   * Refreshes of every registered entry, after calls that changed the counters of
+   * sensors they did not name (overflow drops of another sensor, storage eviction,
+   * recovery, a new sensor shared by several entries, spills, flush steps).
+   */
+  uint64_t refreshes;
+} spool_mirror_stats_t;
+
+/**
  * Statistics of one tier of the C block pool (`spool_pool_stats`).
  */
 typedef struct spool_tier_stats_t {
@@ -835,7 +869,12 @@ void write_tsd_evt_time(struct control_sensor_block *csb,
 /**
  * Reads the next unsent record of `csb[entry]` (the one at offset `no_pending` from the
  * oldest) into `*value` and makes it pending (`no_pending` + 1); the record stays stored
- * until erased.
+ * until erased. If the firmware lowered `csd[entry].no_pending` (MM1's way to undo reads:
+ * `no_pending -= k`), the last `k` records handed out became unsent again and this read
+ * returns the record at the new offset; a raised value is refused (counted in
+ * `spool_mirror_stats`) and the true count written back. Every call that changes the
+ * sensor applies such an edit first (so `atomic_erase_records` never erases a record the
+ * firmware un-read).
  *
  * EVT entries (`sample_rate == 0`): by default (ABI 3) the read stores two words, as MM1
  * did: `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
@@ -1276,6 +1315,17 @@ spool_status_t spool_check(void);
  * `void` legacy call was a no-op). Works before init; not itself counted.
  */
 spool_status_t spool_last_status(void);
+
+/**
+ * Copies the mirror counters into `*out` (see `spool_mirror_stats_t`: firmware-lowered
+ * `no_pending` values honoured, values refused, full refreshes). Not counted as a call.
+ * `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`.
+ *
+ * # Safety
+ *
+ * `out` must be NULL or valid for writing one `spool_mirror_stats_t`.
+ */
+spool_status_t spool_mirror_stats(struct spool_mirror_stats_t *out);
 
 /**
  * Allocates a block of at least `size` bytes from the smallest fitting tier (falling back

@@ -878,6 +878,13 @@ impl<
         })
     }
 
+    /// Records dropped by the overflow policy so far, all sensors (wrapping): the
+    /// `dropped` of [`Spool::stats`], in O(1) (the C API checks it after every write to
+    /// see whether another sensor's counters changed).
+    pub fn dropped(&self) -> u32 {
+        self.dropped
+    }
+
     /// Global statistics (O(number of sensors)).
     pub fn stats(&self) -> Stats {
         let mut s = Stats {

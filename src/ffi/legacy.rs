@@ -10,7 +10,10 @@
 //! pending; `erase_tsd_evt` removes the pending records; `revert_*` makes pending records
 //! unsent again, losslessly. After each call `csd[entry].no_samples` (stored) and
 //! `csd[entry].no_pending` (read, not erased) hold the store's counters, saturated to
-//! `UINT16_MAX`, so `available = no_samples - no_pending` as the legacy uploader expects.
+//! `UINT16_MAX`, so `available = no_samples - no_pending` as the legacy uploader expects;
+//! so do those of every other entry whose sensor the call changed (shared ids, a drop of
+//! another sensor's records, eviction). Lowering `no_pending` by hand un-reads, as in MM1
+//! (see `read_tsd_evt`).
 
 use super::state::{State, call, peek, utc_now};
 use super::store::Kind;
@@ -41,26 +44,35 @@ pub(crate) fn write_entry(
     utc_s: u32,
 ) -> FfiResult<()> {
     let entry = st.reg(idx)?.entry(entry)?;
+    st.enter(idx, entry, false);
     let h = st.open_entry(idx, entry)?;
     let r = st.store.write(h, value, u64::from(utc_s) * 1000);
     if r.is_ok() {
         st.reg(idx)?.mirror_last(entry, value, utc_s);
     }
-    // Mirror whatever happened (an overflow drop changes the counters too).
-    st.mirror(idx, entry);
+    // Mirror whatever happened: this entry, entries sharing its id, and every entry
+    // if an overflow drop or a storage eviction hit another sensor.
+    st.settle(idx, entry);
     r
 }
 
 /// Erases `min(csd[entry].no_pending, pending)` records: MM1's `erase_tsd_evt` erased what
 /// `no_pending` said, which the patched uploader idiom relies on (set `no_pending = n`, call
-/// `erase_tsd_evt`). A saturated or impossible `no_pending` is clamped to the real count.
+/// `erase_tsd_evt`). A saturated or impossible `no_pending` is clamped to the real count
+/// (and, when higher than the count the mirror showed, counted as refused).
 fn erase_entry(st: &mut State, idx: usize, entry: u16) -> FfiResult<()> {
     let entry = st.reg(idx)?.entry(entry)?;
+    st.enter(idx, entry, true);
     let r = match st.handle_of(idx, entry)? {
         None => Ok(()),
         Some(h) => {
             let pending = st.store.sensor_stats(h)?.pending;
             let fw = st.reg(idx)?.csd_no_pending(entry).unwrap_or(u16::MAX);
+            let shown = u16::try_from(pending).unwrap_or(u16::MAX);
+            if fw > shown {
+                let ms = &mut st.mirror_stats;
+                ms.pending_refused = ms.pending_refused.wrapping_add(1);
+            }
             let n = if fw == u16::MAX {
                 pending
             } else {
@@ -69,7 +81,7 @@ fn erase_entry(st: &mut State, idx: usize, entry: u16) -> FfiResult<()> {
             st.store.ack(h, n)
         }
     };
-    st.mirror(idx, entry);
+    st.settle(idx, entry);
     r
 }
 
@@ -181,7 +193,12 @@ pub unsafe extern "C" fn write_tsd_evt_time(
 
 /// Reads the next unsent record of `csb[entry]` (the one at offset `no_pending` from the
 /// oldest) into `*value` and makes it pending (`no_pending` + 1); the record stays stored
-/// until erased.
+/// until erased. If the firmware lowered `csd[entry].no_pending` (MM1's way to undo reads:
+/// `no_pending -= k`), the last `k` records handed out became unsent again and this read
+/// returns the record at the new offset; a raised value is refused (counted in
+/// `spool_mirror_stats`) and the true count written back. Every call that changes the
+/// sensor applies such an edit first (so `atomic_erase_records` never erases a record the
+/// firmware un-read).
 ///
 /// EVT entries (`sample_rate == 0`): by default (ABI 3) the read stores two words, as MM1
 /// did: `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
@@ -212,6 +229,9 @@ pub unsafe extern "C" fn read_tsd_evt(
         }
         let idx = locate(st, csb, csd)?;
         let entry = st.reg(idx)?.entry(entry)?;
+        // A lowered `no_pending` moves the read position back first (MM1: the read
+        // returns the record at offset `no_pending`).
+        st.enter(idx, entry, false);
         let two_words = st.evt_two_words;
         let (key, kind, _) = st.reg(idx)?.sensor(entry)?;
         let rec = match st.store.find(key) {
@@ -242,7 +262,7 @@ pub unsafe extern "C" fn read_tsd_evt(
             // SAFETY: `value` is non-NULL and writable for one `uint32_t` per the contract.
             unsafe { value.write_unaligned(v) }
         }
-        st.mirror(idx, entry);
+        st.settle(idx, entry);
         rec.map(|_| ())
     });
 }
@@ -294,12 +314,13 @@ pub unsafe extern "C" fn revert_tsd_evt_pending_data(
         let n = items(st, idx, no_items)?;
         let mut result = Ok(());
         for e in 0..n {
+            st.enter(idx, e, true);
             if let Some(h) = st.handle_of(idx, e)?
                 && let Err(err) = st.store.revert(h)
             {
                 result = Err(err);
             }
-            st.mirror(idx, e);
+            st.settle(idx, e);
         }
         result
     });
@@ -348,12 +369,15 @@ pub unsafe extern "C" fn atomic_erase_records(
     status_of(call(|st| {
         let idx = locate(st, csb, csd)?;
         let entry = st.reg(idx)?.entry(entry)?;
+        // A lowered `no_pending` un-reads first: only records still handed out can be
+        // acknowledged.
+        st.enter(idx, entry, false);
         let r = match st.handle_of(idx, entry)? {
             Some(h) => st.store.ack(h, u32::from(count)),
             None if count == 0 => Ok(()),
             None => Err(SpoolStatus::SPOOL_ERR_ACK_TOO_MANY),
         };
-        st.mirror(idx, entry);
+        st.settle(idx, entry);
         r
     }))
 }
@@ -374,8 +398,12 @@ pub extern "C" fn process_memory(current_time: u32) {
             flush_step(st).map(|_| ())
         } else {
             let r = st.store.process(current_time);
-            if matches!(r, Ok(true)) {
-                st.mirror_all();
+            // An id changed at run time may have made entries share a sensor: cheap
+            // check (ids only) once per main-loop call.
+            if matches!(r, Ok(true)) || st.recompute_shared() {
+                st.refresh_all();
+            } else {
+                st.refresh_if_moved();
             }
             r.map(|_| ())
         }
@@ -385,7 +413,7 @@ pub extern "C" fn process_memory(current_time: u32) {
 /// One shutdown-flush step; ends the request at 101.
 fn flush_step(st: &mut State) -> FfiResult<u8> {
     let r = st.store.flush_step();
-    st.mirror_all();
+    st.refresh_all();
     if r == Ok(101) {
         st.flush.requested = false;
     }
@@ -499,11 +527,12 @@ pub unsafe extern "C" fn reset_csd_entry(csd: *mut ControlSensorData, entry: u16
         st.live()?;
         let idx = st.find_csd(csd as usize)?;
         let entry = st.reg(idx)?.entry(entry)?;
+        st.enter(idx, entry, true);
         let r = match st.handle_of(idx, entry)? {
             Some(h) => st.store.clear(h),
             None => Ok(()),
         };
-        st.mirror(idx, entry);
+        st.settle(idx, entry);
         r
     });
 }

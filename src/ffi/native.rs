@@ -6,8 +6,8 @@ use super::state::{Gps, call, call_uncounted, peek};
 use super::store::{Key, Kind};
 use super::types::{
     ControlSensorBlock, ControlSensorData, SPOOL_ABI_VERSION, SpoolConfig, SpoolConfigV1,
-    SpoolGpsConfig, SpoolLayout, SpoolRecord, SpoolSensor, SpoolSensorStats, SpoolStats,
-    SpoolStatus, SpoolStorageStats, status_of,
+    SpoolGpsConfig, SpoolLayout, SpoolMirrorStats, SpoolRecord, SpoolSensor, SpoolSensorStats,
+    SpoolStats, SpoolStatus, SpoolStorageStats, status_of,
 };
 use core::ptr::NonNull;
 
@@ -270,8 +270,9 @@ pub unsafe extern "C" fn spool_sensor_open(
 pub extern "C" fn spool_write(sensor: SpoolSensor, value: u32, time_ms: u64) -> SpoolStatus {
     status_of(call(|st| {
         st.live()?;
+        st.enter_handle(sensor);
         let r = st.store.write(sensor, value, time_ms);
-        st.mirror_handle(sensor);
+        st.settle_handle(sensor);
         r
     }))
 }
@@ -289,10 +290,11 @@ pub unsafe extern "C" fn spool_read(sensor: SpoolSensor, out: *mut SpoolRecord) 
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
         st.live()?;
+        st.enter_handle(sensor);
         let rec = st.store.read(sensor)?;
         // SAFETY: non-NULL and writable per the contract.
         unsafe { out.write_unaligned(rec) };
-        st.mirror_handle(sensor);
+        st.settle_handle(sensor);
         Ok(())
     }))
 }
@@ -303,8 +305,9 @@ pub unsafe extern "C" fn spool_read(sensor: SpoolSensor, out: *mut SpoolRecord) 
 pub extern "C" fn spool_ack(sensor: SpoolSensor, count: u32) -> SpoolStatus {
     status_of(call(|st| {
         st.live()?;
+        st.enter_handle(sensor);
         let r = st.store.ack(sensor, count);
-        st.mirror_handle(sensor);
+        st.settle_handle(sensor);
         r
     }))
 }
@@ -314,8 +317,9 @@ pub extern "C" fn spool_ack(sensor: SpoolSensor, count: u32) -> SpoolStatus {
 pub extern "C" fn spool_revert(sensor: SpoolSensor) -> SpoolStatus {
     status_of(call(|st| {
         st.live()?;
+        st.enter_handle(sensor);
         let r = st.store.revert(sensor);
-        st.mirror_handle(sensor);
+        st.settle_handle(sensor);
         r
     }))
 }
@@ -389,4 +393,30 @@ pub extern "C" fn spool_check() -> SpoolStatus {
 #[unsafe(no_mangle)]
 pub extern "C" fn spool_last_status() -> SpoolStatus {
     peek(|st| st.last_status).unwrap_or(SpoolStatus::SPOOL_ERR_BUSY)
+}
+
+/// Copies the mirror counters into `*out` (see `spool_mirror_stats_t`: firmware-lowered
+/// `no_pending` values honoured, values refused, full refreshes). Not counted as a call.
+/// `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`.
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing one `spool_mirror_stats_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_mirror_stats(out: *mut SpoolMirrorStats) -> SpoolStatus {
+    if out.is_null() {
+        let _ = call(|_| Err::<(), _>(SpoolStatus::SPOOL_ERR_NULL));
+        return SpoolStatus::SPOOL_ERR_NULL;
+    }
+    match peek(|st| st.ready().map(|()| st.mirror_stats)) {
+        Ok(Ok(s)) => {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { out.write_unaligned(s) };
+            SpoolStatus::SPOOL_OK
+        }
+        Ok(Err(e)) | Err(e) => {
+            let _ = call(|_| Err::<(), _>(e));
+            e
+        }
+    }
 }

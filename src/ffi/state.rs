@@ -2,10 +2,11 @@
 //! field access into those arrays through their registered layouts.
 
 use super::flash::FfiStorage;
-use super::store::{Handle, Key, Kind, Store};
+use super::store::{Generation, Handle, Key, Kind, Store};
 use super::types::{
     FfiResult, SPOOL_ABI_VERSION, SPOOL_CFG_EVT_READ_ONE_WORD, SPOOL_CFG_EVT_READ_TWO_WORDS,
-    SPOOL_FIELD_ABSENT, SpoolConfigV1, SpoolFfiStats, SpoolGpsConfig, SpoolLayout, SpoolStatus,
+    SPOOL_FIELD_ABSENT, SpoolConfigV1, SpoolFfiStats, SpoolGpsConfig, SpoolLayout,
+    SpoolMirrorStats, SpoolStatus,
 };
 use core::cell::RefCell;
 use core::ptr::NonNull;
@@ -373,6 +374,24 @@ pub(crate) struct State {
     pub flush: Flush,
     /// Legacy EVT reads fill two words (see `evt_two_words`).
     pub evt_two_words: bool,
+    /// The store's generation when every entry was last known to be mirrored.
+    mirrored_gen: Generation,
+    /// 256-bit filter of the keys that more than one registered entry maps to (see
+    /// `key_bit`); a false positive only costs a scan.
+    shared: [u32; 8],
+    /// Mirror counters (`spool_mirror_stats`).
+    pub mirror_stats: SpoolMirrorStats,
+}
+
+/// The bit of `key` in `State::shared`.
+fn key_bit(key: Key) -> (usize, u32) {
+    let h = (key.id ^ (u32::from(key.source) << 24)).wrapping_mul(0x9E37_79B1) >> 24;
+    ((h >> 5) as usize, 1u32 << (h & 31))
+}
+
+/// A counter as `no_samples` / `no_pending` show it (saturated).
+fn shown(v: u32) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
 }
 
 impl State {
@@ -404,6 +423,14 @@ impl State {
             last_status: SpoolStatus::SPOOL_OK,
             flush: Flush { requested: false },
             evt_two_words: false,
+            mirrored_gen: Generation::ZERO,
+            shared: [0; 8],
+            mirror_stats: SpoolMirrorStats {
+                pending_lowered: 0,
+                records_unread: 0,
+                pending_refused: 0,
+                refreshes: 0,
+            },
         }
     }
 
@@ -418,6 +445,9 @@ impl State {
         self.last_status = SpoolStatus::SPOOL_OK;
         self.flush = Flush::default();
         self.evt_two_words = false;
+        self.mirrored_gen = Generation::ZERO;
+        self.shared = [0; 8];
+        self.mirror_stats = SpoolMirrorStats::default();
     }
 
     /// Validates and applies a configuration (`storage`: the back end built from it, not
@@ -464,7 +494,7 @@ impl State {
     /// Runs the recovery now (see `Store::recover`) and mirrors every registered entry.
     pub(crate) fn recover(&mut self) -> FfiResult<u32> {
         let r = self.store.recover();
-        self.mirror_all();
+        self.refresh_all();
         r
     }
 
@@ -531,6 +561,9 @@ impl State {
                 self.mirror(idx, e);
             }
         }
+        // The new entries may share ids with earlier ones (or each other).
+        self.recompute_shared();
+        self.refresh_if_moved();
         Ok(())
     }
 
@@ -591,27 +624,169 @@ impl State {
         reg.mirror_counts(entry, stored, pending);
     }
 
-    /// Mirrors every registered entry whose sensor is `h` (after a native-API call).
-    pub(crate) fn mirror_handle(&self, h: Handle) {
-        let Ok(key) = self.store.key_of(h) else {
-            return;
-        };
-        for (idx, r) in self.regs.iter().enumerate() {
+    /// The key of `csb[entry]` of registration `idx`.
+    fn key_at(&self, idx: usize, entry: u16) -> Option<Key> {
+        let r = self.regs.get(idx)?;
+        Some(Key {
+            source: r.source(),
+            id: r.id(entry)?,
+        })
+    }
+
+    /// `true` if `key` may be shared by several registered entries.
+    fn is_shared(&self, key: Key) -> bool {
+        let (w, b) = key_bit(key);
+        self.shared.get(w).is_some_and(|v| v & b != 0)
+    }
+
+    /// Recomputes the filter of shared keys (O(entries), reads only the ids); `true` if
+    /// it changed (an id was changed at run time so that entries now share it).
+    pub(crate) fn recompute_shared(&mut self) -> bool {
+        let mut seen = [0u32; 8];
+        let mut dup = [0u32; 8];
+        for r in &self.regs {
             for e in 0..r.count() {
-                if matches!(r.sensor(e), Ok((k, _, _)) if k == key) {
-                    self.mirror(idx, e);
+                let Some(id) = r.id(e) else { continue };
+                let (w, b) = key_bit(Key {
+                    source: r.source(),
+                    id,
+                });
+                if let (Some(s), Some(d)) = (seen.get_mut(w), dup.get_mut(w)) {
+                    if *s & b != 0 {
+                        *d |= b;
+                    }
+                    *s |= b;
+                }
+            }
+        }
+        let changed = dup != self.shared;
+        self.shared = dup;
+        changed
+    }
+
+    /// Calls `f(self, idx, entry)` for every registered entry whose key is `key`.
+    fn for_key(&mut self, key: Key, mut f: impl FnMut(&mut State, usize, u16)) {
+        for idx in 0..self.regs.len() {
+            let count = self.regs.get(idx).map_or(0, Registration::count);
+            for e in 0..count {
+                if self.key_at(idx, e) == Some(key) {
+                    f(self, idx, e);
                 }
             }
         }
     }
 
-    /// Mirrors every registered entry (after calls that can touch any sensor).
-    pub(crate) fn mirror_all(&self) {
-        for (idx, r) in self.regs.iter().enumerate() {
-            for e in 0..r.count() {
+    /// Reads the firmware's `csd[entry].no_pending` and, if the firmware changed it since
+    /// the library wrote it, applies MM1's meaning: lowered by `k` (below the saturated
+    /// count the library wrote), the last `k` records handed out become unsent again, so
+    /// the next read returns the record at the new offset; raised, or a lowering the
+    /// store cannot apply, is refused and counted (the next mirror writes the true value
+    /// back). Must run before the store changes the sensor (the comparison is with the
+    /// count the mirror still shows).
+    pub(crate) fn reconcile(&mut self, idx: usize, entry: u16) {
+        let Some(fw) = self.reg(idx).ok().and_then(|r| r.csd_no_pending(entry)) else {
+            return;
+        };
+        let (h, pending) = match self.handle_of(idx, entry) {
+            Ok(Some(h)) => match self.store.sensor_stats(h) {
+                Ok(s) => (Some(h), s.pending),
+                Err(_) => return,
+            },
+            Ok(None) => (None, 0),
+            Err(_) => return,
+        };
+        let now = shown(pending);
+        if fw == now {
+            return;
+        }
+        let ms = &mut self.mirror_stats;
+        match h {
+            Some(h) if fw < now => {
+                let k = u32::from(now - fw);
+                if self.store.unread(h, k).is_ok() {
+                    let ms = &mut self.mirror_stats;
+                    ms.pending_lowered = ms.pending_lowered.wrapping_add(1);
+                    ms.records_unread = ms.records_unread.wrapping_add(u64::from(k));
+                } else {
+                    let ms = &mut self.mirror_stats;
+                    ms.pending_refused = ms.pending_refused.wrapping_add(1);
+                }
+            }
+            _ => ms.pending_refused = ms.pending_refused.wrapping_add(1),
+        }
+    }
+
+    /// Before a call changes the sensor of `csb[entry]`: honours (or refuses) what the
+    /// firmware wrote into `no_pending` of that entry (unless `skip_self`: `erase_tsd_evt`
+    /// reads it as its count) and of every other entry sharing its id.
+    pub(crate) fn enter(&mut self, idx: usize, entry: u16, skip_self: bool) {
+        let Some(key) = self.key_at(idx, entry) else {
+            return;
+        };
+        if self.is_shared(key) {
+            self.for_key(key, |st, i, e| {
+                if !(skip_self && i == idx && e == entry) {
+                    st.reconcile(i, e);
+                }
+            });
+        } else if !skip_self {
+            self.reconcile(idx, entry);
+        }
+    }
+
+    /// After a call changed the sensor of `csb[entry]`: mirrors that entry and every other
+    /// entry sharing its id, then every registered entry if the call changed other
+    /// sensors too (see `Generation`). O(1) extra on the common path.
+    pub(crate) fn settle(&mut self, idx: usize, entry: u16) {
+        match self.key_at(idx, entry) {
+            Some(key) if self.is_shared(key) => self.for_key(key, |st, i, e| st.mirror(i, e)),
+            _ => self.mirror(idx, entry),
+        }
+        self.refresh_if_moved();
+    }
+
+    /// Before a native-API call on sensor `h`: `enter` for every entry of that sensor.
+    pub(crate) fn enter_handle(&mut self, h: Handle) {
+        if let Ok(key) = self.store.key_of(h) {
+            self.for_key(key, |st, i, e| st.reconcile(i, e));
+        }
+    }
+
+    /// After a native-API call on sensor `h`: mirrors every entry of that sensor, then
+    /// everything if other sensors changed.
+    pub(crate) fn settle_handle(&mut self, h: Handle) {
+        if let Ok(key) = self.store.key_of(h) {
+            self.for_key(key, |st, i, e| st.mirror(i, e));
+        }
+        self.refresh_if_moved();
+    }
+
+    /// Refreshes every entry if the store's generation moved since the last refresh.
+    pub(crate) fn refresh_if_moved(&mut self) {
+        if self.store.generation() != self.mirrored_gen {
+            self.refresh_all();
+        }
+    }
+
+    /// Re-mirrors every registered entry (after calls that can touch any sensor): first
+    /// honours every firmware-lowered `no_pending`, then writes every mirror.
+    pub(crate) fn refresh_all(&mut self) {
+        self.recompute_shared();
+        for idx in 0..self.regs.len() {
+            let count = self.regs.get(idx).map_or(0, Registration::count);
+            for e in 0..count {
+                self.reconcile(idx, e);
+            }
+        }
+        for idx in 0..self.regs.len() {
+            let count = self.regs.get(idx).map_or(0, Registration::count);
+            for e in 0..count {
                 self.mirror(idx, e);
             }
         }
+        self.mirrored_gen = self.store.generation();
+        let ms = &mut self.mirror_stats;
+        ms.refreshes = ms.refreshes.wrapping_add(1);
     }
 
     /// Counts a finished call.

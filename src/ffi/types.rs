@@ -28,7 +28,8 @@ pub const SPOOL_POOL_TIERS: usize = 3;
 /// ABI version of this header; `spool_config_t.abi_version` must equal it. Version 2
 /// appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`. Version 3 made
 /// the legacy EVT read fill two words `{utc, value}` by default, as MM1 did (one word is
-/// now the opt-in `SPOOL_CFG_EVT_READ_ONE_WORD`).
+/// now the opt-in `SPOOL_CFG_EVT_READ_ONE_WORD`), honours a firmware-lowered
+/// `csd[e].no_pending` as MM1's un-read, and added `spool_mirror_stats`.
 /// `spool_init` still accepts a version-2 config (same struct, with the version-2
 /// behaviour: one-word EVT reads unless `SPOOL_CFG_EVT_READ_TWO_WORDS`) and a version-1
 /// config (the fields before `flash`, RAM only, version-1 behaviour).
@@ -453,6 +454,31 @@ pub struct SpoolFfiStats {
     pub store_errors: u64,
     /// GPS records written by `add_gps_location`.
     pub gps_records: u64,
+}
+
+/// Counters of the `csd` mirrors (`spool_mirror_stats`, ABI 3).
+///
+/// The library writes `csd[e].no_samples` / `no_pending` of every registered entry whose
+/// sensor changed, after every call. Before it changes a sensor, it reads the firmware's
+/// `no_pending` of that sensor's entries: a value lowered by `k` below what the library
+/// last wrote is honoured as MM1's "un-read" (the last `k` records handed out become
+/// unsent again); a raised or otherwise impossible value is refused (the mirror is
+/// written back) and counted here.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpoolMirrorStats {
+    /// Firmware-lowered `no_pending` values honoured (each made records unsent again).
+    pub pending_lowered: u64,
+    /// Records made unsent again by those lowerings.
+    pub records_unread: u64,
+    /// Firmware-written `no_pending` values refused: higher than the records handed out
+    /// (a raise, or garbage), or a lowering the store could not apply. The mirror was
+    /// written back; nothing was erased or handed out because of it.
+    pub pending_refused: u64,
+    /// Refreshes of every registered entry, after calls that changed the counters of
+    /// sensors they did not name (overflow drops of another sensor, storage eviction,
+    /// recovery, a new sensor shared by several entries, spills, flush steps).
+    pub refreshes: u64,
 }
 
 /// Everything `spool_stats` reports.

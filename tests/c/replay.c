@@ -572,3 +572,68 @@ void test_evt_read_width(void) {
     CHECK_EQ(w[1], 0xA5A5A5A5u);
     spool_deinit();
 }
+
+/* Items 1 and 2 of "Drop-in for real iMatrix firmware", from C:
+ * (1) a write to one sensor that overflows RAM and drops another sensor's records updates
+ *     that other sensor's no_samples, so the README upload loop reads real records only
+ *     and its atomic_erase_records() succeeds;
+ * (2) the validation idiom (read k, then no_pending -= k) un-reads: the upload reads the
+ *     same records again and the ACK erases exactly those; a raised no_pending is refused. */
+void test_mirror_refresh_and_unread(void) {
+    const uint16_t a = HOST_TSD_FIRST, b = HOST_TSD_FIRST + 1, c = HOST_TSD_FIRST + 2;
+    uint32_t n0 = 0, n1 = 0, v, k, wrong = 0, dropped, first;
+    uint16_t n;
+    spool_stats_t st;
+    spool_mirror_stats_t ms;
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
+    CHECK_EQ(spool_stats(&st), SPOOL_OK);
+    while (st.store.sectors_used * 2u < st.store.sectors_total) {
+        write_tsd_evt_time(host_csb, host_csd, a, ++n0, 1700000000u);
+        CHECK_EQ(spool_stats(&st), SPOOL_OK);
+    }
+    while (st.store.dropped == 0 && n1 < 100000u) {
+        write_tsd_evt_time(host_csb, host_csd, b, ++n1, 1700000000u);
+        read_tsd_evt(host_csb, host_csd, b, &v); /* b: everything pending, never the victim */
+        CHECK_EQ(spool_stats(&st), SPOOL_OK);
+    }
+    dropped = (uint32_t)st.store.dropped;
+    CHECK(dropped > 0);
+    CHECK_EQ(host_csd[a].no_samples, n0 - dropped); /* the victim's mirror followed */
+    CHECK_EQ(host_csd[b].no_samples, n1);
+    /* README upload loop on the victim */
+    n = (uint16_t)(host_csd[a].no_samples - host_csd[a].no_pending);
+    first = dropped + 1;
+    for (k = 0; k < n; k++) {
+        v = 0;
+        read_tsd_evt(host_csb, host_csd, a, &v);
+        if (v != first + k) wrong++;
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(atomic_erase_records(host_csb, host_csd, a, n), SPOOL_OK);
+    CHECK_EQ(host_csd[a].no_samples, 0);
+    /* (2) validation reads, then no_pending -= 5 */
+    for (v = 1; v <= 10; v++) write_tsd_evt_time(host_csb, host_csd, c, 1000u + v, 1700000000u);
+    for (k = 0; k < 5; k++) read_tsd_evt(host_csb, host_csd, c, &v);
+    CHECK_EQ(v, 1005);
+    host_csd[c].no_pending -= 5;
+    for (k = 0; k < 4; k++) {
+        read_tsd_evt(host_csb, host_csd, c, &v);
+        if (v != 1001 + k) wrong++;
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(atomic_erase_records(host_csb, host_csd, c, 4), SPOOL_OK);
+    CHECK_EQ(host_csd[c].no_samples, 6);
+    read_tsd_evt(host_csb, host_csd, c, &v);
+    CHECK_EQ(v, 1005); /* un-read, not erased */
+    /* a raise is refused: nothing more becomes erasable */
+    host_csd[c].no_pending = 5;
+    CHECK_EQ(atomic_erase_records(host_csb, host_csd, c, 2), SPOOL_ERR_ACK_TOO_MANY);
+    CHECK_EQ(host_csd[c].no_pending, 1);
+    CHECK_EQ(spool_mirror_stats(&ms), SPOOL_OK);
+    CHECK_EQ(ms.pending_lowered, 1);
+    CHECK_EQ(ms.records_unread, 5);
+    CHECK_EQ(ms.pending_refused, 1);
+    CHECK(ms.refreshes > 0);
+    CHECK_EQ(spool_check(), SPOOL_OK);
+    spool_deinit();
+}
