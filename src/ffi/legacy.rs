@@ -45,8 +45,10 @@ pub(crate) fn write_entry(
 ) -> FfiResult<()> {
     let entry = st.reg(idx)?.entry(entry)?;
     st.enter(idx, entry, false);
-    let h = st.open_entry(idx, entry)?;
-    let r = st.store.write(h, value, u64::from(utc_s) * 1000);
+    let r = match st.open_entry(idx, entry) {
+        Ok(h) => st.store.write(h, value, u64::from(utc_s) * 1000),
+        Err(e) => Err(e),
+    };
     if r.is_ok() {
         st.reg(idx)?.mirror_last(entry, value, utc_s);
     }
@@ -244,7 +246,10 @@ pub unsafe extern "C" fn read_tsd_evt(
             }
             Ok(r) => [r.value, 0],
             Err(SpoolStatus::SPOOL_ERR_NO_DATA) => [0, 0],
-            Err(e) => return Err(e),
+            Err(e) => {
+                st.settle(idx, entry);
+                return Err(e);
+            }
         };
         let evt = match rec {
             Ok(r) => r.kind == super::types::SPOOL_KIND_EVT,

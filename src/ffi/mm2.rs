@@ -94,8 +94,10 @@ fn write(st: &mut State, idx: usize, entry: u16, kind: Kind, value: u32, ms: u64
         return Err(SpoolStatus::SPOOL_ERR_CONFLICT);
     }
     st.enter(idx, entry, false);
-    let h = st.open_entry(idx, entry)?;
-    let r = st.store.write(h, value, ms);
+    let r = match st.open_entry(idx, entry) {
+        Ok(h) => st.store.write(h, value, ms),
+        Err(e) => Err(e),
+    };
     if r.is_ok() {
         let secs = u32::try_from(ms / 1000).unwrap_or(u32::MAX);
         st.reg(idx)?.mirror_last(entry, value, secs);

@@ -291,11 +291,13 @@ pub unsafe extern "C" fn spool_read(sensor: SpoolSensor, out: *mut SpoolRecord) 
         }
         st.live()?;
         st.enter_handle(sensor);
-        let rec = st.store.read(sensor)?;
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { out.write_unaligned(rec) };
+        let rec = st.store.read(sensor);
+        if let Ok(rec) = rec {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { out.write_unaligned(rec) };
+        }
         st.settle_handle(sensor);
-        Ok(())
+        rec.map(|_| ())
     }))
 }
 
