@@ -342,6 +342,8 @@ int main(void) {
         {"shutdown_flush_with_cancel (process_power.c)", test_shutdown_flush_with_cancel},
         {"hostile_from_c", test_hostile_from_c},
         {"native_api_and_pool", test_native_api_and_pool},
+        {"evt_read_width (ABI 3 two-word default, one-word opt-in, ABI 2)", test_evt_read_width},
+        {"mirror_refresh_and_unread (cross-sensor drop, no_pending -= k)", test_mirror_refresh_and_unread},
         /* on-target only */
         {"flash_spill_at_threshold (RAM-backed NOR region)", test_flash_spill_at_threshold},
         {"flash_shutdown_flush_polled_to_101", test_flash_shutdown_flush},
