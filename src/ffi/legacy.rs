@@ -44,17 +44,24 @@ pub(crate) fn write_entry(
     utc_s: u32,
 ) -> FfiResult<()> {
     let entry = st.reg(idx)?.entry(entry)?;
-    st.enter(idx, entry, false);
-    let r = match st.open_entry(idx, entry) {
-        Ok(h) => st.store.write(h, value, u64::from(utc_s) * 1000),
-        Err(e) => Err(e),
+    // Opening (registering a new sensor) changes no count, so the firmware's edits of
+    // `no_pending` are applied after it, with the handle it returns.
+    let h = match st.open_entry(idx, entry) {
+        Ok(h) => h,
+        Err(e) => {
+            st.enter(idx, entry, false);
+            st.settle(idx, entry);
+            return Err(e);
+        }
     };
+    st.enter_with(idx, entry, Some(h));
+    let r = st.store.write(h, value, u64::from(utc_s) * 1000);
     if r.is_ok() {
         st.reg(idx)?.mirror_last(entry, value, utc_s);
     }
-    // Mirror whatever happened: this entry, entries sharing its id, and every entry
-    // if an overflow drop or a storage eviction hit another sensor.
-    st.settle(idx, entry);
+    // Mirror whatever happened: this entry, entries sharing its id, the victim's entries
+    // if an overflow drop hit another sensor, and every entry after a storage eviction.
+    st.settle_with(idx, entry, Some(h));
     r
 }
 
@@ -231,12 +238,13 @@ pub unsafe extern "C" fn read_tsd_evt(
         }
         let idx = locate(st, csb, csd)?;
         let entry = st.reg(idx)?.entry(entry)?;
-        // A lowered `no_pending` moves the read position back first (MM1: the read
-        // returns the record at offset `no_pending`).
-        st.enter(idx, entry, false);
         let two_words = st.evt_two_words;
         let (key, kind, _) = st.reg(idx)?.sensor(entry)?;
-        let rec = match st.store.find(key) {
+        let h = st.store.find(key);
+        // A lowered `no_pending` moves the read position back first (MM1: the read
+        // returns the record at offset `no_pending`).
+        st.enter_with(idx, entry, h);
+        let rec = match h {
             Some(h) => st.store.read(h),
             None => Err(SpoolStatus::SPOOL_ERR_NO_DATA),
         };
@@ -247,7 +255,7 @@ pub unsafe extern "C" fn read_tsd_evt(
             Ok(r) => [r.value, 0],
             Err(SpoolStatus::SPOOL_ERR_NO_DATA) => [0, 0],
             Err(e) => {
-                st.settle(idx, entry);
+                st.settle_with(idx, entry, h);
                 return Err(e);
             }
         };
@@ -267,7 +275,7 @@ pub unsafe extern "C" fn read_tsd_evt(
             // SAFETY: `value` is non-NULL and writable for one `uint32_t` per the contract.
             unsafe { value.write_unaligned(v) }
         }
-        st.settle(idx, entry);
+        st.settle_with(idx, entry, h);
         rec.map(|_| ())
     });
 }
@@ -374,15 +382,16 @@ pub unsafe extern "C" fn atomic_erase_records(
     status_of(call(|st| {
         let idx = locate(st, csb, csd)?;
         let entry = st.reg(idx)?.entry(entry)?;
+        let h = st.handle_of(idx, entry)?;
         // A lowered `no_pending` un-reads first: only records still handed out can be
         // acknowledged.
-        st.enter(idx, entry, false);
-        let r = match st.handle_of(idx, entry)? {
+        st.enter_with(idx, entry, h);
+        let r = match h {
             Some(h) => st.store.ack(h, u32::from(count)),
             None if count == 0 => Ok(()),
             None => Err(SpoolStatus::SPOOL_ERR_ACK_TOO_MANY),
         };
-        st.settle(idx, entry);
+        st.settle_with(idx, entry, h);
         r
     }))
 }

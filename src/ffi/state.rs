@@ -376,6 +376,8 @@ pub(crate) struct State {
     pub evt_two_words: bool,
     /// The store's generation when every entry was last known to be mirrored.
     mirrored_gen: Generation,
+    /// The store's overflow-drop count when the last victim was re-mirrored.
+    mirrored_drops: u8,
     /// 256-bit filter of the keys that more than one registered entry maps to (see
     /// `key_bit`); a false positive only costs a scan.
     shared: [u32; 8],
@@ -424,6 +426,7 @@ impl State {
             flush: Flush { requested: false },
             evt_two_words: false,
             mirrored_gen: Generation::ZERO,
+            mirrored_drops: 0,
             shared: [0; 8],
             mirror_stats: SpoolMirrorStats {
                 pending_lowered: 0,
@@ -446,6 +449,7 @@ impl State {
         self.flush = Flush::default();
         self.evt_two_words = false;
         self.mirrored_gen = Generation::ZERO;
+        self.mirrored_drops = 0;
         self.shared = [0; 8];
         self.mirror_stats = SpoolMirrorStats::default();
     }
@@ -613,12 +617,18 @@ impl State {
 
     /// Mirrors the store's counters of `csb[entry]`'s sensor into `csd[entry]`.
     pub(crate) fn mirror(&self, idx: usize, entry: u16) {
+        if let Ok(h) = self.handle_of(idx, entry) {
+            self.mirror_with(idx, entry, h);
+        } else if let Ok(reg) = self.reg(idx) {
+            reg.mirror_counts(entry, 0, 0);
+        }
+    }
+
+    /// `mirror` when the caller already looked up the sensor of `csb[entry]` (`h`).
+    fn mirror_with(&self, idx: usize, entry: u16, h: Option<Handle>) {
         let Ok(reg) = self.reg(idx) else { return };
-        let (stored, pending) = match self.handle_of(idx, entry) {
-            Ok(Some(h)) => match self.store.sensor_stats(h) {
-                Ok(s) => (s.stored, s.pending),
-                Err(_) => (0, 0),
-            },
+        let (stored, pending) = match h.map(|h| self.store.sensor_stats(h)) {
+            Some(Ok(s)) => (s.stored, s.pending),
             _ => (0, 0),
         };
         reg.mirror_counts(entry, stored, pending);
@@ -684,16 +694,20 @@ impl State {
     /// back). Must run before the store changes the sensor (the comparison is with the
     /// count the mirror still shows).
     pub(crate) fn reconcile(&mut self, idx: usize, entry: u16) {
+        if let Ok(h) = self.handle_of(idx, entry) {
+            self.reconcile_with(idx, entry, h);
+        }
+    }
+
+    /// `reconcile` when the caller already looked up the sensor of `csb[entry]` (`h`).
+    fn reconcile_with(&mut self, idx: usize, entry: u16, h: Option<Handle>) {
         let Some(fw) = self.reg(idx).ok().and_then(|r| r.csd_no_pending(entry)) else {
             return;
         };
-        let (h, pending) = match self.handle_of(idx, entry) {
-            Ok(Some(h)) => match self.store.sensor_stats(h) {
-                Ok(s) => (Some(h), s.pending),
-                Err(_) => return,
-            },
-            Ok(None) => (None, 0),
-            Err(_) => return,
+        let pending = match h.map(|h| self.store.sensor_stats(h)) {
+            Some(Ok(s)) => s.pending,
+            Some(Err(_)) => return,
+            None => 0,
         };
         let now = shown(pending);
         if fw == now {
@@ -745,6 +759,25 @@ impl State {
         self.refresh_if_moved();
     }
 
+    /// `enter(idx, entry, false)` when the caller already looked up the sensor of
+    /// `csb[entry]` (`h`): one lookup less on the hot paths (write, read, ACK).
+    pub(crate) fn enter_with(&mut self, idx: usize, entry: u16, h: Option<Handle>) {
+        match self.key_at(idx, entry) {
+            Some(key) if self.is_shared(key) => self.for_key(key, |st, i, e| st.reconcile(i, e)),
+            Some(_) => self.reconcile_with(idx, entry, h),
+            None => {}
+        }
+    }
+
+    /// `settle` when the caller already looked up the sensor of `csb[entry]` (`h`).
+    pub(crate) fn settle_with(&mut self, idx: usize, entry: u16, h: Option<Handle>) {
+        match self.key_at(idx, entry) {
+            Some(key) if self.is_shared(key) => self.for_key(key, |st, i, e| st.mirror(i, e)),
+            _ => self.mirror_with(idx, entry, h),
+        }
+        self.refresh_if_moved();
+    }
+
     /// Before a native-API call on sensor `h`: `enter` for every entry of that sensor.
     pub(crate) fn enter_handle(&mut self, h: Handle) {
         if let Ok(key) = self.store.key_of(h) {
@@ -761,10 +794,25 @@ impl State {
         self.refresh_if_moved();
     }
 
-    /// Refreshes every entry if the store's generation moved since the last refresh.
+    /// Refreshes every entry if the store's generation moved since the last refresh, or
+    /// the entries of the victim of an overflow drop (one drop since the last check: the
+    /// usual case, a write that found RAM full), O(entries) reads of ids.
     pub(crate) fn refresh_if_moved(&mut self) {
         if self.store.generation() != self.mirrored_gen {
             self.refresh_all();
+            return;
+        }
+        let (drops, victim) = self.store.last_drop();
+        if drops == self.mirrored_drops {
+            return;
+        }
+        match victim {
+            Some(key) if drops.wrapping_sub(self.mirrored_drops) == 1 => {
+                self.mirrored_drops = drops;
+                self.for_key(key, |st, i, e| st.reconcile(i, e));
+                self.for_key(key, |st, i, e| st.mirror(i, e));
+            }
+            _ => self.refresh_all(),
         }
     }
 
@@ -785,6 +833,7 @@ impl State {
             }
         }
         self.mirrored_gen = self.store.generation();
+        self.mirrored_drops = self.store.last_drop().0;
         let ms = &mut self.mirror_stats;
         ms.refreshes = ms.refreshes.wrapping_add(1);
     }

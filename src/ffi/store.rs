@@ -106,14 +106,14 @@ fn status(e: Error) -> SpoolStatus {
     }
 }
 
-/// The store-wide counters that move whenever a call may have changed the counters of a
-/// sensor it did not name: overflow drops (the victim may be another sensor), records
-/// lost in storage (eviction by a spill or an acknowledgement mark, damage), sensors
-/// added (a late recovery, or entries sharing the new sensor's id), recoveries. Compared
-/// after each call (O(1)); when it moved, every registered entry is re-mirrored.
+/// The store-wide counters that move whenever a call may have changed the counters of
+/// sensors it cannot name: records lost in storage (eviction by a spill or an
+/// acknowledgement mark, damage), sensors added (a late recovery, or entries sharing the
+/// new sensor's id), recoveries. Compared after each call (O(1)); when it moved, every
+/// registered entry is re-mirrored. (Overflow drops in RAM name their victim: see
+/// [`Store::last_drop`].)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Generation {
-    dropped: u32,
     lost: u32,
     sensors: usize,
     recovered: u32,
@@ -122,7 +122,6 @@ pub(crate) struct Generation {
 impl Generation {
     /// The generation of an empty store.
     pub(crate) const ZERO: Generation = Generation {
-        dropped: 0,
         lost: 0,
         sensors: 0,
         recovered: 0,
@@ -268,11 +267,15 @@ impl Store {
     /// See [`Generation`].
     pub(crate) fn generation(&self) -> Generation {
         Generation {
-            dropped: self.spool.dropped(),
             lost: self.spool.spill.lost,
             sensors: self.spool.table.len(),
             recovered: self.recovered,
         }
+    }
+
+    /// `(overflow drops so far, key of the latest victim)`, O(1) (`Spool::last_drop`).
+    pub(crate) fn last_drop(&self) -> (u8, Option<Key>) {
+        self.spool.last_drop()
     }
 
     /// Makes the last `k` pending records of the sensor unsent again (the firmware lowered

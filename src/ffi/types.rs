@@ -476,8 +476,9 @@ pub struct SpoolMirrorStats {
     /// written back; nothing was erased or handed out because of it.
     pub pending_refused: u64,
     /// Refreshes of every registered entry, after calls that changed the counters of
-    /// sensors they did not name (overflow drops of another sensor, storage eviction,
-    /// recovery, a new sensor shared by several entries, spills, flush steps).
+    /// sensors they did not name (storage eviction, recovery, a new sensor, spills, flush
+    /// steps, an id changed at run time). An overflow drop of another sensor's records in
+    /// RAM re-mirrors only that sensor's entries and is not counted here.
     pub refreshes: u64,
 }
 
