@@ -93,17 +93,23 @@ fn write(st: &mut State, idx: usize, entry: u16, kind: Kind, value: u32, ms: u64
     if k != kind {
         return Err(SpoolStatus::SPOOL_ERR_CONFLICT);
     }
-    st.enter(idx, entry, false);
-    let r = match st.open_entry(idx, entry) {
-        Ok(h) => st.store.write(h, value, ms),
-        Err(e) => Err(e),
+    let h = match st.open_entry(idx, entry) {
+        Ok(h) => h,
+        Err(e) => {
+            st.enter(idx, entry, false);
+            st.settle(idx, entry);
+            return Err(e);
+        }
     };
+    st.enter_with(idx, entry, Some(h));
+    let r = st.store.write(h, value, ms);
     if r.is_ok() {
         let secs = u32::try_from(ms / 1000).unwrap_or(u32::MAX);
         st.reg(idx)?.mirror_last(entry, value, secs);
     }
-    // This entry, entries sharing its id, and every entry if another sensor changed.
-    st.settle(idx, entry);
+    // This entry, entries sharing its id, the victim's entries if an overflow drop hit
+    // another sensor, and every entry after a storage eviction.
+    st.settle_with(idx, entry, Some(h));
     r
 }
 
