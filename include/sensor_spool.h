@@ -729,8 +729,9 @@ typedef struct spool_mirror_stats_t {
   uint64_t pending_refused;
   /**
    * Refreshes of every registered entry, after calls that changed the counters of
-   * sensors they did not name (overflow drops of another sensor, storage eviction,
-   * recovery, a new sensor shared by several entries, spills, flush steps).
+   * sensors they did not name (storage eviction, recovery, a new sensor, spills, flush
+   * steps, an id changed at run time). An overflow drop of another sensor's records in
+   * RAM re-mirrors only that sensor's entries and is not counted here.
    */
   uint64_t refreshes;
 } spool_mirror_stats_t;
