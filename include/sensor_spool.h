@@ -19,7 +19,7 @@
 #include <stdint.h>
 /* Crate version (tests/ffi_header.rs checks these against Cargo.toml). */
 #define SPOOL_VERSION_MAJOR 0
-#define SPOOL_VERSION_MINOR 1
+#define SPOOL_VERSION_MINOR 2
 #define SPOOL_VERSION_PATCH 0
 /* The firmware's own structs (legacy common.h); only their tags are needed here. */
 struct control_sensor_block;
@@ -71,13 +71,21 @@ struct _data_store_info;
 #define SPOOL_ID_NONE UINT32_MAX
 
 /**
- * `spool_config_t.flags` bit: legacy `read_tsd_evt` on an EVT entry (`sample_rate == 0`)
- * stores **two** `uint32_t` words, `value[0] = UTC seconds`, `value[1] = value` (the MM1
- * EVT record layout, timestamp first, which the legacy uploader reads through
- * `(uint32_t *)&event_sample`). Without this flag an EVT read stores only the value and
- * the timestamp is available from `spool_read` (native API). TSD reads always store one word.
+ * `spool_config_t.flags` bit, ABI 1 and 2 only: legacy `read_tsd_evt` on an EVT entry
+ * (`sample_rate == 0`) stores **two** `uint32_t` words, `value[0] = UTC seconds`,
+ * `value[1] = value` (the MM1 EVT record layout, timestamp first, which the legacy
+ * uploader reads through `(uint32_t *)&event_sample`). Since ABI 3 that is the default
+ * and this flag is accepted and changes nothing; it cannot be combined with
+ * `SPOOL_CFG_EVT_READ_ONE_WORD`.
  */
 #define SPOOL_CFG_EVT_READ_TWO_WORDS 1
+
+/**
+ * `spool_config_t.flags` bit (ABI 3): legacy `read_tsd_evt` on an EVT entry stores only
+ * the value, in `value[0]` (one word, the default of ABI 1 and 2); the timestamp is then
+ * only available from the native `spool_read`. TSD reads always store one word.
+ */
+#define SPOOL_CFG_EVT_READ_ONE_WORD 2
 
 /**
  * Number of tiers of the C block pool (`spool_pool_stats` fills this many entries).
@@ -86,10 +94,15 @@ struct _data_store_info;
 
 /**
  * ABI version of this header; `spool_config_t.abi_version` must equal it. Version 2
- * appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`; `spool_init` still
- * accepts a version-1 config (the fields before them, RAM only).
+ * appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`. Version 3 made
+ * the legacy EVT read fill two words `{utc, value}` by default, as MM1 did (one word is
+ * now the opt-in `SPOOL_CFG_EVT_READ_ONE_WORD`), honours a firmware-lowered
+ * `csd[e].no_pending` as MM1's un-read, and added `spool_mirror_stats`.
+ * `spool_init` still accepts a version-2 config (same struct, with the version-2
+ * behaviour: one-word EVT reads unless `SPOOL_CFG_EVT_READ_TWO_WORDS`) and a version-1
+ * config (the fields before `flash`, RAM only, version-1 behaviour).
  */
-#define SPOOL_ABI_VERSION 2
+#define SPOOL_ABI_VERSION 3
 
 /**
  * Sector size of the log the library keeps in a `spool_flash_t` region: the unit of
@@ -374,8 +387,9 @@ typedef struct spool_flash_t {
  */
 typedef struct spool_config_t {
   /**
-   * Must be `SPOOL_ABI_VERSION` (1 is accepted too: then only `flags` and `utc_now` are
-   * read, and the store is RAM only).
+   * Must be `SPOOL_ABI_VERSION` (2 is accepted too, with the version-2 EVT read default
+   * of one word; 1 as well: then only `flags` and `utc_now` are read, the store is RAM
+   * only and EVT reads default to one word).
    */
   uint32_t abi_version;
   /**
@@ -722,6 +736,40 @@ typedef struct spool_stats_t {
 } spool_stats_t;
 
 /**
+ * Counters of the `csd` mirrors (`spool_mirror_stats`, ABI 3).
+ *
+ * The library writes `csd[e].no_samples` / `no_pending` of every registered entry whose
+ * sensor changed, after every call. Before it changes a sensor, it reads the firmware's
+ * `no_pending` of that sensor's entries: a value lowered by `k` below what the library
+ * last wrote is honoured as MM1's "un-read" (the last `k` records handed out become
+ * unsent again); a raised or otherwise impossible value is refused (the mirror is
+ * written back) and counted here.
+ */
+typedef struct spool_mirror_stats_t {
+  /**
+   * Firmware-lowered `no_pending` values honoured (each made records unsent again).
+   */
+  uint64_t pending_lowered;
+  /**
+   * Records made unsent again by those lowerings.
+   */
+  uint64_t records_unread;
+  /**
+   * Firmware-written `no_pending` values refused: higher than the records handed out
+   * (a raise, or garbage), or a lowering the store could not apply. The mirror was
+   * written back; nothing was erased or handed out because of it.
+   */
+  uint64_t pending_refused;
+  /**
+   * Refreshes of every registered entry, after calls that changed the counters of
+   * sensors they did not name (storage eviction, recovery, a new sensor, spills, flush
+   * steps, an id changed at run time). An overflow drop of another sensor's records in
+   * RAM re-mirrors only that sensor's entries and is not counted here.
+   */
+  uint64_t refreshes;
+} spool_mirror_stats_t;
+
+/**
  * Statistics of one tier of the C block pool (`spool_pool_stats`).
  */
 typedef struct spool_tier_stats_t {
@@ -855,13 +903,20 @@ void write_tsd_evt_time(struct control_sensor_block *csb,
 /**
  * Reads the next unsent record of `csb[entry]` (the one at offset `no_pending` from the
  * oldest) into `*value` and makes it pending (`no_pending` + 1); the record stays stored
- * until erased.
+ * until erased. If the firmware lowered `csd[entry].no_pending` (MM1's way to undo reads:
+ * `no_pending -= k`), the last `k` records handed out became unsent again and this read
+ * returns the record at the new offset; a raised value is refused (counted in
+ * `spool_mirror_stats`) and the true count written back. Every call that changes the
+ * sensor applies such an edit first (so `atomic_erase_records` never erases a record the
+ * firmware un-read).
  *
- * EVT timestamp: by default only the value is stored in `value[0]`. With
- * `SPOOL_CFG_EVT_READ_TWO_WORDS` in `spool_config_t.flags`, an EVT read stores two words,
- * `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
+ * EVT entries (`sample_rate == 0`): by default (ABI 3) the read stores two words, as MM1
+ * did: `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
  * uploader reads through `(uint32_t *)&event_sample`); `value` must then point at two
- * `uint32_t` for EVT entries. The native `spool_read` always returns the time.
+ * `uint32_t`. With `SPOOL_CFG_EVT_READ_ONE_WORD` in `spool_config_t.flags` (or an ABI-1/2
+ * configuration without `SPOOL_CFG_EVT_READ_TWO_WORDS`), only the value is stored, in
+ * `value[0]`. TSD reads always store one word. The native `spool_read` always returns
+ * the time.
  *
  * Nothing to read: stores 0 (both words in two-word EVT mode) and changes no counter,
  * as MM1 did. Rejected (no-op, `*value` untouched): NULL pointers, before init,
@@ -870,7 +925,7 @@ void write_tsd_evt_time(struct control_sensor_block *csb,
  * # Safety
  *
  * As for `write_tsd_evt`; `value` must be NULL or writable for one `uint32_t` (two for EVT
- * entries in two-word mode).
+ * entries in two-word mode, the default).
  */
 void read_tsd_evt(struct control_sensor_block *csb,
                   struct control_sensor_data *csd,
@@ -1294,6 +1349,17 @@ spool_status_t spool_check(void);
  * `void` legacy call was a no-op). Works before init; not itself counted.
  */
 spool_status_t spool_last_status(void);
+
+/**
+ * Copies the mirror counters into `*out` (see `spool_mirror_stats_t`: firmware-lowered
+ * `no_pending` values honoured, values refused, full refreshes). Not counted as a call.
+ * `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`.
+ *
+ * # Safety
+ *
+ * `out` must be NULL or valid for writing one `spool_mirror_stats_t`.
+ */
+spool_status_t spool_mirror_stats(struct spool_mirror_stats_t *out);
 
 /**
  * Allocates a block of at least `size` bytes from the smallest fitting tier (falling back

@@ -297,6 +297,9 @@ pub struct Spool<
     pub(crate) latest_ms: u64,
     dropped: u32,
     rejected: u32,
+    /// Counted overflow drops and the victim of the latest (see [`Spool::last_drop`]).
+    drops: u8,
+    last_drop: u16,
     pub(crate) storage: S,
     /// Spill path state (flash part per sensor, flush progress): see
     /// `storage::spill`.
@@ -332,6 +335,8 @@ impl<
             latest_ms: 0,
             dropped: 0,
             rejected: 0,
+            drops: 0,
+            last_drop: u16::MAX,
             storage,
             spill: crate::storage::spill::SpillState::new(),
         }
@@ -619,6 +624,8 @@ impl<
                 if !after_flash {
                     e.lost = e.lost.saturating_add(n.min(u16::MAX as u32) as u16);
                     self.dropped = self.dropped.wrapping_add(n);
+                    self.drops = self.drops.wrapping_add(1);
+                    self.last_drop = v as u16;
                 }
                 Ok(())
             }
@@ -863,6 +870,15 @@ impl<
             no_samples: count.min(u16::MAX as u32) as u16,
             no_pending: pending.min(u16::MAX as u32) as u16,
         })
+    }
+
+    /// Overflow drops that changed a sensor's count so far (wrapping at 256; one per
+    /// write at most) and the sensor of the latest one (as of that drop; a later
+    /// registration may move or add sensors). O(1): the C API checks it after every
+    /// write to re-mirror the victim when the drop hit another sensor.
+    pub fn last_drop(&self) -> (u8, Option<SensorKey>) {
+        let key = self.table.get(usize::from(self.last_drop)).map(|e| e.key());
+        (self.drops, key)
     }
 
     /// Global statistics (O(number of sensors)).

@@ -85,6 +85,10 @@ fn status_codes_and_constants_match() {
             "SPOOL_CFG_EVT_READ_TWO_WORDS",
             SPOOL_CFG_EVT_READ_TWO_WORDS.to_string(),
         ),
+        (
+            "SPOOL_CFG_EVT_READ_ONE_WORD",
+            SPOOL_CFG_EVT_READ_ONE_WORD.to_string(),
+        ),
         ("SPOOL_POOL_TIERS", SPOOL_POOL_TIERS.to_string()),
         ("SPOOL_ABI_VERSION", SPOOL_ABI_VERSION.to_string()),
         ("SPOOL_KIND_TSD", SPOOL_KIND_TSD.to_string()),

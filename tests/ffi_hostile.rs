@@ -1368,7 +1368,7 @@ fn hostile_storage_configs() {
         ("dir empty", |c| c.dir = c"".as_ptr()),
         ("dir not UTF-8", |c| c.dir = c"/tmp/\xff\xfe".as_ptr()),
         ("abi_version 0", |c| c.abi_version = 0),
-        ("abi_version 3", |c| c.abi_version = 3),
+        ("abi_version 4", |c| c.abi_version = 4),
     ];
     let storage: Vec<(&str, Edit)> = vec![("read fails at mount", |c| {
         c.flash = null_ctx_flash();

@@ -95,6 +95,7 @@ fn read_pending_erase_revert_follow_mm1() {
 #[test]
 fn evt_two_word_read_returns_timestamp_first() {
     let _g = serial();
+    // ABI 3: the flag is the default and accepted.
     init(SPOOL_CFG_EVT_READ_TWO_WORDS);
     let mut a = Arrays::new(10, &[0, 1000]);
     assert_eq!(a.register(0), SPOOL_OK);
@@ -109,10 +110,58 @@ fn evt_two_word_read_returns_timestamp_first() {
     assert_eq!(read(&mut a, 0), [0, 0], "EVT past the end: both words 0");
 }
 
+/// The uploader's event sample: `read_tsd_evt(csb, csd, i, (uint32_t *)&event_sample)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct EventSample {
+    utc: u32,
+    value: u32,
+}
+
+/// Regression (ABI 3): with the default configuration an EVT read fills `{utc, value}` as
+/// MM1 did. Before, it filled only `value[0] = value`, so the uploader's
+/// `(uint32_t *)&event_sample` read took the value as the time and kept a stale value.
 #[test]
-fn evt_one_word_read_by_default() {
+fn evt_read_fills_two_words_by_default_as_mm1() {
     let _g = serial();
     init(0);
+    let mut a = Arrays::new(10, &[0, 1000]);
+    assert_eq!(a.register(0), SPOOL_OK);
+    for k in 0..20u32 {
+        write_t(&mut a, 0, 100 + k, 1_700_000_000 + k);
+    }
+    write_t(&mut a, 1, 7, 1_700_000_000);
+    // The uploader loop: one stale struct reused across reads.
+    let mut event_sample = EventSample { utc: 1, value: 1 };
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        // SAFETY: registered arrays; `event_sample` is two u32 words.
+        unsafe {
+            read_tsd_evt(
+                a.csb(),
+                a.csd(),
+                0,
+                (&mut event_sample as *mut EventSample).cast(),
+            )
+        };
+        got.push(event_sample);
+    }
+    let want: Vec<EventSample> = (0..20)
+        .map(|k| EventSample {
+            utc: 1_700_000_000 + k,
+            value: 100 + k,
+        })
+        .collect();
+    assert_eq!(got, want, "every EVT read fills {{utc, value}}");
+    assert_eq!(a.counts(0), (20, 20));
+    assert_eq!(read(&mut a, 1), [7, 0xFFFF_FFFF], "TSD: one word");
+    assert_eq!(read(&mut a, 0), [0, 0], "EVT past the end: both words 0");
+}
+
+#[test]
+fn evt_one_word_read_is_opt_in() {
+    let _g = serial();
+    init(SPOOL_CFG_EVT_READ_ONE_WORD);
     let mut a = Arrays::new(10, &[0]);
     assert_eq!(a.register(0), SPOOL_OK);
     write_t(&mut a, 0, 42, 1_700_000_000);
@@ -134,6 +183,48 @@ fn evt_one_word_read_by_default() {
         (1, 1),
         "native calls mirror into registered entries"
     );
+}
+
+/// A firmware built against ABI 2 keeps the ABI-2 behaviour (one word unless it asked
+/// for two); the one-word flag does not exist there, and both flags together are refused.
+#[test]
+fn evt_read_width_follows_the_config_abi() {
+    let init_with = |abi: u32, flags: u32| {
+        let cfg = SpoolConfig {
+            abi_version: abi,
+            flags,
+            ..SpoolConfig::default_config()
+        };
+        // SAFETY: valid config (version 2 and 3 share the struct).
+        unsafe { spool_init(&cfg) }
+    };
+    for (abi, flags, want) in [
+        (2, 0, Some([42, 0xFFFF_FFFF])),
+        (2, SPOOL_CFG_EVT_READ_TWO_WORDS, Some([1_700_000_000, 42])),
+        (2, SPOOL_CFG_EVT_READ_ONE_WORD, None),
+        (3, 0, Some([1_700_000_000, 42])),
+        (3, SPOOL_CFG_EVT_READ_TWO_WORDS, Some([1_700_000_000, 42])),
+        (3, SPOOL_CFG_EVT_READ_ONE_WORD, Some([42, 0xFFFF_FFFF])),
+        (
+            3,
+            SPOOL_CFG_EVT_READ_ONE_WORD | SPOOL_CFG_EVT_READ_TWO_WORDS,
+            None,
+        ),
+        (4, 0, None),
+    ] {
+        let _g = serial();
+        let st = init_with(abi, flags);
+        let Some(want) = want else {
+            assert_eq!(st, SPOOL_ERR_INVALID_ARGUMENT, "abi {abi} flags {flags}");
+            continue;
+        };
+        assert_eq!(st, SPOOL_OK, "abi {abi} flags {flags}");
+        let mut a = Arrays::new(10, &[0]);
+        assert_eq!(a.register(0), SPOOL_OK);
+        write_t(&mut a, 0, 42, 1_700_000_000);
+        assert_eq!(read(&mut a, 0), want, "abi {abi} flags {flags}");
+    }
+    assert_eq!(SPOOL_ABI_VERSION, 3);
 }
 
 static POSITION_CALLS: AtomicU32 = AtomicU32::new(0);
@@ -190,8 +281,9 @@ fn add_gps_location_writes_gps_entries_before_the_event() {
     let counts: Vec<_> = (0..6).map(|e| a.counts(e)).collect();
     assert_eq!(
         counts,
-        vec![(1, 0), (1, 0), (1, 0), (0, 0), (1, 0), (0, 0)],
-        "speed not configured, entry 5 is after the event"
+        vec![(1, 0), (1, 0), (1, 0), (0, 0), (1, 0), (1, 0)],
+        "speed not configured; entry 5 is after the event (not written) but shares the \
+         latitude sensor's id, so it mirrors that sensor"
     );
     assert_eq!(read(&mut a, 0), [1_234_567, 45.5f32.to_bits()]);
     assert_eq!(read(&mut a, 1), [1_234_567, (-122.25f32).to_bits()]);

@@ -11,13 +11,13 @@ use SpoolStatus::*;
 use ffi_support::*;
 use sensor_spool::ffi::*;
 
-/// Two arrays registered for one sensor (same source, same id). A legacy call mirrors
-/// the counts into the entry it was given only, as MM1 updated only the csd it was
-/// called with, so a read through one array leaves the other array's `no_pending` as it
-/// was. `erase_tsd_evt` through the other array erases what
-/// its `no_pending` said before the call (here 0), not what the store holds pending; the
-/// mirror written after the call then shows the real count. The fuzz model had read
-/// `no_pending` after the call, i.e. the mirror.
+/// Two arrays registered for one sensor (same source, same id). Every call re-mirrors
+/// every entry of the sensor it changed, so a read through one array shows in the other
+/// array's `no_pending` too (before ABI 3 only the entry called was mirrored, which left
+/// the other array stale). `erase_tsd_evt` through the other array still erases what
+/// its `no_pending` said before the call (here lowered by the firmware to 0: nothing),
+/// not what the store holds pending; the mirror written after the call then shows the
+/// real count. The fuzz model had read `no_pending` after the call, i.e. the mirror.
 #[test]
 fn erase_goes_by_no_pending_before_the_call_of_the_array_it_is_given() {
     let _g = serial();
@@ -36,17 +36,20 @@ fn erase_goes_by_no_pending_before_the_call_of_the_array_it_is_given() {
     unsafe { read_tsd_evt(b.csb(), b.csd(), 0, v.as_mut_ptr()) };
     assert_eq!(v[0], 7);
     assert_eq!(b.counts(0), (2, 1), "the array read through");
-    assert_eq!(a.counts(0), (2, 0), "the other array: not mirrored");
+    assert_eq!(a.counts(0), (2, 1), "the other array: mirrored too");
+    a.set_no_pending(0, 0);
     // SAFETY: registered arrays.
     unsafe { erase_tsd_evt(a.csb(), a.csd(), 0) };
     assert_eq!(spool_last_status(), SPOOL_OK);
     assert_eq!(
         a.counts(0),
         (2, 1),
-        "nothing erased; the mirror now shows 1 pending"
+        "nothing erased; the mirror shows 1 pending again"
     );
+    assert_eq!(b.counts(0), (2, 1));
     // SAFETY: registered arrays.
     unsafe { erase_tsd_evt(a.csb(), a.csd(), 0) };
     assert_eq!(a.counts(0), (1, 0), "now no_pending said 1");
+    assert_eq!(b.counts(0), (1, 0), "and the other array follows");
     assert_eq!(spool_check(), SPOOL_OK);
 }

@@ -224,15 +224,15 @@ static void t_write_until_spill(void) {
 
 static void test_stack_depth(void) {
     uint32_t i;
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     g_layout = fw_layout();
     measure("spool_deinit", t_deinit);
     measure("spool_config_default", t_config_default);
-    g_cfg.flags = SPOOL_CFG_EVT_READ_TWO_WORDS;
+    g_cfg.flags = 0; /* ABI 3: EVT reads fill {utc, value} by default */
     measure("spool_init", t_init);
     measure("spool_register_sensors", t_register);
     CHECK_EQ(spool_register_sensors(can_csb, can_csd, NO_CAN, &g_layout, SOURCE_CAN), SPOOL_OK);
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK); /* with GPS configured */
+    CHECK_EQ(fw_boot(0), SPOOL_OK); /* with GPS configured */
     /* fill RAM until the store drops the oldest data: the deepest write path */
     for (i = 0; i < 4000u; i++) write_tsd_evt(host_csb, host_csd, HOST_TSD_FIRST, i + 1, false);
     for (i = 0; i < 40u; i++) write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, i + 1, 1700000000u + i);
@@ -342,6 +342,8 @@ int main(void) {
         {"shutdown_flush_with_cancel (process_power.c)", test_shutdown_flush_with_cancel},
         {"hostile_from_c", test_hostile_from_c},
         {"native_api_and_pool", test_native_api_and_pool},
+        {"evt_read_width (ABI 3 two-word default, one-word opt-in, ABI 2)", test_evt_read_width},
+        {"mirror_refresh_and_unread (cross-sensor drop, no_pending -= k)", test_mirror_refresh_and_unread},
         /* on-target only */
         {"flash_spill_at_threshold (RAM-backed NOR region)", test_flash_spill_at_threshold},
         {"flash_shutdown_flush_polled_to_101", test_flash_shutdown_flush},

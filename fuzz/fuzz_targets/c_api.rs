@@ -12,7 +12,10 @@
 //!
 //! After every call: the status (or `spool_last_status()` for `void` calls) is exactly
 //! the model's, values read are the model's, out-parameters are untouched on error,
-//! the mirrored `no_samples` / `no_pending` of every entry are what the model expects,
+//! the mirrored `no_samples` / `no_pending` of every entry are what the model expects
+//! (ABI 3: every entry of a changed sensor is mirrored, entries sharing an id included,
+//! and a `no_pending` the firmware lowered is honoured as MM1's un-read before the
+//! library changes that sensor; a raised one is refused),
 //! per-sensor and store stats match, `spool_check()` and `spool_pool_check()` pass.
 //! Once the store overflows (drops or refuses a record) the exact model ends there
 //! (which records are dropped depends on RAM sector boundaries); invariants are still
@@ -250,6 +253,17 @@ struct Model {
     /// Expected (no_samples, no_pending) per (array, entry) once registered.
     mirror: HashMap<(usize, usize), (u16, u16)>,
     handles: Vec<u64>,
+    /// The library's filter of keys shared by several entries (same hash as
+    /// `state::key_bit`): which entries a call settles depends on it.
+    shared: [u32; 8],
+    /// A sensor was created since the last full refresh (the store's generation moved).
+    refresh_due: bool,
+}
+
+/// `state::key_bit` of the library.
+fn key_bit(k: Key) -> (usize, u32) {
+    let h = (k.1 ^ (u32::from(k.0) << 24)).wrapping_mul(0x9E37_79B1) >> 24;
+    ((h >> 5) as usize, 1u32 << (h & 31))
 }
 
 fn sat(v: usize) -> u16 {
@@ -306,12 +320,94 @@ impl World {
     }
     /// Every registered entry (a shutdown-flush step mirrors them all).
     fn touch_all(&mut self) {
-        let regs = self.m.regs.clone();
-        for (arr, _, n) in regs {
-            for e in 0..usize::from(n) {
-                self.touch(arr, e);
+        for (arr, e) in self.entries() {
+            self.touch(arr, e);
+        }
+    }
+    /// Every registered entry, in the library's order (registrations, then entries).
+    fn entries(&self) -> Vec<(usize, usize)> {
+        self.m
+            .regs
+            .iter()
+            .flat_map(|&(arr, _, n)| (0..usize::from(n)).map(move |e| (arr, e)))
+            .collect()
+    }
+    /// `csd[e].no_pending` as it is now (the model predicts every write to it).
+    fn fw(&self, arr: usize, e: usize) -> u16 {
+        self.m.mirror.get(&(arr, e)).map_or(0, |m| m.1)
+    }
+    fn recompute_shared(&mut self) -> bool {
+        let (mut seen, mut dup) = ([0u32; 8], [0u32; 8]);
+        for (arr, e) in self.entries() {
+            let (w, b) = key_bit(self.key_of(arr, e));
+            if seen[w] & b != 0 {
+                dup[w] |= b;
+            }
+            seen[w] |= b;
+        }
+        let changed = dup != self.m.shared;
+        self.m.shared = dup;
+        changed
+    }
+    fn is_shared(&self, k: Key) -> bool {
+        let (w, b) = key_bit(k);
+        self.m.shared[w] & b != 0
+    }
+    /// The firmware's `no_pending` of `csd[e]` against the count it shows: lowered by k,
+    /// the last k records handed out are unsent again; raised: refused.
+    fn reconcile(&mut self, arr: usize, e: usize) {
+        let fw = self.fw(arr, e);
+        let k = self.key_of(arr, e);
+        if let Some(s) = self.m.sensors.get_mut(&k) {
+            let shown = sat(s.pending);
+            if fw < shown {
+                s.pending -= usize::from(shown - fw);
             }
         }
+    }
+    /// Before a legacy call changes the sensor of `(arr, e)`.
+    fn enter(&mut self, arr: usize, e: usize, skip_self: bool) {
+        let k = self.key_of(arr, e);
+        if self.is_shared(k) {
+            for (x, f) in self.entries() {
+                if self.key_of(x, f) == k && !(skip_self && (x, f) == (arr, e)) {
+                    self.reconcile(x, f);
+                }
+            }
+        } else if !skip_self {
+            self.reconcile(arr, e);
+        }
+    }
+    /// Before a native call changes sensor `k`: every entry of it.
+    fn enter_key(&mut self, k: Key) {
+        for (x, f) in self.entries() {
+            if self.key_of(x, f) == k {
+                self.reconcile(x, f);
+            }
+        }
+    }
+    /// After a legacy call changed the sensor of `(arr, e)`.
+    fn settle(&mut self, arr: usize, e: usize) {
+        let k = self.key_of(arr, e);
+        if self.is_shared(k) {
+            self.touch_key(k);
+        } else {
+            self.touch(arr, e);
+        }
+        self.refresh_if_moved();
+    }
+    fn refresh_if_moved(&mut self) {
+        if self.m.refresh_due {
+            self.refresh_all();
+        }
+    }
+    fn refresh_all(&mut self) {
+        self.recompute_shared();
+        for (x, f) in self.entries() {
+            self.reconcile(x, f);
+        }
+        self.touch_all();
+        self.m.refresh_due = false;
     }
     fn pointers(&self, t: Target) -> (*mut ControlSensorBlock, *mut ControlSensorData) {
         let a = |i: u8| &self.arrays[usize::from(i) % ARRAYS];
@@ -367,6 +463,7 @@ impl World {
                         ..Sensor::default()
                     },
                 );
+                self.m.refresh_due = true;
                 Ok(())
             }
         }
@@ -374,11 +471,13 @@ impl World {
     /// Legacy write of `value` at `utc_s`; returns the expected status.
     fn write(&mut self, arr: usize, e: usize, value: u32, utc_s: u32) -> SpoolStatus {
         let k = self.key_of(arr, e);
+        self.enter(arr, e, false);
         if let Err(s) = self.open(k, self.rate_of(arr, e)) {
+            self.settle(arr, e);
             return s;
         }
         self.push(k, value, u64::from(utc_s) * 1000);
-        self.touch(arr, e);
+        self.settle(arr, e);
         SPOOL_OK
     }
     fn push(&mut self, k: Key, value: u32, time_ms: u64) {
@@ -386,18 +485,13 @@ impl World {
         let t = (time_ms / 1000).min(u64::from(u32::MAX)) * 1000;
         s.values.push_back((value, t));
     }
-    /// erase_entry: min(firmware no_pending, pending), all if no_pending == 0xFFFF.
-    /// Every entry's `no_pending` as the firmware left it, taken before a call that
-    /// mirrors the store's counts into the entry it works on: an erase goes by the
-    /// value before the call (afterwards it holds the mirror).
-    fn no_pending_before(&self) -> Vec<Vec<u16>> {
-        self.arrays
-            .iter()
-            .map(|a| (0..a.n).map(|e| a.csd_at(e).no_pending).collect())
-            .collect()
-    }
-    /// `erase_tsd_evt` of entry `e` of array `arr`, whose `no_pending` was `fw`.
-    fn erase(&mut self, arr: usize, e: usize, fw: u16) {
+    /// erase_entry: min(firmware no_pending, pending), all if no_pending == 0xFFFF: the
+    /// value the entry holds when the erase runs (what the firmware left, or, in an
+    /// `erase_tsd_evt_pending_data` loop, the mirror an earlier entry of the same sensor
+    /// wrote), after the other entries of the sensor were reconciled.
+    fn erase(&mut self, arr: usize, e: usize) {
+        self.enter(arr, e, true);
+        let fw = self.fw(arr, e);
         let k = self.key_of(arr, e);
         if let Some(s) = self.m.sensors.get_mut(&k) {
             let n = if fw == u16::MAX {
@@ -408,7 +502,7 @@ impl World {
             s.values.drain(..n);
             s.pending -= n;
         }
-        self.touch(arr, e);
+        self.settle(arr, e);
     }
     fn handle(&self, h: u8) -> u64 {
         match self
@@ -459,10 +553,11 @@ fn step(w: &mut World, op: Op) {
             assert_eq!(unsafe { spool_config_default(cfg.as_mut_ptr()) }, SPOOL_OK);
             // SAFETY: initialized by spool_config_default.
             let mut cfg = unsafe { cfg.assume_init() };
+            // ABI 3: two words is the default, one word the opt-in.
             cfg.flags = if two_words {
-                SPOOL_CFG_EVT_READ_TWO_WORDS
-            } else {
                 0
+            } else {
+                SPOOL_CFG_EVT_READ_ONE_WORD
             } | if bad_flags { 0x8000 } else { 0 };
             if bad_abi {
                 cfg.abi_version = SPOOL_ABI_VERSION + 1;
@@ -498,6 +593,8 @@ fn step(w: &mut World, op: Op) {
             w.m.sensors.clear();
             w.m.handles.clear();
             w.m.mirror.clear();
+            w.m.shared = [0; 8];
+            w.m.refresh_due = false;
             w.overflowed = false;
             CLEARED.store(0, Ordering::Relaxed);
         }
@@ -579,6 +676,8 @@ fn step(w: &mut World, op: Op) {
                 for e in 0..usize::from(cnt) {
                     w.touch(a, e);
                 }
+                w.recompute_shared();
+                w.refresh_if_moved();
             }
         }
         Op::SetUtc(t) => UTC.store(t, Ordering::Relaxed),
@@ -628,6 +727,7 @@ fn step(w: &mut World, op: Op) {
                     assert_eq!(v, [0xAAAA_AAAA; 2], "read_tsd_evt wrote on error");
                 }
                 Ok((a, e)) => {
+                    w.enter(a, e, false);
                     let k = w.key_of(a, e);
                     let csb_evt = w.rate_of(a, e) == 0;
                     let two = w.m.two_words;
@@ -657,19 +757,18 @@ fn step(w: &mut World, op: Op) {
                             }
                         }
                     }
-                    w.touch(a, e);
+                    w.settle(a, e);
                 }
             }
         }
         Op::Erase(t, e) => {
             let (csb, csd) = w.pointers(t);
-            let before = w.no_pending_before();
             // SAFETY: as above.
             unsafe { erase_tsd_evt(csb, csd, e) };
             match w.locate(t).and_then(|a| Ok((a, w.entry(a, e)?))) {
                 Err(s) => assert_eq!(last(), s),
                 Ok((a, e)) => {
-                    w.erase(a, e, before[a][e]);
+                    w.erase(a, e);
                     assert_eq!(last(), SPOOL_OK, "erase_tsd_evt");
                 }
             }
@@ -681,6 +780,7 @@ fn step(w: &mut World, op: Op) {
             let want = match w.locate(t).and_then(|a| Ok((a, w.entry(a, e)?))) {
                 Err(s) => s,
                 Ok((a, e)) => {
+                    w.enter(a, e, false);
                     let k = w.key_of(a, e);
                     let n = usize::from(n);
                     let s = match w.m.sensors.get_mut(&k) {
@@ -693,7 +793,7 @@ fn step(w: &mut World, op: Op) {
                         }
                         Some(_) => SPOOL_ERR_ACK_TOO_MANY,
                     };
-                    w.touch(a, e);
+                    w.settle(a, e);
                     s
                 }
             };
@@ -702,7 +802,6 @@ fn step(w: &mut World, op: Op) {
         Op::Revert(t, n) | Op::ErasePending(t, n) => {
             let (csb, csd) = w.pointers(t);
             let revert = matches!(op, Op::Revert(..));
-            let before = w.no_pending_before();
             // SAFETY: as above.
             unsafe {
                 if revert {
@@ -717,13 +816,14 @@ fn step(w: &mut World, op: Op) {
                 Ok(a) => {
                     for e in 0..usize::from(n) {
                         if revert {
+                            w.enter(a, e, true);
                             let k = w.key_of(a, e);
                             if let Some(s) = w.m.sensors.get_mut(&k) {
                                 s.pending = 0;
                             }
-                            w.touch(a, e);
+                            w.settle(a, e);
                         } else {
-                            w.erase(a, e, before[a][e]);
+                            w.erase(a, e);
                         }
                     }
                     SPOOL_OK
@@ -766,12 +866,13 @@ fn step(w: &mut World, op: Op) {
                     None => SPOOL_ERR_NOT_REGISTERED,
                     Some(Err(s)) => s,
                     Some(Ok(e)) => {
+                        w.enter(a, e, true);
                         let k = w.key_of(a, e);
                         if let Some(s) = w.m.sensors.get_mut(&k) {
                             s.values.clear();
                             s.pending = 0;
                         }
-                        w.touch(a, e);
+                        w.settle(a, e);
                         SPOOL_OK
                     }
                 }
@@ -833,10 +934,15 @@ fn step(w: &mut World, op: Op) {
             let k = World::handle_key(h).filter(|k| w.m.sensors.contains_key(k));
             let want = match k {
                 _ if !w.m.init => SPOOL_ERR_NOT_INITIALIZED,
-                None => SPOOL_ERR_UNKNOWN_SENSOR,
+                None => {
+                    w.refresh_if_moved();
+                    SPOOL_ERR_UNKNOWN_SENSOR
+                }
                 Some(k) => {
+                    w.enter_key(k);
                     w.push(k, v, t);
                     w.touch_key(k);
+                    w.refresh_if_moved();
                     SPOOL_OK
                 }
             };
@@ -856,11 +962,19 @@ fn step(w: &mut World, op: Op) {
             let want = match k {
                 _ if null => SPOOL_ERR_NULL,
                 _ if !w.m.init => SPOOL_ERR_NOT_INITIALIZED,
-                None => SPOOL_ERR_UNKNOWN_SENSOR,
+                None => {
+                    w.refresh_if_moved();
+                    SPOOL_ERR_UNKNOWN_SENSOR
+                }
                 Some(k) => {
+                    w.enter_key(k);
                     let s = w.m.sensors.get_mut(&k).unwrap();
                     match s.values.get(s.pending).copied() {
-                        None => SPOOL_ERR_NO_DATA,
+                        None => {
+                            w.touch_key(k);
+                            w.refresh_if_moved();
+                            SPOOL_ERR_NO_DATA
+                        }
                         Some((val, t)) => {
                             s.pending += 1;
                             let evt = s.rate == 0;
@@ -871,6 +985,7 @@ fn step(w: &mut World, op: Op) {
                                 assert_eq!(rec.time_ms, t, "EVT time");
                             }
                             w.touch_key(k);
+                            w.refresh_if_moved();
                             SPOOL_OK
                         }
                     }
@@ -905,8 +1020,12 @@ fn step(w: &mut World, op: Op) {
             let k = World::handle_key(h).filter(|k| w.m.sensors.contains_key(k));
             let want = match k {
                 _ if !w.m.init => SPOOL_ERR_NOT_INITIALIZED,
-                None => SPOOL_ERR_UNKNOWN_SENSOR,
+                None => {
+                    w.refresh_if_moved();
+                    SPOOL_ERR_UNKNOWN_SENSOR
+                }
                 Some(k) => {
+                    w.enter_key(k);
                     let s = w.m.sensors.get_mut(&k).unwrap();
                     let st = if !ack {
                         s.pending = 0;
@@ -919,6 +1038,7 @@ fn step(w: &mut World, op: Op) {
                         SPOOL_ERR_ACK_TOO_MANY
                     };
                     w.touch_key(k);
+                    w.refresh_if_moved();
                     st
                 }
             };
@@ -953,6 +1073,15 @@ fn step(w: &mut World, op: Op) {
         }
         Op::Process(t) => {
             process_memory(t);
+            if w.m.init {
+                // RAM only: no spill; an id changed at run time may have made entries
+                // share a sensor (ids-only check), else only a moved generation refreshes.
+                if w.recompute_shared() {
+                    w.refresh_all();
+                } else {
+                    w.refresh_if_moved();
+                }
+            }
             let want = if w.m.init {
                 SPOOL_OK
             } else {
@@ -975,8 +1104,9 @@ fn step(w: &mut World, op: Op) {
             assert_eq!(last(), want);
             assert_eq!(get_flush_progress(), 101, "RAM only: always 101");
             if matches!(op, Op::Flush) && w.m.init {
-                // The requested flush's step (nothing to move in RAM-only) mirrors every entry.
-                w.touch_all();
+                // The requested flush's step (nothing to move in RAM-only) refreshes every
+                // entry (firmware edits of no_pending first).
+                w.refresh_all();
             }
             let empty = w.m.sensors.values().all(|s| s.values.is_empty());
             if !w.overflowed {

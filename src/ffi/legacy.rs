@@ -10,13 +10,16 @@
 //! pending; `erase_tsd_evt` removes the pending records; `revert_*` makes pending records
 //! unsent again, losslessly. After each call `csd[entry].no_samples` (stored) and
 //! `csd[entry].no_pending` (read, not erased) hold the store's counters, saturated to
-//! `UINT16_MAX`, so `available = no_samples - no_pending` as the legacy uploader expects.
+//! `UINT16_MAX`, so `available = no_samples - no_pending` as the legacy uploader expects;
+//! so do those of every other entry whose sensor the call changed (shared ids, a drop of
+//! another sensor's records, eviction). Lowering `no_pending` by hand un-reads, as in MM1
+//! (see `read_tsd_evt`).
 
 use super::state::{State, call, peek, utc_now};
 use super::store::Kind;
 use super::types::{
-    ControlSensorBlock, ControlSensorData, DataStoreInfo, FfiResult, SPOOL_CFG_EVT_READ_TWO_WORDS,
-    SPOOL_ID_NONE, SpoolPosition, SpoolStatus, status_of,
+    ControlSensorBlock, ControlSensorData, DataStoreInfo, FfiResult, SPOOL_ID_NONE, SpoolPosition,
+    SpoolStatus, status_of,
 };
 
 /// NULL check, init check and registration lookup shared by the legacy entry points.
@@ -41,26 +44,44 @@ pub(crate) fn write_entry(
     utc_s: u32,
 ) -> FfiResult<()> {
     let entry = st.reg(idx)?.entry(entry)?;
-    let h = st.open_entry(idx, entry)?;
+    // Opening (registering a new sensor) changes no count, so the firmware's edits of
+    // `no_pending` are applied after it, with the handle it returns.
+    let h = match st.open_entry(idx, entry) {
+        Ok(h) => h,
+        Err(e) => {
+            st.enter(idx, entry, false);
+            st.settle(idx, entry);
+            return Err(e);
+        }
+    };
+    st.enter_with(idx, entry, Some(h));
     let r = st.store.write(h, value, u64::from(utc_s) * 1000);
     if r.is_ok() {
         st.reg(idx)?.mirror_last(entry, value, utc_s);
     }
-    // Mirror whatever happened (an overflow drop changes the counters too).
-    st.mirror(idx, entry);
+    // Mirror whatever happened: this entry, entries sharing its id, the victim's entries
+    // if an overflow drop hit another sensor, and every entry after a storage eviction.
+    st.settle_with(idx, entry, Some(h));
     r
 }
 
 /// Erases `min(csd[entry].no_pending, pending)` records: MM1's `erase_tsd_evt` erased what
 /// `no_pending` said, which the patched uploader idiom relies on (set `no_pending = n`, call
-/// `erase_tsd_evt`). A saturated or impossible `no_pending` is clamped to the real count.
+/// `erase_tsd_evt`). A saturated or impossible `no_pending` is clamped to the real count
+/// (and, when higher than the count the mirror showed, counted as refused).
 fn erase_entry(st: &mut State, idx: usize, entry: u16) -> FfiResult<()> {
     let entry = st.reg(idx)?.entry(entry)?;
+    st.enter(idx, entry, true);
     let r = match st.handle_of(idx, entry)? {
         None => Ok(()),
         Some(h) => {
             let pending = st.store.sensor_stats(h)?.pending;
             let fw = st.reg(idx)?.csd_no_pending(entry).unwrap_or(u16::MAX);
+            let shown = u16::try_from(pending).unwrap_or(u16::MAX);
+            if fw > shown {
+                let ms = &mut st.mirror_stats;
+                ms.pending_refused = ms.pending_refused.wrapping_add(1);
+            }
             let n = if fw == u16::MAX {
                 pending
             } else {
@@ -69,7 +90,7 @@ fn erase_entry(st: &mut State, idx: usize, entry: u16) -> FfiResult<()> {
             st.store.ack(h, n)
         }
     };
-    st.mirror(idx, entry);
+    st.settle(idx, entry);
     r
 }
 
@@ -181,13 +202,20 @@ pub unsafe extern "C" fn write_tsd_evt_time(
 
 /// Reads the next unsent record of `csb[entry]` (the one at offset `no_pending` from the
 /// oldest) into `*value` and makes it pending (`no_pending` + 1); the record stays stored
-/// until erased.
+/// until erased. If the firmware lowered `csd[entry].no_pending` (MM1's way to undo reads:
+/// `no_pending -= k`), the last `k` records handed out became unsent again and this read
+/// returns the record at the new offset; a raised value is refused (counted in
+/// `spool_mirror_stats`) and the true count written back. Every call that changes the
+/// sensor applies such an edit first (so `atomic_erase_records` never erases a record the
+/// firmware un-read).
 ///
-/// EVT timestamp: by default only the value is stored in `value[0]`. With
-/// `SPOOL_CFG_EVT_READ_TWO_WORDS` in `spool_config_t.flags`, an EVT read stores two words,
-/// `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
+/// EVT entries (`sample_rate == 0`): by default (ABI 3) the read stores two words, as MM1
+/// did: `value[0]` = UTC seconds and `value[1]` = value (the MM1 record layout the legacy
 /// uploader reads through `(uint32_t *)&event_sample`); `value` must then point at two
-/// `uint32_t` for EVT entries. The native `spool_read` always returns the time.
+/// `uint32_t`. With `SPOOL_CFG_EVT_READ_ONE_WORD` in `spool_config_t.flags` (or an ABI-1/2
+/// configuration without `SPOOL_CFG_EVT_READ_TWO_WORDS`), only the value is stored, in
+/// `value[0]`. TSD reads always store one word. The native `spool_read` always returns
+/// the time.
 ///
 /// Nothing to read: stores 0 (both words in two-word EVT mode) and changes no counter,
 /// as MM1 did. Rejected (no-op, `*value` untouched): NULL pointers, before init,
@@ -196,7 +224,7 @@ pub unsafe extern "C" fn write_tsd_evt_time(
 /// # Safety
 ///
 /// As for `write_tsd_evt`; `value` must be NULL or writable for one `uint32_t` (two for EVT
-/// entries in two-word mode).
+/// entries in two-word mode, the default).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read_tsd_evt(
     csb: *mut ControlSensorBlock,
@@ -210,9 +238,13 @@ pub unsafe extern "C" fn read_tsd_evt(
         }
         let idx = locate(st, csb, csd)?;
         let entry = st.reg(idx)?.entry(entry)?;
-        let two_words = st.config.flags & SPOOL_CFG_EVT_READ_TWO_WORDS != 0;
+        let two_words = st.evt_two_words;
         let (key, kind, _) = st.reg(idx)?.sensor(entry)?;
-        let rec = match st.store.find(key) {
+        let h = st.store.find(key);
+        // A lowered `no_pending` moves the read position back first (MM1: the read
+        // returns the record at offset `no_pending`).
+        st.enter_with(idx, entry, h);
+        let rec = match h {
             Some(h) => st.store.read(h),
             None => Err(SpoolStatus::SPOOL_ERR_NO_DATA),
         };
@@ -222,7 +254,10 @@ pub unsafe extern "C" fn read_tsd_evt(
             }
             Ok(r) => [r.value, 0],
             Err(SpoolStatus::SPOOL_ERR_NO_DATA) => [0, 0],
-            Err(e) => return Err(e),
+            Err(e) => {
+                st.settle_with(idx, entry, h);
+                return Err(e);
+            }
         };
         let evt = match rec {
             Ok(r) => r.kind == super::types::SPOOL_KIND_EVT,
@@ -240,7 +275,7 @@ pub unsafe extern "C" fn read_tsd_evt(
             // SAFETY: `value` is non-NULL and writable for one `uint32_t` per the contract.
             unsafe { value.write_unaligned(v) }
         }
-        st.mirror(idx, entry);
+        st.settle_with(idx, entry, h);
         rec.map(|_| ())
     });
 }
@@ -292,12 +327,13 @@ pub unsafe extern "C" fn revert_tsd_evt_pending_data(
         let n = items(st, idx, no_items)?;
         let mut result = Ok(());
         for e in 0..n {
+            st.enter(idx, e, true);
             if let Some(h) = st.handle_of(idx, e)?
                 && let Err(err) = st.store.revert(h)
             {
                 result = Err(err);
             }
-            st.mirror(idx, e);
+            st.settle(idx, e);
         }
         result
     });
@@ -346,12 +382,16 @@ pub unsafe extern "C" fn atomic_erase_records(
     status_of(call(|st| {
         let idx = locate(st, csb, csd)?;
         let entry = st.reg(idx)?.entry(entry)?;
-        let r = match st.handle_of(idx, entry)? {
+        let h = st.handle_of(idx, entry)?;
+        // A lowered `no_pending` un-reads first: only records still handed out can be
+        // acknowledged.
+        st.enter_with(idx, entry, h);
+        let r = match h {
             Some(h) => st.store.ack(h, u32::from(count)),
             None if count == 0 => Ok(()),
             None => Err(SpoolStatus::SPOOL_ERR_ACK_TOO_MANY),
         };
-        st.mirror(idx, entry);
+        st.settle_with(idx, entry, h);
         r
     }))
 }
@@ -372,8 +412,12 @@ pub extern "C" fn process_memory(current_time: u32) {
             flush_step(st).map(|_| ())
         } else {
             let r = st.store.process(current_time);
-            if matches!(r, Ok(true)) {
-                st.mirror_all();
+            // An id changed at run time may have made entries share a sensor: cheap
+            // check (ids only) once per main-loop call.
+            if matches!(r, Ok(true)) || st.recompute_shared() {
+                st.refresh_all();
+            } else {
+                st.refresh_if_moved();
             }
             r.map(|_| ())
         }
@@ -383,7 +427,7 @@ pub extern "C" fn process_memory(current_time: u32) {
 /// One shutdown-flush step; ends the request at 101.
 fn flush_step(st: &mut State) -> FfiResult<u8> {
     let r = st.store.flush_step();
-    st.mirror_all();
+    st.refresh_all();
     if r == Ok(101) {
         st.flush.requested = false;
     }
@@ -497,11 +541,12 @@ pub unsafe extern "C" fn reset_csd_entry(csd: *mut ControlSensorData, entry: u16
         st.live()?;
         let idx = st.find_csd(csd as usize)?;
         let entry = st.reg(idx)?.entry(entry)?;
+        st.enter(idx, entry, true);
         let r = match st.handle_of(idx, entry)? {
             Some(h) => st.store.clear(h),
             None => Ok(()),
         };
-        st.mirror(idx, entry);
+        st.settle(idx, entry);
         r
     });
 }

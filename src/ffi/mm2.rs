@@ -93,13 +93,23 @@ fn write(st: &mut State, idx: usize, entry: u16, kind: Kind, value: u32, ms: u64
     if k != kind {
         return Err(SpoolStatus::SPOOL_ERR_CONFLICT);
     }
-    let h = st.open_entry(idx, entry)?;
+    let h = match st.open_entry(idx, entry) {
+        Ok(h) => h,
+        Err(e) => {
+            st.enter(idx, entry, false);
+            st.settle(idx, entry);
+            return Err(e);
+        }
+    };
+    st.enter_with(idx, entry, Some(h));
     let r = st.store.write(h, value, ms);
     if r.is_ok() {
         let secs = u32::try_from(ms / 1000).unwrap_or(u32::MAX);
         st.reg(idx)?.mirror_last(entry, value, secs);
     }
-    st.mirror(idx, entry);
+    // This entry, entries sharing its id, the victim's entries if an overflow drop hit
+    // another sensor, and every entry after a storage eviction.
+    st.settle_with(idx, entry, Some(h));
     r
 }
 
@@ -163,6 +173,8 @@ pub unsafe extern "C" fn imx_get_new_sample_count(
 ) -> u32 {
     call(|st| {
         let (idx, entry) = locate(st, upload_source, csb, csd)?;
+        st.enter(idx, entry, false);
+        st.settle(idx, entry);
         Ok(match st.handle_of(idx, entry)? {
             Some(h) => st.store.sensor_stats(h)?.available,
             None => 0,
@@ -201,6 +213,7 @@ pub unsafe extern "C" fn imx_read_bulk_samples(
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
         let (idx, entry) = locate(st, upload_source, csb, csd)?;
+        st.enter(idx, entry, false);
         let want = array_size.min(requested_count).min(u32::from(u16::MAX));
         let available = match st.handle_of(idx, entry)? {
             Some(h) => st.store.sensor_stats(h)?.available,
@@ -209,6 +222,7 @@ pub unsafe extern "C" fn imx_read_bulk_samples(
         if want > 0 && available == 0 {
             // SAFETY: non-NULL and writable for one `uint16_t` per the contract.
             unsafe { filled_count.write_unaligned(0) };
+            st.settle(idx, entry);
             return Err(SpoolStatus::SPOOL_ERR_NO_DATA);
         }
         let n = want.min(available);
@@ -236,7 +250,7 @@ pub unsafe extern "C" fn imx_read_bulk_samples(
         }
         // SAFETY: non-NULL and writable for one `uint16_t` per the contract.
         unsafe { filled_count.write_unaligned(done) };
-        st.mirror(idx, entry);
+        st.settle(idx, entry);
         result
     }))
 }
@@ -255,6 +269,8 @@ pub unsafe extern "C" fn imx_has_pending_data(
 ) -> bool {
     call(|st| {
         let (idx, entry) = locate(st, upload_source, csb, csd)?;
+        st.enter(idx, entry, false);
+        st.settle(idx, entry);
         Ok(match st.handle_of(idx, entry)? {
             Some(h) => st.store.sensor_stats(h)?.pending > 0,
             None => false,
@@ -277,6 +293,7 @@ pub unsafe extern "C" fn imx_erase_all_pending(
 ) -> SpoolStatus {
     status_of(call(|st| {
         let (idx, entry) = locate(st, upload_source, csb, csd)?;
+        st.enter(idx, entry, false);
         let r = match st.handle_of(idx, entry)? {
             Some(h) => {
                 let n = st.store.sensor_stats(h)?.pending;
@@ -284,7 +301,7 @@ pub unsafe extern "C" fn imx_erase_all_pending(
             }
             None => Ok(()),
         };
-        st.mirror(idx, entry);
+        st.settle(idx, entry);
         r
     }))
 }
@@ -303,11 +320,12 @@ pub unsafe extern "C" fn imx_revert_all_pending(
 ) -> SpoolStatus {
     status_of(call(|st| {
         let (idx, entry) = locate(st, upload_source, csb, csd)?;
+        st.enter(idx, entry, false);
         let r = match st.handle_of(idx, entry)? {
             Some(h) => st.store.revert(h),
             None => Ok(()),
         };
-        st.mirror(idx, entry);
+        st.settle(idx, entry);
         r
     }))
 }

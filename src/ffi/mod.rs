@@ -16,8 +16,15 @@
 //!   `spool_register_sensors`; the library never hard-codes those layouts, bounds-checks every
 //!   `entry` against the registered count, reads `id` / `sample_rate` from `csb[entry]`, and
 //!   mirrors `no_samples` / `no_pending` (and `last_value` / `last_sample_time` where present)
-//!   into `csd[entry]` after every call that touches that entry. Mirrors saturate at
-//!   `UINT16_MAX`, they never wrap.
+//!   into `csd[entry]` after every call that touches that entry, and into every other entry
+//!   whose sensor changed: entries sharing the sensor id, and, when a call changed sensors
+//!   it did not name (an overflow drop of another sensor, a storage eviction, a recovery,
+//!   a new sensor), every registered entry (detected in O(1) per call from the store's
+//!   counters, see `state::State::settle`). Mirrors saturate at `UINT16_MAX`, they never wrap.
+//! * Before a call changes a sensor, the firmware's `no_pending` of its entries is read: a
+//!   value lowered by `k` is MM1's un-read (the last `k` records handed out become unsent
+//!   again; the next read returns the record at the new offset), a raised one is refused
+//!   and counted (`spool_mirror_stats`). `erase_tsd_evt` keeps reading it as its count.
 //! * Status codes are `spool_status_t`, a fixed-value enum (`SPOOL_OK == 0`). Out-parameters
 //!   are written only on success (the documented exception: legacy `read_tsd_evt` stores 0
 //!   when there is nothing to read, as MM1 did).

@@ -6,8 +6,8 @@ use super::state::{Gps, call, call_uncounted, peek};
 use super::store::{Key, Kind};
 use super::types::{
     ControlSensorBlock, ControlSensorData, SPOOL_ABI_VERSION, SpoolConfig, SpoolConfigV1,
-    SpoolGpsConfig, SpoolLayout, SpoolRecord, SpoolSensor, SpoolSensorStats, SpoolStats,
-    SpoolStatus, SpoolStorageStats, status_of,
+    SpoolGpsConfig, SpoolLayout, SpoolMirrorStats, SpoolRecord, SpoolSensor, SpoolSensorStats,
+    SpoolStats, SpoolStatus, SpoolStorageStats, status_of,
 };
 use core::ptr::NonNull;
 
@@ -70,8 +70,9 @@ pub unsafe extern "C" fn spool_init(config: *const SpoolConfig) -> SpoolStatus {
         let base = unsafe { config.cast::<SpoolConfigV1>().read_unaligned() };
         let (storage, threshold) = match base.abi_version {
             1 => (FfiStorage::None, 0),
-            SPOOL_ABI_VERSION => {
-                // SAFETY: an ABI-2 config is a whole `spool_config_t` per the contract.
+            2 | SPOOL_ABI_VERSION => {
+                // SAFETY: an ABI-2 or ABI-3 config is a whole `spool_config_t` (the same
+                // struct) per the contract.
                 let cfg = unsafe { config.read_unaligned() };
                 // SAFETY: `cfg.dir` is NULL or NUL-terminated per the contract.
                 (unsafe { storage_of(&cfg) }?, cfg.flush_threshold_pct)
@@ -269,8 +270,9 @@ pub unsafe extern "C" fn spool_sensor_open(
 pub extern "C" fn spool_write(sensor: SpoolSensor, value: u32, time_ms: u64) -> SpoolStatus {
     status_of(call(|st| {
         st.live()?;
+        st.enter_handle(sensor);
         let r = st.store.write(sensor, value, time_ms);
-        st.mirror_handle(sensor);
+        st.settle_handle(sensor);
         r
     }))
 }
@@ -288,11 +290,14 @@ pub unsafe extern "C" fn spool_read(sensor: SpoolSensor, out: *mut SpoolRecord) 
             return Err(SpoolStatus::SPOOL_ERR_NULL);
         }
         st.live()?;
-        let rec = st.store.read(sensor)?;
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { out.write_unaligned(rec) };
-        st.mirror_handle(sensor);
-        Ok(())
+        st.enter_handle(sensor);
+        let rec = st.store.read(sensor);
+        if let Ok(rec) = rec {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { out.write_unaligned(rec) };
+        }
+        st.settle_handle(sensor);
+        rec.map(|_| ())
     }))
 }
 
@@ -302,8 +307,9 @@ pub unsafe extern "C" fn spool_read(sensor: SpoolSensor, out: *mut SpoolRecord) 
 pub extern "C" fn spool_ack(sensor: SpoolSensor, count: u32) -> SpoolStatus {
     status_of(call(|st| {
         st.live()?;
+        st.enter_handle(sensor);
         let r = st.store.ack(sensor, count);
-        st.mirror_handle(sensor);
+        st.settle_handle(sensor);
         r
     }))
 }
@@ -313,8 +319,9 @@ pub extern "C" fn spool_ack(sensor: SpoolSensor, count: u32) -> SpoolStatus {
 pub extern "C" fn spool_revert(sensor: SpoolSensor) -> SpoolStatus {
     status_of(call(|st| {
         st.live()?;
+        st.enter_handle(sensor);
         let r = st.store.revert(sensor);
-        st.mirror_handle(sensor);
+        st.settle_handle(sensor);
         r
     }))
 }
@@ -388,4 +395,30 @@ pub extern "C" fn spool_check() -> SpoolStatus {
 #[unsafe(no_mangle)]
 pub extern "C" fn spool_last_status() -> SpoolStatus {
     peek(|st| st.last_status).unwrap_or(SpoolStatus::SPOOL_ERR_BUSY)
+}
+
+/// Copies the mirror counters into `*out` (see `spool_mirror_stats_t`: firmware-lowered
+/// `no_pending` values honoured, values refused, full refreshes). Not counted as a call.
+/// `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`.
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing one `spool_mirror_stats_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_mirror_stats(out: *mut SpoolMirrorStats) -> SpoolStatus {
+    if out.is_null() {
+        let _ = call(|_| Err::<(), _>(SpoolStatus::SPOOL_ERR_NULL));
+        return SpoolStatus::SPOOL_ERR_NULL;
+    }
+    match peek(|st| st.ready().map(|()| st.mirror_stats)) {
+        Ok(Ok(s)) => {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { out.write_unaligned(s) };
+            SpoolStatus::SPOOL_OK
+        }
+        Ok(Err(e)) | Err(e) => {
+            let _ = call(|_| Err::<(), _>(e));
+            e
+        }
+    }
 }

@@ -2,10 +2,11 @@
 //! field access into those arrays through their registered layouts.
 
 use super::flash::FfiStorage;
-use super::store::{Handle, Key, Kind, Store};
+use super::store::{Generation, Handle, Key, Kind, Store};
 use super::types::{
-    FfiResult, SPOOL_CFG_EVT_READ_TWO_WORDS, SPOOL_FIELD_ABSENT, SpoolConfigV1, SpoolFfiStats,
-    SpoolGpsConfig, SpoolLayout, SpoolStatus,
+    FfiResult, SPOOL_ABI_VERSION, SPOOL_CFG_EVT_READ_ONE_WORD, SPOOL_CFG_EVT_READ_TWO_WORDS,
+    SPOOL_FIELD_ABSENT, SpoolConfigV1, SpoolFfiStats, SpoolGpsConfig, SpoolLayout,
+    SpoolMirrorStats, SpoolStatus,
 };
 use core::cell::RefCell;
 use core::ptr::NonNull;
@@ -21,8 +22,20 @@ pub(crate) const MAX_REGISTRATIONS: usize = 16;
 #[cfg(not(feature = "std"))]
 pub(crate) const MAX_REGISTRATIONS: usize = 8;
 
-/// Flags `spool_init` accepts.
-const KNOWN_FLAGS: u32 = SPOOL_CFG_EVT_READ_TWO_WORDS;
+/// Flags `spool_init` accepts from an ABI-1 or ABI-2 configuration.
+const KNOWN_FLAGS_V2: u32 = SPOOL_CFG_EVT_READ_TWO_WORDS;
+/// Flags `spool_init` accepts from an ABI-3 configuration.
+const KNOWN_FLAGS: u32 = SPOOL_CFG_EVT_READ_TWO_WORDS | SPOOL_CFG_EVT_READ_ONE_WORD;
+
+/// Whether a legacy EVT read fills two words `{utc, value}` under a validated
+/// configuration: the default since ABI 3 (MM1's layout), opt-in before.
+fn evt_two_words(cfg: &SpoolConfigV1) -> bool {
+    if cfg.abi_version >= SPOOL_ABI_VERSION {
+        cfg.flags & SPOOL_CFG_EVT_READ_ONE_WORD == 0
+    } else {
+        cfg.flags & SPOOL_CFG_EVT_READ_TWO_WORDS != 0
+    }
+}
 
 /// A validated layout (every offset checked against its struct size).
 #[derive(Clone, Copy, Debug)]
@@ -359,6 +372,28 @@ pub(crate) struct State {
     pub last_status: SpoolStatus,
     /// Shutdown flush state.
     pub flush: Flush,
+    /// Legacy EVT reads fill two words (see `evt_two_words`).
+    pub evt_two_words: bool,
+    /// The store's generation when every entry was last known to be mirrored.
+    mirrored_gen: Generation,
+    /// The store's overflow-drop count when the last victim was re-mirrored.
+    mirrored_drops: u8,
+    /// 256-bit filter of the keys that more than one registered entry maps to (see
+    /// `key_bit`); a false positive only costs a scan.
+    shared: [u32; 8],
+    /// Mirror counters (`spool_mirror_stats`).
+    pub mirror_stats: SpoolMirrorStats,
+}
+
+/// The bit of `key` in `State::shared`.
+fn key_bit(key: Key) -> (usize, u32) {
+    let h = (key.id ^ (u32::from(key.source) << 24)).wrapping_mul(0x9E37_79B1) >> 24;
+    ((h >> 5) as usize, 1u32 << (h & 31))
+}
+
+/// A counter as `no_samples` / `no_pending` show it (saturated).
+fn shown(v: u32) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
 }
 
 impl State {
@@ -389,6 +424,16 @@ impl State {
             },
             last_status: SpoolStatus::SPOOL_OK,
             flush: Flush { requested: false },
+            evt_two_words: false,
+            mirrored_gen: Generation::ZERO,
+            mirrored_drops: 0,
+            shared: [0; 8],
+            mirror_stats: SpoolMirrorStats {
+                pending_lowered: 0,
+                records_unread: 0,
+                pending_refused: 0,
+                refreshes: 0,
+            },
         }
     }
 
@@ -402,6 +447,11 @@ impl State {
         self.ffi = SpoolFfiStats::default();
         self.last_status = SpoolStatus::SPOOL_OK;
         self.flush = Flush::default();
+        self.evt_two_words = false;
+        self.mirrored_gen = Generation::ZERO;
+        self.mirrored_drops = 0;
+        self.shared = [0; 8];
+        self.mirror_stats = SpoolMirrorStats::default();
     }
 
     /// Validates and applies a configuration (`storage`: the back end built from it, not
@@ -415,12 +465,19 @@ impl State {
         if self.initialized {
             return Err(SpoolStatus::SPOOL_ERR_ALREADY_INITIALIZED);
         }
-        if cfg.flags & !KNOWN_FLAGS != 0 {
+        let known = if cfg.abi_version >= SPOOL_ABI_VERSION {
+            KNOWN_FLAGS
+        } else {
+            KNOWN_FLAGS_V2
+        };
+        let both = SPOOL_CFG_EVT_READ_ONE_WORD | SPOOL_CFG_EVT_READ_TWO_WORDS;
+        if cfg.flags & !known != 0 || cfg.flags & both == both {
             return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
         }
         // The store is fresh: nothing reaches it before init, and deinit resets it.
         self.store.attach(storage, threshold_pct)?;
         self.config = *cfg;
+        self.evt_two_words = evt_two_words(cfg);
         self.flush = Flush::default();
         self.initialized = true;
         Ok(())
@@ -441,7 +498,7 @@ impl State {
     /// Runs the recovery now (see `Store::recover`) and mirrors every registered entry.
     pub(crate) fn recover(&mut self) -> FfiResult<u32> {
         let r = self.store.recover();
-        self.mirror_all();
+        self.refresh_all();
         r
     }
 
@@ -508,6 +565,9 @@ impl State {
                 self.mirror(idx, e);
             }
         }
+        // The new entries may share ids with earlier ones (or each other).
+        self.recompute_shared();
+        self.refresh_if_moved();
         Ok(())
     }
 
@@ -557,38 +617,225 @@ impl State {
 
     /// Mirrors the store's counters of `csb[entry]`'s sensor into `csd[entry]`.
     pub(crate) fn mirror(&self, idx: usize, entry: u16) {
+        if let Ok(h) = self.handle_of(idx, entry) {
+            self.mirror_with(idx, entry, h);
+        } else if let Ok(reg) = self.reg(idx) {
+            reg.mirror_counts(entry, 0, 0);
+        }
+    }
+
+    /// `mirror` when the caller already looked up the sensor of `csb[entry]` (`h`).
+    fn mirror_with(&self, idx: usize, entry: u16, h: Option<Handle>) {
         let Ok(reg) = self.reg(idx) else { return };
-        let (stored, pending) = match self.handle_of(idx, entry) {
-            Ok(Some(h)) => match self.store.sensor_stats(h) {
-                Ok(s) => (s.stored, s.pending),
-                Err(_) => (0, 0),
-            },
+        let (stored, pending) = match h.map(|h| self.store.sensor_stats(h)) {
+            Some(Ok(s)) => (s.stored, s.pending),
             _ => (0, 0),
         };
         reg.mirror_counts(entry, stored, pending);
     }
 
-    /// Mirrors every registered entry whose sensor is `h` (after a native-API call).
-    pub(crate) fn mirror_handle(&self, h: Handle) {
-        let Ok(key) = self.store.key_of(h) else {
-            return;
-        };
-        for (idx, r) in self.regs.iter().enumerate() {
+    /// The key of `csb[entry]` of registration `idx`.
+    fn key_at(&self, idx: usize, entry: u16) -> Option<Key> {
+        let r = self.regs.get(idx)?;
+        Some(Key {
+            source: r.source(),
+            id: r.id(entry)?,
+        })
+    }
+
+    /// `true` if `key` may be shared by several registered entries.
+    fn is_shared(&self, key: Key) -> bool {
+        let (w, b) = key_bit(key);
+        self.shared.get(w).is_some_and(|v| v & b != 0)
+    }
+
+    /// Recomputes the filter of shared keys (O(entries), reads only the ids); `true` if
+    /// it changed (an id was changed at run time so that entries now share it).
+    pub(crate) fn recompute_shared(&mut self) -> bool {
+        let mut seen = [0u32; 8];
+        let mut dup = [0u32; 8];
+        for r in &self.regs {
             for e in 0..r.count() {
-                if matches!(r.sensor(e), Ok((k, _, _)) if k == key) {
-                    self.mirror(idx, e);
+                let Some(id) = r.id(e) else { continue };
+                let (w, b) = key_bit(Key {
+                    source: r.source(),
+                    id,
+                });
+                if let (Some(s), Some(d)) = (seen.get_mut(w), dup.get_mut(w)) {
+                    if *s & b != 0 {
+                        *d |= b;
+                    }
+                    *s |= b;
+                }
+            }
+        }
+        let changed = dup != self.shared;
+        self.shared = dup;
+        changed
+    }
+
+    /// Calls `f(self, idx, entry)` for every registered entry whose key is `key`.
+    fn for_key(&mut self, key: Key, mut f: impl FnMut(&mut State, usize, u16)) {
+        for idx in 0..self.regs.len() {
+            let count = self.regs.get(idx).map_or(0, Registration::count);
+            for e in 0..count {
+                if self.key_at(idx, e) == Some(key) {
+                    f(self, idx, e);
                 }
             }
         }
     }
 
-    /// Mirrors every registered entry (after calls that can touch any sensor).
-    pub(crate) fn mirror_all(&self) {
-        for (idx, r) in self.regs.iter().enumerate() {
-            for e in 0..r.count() {
+    /// Reads the firmware's `csd[entry].no_pending` and, if the firmware changed it since
+    /// the library wrote it, applies MM1's meaning: lowered by `k` (below the saturated
+    /// count the library wrote), the last `k` records handed out become unsent again, so
+    /// the next read returns the record at the new offset; raised, or a lowering the
+    /// store cannot apply, is refused and counted (the next mirror writes the true value
+    /// back). Must run before the store changes the sensor (the comparison is with the
+    /// count the mirror still shows).
+    pub(crate) fn reconcile(&mut self, idx: usize, entry: u16) {
+        if let Ok(h) = self.handle_of(idx, entry) {
+            self.reconcile_with(idx, entry, h);
+        }
+    }
+
+    /// `reconcile` when the caller already looked up the sensor of `csb[entry]` (`h`).
+    fn reconcile_with(&mut self, idx: usize, entry: u16, h: Option<Handle>) {
+        let Some(fw) = self.reg(idx).ok().and_then(|r| r.csd_no_pending(entry)) else {
+            return;
+        };
+        let pending = match h.map(|h| self.store.sensor_stats(h)) {
+            Some(Ok(s)) => s.pending,
+            Some(Err(_)) => return,
+            None => 0,
+        };
+        let now = shown(pending);
+        if fw == now {
+            return;
+        }
+        let ms = &mut self.mirror_stats;
+        match h {
+            Some(h) if fw < now => {
+                let k = u32::from(now - fw);
+                if self.store.unread(h, k).is_ok() {
+                    let ms = &mut self.mirror_stats;
+                    ms.pending_lowered = ms.pending_lowered.wrapping_add(1);
+                    ms.records_unread = ms.records_unread.wrapping_add(u64::from(k));
+                } else {
+                    let ms = &mut self.mirror_stats;
+                    ms.pending_refused = ms.pending_refused.wrapping_add(1);
+                }
+            }
+            _ => ms.pending_refused = ms.pending_refused.wrapping_add(1),
+        }
+    }
+
+    /// Before a call changes the sensor of `csb[entry]`: honours (or refuses) what the
+    /// firmware wrote into `no_pending` of that entry (unless `skip_self`: `erase_tsd_evt`
+    /// reads it as its count) and of every other entry sharing its id.
+    pub(crate) fn enter(&mut self, idx: usize, entry: u16, skip_self: bool) {
+        let Some(key) = self.key_at(idx, entry) else {
+            return;
+        };
+        if self.is_shared(key) {
+            self.for_key(key, |st, i, e| {
+                if !(skip_self && i == idx && e == entry) {
+                    st.reconcile(i, e);
+                }
+            });
+        } else if !skip_self {
+            self.reconcile(idx, entry);
+        }
+    }
+
+    /// After a call changed the sensor of `csb[entry]`: mirrors that entry and every other
+    /// entry sharing its id, then every registered entry if the call changed other
+    /// sensors too (see `Generation`). O(1) extra on the common path.
+    pub(crate) fn settle(&mut self, idx: usize, entry: u16) {
+        match self.key_at(idx, entry) {
+            Some(key) if self.is_shared(key) => self.for_key(key, |st, i, e| st.mirror(i, e)),
+            _ => self.mirror(idx, entry),
+        }
+        self.refresh_if_moved();
+    }
+
+    /// `enter(idx, entry, false)` when the caller already looked up the sensor of
+    /// `csb[entry]` (`h`): one lookup less on the hot paths (write, read, ACK).
+    pub(crate) fn enter_with(&mut self, idx: usize, entry: u16, h: Option<Handle>) {
+        match self.key_at(idx, entry) {
+            Some(key) if self.is_shared(key) => self.for_key(key, |st, i, e| st.reconcile(i, e)),
+            Some(_) => self.reconcile_with(idx, entry, h),
+            None => {}
+        }
+    }
+
+    /// `settle` when the caller already looked up the sensor of `csb[entry]` (`h`).
+    pub(crate) fn settle_with(&mut self, idx: usize, entry: u16, h: Option<Handle>) {
+        match self.key_at(idx, entry) {
+            Some(key) if self.is_shared(key) => self.for_key(key, |st, i, e| st.mirror(i, e)),
+            _ => self.mirror_with(idx, entry, h),
+        }
+        self.refresh_if_moved();
+    }
+
+    /// Before a native-API call on sensor `h`: `enter` for every entry of that sensor.
+    pub(crate) fn enter_handle(&mut self, h: Handle) {
+        if let Ok(key) = self.store.key_of(h) {
+            self.for_key(key, |st, i, e| st.reconcile(i, e));
+        }
+    }
+
+    /// After a native-API call on sensor `h`: mirrors every entry of that sensor, then
+    /// everything if other sensors changed.
+    pub(crate) fn settle_handle(&mut self, h: Handle) {
+        if let Ok(key) = self.store.key_of(h) {
+            self.for_key(key, |st, i, e| st.mirror(i, e));
+        }
+        self.refresh_if_moved();
+    }
+
+    /// Refreshes every entry if the store's generation moved since the last refresh, or
+    /// the entries of the victim of an overflow drop (one drop since the last check: the
+    /// usual case, a write that found RAM full), O(entries) reads of ids.
+    pub(crate) fn refresh_if_moved(&mut self) {
+        if self.store.generation() != self.mirrored_gen {
+            self.refresh_all();
+            return;
+        }
+        let (drops, victim) = self.store.last_drop();
+        if drops == self.mirrored_drops {
+            return;
+        }
+        match victim {
+            Some(key) if drops.wrapping_sub(self.mirrored_drops) == 1 => {
+                self.mirrored_drops = drops;
+                self.for_key(key, |st, i, e| st.reconcile(i, e));
+                self.for_key(key, |st, i, e| st.mirror(i, e));
+            }
+            _ => self.refresh_all(),
+        }
+    }
+
+    /// Re-mirrors every registered entry (after calls that can touch any sensor): first
+    /// honours every firmware-lowered `no_pending`, then writes every mirror.
+    pub(crate) fn refresh_all(&mut self) {
+        self.recompute_shared();
+        for idx in 0..self.regs.len() {
+            let count = self.regs.get(idx).map_or(0, Registration::count);
+            for e in 0..count {
+                self.reconcile(idx, e);
+            }
+        }
+        for idx in 0..self.regs.len() {
+            let count = self.regs.get(idx).map_or(0, Registration::count);
+            for e in 0..count {
                 self.mirror(idx, e);
             }
         }
+        self.mirrored_gen = self.store.generation();
+        self.mirrored_drops = self.store.last_drop().0;
+        let ms = &mut self.mirror_stats;
+        ms.refreshes = ms.refreshes.wrapping_add(1);
     }
 
     /// Counts a finished call.

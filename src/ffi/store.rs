@@ -106,6 +106,28 @@ fn status(e: Error) -> SpoolStatus {
     }
 }
 
+/// The store-wide counters that move whenever a call may have changed the counters of
+/// sensors it cannot name: records lost in storage (eviction by a spill or an
+/// acknowledgement mark, damage), sensors added (a late recovery, or entries sharing the
+/// new sensor's id), recoveries. Compared after each call (O(1)); when it moved, every
+/// registered entry is re-mirrored. (Overflow drops in RAM name their victim: see
+/// [`Store::last_drop`].)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Generation {
+    lost: u32,
+    sensors: usize,
+    recovered: u32,
+}
+
+impl Generation {
+    /// The generation of an empty store.
+    pub(crate) const ZERO: Generation = Generation {
+        lost: 0,
+        sensors: 0,
+        recovered: 0,
+    };
+}
+
 /// The store as seen from the C boundary.
 pub(crate) struct Store {
     spool: FfiSpool,
@@ -239,6 +261,38 @@ impl Store {
         let n = self.spool.recover_sensor(h).map_err(status)?;
         self.recovered = self.recovered.wrapping_add(n);
         self.written = self.written.wrapping_add(u64::from(n));
+        Ok(())
+    }
+
+    /// See [`Generation`].
+    pub(crate) fn generation(&self) -> Generation {
+        Generation {
+            lost: self.spool.spill.lost,
+            sensors: self.spool.table.len(),
+            recovered: self.recovered,
+        }
+    }
+
+    /// `(overflow drops so far, key of the latest victim)`, O(1) (`Spool::last_drop`).
+    pub(crate) fn last_drop(&self) -> (u8, Option<Key>) {
+        self.spool.last_drop()
+    }
+
+    /// Makes the last `k` pending records of the sensor unsent again (the firmware lowered
+    /// `no_pending` by `k`, MM1's way to undo reads): the next read returns the record at
+    /// offset `pending - k`. Built on the public store API: revert every pending record,
+    /// then read the first `pending - k` again (O(pending - k)). `k > pending`:
+    /// `SPOOL_ERR_INVALID_ARGUMENT`, nothing changes.
+    pub(crate) fn unread(&mut self, h: Handle, k: u32) -> FfiResult<()> {
+        let sh = self.handle(h)?;
+        let pending = self.spool.sensor_stats(sh).map_err(status)?.pending;
+        let keep = pending
+            .checked_sub(k)
+            .ok_or(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT)?;
+        self.spool.revert(sh).map_err(status)?;
+        for _ in 0..keep {
+            self.spool.read(sh).map_err(status)?;
+        }
         Ok(())
     }
 

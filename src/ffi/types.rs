@@ -9,20 +9,31 @@ pub const SPOOL_FIELD_ABSENT: u32 = u32::MAX;
 /// Marks an optional GPS sensor id of `spool_gps_config_t` as "not configured".
 pub const SPOOL_ID_NONE: u32 = u32::MAX;
 
-/// `spool_config_t.flags` bit: legacy `read_tsd_evt` on an EVT entry (`sample_rate == 0`)
-/// stores **two** `uint32_t` words, `value[0] = UTC seconds`, `value[1] = value` (the MM1
-/// EVT record layout, timestamp first, which the legacy uploader reads through
-/// `(uint32_t *)&event_sample`). Without this flag an EVT read stores only the value and
-/// the timestamp is available from `spool_read` (native API). TSD reads always store one word.
+/// `spool_config_t.flags` bit, ABI 1 and 2 only: legacy `read_tsd_evt` on an EVT entry
+/// (`sample_rate == 0`) stores **two** `uint32_t` words, `value[0] = UTC seconds`,
+/// `value[1] = value` (the MM1 EVT record layout, timestamp first, which the legacy
+/// uploader reads through `(uint32_t *)&event_sample`). Since ABI 3 that is the default
+/// and this flag is accepted and changes nothing; it cannot be combined with
+/// `SPOOL_CFG_EVT_READ_ONE_WORD`.
 pub const SPOOL_CFG_EVT_READ_TWO_WORDS: u32 = 1;
+
+/// `spool_config_t.flags` bit (ABI 3): legacy `read_tsd_evt` on an EVT entry stores only
+/// the value, in `value[0]` (one word, the default of ABI 1 and 2); the timestamp is then
+/// only available from the native `spool_read`. TSD reads always store one word.
+pub const SPOOL_CFG_EVT_READ_ONE_WORD: u32 = 2;
 
 /// Number of tiers of the C block pool (`spool_pool_stats` fills this many entries).
 pub const SPOOL_POOL_TIERS: usize = 3;
 
 /// ABI version of this header; `spool_config_t.abi_version` must equal it. Version 2
-/// appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`; `spool_init` still
-/// accepts a version-1 config (the fields before them, RAM only).
-pub const SPOOL_ABI_VERSION: u32 = 2;
+/// appended `flash`, `dir` and `flush_threshold_pct` to `spool_config_t`. Version 3 made
+/// the legacy EVT read fill two words `{utc, value}` by default, as MM1 did (one word is
+/// now the opt-in `SPOOL_CFG_EVT_READ_ONE_WORD`), honours a firmware-lowered
+/// `csd[e].no_pending` as MM1's un-read, and added `spool_mirror_stats`.
+/// `spool_init` still accepts a version-2 config (same struct, with the version-2
+/// behaviour: one-word EVT reads unless `SPOOL_CFG_EVT_READ_TWO_WORDS`) and a version-1
+/// config (the fields before `flash`, RAM only, version-1 behaviour).
+pub const SPOOL_ABI_VERSION: u32 = 3;
 
 /// Sector size of the log the library keeps in a `spool_flash_t` region: the unit of
 /// `size`, and the largest supported `erase_size`. One sector of the log is erased with
@@ -189,8 +200,9 @@ pub struct SpoolFlash {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SpoolConfig {
-    /// Must be `SPOOL_ABI_VERSION` (1 is accepted too: then only `flags` and `utc_now` are
-    /// read, and the store is RAM only).
+    /// Must be `SPOOL_ABI_VERSION` (2 is accepted too, with the version-2 EVT read default
+    /// of one word; 1 as well: then only `flags` and `utc_now` are read, the store is RAM
+    /// only and EVT reads default to one word).
     pub abi_version: u32,
     /// Bit set of `SPOOL_CFG_*` flags.
     pub flags: u32,
@@ -442,6 +454,32 @@ pub struct SpoolFfiStats {
     pub store_errors: u64,
     /// GPS records written by `add_gps_location`.
     pub gps_records: u64,
+}
+
+/// Counters of the `csd` mirrors (`spool_mirror_stats`, ABI 3).
+///
+/// The library writes `csd[e].no_samples` / `no_pending` of every registered entry whose
+/// sensor changed, after every call. Before it changes a sensor, it reads the firmware's
+/// `no_pending` of that sensor's entries: a value lowered by `k` below what the library
+/// last wrote is honoured as MM1's "un-read" (the last `k` records handed out become
+/// unsent again); a raised or otherwise impossible value is refused (the mirror is
+/// written back) and counted here.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpoolMirrorStats {
+    /// Firmware-lowered `no_pending` values honoured (each made records unsent again).
+    pub pending_lowered: u64,
+    /// Records made unsent again by those lowerings.
+    pub records_unread: u64,
+    /// Firmware-written `no_pending` values refused: higher than the records handed out
+    /// (a raise, or garbage), or a lowering the store could not apply. The mirror was
+    /// written back; nothing was erased or handed out because of it.
+    pub pending_refused: u64,
+    /// Refreshes of every registered entry, after calls that changed the counters of
+    /// sensors they did not name (storage eviction, recovery, a new sensor, spills, flush
+    /// steps, an id changed at run time). An overflow drop of another sensor's records in
+    /// RAM re-mirrors only that sensor's entries and is not counted here.
+    pub refreshes: u64,
 }
 
 /// Everything `spool_stats` reports.

@@ -95,5 +95,7 @@ void test_shutdown_flush_with_cancel_on_flash(void);
 void test_hostile_from_c(void);
 void test_native_api_and_pool(void);
 void test_threads(void);
+void test_evt_read_width(void);
+void test_mirror_refresh_and_unread(void);
 
 #endif

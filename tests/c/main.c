@@ -22,6 +22,8 @@ int main(void) {
         {"hostile_from_c", test_hostile_from_c},
         {"native_api_and_pool", test_native_api_and_pool},
         {"threads (sampler, CAN, uploader, power)", test_threads},
+        {"evt_read_width (ABI 3 two-word default, one-word opt-in, ABI 2)", test_evt_read_width},
+        {"mirror_refresh_and_unread (cross-sensor drop, no_pending -= k)", test_mirror_refresh_and_unread},
     };
     unsigned i, passed = 0, failed = 0;
     for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {

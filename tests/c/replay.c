@@ -116,7 +116,7 @@ static uint32_t stored_total(void) {
 
 void test_register_and_mirrors(void) {
     uint16_t i;
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     for (i = 0; i < NO_HOST; i++) {
         CHECK_EQ(host_csd[i].no_samples, 0);
         CHECK_EQ(host_csd[i].no_pending, 0);
@@ -133,7 +133,7 @@ void test_register_and_mirrors(void) {
 void test_sampler_tsd(void) {
     uint32_t s;
     uint16_t i;
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     for (s = 1; s <= 10; s++) hal_sample_all(s * 10);
     for (i = HOST_TSD_FIRST; i <= HOST_TSD_LAST; i++) {
         CHECK_EQ(host_csd[i].no_samples, 10);
@@ -161,7 +161,7 @@ void test_event_with_gps(void) {
         uint32_t value;
     } ev;
     float f;
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     g_utc_now = 1700000500u;
     /* process_location_state.c:142 */
     write_tsd_evt(host_csb, host_csd, HOST_STOPPED, 1, true);
@@ -204,7 +204,7 @@ void test_can_writer(void) {
     uint16_t e;
     uint32_t v;
     spool_stats_t st;
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     for (v = 1; v <= 5; v++) {
         for (e = 0; e < UNKNOWN_CAN_BUS_ENTRY; e++) {
             uint32_t raw = v * 1000u + e;
@@ -231,7 +231,7 @@ void test_uploader_ack_nack_timeout(void) {
     uint16_t i, e;
     int t;
     memset(&m, 0, sizeof m);
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     for (s = 1; s <= 20; s++) {
         hal_sample_all(s);
         for (e = 0; e < 4; e++) {
@@ -530,4 +530,110 @@ void test_native_api_and_pool(void) {
     CHECK_EQ(spool_pool_alloc(1u << 20, &blk), SPOOL_ERR_TOO_LARGE);
     CHECK_EQ(spool_pool_check(), SPOOL_OK);
     CHECK_EQ(spool_check(), SPOOL_OK);
+}
+
+/* ABI 3: EVT reads fill {utc, value} by default (above, fw_boot(0)); one word is the
+ * opt-in SPOOL_CFG_EVT_READ_ONE_WORD; a firmware built against ABI 2 keeps its one-word
+ * default; both flags together are refused. */
+void test_evt_read_width(void) {
+    uint32_t w[2];
+    spool_config_t cfg;
+    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_ONE_WORD), SPOOL_OK);
+    write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, 77, 1700000123u);
+    w[0] = w[1] = 0xA5A5A5A5u;
+    read_tsd_evt(host_csb, host_csd, HOST_EVENT, w);
+    CHECK_EQ(w[0], 77);
+    CHECK_EQ(w[1], 0xA5A5A5A5u);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
+    write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, 78, 1700000124u);
+    w[0] = w[1] = 0xA5A5A5A5u;
+    read_tsd_evt(host_csb, host_csd, HOST_EVENT, w);
+    CHECK_EQ(w[0], 1700000124u);
+    CHECK_EQ(w[1], 78);
+    spool_deinit();
+    CHECK_EQ(spool_config_default(&cfg), SPOOL_OK);
+    CHECK_EQ(cfg.abi_version, SPOOL_ABI_VERSION);
+    CHECK_EQ(SPOOL_ABI_VERSION, 3);
+    cfg.flags = SPOOL_CFG_EVT_READ_ONE_WORD | SPOOL_CFG_EVT_READ_TWO_WORDS;
+    CHECK_EQ(spool_init(&cfg), SPOOL_ERR_INVALID_ARGUMENT);
+    cfg.abi_version = 2;
+    cfg.flags = SPOOL_CFG_EVT_READ_ONE_WORD;
+    CHECK_EQ(spool_init(&cfg), SPOOL_ERR_INVALID_ARGUMENT);
+    cfg.flags = 0;
+    CHECK_EQ(spool_init(&cfg), SPOOL_OK);
+    {
+        spool_layout_t l = fw_layout();
+        CHECK_EQ(spool_register_sensors(host_csb, host_csd, NO_HOST, &l, SOURCE_GATEWAY), SPOOL_OK);
+    }
+    write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, 79, 1700000125u);
+    w[0] = w[1] = 0xA5A5A5A5u;
+    read_tsd_evt(host_csb, host_csd, HOST_EVENT, w);
+    CHECK_EQ(w[0], 79);
+    CHECK_EQ(w[1], 0xA5A5A5A5u);
+    spool_deinit();
+}
+
+/* Items 1 and 2 of "Drop-in for real iMatrix firmware", from C:
+ * (1) a write to one sensor that overflows RAM and drops another sensor's records updates
+ *     that other sensor's no_samples, so the README upload loop reads real records only
+ *     and its atomic_erase_records() succeeds;
+ * (2) the validation idiom (read k, then no_pending -= k) un-reads: the upload reads the
+ *     same records again and the ACK erases exactly those; a raised no_pending is refused. */
+void test_mirror_refresh_and_unread(void) {
+    const uint16_t a = HOST_TSD_FIRST, b = HOST_TSD_FIRST + 1, c = HOST_TSD_FIRST + 2;
+    uint32_t n0 = 0, n1 = 0, v, k, wrong = 0, dropped, first;
+    uint16_t n;
+    spool_stats_t st;
+    spool_mirror_stats_t ms;
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
+    CHECK_EQ(spool_stats(&st), SPOOL_OK);
+    while (st.store.sectors_used * 2u < st.store.sectors_total) {
+        write_tsd_evt_time(host_csb, host_csd, a, ++n0, 1700000000u);
+        CHECK_EQ(spool_stats(&st), SPOOL_OK);
+    }
+    while (st.store.dropped == 0 && n1 < 100000u) {
+        write_tsd_evt_time(host_csb, host_csd, b, ++n1, 1700000000u);
+        read_tsd_evt(host_csb, host_csd, b, &v); /* b: everything pending, never the victim */
+        CHECK_EQ(spool_stats(&st), SPOOL_OK);
+    }
+    dropped = (uint32_t)st.store.dropped;
+    CHECK(dropped > 0);
+    CHECK_EQ(host_csd[a].no_samples, n0 - dropped); /* the victim's mirror followed */
+    CHECK_EQ(host_csd[b].no_samples, n1);
+    /* README upload loop on the victim */
+    n = (uint16_t)(host_csd[a].no_samples - host_csd[a].no_pending);
+    first = dropped + 1;
+    for (k = 0; k < n; k++) {
+        v = 0;
+        read_tsd_evt(host_csb, host_csd, a, &v);
+        if (v != first + k) wrong++;
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(atomic_erase_records(host_csb, host_csd, a, n), SPOOL_OK);
+    CHECK_EQ(host_csd[a].no_samples, 0);
+    /* (2) validation reads, then no_pending -= 5 */
+    for (v = 1; v <= 10; v++) write_tsd_evt_time(host_csb, host_csd, c, 1000u + v, 1700000000u);
+    for (k = 0; k < 5; k++) read_tsd_evt(host_csb, host_csd, c, &v);
+    CHECK_EQ(v, 1005);
+    host_csd[c].no_pending -= 5;
+    for (k = 0; k < 4; k++) {
+        read_tsd_evt(host_csb, host_csd, c, &v);
+        if (v != 1001 + k) wrong++;
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(atomic_erase_records(host_csb, host_csd, c, 4), SPOOL_OK);
+    CHECK_EQ(host_csd[c].no_samples, 6);
+    read_tsd_evt(host_csb, host_csd, c, &v);
+    CHECK_EQ(v, 1005); /* un-read, not erased */
+    /* a raise is refused: nothing more becomes erasable */
+    host_csd[c].no_pending = 5;
+    CHECK_EQ(atomic_erase_records(host_csb, host_csd, c, 2), SPOOL_ERR_ACK_TOO_MANY);
+    CHECK_EQ(host_csd[c].no_pending, 1);
+    CHECK_EQ(spool_mirror_stats(&ms), SPOOL_OK);
+    CHECK_EQ(ms.pending_lowered, 1);
+    CHECK_EQ(ms.records_unread, 5);
+    CHECK_EQ(ms.pending_refused, 1);
+    CHECK(ms.refreshes > 0);
+    CHECK_EQ(spool_check(), SPOOL_OK);
+    spool_deinit();
 }

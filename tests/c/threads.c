@@ -220,7 +220,7 @@ void test_threads(void) {
     memset(&pw, 0, sizeof pw);
     atomic_store(&writers_done, false);
     atomic_store(&total_ops, 0);
-    CHECK_EQ(fw_boot(SPOOL_CFG_EVT_READ_TWO_WORDS), SPOOL_OK);
+    CHECK_EQ(fw_boot(0), SPOOL_OK);
     CHECK_EQ(pthread_create(&tu, NULL, uploader_thread, &up), 0);
     CHECK_EQ(pthread_create(&tp, NULL, power_thread, &pw), 0);
     CHECK_EQ(pthread_create(&ts, NULL, sampler_thread, &sampler), 0);
