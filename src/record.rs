@@ -8,9 +8,11 @@
 //! | [`Kind::Evt`] | 8 | `utc_seconds: u32`, then `value: u32` (timestamp first) | stored per record, 1 s resolution |
 //!
 //! The native API takes and returns 64-bit millisecond timestamps ([`Record::time_ms`]).
-//! TSD times keep millisecond resolution (the sector base time is kept in ms, see
-//! [`crate::ram`]); EVT times are stored as whole UTC seconds like the legacy format, so an
-//! EVT written at `t` ms reads back at `t / 1000 * 1000` ms.
+//! TSD times: the sensor's anchor (its oldest RAM sector's first sample) keeps its time in
+//! ms; every other TSD sample sits on the sample-rate grid from there (see [`crate::ram`]),
+//! so an off-grid sample reads back at its grid time. EVT times are stored as whole UTC
+//! seconds like the legacy format, so an EVT written at `t` ms reads back at
+//! `t / 1000 * 1000` ms.
 #![forbid(unsafe_code)]
 
 /// Identity of a sensor: data source (host, CAN, ...) and sensor id within that source.

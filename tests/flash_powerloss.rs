@@ -53,6 +53,10 @@ matrix! {
     sweep_w16_e128k: 16, 131072, 2, 250;
     sweep_w32_e128k: 32, 131072, 2, 250;
     sweep_long_w8_e512: 8, 512, 16, 40000;
+    // Typical parts: 16-byte ECC units with 2 KiB sectors (STM32H7-like), 8-byte
+    // units with 4 KiB sectors (STM32L4/U5-like).
+    sweep_long_w16_e2k: 16, 2048, 8, 25000;
+    sweep_long_w8_e4k: 8, 4096, 8, 25000;
 }
 
 /// Runs the workload on a fresh flash with a real power cut at op `k`, checks

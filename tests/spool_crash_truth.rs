@@ -9,7 +9,7 @@ use sensor_spool::pool::{Pool, Tier};
 use sensor_spool::record::SensorKey;
 use sensor_spool::sensor::OverflowPolicy;
 use sensor_spool::spool::Spool;
-use sensor_spool::storage::mock_flash::{Fault, MockFlash};
+use sensor_spool::storage::mock_flash::{Fault, MockFlash, Tear};
 use sensor_spool::storage::{LogEntry, NorFlashStorage, Storage};
 
 const SECTORS: usize = 64;
@@ -213,4 +213,140 @@ fn acknowledging_records_evicted_in_flight_writes_a_mark() {
     }
     assert!(checked > 0);
     eprintln!("evicted in flight then acknowledged: {checked} cases");
+}
+
+/// A flash driver that fails at operation `k` after writing all, part or none
+/// of it, once or for good; the firmware keeps running (writes, uploads,
+/// acknowledgements, flushes; failed acknowledgements are reverted) for a
+/// while on the failing flash, then reboots. After recovery: the mount
+/// succeeds, no record acknowledged before the reboot comes back, every record
+/// delivered is genuine, in order and delivered once.
+#[test]
+fn driver_fault_anywhere_then_more_calls_then_a_reboot() {
+    const STEPS: u32 = if cfg!(debug_assertions) { 1500 } else { 6000 };
+    const AFTER: u32 = 60;
+    const KEYS: [SensorKey; 2] = [EVT, EVT2];
+    /// Runs the workload from `from`; returns the next step. `acked[j]`: the
+    /// sequence number after sensor j's last acknowledged record.
+    fn run(s: &mut S, acked: &mut [u32; 2], from: u32, steps: u32) -> u32 {
+        for k in from..from + steps {
+            let h = s.lookup(EVT).unwrap();
+            let _ = s.write(h, value(EVT, k), T0 + k as u64 * 1000);
+            if k % 2 == 0 {
+                let h = s.lookup(EVT2).unwrap();
+                let _ = s.write(h, value(EVT2, k / 2), T0 + k as u64 * 1000);
+            }
+            if k % 30 == 29 {
+                for (j, key) in KEYS.iter().enumerate() {
+                    let h = s.lookup(*key).unwrap();
+                    let mut last = None;
+                    for _ in 0..20 {
+                        match s.read(h) {
+                            Ok(r) => last = Some(r.seq),
+                            Err(_) => break,
+                        }
+                    }
+                    let gone = s.evicted_in_flight(h).unwrap();
+                    let n = s.sensor_stats(h).unwrap().pending + gone;
+                    if n == 0 {
+                        continue;
+                    }
+                    if s.ack(h, n).is_ok() {
+                        if let Some(l) = last {
+                            acked[j] = l + 1;
+                        }
+                    } else {
+                        s.revert(h).unwrap();
+                    }
+                }
+            }
+            if k % 97 == 96 {
+                let _ = s.flush_all();
+                s.cancel_flush();
+            }
+        }
+        from + steps
+    }
+    // The value written as record `seq` of sensor j.
+    fn expected(j: usize, seq: u32) -> u32 {
+        value(KEYS[j], seq)
+    }
+    let mut s = spool(Flash::new(6, 1));
+    let mut acked = [0u32; 2];
+    run(&mut s, &mut acked, 0, STEPS);
+    let total = s.storage().flash().ops();
+    let faults = [Fault::All, Fault::Part, Fault::Nothing];
+    let mut cases = 0u64;
+    for case in 0..total * 6 {
+        let k = case / 6;
+        let fault = faults[case as usize % 3];
+        let permanent = (case / 3) % 2 == 1;
+        let mut flash = Flash::new(6, 1);
+        flash.set_tear(Tear::ALL[k as usize % Tear::ALL.len()]);
+        flash.fail_at(k, fault, permanent);
+        let mut s = spool(flash);
+        let mut acked = [0u32; 2];
+        let mut step = 0;
+        while s.storage().flash().ops() <= k && step < STEPS {
+            step = run(&mut s, &mut acked, step, 1);
+        }
+        run(&mut s, &mut acked, step, AFTER);
+        assert_eq!(s.check(), Ok(()), "fault {k}");
+        // Reboot.
+        let mut flash = s.storage().flash().clone();
+        flash.revive();
+        let mut s = spool(flash);
+        assert_eq!(s.check(), Ok(()), "fault {k}: after recovery");
+        for (j, key) in KEYS.iter().enumerate() {
+            let h = s.lookup(*key).unwrap();
+            let mut last: Option<u32> = None;
+            while let Ok(r) = s.read(h) {
+                assert!(
+                    r.seq >= acked[j],
+                    "fault {k} ({fault:?}, permanent {permanent}): {key:?} acknowledged record {} back (acked up to {})",
+                    r.seq,
+                    acked[j]
+                );
+                assert!(last.is_none_or(|l| r.seq > l), "fault {k}: order");
+                assert_eq!(r.value, expected(j, r.seq), "fault {k}: record {}", r.seq);
+                last = Some(r.seq);
+            }
+        }
+        cases += 1;
+    }
+    eprintln!("flash driver faults: {cases} fault points, {total} flash operations");
+}
+
+/// `durable_upto`: everything before it survives a power cut (stored or
+/// acknowledged); the threshold spill moves it forward, a failed spill does not.
+#[test]
+fn durable_upto_tells_what_a_power_cut_cannot_take() {
+    let mut s = spool(Flash::new(16, 1));
+    let h = s.lookup(EVT).unwrap();
+    assert_eq!(s.durable_upto(h).unwrap(), 0);
+    write(&mut s, EVT, 0, 30);
+    assert_eq!(s.durable_upto(h).unwrap(), 0, "all in RAM");
+    s.flush_all().unwrap();
+    assert_eq!(s.durable_upto(h).unwrap(), 30);
+    write(&mut s, EVT, 30, 10);
+    let next = s.storage().flash().ops();
+    s.storage_mut()
+        .flash_mut()
+        .fail_at(next, Fault::Nothing, false);
+    s.flush_all_start();
+    assert!(s.flush_all_step().is_err(), "the program failed");
+    s.cancel_flush();
+    assert_eq!(
+        s.durable_upto(h).unwrap(),
+        30,
+        "a failed spill moves nothing"
+    );
+    let upto = s.durable_upto(h).unwrap();
+    let mut s = reboot(s);
+    let back = drain(&mut s, EVT);
+    assert_eq!(
+        back,
+        (0..upto).collect::<Vec<_>>(),
+        "every durable record is back"
+    );
 }

@@ -240,7 +240,7 @@ fn dump_line(st: &State, i: usize, out: &mut Line) -> Option<()> {
 /// `s[len]`, `len` its length without the NUL.
 ///
 /// ```text
-/// sensor-spool 0.1.0 (abi 1)
+/// sensor-spool 0.2.0 (abi 3)
 /// store: sensors 2, sectors 2/376, stored 7, pending 3, written 7, acked 0, dropped 0, refused 0
 /// sensor 1:100 TSD 1000 ms: stored 4, pending 2, available 2, lost 0
 /// sensor 1:101 EVT: stored 3, pending 1, available 2, lost 0

@@ -597,7 +597,26 @@ impl<
         };
         let tail = storage.tail_hint();
         let SpillState { parts, lost, .. } = spill;
-        let res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
+        let mut res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
+        if res == Err(StorageError::TooLarge)
+            && specs
+                .iter()
+                .any(|sp| sp.info.key.source != specs[0].info.key.source)
+        {
+            // A store that keeps sources apart (files) could not make room for
+            // every source of the batch without evicting what the batch itself
+            // wrote (nothing was kept): the first source alone.
+            let src = specs[0].info.key.source;
+            specs.retain(|sp| sp.info.key.source == src);
+            let batch = SpoolBatch {
+                specs: &specs,
+                ram,
+                table,
+                rates,
+                latest: *latest_ms,
+            };
+            res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
+        }
         if let Err(e) = res {
             // The records stay in RAM, but some or all of them may be in storage.
             for sp in &specs {
@@ -1028,6 +1047,20 @@ impl<
             (Some(e), Some(p)) => Ok(log.apply(e, p)),
             _ => Ok(0),
         }
+    }
+
+    /// The sequence number before which every record of a sensor is in
+    /// storage, acknowledged, or counted lost: what a power cut cannot take
+    /// away any more (with a RAM-only spool nothing is in storage, so this
+    /// is where the records still owed in RAM start). Records from here on
+    /// are in RAM only (some perhaps in storage too, after an append that
+    /// failed: they count as in RAM until a spill succeeds).
+    ///
+    /// # Errors
+    /// [`Error::UnknownSensor`].
+    pub fn durable_upto(&self, h: SensorHandle) -> Result<u32, Error> {
+        let i = self.resolve(h)?;
+        Ok(self.at(i)?.seq.erased())
     }
 
     /// Records moved to storage, batches appended, failed flushes and
