@@ -41,7 +41,7 @@ echo "== 3. Packaging"
 list="$SPOOL_TMP/package-list.txt"
 if cargo package --list --allow-dirty --quiet >"$list" 2>"$SPOOL_TMP/package.err"; then
     missing=()
-    for f in Cargo.toml Cargo.lock README.md src/lib.rs include/sensor_spool.h include/sensor_spool_malloc.h \
+    for f in Cargo.toml Cargo.lock README.md LICENSE-MIT LICENSE-APACHE src/lib.rs include/sensor_spool.h include/sensor_spool_malloc.h \
         c/spool_malloc_wrap.c cmake/CMakeLists.txt scripts/build-staticlib.sh scripts/lib.sh \
         docs/c-integration.md docs/storage.md docs/architecture.md; do
         grep -qxF "$f" "$list" || missing+=("$f")
