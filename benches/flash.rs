@@ -290,7 +290,13 @@ fn sensor_db<const W: usize, const PAGE: usize>(batch: u32) -> Row {
         |s, first, bytes| {
             let before = flash.stats();
             let mut db = db.borrow_mut();
-            db.append(s as u16, first as u64, bytes).unwrap();
+            // A page takes at most a page of payload: a 256 B page gets the batch
+            // in 128-byte (16-sample) appends, then one sync.
+            let chunk = if PAGE <= 256 { 128 } else { bytes.len().max(1) };
+            for (j, part) in bytes.chunks(chunk).enumerate() {
+                db.append(s as u16, first as u64 + (j * chunk / 8) as u64, part)
+                    .unwrap();
+            }
             db.sync().unwrap();
             add(&mut append, delta(before, flash.stats()));
         },

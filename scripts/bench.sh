@@ -126,14 +126,14 @@ if ! skip flash; then
         while IFS=$'\t' read -r w b ours_tp ours_ops ours_er ss_tp ss_ops ss_er sd_tp sd_ops sd_er ours_rw ss_rw sd_rw; do
             r() { awk -v a="$1" -v b="$2" 'BEGIN { a += 0; b += 0; if (a == 0) print "-"; else printf "%.2fx", b / a }'; }
             row "flash" "bytes programmed / payload byte, W=$w B=$b" "$ours_tp" "sequential-storage 8.0" "$ss_tp" "$(r "${ours_tp%x}" "${ss_tp%x}")" "peer / ours, >1: ours programs less"
-            row "flash" "bytes programmed / payload byte, W=$w B=$b" "$ours_tp" "sensor-db 0.1" "$sd_tp" "$(r "${ours_tp%x}" "${sd_tp%x}")" "peer / ours, >1: ours programs less"
+            row "flash" "bytes programmed / payload byte, W=$w B=$b" "$ours_tp" "sensor-db 0.1 (256 B pages)" "$sd_tp" "$(r "${ours_tp%x}" "${sd_tp%x}")" "peer / ours, >1: ours programs less"
             row "flash" "program ops per batch (append), W=$w B=$b" "$ours_ops" "sequential-storage / sensor-db" "$ss_ops / $sd_ops" "$(r "$ours_ops" "$ss_ops") / $(r "$ours_ops" "$sd_ops")" "peer / ours"
             row "flash" "erases (100k samples), W=$w B=$b" "$ours_er" "sequential-storage / sensor-db" "$ss_er / $sd_er" "$(r "$ours_er" "$ss_er") / $(r "$ours_er" "$sd_er")" "peer / ours; words re-programmed: ours $ours_rw, peers $ss_rw / $sd_rw"
         done < <(awk -F'|' '
             function t(s) { gsub(/^ +| +$/, "", s); return s }
             /^\| / && $3 ~ /[0-9]/ {
                 sys = t($2); w = t($3); b = t($4); k = w "/" b
-                if (sys ~ /^sequential-storage/) s = "ss"; else if (sys ~ /^sensor-db/) s = "sd"; else s = "ours"
+                if (sys ~ /^sequential-storage/) s = "ss"; else if (sys ~ /^sensor-db.*256 B/) s = "sd"; else if (sys ~ /^sensor-db/) s = "sd1k"; else s = "ours"
                 tp[k, s] = t($8); ops[k, s] = t($6); er[k, s] = t($9); rw[k, s] = t($12)
                 if (!(k in seen)) { seen[k] = 1; order[++n] = k }
             }

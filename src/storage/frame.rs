@@ -101,7 +101,8 @@ pub(crate) fn parse_sector_header(h: &[u8]) -> Option<(u64, u64)> {
     let back = u16::from_le_bytes([h[10], h[11]]) as u64;
     // One per sector opened: a number this large is damage, and accepting it would
     // make the next sector's number wrap below it (the newest sector would look oldest).
-    (seq <= MAX_SECTOR_SEQ && back <= seq).then_some((seq, seq - back))
+    let floor = seq.checked_sub(back)?;
+    (seq <= MAX_SECTOR_SEQ).then_some((seq, floor))
 }
 
 /// The frame-header check byte of a header's first three bytes.
