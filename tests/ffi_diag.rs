@@ -121,7 +121,8 @@ fn dump_exact_content() {
     let a = Arrays::new(100, &[1000, 0]);
     assert_eq!(a.register(1), SPOOL_OK);
     let (csb, csd) = (a.csb(), a.csd());
-    let mut w = 0u32;
+    // Two words: EVT reads store {utc, value} (ABI 3).
+    let mut w = [0u32; 2];
     let mut h = 0;
     let mut blk: *mut c_void = null_mut();
     // SAFETY: registered arrays and valid out-pointers.
@@ -132,9 +133,9 @@ fn dump_exact_content() {
         for i in 0..3 {
             write_tsd_evt_time(csb, csd, 1, 20 + i, 1_700_000_100 + i);
         }
-        read_tsd_evt(csb, csd, 0, &mut w);
-        read_tsd_evt(csb, csd, 0, &mut w);
-        read_tsd_evt(csb, csd, 1, &mut w);
+        read_tsd_evt(csb, csd, 0, w.as_mut_ptr());
+        read_tsd_evt(csb, csd, 0, w.as_mut_ptr());
+        read_tsd_evt(csb, csd, 1, w.as_mut_ptr());
         assert_eq!(spool_sensor_open(9, 1, 0, &mut h), SPOOL_OK);
         assert_eq!(spool_write(h, 5, 1000), SPOOL_OK);
         assert_eq!(spool_pool_alloc(300, &mut blk), SPOOL_OK);

@@ -15,12 +15,18 @@ pub type Store<const W: usize, const E: usize> = NorFlashStorage<MockFlash<W, E>
 
 /// Workload size: full in optimized builds (scripts/test.sh runs these tests
 /// with `--release`); long workloads (>= 1000 operations) shrink to a tenth in
-/// unoptimized ones, still wrapping the flash.
+/// unoptimized ones, still wrapping the flash. `SPOOL_SWEEP_SCALE=k` multiplies
+/// it (scripts/torture.sh: the long run).
 pub fn scale(n: usize) -> usize {
+    let k = std::env::var("SPOOL_SWEEP_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
     if cfg!(debug_assertions) && n >= 1000 {
-        n / 10
+        n / 10 * k
     } else {
-        n
+        n * k
     }
 }
 
