@@ -1397,9 +1397,14 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
                 return Err(StorageError::NotMounted);
             };
             let mut hb = [0xFFu8; 64];
-            let h = self.h as usize;
-            hb[..SECTOR_HDR].copy_from_slice(&frame::sector_header(self.head_seq, self.floor));
-            if let Err(e) = self.flash.write(self.base(hd), &hb[..h]) {
+            let hdr = frame::sector_header(self.head_seq, self.floor);
+            for (d, s) in hb.iter_mut().zip(hdr) {
+                *d = s;
+            }
+            let Some(bytes) = hb.get(..self.h as usize) else {
+                return Err(StorageError::Geometry);
+            };
+            if let Err(e) = self.flash.write(self.base(hd), bytes) {
                 self.mounted = false;
                 return Err(ferr(e));
             }

@@ -598,16 +598,14 @@ impl<
         let tail = storage.tail_hint();
         let SpillState { parts, lost, .. } = spill;
         let mut res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
+        let first_src = specs.first().map_or(0, |sp| sp.info.key.source);
         if res == Err(StorageError::TooLarge)
-            && specs
-                .iter()
-                .any(|sp| sp.info.key.source != specs[0].info.key.source)
+            && specs.iter().any(|sp| sp.info.key.source != first_src)
         {
             // A store that keeps sources apart (files) could not make room for
             // every source of the batch without evicting what the batch itself
             // wrote (nothing was kept): the first source alone.
-            let src = specs[0].info.key.source;
-            specs.retain(|sp| sp.info.key.source == src);
+            specs.retain(|sp| sp.info.key.source == first_src);
             let batch = SpoolBatch {
                 specs: &specs,
                 ram,
