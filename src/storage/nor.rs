@@ -1091,7 +1091,10 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 Header::Erased if pos.damaged => {
                     // Maybe the padding of the damaged frame: the next frame
                     // starts at the next programmed word, if any.
-                    match self.next_programmed(pos.sector, pos.off, limit)? {
+                    // From the next word on: the rest of this word may hold bits
+                    // (W > 4), and the walk must move forward.
+                    let from = pos.off + Self::W as u32;
+                    match self.next_programmed(pos.sector, from, limit)? {
                         Some(o) => pos.off = o,
                         None => self.advance(pos),
                     }
