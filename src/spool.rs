@@ -297,7 +297,8 @@ pub struct Spool<
     pub(crate) latest_ms: u64,
     dropped: u32,
     rejected: u32,
-    /// Counted overflow drops and the victim of the latest (see [`Spool::last_drop`]).
+    /// Counted overflow drops and the victim of the latest, as its index + 1 (0: none;
+    /// zero so that a `static` spool stays in .bss), see [`Spool::last_drop`].
     drops: u8,
     last_drop: u16,
     pub(crate) storage: S,
@@ -336,7 +337,7 @@ impl<
             dropped: 0,
             rejected: 0,
             drops: 0,
-            last_drop: u16::MAX,
+            last_drop: 0,
             storage,
             spill: crate::storage::spill::SpillState::new(),
         }
@@ -625,7 +626,7 @@ impl<
                     e.lost = e.lost.saturating_add(n.min(u16::MAX as u32) as u16);
                     self.dropped = self.dropped.wrapping_add(n);
                     self.drops = self.drops.wrapping_add(1);
-                    self.last_drop = v as u16;
+                    self.last_drop = (v as u16).wrapping_add(1);
                 }
                 Ok(())
             }
@@ -877,7 +878,10 @@ impl<
     /// registration may move or add sensors). O(1): the C API checks it after every
     /// write to re-mirror the victim when the drop hit another sensor.
     pub fn last_drop(&self) -> (u8, Option<SensorKey>) {
-        let key = self.table.get(usize::from(self.last_drop)).map(|e| e.key());
+        let key = usize::from(self.last_drop)
+            .checked_sub(1)
+            .and_then(|i| self.table.get(i))
+            .map(|e| e.key());
         (self.drops, key)
     }
 
