@@ -424,6 +424,11 @@ pub enum FileError {
     /// frames written are cut back); maps to [`StorageError::TooLarge`]: the
     /// same records in batches over fewer sources fit.
     BatchTooWide,
+    /// A file with a valid header numbered near the top of the range mount
+    /// accepts (only a forged or damaged file can be) leaves no number for a
+    /// new file: starting one is refused (nothing is lost; the caller keeps the
+    /// records, and the mark or batch can be retried once that file is gone).
+    NumbersExhausted,
 }
 
 impl FileError {
@@ -443,7 +448,7 @@ impl FileError {
             FileError::Io { kind, errno, .. } => {
                 kind == io::ErrorKind::StorageFull || matches!(errno, Some(28) | Some(122))
             }
-            FileError::Config | FileError::BatchTooWide => false,
+            FileError::Config | FileError::BatchTooWide | FileError::NumbersExhausted => false,
         }
     }
 }
@@ -466,6 +471,10 @@ impl fmt::Display for FileError {
             FileError::BatchTooWide => write!(
                 f,
                 "file storage: batch spans more sources than the disk limit leaves files for"
+            ),
+            FileError::NumbersExhausted => write!(
+                f,
+                "file storage: a file numbered near the top of the range leaves no number for a new file"
             ),
         }
     }
@@ -2043,11 +2052,7 @@ impl<F: FileSystem> FileStorage<F> {
         // header with a huge number, i.e. a forged one): refuse rather than
         // number a file that the next mount would take as damage.
         if self.next_seq > MAX_FILE_SEQ - 2 * SPARES as u64 {
-            return Err(self.fail(FileError::Io {
-                op: FileOp::Open,
-                kind: io::ErrorKind::Other,
-                errno: None,
-            }));
+            return Err(self.fail(FileError::NumbersExhausted));
         }
         // The directories first: `statvfs` of a root removed under the store fails.
         let dir = self.ensure_dir(source)?;
