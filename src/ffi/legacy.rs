@@ -46,15 +46,7 @@ pub(crate) fn write_entry(
     let entry = st.reg(idx)?.entry(entry)?;
     // Opening (registering a new sensor) changes no count, so the firmware's edits of
     // `no_pending` are applied after it, with the handle it returns.
-    let h = match st.open_entry(idx, entry) {
-        Ok(h) => h,
-        Err(e) => {
-            st.enter(idx, entry, false);
-            st.settle(idx, entry);
-            return Err(e);
-        }
-    };
-    st.enter_with(idx, entry, Some(h));
+    let h = st.open_and_enter(idx, entry)?;
     let r = st.store.write(h, value, u64::from(utc_s) * 1000);
     if r.is_ok() {
         st.reg(idx)?.mirror_last(entry, value, utc_s);

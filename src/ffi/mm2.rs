@@ -93,15 +93,7 @@ fn write(st: &mut State, idx: usize, entry: u16, kind: Kind, value: u32, ms: u64
     if k != kind {
         return Err(SpoolStatus::SPOOL_ERR_CONFLICT);
     }
-    let h = match st.open_entry(idx, entry) {
-        Ok(h) => h,
-        Err(e) => {
-            st.enter(idx, entry, false);
-            st.settle(idx, entry);
-            return Err(e);
-        }
-    };
-    st.enter_with(idx, entry, Some(h));
+    let h = st.open_and_enter(idx, entry)?;
     let r = st.store.write(h, value, ms);
     if r.is_ok() {
         let secs = u32::try_from(ms / 1000).unwrap_or(u32::MAX);

@@ -761,6 +761,24 @@ impl State {
 
     /// `enter(idx, entry, false)` when the caller already looked up the sensor of
     /// `csb[entry]` (`h`): one lookup less on the hot paths (write, read, ACK).
+    /// The write path's start: opens `entry`'s sensor (registering it on first use)
+    /// and applies the firmware's `no_pending` edits with its handle; if opening
+    /// fails, the entry's edits are applied and its mirror written before the
+    /// error is returned.
+    pub(crate) fn open_and_enter(&mut self, idx: usize, entry: u16) -> FfiResult<Handle> {
+        match self.open_entry(idx, entry) {
+            Ok(h) => {
+                self.enter_with(idx, entry, Some(h));
+                Ok(h)
+            }
+            Err(e) => {
+                self.enter(idx, entry, false);
+                self.settle(idx, entry);
+                Err(e)
+            }
+        }
+    }
+
     pub(crate) fn enter_with(&mut self, idx: usize, entry: u16, h: Option<Handle>) {
         match self.key_at(idx, entry) {
             Some(key) if self.is_shared(key) => self.for_key(key, |st, i, e| st.reconcile(i, e)),

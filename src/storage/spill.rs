@@ -588,24 +588,10 @@ impl<
             latest_ms,
             ..
         } = self;
-        let batch = SpoolBatch {
-            specs: &specs,
-            ram,
-            table,
-            rates,
-            latest: *latest_ms,
-        };
         let tail = storage.tail_hint();
         let SpillState { parts, lost, .. } = spill;
-        let mut res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
         let first_src = specs.first().map_or(0, |sp| sp.info.key.source);
-        if res == Err(StorageError::TooLarge)
-            && specs.iter().any(|sp| sp.info.key.source != first_src)
-        {
-            // A store that keeps sources apart (files) could not make room for
-            // every source of the batch without evicting what the batch itself
-            // wrote (nothing was kept): the first source alone.
-            specs.retain(|sp| sp.info.key.source == first_src);
+        let res = loop {
             let batch = SpoolBatch {
                 specs: &specs,
                 ram,
@@ -613,8 +599,18 @@ impl<
                 rates,
                 latest: *latest_ms,
             };
-            res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
-        }
+            let res = storage.append(&batch, |ev| evicted(table, parts, lost, ev));
+            if res == Err(StorageError::TooLarge)
+                && specs.iter().any(|sp| sp.info.key.source != first_src)
+            {
+                // A store that keeps sources apart (files) could not make room for
+                // every source of the batch without evicting what the batch itself
+                // wrote (nothing was kept): the first source alone.
+                specs.retain(|sp| sp.info.key.source == first_src);
+                continue;
+            }
+            break res;
+        };
         if let Err(e) = res {
             // The records stay in RAM, but some or all of them may be in storage.
             for sp in &specs {
