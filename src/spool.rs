@@ -502,7 +502,7 @@ impl<
             self.latest_ms = time_ms;
         }
         if self.try_append(i, value, time_ms)? {
-            self.after_write();
+            self.after_write(i);
             return Ok(());
         }
         self.write_after_overflow(i, value, time_ms)
@@ -515,7 +515,7 @@ impl<
     fn write_after_overflow(&mut self, i: usize, value: u32, time_ms: u64) -> Result<(), Error> {
         self.make_room(i)?;
         if self.try_append(i, value, time_ms)? {
-            self.after_write();
+            self.after_write(i);
             Ok(())
         } else {
             Err(Error::Invariant)
@@ -642,6 +642,12 @@ impl<
         let i = self.resolve(h)?;
         // The flash part holds the oldest records.
         if let Some(r) = self.read_flash(i)? {
+            return Ok(r);
+        }
+        if let Some(e) = self.table.get(i)
+            && e.seq.available() > 0
+            && let Some(r) = self.before_ram_handout(i, e.seq.read())?
+        {
             return Ok(r);
         }
         let Self {

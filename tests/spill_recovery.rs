@@ -92,9 +92,19 @@ fn read(s: &mut S, m: &mut Model, key: SensorKey, n: usize, ctx: &str) {
             );
             return;
         };
-        let r = s
-            .read(h)
-            .unwrap_or_else(|e| panic!("{ctx}: {key:?} record {seq}: {e:?}"));
+        let r = match s.read(h) {
+            Ok(r) => r,
+            // Reading stops before a restart's skipped numbers when records
+            // before them are pending and the part already steps over one
+            // such gap: the uploader acknowledges (or reverts) first.
+            Err(Error::NoData)
+                if m.pending > 0
+                    && m.owed.get(m.pending - 1).map(|o| o.0.wrapping_add(1)) != Some(seq) =>
+            {
+                return;
+            }
+            Err(e) => panic!("{ctx}: {key:?} record {seq}: {e:?}"),
+        };
         assert_eq!(
             (r.seq, r.value, r.time_ms),
             (seq, value, t),
@@ -106,7 +116,14 @@ fn read(s: &mut S, m: &mut Model, key: SensorKey, n: usize, ctx: &str) {
 
 fn ack(s: &mut S, m: &mut Model, key: SensorKey, n: usize) {
     let h = s.lookup(key).unwrap();
-    s.ack(h, n as u32).unwrap();
+    let st = s.sensor_stats(h);
+    s.ack(h, n as u32).unwrap_or_else(|e| {
+        panic!(
+            "{key:?} ack {n}: {e:?}, spool {st:?}, model pending {} owed {:?}",
+            m.pending,
+            m.owed.iter().map(|o| o.0).collect::<Vec<_>>()
+        )
+    });
     m.owed.drain(..n);
     m.pending -= n;
 }
@@ -125,19 +142,23 @@ fn check_counts(s: &S, models: &[Model; 3], ctx: &str) {
     }
 }
 
-/// After a reboot: pending records are unsent again; a sensor with nothing owed
-/// may continue its sequence anywhere at or after its last stored record.
+/// After a reboot: pending records are unsent again; every sensor continues
+/// its sequence at or after every number it handed out (a restart skips at
+/// most one reservation step of numbers).
 fn after_reboot(s: &S, models: &mut [Model; 3], recovered: u32, ctx: &str) {
     let owed: usize = models.iter().map(|m| m.owed.len()).sum();
     assert_eq!(recovered as usize, owed, "{ctx}: records recovered");
     for (key, m) in KEYS.iter().zip(models.iter_mut()) {
         m.pending = 0;
         let st = s.sensor_stats(s.lookup(*key).unwrap()).unwrap();
-        if m.owed.is_empty() {
-            m.next_seq = st.next_seq;
-        } else {
-            assert_eq!(st.next_seq, m.next_seq, "{ctx}: {key:?} next seq");
-        }
+        let skipped = st.next_seq.wrapping_sub(m.next_seq);
+        assert!(
+            skipped <= 4096,
+            "{ctx}: {key:?} next seq {} before {} or too far",
+            st.next_seq,
+            m.next_seq
+        );
+        m.next_seq = st.next_seq;
     }
     check_counts(s, models, ctx);
 }
@@ -232,7 +253,7 @@ fn a_surviving_mark_without_runs_does_not_hide_new_records() {
     let (mut s, recovered) = power_cycle(s, 1);
     after_reboot(&s, &mut m, recovered, "reboot 1");
     let [_, evt2, _] = &mut m;
-    assert_eq!(evt2.next_seq, 40, "EVT continues after its mark");
+    assert!(evt2.next_seq >= 40, "EVT continues after its mark");
     for k in 0..5 {
         write(&mut s, evt2, EVT, 1000 + k);
     }
@@ -317,15 +338,24 @@ fn random_workload_with_power_cycles_matches_the_model() {
             let h = s.lookup(*key).unwrap();
             s.revert(h).unwrap();
             m[j].pending = 0;
-            let n = m[j].owed.len();
-            read(&mut s, &mut m[j], *key, n + 1, "drain");
-            ack(&mut s, &mut m[j], *key, n);
+            // In rounds: reading stops at a restart's skipped numbers while
+            // records before them are pending (see `read`).
+            for _ in 0..8 {
+                let n = m[j].owed.len();
+                read(&mut s, &mut m[j], *key, n + 1, "drain");
+                let p = m[j].pending;
+                ack(&mut s, &mut m[j], *key, p);
+                if m[j].owed.is_empty() {
+                    break;
+                }
+            }
+            assert!(m[j].owed.is_empty(), "case {case}: {key:?} not drained");
         }
         check_counts(&s, &m, "drained");
         assert_eq!(s.spill_stats().lost, 0, "case {case}: nothing evicted");
         assert_eq!(s.storage().stats().evicted_records, 0);
     }
     eprintln!(
-        "spill recovery model: {cases} cases, {cycles} power cycles, {gaps} sequences resumed below the last written record"
+        "spill recovery model: {cases} cases, {cycles} power cycles, {gaps} sequences that skipped numbers at a restart"
     );
 }

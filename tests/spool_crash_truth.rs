@@ -73,11 +73,11 @@ fn records_of_a_failed_append_that_landed_do_not_come_back_once_acknowledged() {
     let mut s = spool(Flash::new(16, 1));
     s.set_flush_threshold(100);
     write(&mut s, EVT, 0, 40);
+    // The next flash operation (the batch's program: the first write after
+    // the mount, its sequence-number reservation, opened the fresh sector)
+    // lands in full and reports an error.
     let next = s.storage().flash().ops();
-    // The next program operation lands in full and reports an error.
-    s.storage_mut()
-        .flash_mut()
-        .fail_at(next + 1, Fault::All, false);
+    s.storage_mut().flash_mut().fail_at(next, Fault::All, false);
     assert!(s.flush().is_err(), "the driver reported a failure");
     assert_eq!(s.spill_stats().errors, 1);
     let h = s.lookup(EVT).unwrap();
@@ -102,9 +102,7 @@ fn a_batch_retried_after_a_failure_that_landed_comes_back_once() {
     s.set_flush_threshold(100);
     write(&mut s, EVT, 0, 40);
     let next = s.storage().flash().ops();
-    s.storage_mut()
-        .flash_mut()
-        .fail_at(next + 1, Fault::All, false);
+    s.storage_mut().flash_mut().fail_at(next, Fault::All, false);
     assert!(s.flush().is_err());
     write(&mut s, EVT, 40, 40);
     s.flush_all().unwrap();

@@ -6,7 +6,7 @@
 stage_flash_release() {
     cargo test --release --features _mock-flash,ffi \
         --test flash_powerloss --test flash_hostile --test flash_counters --test spool_flash \
-        --test spool_crash_truth --test ffi_flash_powerloss \
+        --test spool_crash_truth --test spool_seq_unique --test ffi_flash_powerloss \
         -- --nocapture 2>&1 | tee "$SPOOL_TMP/flash-release.log"
     awk '/^flash power-loss .* cut points/ { for (i = 2; i <= NF; i++) if ($(i) == "cut") n += $(i - 1) }
          END { printf "flash power-loss: %d cut points checked in total\n", n; exit (n < 200000) }' \

@@ -322,8 +322,10 @@ impl Store {
     /// Acknowledges exactly `n` oldest pending records, or nothing.
     pub(crate) fn ack(&mut self, h: Handle, n: u32) -> FfiResult<()> {
         let sh = self.handle(h)?;
+        // Records evicted while pending are already counted lost (dropped).
+        let gone = self.spool.evicted_in_flight(sh).map_err(status)?;
         self.with_storage(|sp| sp.ack(sh, n))?;
-        self.acked = self.acked.wrapping_add(u64::from(n));
+        self.acked = self.acked.wrapping_add(u64::from(n.saturating_sub(gone)));
         Ok(())
     }
 

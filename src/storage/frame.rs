@@ -17,6 +17,14 @@ pub(crate) const TAG_ACK: u8 = 0xAC;
 /// Tag byte of an eviction frame (flash only): sectors numbered below the
 /// floor it names are evicted.
 pub(crate) const TAG_EVICT: u8 = 0xE7;
+/// Tag byte of a reservation frame: sequence numbers each named sensor may
+/// have handed out lie below the `upto` of its entry.
+pub(crate) const TAG_RESERVE: u8 = 0xA5;
+/// Bytes of one reservation entry: source, marker `0x52`, 2 bytes `0xFF`, id
+/// (u32), `upto` (u32).
+pub(crate) const RESERVE_ENTRY: usize = 12;
+/// Second byte of every reservation entry (padding reads `0xFF`).
+const RESERVE_MARK: u8 = 0x52;
 /// Eviction frame body: the new floor (u64).
 pub(crate) const EVICT_BODY: usize = 8;
 /// Tag byte of a compact batch frame holding one TSD run (flash only).
@@ -136,7 +144,7 @@ pub(crate) fn parse_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize) -> H
     }
     let tag = h[0];
     let len = u16::from_le_bytes([h[1], h[2]]) as usize;
-    if (tag != TAG_BATCH && tag != TAG_ACK)
+    if (tag != TAG_BATCH && tag != TAG_ACK && tag != TAG_RESERVE)
         || CRC8.checksum(&h[..3]) != h[3]
         || len < FRAME_HDR + CRC_LEN
         || len > room
@@ -340,9 +348,60 @@ pub(crate) fn parse_ack_body(b: &[u8]) -> Option<(SensorKey, u32)> {
     ))
 }
 
+/// Encodes reservation entries into `out` (12 bytes each); returns the body length.
+pub(crate) fn reserve_body(entries: &[(SensorKey, u32)], out: &mut [u8]) -> usize {
+    let mut n = 0;
+    for (&(key, upto), e) in entries.iter().zip(out.chunks_exact_mut(RESERVE_ENTRY)) {
+        e[0] = key.source;
+        e[1] = RESERVE_MARK;
+        e[2] = 0xFF;
+        e[3] = 0xFF;
+        e[4..8].copy_from_slice(&key.id.to_le_bytes());
+        e[8..12].copy_from_slice(&upto.to_le_bytes());
+        n += RESERVE_ENTRY;
+    }
+    n
+}
+
+/// Decodes one reservation entry; `None` at padding or damage (the end of
+/// the frame's entries).
+pub(crate) fn parse_reserve_entry(e: &[u8]) -> Option<(SensorKey, u32)> {
+    if e.len() < RESERVE_ENTRY || e[1] != RESERVE_MARK || e[2..4] != [0xFF; 2] {
+        return None;
+    }
+    Some((
+        SensorKey {
+            source: e[0],
+            id: u32::from_le_bytes([e[4], e[5], e[6], e[7]]),
+        },
+        u32::from_le_bytes([e[8], e[9], e[10], e[11]]),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserve_entries_roundtrip_and_end_at_padding() {
+        let k = SensorKey {
+            source: 255,
+            id: u32::MAX,
+        };
+        let mut b = [0xFFu8; 3 * RESERVE_ENTRY];
+        let n = reserve_body(
+            &[(k, 7), (SensorKey { source: 1, id: 2 }, u32::MAX)],
+            &mut b,
+        );
+        assert_eq!(n, 2 * RESERVE_ENTRY);
+        assert_eq!(parse_reserve_entry(&b[..12]), Some((k, 7)));
+        assert_eq!(
+            parse_reserve_entry(&b[12..24]),
+            Some((SensorKey { source: 1, id: 2 }, u32::MAX))
+        );
+        // Padding (all 0xFF) ends the entries.
+        assert_eq!(parse_reserve_entry(&b[24..]), None);
+    }
 
     #[test]
     fn sector_header_roundtrip_and_damage() {

@@ -55,7 +55,7 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | tag: `0xB5` batch, `0xAC` acknowledgement, `0xE7` eviction, `0xB6`/`0xB7` compact batch (below) (`0xFF` = erased, end of sector) |
+//! | 0 | 1 | tag: `0xB5` batch, `0xAC` acknowledgement, `0xA5` reservation, `0xE7` eviction, `0xB6`/`0xB7` compact batch (below) (`0xFF` = erased, end of sector) |
 //! | 1 | 2 | `L`, total frame length including padding and CRC |
 //! | 3 | 1 | header check: CRC-8/SMBus of bytes 0..3 |
 //! | 4 | .. | body (below) |
@@ -105,6 +105,12 @@
 //! latest position in the log wins. A mark only ever covers records written
 //! before it in the log, so evicting the sector that holds it also evicts the
 //! records it covers: marks never need to be copied forward.
+//!
+//! **Reservation body** (frame length `round_up(8 + 12 x n, W)`): `n` entries
+//! of 12 bytes, ended by the padding or the CRC: source `u8`, marker `0x52`, 2
+//! bytes `0xFF`, id `u32`, `upto` `u32`: the sensor has handed out no sequence
+//! number at or after `upto` (see [`Storage::reserve`]). The largest `upto`
+//! found for a sensor anywhere on flash wins, in live sectors or not.
 //!
 //! # Costs
 //!
@@ -257,6 +263,12 @@ pub trait Batch {
     fn info(&self, i: usize) -> RunInfo;
     /// Writes record `k` of run `i` into `out` (`out.len()` = record size).
     fn record(&self, i: usize, k: usize, out: &mut [u8]);
+    /// Whether the batch must land as one frame, never split over two
+    /// sectors: a power cut then keeps all of it or none. The spool asks it
+    /// for batches holding records it has handed out. The default is `false`.
+    fn whole(&self) -> bool {
+        false
+    }
     /// Optional fast path: all records of run `i` as one slice.
     fn slice(&self, i: usize) -> Option<&[u8]> {
         let _ = i;
@@ -328,7 +340,18 @@ pub enum LogEntry {
         /// First unacknowledged sequence number.
         upto: u32,
     },
+    /// A reservation ([`Storage::reserve`]): `key` handed out no sequence
+    /// number at or after `upto` before this entry was superseded.
+    Reserve {
+        /// Sensor.
+        key: SensorKey,
+        /// First sequence number not yet reserved.
+        upto: u32,
+    },
 }
+
+/// Most entries [`Storage::reserve`] takes in one call (one frame).
+pub const MAX_RESERVE_ENTRIES: usize = 16;
 
 /// Result of [`Storage::read`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -436,6 +459,8 @@ pub struct StorageStats {
     pub records: u32,
     /// Acknowledgement marks written.
     pub acks: u32,
+    /// Reservation frames written ([`Storage::reserve`]).
+    pub reserves: u32,
     /// Sectors evicted (erased while holding data).
     pub evicted_sectors: u32,
     /// Records in evicted sectors (acknowledged or not).
@@ -521,6 +546,35 @@ pub trait Storage {
         upto: u32,
         on_evict: V,
     ) -> Result<(), StorageError>;
+
+    /// Persists sequence-number reservations: for each `(key, upto)`, the
+    /// sensor hands out no number at or after `upto` until a later reservation
+    /// raises it. [`Storage::recover`] reports the largest `upto` per sensor
+    /// ([`LogEntry::Reserve`]), so the spool continues every sensor's sequence
+    /// after it and numbers stay unique across power cuts and restarts. At most
+    /// [`MAX_RESERVE_ENTRIES`] entries per call. The default stores nothing
+    /// (a store that keeps nothing across restarts).
+    fn reserve<V: FnMut(RunInfo)>(
+        &mut self,
+        entries: &[(SensorKey, u32)],
+        on_evict: V,
+    ) -> Result<(), StorageError> {
+        let _ = (entries, on_evict);
+        Ok(())
+    }
+
+    /// Whether the reservations on the medium may soon be evicted, so the
+    /// spool should write every sensor's reservation again (a snapshot: calls
+    /// to [`Storage::reserve`] after [`Storage::snapshot_started`]). Always
+    /// due after a mount until a snapshot started. The default is `false`
+    /// (reservations are never evicted).
+    fn snapshot_due(&self) -> bool {
+        false
+    }
+
+    /// A snapshot of every sensor's reservation starts now (see
+    /// [`Storage::snapshot_due`]). The default does nothing.
+    fn snapshot_started(&mut self) {}
 
     /// Evicts the oldest sector unless it is the newest one; reports its runs.
     /// Returns whether a sector was evicted.

@@ -3,7 +3,7 @@
 
 use super::frame::{
     self, ACK_BODY, CRC_LEN, CRC32, EVICT_BODY, FRAME_HDR, Header, MAX_FRAME, RUN_HDR, RunParse,
-    SECTOR_HDR, TAG_ACK, TAG_BATCH, TAG_EVICT, TSD_EXTRA, round_up,
+    SECTOR_HDR, TAG_ACK, TAG_BATCH, TAG_EVICT, TAG_RESERVE, TSD_EXTRA, round_up,
 };
 use super::{
     Batch, FlashErrorKind, LogEntry, ReadHint, ReadOut, RunInfo, SensorKey, Storage, StorageError,
@@ -90,6 +90,9 @@ pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     head_seq: u64,
     /// Header of `head` not programmed yet (it goes out with the first frame).
     pending_header: bool,
+    /// Sectors opened since the last reservation snapshot started (saturating;
+    /// `u8::MAX` after a mount: none since).
+    since_snap: u8,
     write_off: u32,
     sealed: bool,
     oldest: u32,
@@ -104,7 +107,8 @@ pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     verified: [u32; VERIFY],
     verified_next: u8,
     cursors: [Cursor; CURSORS],
-    victim: usize,
+    /// Cursor slot replaced last (`< CURSORS`).
+    victim: u8,
     /// Mount count (never 0 once mounted): read hints from another mount do
     /// not vouch for a frame's CRC.
     epoch: u16,
@@ -192,6 +196,8 @@ enum Body<'a, B: ?Sized> {
     Batch(&'a B),
     Ack([u8; ACK_BODY]),
     Evict([u8; EVICT_BODY]),
+    /// Encoded reservation entries.
+    Reserve(&'a [u8]),
 }
 
 impl<B: ?Sized> Clone for Body<'_, B> {
@@ -205,7 +211,7 @@ impl<B: ?Sized> Copy for Body<'_, B> {}
 fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnMut(&[u8])) {
     let compact = match body {
         Body::Batch(batch) => compact_run(batch),
-        Body::Ack(_) | Body::Evict(_) => None,
+        Body::Ack(_) | Body::Evict(_) | Body::Reserve(_) => None,
     };
     let mut used = 0;
     match (body, compact) {
@@ -230,6 +236,11 @@ fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnM
         (Body::Ack(b), _) => {
             f(&frame::frame_header(TAG_ACK, len));
             f(&b);
+            used += FRAME_HDR + b.len();
+        }
+        (Body::Reserve(b), _) => {
+            f(&frame::frame_header(TAG_RESERVE, len));
+            f(b);
             used += FRAME_HDR + b.len();
         }
         (Body::Evict(b), _) => {
@@ -412,6 +423,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             head: None,
             head_seq: 0,
             pending_header: false,
+            since_snap: u8::MAX,
             write_off: 0,
             sealed: true,
             oldest: 0,
@@ -617,6 +629,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         self.head = Some(victim);
         self.head_seq = seq;
         self.floor = floor;
+        self.since_snap = self.since_snap.saturating_add(1);
         self.pending_header = true;
         self.write_off = self.h;
         self.sealed = false;
@@ -992,8 +1005,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         let slot = match self.cursors.iter().position(|c| !c.used) {
             Some(i) => i,
             None => {
-                self.victim = (self.victim + 1) % CURSORS;
-                self.victim
+                self.victim = ((self.victim as usize + 1) % CURSORS) as u8;
+                self.victim as usize
             }
         };
         self.cursors[slot] = Cursor {
@@ -1142,6 +1155,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         self.cursors = [Cursor::default(); CURSORS];
         self.epoch = self.epoch.wrapping_add(1).max(1);
         self.pending_header = false;
+        self.since_snap = u8::MAX;
         let mut newest: Option<(u32, u64, u64)> = None;
         let mut read = 0u32;
         for s in 0..self.n {
@@ -1227,6 +1241,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
             Some(_)
                 if self.fill
                     && self.n > 2
+                    && !batch.whole()
                     && !self.sealed
                     && self.write_off as usize + len > Self::E =>
             {
@@ -1378,6 +1393,37 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         Ok(())
     }
 
+    fn reserve<V: FnMut(RunInfo)>(
+        &mut self,
+        entries: &[(SensorKey, u32)],
+        mut on_evict: V,
+    ) -> Result<(), StorageError> {
+        self.check_mounted()?;
+        let mut body = [0xFFu8; super::MAX_RESERVE_ENTRIES * frame::RESERVE_ENTRY];
+        let n = frame::reserve_body(entries, &mut body);
+        let Some(b) = body.get(..n).filter(|b| !b.is_empty()) else {
+            return Ok(());
+        };
+        let len = round_up(FRAME_HDR + n + CRC_LEN, Self::W);
+        self.write_frame::<[super::Run<'_>]>(Body::Reserve(b), len, &mut on_evict)?;
+        self.stats.reserves += 1;
+        Ok(())
+    }
+
+    /// Due when the sector that held the last snapshot could fall below the
+    /// floor within a quarter of the ring, so that several snapshots are tried
+    /// (each may be cut) before the last complete one stops being live.
+    fn snapshot_due(&self) -> bool {
+        let every = (self.n.saturating_sub(1) / 4).clamp(1, u8::MAX as u32);
+        self.mounted && self.head.is_some() && u32::from(self.since_snap) >= every
+    }
+
+    fn snapshot_started(&mut self) {
+        if self.head.is_some() {
+            self.since_snap = 0;
+        }
+    }
+
     /// Moves the floor past the oldest sector: an eviction frame in the head
     /// records it (or, when the head has no room or must not be programmed
     /// again, the header of a new head does). The evicted sector is erased
@@ -1442,6 +1488,19 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
                 match frame::parse_ack_body(&b) {
                     Some((key, upto)) => f(LogEntry::Ack { key, upto }),
                     None => self.stats.bad_frames += 1,
+                }
+                continue;
+            }
+            if loc.tag == TAG_RESERVE {
+                let mut rel = FRAME_HDR as u32;
+                let mut e = [0u8; frame::RESERVE_ENTRY];
+                while rel as usize + frame::RESERVE_ENTRY + CRC_LEN <= loc.len as usize {
+                    self.frame_bytes(&loc, rel, &mut e)?;
+                    let Some((key, upto)) = frame::parse_reserve_entry(&e) else {
+                        break;
+                    };
+                    f(LogEntry::Reserve { key, upto });
+                    rel += frame::RESERVE_ENTRY as u32;
                 }
                 continue;
             }

@@ -88,7 +88,8 @@ use crate::record::{self, Kind, Record};
 use crate::sensor::SeqState;
 use crate::spool::{Entry, Error, SensorHandle, Spool};
 use crate::storage::{
-    Batch, LogEntry, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey, Storage, StorageError,
+    Batch, LogEntry, MAX_RESERVE_ENTRIES, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey,
+    Storage, StorageError,
 };
 
 /// Most runs in one flush batch.
@@ -122,6 +123,9 @@ pub(crate) struct FlashPart {
     /// failed storage call means "unknown", not "nothing written"), so an
     /// acknowledgement of them writes a mark.
     pub(crate) unsure: u32,
+    /// The sensor hands out no sequence number at or after this one before
+    /// storage holds a higher reservation ([`Storage::reserve`]).
+    pub(crate) reserved: u32,
 }
 
 impl FlashPart {
@@ -137,6 +141,16 @@ impl FlashPart {
     fn count(&self) -> u32 {
         self.end.wrapping_sub(self.acked)
     }
+}
+
+/// Sequence numbers reserved at a time ([`Storage::reserve`]): one small frame
+/// per this many records of a sensor; a restart skips at most this many.
+pub(crate) const RESERVE_STEP: u32 = 4096;
+
+/// The reservation that covers every number before `written`: the next
+/// multiple of [`RESERVE_STEP`] after `written - 1`.
+const fn reserve_upto(written: u32) -> u32 {
+    (written | (RESERVE_STEP - 1)).wrapping_add(1)
 }
 
 /// Spill state kept by the spool: a flash part per sensor slot (parallel to the
@@ -229,7 +243,7 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
 fn entry_key(entry: &LogEntry) -> SensorKey {
     match *entry {
         LogEntry::Run(r) => r.key,
-        LogEntry::Ack { key, .. } => key,
+        LogEntry::Ack { key, .. } | LogEntry::Reserve { key, .. } => key,
     }
 }
 
@@ -243,13 +257,16 @@ struct SensorLog {
     end: u32,
     /// Latest acknowledgement mark, explicit or implied.
     ack: u32,
-    /// [`SensorLog::RUNS`] | [`SensorLog::ACK`].
+    /// Largest reservation.
+    res: u32,
+    /// [`SensorLog::RUNS`] | [`SensorLog::ACK`] | [`SensorLog::RES`].
     seen: u8,
 }
 
 impl SensorLog {
     const RUNS: u8 = 1;
     const ACK: u8 = 2;
+    const RES: u8 = 4;
 
     fn note(&mut self, entry: &LogEntry) {
         match *entry {
@@ -281,6 +298,12 @@ impl SensorLog {
                 self.ack = upto;
                 self.seen |= Self::ACK;
             }
+            LogEntry::Reserve { upto, .. } => {
+                if self.seen & Self::RES == 0 || before(self.res, upto) {
+                    self.res = upto;
+                }
+                self.seen |= Self::RES;
+            }
         }
     }
 
@@ -296,25 +319,39 @@ impl SensorLog {
         // New records continue after every record the log names, runs or marks
         // (a mark may cover records acknowledged while in RAM), so no mark ever
         // covers them and no number is handed out twice.
-        let end = if runs { self.end } else { self.ack };
-        let next = if marked && before(end, self.ack) {
+        let end = match (runs, marked) {
+            (true, _) => self.end,
+            (false, true) => self.ack,
+            (false, false) => self.res,
+        };
+        let mut next = if marked && before(end, self.ack) {
             self.ack
         } else {
             end
         };
-        let mut acked = if runs { self.first } else { next };
+        let mut acked = if runs { self.first } else { end };
         if marked && before(acked, self.ack) {
             acked = self.ack;
+        }
+        let owed = before(acked, end);
+        // Numbers handed out from RAM lie below the reservation. While stored
+        // records are owed, none was handed out past them (RAM records are
+        // handed out only while the flash part is empty, and a spill takes the
+        // pending ones with it), so the sequence continues right after them.
+        if !owed && self.seen & Self::RES != 0 && before(next, self.res) {
+            next = self.res;
         }
         let Ok(seq) = SeqState::from_raw(next, next, next) else {
             return 0;
         };
         e.seq = seq;
-        if !before(acked, end) {
+        // `reserved == next`: the next write reserves again.
+        if !owed {
             *p = FlashPart {
                 acked: next,
                 read: next,
                 end: next,
+                reserved: next,
                 ..FlashPart::default()
             };
             return 0;
@@ -323,6 +360,7 @@ impl SensorLog {
             acked,
             read: acked,
             end,
+            reserved: next,
             ..FlashPart::default()
         };
         end.wrapping_sub(acked)
@@ -423,6 +461,13 @@ impl<P: SectorPool, const SECTORS: usize> Batch for SpoolBatch<'_, P, SECTORS> {
     fn runs(&self) -> usize {
         self.specs.len()
     }
+    /// Records already handed out from RAM land whole or not at all (see
+    /// `SensorLog::apply`).
+    fn whole(&self) -> bool {
+        self.specs
+            .iter()
+            .any(|sp| self.table.get(sp.slot).is_some_and(|e| e.seq.pending() > 0))
+    }
     fn info(&self, i: usize) -> RunInfo {
         self.specs.get(i).map_or(RunInfo::EMPTY, |s| s.info)
     }
@@ -466,8 +511,22 @@ impl<
     /// Called after every successful write: threshold flush. Inline guard (nothing to
     /// do without persistent storage or during a shutdown flush), the rest out of line.
     #[inline(always)]
-    pub(crate) fn after_write(&mut self) {
-        if !self.storage.is_persistent() || self.spill.flushing {
+    pub(crate) fn after_write(&mut self, i: usize) {
+        if !self.storage.is_persistent() {
+            return;
+        }
+        if SPILL > 0
+            && self.spill.mounted
+            && let (Some(e), Some(p)) = (self.table.get(i), self.spill.parts.get(i))
+        {
+            let w = e.seq.written();
+            // The record just written has number `w - 1`: reserve before it can
+            // be handed out. After a failed reservation, retry every 64 writes.
+            if before(p.reserved, w) && (w == p.reserved.wrapping_add(1) || w.is_multiple_of(64)) {
+                self.reserve_for(i);
+            }
+        }
+        if self.spill.flushing {
             return;
         }
         let threshold = match self.spill.threshold_sectors {
@@ -476,6 +535,89 @@ impl<
         };
         if self.ram.sectors_held() >= threshold as u32 {
             self.threshold_flush();
+        }
+    }
+
+    /// Persists a new reservation for slot `i`: `RESERVE_STEP` numbers past
+    /// its newest record. A failure is counted in [`SpillStats::errors`]; the
+    /// write itself stands.
+    #[cold]
+    #[inline(never)]
+    fn reserve_for(&mut self, i: usize) {
+        let Some(e) = self.table.get(i) else { return };
+        let upto = reserve_upto(e.seq.written());
+        let key: SensorKey = e.key().into();
+        if self.storage_ready().is_err() {
+            self.spill.errors = self.spill.errors.wrapping_add(1);
+            return;
+        }
+        let Self {
+            table,
+            storage,
+            spill,
+            ..
+        } = self;
+        let SpillState { parts, lost, .. } = spill;
+        match storage.reserve(&[(key, upto)], |ev| evicted(table, parts, lost, ev)) {
+            Ok(()) => {
+                if let Some(p) = parts.get_mut(i) {
+                    p.reserved = upto;
+                }
+                self.maybe_snapshot();
+            }
+            Err(_) => self.spill.errors = self.spill.errors.wrapping_add(1),
+        }
+    }
+
+    /// Writes every sensor's reservation again when the storage says the
+    /// ones on the medium may soon be evicted (see [`Storage::snapshot_due`]).
+    fn maybe_snapshot(&mut self) {
+        if SPILL == 0 || !self.storage.snapshot_due() {
+            return;
+        }
+        self.storage.snapshot_started();
+        let mut at = 0;
+        while at < self.table.len() {
+            let mut entries: heapless::Vec<(SensorKey, u32), MAX_RESERVE_ENTRIES> =
+                heapless::Vec::new();
+            let mut slots: heapless::Vec<(usize, u32), MAX_RESERVE_ENTRIES> = heapless::Vec::new();
+            while at < self.table.len() && !entries.is_full() {
+                if let (Some(e), Some(p)) = (self.table.get(at), self.spill.parts.get(at)) {
+                    let w = e.seq.written();
+                    if w != 0 || p.reserved != 0 {
+                        let upto = if before(p.reserved, w) {
+                            reserve_upto(w)
+                        } else {
+                            p.reserved
+                        };
+                        let _ = entries.push((e.key().into(), upto));
+                        let _ = slots.push((at, upto));
+                    }
+                }
+                at += 1;
+            }
+            if entries.is_empty() {
+                break;
+            }
+            let Self {
+                table,
+                storage,
+                spill,
+                ..
+            } = self;
+            let SpillState { parts, lost, .. } = spill;
+            if storage
+                .reserve(&entries, |ev| evicted(table, parts, lost, ev))
+                .is_err()
+            {
+                self.spill.errors = self.spill.errors.wrapping_add(1);
+                return;
+            }
+            for &(slot, upto) in &slots {
+                if let Some(p) = self.spill.parts.get_mut(slot) {
+                    p.reserved = upto;
+                }
+            }
         }
     }
 
@@ -496,6 +638,11 @@ impl<
     }
 
     pub(crate) fn spill_batch(&mut self, all: bool) -> Result<u32, Error> {
+        self.spill_batch_of(all, None)
+    }
+
+    /// [`Spool::spill_batch`] of every sensor, or of slot `only`.
+    fn spill_batch_of(&mut self, all: bool, only: Option<usize>) -> Result<u32, Error> {
         if !self.storage.is_persistent() {
             return Ok(0);
         }
@@ -506,14 +653,23 @@ impl<
             if slot >= self.spill.parts.len() {
                 break;
             }
+            if only.is_some_and(|o| o != slot) {
+                continue;
+            }
             let kind = kind_of(e);
             let n = RamStore::<P, SECTORS>::per_sector(kind);
             let s = e.seq;
-            let stop = if all {
+            let mut stop = if all {
                 s.written()
             } else {
                 s.written() & !(n - 1)
             };
+            if s.pending() > 0 && before(stop, s.read()) {
+                // Records handed out from RAM go with the batch, so a flash
+                // part never has records handed out beyond its end (see
+                // `SensorLog::apply`).
+                stop = s.read();
+            }
             let avail = stop.wrapping_sub(s.erased());
             if s.count() == 0 || avail == 0 || avail > s.count() {
                 continue;
@@ -522,10 +678,13 @@ impl<
             let rate = rate_of(&self.rates, e);
             let size = kind.record_size();
             let mut seq = s.erased();
+            let (specs_before, used_before) = (specs.len(), used);
+            let mut full = false;
             while seq != stop {
                 let hdr = crate::storage::run_encoded_len(rkind, 0);
                 if used + hdr + size > room || specs.is_full() {
-                    break 'sensors;
+                    full = true;
+                    break;
                 }
                 let max = ((room - used - hdr) / size)
                     .min(stop.wrapping_sub(seq) as usize)
@@ -570,6 +729,16 @@ impl<
                 used += crate::storage::run_encoded_len(rkind, count as usize);
                 let _ = specs.push(Spec { slot, info });
                 seq = seq.wrapping_add(count);
+            }
+            if s.pending() > 0 && before(seq, s.read()) {
+                // Records handed out from RAM go whole or not at all (see
+                // above): this sensor waits for a batch with room.
+                specs.truncate(specs_before);
+                used = used_before;
+                continue;
+            }
+            if full {
+                break 'sensors;
             }
         }
         if specs.is_empty() {
@@ -682,6 +851,7 @@ impl<
         }
         self.spill.batches = self.spill.batches.wrapping_add(1);
         self.spill.flushed = self.spill.flushed.wrapping_add(moved);
+        self.maybe_snapshot();
         Ok(moved)
     }
 
@@ -694,8 +864,64 @@ impl<
         }
         match self.spill.parts.get(i) {
             Some(p) if p.available() > 0 => self.read_flash_part(i),
+            Some(p)
+                if !p.is_empty() && self.table.get(i).is_some_and(|e| e.seq.available() > 0) =>
+            {
+                self.read_past_part(i)
+            }
             _ => Ok(None),
         }
+    }
+
+    /// Before RAM record `seq` of slot `i` is handed out: its number must be
+    /// reserved in storage (the reservation after its write may have failed),
+    /// and at most one batch of RAM records is handed out at a time, so that a
+    /// spill can take every handed-out RAM record in one frame: past that,
+    /// this sensor's RAM records go to storage first and the record comes
+    /// from there (returned). If storage refuses, the RAM record is handed
+    /// out anyway (a failing medium; counted in [`SpillStats::errors`]).
+    #[inline(always)]
+    pub(crate) fn before_ram_handout(
+        &mut self,
+        i: usize,
+        seq: u32,
+    ) -> Result<Option<Record>, Error> {
+        if SPILL == 0 || !self.spill.mounted || !self.storage.is_persistent() {
+            return Ok(None);
+        }
+        let (Some(e), Some(p)) = (self.table.get(i), self.spill.parts.get(i)) else {
+            return Ok(None);
+        };
+        let kind = RecordKind::from(kind_of(e));
+        let room = self
+            .storage
+            .max_batch_bytes()
+            .saturating_sub(crate::storage::run_encoded_len(kind, 0));
+        if e.seq.pending() as usize >= (room / kind.record_size()).max(1) {
+            return self.read_past_part(i);
+        }
+        if !before(seq, p.reserved) {
+            self.reserve_for(i);
+        }
+        Ok(None)
+    }
+
+    /// The flash part is all handed out and owed, and RAM has unsent records:
+    /// they go to storage first and come back from there. RAM records are
+    /// handed out only while the flash part is empty, so no number is ever
+    /// handed out beyond the end of owed stored records, and a restart can
+    /// continue right after them (see `SensorLog::apply`). If storage refuses,
+    /// the RAM record is handed out anyway (a failing medium; counted in
+    /// [`SpillStats::errors`]).
+    #[cold]
+    #[inline(never)]
+    fn read_past_part(&mut self, i: usize) -> Result<Option<Record>, Error> {
+        if self.spill_batch_of(true, Some(i)).is_ok_and(|n| n > 0)
+            && self.spill.parts.get(i).is_some_and(|p| p.available() > 0)
+        {
+            return self.read_flash_part(i);
+        }
+        Ok(None)
     }
 
     fn read_flash_part(&mut self, i: usize) -> Result<Option<Record>, Error> {
@@ -818,6 +1044,7 @@ impl<
         };
         let g = gk.min(q.gone);
         q.gone -= g;
+
         q.gone_from = q.gone_from.wrapping_add(g);
         let fupto = p.acked.wrapping_add(fk);
         if before(q.acked, fupto) {
@@ -857,6 +1084,7 @@ impl<
             p.lost = p.lost.wrapping_sub(covered);
             *lost = lost.wrapping_sub(covered);
         }
+        self.maybe_snapshot();
         Ok(())
     }
 
@@ -1136,7 +1364,8 @@ pub struct SpillStats {
     pub flushed: u32,
     /// Batches appended (wrapping).
     pub batches: u32,
-    /// Flushes the storage refused (records stayed in RAM).
+    /// Storage operations of the spill that failed: flushes the storage refused
+    /// (records stayed in RAM) and reservations not written.
     pub errors: u32,
     /// Unacknowledged records lost in storage: evicted or damaged (wrapping).
     pub lost: u32,
@@ -1154,6 +1383,6 @@ mod tests {
     #[test]
     fn flash_part_size_matches_the_size_report() {
         // scripts/size-report.sh counts this per sensor slot of the C API's store.
-        assert_eq!(core::mem::size_of::<FlashPart>(), 52);
+        assert_eq!(core::mem::size_of::<FlashPart>(), 56);
     }
 }

@@ -181,6 +181,7 @@ pub fn recover_all<S: Storage>(s: &mut S) -> Recovered {
         LogEntry::Ack { key, upto } => {
             r.acks.insert(key, upto);
         }
+        LogEntry::Reserve { .. } => {}
     })
     .unwrap();
     r

@@ -308,6 +308,7 @@ impl Model {
                 let i = self.idx(r.key);
                 runs[i].push(r);
             }
+            LogEntry::Reserve { .. } => {}
         })
         .unwrap();
         let mut obs = Observed {

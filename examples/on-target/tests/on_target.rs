@@ -314,6 +314,7 @@ fn nor_flash_storage_append_read_ack_remount() {
                 acks += 1;
                 last_upto = upto;
             }
+            LogEntry::Reserve { .. } => {}
         })
         .unwrap();
         assert!(runs > 0);

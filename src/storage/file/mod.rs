@@ -256,6 +256,7 @@
 #![forbid(unsafe_code)]
 
 mod fs;
+mod reserve;
 mod spares;
 
 #[cfg(feature = "config")]
@@ -847,6 +848,8 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     dirs_made: Vec<u8>,
     /// Latest acknowledgement mark per sensor: (upto, file holding it).
     marks: HashMap<SensorKey, (u32, u64)>,
+    /// Sequence-number reservation per sensor (`reserve` module).
+    reserved: BTreeMap<SensorKey, u32>,
     /// Files ready to start a new file in, per source, with their size on
     /// disk: empty pre-created files (their names are durable), or an evicted
     /// file kept for reuse (at most one per source).
@@ -916,6 +919,7 @@ impl<F: FileSystem> FileStorage<F> {
             dirs_due: Vec::new(),
             lost_runs: Vec::new(),
             marks: HashMap::new(),
+            reserved: BTreeMap::new(),
             next_seq: 1,
             taken_names: BTreeSet::new(),
             total: 0,
@@ -1342,6 +1346,7 @@ impl<F: FileSystem> FileStorage<F> {
                 self.current.remove(&m.source);
             }
         }
+        self.load_reservations();
         self.mounted = true;
         Ok(())
     }
@@ -2428,6 +2433,9 @@ impl<F: FileSystem> FileStorage<F> {
     }
 
     fn recover_inner(&mut self, f: &mut impl FnMut(LogEntry)) -> Result<(), FileError> {
+        for (&key, &upto) in &self.reserved {
+            f(LogEntry::Reserve { key, upto });
+        }
         let seqs: Vec<u64> = self.files.keys().copied().collect();
         let mut seen: HashMap<SensorKey, u32> = HashMap::new();
         for fseq in seqs {
@@ -2549,6 +2557,16 @@ impl<F: FileSystem> Storage for FileStorage<F> {
         r?;
         self.stats.acks += 1;
         Ok(())
+    }
+
+    /// Replaces the reservation file (never evicted; see the `reserve` module).
+    fn reserve<V: FnMut(RunInfo)>(
+        &mut self,
+        entries: &[(SensorKey, u32)],
+        _: V,
+    ) -> Result<(), StorageError> {
+        self.check_mounted()?;
+        Ok(self.write_reservations(entries)?)
     }
 
     fn evict_oldest<V: FnMut(RunInfo)>(&mut self, mut on_evict: V) -> Result<bool, StorageError> {
