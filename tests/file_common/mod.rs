@@ -2,6 +2,8 @@
 //! layer, a workload generator and a model check.
 #![allow(dead_code)]
 
+pub mod mem;
+
 use sensor_spool::storage::file::{
     DirEntry, FileConfig, FileId, FileSystem, FsFile, StdFile, StdFs,
 };

@@ -1816,10 +1816,11 @@ impl<F: FileSystem> FileStorage<F> {
             .get(&source)
             .copied()
             .filter(|s| self.files[s].len + need <= fsize);
-        if sync {
-            // Evictions and moves of this call durable before its frame is.
-            self.flush_dirs()?;
-        }
+        // Evictions and moves of this call durable before its frame is even
+        // written, deferred sync or not: a cut after the write must not
+        // bring an evicted file back beside the new frame (over the disk
+        // limit), nor leave a moved file in both directories.
+        self.flush_dirs()?;
         match target {
             Some(seq) => self.append_existing(seq, need, sync),
             None => self.create_file(source, sync),
