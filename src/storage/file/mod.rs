@@ -2056,17 +2056,38 @@ impl<F: FileSystem> FileStorage<F> {
             return Err(self.fail(FileError::NumbersExhausted));
         }
         // The directories first: `statvfs` of a root removed under the store fails.
-        let dir = self.ensure_dir(source)?;
+        let mut dir = self.ensure_dir(source)?;
         self.check_space()?;
         self.collect_ahead(source);
-        if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
-            self.make_spares(source, &dir)?;
-        }
-        let (path, spare_size) = self
-            .spares
-            .get_mut(&source)
-            .and_then(|v| v.pop())
-            .unwrap_or_else(|| unreachable!());
+        let mut retried = false;
+        let (path, spare_size, mut f) = loop {
+            if self.spares.get(&source).is_none_or(|v| v.is_empty()) {
+                self.make_spares(source, &dir)?;
+            }
+            let (path, spare_size) = self
+                .spares
+                .get_mut(&source)
+                .and_then(|v| v.pop())
+                .unwrap_or_else(|| unreachable!());
+            match self.fs.open(&path) {
+                Ok(f) => break (path, spare_size, f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !retried => {
+                    // The spare went with its directory, removed or replaced
+                    // under the store (the helper thread may have handed it
+                    // over after the loss was handled): forget it, check the
+                    // rest, make the directory again and take a new spare.
+                    self.total = self.total.saturating_sub(spare_size);
+                    self.handle_vanished();
+                    dir = self.ensure_dir(source)?;
+                    retried = true;
+                }
+                Err(e) => {
+                    let err = self.fail(FileError::io(FileOp::Open, &e));
+                    self.drop_spare(&path, spare_size);
+                    return Err(err);
+                }
+            }
+        };
         self.spares_ahead(source, &dir);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -2074,14 +2095,6 @@ impl<F: FileSystem> FileStorage<F> {
         bytes.extend_from_slice(&file_header(seq, source));
         bytes.extend_from_slice(&self.enc);
         set_frame_crc(&mut bytes[FILE_HEADER..], seq);
-        let r = self.fs.open(&path);
-        let mut f = match self.io(FileOp::Open, r) {
-            Ok(f) => f,
-            Err(e) => {
-                self.drop_spare(&path, spare_size);
-                return Err(e);
-            }
-        };
         self.fstats.syncs += u64::from(sync);
         let res = f
             .write_all_at(&bytes, 0)
