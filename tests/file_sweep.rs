@@ -134,8 +134,8 @@ impl Run {
             acked: self.acked,
             ..Snap::default()
         };
-        for j in 0..6 {
-            let h = self.s.lookup(SENSORS[j].0).unwrap();
+        for (j, (key, _)) in SENSORS.iter().enumerate() {
+            let h = self.s.lookup(*key).unwrap();
             let st = self.s.sensor_stats(h).unwrap();
             n.written[j] = st.next_seq;
             n.kept_lo[j] = st.next_seq - st.count;

@@ -88,8 +88,8 @@
 //!    `unlink` of an evicted file, the `rename` that moves a reused file into
 //!    another source's directory (both directories), every directory the
 //!    store creates (its parent: root, source directories, `quarantine/`).
-//!    One `fsync` per directory touched per call, after its evictions and
-//!    before its frames are synced, so nothing is reported evicted that a
+//!    One `fsync` per directory touched per frame, after its evictions and
+//!    before the frame is written, so nothing is reported evicted that a
 //!    cut could bring back, and nothing reported durable sits behind a
 //!    directory entry a cut could lose, on journaling filesystems (renames
 //!    atomic) and on filesystems with independent directory entries alike.
