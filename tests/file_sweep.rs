@@ -21,7 +21,9 @@
 //! - a shutdown flush that reports 101 left every record durable.
 //!
 //! Prints the number of cut points checked. `SPOOL_SWEEP_SCALE` multiplies
-//! the runs (scripts/torture.sh).
+//! the runs (scripts/torture.sh); `SWEEP_SEED=<seed>` runs one seed only and
+//! `MEMFS_TRACE=1` prints every step and file system operation (to follow a
+//! failure).
 
 mod file_common;
 
@@ -288,6 +290,9 @@ fn sweep_run(model: DirModel, seed: u64, steps: u32, nested_every: u64, ex: &mut
     let mut cuts = 0u64;
     let mut before = Snap::default();
     for step in 0..steps {
+        if std::env::var_os("MEMFS_TRACE").is_some() {
+            eprintln!("step {step}");
+        }
         run.step();
         let after = run.snap();
         let live = fs.state().bytes_under(Path::new(ROOT), "quarantine");
@@ -348,7 +353,13 @@ fn sweep(model: DirModel, name: &str) {
     let runs = runs * scale();
     let start = std::time::Instant::now();
     let mut ex = Exercised::default();
+    let only: Option<u64> = std::env::var("SWEEP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for seed in 0..runs {
+        if only.is_some_and(|o| o != seed * 7919 + 1) {
+            continue;
+        }
         sweep_run(model, seed * 7919 + 1, steps, 1, &mut ex);
     }
     eprintln!(

@@ -85,6 +85,12 @@ impl MemState {
         self.next_ino
     }
 
+    fn trace(&self, what: &str, p: &dyn std::fmt::Debug) {
+        if std::env::var_os("MEMFS_TRACE").is_some() && self.imaging.is_some() {
+            eprintln!("op {} {what} {p:?}", self.ops);
+        }
+    }
+
     fn tick(&mut self) {
         if let Some((seed, mut imgs)) = self.imaging.take() {
             let mut rng = Rng(seed ^ (self.ops + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -357,6 +363,7 @@ impl FsFile for MemFile {
     }
     fn write_all_at(&mut self, buf: &[u8], off: u64) -> io::Result<()> {
         let mut s = self.fs.lock().unwrap();
+        s.trace("write", &(self.ino, off, buf.len()));
         s.tick();
         s.failing(|f| f.writes)?;
         let i = s.inodes.get_mut(&self.ino).unwrap();
@@ -372,6 +379,7 @@ impl FsFile for MemFile {
     }
     fn sync_data(&mut self) -> io::Result<()> {
         let mut s = self.fs.lock().unwrap();
+        s.trace("fdatasync", &self.ino);
         s.tick();
         s.failing(|f| f.syncs)?;
         s.inodes.get_mut(&self.ino).unwrap().synced = None;
@@ -379,6 +387,7 @@ impl FsFile for MemFile {
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         let mut s = self.fs.lock().unwrap();
+        s.trace("set_len", &(self.ino, len));
         s.tick();
         s.failing(|f| f.writes)?;
         let i = s.inodes.get_mut(&self.ino).unwrap();
@@ -452,6 +461,7 @@ impl FileSystem for MemFs {
     fn open(&mut self, path: &Path) -> io::Result<MemFile> {
         let mut s = self.state();
         let ino = *s.names.get(path).ok_or_else(not_found)?;
+        s.trace("open", &(path, ino));
         s.inodes.get_mut(&ino).unwrap().open += 1;
         Ok(MemFile {
             fs: self.0.clone(),
@@ -460,6 +470,7 @@ impl FileSystem for MemFs {
     }
     fn create_new(&mut self, path: &Path) -> io::Result<MemFile> {
         let mut s = self.state();
+        s.trace("create", &path);
         s.tick();
         s.failing(|f| f.creates)?;
         if !s.parent_is_dir(path) {
@@ -485,6 +496,7 @@ impl FileSystem for MemFs {
     }
     fn remove_file(&mut self, path: &Path) -> io::Result<()> {
         let mut s = self.state();
+        s.trace("unlink", &path);
         s.tick();
         let ino = s.names.remove(path).ok_or_else(not_found)?;
         let i = s.inodes.get_mut(&ino).unwrap();
@@ -496,6 +508,7 @@ impl FileSystem for MemFs {
     }
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state();
+        s.trace("rename", &(from, to));
         s.tick();
         if !s.parent_is_dir(to) {
             return Err(not_found());
@@ -514,6 +527,7 @@ impl FileSystem for MemFs {
     }
     fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
         let mut s = self.state();
+        s.trace("fsync dir", &path);
         s.tick();
         s.failing(|f| f.syncs)?;
         if !s.dirs.contains_key(path) {
