@@ -81,9 +81,13 @@ fn time(j: usize, seq: u32) -> u64 {
 
 /// A spool on `fs`, mounted: the mount must succeed.
 fn spool(fs: &MemFs) -> S {
+    spool_with(fs, cfg())
+}
+
+fn spool_with(fs: &MemFs, cfg: FileConfig) -> S {
     let mut s = Spool::new(
         P::new(),
-        FileStorage::with_fs(fs.clone(), cfg()).unwrap(),
+        FileStorage::with_fs(fs.clone(), cfg).unwrap(),
         OverflowPolicy::DropOldestUnsent,
     );
     for (k, tsd) in SENSORS {
@@ -219,7 +223,13 @@ impl Run {
 /// returned). Returns a description of the first failure.
 fn check_image(img: MemState, before: &Snap, after: &Snap) -> Result<(), String> {
     let fs = MemFs::from_state(img);
-    let mut s = spool(&fs);
+    // A larger disk limit than the run's: the checker's acknowledgements
+    // (needed to read past records evicted right after pending ones) must
+    // not evict what is still to be checked. Mount does not evict, so the
+    // records found are the same.
+    let mut c = cfg();
+    c.disk_limit = 1 << 20;
+    let mut s = spool_with(&fs, c);
     s.check().map_err(|e| format!("check after mount: {e:?}"))?;
     let bytes = fs.state().bytes_under(Path::new(ROOT), "quarantine");
     if bytes > CAP && std::env::var("SWEEP_NOCAP").is_err() {
@@ -236,30 +246,42 @@ fn check_image(img: MemState, before: &Snap, after: &Snap) -> Result<(), String>
     for (j, (key, tsd)) in SENSORS.iter().enumerate() {
         let h = s.lookup(*key).unwrap();
         let mut got: Vec<u32> = Vec::new();
-        while let Ok(r) = s.read(h) {
-            if r.value != value(j, r.seq) || (*tsd && r.time_ms != time(j, r.seq)) {
-                return Err(format!("{key:?}: record {} corrupted: {r:?}", r.seq));
+        // Reads stop at records missing (evicted by the call the cut
+        // interrupted) right after pending ones until those are
+        // acknowledged: read in rounds, acknowledging each.
+        loop {
+            let round = got.len();
+            while let Ok(r) = s.read(h) {
+                if r.value != value(j, r.seq) || (*tsd && r.time_ms != time(j, r.seq)) {
+                    return Err(format!("{key:?}: record {} corrupted: {r:?}", r.seq));
+                }
+                if got.last().is_some_and(|&l| r.seq <= l) {
+                    return Err(format!(
+                        "{key:?}: {} after {:?} (order / duplicate)",
+                        r.seq,
+                        got.last()
+                    ));
+                }
+                if r.seq < before.acked[j] {
+                    return Err(format!(
+                        "{key:?}: acknowledged record {} back (acknowledged up to {})",
+                        r.seq, before.acked[j]
+                    ));
+                }
+                if r.seq >= after.written[j] {
+                    return Err(format!("{key:?}: invented record {}", r.seq));
+                }
+                got.push(r.seq);
+                if got.len() > 100_000 {
+                    return Err(format!("{key:?}: endless reads"));
+                }
             }
-            if got.last().is_some_and(|&l| r.seq <= l) {
-                return Err(format!(
-                    "{key:?}: {} after {:?} (order / duplicate)",
-                    r.seq,
-                    got.last()
-                ));
+            if got.len() == round {
+                break;
             }
-            if r.seq < before.acked[j] {
-                return Err(format!(
-                    "{key:?}: acknowledged record {} back (acknowledged up to {})",
-                    r.seq, before.acked[j]
-                ));
-            }
-            if r.seq >= after.written[j] {
-                return Err(format!("{key:?}: invented record {}", r.seq));
-            }
-            got.push(r.seq);
-            if got.len() > 100_000 {
-                return Err(format!("{key:?}: endless reads"));
-            }
+            let n = (got.len() - round) as u32 + s.evicted_in_flight(h).unwrap();
+            s.ack(h, n)
+                .map_err(|e| format!("{key:?}: acknowledging {n} after the cut: {e:?}"))?;
         }
         let lo = before.acked[j].max(after.kept_lo[j]);
         for q in lo..before.durable[j] {
@@ -295,6 +317,9 @@ fn sweep_run(model: DirModel, seed: u64, steps: u32, nested_every: u64, ex: &mut
         }
         run.step();
         let after = run.snap();
+        if std::env::var_os("MEMFS_TRACE").is_some() {
+            eprintln!("  after: {after:?}");
+        }
         let live = fs.state().bytes_under(Path::new(ROOT), "quarantine");
         assert!(
             live <= CAP,
