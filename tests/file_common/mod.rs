@@ -2,6 +2,8 @@
 //! layer, a workload generator and a model check.
 #![allow(dead_code)]
 
+pub mod mem;
+
 use sensor_spool::storage::file::{
     DirEntry, FileConfig, FileId, FileSystem, FsFile, StdFile, StdFs,
 };
@@ -343,6 +345,23 @@ pub struct Plan {
     pub ops: u64,
     /// Take a crash image before every operation ([`FaultFs::start_imaging`]).
     pub imaging: Option<Imaging>,
+    /// A read-only filesystem or directory (running as root makes `chmod`
+    /// ineffective, so it is injected here): `(errno, files_too)`: every
+    /// creation, rename, unlink and `mkdir` fails with `errno` (`EACCES` = 13
+    /// for a directory made read-only, `EROFS` = 30 for a filesystem remounted
+    /// read-only); with `files_too` writes and truncations of open files as
+    /// well (a read-only filesystem; a read-only directory still lets its
+    /// open files be written).
+    pub readonly: Option<(i32, bool)>,
+}
+
+impl Plan {
+    fn ro(&self, file_op: bool) -> io::Result<()> {
+        match self.readonly {
+            Some((errno, files)) if !file_op || files => Err(io::Error::from_raw_os_error(errno)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Crash images taken while a workload runs: before operation `k` the tree
@@ -609,6 +628,7 @@ impl FsFile for FaultFile {
             let mut p = self.plan.lock().unwrap();
             let p = &mut *p;
             p.tick();
+            p.ro(true)?;
             p.note_change(&path);
             trip(&mut p.write, &mut p.injected)
         };
@@ -644,6 +664,7 @@ impl FsFile for FaultFile {
         {
             let mut p = self.plan.lock().unwrap();
             p.tick();
+            p.ro(true)?;
             p.note_change(&path);
         }
         self.inner.set_len(len)
@@ -659,6 +680,9 @@ impl FsFile for FaultFile {
 impl FileSystem for FaultFs {
     type File = FaultFile;
     fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
+        if !path.is_dir() {
+            self.plan.lock().unwrap().ro(false)?;
+        }
         let missing: Vec<PathBuf> = path
             .ancestors()
             .filter(|a| !a.as_os_str().is_empty() && !a.exists())
@@ -686,6 +710,7 @@ impl FileSystem for FaultFs {
             let mut p = self.plan.lock().unwrap();
             let p = &mut *p;
             p.tick();
+            p.ro(false)?;
             trip(&mut p.create, &mut p.injected)
         };
         if let Some(f) = f {
@@ -704,7 +729,11 @@ impl FileSystem for FaultFs {
         })
     }
     fn remove_file(&mut self, path: &Path) -> io::Result<()> {
-        self.plan.lock().unwrap().tick();
+        {
+            let mut p = self.plan.lock().unwrap();
+            p.tick();
+            p.ro(false)?;
+        }
         let bytes = std::fs::read(path).unwrap_or_default();
         StdFs.remove_file(path)?;
         let mut p = self.plan.lock().unwrap();
@@ -722,6 +751,7 @@ impl FileSystem for FaultFs {
             let mut p = self.plan.lock().unwrap();
             let p = &mut *p;
             p.tick();
+            p.ro(false)?;
             trip(&mut p.rename, &mut p.injected)
         };
         if let Some(f) = f {
