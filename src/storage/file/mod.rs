@@ -260,9 +260,9 @@ mod dirs;
 mod evict;
 mod format;
 mod fs;
-mod reserve;
 mod mount;
 mod read;
+mod reserve;
 mod spares;
 
 #[cfg(feature = "config")]
@@ -656,6 +656,8 @@ pub struct FileStorage<F: FileSystem = StdFs> {
     marks: HashMap<SensorKey, (u32, u64)>,
     /// Sequence-number reservation per sensor (`reserve` module).
     reserved: BTreeMap<SensorKey, u32>,
+    /// Bytes of the reservation file (counted in `total`).
+    reserve_len: u64,
     /// Files ready to start a new file in, per source, with their size on
     /// disk: empty pre-created files (their names are durable), or an evicted
     /// file kept for reuse (at most one per source).
@@ -726,6 +728,7 @@ impl<F: FileSystem> FileStorage<F> {
             lost_runs: Vec::new(),
             marks: HashMap::new(),
             reserved: BTreeMap::new(),
+            reserve_len: 0,
             next_seq: 1,
             taken_names: BTreeSet::new(),
             total: 0,
@@ -921,10 +924,13 @@ impl<F: FileSystem> Storage for FileStorage<F> {
     fn reserve<V: FnMut(RunInfo)>(
         &mut self,
         entries: &[(SensorKey, u32)],
-        _: V,
+        mut on_evict: V,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
-        Ok(self.write_reservations(entries)?)
+        let mut got = Vec::new();
+        let r = self.write_reservations(entries, &mut |i| got.push(i));
+        self.deliver(got, &mut on_evict);
+        Ok(r?)
     }
 
     fn evict_oldest<V: FnMut(RunInfo)>(&mut self, mut on_evict: V) -> Result<bool, StorageError> {

@@ -59,11 +59,15 @@ impl<F: FileSystem> FileStorage<F> {
     /// nothing; damage is counted as a bad frame).
     pub(super) fn load_reservations(&mut self) {
         self.reserved.clear();
+        self.reserve_len = 0;
         let path = self.cfg.root.join(RESERVE_FILE);
         let Ok(mut f) = self.fs.open(&path) else {
             return;
         };
         let Ok(size) = f.size() else { return };
+        // The file counts against the disk limit like the data files.
+        self.reserve_len = size;
+        self.total += size;
         let mut b = vec![0u8; (size as usize).min(MAX_FRAME)];
         if f.read_exact_at(&mut b, 0).is_err() {
             return;
@@ -74,10 +78,12 @@ impl<F: FileSystem> FileStorage<F> {
         }
     }
 
-    /// Raises the reservations of `entries` and replaces the file.
+    /// Raises the reservations of `entries` and replaces the file, evicting
+    /// the oldest data files first if it grows past the disk limit.
     pub(super) fn write_reservations(
         &mut self,
         entries: &[(SensorKey, u32)],
+        on_evict: &mut impl FnMut(crate::storage::RunInfo),
     ) -> Result<(), FileError> {
         let mut changed = false;
         for &(k, upto) in entries {
@@ -88,6 +94,11 @@ impl<F: FileSystem> FileStorage<F> {
             return Ok(());
         }
         let bytes = encode(&self.reserved);
+        let new_len = bytes.len() as u64;
+        while self.total - self.reserve_len + new_len > self.cfg.disk_limit
+            && (self.drop_prefilled(None) || self.evict_one(on_evict, None)?)
+        {}
+        self.flush_dirs()?;
         let root = self.cfg.root.clone();
         let tmp = root.join(RESERVE_TMP);
         let _ = self.fs.remove_file(&tmp);
@@ -101,6 +112,8 @@ impl<F: FileSystem> FileStorage<F> {
         let r = self.fs.rename(&tmp, &root.join(RESERVE_FILE));
         self.io(FileOp::Rename, r)?;
         self.sync_dir(&root)?;
+        self.total = self.total - self.reserve_len + new_len;
+        self.reserve_len = new_len;
         self.stats.reserves += 1;
         Ok(())
     }
