@@ -145,6 +145,7 @@
 //! found. Nothing is ever formatted.
 
 mod frame;
+pub mod inspect;
 mod nor;
 pub(crate) mod spill;
 

@@ -256,6 +256,7 @@
 #![forbid(unsafe_code)]
 
 mod fs;
+pub(crate) mod inspect;
 mod spares;
 
 #[cfg(feature = "config")]
