@@ -578,8 +578,11 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             visit(i);
         };
         let (e, w) = (F::ERASE_SIZE as u32, F::WRITE_SIZE as u32);
+        // Sector numbers start at 1 and every one up to the head was opened:
+        // the live ones are those from the floor (at least 1) to the head.
+        let low = v.floor.max(1);
         let live_count = match v.head {
-            Some(_) => v.head_seq - v.floor + 1,
+            Some(_) => (v.head_seq + 1).saturating_sub(low),
             None => 0,
         };
         let mut seen_live = 0u64;
@@ -694,7 +697,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             // A number between the floor and the head that no sector carries:
             // where it should be (ring order), its header is not valid.
             if let Some(hd) = v.head {
-                for q in v.floor..=v.head_seq {
+                for q in low..=v.head_seq {
                     let back = ((v.head_seq - q) % v.n as u64) as u32;
                     let s = (hd + v.n - back) % v.n;
                     let mut hb = [0u8; SECTOR_HDR];
@@ -707,7 +710,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                             damage: true,
                         }));
                     }
-                    if q - v.floor > v.n as u64 {
+                    if q - low > v.n as u64 {
                         break;
                     }
                 }
