@@ -771,6 +771,7 @@ impl Report<'_> {
         self.out
             .write_all(t.as_bytes())
             .map_err(|e| e.to_string())?;
+        self.out.flush().map_err(|e| e.to_string())?;
         Ok(code)
     }
 
