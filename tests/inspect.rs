@@ -34,6 +34,27 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// An exported CSV with its rows in (source, sensor, seq) order (the tool
+/// writes them in the order it reads the log: sensors interleave).
+fn sorted_csv(o: &Output) -> String {
+    let s = stdout(o);
+    let mut lines = s.lines();
+    let head = lines.next().unwrap_or_default().to_string();
+    let mut rows: Vec<(Vec<u64>, &str)> = lines
+        .map(|l| {
+            let k = l.split(',').take(3).map(|x| x.parse().unwrap()).collect();
+            (k, l)
+        })
+        .collect();
+    rows.sort();
+    let mut out = head + "\n";
+    for (_, l) in rows {
+        out += l;
+        out += "\n";
+    }
+    out
+}
+
 fn tmp(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("spool-inspect-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&p);
@@ -183,9 +204,9 @@ fn flash_summary_and_exports_match_what_was_written() {
 
     // Exports: the unacknowledged rows, or all with --all, exactly.
     let o = tool(&[p, "--export", "csv"]);
-    assert_eq!(stdout(&o), csv_rows(&rows, |r| !acked(r)));
+    assert_eq!(sorted_csv(&o), csv_rows(&rows, |r| !acked(r)));
     let o = tool(&[p, "--export", "csv", "--all"]);
-    assert_eq!(stdout(&o), csv_rows(&rows, |_| true));
+    assert_eq!(sorted_csv(&o), csv_rows(&rows, |_| true));
     // Filters: one sensor, a time window [since, until).
     let since = evt_time_s(20) as u64 * 1000;
     let until = evt_time_s(25) as u64 * 1000;
@@ -201,7 +222,7 @@ fn flash_summary_and_exports_match_what_was_written() {
         &iso(until),
     ]);
     assert_eq!(
-        stdout(&o),
+        sorted_csv(&o),
         csv_rows(&rows, |r| r.0 == 2 && r.3 >= since && r.3 < until)
     );
     // JSON: same rows, typed.
@@ -278,7 +299,7 @@ fn a_damaged_frame_is_reported_at_its_offset_and_costs_its_records() {
     assert_eq!(&f[8..], ["1", "10", "10"], "{line}");
     let o = tool(&[p, "--export", "csv", "--all", "--sensor", "7"]);
     assert_eq!(
-        stdout(&o),
+        sorted_csv(&o),
         csv_rows(&rows, |r| r.0 == 0 && !(10..20).contains(&r.2))
     );
     assert_eq!(std::fs::read(&path).unwrap(), img);
@@ -412,9 +433,9 @@ fn spool_directory_read_only_with_known_content() {
     );
     assert!(out.contains("spool directory (FileStorage)"), "{out}");
     let o = tool(&[p, "--export", "csv"]);
-    assert_eq!(stdout(&o), csv_rows(&rows, |r| !acked(r)));
+    assert_eq!(sorted_csv(&o), csv_rows(&rows, |r| !acked(r)));
     let o = tool(&[p, "--export", "csv", "--all"]);
-    assert_eq!(stdout(&o), csv_rows(&rows, |_| true));
+    assert_eq!(sorted_csv(&o), csv_rows(&rows, |_| true));
     assert_eq!(tree(&root), snap, "the directory tree changed");
 
     // Damage in the middle of a file: mount would rewrite it and quarantine the

@@ -11,8 +11,8 @@ use sensor_spool::storage::inspect::{
     ReadOnlyFs, SectorState,
 };
 use sensor_spool::storage::{
-    FileStorage, LogEntry, NorFlashStorage, ReadOut, RecordKind, RunInfo, SensorKey, Storage,
-    StorageError, StorageStats,
+    FileStorage, LogEntry, NorFlashStorage, ReadHint, ReadOut, RecordKind, RunInfo, SensorKey,
+    Storage, StorageError, StorageStats,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -211,6 +211,7 @@ trait Reader {
         &mut self,
         key: SensorKey,
         seq: u32,
+        hint: &mut ReadHint,
         out: &mut [u8],
     ) -> Result<Option<ReadOut>, StorageError>;
 }
@@ -220,9 +221,10 @@ impl<S: Storage> Reader for S {
         &mut self,
         key: SensorKey,
         seq: u32,
+        hint: &mut ReadHint,
         out: &mut [u8],
     ) -> Result<Option<ReadOut>, StorageError> {
-        Storage::read(self, key, seq, out)
+        Storage::read_hinted(self, key, seq, hint, out)
     }
 }
 
@@ -324,7 +326,7 @@ fn dispatch<T: GeomTask>(w: usize, e: usize, task: T) -> Option<T::Out> {
     }
 }
 
-type Flash<'a, const W: usize, const E: usize> = NorFlashStorage<ImageFlash<'a, W, E>, 4096, 8>;
+type Flash<'a, const W: usize, const E: usize> = NorFlashStorage<ImageFlash<'a, W, E>, 4096, 255>;
 
 /// How well a write size reads the image: (good live frames, damage).
 struct Probe<'a>(&'a [u8]);
@@ -543,6 +545,8 @@ struct SensorSum {
     /// Records in damaged live frames (what the damage cost).
     damaged: u64,
     mark: Option<u32>,
+    /// Last record read.
+    prev: Option<u32>,
 }
 
 /// One record, decoded.
@@ -578,35 +582,65 @@ fn decode(run: &RunInfo, seq: u32, bytes: &[u8]) -> Rec {
     }
 }
 
-/// Reads every record of `key` from `from` on (through `Storage::read`).
+/// Reads every record of the given sensors, each from its start on, through
+/// `Storage::read_hinted`: one run per sensor in turn, so the reads move
+/// through the log together (each frame is checked once, not once per sensor).
+/// Records of one sensor come in sequence order; sensors interleave.
 fn read_all(
     r: &mut dyn Reader,
-    key: SensorKey,
-    from: u32,
+    starts: &[(SensorKey, u32)],
     f: &mut dyn FnMut(Rec),
 ) -> Result<(), String> {
+    struct Cur {
+        key: SensorKey,
+        from: u32,
+        seq: u32,
+        hint: ReadHint,
+        read: u64,
+    }
+    let mut cur: Vec<Cur> = starts
+        .iter()
+        .map(|&(key, from)| Cur {
+            key,
+            from,
+            seq: from,
+            hint: ReadHint::NONE,
+            read: 0,
+        })
+        .collect();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut seq = from;
-    let mut guard = 0u64;
-    while let Some(ro) = r
-        .read(key, seq, &mut buf)
-        .map_err(|e| format!("read: {e}"))?
-    {
-        let size = ro.run.kind.record_size();
-        for k in 0..ro.count {
-            let s = ro.first.wrapping_add(k as u32);
-            f(decode(&ro.run, s, &buf[k * size..(k + 1) * size]));
+    while !cur.is_empty() {
+        let mut i = 0;
+        while i < cur.len() {
+            let c = &mut cur[i];
+            let got = r
+                .read(c.key, c.seq, &mut c.hint, &mut buf)
+                .map_err(|e| format!("read: {e}"))?;
+            let more = match got {
+                None => false,
+                Some(ro) => {
+                    let size = ro.run.kind.record_size();
+                    for k in 0..ro.count {
+                        let s = ro.first.wrapping_add(k as u32);
+                        f(decode(&ro.run, s, &buf[k * size..(k + 1) * size]));
+                    }
+                    let next = ro.first.wrapping_add(ro.count as u32);
+                    c.read += ro.count as u64;
+                    // Serial order: stop rather than loop on a forged image.
+                    let ok = ro.count > 0
+                        && after(next, c.seq)
+                        && !after(next, c.from.wrapping_add(0x8000_0000))
+                        && c.read <= u32::MAX as u64;
+                    c.seq = next;
+                    ok
+                }
+            };
+            if more {
+                i += 1;
+            } else {
+                cur.swap_remove(i);
+            }
         }
-        let next = ro.first.wrapping_add(ro.count as u32);
-        // Serial order guards against a wrap-around loop on a forged image.
-        if ro.count == 0 || !after(next, seq) || after(next, from.wrapping_add(0x8000_0000)) {
-            break;
-        }
-        guard += ro.count as u64;
-        if guard > u32::MAX as u64 {
-            break;
-        }
-        seq = next;
     }
     Ok(())
 }
@@ -725,40 +759,41 @@ impl Report<'_> {
         }
         // Read every held record once: counts, ranges, gaps.
         let mut per_source: BTreeMap<u8, (u64, u64, u64)> = BTreeMap::new();
-        let keys: Vec<SensorKey> = sums.keys().copied().collect();
-        for key in keys {
-            let Some(s) = sums.get_mut(&key) else {
-                continue;
+        let starts: Vec<(SensorKey, u32)> = sums
+            .iter()
+            .filter_map(|(k, s)| s.first.map(|f| (*k, f)))
+            .collect();
+        read_all(r, &starts, &mut |rec| {
+            let Some(s) = sums.get_mut(&rec.key) else {
+                return;
             };
-            let Some(from) = s.first else { continue };
-            let mut prev: Option<u32> = None;
-            let mark = s.mark;
-            read_all(r, key, from, &mut |rec| {
-                s.kind = Some(rec.kind);
-                if let Some(p) = prev {
+            s.kind = Some(rec.kind);
+            match s.prev {
+                Some(p) => {
                     let missing = rec.seq.wrapping_sub(p).wrapping_sub(1);
                     if missing > 0 && missing < 0x8000_0000 {
                         s.gaps += 1;
                         s.gap_records += missing as u64;
                     }
-                } else {
+                }
+                None => {
                     s.first = Some(rec.seq);
                     s.t_min = rec.time_ms;
                 }
-                prev = Some(rec.seq);
-                s.held += 1;
-                s.last = rec.seq;
-                s.t_min = s.t_min.min(rec.time_ms);
-                s.t_max = s.t_max.max(rec.time_ms);
-                if mark.is_some_and(|u| after(u, rec.seq)) {
-                    s.acked += 1;
-                }
-                let e = per_source.entry(key.source).or_insert((0, u64::MAX, 0));
-                e.0 += 1;
-                e.1 = e.1.min(rec.time_ms);
-                e.2 = e.2.max(rec.time_ms);
-            })?;
-        }
+            }
+            s.prev = Some(rec.seq);
+            s.held += 1;
+            s.last = rec.seq;
+            s.t_min = s.t_min.min(rec.time_ms);
+            s.t_max = s.t_max.max(rec.time_ms);
+            if s.mark.is_some_and(|u| after(u, rec.seq)) {
+                s.acked += 1;
+            }
+            let e = per_source.entry(rec.key.source).or_insert((0, u64::MAX, 0));
+            e.0 += 1;
+            e.1 = e.1.min(rec.time_ms);
+            e.2 = e.2.max(rec.time_ms);
+        })?;
         let mut t = String::new();
         self.summary(&mut t, &ins, &sums, &per_source, &marks);
         if o.frames {
@@ -1184,66 +1219,66 @@ impl Report<'_> {
         } else {
             let _ = out.write_all(b"source,sensor,seq,time,value,kind\n");
         }
-        for (key, s) in sums {
-            if let Some((src, id)) = o.sensor
-                && (key.id != id || src.is_some_and(|x| x != key.source))
-            {
-                continue;
+        let starts: Vec<(SensorKey, u32)> = sums
+            .iter()
+            .filter(|(key, _)| {
+                o.sensor
+                    .is_none_or(|(src, id)| key.id == id && src.is_none_or(|x| x == key.source))
+            })
+            .filter_map(|(k, s)| s.first.map(|f| (*k, f)))
+            .collect();
+        read_all(r, &starts, &mut |rec| {
+            if err.is_some() {
+                return;
             }
-            let Some(from) = s.first else { continue };
-            let mark = s.mark;
-            read_all(r, *key, from, &mut |rec| {
-                if err.is_some() {
-                    return;
-                }
-                let acked = mark.is_some_and(|u| after(u, rec.seq));
-                if (acked && !o.all)
-                    || o.since.is_some_and(|t| rec.time_ms < t)
-                    || o.until.is_some_and(|t| rec.time_ms >= t)
-                {
-                    return;
-                }
-                let time = if o.time_ms {
-                    serde_json::Value::from(rec.time_ms)
-                } else {
-                    serde_json::Value::from(iso(rec.time_ms))
+            let mark = sums.get(&rec.key).and_then(|s| s.mark);
+            let acked = mark.is_some_and(|u| after(u, rec.seq));
+            if (acked && !o.all)
+                || o.since.is_some_and(|t| rec.time_ms < t)
+                || o.until.is_some_and(|t| rec.time_ms >= t)
+            {
+                return;
+            }
+            let time = if o.time_ms {
+                serde_json::Value::from(rec.time_ms)
+            } else {
+                serde_json::Value::from(iso(rec.time_ms))
+            };
+            let value = value_str(rec.value, &o.value);
+            let res = if json {
+                let v: serde_json::Value =
+                    serde_json::from_str(&value).unwrap_or(serde_json::Value::Null);
+                let row = serde_json::json!({
+                    "source": rec.key.source,
+                    "sensor": rec.key.id,
+                    "seq": rec.seq,
+                    "time": time,
+                    "value": v,
+                    "kind": kind_str(rec.kind),
+                });
+                let sep = if first_row { "\n" } else { ",\n" };
+                write!(out, "{sep}{row}")
+            } else {
+                let time = match time {
+                    serde_json::Value::String(s) => s,
+                    v => v.to_string(),
                 };
-                let value = value_str(rec.value, &o.value);
-                let res = if json {
-                    let v: serde_json::Value =
-                        serde_json::from_str(&value).unwrap_or(serde_json::Value::Null);
-                    let row = serde_json::json!({
-                        "source": rec.key.source,
-                        "sensor": rec.key.id,
-                        "seq": rec.seq,
-                        "time": time,
-                        "value": v,
-                        "kind": kind_str(rec.kind),
-                    });
-                    let sep = if first_row { "\n" } else { ",\n" };
-                    write!(out, "{sep}{row}")
-                } else {
-                    let time = match time {
-                        serde_json::Value::String(s) => s,
-                        v => v.to_string(),
-                    };
-                    writeln!(
-                        out,
-                        "{},{},{},{},{},{}",
-                        rec.key.source,
-                        rec.key.id,
-                        rec.seq,
-                        time,
-                        value,
-                        kind_str(rec.kind)
-                    )
-                };
-                first_row = false;
-                if let Err(e) = res {
-                    err = Some(e);
-                }
-            })?;
-        }
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{}",
+                    rec.key.source,
+                    rec.key.id,
+                    rec.seq,
+                    time,
+                    value,
+                    kind_str(rec.kind)
+                )
+            };
+            first_row = false;
+            if let Err(e) = res {
+                err = Some(e);
+            }
+        })?;
         if json {
             let _ = out.write_all(b"\n]\n");
         }
