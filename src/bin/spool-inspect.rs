@@ -11,8 +11,8 @@ use sensor_spool::storage::inspect::{
     ReadOnlyFs, SectorState,
 };
 use sensor_spool::storage::{
-    FileStorage, LogEntry, NorFlashStorage, ReadHint, ReadOut, RecordKind, RunInfo, SensorKey,
-    Storage, StorageError, StorageStats,
+    FileStorage, LogEntry, NorFlashStorage, ReadHint, RecordKind, RunInfo, SensorKey, Storage,
+    StorageStats,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -205,26 +205,53 @@ fn parse_time(s: &str) -> Result<u64, String> {
 
 // ---- reading the medium -----------------------------------------------------------
 
-/// The read of a mounted store, object-safe (the tool's report is not generic).
-trait Reader {
-    fn read(
+/// Every record a mounted store holds, for the report (object-safe: the report
+/// is not generic over the geometry).
+trait Records {
+    /// Calls `f` with every record of the sensors in `starts`, each from its
+    /// start on, in sequence order per sensor (sensors interleave).
+    fn records(
         &mut self,
-        key: SensorKey,
-        seq: u32,
-        hint: &mut ReadHint,
-        out: &mut [u8],
-    ) -> Result<Option<ReadOut>, StorageError>;
+        starts: &[(SensorKey, u32)],
+        f: &mut dyn FnMut(Rec),
+    ) -> Result<(), String>;
 }
 
-impl<S: Storage> Reader for S {
-    fn read(
+impl<const W: usize, const E: usize> Records for Flash<'_, W, E> {
+    /// One pass over the log (`inspect_records`), each record once: the first
+    /// copy at or after the sensor's position, as `Storage::read` serves it.
+    fn records(
         &mut self,
-        key: SensorKey,
-        seq: u32,
-        hint: &mut ReadHint,
-        out: &mut [u8],
-    ) -> Result<Option<ReadOut>, StorageError> {
-        Storage::read_hinted(self, key, seq, hint, out)
+        starts: &[(SensorKey, u32)],
+        f: &mut dyn FnMut(Rec),
+    ) -> Result<(), String> {
+        let mut next: BTreeMap<SensorKey, u32> = starts.iter().copied().collect();
+        let mut buf = vec![0u8; 64 * 1024];
+        self.inspect_records(&mut buf, |run, bytes| {
+            let Some(n) = next.get_mut(&run.key) else {
+                return;
+            };
+            let size = run.kind.record_size();
+            for (k, rb) in bytes.chunks_exact(size).enumerate() {
+                let seq = run.first_seq.wrapping_add(k as u32);
+                if after(*n, seq) {
+                    continue;
+                }
+                f(decode(&run, seq, rb));
+                *n = seq.wrapping_add(1);
+            }
+        })
+        .map_err(|e| format!("reading the log: {e}"))
+    }
+}
+
+impl Records for FileStorage<ReadOnlyFs> {
+    fn records(
+        &mut self,
+        starts: &[(SensorKey, u32)],
+        f: &mut dyn FnMut(Rec),
+    ) -> Result<(), String> {
+        read_all(self, starts, f)
     }
 }
 
@@ -262,11 +289,11 @@ fn bar(total: u64, on: bool, what: &str) -> ProgressBar {
 }
 
 /// Mounts through the library, walks, recovers, then hands the store to `report`.
-fn run_store<S: Storage>(
+fn run_store<S: Storage + Records>(
     mut st: S,
     media: Media,
     walk: impl FnOnce(&mut S, &mut dyn FnMut(Item)) -> Result<InspectTotals, String>,
-    report: &mut dyn FnMut(Inspected, &mut dyn Reader) -> Result<i32, String>,
+    report: &mut dyn FnMut(Inspected, &mut dyn Records) -> Result<i32, String>,
 ) -> Result<i32, String> {
     let t = Instant::now();
     st.mount().map_err(|e| format!("mount failed: {e}"))?;
@@ -345,7 +372,7 @@ struct RunFlash<'a, 'r> {
     bytes: &'a [u8],
     media: Media,
     progress: bool,
-    report: &'r mut dyn FnMut(Inspected, &mut dyn Reader) -> Result<i32, String>,
+    report: &'r mut dyn FnMut(Inspected, &mut dyn Records) -> Result<i32, String>,
 }
 
 impl GeomTask for RunFlash<'_, '_> {
@@ -396,7 +423,7 @@ fn read_image(path: &Path, progress: bool) -> Result<Vec<u8>, String> {
 
 fn run_flash(
     o: &Opts,
-    report: &mut dyn FnMut(Inspected, &mut dyn Reader) -> Result<i32, String>,
+    report: &mut dyn FnMut(Inspected, &mut dyn Records) -> Result<i32, String>,
 ) -> Result<i32, String> {
     let bytes = read_image(&o.input, o.progress)?;
     let (e, e_how) = match o.sector_size {
@@ -428,7 +455,9 @@ fn run_flash(
             let mut best: Option<(usize, (u32, u32))> = None;
             let mut ties = Vec::new();
             for w in [1usize, 2, 4, 8, 16, 32] {
-                let Some(Some(score)) = dispatch(w, e, Probe(&bytes)) else {
+                // The first sectors tell (a whole 16 MiB walk per candidate would not pay).
+                let prefix = &bytes[..bytes.len().min((64 * e).max(256 << 10))];
+                let Some(Some(score)) = dispatch(w, e, Probe(prefix)) else {
                     continue;
                 };
                 let better = |a: (u32, u32), b: (u32, u32)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
@@ -478,7 +507,7 @@ fn run_flash(
 
 fn run_dir(
     o: &Opts,
-    report: &mut dyn FnMut(Inspected, &mut dyn Reader) -> Result<i32, String>,
+    report: &mut dyn FnMut(Inspected, &mut dyn Records) -> Result<i32, String>,
 ) -> Result<i32, String> {
     let mut cfg = FileConfig::new(&o.input);
     // Any file the store may have written is read; nothing is made ahead.
@@ -586,8 +615,8 @@ fn decode(run: &RunInfo, seq: u32, bytes: &[u8]) -> Rec {
 /// `Storage::read_hinted`: one run per sensor in turn, so the reads move
 /// through the log together (each frame is checked once, not once per sensor).
 /// Records of one sensor come in sequence order; sensors interleave.
-fn read_all(
-    r: &mut dyn Reader,
+fn read_all<S: Storage>(
+    r: &mut S,
     starts: &[(SensorKey, u32)],
     f: &mut dyn FnMut(Rec),
 ) -> Result<(), String> {
@@ -614,7 +643,7 @@ fn read_all(
         while i < cur.len() {
             let c = &mut cur[i];
             let got = r
-                .read(c.key, c.seq, &mut c.hint, &mut buf)
+                .read_hinted(c.key, c.seq, &mut c.hint, &mut buf)
                 .map_err(|e| format!("read: {e}"))?;
             let more = match got {
                 None => false,
@@ -720,7 +749,7 @@ struct Report<'o> {
 }
 
 impl Report<'_> {
-    fn run(&mut self, ins: Inspected, r: &mut dyn Reader) -> Result<i32, String> {
+    fn run(&mut self, ins: Inspected, r: &mut dyn Records) -> Result<i32, String> {
         let o = self.o;
         // Latest mark per sensor (log order: the latest wins, as in the store).
         let mut marks: BTreeMap<SensorKey, u32> = BTreeMap::new();
@@ -763,7 +792,7 @@ impl Report<'_> {
             .iter()
             .filter_map(|(k, s)| s.first.map(|f| (*k, f)))
             .collect();
-        read_all(r, &starts, &mut |rec| {
+        r.records(&starts, &mut |rec| {
             let Some(s) = sums.get_mut(&rec.key) else {
                 return;
             };
@@ -1207,7 +1236,7 @@ impl Report<'_> {
         &mut self,
         fmt: &str,
         sums: &BTreeMap<SensorKey, SensorSum>,
-        r: &mut dyn Reader,
+        r: &mut dyn Records,
     ) -> Result<i32, String> {
         let o = self.o;
         let json = fmt == "json";
@@ -1227,7 +1256,7 @@ impl Report<'_> {
             })
             .filter_map(|(k, s)| s.first.map(|f| (*k, f)))
             .collect();
-        read_all(r, &starts, &mut |rec| {
+        r.records(&starts, &mut |rec| {
             if err.is_some() {
                 return;
             }
@@ -1310,7 +1339,7 @@ fn main() {
         o: &o,
         out: Box::new(io::BufWriter::new(stdout.lock())),
     };
-    let mut report = |ins: Inspected, r: &mut dyn Reader| rep.run(ins, r);
+    let mut report = |ins: Inspected, r: &mut dyn Records| rep.run(ins, r);
     let res = if o.input.is_dir() {
         run_dir(&o, &mut report)
     } else {

@@ -386,7 +386,7 @@ fn frame_runs<F: NorFlash>(
     len: u32,
     tag: u8,
     live: bool,
-    visit: &mut impl FnMut(Item),
+    visit: &mut impl FnMut(&mut F, Item),
 ) -> Result<(u16, bool), StorageError> {
     let end = len - CRC_LEN as u32;
     let compact = frame::is_compact(tag);
@@ -408,12 +408,15 @@ fn frame_runs<F: NorFlash>(
             RunParse::Run(info, hl, rl) => {
                 runs = runs.saturating_add(1);
                 let rec = at + hl as u32;
-                visit(Item::Run(RunReport {
-                    frame: abs as u64,
-                    records: (abs + rec) as u64,
-                    info,
-                    live,
-                }));
+                visit(
+                    flash,
+                    Item::Run(RunReport {
+                        frame: abs as u64,
+                        records: (abs + rec) as u64,
+                        info,
+                        live,
+                    }),
+                );
                 if compact {
                     return Ok((runs, true));
                 }
@@ -435,7 +438,7 @@ fn walk_frames<F: NorFlash>(
     from: u32,
     limit: u32,
     live: bool,
-    visit: &mut impl FnMut(Item),
+    visit: &mut impl FnMut(&mut F, Item),
 ) -> Result<u32, StorageError> {
     let mut off = from;
     let mut damaged = false;
@@ -455,12 +458,15 @@ fn walk_frames<F: NorFlash>(
             Header::Erased => return Ok(off),
             Header::Garbage => {
                 if !in_garbage {
-                    visit(Item::Problem(Problem {
-                        offset: abs as u64,
-                        len: 0,
-                        kind: ProblemKind::BadFrameHeader,
-                        damage: live,
-                    }));
+                    visit(
+                        flash,
+                        Item::Problem(Problem {
+                            offset: abs as u64,
+                            len: 0,
+                            kind: ProblemKind::BadFrameHeader,
+                            damage: live,
+                        }),
+                    );
                 }
                 in_garbage = true;
                 damaged = true;
@@ -478,23 +484,26 @@ fn walk_frames<F: NorFlash>(
                 let body = if frame::is_batch(tag) {
                     // Runs of a damaged frame are what its header claims: not live.
                     // A first pass counts them, so the frame is reported first.
-                    let (runs, ok) = frame_runs(flash, abs, len, tag, false, &mut |_| {})?;
+                    let (runs, ok) = frame_runs(flash, abs, len, tag, false, &mut |_, _| {})?;
                     if crc && !ok {
                         status = FrameStatus::BadBody;
                     }
-                    visit(Item::Frame(FrameReport {
-                        offset: abs as u64,
-                        len,
-                        tag,
-                        live,
-                        status,
-                        body: FrameBody::Batch {
-                            runs,
-                            compact: frame::is_compact(tag),
-                        },
-                    }));
+                    visit(
+                        flash,
+                        Item::Frame(FrameReport {
+                            offset: abs as u64,
+                            len,
+                            tag,
+                            live,
+                            status,
+                            body: FrameBody::Batch {
+                                runs,
+                                compact: frame::is_compact(tag),
+                            },
+                        }),
+                    );
                     frame_runs(flash, abs, len, tag, live && crc && ok, visit)?;
-                    report_status(abs, len, live, status, visit);
+                    report_status(flash, abs, len, live, status, visit);
                     off += len;
                     continue;
                 } else if tag == TAG_ACK {
@@ -522,15 +531,18 @@ fn walk_frames<F: NorFlash>(
                 } else {
                     FrameBody::Unknown
                 };
-                visit(Item::Frame(FrameReport {
-                    offset: abs as u64,
-                    len,
-                    tag,
-                    live,
-                    status,
-                    body,
-                }));
-                report_status(abs, len, live, status, visit);
+                visit(
+                    flash,
+                    Item::Frame(FrameReport {
+                        offset: abs as u64,
+                        len,
+                        tag,
+                        live,
+                        status,
+                        body,
+                    }),
+                );
+                report_status(flash, abs, len, live, status, visit);
                 off += len;
             }
         }
@@ -538,24 +550,28 @@ fn walk_frames<F: NorFlash>(
     Ok(off)
 }
 
-fn report_status(
+fn report_status<F>(
+    flash: &mut F,
     abs: u32,
     len: u32,
     live: bool,
     status: FrameStatus,
-    visit: &mut impl FnMut(Item),
+    visit: &mut impl FnMut(&mut F, Item),
 ) {
     let kind = match status {
         FrameStatus::Good => return,
         FrameStatus::BadCrc => ProblemKind::BadCrc,
         FrameStatus::BadBody => ProblemKind::BadBody,
     };
-    visit(Item::Problem(Problem {
-        offset: abs as u64,
-        len: len as u64,
-        kind,
-        damage: live,
-    }));
+    visit(
+        flash,
+        Item::Problem(Problem {
+            offset: abs as u64,
+            len: len as u64,
+            kind,
+            damage: live,
+        }),
+    );
 }
 
 impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
@@ -621,7 +637,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             if walk {
                 // Where the frames end first (a dry walk), so the sector is
                 // reported before its frames.
-                rep.frames_end = walk_frames(flash, w, base, v.h, limit, false, &mut |_| {})?;
+                rep.frames_end = walk_frames(flash, w, base, v.h, limit, false, &mut |_, _| {})?;
             }
             visit(Item::Sector(rep));
             match state {
@@ -629,7 +645,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                     seen_live += 1;
                     used += rep.frames_end as u64;
                     let flash = self.flash_mut();
-                    walk_frames(flash, w, base, v.h, limit, true, &mut visit)?;
+                    walk_frames(flash, w, base, v.h, limit, true, &mut |_, i| visit(i))?;
                     // Ring order: the sector numbered q sits (head_seq - q) sectors before the head.
                     if let (Some(hd), Some(q)) = (v.head, seq) {
                         let back = ((v.head_seq - q) % v.n as u64) as u32;
@@ -657,7 +673,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                                 p - base - (p - base) % w,
                                 e,
                                 false,
-                                &mut |i| {
+                                &mut |_, i| {
                                     if let Item::Frame(f) = i
                                         && f.status == FrameStatus::Good
                                     {
@@ -676,7 +692,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 }
                 SectorState::Stale => {
                     let flash = self.flash_mut();
-                    walk_frames(flash, w, base, v.h, e, false, &mut visit)?;
+                    walk_frames(flash, w, base, v.h, e, false, &mut |_, i| visit(i))?;
                 }
                 SectorState::NoHeader => visit(Item::Problem(Problem {
                     offset: base as u64,
@@ -725,6 +741,89 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         }
         totals.used_bytes = used;
         Ok(totals)
+    }
+}
+
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
+    /// Every live run with its records, oldest first (the runs
+    /// [`Storage::recover`](super::Storage::recover) reports, with their bytes):
+    /// one pass over the log for a bulk export, where
+    /// [`Storage::read`](super::Storage::read) per sensor would walk the log once
+    /// per sensor. A run longer than `buf` comes in consecutive pieces that fit
+    /// (each with its own `first_seq`, `count` and, for TSD, `base_time`). Runs
+    /// are reported as stored: a record written twice (a batch retried after a
+    /// failed program) comes twice; [`Storage::read`](super::Storage::read)
+    /// serves the first. Reads only. `Err(BufferTooSmall)` if `buf` cannot hold
+    /// one record of a run; `Err(NotMounted)` before a mount.
+    pub fn inspect_records(
+        &mut self,
+        buf: &mut [u8],
+        mut f: impl FnMut(RunInfo, &[u8]),
+    ) -> Result<(), StorageError> {
+        let v = self.mount_view();
+        if !v.mounted {
+            return Err(StorageError::NotMounted);
+        }
+        let Some(hd) = v.head else {
+            return Ok(());
+        };
+        let (e, w) = (F::ERASE_SIZE as u32, F::WRITE_SIZE as u32);
+        let low = v
+            .floor
+            .max(1)
+            .max((v.head_seq + 1).saturating_sub(v.n as u64));
+        let mut err = None;
+        for q in low..=v.head_seq {
+            let back = ((v.head_seq - q) % v.n as u64) as u32;
+            let s = (hd + v.n - back) % v.n;
+            let base = s * e;
+            let flash = self.flash_mut();
+            let mut hb = [0u8; SECTOR_HDR];
+            read_at(flash, base, &mut hb)?;
+            if frame::parse_sector_header(&hb).map(|(x, _)| x) != Some(q) {
+                continue;
+            }
+            let limit = if s == hd { v.write_off } else { e };
+            walk_frames(flash, w, base, v.h, limit, true, &mut |fl, item| {
+                let Item::Run(r) = item else {
+                    return;
+                };
+                if !r.live || err.is_some() {
+                    return;
+                }
+                let size = r.info.kind.record_size();
+                let per = buf.len() / size;
+                if per == 0 {
+                    err = Some(StorageError::BufferTooSmall);
+                    return;
+                }
+                let count = r.info.count as usize;
+                let mut k = 0usize;
+                while k < count {
+                    let c = per.min(count - k);
+                    let Some(dst) = buf.get_mut(..c * size) else {
+                        return;
+                    };
+                    if let Err(x) = read_at(fl, (r.records as usize + k * size) as u32, dst) {
+                        err = Some(x);
+                        return;
+                    }
+                    let mut sub = r.info;
+                    sub.first_seq = sub.first_seq.wrapping_add(k as u32);
+                    sub.count = c as u16;
+                    sub.meta.base_time = sub
+                        .meta
+                        .base_time
+                        .wrapping_add(k as u64 * sub.meta.interval as u64);
+                    f(sub, dst);
+                    k += c;
+                }
+            })?;
+            if let Some(x) = err {
+                return Err(x);
+            }
+        }
+        Ok(())
     }
 }
 
