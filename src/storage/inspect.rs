@@ -502,7 +502,8 @@ fn walk_frames<F: NorFlash>(
                             },
                         }),
                     );
-                    frame_runs(flash, abs, len, tag, live && crc && ok, visit)?;
+                    // Runs before a malformed one are what the store reads.
+                    frame_runs(flash, abs, len, tag, live && crc, visit)?;
                     report_status(flash, abs, len, live, status, visit);
                     off += len;
                     continue;
