@@ -477,3 +477,80 @@ fn spool_directory_read_only_with_known_content() {
     assert!(found);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn records_written_twice_are_exported_once_as_storage_read_serves_them() {
+    let mut s: NorFlashStorage<MockFlash<W, E>> =
+        NorFlashStorage::new(MockFlash::new(SECTORS, 1)).unwrap();
+    s.mount().unwrap();
+    let run = |first: u32| {
+        let recs: Vec<u8> = (first..first + 10).flat_map(tsd_value_bytes).collect();
+        (
+            RunInfo {
+                key: TSD,
+                kind: RecordKind::Tsd,
+                first_seq: first,
+                count: 10,
+                meta: RunMeta {
+                    base_time: T0 + first as u64 * 1000,
+                    interval: 1000,
+                },
+            },
+            recs,
+        )
+    };
+    // A batch retried after a failed program leaves its records twice.
+    for first in [0, 0, 10, 5] {
+        let (info, recs) = run(first);
+        s.append(
+            &[Run {
+                info,
+                records: &recs,
+            }],
+            |_| {},
+        )
+        .unwrap();
+    }
+    // What Storage::read serves, record by record.
+    let mut served = Vec::new();
+    let mut seq = 0u32;
+    let mut out = [0u8; 4096];
+    while let Some(ro) = s.read(TSD, seq, &mut out).unwrap() {
+        for k in 0..ro.count {
+            served.push(ro.first + k as u32);
+        }
+        seq = ro.first + ro.count as u32;
+    }
+    assert_eq!(served, (0..20).collect::<Vec<_>>());
+    let path = tmp("twice.img");
+    std::fs::write(&path, s.flash().image()).unwrap();
+    // One sector written: the sector size cannot be told from the image.
+    let o = tool(&[path.to_str().unwrap(), "--sector-size", "1024"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("records:       20 held, 0 acknowledged, 20 to deliver; 1 sensors")
+    );
+    let o = tool(&[
+        path.to_str().unwrap(),
+        "--export",
+        "csv",
+        "--all",
+        "--sector-size",
+        "1024",
+    ]);
+    let rows: Vec<(u8, u32, u32, u64, u32, &str)> = (0..20)
+        .map(|i| (0, 7, i, T0 + i as u64 * 1000, tsd_value(i), "tsd"))
+        .collect();
+    assert_eq!(sorted_csv(&o), csv_rows(&rows, |_| true));
+    let o = tool(&[path.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the sector size is not on the image"
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+fn tsd_value_bytes(i: u32) -> [u8; 4] {
+    tsd_value(i).to_le_bytes()
+}

@@ -1222,11 +1222,24 @@ impl Report<'_> {
         }
         let _ = writeln!(
             t,
-            "checked: {} frames (every CRC), {} runs; sector/file headers, ring order and numbering, live runs = recovered runs ({}); mount counted {} bad frames",
+            "checked: {} frames (every CRC), {} runs; {}; mount's bad-frame counter: {}{}",
             ins.totals.good_frames + ins.totals.damaged_frames + ins.totals.stale_frames,
             walked.len(),
-            if agree { "yes" } else { "NO" },
-            ins.stats.bad_frames
+            match ins.media {
+                Media::Flash { .. } => format!(
+                    "sector headers, ring order and numbering, live runs = recovered runs ({})",
+                    if agree { "yes" } else { "NO" }
+                ),
+                Media::Dir =>
+                    "file headers, names and sources, frame CRCs seeded with each file's number"
+                        .into(),
+            },
+            ins.stats.bad_frames,
+            match ins.media {
+                Media::Flash { .. } => "",
+                Media::Dir =>
+                    " (it also counts each file's unread tail, e.g. the zeros of a prefilled file)",
+            }
         );
         let _ = writeln!(t, "check: {n} problems, {damage} damage");
         i32::from(damage > 0)
@@ -1269,29 +1282,33 @@ impl Report<'_> {
                 return;
             }
             let time = if o.time_ms {
-                serde_json::Value::from(rec.time_ms)
+                rec.time_ms.to_string()
             } else {
-                serde_json::Value::from(iso(rec.time_ms))
+                iso(rec.time_ms)
             };
             let value = value_str(rec.value, &o.value);
             let res = if json {
-                let v: serde_json::Value =
-                    serde_json::from_str(&value).unwrap_or(serde_json::Value::Null);
-                let row = serde_json::json!({
-                    "source": rec.key.source,
-                    "sensor": rec.key.id,
-                    "seq": rec.seq,
-                    "time": time,
-                    "value": v,
-                    "kind": kind_str(rec.kind),
-                });
-                let sep = if first_row { "\n" } else { ",\n" };
-                write!(out, "{sep}{row}")
-            } else {
-                let time = match time {
-                    serde_json::Value::String(s) => s,
-                    v => v.to_string(),
+                // Keys in the row's column order (serde_json's maps sort them).
+                let time = if o.time_ms {
+                    time
+                } else {
+                    serde_json::Value::from(time).to_string()
                 };
+                let value = if value.parse::<f64>().is_ok_and(f64::is_finite) {
+                    value
+                } else {
+                    "null".into()
+                };
+                let sep = if first_row { "\n" } else { ",\n" };
+                write!(
+                    out,
+                    "{sep}{{\"source\":{},\"sensor\":{},\"seq\":{},\"time\":{time},\"value\":{value},\"kind\":\"{}\"}}",
+                    rec.key.source,
+                    rec.key.id,
+                    rec.seq,
+                    kind_str(rec.kind)
+                )
+            } else {
                 writeln!(
                     out,
                     "{},{},{},{},{},{}",
