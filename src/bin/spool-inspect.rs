@@ -1125,7 +1125,7 @@ impl Report<'_> {
                     let i = &r.info;
                     let _ = writeln!(
                         t,
-                        "    {} {} seq {}..={} ({} records){}",
+                        "    {} {} seq {}..={} ({} records){}{}",
                         key_str(i.key),
                         kind_str(i.kind),
                         i.first_seq,
@@ -1139,7 +1139,8 @@ impl Report<'_> {
                             )
                         } else {
                             String::new()
-                        }
+                        },
+                        if r.live { "" } else { " (not read)" }
                     );
                 }
                 Item::Problem(p) => {
