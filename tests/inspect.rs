@@ -263,18 +263,19 @@ fn flash_summary_and_exports_match_what_was_written() {
 fn a_damaged_frame_is_reported_at_its_offset_and_costs_its_records() {
     let (mut img, rows) = flash_image();
     // The library's own walk says where the third frame is.
-    let mut s: NorFlashStorage<ImageFlash<'_, W, E>> =
-        NorFlashStorage::new(ImageFlash::new(&img)).unwrap();
-    s.mount().unwrap();
     let mut frames = Vec::new();
-    s.inspect(|i| {
-        if let Item::Frame(f) = i {
-            frames.push(f);
-        }
-    })
-    .unwrap();
+    {
+        let mut s: NorFlashStorage<ImageFlash<'_, W, E>> =
+            NorFlashStorage::new(ImageFlash::new(&img)).unwrap();
+        s.mount().unwrap();
+        s.inspect(|i| {
+            if let Item::Frame(f) = i {
+                frames.push(f);
+            }
+        })
+        .unwrap();
+    }
     let third = frames[2]; // TSD records 10..20
-    drop(s);
     img[third.offset as usize + 30] ^= 0x10;
     let path = tmp("damaged.img");
     std::fs::write(&path, &img).unwrap();
