@@ -769,20 +769,18 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             return Ok(());
         };
         let (e, w) = (F::ERASE_SIZE as u32, F::WRITE_SIZE as u32);
-        let low = v
-            .floor
-            .max(1)
-            .max((v.head_seq + 1).saturating_sub(v.n as u64));
         let mut err = None;
-        for q in low..=v.head_seq {
-            let back = ((v.head_seq - q) % v.n as u64) as u32;
-            let s = (hd + v.n - back) % v.n;
+        // Ring order from the sector after the newest round to the newest, every
+        // live sector (as `recover` walks them: oldest first on a sound log).
+        for i in 1..=v.n {
+            let s = (hd + i) % v.n;
             let base = s * e;
             let flash = self.flash_mut();
             let mut hb = [0u8; SECTOR_HDR];
             read_at(flash, base, &mut hb)?;
-            if frame::parse_sector_header(&hb).map(|(x, _)| x) != Some(q) {
-                continue;
+            match frame::parse_sector_header(&hb) {
+                Some((q, _)) if q >= v.floor && q <= v.head_seq => {}
+                _ => continue,
             }
             let limit = if s == hd { v.write_off } else { e };
             walk_frames(flash, w, base, v.h, limit, true, &mut |fl, item| {
