@@ -476,6 +476,29 @@ fn spool_directory_read_only_with_known_content() {
     })
     .unwrap();
     assert!(found);
+
+    // A copy of a data file under another name: one number twice (mount would
+    // quarantine the later one in name order); reported, nothing changed.
+    let clean = files
+        .iter()
+        .find(|f| f.fate == FileFate::Data && f.path != victim.path && f.source == Some(2))
+        .expect("an EVT data file");
+    std::fs::copy(
+        &clean.path,
+        clean.path.with_file_name("00000000000000ff.spl"),
+    )
+    .unwrap();
+    let snap = tree(&root);
+    let o = tool(&[p, "--check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains(
+            "00000000000000ff.spl offset 4 (0x4), 8 B: two sectors, or files, with one number"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(tree(&root), snap, "the directory tree changed");
     let _ = std::fs::remove_dir_all(&root);
 }
 

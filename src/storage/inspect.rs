@@ -242,7 +242,8 @@ pub enum ProblemKind {
     /// A sequence number between the floor and the newest sector that no
     /// sector carries (a live sector whose header was destroyed).
     MissingSector,
-    /// Two sectors with the same sequence number.
+    /// Two sectors with the same sequence number, or two files with the same
+    /// file number (mount keeps the first in name order, quarantines the other).
     DuplicateSequence,
     /// A live sector out of ring order (its number does not match its place).
     RingOrder,
@@ -257,6 +258,8 @@ pub enum ProblemKind {
     ForeignMark,
     /// A file already moved to `quarantine/` by an earlier mount.
     Quarantined,
+    /// A file that cannot be opened or read.
+    Unreadable,
 }
 
 /// Something the walk found wrong, with where.

@@ -23,6 +23,7 @@ pub(crate) fn walk_dir<F: FileSystem>(
     dirs.sort_by(|a, b| a.name.cmp(&b.name));
     let mut used = 0u64;
     let mut img = Vec::new();
+    let mut numbers = std::collections::BTreeSet::new();
     for d in dirs.iter().filter(|d| d.is_dir) {
         let dir = root.join(&d.name);
         let quarantine = d.name == QUARANTINE_DIR;
@@ -38,23 +39,35 @@ pub(crate) fn walk_dir<F: FileSystem>(
                 .strip_suffix(EXT)
                 .is_some_and(|s| s.len() == 16 && u64::from_str_radix(s, 16).is_ok());
             img.clear();
-            let mut f = fs.open(&path)?;
-            let size = f.size()?;
-            // Larger than any file the store writes: only its start is looked at.
-            let take = size.min(MAX_FILE_SIZE as u64 + 1) as usize;
-            img.resize(take, 0);
-            f.read_exact_at(&mut img, 0)?;
-            drop(f);
             let mut rep = FileReport {
                 path: path.clone(),
                 dir_source: dsrc,
                 seq: None,
                 source: None,
                 version: None,
-                size,
+                size: 0,
                 valid: 0,
                 fate: FileFate::Other,
             };
+            // Larger than any file the store writes: only its start is looked at.
+            let read = fs.open(&path).and_then(|mut f| {
+                let size = f.size()?;
+                img.resize(size.min(MAX_FILE_SIZE as u64 + 1) as usize, 0);
+                f.read_exact_at(&mut img, 0)?;
+                Ok(size)
+            });
+            let Ok(size) = read else {
+                // One unreadable file never stops the walk (nor the mount).
+                visit(Item::File(rep));
+                visit(super::super::inspect::std_file_problem(
+                    ProblemKind::Unreadable,
+                    0,
+                    0,
+                    true,
+                ));
+                continue;
+            };
+            rep.size = size;
             if !quarantine && (!spool_name || dsrc.is_none()) {
                 // `.tmp` leftovers and foreign files: not data of the store.
                 let _ = TMP_EXT;
@@ -101,7 +114,9 @@ pub(crate) fn walk_dir<F: FileSystem>(
                 }
                 continue;
             };
-            let _ = seq;
+            // Two files with one number: mount keeps the first (name order) and
+            // quarantines the other.
+            let dup = !quarantine && !numbers.insert(seq);
             // Frames as mount checks them, recording where the bad regions are.
             let mut frames = Vec::new();
             let mut bad: Vec<(usize, usize)> = Vec::new();
@@ -127,10 +142,12 @@ pub(crate) fn walk_dir<F: FileSystem>(
                     }
                 }
             }
-            let live = !quarantine && !middle && !frames.is_empty();
+            let live = !quarantine && !middle && !frames.is_empty() && !dup;
             rep.valid = good_end as u64;
             rep.fate = if quarantine {
                 FileFate::Quarantined
+            } else if dup && !frames.is_empty() {
+                FileFate::Quarantine
             } else if frames.is_empty() {
                 FileFate::Spare
             } else if middle {
@@ -144,6 +161,14 @@ pub(crate) fn walk_dir<F: FileSystem>(
                 used += good_end as u64;
             }
             visit(Item::File(rep));
+            if dup {
+                visit(super::super::inspect::std_file_problem(
+                    ProblemKind::DuplicateSequence,
+                    4,
+                    8,
+                    true,
+                ));
+            }
             if quarantine {
                 visit(super::super::inspect::std_file_problem(
                     ProblemKind::Quarantined,
@@ -184,7 +209,7 @@ pub(crate) fn walk_dir<F: FileSystem>(
                     offset: at as u64,
                     len: fr.len,
                     tag: fr.tag,
-                    live: !quarantine,
+                    live: live || (!quarantine && middle),
                     status: FrameStatus::Good,
                     body,
                 }));
