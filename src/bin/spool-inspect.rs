@@ -7,7 +7,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use indicatif::{ProgressBar, ProgressStyle};
 use sensor_spool::storage::file::{FileConfig, MAX_FILE_SIZE};
 use sensor_spool::storage::inspect::{
-    self, FileFate, FrameBody, FrameStatus, ImageFlash, InspectTotals, Item, ProblemKind,
+    self, FileFate, FrameBody, FrameStatus, ImageFlash, InspectTotals, Item, Problem, ProblemKind,
     ReadOnlyFs, SectorState,
 };
 use sensor_spool::storage::{
@@ -385,13 +385,27 @@ impl GeomTask for RunFlash<'_, '_> {
             st,
             self.media,
             |st, visit| {
-                st.inspect(|i| {
-                    if let Item::Sector(s) = &i {
-                        pb.set_position(s.offset + E as u64);
-                    }
-                    visit(i)
-                })
-                .map_err(|e| format!("inspect failed: {e}"))
+                let mut t = st
+                    .inspect(|i| {
+                        if let Item::Sector(s) = &i {
+                            pb.set_position(s.offset + E as u64);
+                        }
+                        visit(i)
+                    })
+                    .map_err(|e| format!("inspect failed: {e}"))?;
+                // Bytes after the last whole sector are not part of the flash.
+                let whole = self.bytes.len() - self.bytes.len() % E;
+                if whole < self.bytes.len() {
+                    let p = Item::Problem(Problem {
+                        offset: whole as u64,
+                        len: (self.bytes.len() - whole) as u64,
+                        kind: ProblemKind::PartialSector,
+                        damage: false,
+                    });
+                    t.add(&p);
+                    visit(p);
+                }
+                Ok(t)
             },
             self.report,
         );
