@@ -13,7 +13,7 @@
 //! - a guessed sector size is a power of two that divides the header positions.
 //!
 //! Seeds (fuzz/corpus/inspect_image/seed-*) are raw images; CI also runs the
-//! `spool-inspect` binary on them (scripts/ci.d/70-gateway.sh).
+//! `spool-inspect` binary on them (scripts/ci.d/72-inspect.sh).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
