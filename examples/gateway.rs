@@ -595,6 +595,30 @@ type Extra<S> = fn(&S, u64) -> Vec<String>;
 /// The storage as the next boot finds it (moved out of the old spool); `None` for
 /// RAM-only runs (no power cycle).
 type Take<S> = Option<fn(&mut S) -> S>;
+/// Writes what the storage holds to a path (`--save-image`).
+type Save<S> = fn(&S, &std::path::Path) -> std::io::Result<()>;
+
+/// `--save-image` of the flash: the part's bytes, as a dump reads them.
+fn save_flash(s: &GwFlash, p: &std::path::Path) -> std::io::Result<()> {
+    std::fs::write(p, s.flash().data())
+}
+
+/// `--save-image` of the files: a copy of the spool directory.
+fn save_files(s: &FileStorage, p: &std::path::Path) -> std::io::Result<()> {
+    fn copy(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                copy(&e.path(), &to.join(e.file_name()))?;
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name()))?;
+            }
+        }
+        Ok(())
+    }
+    copy(&s.config().root, p)
+}
 
 fn run<S: Storage>(
     storage: S,
@@ -602,6 +626,7 @@ fn run<S: Storage>(
     describe: &str,
     extra: Extra<S>,
     take: Take<S>,
+    save: Option<Save<S>>,
 ) -> Result<bool, String> {
     let wall = Instant::now();
     let mut g = Gateway::new(storage, a)?;
@@ -672,7 +697,16 @@ fn run<S: Storage>(
     live.end();
     let drain_ms = g.now - drain_start;
     let wall = wall.elapsed().as_secs_f64();
-    Ok(report(&mut g, drive_ms, drain_ms, drive_wall, wall, extra))
+    let ok = report(&mut g, drive_ms, drain_ms, drive_wall, wall, extra);
+    if let (Some(path), Some(save)) = (&a.save_image, save) {
+        save(g.spool.storage(), path)
+            .map_err(|e| format!("--save-image {}: {e}", path.display()))?;
+        println!(
+            "saved the storage to {} (see spool-inspect)",
+            path.display()
+        );
+    }
+    Ok(ok)
 }
 
 fn hms(ms: u64) -> String {
@@ -894,6 +928,7 @@ fn main() {
                         let part = std::mem::replace(s, blank).into_inner();
                         GwFlash::new(part).expect("geometry")
                     }),
+                    Some(save_flash),
                 ),
                 Err(e) => Err(format!("NorFlashStorage::new: {e}")),
             }
@@ -917,6 +952,7 @@ fn main() {
                     &format!("files in {} ({kib} KiB limit)", dir.display()),
                     files_report,
                     Some(|s| FileStorage::new(s.config().clone()).expect("reopen the directory")),
+                    Some(save_files),
                 ),
                 Err(e) => Err(format!("FileStorage::new({}): {e}", dir.display())),
             };
@@ -925,7 +961,14 @@ fn main() {
             }
             r
         }
-        StorageKind::Ram => run(NoStorage, &a, "none (RAM only)", |_, _| Vec::new(), None),
+        StorageKind::Ram => run(
+            NoStorage,
+            &a,
+            "none (RAM only)",
+            |_, _| Vec::new(),
+            None,
+            None,
+        ),
     };
     match result {
         Ok(true) => {}

@@ -43,6 +43,8 @@ pub struct Args {
     pub quiet: bool,
     /// Skip the shutdown flush + power cycle before the drain.
     pub no_power_cycle: bool,
+    /// Where to write the flash image (or copy the spool directory) at the end.
+    pub save_image: Option<PathBuf>,
 }
 
 pub const HELP: &str = "\
@@ -79,6 +81,8 @@ FLAGS:
     --seed N             random seed (link outages, faults, events) [default: 1]
     --no-power-cycle     skip the ignition-off shutdown flush, power cut and recovery
                          that run before the final drain (flash and files)
+    --save-image PATH    at the end, write the flash image to PATH (flash), or copy the
+                         spool directory to the directory PATH (files), for spool-inspect
     --quiet              no live status line
     -h, --help           this text
 ";
@@ -99,6 +103,7 @@ impl Default for Args {
             storage_kib: 4096,
             quiet: false,
             no_power_cycle: false,
+            save_image: None,
         }
     }
 }
@@ -149,6 +154,9 @@ pub fn parse_from(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
             "--fault-rate" => a.fault_rate = num(&flag, val())?,
             "--packet-bytes" => a.packet_bytes = num(&flag, val())?,
             "--seed" => a.seed = num(&flag, val())?,
+            "--save-image" => {
+                a.save_image = Some(PathBuf::from(val().ok_or("--save-image needs a value")?))
+            }
             "--quiet" => a.quiet = true,
             "--no-power-cycle" => a.no_power_cycle = true,
             other => return Err(format!("unknown flag '{other}' (see --help)")),
@@ -168,6 +176,9 @@ pub fn parse_from(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
     }
     if a.storage_kib < 64 {
         return Err("--storage-kib must be at least 64".into());
+    }
+    if a.save_image.is_some() && a.storage == StorageKind::Ram {
+        return Err("--save-image needs --storage flash or files".into());
     }
     if a.dir.is_some() && a.storage != StorageKind::Files {
         return Err("--dir only applies to --storage files".into());

@@ -67,6 +67,11 @@ impl SimFlash {
         }
     }
 
+    /// The part's bytes (what a dump of the part reads).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
     /// Cost counters so far.
     pub fn stats(&self) -> SimFlashStats {
         self.stats

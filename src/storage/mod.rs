@@ -15,6 +15,9 @@
 //! - `mock_flash::MockFlash` (feature `_mock-flash`, test support, semver-exempt):
 //!   a fault-injecting NOR flash for power-loss tests.
 //!
+//! Read-only inspection of a flash dump or spool directory (what the
+//! `spool-inspect` tool of feature `cli` prints): [`inspect`].
+//!
 //! # Record identity
 //!
 //! A run is `(SensorKey, RecordKind, first sequence number, count, RunMeta,
@@ -151,6 +154,7 @@
 //! found. Nothing is ever formatted.
 
 mod frame;
+pub mod inspect;
 mod nor;
 pub(crate) mod spill;
 

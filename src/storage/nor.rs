@@ -121,7 +121,11 @@ fn ferr<E: NorFlashError>(e: E) -> StorageError {
 }
 
 /// Reads `dst.len()` bytes at any offset, honouring `READ_SIZE` alignment.
-fn read_at<F: NorFlash>(flash: &mut F, off: u32, dst: &mut [u8]) -> Result<(), StorageError> {
+pub(super) fn read_at<F: NorFlash>(
+    flash: &mut F,
+    off: u32,
+    dst: &mut [u8],
+) -> Result<(), StorageError> {
     let r = F::READ_SIZE as u32;
     if r <= 1 {
         return flash.read(off, dst).map_err(ferr);
@@ -1530,5 +1534,43 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
             _ => 0,
         };
         s
+    }
+}
+
+/// The mount state `storage::inspect` walks the flash with (read-only).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct MountView {
+    /// Number of sectors.
+    pub n: u32,
+    /// Sector header length (padded to `WRITE_SIZE`).
+    pub h: u32,
+    /// Newest sector, if any.
+    pub head: Option<u32>,
+    /// Its sequence number.
+    pub head_seq: u64,
+    /// Sequence number of the oldest live sector.
+    pub floor: u64,
+    /// Where the frames of the newest sector end (as found by mount).
+    pub write_off: u32,
+    /// Whether `mount` succeeded.
+    pub mounted: bool,
+}
+
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
+    /// What mount found (for `storage::inspect`; additive, read-only).
+    pub(super) fn mount_view(&self) -> MountView {
+        MountView {
+            n: self.n,
+            h: self.h,
+            head: self.head,
+            head_seq: self.head_seq,
+            floor: self.floor,
+            write_off: if self.pending_header {
+                self.h
+            } else {
+                self.write_off
+            },
+            mounted: self.mounted,
+        }
     }
 }

@@ -260,6 +260,7 @@ mod dirs;
 mod evict;
 mod format;
 mod fs;
+pub(crate) mod inspect;
 mod mount;
 mod read;
 mod reserve;
