@@ -38,7 +38,9 @@
 mod flash;
 
 mod diag;
+mod imx;
 mod legacy;
+mod mm1;
 mod mm2;
 mod native;
 mod pool_api;
@@ -47,7 +49,9 @@ mod store;
 mod types;
 
 pub use diag::*;
+pub use imx::*;
 pub use legacy::*;
+pub use mm1::*;
 pub use mm2::*;
 pub use native::*;
 pub use pool_api::*;

@@ -383,6 +383,12 @@ pub(crate) struct State {
     shared: [u32; 8],
     /// Mirror counters (`spool_mirror_stats`).
     pub mirror_stats: SpoolMirrorStats,
+    /// MM2 GPS entries per upload source (`imx_init_gps_config_for_source`): source,
+    /// registration index, entries of latitude / longitude / altitude / speed (`u16::MAX`
+    /// = absent).
+    mm2_gps: heapless::Vec<(u32, usize, [u16; 4]), MAX_REGISTRATIONS>,
+    /// A storage write failed for lack of space and no batch reached storage since.
+    pub disk_full: bool,
 }
 
 /// The bit of `key` in `State::shared`.
@@ -434,6 +440,8 @@ impl State {
                 pending_refused: 0,
                 refreshes: 0,
             },
+            mm2_gps: heapless::Vec::new(),
+            disk_full: false,
         }
     }
 
@@ -452,6 +460,25 @@ impl State {
         self.mirrored_drops = 0;
         self.shared = [0; 8];
         self.mirror_stats = SpoolMirrorStats::default();
+        self.mm2_gps.clear();
+        self.disk_full = false;
+    }
+
+    /// Sets the MM2 GPS entries of the registration `idx`'s upload source.
+    pub(crate) fn set_mm2_gps(&mut self, idx: usize, entries: [u16; 4]) -> FfiResult<()> {
+        let source = u32::from(self.reg(idx)?.source());
+        self.mm2_gps.retain(|g| g.0 != source);
+        self.mm2_gps
+            .push((source, idx, entries))
+            .map_err(|_| SpoolStatus::SPOOL_ERR_REGISTRY_FULL)
+    }
+
+    /// The MM2 GPS registration index and entries of an upload source.
+    pub(crate) fn mm2_gps(&self, source: u32) -> Option<(usize, [u16; 4])> {
+        self.mm2_gps
+            .iter()
+            .find(|g| g.0 == source)
+            .map(|g| (g.1, g.2))
     }
 
     /// Validates and applies a configuration (`storage`: the back end built from it, not
@@ -875,6 +902,9 @@ impl State {
             | SpoolStatus::SPOOL_ERR_BUSY => Some(&mut f.rejected_other),
             _ => Some(&mut f.store_errors),
         };
+        if status == SpoolStatus::SPOOL_ERR_NO_SPACE {
+            self.disk_full = true;
+        }
         if let Some(c) = c {
             *c = c.wrapping_add(1);
         }
