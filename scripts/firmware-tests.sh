@@ -23,8 +23,9 @@ QEMU_TIMEOUT="${QEMU_TIMEOUT:-120}"
 [ $# -eq 0 ] && set -- m3 m4f rv32
 
 # Compiled unchanged from the host C suite: the simulated firmware and the legacy call-site
-# replays (tests/c/threads.c needs pthreads; the firmware replaces it by an interrupt test).
-SHARED_SRCS=(tests/c/fw.c tests/c/replay.c)
+# replays and the MM1/MM2 call-site suite (tests/c/threads.c needs pthreads; the firmware
+# replaces it by an interrupt test).
+SHARED_SRCS=(tests/c/fw.c tests/c/replay.c tests/c/callsites.c)
 read -r -a EXTRA_CFLAGS <<<"${FW_CFLAGS:-}" # e.g. FW_CFLAGS=-DFW_FORCE_FAIL (proves a failing check fails)
 CFLAGS=(${EXTRA_CFLAGS[@]+"${EXTRA_CFLAGS[@]}"} -std=c11 -Wall -Wextra -Werror -pedantic -Os -g -ffreestanding -fno-builtin
     -ffunction-sections -fdata-sections

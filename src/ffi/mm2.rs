@@ -794,6 +794,9 @@ fn write_position(
     utc_s: u32,
 ) -> Option<u32> {
     let (idx, entries) = st.mm2_gps(source)?;
+    if entries.iter().all(|e| *e == u16::MAX) {
+        return None;
+    }
     let Some(p) = pos.filter(|p| p.latitude != 0.0 && p.longitude != 0.0) else {
         return Some(0);
     };
