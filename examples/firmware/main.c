@@ -407,6 +407,7 @@ int main(void) {
         }
         fflush(stdout);
     }
+#ifndef FW_NO_CALLSITES
     /* the MM1 / MM2 call-site suite (tests/c/callsites.c, compiled unchanged) */
     for (i = 0; i < g_callsite_test_count; i++) {
         int before = g_check_failures;
@@ -425,6 +426,7 @@ int main(void) {
         }
         fflush(stdout);
     }
+#endif
     spool_deinit();
     printf("%u passed, %u failed\n", passed, failed);
     fflush(stdout);
