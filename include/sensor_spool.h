@@ -88,6 +88,99 @@ struct _data_store_info;
 #define SPOOL_MM2_UPLOAD_SOURCES 8
 
 /**
+ * Log level: storage failures.
+ */
+#define SPOOL_LOG_ERROR 1
+
+/**
+ * Log level: data dropped or refused, rejected calls, RAM at the 80 % line or full.
+ */
+#define SPOOL_LOG_WARN 2
+
+/**
+ * Log level: recovery results, RAM back under the 80 % line, statistics.
+ */
+#define SPOOL_LOG_INFO 3
+
+/**
+ * Event (WARN): RAM use reached `SPOOL_LOG_THRESHOLD_PCT` of the sectors.
+ * `a` = sectors used, `b` = sectors in total, `c` = percent used.
+ */
+#define SPOOL_LOG_EV_RAM_HIGH 1
+
+/**
+ * Event (INFO): RAM use fell back under `SPOOL_LOG_THRESHOLD_PCT`. Arguments as for
+ * `SPOOL_LOG_EV_RAM_HIGH`.
+ */
+#define SPOOL_LOG_EV_RAM_LOW 2
+
+/**
+ * Event (WARN): a write was refused because RAM is full of pending records
+ * (`SPOOL_ERR_FULL`). `a` = sectors in total.
+ */
+#define SPOOL_LOG_EV_RAM_FULL 3
+
+/**
+ * Event (WARN): the overflow policy dropped the oldest unsent records of a sensor to make
+ * room. `a` = drops since the last event (saturated at 255), `b` = sensor id, `c` = upload
+ * source.
+ */
+#define SPOOL_LOG_EV_DROPPED 4
+
+/**
+ * Event (WARN): a call was rejected and changed nothing. `a` = its `spool_status_t`,
+ * `b` = a `SPOOL_LOG_REASON_*`, `c` = the reason's detail.
+ */
+#define SPOOL_LOG_EV_REJECTED 5
+
+/**
+ * Event (ERROR): the storage (flash callbacks, spool directory) failed or is full; the
+ * records stay in RAM. `a` = `SPOOL_ERR_STORAGE` or `SPOOL_ERR_NO_SPACE`.
+ */
+#define SPOOL_LOG_EV_STORAGE_ERROR 6
+
+/**
+ * Event (INFO): recovery of the previous run's records ran. `a` = unacknowledged records
+ * recovered, `b` = 0 on success, else the `spool_status_t` (the storage was detached).
+ */
+#define SPOOL_LOG_EV_RECOVERED 7
+
+/**
+ * Event (INFO): `imx_print_memory_statistics` / `cli_memory_stats`. `a` = sectors used,
+ * `b` = sectors in total, `c` = peak sectors used.
+ */
+#define SPOOL_LOG_EV_MEMORY_STATS 8
+
+/**
+ * `SPOOL_LOG_EV_REJECTED` reason: none more precise than the status.
+ */
+#define SPOOL_LOG_REASON_NONE 0
+
+/**
+ * `SPOOL_LOG_EV_REJECTED` reason: the MM2 call named another upload source than the
+ * arrays' registration; `c` = the registered source.
+ */
+#define SPOOL_LOG_REASON_WRONG_SOURCE 1
+
+/**
+ * `SPOOL_LOG_EV_REJECTED` reason: a legacy call passed element pointers (`&csb[k]`,
+ * `&csd[k]`) with an index instead of the arrays' base; `c` = `k` (MM1 would have used
+ * element `k + entry`).
+ */
+#define SPOOL_LOG_REASON_ELEMENT_POINTER 2
+
+/**
+ * `SPOOL_LOG_EV_REJECTED` reason: the pointers belong to no registered array pair.
+ */
+#define SPOOL_LOG_REASON_UNREGISTERED 3
+
+/**
+ * The RAM-use line of `SPOOL_LOG_EV_RAM_HIGH` / `SPOOL_LOG_EV_RAM_LOW`, in percent (MM2's
+ * warning threshold).
+ */
+#define SPOOL_LOG_THRESHOLD_PCT 80
+
+/**
  * Marks an optional field of `spool_layout_t` as "not present in the firmware's struct".
  */
 #define SPOOL_FIELD_ABSENT UINT32_MAX
@@ -340,6 +433,11 @@ typedef struct spool_imx_codes_t {
    */
   int32_t general_failure;
 } spool_imx_codes_t;
+
+/**
+ * The hook: `level`, `event`, and the event's arguments `a`, `b`, `c`.
+ */
+typedef void (*SpoolLogFn)(uint32_t level, uint32_t event, uint32_t a, uint32_t b, uint32_t c);
 
 /**
  * MM1 `imx_memory_statistics_t` (the 12-member version 2025 test code compiled against).
@@ -1262,6 +1360,17 @@ void imx_init_data_store_entry(struct _data_store_info *ds);
 void reset_csd_entry(struct control_sensor_data *csd, uint16_t entry);
 
 /**
+ * Sets (or, with NULL, removes) the log hook: events of `level` or more severe
+ * (`SPOOL_LOG_ERROR` 1 < `SPOOL_LOG_WARN` 2 < `SPOOL_LOG_INFO` 3) are passed to `callback`
+ * as an event code and three integers (see `SPOOL_LOG_EV_*`); nothing is formatted. The
+ * callback runs inside the library's critical section, at the end of the call that caused
+ * the event: keep it short (e.g. copy into a ring buffer), do not call the library from it
+ * (that gets `SPOOL_ERR_BUSY`). Works before `spool_init` and survives `spool_deinit`.
+ * `SPOOL_ERR_INVALID_ARGUMENT` for a level outside 1..=3 (nothing changed).
+ */
+spool_status_t spool_set_log(SpoolLogFn callback, uint32_t level);
+
+/**
  * Sets up the store with `spool_config_default()` (RAM only, no clock) unless `spool_init`
  * was called (mapped: MM1's sector allocation table is the store's RAM pool, sized when the
  * library is built). Call `spool_init` first to give a clock, flash or a spool directory;
@@ -1716,7 +1825,8 @@ uint32_t imx_force_garbage_collection(imatrix_upload_source_t upload_source,
  * no_sensors`, such as `IMX_INVALID_SENSOR_ENTRY`, means absent). The position comes from
  * the `get_position` callback of `spool_set_gps` (MM2 read its own GPS module).
  * `IMX_INVALID_ENTRY` when `(csb_array, csd_array)` is not a registered pair of that
- * source; `IMX_INVALID_PARAMETER` when `no_sensors` exceeds its count or for NULL.
+ * source; `IMX_INVALID_PARAMETER` when `no_sensors` exceeds its count or for NULL;
+ * `IMX_OUT_OF_MEMORY` when two other upload sources already have a GPS configuration.
  *
  * # Safety
  *

@@ -15,6 +15,7 @@
 //! another sensor's records, eviction). Lowering `no_pending` by hand un-reads, as in MM1
 //! (see `read_tsd_evt`).
 
+use super::log::{SPOOL_LOG_REASON_ELEMENT_POINTER, SPOOL_LOG_REASON_UNREGISTERED};
 use super::state::{State, call, peek, utc_now};
 use super::store::Kind;
 use super::types::{
@@ -32,7 +33,15 @@ fn locate(
         return Err(SpoolStatus::SPOOL_ERR_NULL);
     }
     st.live()?;
-    st.find(csb as usize, csd as usize)
+    let r = st.find(csb as usize, csd as usize);
+    if r.is_err() && st.log.is_some() {
+        // Why: element pointers of a registered pair (`&csb[k], &csd[k], k`), or none.
+        match st.find_element(csb as usize, csd as usize) {
+            Ok((_, k)) => st.reject_reason(SPOOL_LOG_REASON_ELEMENT_POINTER, k),
+            Err(_) => st.reject_reason(SPOOL_LOG_REASON_UNREGISTERED, 0),
+        }
+    }
+    r
 }
 
 /// Appends one record to `csb[entry]`'s sensor and mirrors the counters.

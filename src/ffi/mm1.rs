@@ -173,6 +173,9 @@ pub extern "C" fn imx_calculate_fragmentation_level() -> u32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn imx_print_memory_statistics() {
     update(true);
+    // SAFETY: `MEMORY_STATS` is only written inside the critical section; read by value.
+    let s = unsafe { MEMORY_STATS.0.get().read() };
+    super::log::memory_stats(s.used_sectors, s.total_sectors, s.peak_usage);
 }
 
 /// The `ms` CLI command: as `imx_print_memory_statistics` (approximated: `arg` and the

@@ -41,6 +41,7 @@ use super::imx::{
     imx_result,
 };
 use super::legacy::{flush_all_to_disk, gps_position, process_step, write_entry};
+use super::log::SPOOL_LOG_REASON_WRONG_SOURCE;
 use super::state::{State, call, utc_now};
 use super::store::Kind;
 use super::types::{
@@ -62,7 +63,9 @@ fn locate(
     }
     st.live()?;
     let (idx, entry) = st.find_element(csb as usize, csd as usize)?;
-    if u32::from(st.reg(idx)?.source()) != source {
+    let registered = u32::from(st.reg(idx)?.source());
+    if registered != source {
+        st.reject_reason(SPOOL_LOG_REASON_WRONG_SOURCE, registered as u16);
         return Err(SpoolStatus::SPOOL_ERR_SOURCE_MISMATCH);
     }
     Ok((idx, entry))
@@ -740,7 +743,8 @@ pub unsafe extern "C" fn imx_force_garbage_collection(
 /// no_sensors`, such as `IMX_INVALID_SENSOR_ENTRY`, means absent). The position comes from
 /// the `get_position` callback of `spool_set_gps` (MM2 read its own GPS module).
 /// `IMX_INVALID_ENTRY` when `(csb_array, csd_array)` is not a registered pair of that
-/// source; `IMX_INVALID_PARAMETER` when `no_sensors` exceeds its count or for NULL.
+/// source; `IMX_INVALID_PARAMETER` when `no_sensors` exceeds its count or for NULL;
+/// `IMX_OUT_OF_MEMORY` when two other upload sources already have a GPS configuration.
 ///
 /// # Safety
 ///
