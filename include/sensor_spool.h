@@ -437,7 +437,7 @@ typedef struct spool_imx_codes_t {
 /**
  * The hook: `level`, `event`, and the event's arguments `a`, `b`, `c`.
  */
-typedef void (*SpoolLogFn)(uint32_t level, uint32_t event, uint32_t a, uint32_t b, uint32_t c);
+typedef void (*spool_log_fn_t)(uint32_t level, uint32_t event, uint32_t a, uint32_t b, uint32_t c);
 
 /**
  * MM1 `imx_memory_statistics_t` (the 12-member version 2025 test code compiled against).
@@ -1368,7 +1368,7 @@ void reset_csd_entry(struct control_sensor_data *csd, uint16_t entry);
  * (that gets `SPOOL_ERR_BUSY`). Works before `spool_init` and survives `spool_deinit`.
  * `SPOOL_ERR_INVALID_ARGUMENT` for a level outside 1..=3 (nothing changed).
  */
-spool_status_t spool_set_log(SpoolLogFn callback, uint32_t level);
+spool_status_t spool_set_log(spool_log_fn_t callback, uint32_t level);
 
 /**
  * Sets up the store with `spool_config_default()` (RAM only, no clock) unless `spool_init`
