@@ -1053,6 +1053,151 @@ fn cases() -> Vec<(&'static str, Call, SpoolStatus)> {
             |_| unsafe { imx(imx_get_memory_stats(null_mut())) },
             SPOOL_ERR_NULL,
         ),
+        (
+            "imx_read_next_tsd_evt data_out NULL",
+            |w| unsafe {
+                imx(imx_read_next_tsd_evt(
+                    A_SOURCE32,
+                    el_csb(&w.a, 0),
+                    el_csd(&w.a, 0),
+                    null_mut(),
+                ))
+            },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_read_next_tsd_evt wrong source",
+            |w| unsafe {
+                let mut d = TsdEvtData::default();
+                imx(imx_read_next_tsd_evt(
+                    0,
+                    el_csb(&w.a, 0),
+                    el_csd(&w.a, 0),
+                    &mut d,
+                ))
+            },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_peek_next_tsd_evt data_out NULL",
+            |w| unsafe {
+                imx(imx_peek_next_tsd_evt(
+                    A_SOURCE32,
+                    el_csb(&w.a, 0),
+                    el_csd(&w.a, 0),
+                    0,
+                    null_mut(),
+                ))
+            },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_get_sensor_state out NULL",
+            |w| unsafe {
+                imx(imx_get_sensor_state(
+                    A_SOURCE32,
+                    el_csb(&w.a, 0),
+                    el_csd(&w.a, 0),
+                    null_mut(),
+                ))
+            },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_get_sensor_state unregistered",
+            |w| unsafe {
+                let mut st = Mm2SensorState::default();
+                imx(imx_get_sensor_state(
+                    A_SOURCE32,
+                    el_csb(&w.b, 0),
+                    el_csd(&w.b, 0),
+                    &mut st,
+                ))
+            },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "imx_configure_sensor unregistered",
+            |w| unsafe {
+                imx(imx_configure_sensor(
+                    A_SOURCE32,
+                    el_csb(&w.b, 0),
+                    el_csd(&w.b, 0),
+                ))
+            },
+            SPOOL_ERR_NOT_REGISTERED,
+        ),
+        (
+            "imx_memory_manager_shutdown wrong source",
+            |w| unsafe {
+                imx(imx_memory_manager_shutdown(
+                    0,
+                    el_csb(&w.a, 0),
+                    el_csd(&w.a, 0),
+                    1000,
+                ))
+            },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_validate_sector_chains csb NULL",
+            |w| unsafe {
+                imx(imx_validate_sector_chains(
+                    A_SOURCE32,
+                    null_mut(),
+                    el_csd(&w.a, 0),
+                ))
+            },
+            SPOOL_ERR_NULL,
+        ),
+        (
+            "imx_init_gps_config_for_source wrong source",
+            |w| unsafe {
+                imx(imx_init_gps_config_for_source(
+                    0,
+                    w.a.csb(),
+                    w.a.csd(),
+                    2,
+                    0,
+                    1,
+                    0xFFFF,
+                    0xFFFF,
+                ))
+            },
+            SPOOL_ERR_SOURCE_MISMATCH,
+        ),
+        (
+            "imx_init_gps_config_for_source no_sensors past the registration",
+            |w| unsafe {
+                imx(imx_init_gps_config_for_source(
+                    A_SOURCE32,
+                    w.a.csb(),
+                    w.a.csd(),
+                    1000,
+                    0,
+                    1,
+                    2,
+                    3,
+                ))
+            },
+            SPOOL_ERR_INDEX,
+        ),
+        (
+            "imx_init_gps_config_for_source csd NULL",
+            |w| unsafe {
+                imx(imx_init_gps_config_for_source(
+                    A_SOURCE32,
+                    w.a.csb(),
+                    null_mut(),
+                    2,
+                    0,
+                    1,
+                    2,
+                    3,
+                ))
+            },
+            SPOOL_ERR_NULL,
+        ),
         // ---- C pool
         (
             "pool_alloc out NULL",
