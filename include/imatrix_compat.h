@@ -22,6 +22,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#if defined(SENSOR_SPOOL_H) && defined(SPOOL_NO_MM2_API)
+#error "imatrix_compat.h: include it before sensor_spool.h (or instead of it), else the MM2 functions stay undeclared"
+#endif
 #ifdef SPOOL_HAVE_IMATRIX_COMMON
 #error "imatrix_compat.h: SPOOL_HAVE_IMATRIX_COMMON says the firmware's common.h defines these types; include sensor_spool.h instead"
 #endif

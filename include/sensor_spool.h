@@ -1442,7 +1442,7 @@ uint32_t imx_calculate_fragmentation_level(void);
 
 /**
  * Reports the statistics through the log hook (`spool_set_log`) as one
- * `SPOOL_LOG_MEMORY_STATS` event (used sectors, total sectors, usage %); no hook set: no
+ * `SPOOL_LOG_EV_MEMORY_STATS` event (used sectors, total sectors, peak sectors); no hook set: no
  * output (mapped: the library does no formatted printing).
  */
 void imx_print_memory_statistics(void);

@@ -168,7 +168,7 @@ pub extern "C" fn imx_calculate_fragmentation_level() -> u32 {
 }
 
 /// Reports the statistics through the log hook (`spool_set_log`) as one
-/// `SPOOL_LOG_MEMORY_STATS` event (used sectors, total sectors, usage %); no hook set: no
+/// `SPOOL_LOG_EV_MEMORY_STATS` event (used sectors, total sectors, peak sectors); no hook set: no
 /// output (mapped: the library does no formatted printing).
 #[unsafe(no_mangle)]
 pub extern "C" fn imx_print_memory_statistics() {

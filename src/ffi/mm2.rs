@@ -536,8 +536,9 @@ pub unsafe extern "C" fn imx_memory_manager_shutdown(
         }
         st.flush.requested = true;
         st.store.flush_start();
-        // Each step moves one batch; a full RAM takes at most one step per sector.
-        let bound = st.store.stats().sectors_total.saturating_add(2);
+        // Each step moves one batch (at least one record) or ends the flush: bounded by the
+        // records stored.
+        let bound = st.store.stats().stored.saturating_add(2);
         for _ in 0..bound {
             if super::legacy::flush_step(st)? == 101 {
                 return Ok(());
