@@ -320,8 +320,8 @@ static void test_shutdown_wait_for_101(void) {
     boot(NULL);
     flush_all_to_disk(); /* empty store (and RAM only): 101 straight after the request */
     CHECK_EQ(get_flush_progress(), 101);
-    fw_flash_wipe();
-    fl = fw_flash();
+    callsite_flash_wipe();
+    fl = callsite_flash();
     boot(&fl);
     for (i = 0; i < 60; i++) write_tsd_evt(host_csb, host_csd, HOST_TSD_FIRST, i, false);
     for (i = 0; i < 8; i++) write_tsd_evt_time(host_csb, host_csd, HOST_EVENT, i, T0 + i);
@@ -425,8 +425,8 @@ static void test_recovery_after_reboot(void) {
     tsd_evt_value_t s[MAX_BULK_READ_SAMPLES];
     uint32_t i, v, wrong = 0, got = 0, iterations = 0;
     uint16_t filled = 0, e;
-    fw_flash_wipe();
-    fl = fw_flash();
+    callsite_flash_wipe();
+    fl = callsite_flash();
     boot(&fl);
     for (i = 0; i < NT; i++) write_tsd_evt(host_csb, host_csd, HOST_TSD_FIRST, 300u + i, false);
     for (i = 0; i < NE; i++)

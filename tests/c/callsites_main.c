@@ -4,6 +4,9 @@
 
 int g_check_failures;
 
+spool_flash_t callsite_flash(void) { return fw_flash(); }
+void callsite_flash_wipe(void) { fw_flash_wipe(); }
+
 int main(void) {
     unsigned i, passed = 0, failed = 0;
     for (i = 0; i < g_callsite_test_count; i++) {

@@ -110,6 +110,10 @@ typedef struct {
 } callsite_test_t;
 extern const callsite_test_t g_callsite_tests[];
 extern const unsigned g_callsite_test_count;
+/* The flash region the call-site suite boots on, and its erase: the host runner uses fw.c's
+ * 64 KiB RAM part, the QEMU firmware its own (smaller) region. */
+spool_flash_t callsite_flash(void);
+void callsite_flash_wipe(void);
 
 #ifdef __cplusplus
 }
