@@ -58,6 +58,16 @@ fn rejections_thresholds_drops_and_full_are_logged() {
     // SAFETY: element pointers of a registered pair.
     let r = unsafe { imx_write_tsd(9, el_csb(&a, 0), el_csd(&a, 0), Data32::from_bits(1)) };
     assert_eq!(imx(r), SPOOL_ERR_SOURCE_MISMATCH);
+    // SAFETY: element pointers of live, unregistered arrays (only compared).
+    let r = unsafe {
+        imx_write_tsd(
+            9,
+            el_csb(&other, 0),
+            el_csd(&other, 0),
+            Data32::from_bits(1),
+        )
+    };
+    assert_eq!(imx(r), SPOOL_ERR_NOT_REGISTERED);
     let ev = take();
     let nr = SPOOL_ERR_NOT_REGISTERED as u32;
     assert_eq!(
@@ -84,9 +94,16 @@ fn rejections_thresholds_drops_and_full_are_logged() {
                 u32::from(SPOOL_LOG_REASON_WRONG_SOURCE),
                 u32::from(SOURCE)
             ),
+            (
+                SPOOL_LOG_WARN,
+                SPOOL_LOG_EV_REJECTED,
+                nr,
+                u32::from(SPOOL_LOG_REASON_UNREGISTERED),
+                0
+            ),
         ]
     );
-    assert_eq!(ev.len(), 3);
+    assert_eq!(ev.len(), 4);
 
     // RAM fills: the 80 % line once, then drops of the oldest unsent records
     let total = stats().store.sectors_total;

@@ -41,7 +41,7 @@ use super::imx::{
     imx_result,
 };
 use super::legacy::{flush_all_to_disk, gps_position, process_step, write_entry};
-use super::log::SPOOL_LOG_REASON_WRONG_SOURCE;
+use super::log::{SPOOL_LOG_REASON_UNREGISTERED, SPOOL_LOG_REASON_WRONG_SOURCE};
 use super::state::{State, call, utc_now};
 use super::store::Kind;
 use super::types::{
@@ -62,7 +62,9 @@ fn locate(
         return Err(SpoolStatus::SPOOL_ERR_NULL);
     }
     st.live()?;
-    let (idx, entry) = st.find_element(csb as usize, csd as usize)?;
+    let (idx, entry) = st
+        .find_element(csb as usize, csd as usize)
+        .inspect_err(|_| st.reject_reason(SPOOL_LOG_REASON_UNREGISTERED, 0))?;
     let registered = u32::from(st.reg(idx)?.source());
     if registered != source {
         st.reject_reason(SPOOL_LOG_REASON_WRONG_SOURCE, registered as u16);
