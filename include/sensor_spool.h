@@ -59,6 +59,126 @@ struct _data_store_info;
   SPOOL_STATIC_ASSERT(sizeof((array)[0]) == sizeof(type), \
                       "sensor_spool: elements of " #array " are not " #type)
 
+/*
+ * MM2 façade (imx_write_tsd, imx_read_bulk_samples, ...). Its prototypes use iMatrix's
+ * common.h types (imx_result_t, imatrix_upload_source_t, imx_data_32_t by value,
+ * imx_utc_time_ms_t, imx_time_t, imx_control_sensor_block_t, control_sensor_data_t), which
+ * this header does not define. They are declared when those types are in scope:
+ *   - the firmware's own common.h: include it first and define SPOOL_HAVE_IMATRIX_COMMON;
+ *     then pass its imx_result_t numbers once at start-up:
+ *       spool_imx_codes_t c = SPOOL_IMX_CODES_FROM_ENUM; spool_imx_set_codes(&c);
+ *   - no common.h: include imatrix_compat.h (which defines them and includes this header).
+ * Otherwise SPOOL_NO_MM2_API is defined and only the MM1 and spool_* API is declared. The
+ * MM2 structs defined here (tsd_evt_value_t, tsd_evt_data_t, mm2_stats_t,
+ * mm2_sensor_state_t) and MM1's imx_memory_statistics_t are always declared.
+ */
+#if !defined(SPOOL_HAVE_IMATRIX_COMMON) && !defined(SPOOL_IMATRIX_COMPAT) && !defined(SPOOL_NO_MM2_API)
+#define SPOOL_NO_MM2_API 1
+#endif
+/* spool_imx_codes_t from the imx_result_t enumerators in scope (common.h or imatrix_compat.h). */
+#define SPOOL_IMX_CODES_FROM_ENUM \
+  { IMX_SUCCESS, IMX_NO_DATA, IMX_INVALID_PARAMETER, IMX_INVALID_ENTRY, IMX_INIT_ERROR, \
+    IMX_OUT_OF_MEMORY, IMX_FILE_ERROR, IMX_GENERAL_FAILURE }
+
+
+/**
+ * Number of per-source pending counts in `mm2_sensor_state_t` (MM2's `UPLOAD_SOURCE_MAX`
+ * is not known; sources 0..8 are reported, higher ones are not).
+ */
+#define SPOOL_MM2_UPLOAD_SOURCES 8
+
+/**
+ * Log level: storage failures.
+ */
+#define SPOOL_LOG_ERROR 1
+
+/**
+ * Log level: data dropped or refused, rejected calls, RAM at the 80 % line or full.
+ */
+#define SPOOL_LOG_WARN 2
+
+/**
+ * Log level: recovery results, RAM back under the 80 % line, statistics.
+ */
+#define SPOOL_LOG_INFO 3
+
+/**
+ * Event (WARN): RAM use reached `SPOOL_LOG_THRESHOLD_PCT` of the sectors.
+ * `a` = sectors used, `b` = sectors in total, `c` = percent used.
+ */
+#define SPOOL_LOG_EV_RAM_HIGH 1
+
+/**
+ * Event (INFO): RAM use fell back under `SPOOL_LOG_THRESHOLD_PCT`. Arguments as for
+ * `SPOOL_LOG_EV_RAM_HIGH`.
+ */
+#define SPOOL_LOG_EV_RAM_LOW 2
+
+/**
+ * Event (WARN): a write was refused because RAM is full of pending records
+ * (`SPOOL_ERR_FULL`). `a` = sectors in total.
+ */
+#define SPOOL_LOG_EV_RAM_FULL 3
+
+/**
+ * Event (WARN): the overflow policy dropped the oldest unsent records of a sensor to make
+ * room. `a` = drops since the last event (saturated at 255), `b` = sensor id, `c` = upload
+ * source.
+ */
+#define SPOOL_LOG_EV_DROPPED 4
+
+/**
+ * Event (WARN): a call was rejected and changed nothing. `a` = its `spool_status_t`,
+ * `b` = a `SPOOL_LOG_REASON_*`, `c` = the reason's detail.
+ */
+#define SPOOL_LOG_EV_REJECTED 5
+
+/**
+ * Event (ERROR): the storage (flash callbacks, spool directory) failed or is full; the
+ * records stay in RAM. `a` = `SPOOL_ERR_STORAGE` or `SPOOL_ERR_NO_SPACE`.
+ */
+#define SPOOL_LOG_EV_STORAGE_ERROR 6
+
+/**
+ * Event (INFO): recovery of the previous run's records ran. `a` = unacknowledged records
+ * recovered, `b` = 0 on success, else the `spool_status_t` (the storage was detached).
+ */
+#define SPOOL_LOG_EV_RECOVERED 7
+
+/**
+ * Event (INFO): `imx_print_memory_statistics` / `cli_memory_stats`. `a` = sectors used,
+ * `b` = sectors in total, `c` = peak sectors used.
+ */
+#define SPOOL_LOG_EV_MEMORY_STATS 8
+
+/**
+ * `SPOOL_LOG_EV_REJECTED` reason: none more precise than the status.
+ */
+#define SPOOL_LOG_REASON_NONE 0
+
+/**
+ * `SPOOL_LOG_EV_REJECTED` reason: the MM2 call named another upload source than the
+ * arrays' registration; `c` = the registered source.
+ */
+#define SPOOL_LOG_REASON_WRONG_SOURCE 1
+
+/**
+ * `SPOOL_LOG_EV_REJECTED` reason: a legacy call passed element pointers (`&csb[k]`,
+ * `&csd[k]`) with an index instead of the arrays' base; `c` = `k` (MM1 would have used
+ * element `k + entry`).
+ */
+#define SPOOL_LOG_REASON_ELEMENT_POINTER 2
+
+/**
+ * `SPOOL_LOG_EV_REJECTED` reason: the pointers belong to no registered array pair.
+ */
+#define SPOOL_LOG_REASON_UNREGISTERED 3
+
+/**
+ * The RAM-use line of `SPOOL_LOG_EV_RAM_HIGH` / `SPOOL_LOG_EV_RAM_LOW`, in percent (MM2's
+ * warning threshold).
+ */
+#define SPOOL_LOG_THRESHOLD_PCT 80
 
 /**
  * Marks an optional field of `spool_layout_t` as "not present in the firmware's struct".
@@ -275,9 +395,109 @@ typedef int32_t spool_status_t;
 #endif // __cplusplus
 
 /**
- * One sample returned by `imx_read_bulk_samples` (MM2 `tsd_evt_value_t`, same layout).
+ * The `imx_result_t` numbers the MM2 functions return (`spool_imx_set_codes`). Each field
+ * is the firmware's value of the iMatrix enumerator of the same name.
  */
-typedef struct SpoolMm2Sample {
+typedef struct spool_imx_codes_t {
+  /**
+   * `IMX_SUCCESS` (0 in every known iMatrix version).
+   */
+  int32_t success;
+  /**
+   * `IMX_NO_DATA`: nothing to read.
+   */
+  int32_t no_data;
+  /**
+   * `IMX_INVALID_PARAMETER`: NULL pointer, argument out of range.
+   */
+  int32_t invalid_parameter;
+  /**
+   * `IMX_INVALID_ENTRY`: csb / csd not a registered element pair, wrong upload source,
+   * TSD / EVT mismatch, unknown sensor.
+   */
+  int32_t invalid_entry;
+  /**
+   * `IMX_INIT_ERROR`: called before init.
+   */
+  int32_t init_error;
+  /**
+   * `IMX_OUT_OF_MEMORY`: the store, its sensor table or the registry is full.
+   */
+  int32_t out_of_memory;
+  /**
+   * `IMX_FILE_ERROR`: storage (flash or spool directory) failed or is full.
+   */
+  int32_t file_error;
+  /**
+   * `IMX_GENERAL_FAILURE`: any other error (the precise one is in `spool_last_status`).
+   */
+  int32_t general_failure;
+} spool_imx_codes_t;
+
+/**
+ * The hook: `level`, `event`, and the event's arguments `a`, `b`, `c`.
+ */
+typedef void (*spool_log_fn_t)(uint32_t level, uint32_t event, uint32_t a, uint32_t b, uint32_t c);
+
+/**
+ * MM1 `imx_memory_statistics_t` (the 12-member version 2025 test code compiled against).
+ * "Sectors" are the store's RAM sectors.
+ */
+typedef struct imx_memory_statistics_t {
+  /**
+   * RAM sectors in total.
+   */
+  uint32_t total_sectors;
+  /**
+   * RAM sectors not holding records (same as `free_sectors`).
+   */
+  uint32_t available_sectors;
+  /**
+   * RAM sectors holding records.
+   */
+  uint32_t used_sectors;
+  /**
+   * RAM sectors not holding records.
+   */
+  uint32_t free_sectors;
+  /**
+   * Highest `used_sectors` seen by `imx_update_memory_statistics` since init.
+   */
+  uint32_t peak_usage;
+  /**
+   * Records written (saturated at `UINT32_MAX`).
+   */
+  uint32_t allocation_count;
+  /**
+   * Records acknowledged or dropped (saturated).
+   */
+  uint32_t deallocation_count;
+  /**
+   * Writes refused because RAM was full of pending data (saturated).
+   */
+  uint32_t allocation_failures;
+  /**
+   * Always 0: records are packed per sensor, there is no fragmentation to report.
+   */
+  uint32_t fragmentation_level;
+  /**
+   * `used_sectors` as a percentage of `total_sectors`.
+   */
+  float usage_percentage;
+  /**
+   * `peak_usage` as a percentage of `total_sectors`.
+   */
+  float peak_usage_percentage;
+  /**
+   * UTC seconds (the `utc_now` hook) at the last update; 0 when not synced.
+   */
+  uint32_t last_updated;
+} imx_memory_statistics_t;
+
+/**
+ * One sample of `imx_read_bulk_samples` (MM2 `tsd_evt_value_t`, MQR layout).
+ */
+typedef struct tsd_evt_value_t {
   /**
    * The 32-bit sample value (`imx_data_32_t` bits).
    */
@@ -288,12 +508,28 @@ typedef struct SpoolMm2Sample {
    * synced at the first sample).
    */
   uint64_t timestamp;
-} SpoolMm2Sample;
+} tsd_evt_value_t;
 
 /**
- * `imx_get_memory_stats` (MM2 `mm2_stats_t`, same layout).
+ * One record of `imx_read_next_tsd_evt` / `imx_peek_next_tsd_evt` (MM2 `tsd_evt_data_t`,
+ * the v2.8 quick-reference form `{uint32_t value; uint64_t utc_time_ms;}` that MM2 call
+ * sites compare with a `uint32_t`).
  */
-typedef struct SpoolMm2Stats {
+typedef struct tsd_evt_data_t {
+  /**
+   * The 32-bit sample value.
+   */
+  uint32_t value;
+  /**
+   * UTC time in ms (as `tsd_evt_value_t.timestamp`).
+   */
+  uint64_t utc_time_ms;
+} tsd_evt_data_t;
+
+/**
+ * `imx_get_memory_stats` (MM2 `mm2_stats_t`, MQR / MTD layout with `chain_operations`).
+ */
+typedef struct mm2_stats_t {
   /**
    * RAM sectors of the store.
    */
@@ -324,7 +560,50 @@ typedef struct SpoolMm2Stats {
    * of the RAM sectors in use (100 when no sector is in use).
    */
   uint32_t space_efficiency_percent;
-} SpoolMm2Stats;
+} mm2_stats_t;
+
+/**
+ * `imx_get_sensor_state` (MM2 `mm2_sensor_state_t`, MQR layout with Linux's 32-bit sector
+ * ids). There are no sector chains: the sector and offset fields are 0.
+ */
+typedef struct mm2_sensor_state_t {
+  /**
+   * `csb->id`.
+   */
+  uint32_t sensor_id;
+  /**
+   * 1 when the store knows the sensor (MM2's `unsigned int active:1`; bit 0 of this word).
+   */
+  uint32_t active;
+  /**
+   * Always 0 (no sector chains).
+   */
+  uint32_t ram_start_sector;
+  /**
+   * Always 0 (no sector chains).
+   */
+  uint32_t ram_end_sector;
+  /**
+   * Always 0 (no sector chains).
+   */
+  uint16_t ram_read_offset;
+  /**
+   * Always 0 (no sector chains).
+   */
+  uint16_t ram_write_offset;
+  /**
+   * Records stored (RAM and storage, pending or not).
+   */
+  uint64_t total_records;
+  /**
+   * UTC ms of the last record written through the MM2 or legacy API (0 if unknown).
+   */
+  uint64_t last_sample_time;
+  /**
+   * Pending records per upload source (only the sensor's own source is non-zero).
+   */
+  uint32_t pending_counts[SPOOL_MM2_UPLOAD_SOURCES];
+} mm2_sensor_state_t;
 
 /**
  * A NOR flash region handed to the library as callbacks (`spool_config_t.flash`). The
@@ -867,6 +1146,32 @@ spool_status_t spool_dump(void (*write)(void *ctx, const char *s, size_t len),
                           void *ctx);
 
 /**
+ * Sets the `imx_result_t` numbers the MM2 functions return, so that they equal the
+ * enumerators of the firmware's own `common.h` (the iMatrix numbering changed between
+ * versions: `IMX_NO_DATA` was 22 in 2018 and is 34 in 2025 device logs). With
+ * `include/imatrix_compat.h`'s enum, or a `common.h` defining the same names,
+ * `SPOOL_IMX_CODES_FROM_ENUM` fills the struct from the enumerators in scope:
+ * `spool_imx_codes_t c = SPOOL_IMX_CODES_FROM_ENUM; spool_imx_set_codes(&c);`.
+ * NULL restores the defaults. `SPOOL_ERR_INVALID_ARGUMENT` (nothing changed) when two
+ * fields share a number or `success` is not 0. Works before `spool_init` and survives
+ * `spool_deinit`; not counted in the call statistics.
+ *
+ * # Safety
+ *
+ * `codes` must be NULL or point at a readable `spool_imx_codes_t`.
+ */
+spool_status_t spool_imx_set_codes(const struct spool_imx_codes_t *codes);
+
+/**
+ * Copies the `imx_result_t` numbers in use into `*out`. `SPOOL_ERR_NULL`.
+ *
+ * # Safety
+ *
+ * `out` must be NULL or writable for one `spool_imx_codes_t`.
+ */
+spool_status_t spool_imx_codes(struct spool_imx_codes_t *out);
+
+/**
  * Stores `value` for `csb[entry]`, timestamped with the firmware's `utc_now` hook (0 when not
  * synced). With `add_gps_location`, and a position callback set by `spool_set_gps` that
  * reports non-zero latitude and longitude, also writes latitude, longitude, altitude (and
@@ -1055,120 +1360,515 @@ void imx_init_data_store_entry(struct _data_store_info *ds);
 void reset_csd_entry(struct control_sensor_data *csd, uint16_t entry);
 
 /**
+ * Sets (or, with NULL, removes) the log hook: events of `level` or more severe
+ * (`SPOOL_LOG_ERROR` 1 < `SPOOL_LOG_WARN` 2 < `SPOOL_LOG_INFO` 3) are passed to `callback`
+ * as an event code and three integers (see `SPOOL_LOG_EV_*`); nothing is formatted. The
+ * callback runs inside the library's critical section, at the end of the call that caused
+ * the event: keep it short (e.g. copy into a ring buffer), do not call the library from it
+ * (that gets `SPOOL_ERR_BUSY`). Works before `spool_init` and survives `spool_deinit`.
+ * `SPOOL_ERR_INVALID_ARGUMENT` for a level outside 1..=3 (nothing changed).
+ */
+spool_status_t spool_set_log(spool_log_fn_t callback, uint32_t level);
+
+/**
+ * Sets up the store with `spool_config_default()` (RAM only, no clock) unless `spool_init`
+ * was called (mapped: MM1's sector allocation table is the store's RAM pool, sized when the
+ * library is built). Call `spool_init` first to give a clock, flash or a spool directory;
+ * the arrays are registered with `spool_register_sensors` either way.
+ */
+void imx_sat_init(void);
+
+/**
+ * As `imx_sat_init` (approximated: `ext_sram_size` is not used; the RAM pool's size is
+ * fixed when the library is built, see `SPOOL_PROFILE` in the docs).
+ */
+void init_ext_memory(uint32_t ext_sram_size);
+
+/**
+ * No-op by design: the storage (a flash region or a spool directory) is given to
+ * `spool_init` in `spool_config_t`, and mounted there. Counted; before init it counts as
+ * rejected (`SPOOL_ERR_NOT_INITIALIZED`).
+ */
+void init_disk_storage_system(void);
+
+/**
+ * Recovers the previous run's records from the storage now (mapped: `spool_recover`,
+ * which runs once; the first data call runs it anyway). A clean start recovers nothing and
+ * is harmless, as in MM1. RAM only: nothing to do.
+ */
+void perform_power_failure_recovery(void);
+
+/**
+ * Approximated: while a shutdown flush (`flush_all_to_disk`) is in progress, the number of
+ * RAM sectors still holding records (at least 1 until `get_flush_progress()` would say
+ * 101); otherwise 0 (threshold spills run on their own in `process_memory`). So the MM1 loop
+ * `while (get_pending_disk_write_count() > 0) process_memory(now);` ends when the flush
+ * ends. RAM only, before init: 0.
+ */
+uint32_t get_pending_disk_write_count(void);
+
+/**
+ * Approximated: `false` after a storage write failed for lack of space
+ * (`SPOOL_ERR_NO_SPACE`: filesystem full, or under the free-space reserve) until a batch
+ * reaches storage again; `true` otherwise, and in RAM-only builds. The library frees old
+ * data itself only by its overflow policy (MM1's caller deleted old files).
+ */
+bool is_disk_usage_acceptable(void);
+
+/**
+ * Resets the statistics (the peak restarts from the current use) and fills them (exact).
+ */
+void imx_init_memory_statistics(void);
+
+/**
+ * Recomputes the statistics from the store (exact for sectors, usage and peak; "sectors"
+ * are the store's RAM sectors; `fragmentation_level` is 0 by construction).
+ */
+void imx_update_memory_statistics(void);
+
+/**
+ * Updates the statistics and returns a pointer to them (never NULL; all zero before
+ * init). The struct is the library's: read or copy it, do not free it; it changes at the
+ * next `imx_update_memory_statistics` / `imx_get_memory_statistics` (read it from the
+ * thread that calls those, as with MM1's global).
+ */
+struct imx_memory_statistics_t *imx_get_memory_statistics(void);
+
+/**
+ * 0 (exact by construction: each sensor's records are packed in its own sectors, freed as
+ * soon as they empty, so there is no fragmentation to measure).
+ */
+uint32_t imx_calculate_fragmentation_level(void);
+
+/**
+ * Reports the statistics through the log hook (`spool_set_log`) as one
+ * `SPOOL_LOG_EV_MEMORY_STATS` event (used sectors, total sectors, peak sectors); no hook set: no
+ * output (mapped: the library does no formatted printing).
+ */
+void imx_print_memory_statistics(void);
+
+/**
+ * The `ms` CLI command: as `imx_print_memory_statistics` (approximated: `arg` and the
+ * sub-commands MM1 read from its tokenizer are not used).
+ */
+void cli_memory_stats(uint16_t arg);
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
  * Appends a TSD sample to the sensor `(csb, csd)` (per-sensor pointers `&csb[e]`,
  * `&csd[e]`), timestamped with the `utc_now` hook (0 when the clock is not synced).
- * `SPOOL_ERR_CONFLICT` for an event sensor (`sample_rate == 0`); `SPOOL_ERR_SOURCE_MISMATCH`
- * when `upload_source` is not the source the arrays were registered under;
- * `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`, `SPOOL_ERR_NOT_REGISTERED` (pointers not
- * to the same element of a registered pair); store errors (`SPOOL_ERR_FULL`, ...).
+ * Exact, except that the store never blocks waiting for UTC (MM2 on STM32 did) and a full
+ * RAM spills to storage or drops the oldest unsent record (`spool_config_t`), as MM2 did
+ * per platform. `IMX_INVALID_ENTRY` for an event sensor (`sample_rate == 0`), a wrong
+ * `upload_source`, or pointers that are not the same element of a registered pair;
+ * `IMX_INVALID_PARAMETER` (NULL), `IMX_INIT_ERROR`, `IMX_OUT_OF_MEMORY` (refused: RAM full
+ * of pending data), `IMX_FILE_ERROR`.
  *
  * # Safety
  *
  * `csb` / `csd` must be NULL or pointers that may be compared with the registered arrays;
  * they are only dereferenced when they are `&csb[e]` / `&csd[e]` of a registered pair.
  */
-spool_status_t imx_write_tsd(uint32_t upload_source,
-                             struct control_sensor_block *csb,
-                             struct control_sensor_data *csd,
-                             uint32_t value);
+imx_result_t imx_write_tsd(imatrix_upload_source_t upload_source,
+                           imx_control_sensor_block_t *csb,
+                           control_sensor_data_t *csd,
+                           imx_data_32_t value);
+#endif
 
+#if !defined(SPOOL_NO_MM2_API)
 /**
- * Appends an event `(utc_time_ms, value)` to the sensor `(csb, csd)`. The time is kept
- * in whole seconds. `SPOOL_ERR_CONFLICT` for a TSD sensor (`sample_rate != 0`); other
- * errors as for `imx_write_tsd`.
+ * Appends an event `(utc_time_ms, value)` to the sensor `(csb, csd)`. Exact, except that
+ * the time is kept in whole seconds (MM1's EVT precision; MM2 kept ms).
+ * `IMX_INVALID_ENTRY` for a TSD sensor (`sample_rate != 0`); other results as for
+ * `imx_write_tsd`.
  *
  * # Safety
  *
  * As for `imx_write_tsd`.
  */
-spool_status_t imx_write_evt(uint32_t upload_source,
-                             struct control_sensor_block *csb,
-                             struct control_sensor_data *csd,
-                             uint32_t value,
-                             uint64_t utc_time_ms);
+imx_result_t imx_write_evt(imatrix_upload_source_t upload_source,
+                           imx_control_sensor_block_t *csb,
+                           control_sensor_data_t *csd,
+                           imx_data_32_t value,
+                           imx_utc_time_ms_t utc_time_ms);
+#endif
 
+#if !defined(SPOOL_NO_MM2_API)
 /**
- * Number of records of the sensor not yet read (not pending): what the next
- * `imx_read_bulk_samples` can return. 0 on any error (counted; see `spool_last_status`).
+ * Number of records of the sensor not yet read (not pending), RAM and storage: what the
+ * next `imx_read_bulk_samples` can return (exact; 0 for a sensor never written). 0 on any
+ * error (see `spool_last_status`).
  *
  * # Safety
  *
  * As for `imx_write_tsd`.
  */
-uint32_t imx_get_new_sample_count(uint32_t upload_source,
-                                  struct control_sensor_block *csb,
-                                  struct control_sensor_data *csd);
+uint32_t imx_get_new_sample_count(imatrix_upload_source_t upload_source,
+                                  imx_control_sensor_block_t *csb,
+                                  control_sensor_data_t *csd);
+#endif
 
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Records stored for the sensor, pending or not, RAM and storage (MM2 published no
+ * prototype; its tests use it as pending + new, which this is). 0 on any error.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+uint32_t imx_get_total_sample_count(imatrix_upload_source_t upload_source,
+                                    imx_control_sensor_block_t *csb,
+                                    control_sensor_data_t *csd);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
 /**
  * Reads up to `min(array_size, requested_count, 65535)` unsent records, oldest first,
  * into `array[0 .. *filled_count]` and marks exactly those records pending for this
  * upload source (ACK with `imx_erase_all_pending`, NACK with `imx_revert_all_pending`).
- * Never returns erased or pending records, and never more than were written.
+ * Never returns erased or pending records, and never more than were written (exact).
  *
- * `SPOOL_OK` with `*filled_count` = records read (0 when `requested_count` or
- * `array_size` is 0); `SPOOL_ERR_NO_DATA` with `*filled_count = 0` when there is nothing
+ * `IMX_SUCCESS` with `*filled_count` = records read (0 when `requested_count` or
+ * `array_size` is 0); `IMX_NO_DATA` with `*filled_count = 0` when there is nothing
  * unsent. On an argument, registration or source error nothing is written and nothing
- * becomes pending. (A store error in the middle of the batch, which the invariants rule
- * out, would leave the records read before it pending and counted in `*filled_count`.)
+ * becomes pending.
  *
  * # Safety
  *
  * As for `imx_write_tsd`; `array` must be NULL or writable for `array_size`
- * `spool_mm2_sample_t`, `filled_count` NULL or writable for one `uint16_t`.
+ * `tsd_evt_value_t`, `filled_count` NULL or writable for one `uint16_t`.
  */
-spool_status_t imx_read_bulk_samples(uint32_t upload_source,
-                                     struct control_sensor_block *csb,
-                                     struct control_sensor_data *csd,
-                                     struct SpoolMm2Sample *array,
-                                     uint32_t array_size,
-                                     uint32_t requested_count,
-                                     uint16_t *filled_count);
+imx_result_t imx_read_bulk_samples(imatrix_upload_source_t upload_source,
+                                   imx_control_sensor_block_t *csb,
+                                   control_sensor_data_t *csd,
+                                   struct tsd_evt_value_t *array,
+                                   uint32_t array_size,
+                                   uint32_t requested_count,
+                                   uint16_t *filled_count);
+#endif
 
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Reads the next unsent record into `*data_out` and marks it pending for this source
+ * (as a bulk read of one; exact). `IMX_NO_DATA` when nothing is unsent (`*data_out`
+ * untouched), so `while (imx_read_next_tsd_evt(...) == IMX_SUCCESS)` ends.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`; `data_out` must be NULL or writable for one `tsd_evt_data_t`.
+ */
+imx_result_t imx_read_next_tsd_evt(imatrix_upload_source_t upload_source,
+                                   imx_control_sensor_block_t *csb,
+                                   control_sensor_data_t *csd,
+                                   struct tsd_evt_data_t *data_out);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Copies the unsent record `record_index` (0 = the one the next read returns) into
+ * `*data_out` without marking anything pending (exact for the unsent records; MM2 counted
+ * from its read position the same way). `IMX_NO_DATA` when there are not that many.
+ * Records in storage are read back to RAM on the way, as a read would.
+ *
+ * # Safety
+ *
+ * As for `imx_read_next_tsd_evt`.
+ */
+imx_result_t imx_peek_next_tsd_evt(imatrix_upload_source_t upload_source,
+                                   imx_control_sensor_block_t *csb,
+                                   control_sensor_data_t *csd,
+                                   uint32_t record_index,
+                                   struct tsd_evt_data_t *data_out);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
 /**
  * `true` if the sensor has records read and not yet acknowledged under this upload
- * source. `false` on any error (counted; see `spool_last_status`).
+ * source (exact). `false` on any error (see `spool_last_status`).
  *
  * # Safety
  *
  * As for `imx_write_tsd`.
  */
-bool imx_has_pending_data(uint32_t upload_source,
-                          struct control_sensor_block *csb,
-                          struct control_sensor_data *csd);
+bool imx_has_pending_data(imatrix_upload_source_t upload_source,
+                          imx_control_sensor_block_t *csb,
+                          control_sensor_data_t *csd);
+#endif
 
+#if !defined(SPOOL_NO_MM2_API)
 /**
- * ACK: erases exactly the records `imx_read_bulk_samples` made pending (all of them);
- * unsent records stay. No pending records: `SPOOL_OK`, nothing changes.
+ * ACK: erases exactly the records the reads made pending (all of them); unsent records
+ * stay (exact; fully consumed RAM sectors and acknowledged storage space are freed). No
+ * pending records: `IMX_SUCCESS`, nothing changes.
  *
  * # Safety
  *
  * As for `imx_write_tsd`.
  */
-spool_status_t imx_erase_all_pending(uint32_t upload_source,
-                                     struct control_sensor_block *csb,
-                                     struct control_sensor_data *csd);
+imx_result_t imx_erase_all_pending(imatrix_upload_source_t upload_source,
+                                   imx_control_sensor_block_t *csb,
+                                   control_sensor_data_t *csd);
+#endif
 
+#if !defined(SPOOL_NO_MM2_API)
 /**
  * NACK / timeout: makes every pending record unsent again, losslessly; the next read
- * starts at the oldest of them.
+ * starts at the oldest of them, and `imx_get_new_sample_count` counts them again (the
+ * reading of the sources that disagree on this: pending goes to 0).
  *
  * # Safety
  *
  * As for `imx_write_tsd`.
  */
-spool_status_t imx_revert_all_pending(uint32_t upload_source,
-                                      struct control_sensor_block *csb,
-                                      struct control_sensor_data *csd);
+imx_result_t imx_revert_all_pending(imatrix_upload_source_t upload_source,
+                                    imx_control_sensor_block_t *csb,
+                                    control_sensor_data_t *csd);
+#endif
 
+#if !defined(SPOOL_NO_MM2_API)
 /**
- * Copies the store's counters in MM2 form into `*stats_out` (see `spool_mm2_stats_t` for
- * what each field means here). `SPOOL_ERR_NULL`, `SPOOL_ERR_NOT_INITIALIZED`.
+ * Copies the store's counters in MM2 form into `*stats_out` (approximated: "sectors" are
+ * the store's RAM sectors; see `mm2_stats_t` for each field). `IMX_INVALID_PARAMETER`
+ * (NULL), `IMX_INIT_ERROR`.
  *
  * # Safety
  *
- * `stats_out` must be NULL or writable for one `spool_mm2_stats_t`.
+ * `stats_out` must be NULL or writable for one `mm2_stats_t`.
  */
-spool_status_t imx_get_memory_stats(struct SpoolMm2Stats *stats_out);
+imx_result_t imx_get_memory_stats(struct mm2_stats_t *stats_out);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Initialises the store with `spool_config_default()` (RAM only, no clock) when
+ * `spool_init` has not been called; `IMX_SUCCESS` when it has (approximated: the RAM pool is
+ * sized when the library is built, `pool_size` is not used; call `spool_init` first to give
+ * a clock, flash or a spool directory). The arrays must still be registered with
+ * `spool_register_sensors`.
+ */
+imx_result_t imx_memory_manager_init(uint32_t pool_size);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * 1 once the store is initialised, else 0 (exact on Linux, where MM2 always said 1; on
+ * STM32 MM2 also waited for UTC, which the store does not need).
+ */
+int imx_memory_manager_ready(void);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Power-down for one sensor: moves every record held in RAM to the storage and returns
+ * when done (approximated: the store flushes all sensors at once, so the first call does
+ * the work and the others find nothing left; `timeout_ms` is not used, the flush is
+ * bounded by the RAM size). RAM only: `IMX_SUCCESS`, the records stay in RAM.
+ * `IMX_FILE_ERROR` when the storage fails (the rest stays in RAM).
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+imx_result_t imx_memory_manager_shutdown(imatrix_upload_source_t upload_source,
+                                         imx_control_sensor_block_t *csb,
+                                         control_sensor_data_t *csd,
+                                         uint32_t timeout_ms);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Opens the sensor `(upload_source, csb->id)` in the store (exact: configure reads `id` and
+ * `sample_rate`, 0 = EVT). `IMX_OUT_OF_MEMORY` when the sensor table is full,
+ * `IMX_INVALID_ENTRY` when the sensor exists with another kind or rate, or for the errors
+ * of `imx_write_tsd`.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+imx_result_t imx_configure_sensor(imatrix_upload_source_t upload_source,
+                                  imx_control_sensor_block_t *csb,
+                                  control_sensor_data_t *csd);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * As `imx_configure_sensor` (approximated: there is no separate ACTIVE state; a sensor
+ * accepts writes once its arrays are registered).
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+imx_result_t imx_activate_sensor(imatrix_upload_source_t upload_source,
+                                 imx_control_sensor_block_t *csb,
+                                 control_sensor_data_t *csd);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Checks the element pair and returns `IMX_SUCCESS` (approximated: MM2 flushed the sensor's
+ * RAM to disk here; the store keeps its records, which stay readable and spill with the
+ * others). Later writes are still accepted.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+imx_result_t imx_deactivate_sensor(imatrix_upload_source_t upload_source,
+                                   imx_control_sensor_block_t *csb,
+                                   control_sensor_data_t *csd);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Boot: makes the sensor's records of the previous run readable again, in their original
+ * order and values, before newer ones (mapped: the store recovers every sensor from its
+ * storage in one pass at the first data call, and a sensor it meets later when it is first
+ * opened; this call opens the sensor and mirrors its counters). RAM only: `IMX_SUCCESS`,
+ * nothing to recover.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+imx_result_t imx_recover_sensor_disk_data(imatrix_upload_source_t upload_source,
+                                          imx_control_sensor_block_t *csb,
+                                          control_sensor_data_t *csd);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Periodic work: `process_memory(current_time)` (exact: threshold spills, the shutdown
+ * flush when requested). `IMX_FILE_ERROR` when the storage failed (records stay in RAM).
+ */
+imx_result_t process_memory_manager(imx_time_t current_time);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Power failure: requests the shutdown flush, as `flush_all_to_disk` (mapped; the
+ * application then calls `imx_memory_manager_shutdown` per sensor, which completes it).
+ * Writes stay accepted (MM2 stopped them; the store keeps them in RAM).
+ */
+void imx_power_event_detected(void);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * `IMX_SUCCESS`, nothing else (out by design: the store takes time from the `utc_now` hook
+ * of `spool_config_t` and never waits for UTC; TSD records written before the clock is
+ * known carry 0-based times).
+ */
+imx_result_t imx_set_utc_available(int utc_available);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * The `utc_now` hook in milliseconds (seconds × 1000), 0 when the clock is not synced or
+ * before init (approximated: the hook has whole seconds).
+ */
+imx_utc_time_ms_t mm2_get_utc_time_ms(void);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Fills `*state_out` for the sensor (approximated: there are no sector chains, so the
+ * sector and offset fields are 0; `total_records` = records stored; `pending_counts[src]`
+ * = its pending records for its own source, 0 for the others; `last_sample_time` 0).
+ * `IMX_INVALID_PARAMETER` (NULL), errors of `imx_write_tsd`.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`; `state_out` must be NULL or writable for one `mm2_sensor_state_t`.
+ */
+imx_result_t imx_get_sensor_state(imatrix_upload_source_t upload_source,
+                                  imx_control_sensor_block_t *csb,
+                                  control_sensor_data_t *csd,
+                                  struct mm2_sensor_state_t *state_out);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * The store's invariant check (`spool_check`) for the sensor's pair (mapped: there are no
+ * sector chains; `IMX_SUCCESS` when the store is consistent, `IMX_GENERAL_FAILURE`
+ * otherwise, `spool_last_status()` = `SPOOL_ERR_CORRUPTED`).
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+imx_result_t imx_validate_sector_chains(imatrix_upload_source_t upload_source,
+                                        imx_control_sensor_block_t *csb,
+                                        control_sensor_data_t *csd);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * 0 sectors freed (exact by construction: the store frees a sector as soon as its last
+ * record is acknowledged or dropped, so there is never garbage to collect).
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+uint32_t imx_force_garbage_collection(imatrix_upload_source_t upload_source,
+                                      imx_control_sensor_block_t *csb,
+                                      control_sensor_data_t *csd);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Records which entries of the source's registered arrays are the GPS sensors, for
+ * `imx_write_event_with_gps` and `imx_write_gps_location` (exact; an entry `>=
+ * no_sensors`, such as `IMX_INVALID_SENSOR_ENTRY`, means absent). The position comes from
+ * the `get_position` callback of `spool_set_gps` (MM2 read its own GPS module).
+ * `IMX_INVALID_ENTRY` when `(csb_array, csd_array)` is not a registered pair of that
+ * source; `IMX_INVALID_PARAMETER` when `no_sensors` exceeds its count or for NULL;
+ * `IMX_OUT_OF_MEMORY` when two other upload sources already have a GPS configuration.
+ *
+ * # Safety
+ *
+ * `csb_array` / `csd_array` must be NULL or pointers that may be compared with the
+ * registered arrays (they are not dereferenced).
+ */
+imx_result_t imx_init_gps_config_for_source(imatrix_upload_source_t upload_source,
+                                            imx_control_sensor_block_t *csb_array,
+                                            control_sensor_data_t *csd_array,
+                                            uint16_t no_sensors,
+                                            uint16_t lat_entry,
+                                            uint16_t lon_entry,
+                                            uint16_t altitude_entry,
+                                            uint16_t speed_entry);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Writes the event `value` now (the `utc_now` hook) and, when GPS is configured for the
+ * source (`imx_init_gps_config_for_source`) and `spool_set_gps`'s callback has a fix,
+ * latitude / longitude / altitude / speed as `float` bits into the GPS entries with the
+ * same timestamp (exact, with whole-second times). The result is the event write's.
+ *
+ * # Safety
+ *
+ * As for `imx_write_tsd`.
+ */
+imx_result_t imx_write_event_with_gps(imatrix_upload_source_t upload_source,
+                                      imx_control_sensor_block_t *event_csb,
+                                      control_sensor_data_t *event_csd,
+                                      imx_data_32_t event_value);
+#endif
+
+#if !defined(SPOOL_NO_MM2_API)
+/**
+ * Writes a GPS snapshot only, stamped `event_time` (ms; 0 = now). `IMX_SUCCESS` when at
+ * least one GPS record was written or GPS is not configured for the source (no-op);
+ * `IMX_NO_DATA` when none could be written (no fix, or every write failed). Exact.
+ */
+imx_result_t imx_write_gps_location(imatrix_upload_source_t upload_source,
+                                    imx_utc_time_ms_t event_time);
+#endif
 
 /**
  * Fills `*out` with the default configuration (`abi_version = SPOOL_ABI_VERSION`, no

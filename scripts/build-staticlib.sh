@@ -2,7 +2,8 @@
 # Build the C static library `libsensor_spool.a` (LTO, one object for all Rust code).
 #
 # usage: scripts/build-staticlib.sh [TARGET...]
-#   TARGET: host | host-std | thumbv7m | thumbv7em | riscv32imc | all  (default: all)
+#   TARGET: host | host-std | armhf | thumbv7m | thumbv7em | riscv32imc | all  (default: all;
+#           armhf is not in `all`: it needs the armv7-unknown-linux-gnueabihf rust target)
 #           full triples (thumbv7m-none-eabi, ...) are accepted too.
 #   env CS=default|extern|cortex-m|riscv   critical-section provider (default: per target, see below)
 #   env BUILD_DIR=build                   output root
@@ -21,6 +22,8 @@
 # Output: $BUILD_DIR/<flavor>/libsensor_spool.a plus build-info.txt (target, features, command).
 #   host                         no_std, C hooks spool_cs_acquire/spool_cs_release  (build/host/)
 #   host-std                     std (Linux gateway, FileStorage), std critical section (build/host-std/)
+#   armhf                        as host-std for armv7-unknown-linux-gnueabihf (i.MX6 gateways;
+#                                link with arm-linux-gnueabihf-gcc) (build/armhf/)
 #   thumbv7m-none-eabi           cortex-m single-core critical section (PRIMASK)
 #   thumbv7em-none-eabihf        cortex-m single-core critical section (PRIMASK)
 #   riscv32imc-unknown-none-elf  riscv single-hart critical section (mstatus.MIE, M-mode)
@@ -43,13 +46,14 @@ size | stable) ;;
 esac
 
 usage() {
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
 triple_of() {
     case "$1" in
     host | host-std) echo "$SPOOL_HOST_TRIPLE" ;;
+    armhf | armv7-unknown-linux-gnueabihf) echo armv7-unknown-linux-gnueabihf ;;
     thumbv7m | thumbv7m-none-eabi) echo thumbv7m-none-eabi ;;
     thumbv7em | thumbv7em-none-eabihf) echo thumbv7em-none-eabihf ;;
     riscv32imc | riscv32imc-unknown-none-elf) echo riscv32imc-unknown-none-elf ;;
@@ -66,7 +70,7 @@ build_one() {
     }
     case "$flavor" in
     host) cs=extern ;;
-    host-std)
+    host-std | armhf | armv7-unknown-linux-gnueabihf)
         cs=std
         std=1
         ;;
@@ -84,6 +88,7 @@ build_one() {
     if [ "$std" -eq 1 ]; then
         features="std,ffi"
         dir="$BUILD_DIR/host-std"
+        [ "$triple" = "$SPOOL_HOST_TRIPLE" ] || dir="$BUILD_DIR/armhf"
     else
         features="ffi,panic-handler,$cs-cs"
         if [ "$flavor" = host ]; then

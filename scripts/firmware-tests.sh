@@ -7,8 +7,8 @@
 #   m3    thumbv7m-none-eabi           qemu-system-arm -M lm3s6965evb   (Cortex-M3)
 #   m4f   thumbv7em-none-eabihf        qemu-system-arm -M mps2-an386    (Cortex-M4F, FPU on)
 #   rv32  riscv32imc-unknown-none-elf  qemu-system-riscv32 -M virt -bios none
-# Output: build/firmware/<target>/{fw.elf,fw.map,run.log} (the map files feed
-# scripts/size-report.sh). Needs gcc-arm-none-eabi, gcc-riscv64-unknown-elf,
+# Output: build/firmware/<target>/{fw.elf,fw-run.map,fw-size.elf,fw.map,run.log} (fw.map,
+# of the image without the call-site suite, feeds scripts/size-report.sh). Needs gcc-arm-none-eabi, gcc-riscv64-unknown-elf,
 # qemu-system-arm, qemu-system-misc (scripts/ci.d/60-firmware.sh installs them).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -23,8 +23,9 @@ QEMU_TIMEOUT="${QEMU_TIMEOUT:-120}"
 [ $# -eq 0 ] && set -- m3 m4f rv32
 
 # Compiled unchanged from the host C suite: the simulated firmware and the legacy call-site
-# replays (tests/c/threads.c needs pthreads; the firmware replaces it by an interrupt test).
-SHARED_SRCS=(tests/c/fw.c tests/c/replay.c)
+# replays and the MM1/MM2 call-site suite (tests/c/threads.c needs pthreads; the firmware
+# replaces it by an interrupt test).
+SHARED_SRCS=(tests/c/fw.c tests/c/replay.c tests/c/callsites.c)
 read -r -a EXTRA_CFLAGS <<<"${FW_CFLAGS:-}" # e.g. FW_CFLAGS=-DFW_FORCE_FAIL (proves a failing check fails)
 CFLAGS=(${EXTRA_CFLAGS[@]+"${EXTRA_CFLAGS[@]}"} -std=c11 -Wall -Wextra -Werror -pedantic -Os -g -ffreestanding -fno-builtin
     -ffunction-sections -fdata-sections
@@ -57,7 +58,7 @@ build_and_run() {
     # Always (re)build: cargo makes this a no-op when nothing changed.
     CS=extern BUILD_DIR="$BUILD_DIR" bash scripts/build-staticlib.sh "$flavor" >/dev/null
     mkdir -p "$dir"
-    rm -f "$dir/fw.elf" "$dir/fw.map" "$dir/run.log"
+    rm -f "$dir/fw.elf" "$dir/fw.map" "$dir/fw-run.map" "$dir/fw-size.elf" "$dir/run.log"
     case "$t" in
     rv32)
         srcs=("$FW/start.S" "$FW/riscv.c")
@@ -71,8 +72,14 @@ build_and_run() {
         ;;
     esac
     "$cc" "${arch[@]}" "${CFLAGS[@]}" "${srcs[@]}" "$FW/main.c" "$FW/flash.c" "$FW/console.c" "${SHARED_SRCS[@]}" \
-        "$lib" -nostdlib -L "$FW/$board" "${ldflags[@]}" -Wl,--gc-sections -Wl,-Map="$dir/fw.map" \
+        "$lib" -nostdlib -L "$FW/$board" "${ldflags[@]}" -Wl,--gc-sections -Wl,-Map="$dir/fw-run.map" \
         -o "$dir/fw.elf" || return 1
+    # The size report (scripts/size-report.sh) reads fw.map: the same firmware without the
+    # MM1/MM2 call-site suite, so the measured library share stays the legacy call set of
+    # this firmware (the call-site suite links the whole MM2 facade in; fw-run.map has that).
+    "$cc" "${arch[@]}" "${CFLAGS[@]}" -DFW_NO_CALLSITES "${srcs[@]}" "$FW/main.c" "$FW/flash.c" "$FW/console.c" \
+        tests/c/fw.c tests/c/replay.c "$lib" -nostdlib -L "$FW/$board" "${ldflags[@]}" -Wl,--gc-sections \
+        -Wl,-Map="$dir/fw.map" -o "$dir/fw-size.elf" || return 1
     # The library's share is computed by scripts/size-report.sh from fw.map.
     local rc t0 t1
     t0=$EPOCHREALTIME

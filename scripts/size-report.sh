@@ -191,7 +191,7 @@ for t in "${targets[@]}"; do
         continue
     fi
     read -r lt lr ld lb at ar ad ab ct cr < <(map_sizes "$map")
-    if [ ! -f "$BUILD_DIR/firmware/$t/fw.elf" ]; then
+    if [ ! -f "$BUILD_DIR/firmware/$t/fw-size.elf" ]; then
         # ld writes the map even when the link fails (e.g. RAM overflow): report it, fail.
         echo "== $t ($triple): LINK FAILED (figures from the partial map $map)"
         fail=1

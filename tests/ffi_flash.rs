@@ -186,9 +186,9 @@ fn process_memory_spills_at_the_threshold_and_reads_stay_in_order() {
         "after the spill RAM is below the threshold: {used}/{total}"
     );
     // MM2 stats describe RAM only: records in flash do not count as payload of RAM sectors.
-    let mut mm2 = SpoolMm2Stats::default();
+    let mut mm2 = Mm2Stats::default();
     // SAFETY: writable.
-    assert_eq!(unsafe { imx_get_memory_stats(&mut mm2) }, SPOOL_OK);
+    assert_eq!(unsafe { imx(imx_get_memory_stats(&mut mm2)) }, SPOOL_OK);
     assert!(
         (1..=100).contains(&mm2.space_efficiency_percent),
         "space efficiency {}% with {} records in storage",

@@ -153,7 +153,12 @@ fn entries_sharing_an_id_are_all_mirrored() {
     let mm2 = unsafe {
         let csb = a.csb().cast::<Csb>().add(1).cast::<ControlSensorBlock>();
         let csd = a.csd().cast::<Csd>().add(1).cast::<ControlSensorData>();
-        imx_write_tsd(u32::from(SOURCE), csb, csd, 9)
+        imx(imx_write_tsd(
+            u32::from(SOURCE),
+            csb,
+            csd,
+            Data32::from_bits(9),
+        ))
     };
     assert_eq!(mm2, SPOOL_OK);
     check("MM2 write");

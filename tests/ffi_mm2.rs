@@ -30,21 +30,15 @@ fn csd_at(a: &Arrays, e: usize) -> *mut ControlSensorData {
 }
 
 /// `imx_read_bulk_samples` into a fresh buffer of `cap` elements: (status, samples read).
-fn read_bulk(
-    src: u32,
-    a: &Arrays,
-    e: usize,
-    cap: u32,
-    n: u32,
-) -> (SpoolStatus, Vec<SpoolMm2Sample>) {
-    let marker = SpoolMm2Sample {
+fn read_bulk(src: u32, a: &Arrays, e: usize, cap: u32, n: u32) -> (SpoolStatus, Vec<TsdEvtValue>) {
+    let marker = TsdEvtValue {
         value: 0xDEAD_BEEF,
         timestamp: u64::MAX,
     };
     let mut buf = vec![marker; cap as usize];
     let mut filled: u16 = 0xFFFF;
     let r = unsafe {
-        imx_read_bulk_samples(
+        imx(imx_read_bulk_samples(
             src,
             csb_at(a, e),
             csd_at(a, e),
@@ -52,7 +46,7 @@ fn read_bulk(
             cap,
             n,
             &mut filled,
-        )
+        ))
     };
     if r == SPOOL_OK || r == SPOOL_ERR_NO_DATA {
         assert!(u32::from(filled) <= cap.min(n), "filled within bounds");
@@ -78,28 +72,43 @@ fn pending(src: u32, a: &Arrays, e: usize) -> bool {
 }
 
 fn erase(src: u32, a: &Arrays, e: usize) -> SpoolStatus {
-    unsafe { imx_erase_all_pending(src, csb_at(a, e), csd_at(a, e)) }
+    unsafe { imx(imx_erase_all_pending(src, csb_at(a, e), csd_at(a, e))) }
 }
 
 fn revert(src: u32, a: &Arrays, e: usize) -> SpoolStatus {
-    unsafe { imx_revert_all_pending(src, csb_at(a, e), csd_at(a, e)) }
+    unsafe { imx(imx_revert_all_pending(src, csb_at(a, e), csd_at(a, e))) }
 }
 
 fn tsd(src: u32, a: &Arrays, e: usize, v: u32) -> SpoolStatus {
-    unsafe { imx_write_tsd(src, csb_at(a, e), csd_at(a, e), v) }
+    unsafe {
+        imx(imx_write_tsd(
+            src,
+            csb_at(a, e),
+            csd_at(a, e),
+            Data32::from_bits(v),
+        ))
+    }
 }
 
 fn evt(src: u32, a: &Arrays, e: usize, v: u32, ms: u64) -> SpoolStatus {
-    unsafe { imx_write_evt(src, csb_at(a, e), csd_at(a, e), v, ms) }
+    unsafe {
+        imx(imx_write_evt(
+            src,
+            csb_at(a, e),
+            csd_at(a, e),
+            Data32::from_bits(v),
+            ms,
+        ))
+    }
 }
 
-fn values(s: &[SpoolMm2Sample]) -> Vec<u32> {
+fn values(s: &[TsdEvtValue]) -> Vec<u32> {
     s.iter().map(|s| s.value).collect()
 }
 
-fn mm2_stats() -> SpoolMm2Stats {
-    let mut s = SpoolMm2Stats::default();
-    assert_eq!(unsafe { imx_get_memory_stats(&mut s) }, SPOOL_OK);
+fn mm2_stats() -> Mm2Stats {
+    let mut s = Mm2Stats::default();
+    assert_eq!(unsafe { imx(imx_get_memory_stats(&mut s)) }, SPOOL_OK);
     s
 }
 
@@ -362,15 +371,29 @@ fn mm1_interop_pointers_and_stats() {
     // Element pointers must be the same element of one registered pair.
     let mis = a.csb().cast::<u8>().wrapping_add(1).cast();
     assert_eq!(
-        unsafe { imx_write_tsd(CAN, mis, csd_at(&a, 0), 1) },
+        unsafe { imx(imx_write_tsd(CAN, mis, csd_at(&a, 0), Data32::from_bits(1))) },
         SPOOL_ERR_NOT_REGISTERED
     );
     assert_eq!(
-        unsafe { imx_write_tsd(CAN, csb_at(&a, 0), csd_at(&a, 2), 1) },
+        unsafe {
+            imx(imx_write_tsd(
+                CAN,
+                csb_at(&a, 0),
+                csd_at(&a, 2),
+                Data32::from_bits(1),
+            ))
+        },
         SPOOL_ERR_NOT_REGISTERED
     );
     assert_eq!(
-        unsafe { imx_write_tsd(CAN, csb_at(&a, 3), csd_at(&a, 3), 1) },
+        unsafe {
+            imx(imx_write_tsd(
+                CAN,
+                csb_at(&a, 3),
+                csd_at(&a, 3),
+                Data32::from_bits(1),
+            ))
+        },
         SPOOL_ERR_NOT_REGISTERED
     );
     assert_eq!(tsd(CAN, &b, 0, 1), SPOOL_ERR_NOT_REGISTERED);

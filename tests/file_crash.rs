@@ -156,6 +156,25 @@ fn child(dir: PathBuf, seed: u64) -> ! {
     }
 }
 
+/// The command that runs this test binary as the child. Under user-mode emulation (the
+/// armhf CI stage runs the tests through `qemu-arm`), the binary is a foreign executable
+/// the kernel cannot start directly: `SPOOL_TEST_RUNNER` (e.g. `qemu-arm -L
+/// /usr/arm-linux-gnueabihf`) names the emulator to start it with, as cargo's target
+/// runner does for the parent. SIGKILL of the emulator kills the child as SIGKILL of the
+/// child would.
+fn child_command(exe: &Path) -> Command {
+    let runner = std::env::var("SPOOL_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut c = Command::new(emulator);
+            c.args(words).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    }
+}
+
 #[test]
 fn crash_child() {
     // Only does something when spawned by `sigkill_at_random_moments`.
@@ -241,7 +260,7 @@ fn sigkill_at_random_moments() {
         }
         let dir = tmp.path().to_path_buf();
         let errf = fs::File::create(dir.join(format!("stderr-{done}"))).unwrap();
-        let mut c = Command::new(&exe)
+        let mut c = child_command(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &dir)
             .env("SPOOL_CRASH_CHILD_SEED", rng.next().to_string())

@@ -81,6 +81,22 @@ void fw_flash_format(void) {
     memset(&fl, 0, sizeof fl);
 }
 
+/* The call-site suite (tests/c/callsites.c) boots on this region too. */
+spool_flash_t callsite_flash(void) {
+    spool_flash_t f;
+    memset(&f, 0, sizeof f);
+    f.read = fl_read;
+    f.program = fl_program;
+    f.erase = fl_erase;
+    f.ctx = NULL;
+    f.size = FIRMWARE_FLASH_SIZE;
+    f.write_size = FIRMWARE_FLASH_WRITE;
+    f.erase_size = FIRMWARE_FLASH_ERASE;
+    return f;
+}
+
+void callsite_flash_wipe(void) { fw_flash_format(); }
+
 static uint32_t flash_utc_now(void) { return g_utc_now; }
 
 spool_status_t fw_boot_flash(uint32_t threshold_pct) {

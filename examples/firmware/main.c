@@ -407,6 +407,26 @@ int main(void) {
         }
         fflush(stdout);
     }
+#ifndef FW_NO_CALLSITES
+    /* the MM1 / MM2 call-site suite (tests/c/callsites.c, compiled unchanged) */
+    for (i = 0; i < g_callsite_test_count; i++) {
+        int before = g_check_failures;
+        g_callsite_tests[i].fn();
+        if (_sstack[0] != PAINT || _sstack[1] != PAINT) {
+            printf("  stack overflow: the stack region (%lu bytes) was exhausted\n",
+                   (unsigned long)((uintptr_t)_estack - (uintptr_t)_sstack));
+            g_check_failures++;
+        }
+        if (g_check_failures == before) {
+            passed++;
+            printf("ok   %s\n", g_callsite_tests[i].name);
+        } else {
+            failed++;
+            printf("FAIL %s\n", g_callsite_tests[i].name);
+        }
+        fflush(stdout);
+    }
+#endif
     spool_deinit();
     printf("%u passed, %u failed\n", passed, failed);
     fflush(stdout);

@@ -15,6 +15,7 @@
 //! another sensor's records, eviction). Lowering `no_pending` by hand un-reads, as in MM1
 //! (see `read_tsd_evt`).
 
+use super::log::{SPOOL_LOG_REASON_ELEMENT_POINTER, SPOOL_LOG_REASON_UNREGISTERED};
 use super::state::{State, call, peek, utc_now};
 use super::store::Kind;
 use super::types::{
@@ -32,7 +33,15 @@ fn locate(
         return Err(SpoolStatus::SPOOL_ERR_NULL);
     }
     st.live()?;
-    st.find(csb as usize, csd as usize)
+    let r = st.find(csb as usize, csd as usize);
+    if r.is_err() && st.log.is_some() {
+        // Why: element pointers of a registered pair (`&csb[k], &csd[k], k`), or none.
+        match st.find_element(csb as usize, csd as usize) {
+            Ok((_, k)) => st.reject_reason(SPOOL_LOG_REASON_ELEMENT_POINTER, k),
+            Err(_) => st.reject_reason(SPOOL_LOG_REASON_UNREGISTERED, 0),
+        }
+    }
+    r
 }
 
 /// Appends one record to `csb[entry]`'s sensor and mirrors the counters.
@@ -87,7 +96,7 @@ fn erase_entry(st: &mut State, idx: usize, entry: u16) -> FfiResult<()> {
 }
 
 /// Gets the position for `add_gps_location` (outside the critical section).
-fn gps_position() -> Option<SpoolPosition> {
+pub(crate) fn gps_position() -> Option<SpoolPosition> {
     let cfg = peek(|st| st.gps.as_ref().map(|g| (g.0.get_position, g.0.ctx)))
         .ok()
         .flatten()?;
@@ -398,28 +407,37 @@ pub unsafe extern "C" fn atomic_erase_records(
 /// no-op, counted.
 #[unsafe(no_mangle)]
 pub extern "C" fn process_memory(current_time: u32) {
-    let _ = call(|st| {
-        st.live()?;
-        if st.flush.requested {
-            flush_step(st).map(|_| ())
-        } else {
-            let r = st.store.process(current_time);
-            // An id changed at run time may have made entries share a sensor: cheap
-            // check (ids only) once per main-loop call.
-            if matches!(r, Ok(true)) || st.recompute_shared() {
-                st.refresh_all();
-            } else {
-                st.refresh_if_moved();
-            }
-            r.map(|_| ())
+    let _ = call(|st| process_step(st, current_time));
+}
+
+/// `process_memory`'s work (shared with MM2's `process_memory_manager`).
+pub(crate) fn process_step(st: &mut State, current_time: u32) -> FfiResult<()> {
+    st.live()?;
+    if st.flush.requested {
+        flush_step(st).map(|_| ())
+    } else {
+        let r = st.store.process(current_time);
+        if matches!(r, Ok(true)) {
+            st.disk_full = false;
         }
-    });
+        // An id changed at run time may have made entries share a sensor: cheap
+        // check (ids only) once per main-loop call.
+        if matches!(r, Ok(true)) || st.recompute_shared() {
+            st.refresh_all();
+        } else {
+            st.refresh_if_moved();
+        }
+        r.map(|_| ())
+    }
 }
 
 /// One shutdown-flush step; ends the request at 101.
-fn flush_step(st: &mut State) -> FfiResult<u8> {
+pub(crate) fn flush_step(st: &mut State) -> FfiResult<u8> {
     let r = st.store.flush_step();
     st.refresh_all();
+    if r.is_ok() {
+        st.disk_full = false;
+    }
     if r == Ok(101) {
         st.flush.requested = false;
     }

@@ -38,7 +38,10 @@
 mod flash;
 
 mod diag;
+mod imx;
 mod legacy;
+mod log;
+mod mm1;
 mod mm2;
 mod native;
 mod pool_api;
@@ -47,7 +50,10 @@ mod store;
 mod types;
 
 pub use diag::*;
+pub use imx::*;
 pub use legacy::*;
+pub use log::*;
+pub use mm1::*;
 pub use mm2::*;
 pub use native::*;
 pub use pool_api::*;

@@ -22,6 +22,11 @@ pub(crate) const MAX_REGISTRATIONS: usize = 16;
 #[cfg(not(feature = "std"))]
 pub(crate) const MAX_REGISTRATIONS: usize = 8;
 
+/// Upload sources that can have an MM2 GPS configuration at the same time
+/// (`imx_init_gps_config_for_source`; a gateway has one GPS receiver, usually configured
+/// for one or two sources).
+pub(crate) const MM2_GPS_SOURCES: usize = 2;
+
 /// Flags `spool_init` accepts from an ABI-1 or ABI-2 configuration.
 const KNOWN_FLAGS_V2: u32 = SPOOL_CFG_EVT_READ_TWO_WORDS;
 /// Flags `spool_init` accepts from an ABI-3 configuration.
@@ -383,7 +388,24 @@ pub(crate) struct State {
     shared: [u32; 8],
     /// Mirror counters (`spool_mirror_stats`).
     pub mirror_stats: SpoolMirrorStats,
+    /// MM2 GPS entries per upload source (`imx_init_gps_config_for_source`): source,
+    /// registration index, entries of latitude / longitude / altitude / speed (`u16::MAX`
+    /// = absent). Up to `MM2_GPS_SOURCES` sources.
+    mm2_gps: heapless::Vec<(u8, u8, [u16; 4]), MM2_GPS_SOURCES>,
+    /// A storage write failed for lack of space and no batch reached storage since.
+    pub disk_full: bool,
+    /// The log hook and its level (`spool_set_log`); kept across `spool_deinit`.
+    pub log: Option<(LogFnPtr, u8)>,
+    /// RAM use was at or above the log's threshold line at the last event check.
+    pub log_high: bool,
+    /// The store's drop counter at the last `SPOOL_LOG_EV_DROPPED`.
+    pub log_drops: u8,
+    /// Reason and detail of the rejection in progress (`SPOOL_LOG_EV_REJECTED`).
+    pub log_reason: (u8, u16),
 }
+
+/// The log hook's function pointer (see `spool_set_log`).
+pub(crate) type LogFnPtr = unsafe extern "C" fn(level: u32, event: u32, a: u32, b: u32, c: u32);
 
 /// The bit of `key` in `State::shared`.
 fn key_bit(key: Key) -> (usize, u32) {
@@ -434,6 +456,12 @@ impl State {
                 pending_refused: 0,
                 refreshes: 0,
             },
+            mm2_gps: heapless::Vec::new(),
+            disk_full: false,
+            log: None,
+            log_high: false,
+            log_drops: 0,
+            log_reason: (0, 0),
         }
     }
 
@@ -452,6 +480,29 @@ impl State {
         self.mirrored_drops = 0;
         self.shared = [0; 8];
         self.mirror_stats = SpoolMirrorStats::default();
+        self.mm2_gps.clear();
+        self.disk_full = false;
+        self.log_high = false;
+        self.log_drops = 0;
+        self.log_reason = (0, 0);
+    }
+
+    /// Sets the MM2 GPS entries of the registration `idx`'s upload source.
+    pub(crate) fn set_mm2_gps(&mut self, idx: usize, entries: [u16; 4]) -> FfiResult<()> {
+        let source = self.reg(idx)?.source();
+        let i = u8::try_from(idx).map_err(|_| SpoolStatus::SPOOL_ERR_INDEX)?;
+        self.mm2_gps.retain(|g| g.0 != source);
+        self.mm2_gps
+            .push((source, i, entries))
+            .map_err(|_| SpoolStatus::SPOOL_ERR_REGISTRY_FULL)
+    }
+
+    /// The MM2 GPS registration index and entries of an upload source.
+    pub(crate) fn mm2_gps(&self, source: u32) -> Option<(usize, [u16; 4])> {
+        self.mm2_gps
+            .iter()
+            .find(|g| u32::from(g.0) == source)
+            .map(|g| (usize::from(g.1), g.2))
     }
 
     /// Validates and applies a configuration (`storage`: the back end built from it, not
@@ -499,6 +550,19 @@ impl State {
     pub(crate) fn recover(&mut self) -> FfiResult<u32> {
         let r = self.store.recover();
         self.refresh_all();
+        if self.log.is_some() && self.store.persistent() | r.is_err() {
+            let (n, e) = match r {
+                Ok(n) => (n, 0),
+                Err(e) => (0, e as u32),
+            };
+            self.emit(
+                super::log::SPOOL_LOG_INFO,
+                super::log::SPOOL_LOG_EV_RECOVERED,
+                n,
+                e,
+                0,
+            );
+        }
         r
     }
 
@@ -875,10 +939,17 @@ impl State {
             | SpoolStatus::SPOOL_ERR_BUSY => Some(&mut f.rejected_other),
             _ => Some(&mut f.store_errors),
         };
+        if status == SpoolStatus::SPOOL_ERR_NO_SPACE {
+            self.disk_full = true;
+        }
+
         if let Some(c) = c {
             *c = c.wrapping_add(1);
         }
         self.last_status = status;
+        if self.log.is_some() {
+            self.log_call(status);
+        }
     }
 }
 

@@ -1,7 +1,12 @@
 /*
- * Stand-in for the firmware's iMatrix common.h (legacy MM1 era), written from the
- * documented field lists (reference section 1.4). The real firmware keeps its own
- * definitions; sensor_spool.h only forward-declares these struct tags.
+ * Stand-in for the firmware's iMatrix common.h, written from the documented field lists
+ * (MM1-era structs; the MM2-era imx_result_t / imatrix_upload_source_t enums). The real
+ * firmware keeps its own definitions; sensor_spool.h only forward-declares the struct tags
+ * and, when SPOOL_HAVE_IMATRIX_COMMON is defined, declares the MM2 façade with these types.
+ *
+ * imx_result_t is numbered here UNLIKE include/imatrix_compat.h (only IMX_SUCCESS and
+ * IMX_NO_DATA agree), as a firmware's own enum may be: the C suites pass these numbers to
+ * spool_imx_set_codes and check that the MM2 calls return them.
  */
 #ifndef TEST_COMMON_H
 #define TEST_COMMON_H
@@ -24,12 +29,36 @@ typedef uint16_t platform_sector_t;
 
 typedef struct var_data_entry var_data_entry_t;
 
-typedef union {
+typedef union data_32 {
     uint32_t uint_32bit;
     int32_t int_32bit;
     float float_32bit;
     var_data_entry_t *var_data;
 } imx_data_32_t;
+
+typedef enum imx_result {
+    IMX_SUCCESS = 0,
+    IMX_INVALID_ENTRY = 3,
+    IMX_GENERAL_FAILURE = 9,
+    IMX_INIT_ERROR = 10,
+    IMX_OUT_OF_MEMORY = 16,
+    IMX_NO_DATA = 34,
+    IMX_ERROR = 39,
+    IMX_INVALID_PARAMETER = 42,
+    IMX_TIMEOUT = 43,
+    IMX_FILE_ERROR = 54,
+    IMX_LAST_ERROR
+} imx_result_t;
+
+typedef enum imatrix_upload_source {
+    IMX_UPLOAD_GATEWAY = 0,
+    IMX_HOSTED_DEVICE,
+    IMX_UPLOAD_BLE_DEVICE,
+#ifdef CAN_PLATFORM
+    IMX_UPLOAD_CAN_DEVICE,
+#endif
+    IMX_UPLOAD_NO_SOURCES
+} imatrix_upload_source_t;
 
 typedef struct _data_store_info {
     platform_sector_t start_sector;

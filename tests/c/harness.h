@@ -6,6 +6,10 @@
 #include "common.h"
 #include "sensor_spool.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 extern int g_check_failures;
 
 #define CHECK(cond)                                                                   \
@@ -97,5 +101,22 @@ void test_native_api_and_pool(void);
 void test_threads(void);
 void test_evt_read_width(void);
 void test_mirror_refresh_and_unread(void);
+
+/* The call-site suite (tests/c/callsites.c): MM1 and MM2 call shapes from the iMatrix API
+ * facts; compiled as C99, C11 and C++17 and run on the host and in the QEMU firmware. */
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} callsite_test_t;
+extern const callsite_test_t g_callsite_tests[];
+extern const unsigned g_callsite_test_count;
+/* The flash region the call-site suite boots on, and its erase: the host runner uses fw.c's
+ * 64 KiB RAM part, the QEMU firmware its own (smaller) region. */
+spool_flash_t callsite_flash(void);
+void callsite_flash_wipe(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

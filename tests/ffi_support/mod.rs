@@ -391,3 +391,15 @@ pub fn storage_stats() -> SpoolStorageStats {
     );
     s
 }
+
+/// Checks an MM2 `imx_result_t` against the status the call left (`spool_last_status`)
+/// and returns that status, so tests can assert the precise reason.
+pub fn imx(r: ImxResult) -> SpoolStatus {
+    let s = spool_last_status();
+    assert_eq!(
+        r,
+        imx_code(s),
+        "imx_result_t {r:?} does not match the last status {s:?}"
+    );
+    s
+}
