@@ -9,6 +9,11 @@
  * Critical section: a host (std) build uses an OS mutex; a no_std build uses cortex-m /
  * riscv single-core, or, with feature extern-cs, the firmware provides
  *   uint32_t spool_cs_acquire(void);  void spool_cs_release(uint32_t state);
+ *
+ * Storage is chosen when the archive is built: cargo features storage-nor (spool_config_t.flash)
+ * and storage-files (dir, std builds); neither = a RAM-only archive without flash or spill code.
+ * spool_features() returns SPOOL_FEATURE_* bits saying which; spool_init with a storage the
+ * archive lacks returns SPOOL_ERR_UNSUPPORTED.
  */
 
 #ifndef SENSOR_SPOOL_H
@@ -59,6 +64,22 @@ struct _data_store_info;
   SPOOL_STATIC_ASSERT(sizeof((array)[0]) == sizeof(type), \
                       "sensor_spool: elements of " #array " are not " #type)
 
+
+/**
+ * `spool_features()` bit: NOR flash storage (`spool_config_t.flash`, feature `storage-nor`).
+ */
+#define SPOOL_FEATURE_STORAGE_NOR 1
+
+/**
+ * `spool_features()` bit: spool directory storage (`spool_config_t.dir`, feature
+ * `storage-files`, host builds).
+ */
+#define SPOOL_FEATURE_STORAGE_FILES 2
+
+/**
+ * `spool_features()` bit: the archive is the `std` (Linux) build.
+ */
+#define SPOOL_FEATURE_STD 4
 
 /**
  * Marks an optional field of `spool_layout_t` as "not present in the firmware's struct".
@@ -265,6 +286,12 @@ enum spool_status_t
    * policy applies). Retry once space is freed.
    */
   SPOOL_ERR_NO_SPACE = 26,
+  /**
+   * `spool_init`: the configuration asks for a storage this archive was built without
+   * (`spool_config_t.flash` without feature `storage-nor`, `dir` without
+   * `storage-files`; `spool_features` says which storage an archive has). Nothing changed.
+   */
+  SPOOL_ERR_UNSUPPORTED = 27,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -865,6 +892,13 @@ spool_status_t spool_version_numbers(uint32_t *major, uint32_t *minor, uint32_t 
  */
 spool_status_t spool_dump(void (*write)(void *ctx, const char *s, size_t len),
                           void *ctx);
+
+/**
+ * The features this archive was built with, as `SPOOL_FEATURE_*` bits. No storage bit means
+ * a RAM-only archive: `spool_init` with `flash` callbacks or a `dir` then returns
+ * `SPOOL_ERR_UNSUPPORTED`. Works before `spool_init`, from any thread; not counted.
+ */
+uint32_t spool_features(void);
 
 /**
  * Stores `value` for `csb[entry]`, timestamped with the firmware's `utc_now` hook (0 when not

@@ -55,11 +55,12 @@ entry_points() {
         ;;
     esac
 }
-# Extra cargo features of the archive a firmware of this set links (on top of
-# ffi,panic-handler,extern-cs).
-set_features() {
+# Storage of the archive a firmware of this set links (scripts/build-staticlib.sh STORAGE=):
+# the RAM-only archive for the sets without flash.
+set_storage() {
     case "$1" in
-    *) echo "" ;;
+    pool | legacy-ram) echo ram ;;
+    *) echo default ;;
     esac
 }
 # Budgets (issue 22): flash (.text + .rodata) on thumbv7em, bytes.
@@ -95,16 +96,16 @@ triple_of() {
     esac
 }
 
-# archive FEATURES TARGET : builds (cargo makes it a no-op when nothing changed) and prints the
-# path of the extern-cs archive with these extra features.
+# archive STORAGE TARGET : builds (cargo makes it a no-op when nothing changed) and prints the
+# path of the extern-cs archive with this storage (the archives of the `staticlib` stage).
 archive() {
-    local feats="$1" t="$2" triple flavor dir
+    local storage="$1" t="$2" triple flavor dir
     triple="$(triple_of "$t")"
     flavor="${triple%%-*}"
-    dir="$BUILD_DIR/size/lib-${feats:-base}"
-    dir="${dir//,/+}"
-    CS=extern BUILD_DIR="$dir" FEATURES="$feats" bash scripts/build-staticlib.sh "$flavor" >/dev/null
-    echo "$dir/$triple-extern-cs/libsensor_spool.a"
+    dir="$BUILD_DIR/$triple-extern-cs"
+    [ "$storage" = default ] || dir="$dir-$storage"
+    CS=extern STORAGE="$storage" BUILD_DIR="$BUILD_DIR" bash scripts/build-staticlib.sh "$flavor" >/dev/null
+    echo "$dir/libsensor_spool.a"
 }
 
 link_one() { # link_one SET TARGET ARCHIVE
@@ -143,8 +144,8 @@ const_of() { # const_of FILE NAME : value of `pub const NAME: usize = N;`
 # for the store sets
 # the WICED profile's store pool and sensor table (see scripts/size-report.sh), the flash
 # part per sensor slot only where the archive has a flash path.
-configured_ram() { # configured_ram SET MAP
-    local set="$1" map="$2" cpool sector sectors sensors entry part pool
+configured_ram() { # configured_ram SET MAP STORAGE
+    local set="$1" map="$2" storage="$3" cpool sector sectors sensors entry part pool
     cpool="$(sed -n '/^#\[cfg(not(feature = "std"))\]$/,/^>;$/p' src/ffi/pool_api.rs |
         sed -n 's/.*Tier<\([0-9]*\), \([0-9]*\), [0-9]*>.*/\1 \2/p' | awk '{ s += $1 * $2 } END { print s + 0 }')"
     linked "$map" 'pool_api6C_POOL' || cpool=0
@@ -157,6 +158,7 @@ configured_ram() { # configured_ram SET MAP
     sensors="$(const_of src/profile.rs WICED_SENSORS)"
     entry="${ENTRY_SIZE:-24}"
     part="${FLASH_PART_SIZE:-52}"
+    [ "$storage" = ram ] && part=0
     # shellcheck disable=SC2017 # whole u32 bitmap words
     pool=$((sectors * (sector + 3) + (sectors + 31) / 32 * 4))
     echo $((cpool + pool + sensors * (entry + part)))
@@ -165,7 +167,7 @@ configured_ram() { # configured_ram SET MAP
 fail=0
 rows=()
 for set in "${sets[@]}"; do
-    feats="$(set_features "$set")"
+    feats="$(set_storage "$set")"
     for t in "${TARGETS[@]}"; do
         lib="$(archive "$feats" "$t")"
         link_one "$set" "$t" "$lib" || {
@@ -176,7 +178,7 @@ for set in "${sets[@]}"; do
         read -r lt lr ld lb _ _ _ _ ct cr < <(map_sizes "$BUILD_DIR/size/$set/$t/fw.map")
         flash=$((lt + lr))
         ram=$((ld + lb))
-        over=$((ram - $(configured_ram "$set" "$BUILD_DIR/size/$set/$t/fw.map")))
+        over=$((ram - $(configured_ram "$set" "$BUILD_DIR/size/$set/$t/fw.map" "$feats")))
         note_store=""
         if linked "$BUILD_DIR/size/$set/$t/fw.map" 'ffi5state5STATE'; then note_store="store state linked"; fi
         rows+=("$set|$t|$lt|$lr|$ld|$lb|$flash|$over|$ct|$note_store|${feats:-}")
@@ -187,7 +189,7 @@ printf '%-11s %-5s %7s %7s %6s %7s %8s %9s %10s  %s\n' set target .text .rodata 
 for r in "${rows[@]}"; do
     IFS='|' read -r set t lt lr ld lb flash over ct note_store feats <<<"$r"
     printf '%-11s %-5s %7d %7d %6d %7d %8d %9d %10d  %s\n' "$set" "$t" "$lt" "$lr" "$ld" "$lb" "$flash" "$over" "$ct" \
-        "${feats:+features $feats }$note_store"
+        "storage $feats${note_store:+, $note_store}"
 done
 echo
 echo "Budgets on thumbv7em (issue 22), flash = library .text + .rodata:"
@@ -225,15 +227,16 @@ for r in "${rows[@]}"; do
 done
 
 if [ "$markdown" -eq 1 ]; then
-    info="$(ls "$BUILD_DIR"/size/lib-*/thumbv7em-none-eabihf-extern-cs/build-info.txt 2>/dev/null | head -n 1)"
+    info="$BUILD_DIR/thumbv7em-none-eabihf-extern-cs/build-info.txt"
     echo
     echo "Sizes from \`scripts/size-sets.sh\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(sed -n 's/^rustc=//p' "$info" 2>/dev/null || echo 'rustc ?'), profile firmware, CS=extern:"
     echo
-    echo "| feature set | target | lib .text | lib .rodata | lib .data | lib .bss | flash | fixed RAM |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    echo "| feature set | archive storage | target | lib .text | lib .rodata | lib .data | lib .bss | flash | fixed RAM |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|"
     for r in "${rows[@]}"; do
         IFS='|' read -r set t lt lr ld lb flash over ct note_store feats <<<"$r"
-        echo "| $set | $(triple_of "$t") | $lt | $lr | $ld | $lb | $flash | $over |"
+        [ "$feats" = default ] && feats=nor
+        echo "| $set | $feats | $(triple_of "$t") | $lt | $lr | $ld | $lb | $flash | $over |"
     done
 fi
 [ "$check" -eq 0 ] || [ "$fail" -eq 0 ]

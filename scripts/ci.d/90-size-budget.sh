@@ -22,6 +22,9 @@ stage_size() {
     sed -n 's/^  stack: \([a-z_][a-z0-9_]*\) *\([0-9]*\) bytes$/     \2  \1/p' build/firmware/m4f/run.log | sort -rn
     echo
     echo "== per feature set (issue 22 budgets on thumbv7em; ceilings while not met)"
-    bash scripts/size-sets.sh --markdown
+    bash scripts/size-sets.sh --markdown || return 1
+    echo
+    echo "== the RAM-only C library's own test (no storage-* feature: storage is SPOOL_ERR_UNSUPPORTED)"
+    cargo test --quiet --lib --no-default-features --features std,ffi ffi::features
 }
 register_stage size "size/RAM: QEMU firmware ceiling + per-feature-set budgets (issue 22)" stage_size

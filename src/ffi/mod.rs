@@ -38,6 +38,7 @@
 mod flash;
 
 mod diag;
+mod features;
 mod legacy;
 mod mm2;
 mod native;
@@ -47,6 +48,7 @@ mod store;
 mod types;
 
 pub use diag::*;
+pub use features::*;
 pub use legacy::*;
 pub use mm2::*;
 pub use native::*;
