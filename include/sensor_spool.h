@@ -1402,7 +1402,7 @@ spool_status_t spool_mirror_stats(struct spool_mirror_stats_t *out);
  * to a larger one when it is full) and stores its address in `*out`. Blocks are 8-byte
  * aligned. `SPOOL_ERR_INVALID_ARGUMENT` for `size == 0`, `SPOOL_ERR_TOO_LARGE` when no tier
  * is that big (permanent), `SPOOL_ERR_EXHAUSTED` when every fitting tier is full (transient).
- * Bounded time; callable from an interrupt handler.
+ * Bounded time; callable from an interrupt handler; not counted.
  *
  * # Safety
  *
@@ -1414,7 +1414,7 @@ spool_status_t spool_pool_alloc(size_t size, void **out);
  * Returns a block to the pool. `SPOOL_ERR_NULL` for NULL, `SPOOL_ERR_FOREIGN_PTR` for a
  * pointer that is not the start of a block of this pool, `SPOOL_ERR_DOUBLE_FREE` for a
  * block that is already free; a rejected free changes nothing but the pool's
- * `invalid_frees` counter. Bounded time; callable from an interrupt handler.
+ * `invalid_frees` counter. Bounded time; callable from an interrupt handler; not counted.
  *
  * # Safety
  *
@@ -1426,7 +1426,7 @@ spool_status_t spool_pool_free(void *ptr);
 /**
  * Copies the statistics of the `SPOOL_POOL_TIERS` tiers (smallest blocks first) into
  * `out[0 .. SPOOL_POOL_TIERS]`. `len` is the number of elements `out` has room for;
- * less than `SPOOL_POOL_TIERS` gives `SPOOL_ERR_INVALID_ARGUMENT`.
+ * less than `SPOOL_POOL_TIERS` gives `SPOOL_ERR_INVALID_ARGUMENT`. Not counted.
  *
  * # Safety
  *
@@ -1464,7 +1464,7 @@ size_t spool_pool_block_size(const void *ptr);
 
 /**
  * Checks the pool's invariants (bitmap population == `in_use`, `in_use <= peak <=
- * capacity`, no bit past capacity). `SPOOL_ERR_CORRUPTED` if one is broken.
+ * capacity`, no bit past capacity). `SPOOL_ERR_CORRUPTED` if one is broken. Not counted.
  */
 spool_status_t spool_pool_check(void);
 
