@@ -213,7 +213,7 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
     /// Keeps `parts` parallel to the sensor table.
     pub(crate) fn on_register(&mut self, pos: usize) {
         if SENSORS > 0 && pos <= self.parts.len() {
-            let _ = self.parts.insert(pos, FlashPart::default());
+            let _ = crate::spool::insert_at(&mut self.parts, pos, FlashPart::default());
         }
     }
 
