@@ -266,10 +266,9 @@ fn periods_between(expected: u64, time_ms: u64, rate: u32) -> u32 {
     let d = time_ms.saturating_sub(expected);
     if d < rate as u64 || rate == 0 {
         0
-    } else if d <= u32::MAX as u64 {
-        d as u32 / rate
     } else {
-        (d / rate as u64).min(u32::MAX as u64) as u32
+        // 32-bit division, or (past 2^32 ms) no division instruction at all.
+        crate::record::div_sat_u32(d, rate)
     }
 }
 

@@ -977,7 +977,9 @@ impl<
         if !self.spill.flushing || self.spill.flush_total == 0 {
             return 0;
         }
-        (self.spill.flush_done as u64 * 100 / self.spill.flush_total as u64).min(100) as u8
+        // No 64-bit division (32-bit targets): see `record::div_sat_u32`.
+        crate::record::div_sat_u32(self.spill.flush_done as u64 * 100, self.spill.flush_total)
+            .min(100) as u8
     }
 
     /// Cancels a shutdown flush (legacy `cancel_memory_flush`). Everything flushed
