@@ -666,7 +666,8 @@ impl<
         Ok(rec)
     }
 
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn get(&self, e: &Entry, seq: u32) -> Result<Record, Error> {
         self.ram
             .get(
@@ -777,7 +778,8 @@ impl<
 
     /// Stores sensor `i`'s new state after `erased` advanced and returns the sectors
     /// it left behind to the pool.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn commit_erase(&mut self, i: usize, seq: SeqState) -> Result<(), Error> {
         let Some(e) = self.table.get_mut(i) else {
             return Err(Error::Invariant);

@@ -377,7 +377,8 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> Tier<BLOCK, COU
     }
 
     /// Shared-path allocation from this tier only; counts nothing but `peak`.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn take(&self, tier: u8) -> Option<Block<'_>> {
         // Read before the bitmap update so no load waits behind the atomic operation;
         // a stale value only costs an extra (re-checked) `raise`.
@@ -411,7 +412,8 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> Tier<BLOCK, COU
 
     /// Block index of the block starting at `addr`: `None` if outside this tier,
     /// `Some(Err(()))` if inside but not at a block start.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn locate(&self, addr: usize) -> Option<Result<usize, ()>> {
         let off = addr.wrapping_sub(self.base().addr());
         if off >= COUNT * BLOCK {
@@ -470,7 +472,8 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierSpec
 impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
     for Tier<BLOCK, COUNT, WORDS>
 {
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn take_dyn(&self, tier: u8) -> Option<Block<'_>> {
         self.take(tier)
     }

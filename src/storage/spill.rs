@@ -465,7 +465,8 @@ impl<
 
     /// Called after every successful write: threshold flush. Inline guard (nothing to
     /// do without persistent storage or during a shutdown flush), the rest out of line.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub(crate) fn after_write(&mut self) {
         if !self.storage.is_persistent() || self.spill.flushing {
             return;
@@ -686,7 +687,8 @@ impl<
     }
 
     /// Next unsent flash record of slot `i`, if its flash part has one.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub(crate) fn read_flash(&mut self, i: usize) -> Result<Option<Record>, Error> {
         // Fast path: RAM-only spool (no flash parts), or nothing unsent in flash.
         if SPILL == 0 {
@@ -861,7 +863,8 @@ impl<
     }
 
     /// Pending flash records of slot `i`.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub(crate) fn flash_pending(&self, i: usize) -> u32 {
         if SPILL == 0 {
             return 0;
@@ -870,7 +873,8 @@ impl<
     }
 
     /// Records of slot `i` handed out and evicted before their acknowledgement.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub(crate) fn flash_gone(&self, i: usize) -> u32 {
         if SPILL == 0 {
             return 0;
