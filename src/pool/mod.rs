@@ -633,14 +633,15 @@ impl<'a> TierRef<'a> {
     #[inline]
     fn locate(&self, addr: usize) -> Option<Result<usize, ()>> {
         let off = addr.wrapping_sub(self.base.addr());
-        if off >= self.count * self.block {
+        if off >= self.count.saturating_mul(self.block) {
             return None;
         }
-        Some(if off.is_multiple_of(self.block) {
-            Ok(off / self.block)
-        } else {
-            Err(())
-        })
+        // Checked: `block` is never 0 (`Tier::VALID`), but the division stays panic-free.
+        match (off.checked_div(self.block), off.checked_rem(self.block)) {
+            (Some(i), Some(0)) => Some(Ok(i)),
+            (Some(_), Some(_)) => Some(Err(())),
+            _ => None,
+        }
     }
 
     fn count_failed(&self) {
