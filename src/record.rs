@@ -172,6 +172,33 @@ fn div_sat_u32_long(n: u64, d: u32) -> u32 {
     q
 }
 
+/// `(n / d, n % d)` for `d > 0` (`(u64::MAX, 0)` for `d == 0`) without a 64-bit division
+/// routine: one 32-bit division of the high word, then a 32-step shift-and-subtract loop
+/// over the low word (for rare paths: the decimal digits of `spool_dump`).
+#[cfg(any(test, feature = "ffi"))]
+pub(crate) fn divmod_u64_u32(n: u64, d: u32) -> (u64, u32) {
+    if d == 0 {
+        return (u64::MAX, 0);
+    }
+    let hi = (n >> 32) as u32;
+    let (q_hi, r_hi) = (hi / d, hi % d);
+    let d64 = u64::from(d);
+    let mut r = u64::from(r_hi);
+    let lo = n as u32;
+    let mut q_lo = 0u32;
+    let mut i = 32;
+    while i > 0 {
+        i -= 1;
+        r = (r << 1) | u64::from((lo >> i) & 1);
+        q_lo <<= 1;
+        if r >= d64 {
+            r -= d64;
+            q_lo |= 1;
+        }
+    }
+    ((u64::from(q_hi) << 32) | u64::from(q_lo), r as u32)
+}
+
 /// `time_ms / 1000` for `time_ms < 1000 * 2^32` with 32-bit divisions only:
 /// t / 1000 = (t / 8) / 125 with x = t / 8 < 125 * 2^32, by long division by 125 in
 /// 16-bit digits (every partial dividend below 125 * 2^16 < 2^32).
@@ -252,6 +279,20 @@ mod tests {
                 assert_eq!(div_sat_u32(n, d), want(n, d), "{n} / {d}");
             }
         }
+        for &n in &edges {
+            for &d in &divs {
+                let got = divmod_u64_u32(n, d);
+                if d == 0 {
+                    assert_eq!(got, (u64::MAX, 0));
+                } else {
+                    assert_eq!(
+                        got,
+                        (n / u64::from(d), (n % u64::from(d)) as u32),
+                        "{n} / {d}"
+                    );
+                }
+            }
+        }
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for _ in 0..20_000 {
             x ^= x << 13;
@@ -260,6 +301,10 @@ mod tests {
             let n = x >> (x % 40);
             let d = (x >> 17) as u32 >> (x % 31);
             assert_eq!(div_sat_u32(n, d), want(n, d), "{n} / {d}");
+            if d > 0 {
+                let (q, r) = divmod_u64_u32(n, d);
+                assert_eq!((q, u64::from(r)), (n / u64::from(d), n % u64::from(d)));
+            }
         }
     }
 
