@@ -9,6 +9,11 @@
  * Critical section: a host (std) build uses an OS mutex; a no_std build uses cortex-m /
  * riscv single-core, or, with feature extern-cs, the firmware provides
  *   uint32_t spool_cs_acquire(void);  void spool_cs_release(uint32_t state);
+ *
+ * Storage is chosen when the archive is built: cargo features storage-nor (spool_config_t.flash)
+ * and storage-files (dir, std builds); neither = a RAM-only archive without flash or spill code.
+ * spool_features() returns SPOOL_FEATURE_* bits saying which; spool_init with a storage the
+ * archive lacks returns SPOOL_ERR_UNSUPPORTED.
  */
 
 #ifndef SENSOR_SPOOL_H
@@ -86,6 +91,22 @@ struct _data_store_info;
  * is not known; sources 0..8 are reported, higher ones are not).
  */
 #define SPOOL_MM2_UPLOAD_SOURCES 8
+
+/**
+ * `spool_features()` bit: NOR flash storage (`spool_config_t.flash`, feature `storage-nor`).
+ */
+#define SPOOL_FEATURE_STORAGE_NOR 1
+
+/**
+ * `spool_features()` bit: spool directory storage (`spool_config_t.dir`, feature
+ * `storage-files`, host builds).
+ */
+#define SPOOL_FEATURE_STORAGE_FILES 2
+
+/**
+ * `spool_features()` bit: the archive is the `std` (Linux) build.
+ */
+#define SPOOL_FEATURE_STD 4
 
 /**
  * Log level: storage failures.
@@ -385,6 +406,12 @@ enum spool_status_t
    * policy applies). Retry once space is freed.
    */
   SPOOL_ERR_NO_SPACE = 26,
+  /**
+   * `spool_init`: the configuration asks for a storage this archive was built without
+   * (`spool_config_t.flash` without feature `storage-nor`, `dir` without
+   * `storage-files`; `spool_features` says which storage an archive has). Nothing changed.
+   */
+  SPOOL_ERR_UNSUPPORTED = 27,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1170,6 +1197,13 @@ spool_status_t spool_imx_set_codes(const struct spool_imx_codes_t *codes);
  * `out` must be NULL or writable for one `spool_imx_codes_t`.
  */
 spool_status_t spool_imx_codes(struct spool_imx_codes_t *out);
+
+/**
+ * The features this archive was built with, as `SPOOL_FEATURE_*` bits. No storage bit means
+ * a RAM-only archive: `spool_init` with `flash` callbacks or a `dir` then returns
+ * `SPOOL_ERR_UNSUPPORTED`. Works before `spool_init`, from any thread; not counted.
+ */
+uint32_t spool_features(void);
 
 /**
  * Stores `value` for `csb[entry]`, timestamped with the firmware's `utc_now` hook (0 when not
@@ -2068,7 +2102,7 @@ spool_status_t spool_mirror_stats(struct spool_mirror_stats_t *out);
  * to a larger one when it is full) and stores its address in `*out`. Blocks are 8-byte
  * aligned. `SPOOL_ERR_INVALID_ARGUMENT` for `size == 0`, `SPOOL_ERR_TOO_LARGE` when no tier
  * is that big (permanent), `SPOOL_ERR_EXHAUSTED` when every fitting tier is full (transient).
- * Bounded time; callable from an interrupt handler.
+ * Bounded time; callable from an interrupt handler; not counted.
  *
  * # Safety
  *
@@ -2080,7 +2114,7 @@ spool_status_t spool_pool_alloc(size_t size, void **out);
  * Returns a block to the pool. `SPOOL_ERR_NULL` for NULL, `SPOOL_ERR_FOREIGN_PTR` for a
  * pointer that is not the start of a block of this pool, `SPOOL_ERR_DOUBLE_FREE` for a
  * block that is already free; a rejected free changes nothing but the pool's
- * `invalid_frees` counter. Bounded time; callable from an interrupt handler.
+ * `invalid_frees` counter. Bounded time; callable from an interrupt handler; not counted.
  *
  * # Safety
  *
@@ -2092,7 +2126,7 @@ spool_status_t spool_pool_free(void *ptr);
 /**
  * Copies the statistics of the `SPOOL_POOL_TIERS` tiers (smallest blocks first) into
  * `out[0 .. SPOOL_POOL_TIERS]`. `len` is the number of elements `out` has room for;
- * less than `SPOOL_POOL_TIERS` gives `SPOOL_ERR_INVALID_ARGUMENT`.
+ * less than `SPOOL_POOL_TIERS` gives `SPOOL_ERR_INVALID_ARGUMENT`. Not counted.
  *
  * # Safety
  *
@@ -2130,7 +2164,7 @@ size_t spool_pool_block_size(const void *ptr);
 
 /**
  * Checks the pool's invariants (bitmap population == `in_use`, `in_use <= peak <=
- * capacity`, no bit past capacity). `SPOOL_ERR_CORRUPTED` if one is broken.
+ * capacity`, no bit past capacity). `SPOOL_ERR_CORRUPTED` if one is broken. Not counted.
  */
 spool_status_t spool_pool_check(void);
 

@@ -8,6 +8,12 @@
 #   env CS=default|extern|cortex-m|riscv   critical-section provider (default: per target, see below)
 #   env BUILD_DIR=build                   output root
 #   env FEATURES=...                      extra crate features, comma separated (optional)
+#   env STORAGE=default|ram|nor|files|nor+files   storage back ends of the C library (cargo
+#       features storage-nor / storage-files, chosen at compile time; `spool_features()`
+#       reports them): default = nor for no_std archives, nor+files for host-std; ram = none
+#       (a RAM-only archive: no flash or spill code, `spool_init` with storage configured
+#       returns SPOOL_ERR_UNSUPPORTED). A non-default choice adds `-<storage>` to the
+#       directory: build/<triple>-extern-cs-ram/, build/thumbv7em-none-eabihf-ram/, ...
 #   env OPT=size|stable                   embedded targets only (default size):
 #       size    profile `firmware` (release, opt-level "z") on nightly with core rebuilt
 #               for size: -Zbuild-std=core, -Zbuild-std-features=optimize_for_size,
@@ -38,6 +44,11 @@ cd "$SPOOL_ROOT"
 
 BUILD_DIR="${BUILD_DIR:-build}"
 CS="${CS:-default}"
+STORAGE="${STORAGE:-default}"
+case "$STORAGE" in
+default | ram | nor | files | nor+files) ;;
+*) die "STORAGE must be default, ram, nor, files or nor+files (got '$STORAGE')" ;;
+esac
 EXTRA_FEATURES="${FEATURES:-}"
 OPT="${OPT:-size}"
 case "$OPT" in
@@ -46,7 +57,7 @@ size | stable) ;;
 esac
 
 usage() {
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -85,6 +96,18 @@ build_one() {
     *) die "CS must be default, extern, cortex-m or riscv (got '$cs')" ;;
     esac
 
+    local storage="$STORAGE" storage_features
+    if [ "$storage" = default ]; then
+        storage=nor
+        [ "$std" -eq 1 ] && storage=nor+files
+    fi
+    case "$storage" in
+    ram) storage_features="" ;;
+    nor) storage_features="storage-nor" ;;
+    files) storage_features="storage-files" ;;
+    nor+files) storage_features="storage-nor,storage-files" ;;
+    esac
+    [ "$std" -eq 0 ] && [[ "$storage" == *files* ]] && die "STORAGE=$storage: files storage needs the host-std flavor"
     if [ "$std" -eq 1 ]; then
         features="std,ffi"
         dir="$BUILD_DIR/host-std"
@@ -102,6 +125,8 @@ build_one() {
             esac
         fi
     fi
+    [ "$STORAGE" = default ] || dir="$dir-$storage"
+    [ -n "$storage_features" ] && features="$features,$storage_features"
     [ -n "$EXTRA_FEATURES" ] && features="$features,$EXTRA_FEATURES"
 
     need_rust_target "$triple"
@@ -115,11 +140,7 @@ build_one() {
         cmd=(cargo +nightly rustc --quiet --lib --profile firmware --target "$triple" --crate-type staticlib
             -Zbuild-std=core -Zbuild-std-features=optimize_for_size)
     fi
-    if [ "$std" -eq 1 ]; then
-        cmd+=(--features "$features")
-    else
-        cmd+=(--no-default-features --features "$features")
-    fi
+    cmd+=(--no-default-features --features "$features")
     mkdir -p "$dir"
     # `--print native-static-libs` tells what a C link of this archive needs (std flavor: libc etc.).
     local native="$dir/native-static-libs.txt"
@@ -138,6 +159,7 @@ build_one() {
     {
         echo "target=$triple"
         echo "cs=$cs"
+        echo "storage=$storage"
         echo "features=$features"
         echo "std=$std"
         echo "opt=$opt"

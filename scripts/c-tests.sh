@@ -3,7 +3,7 @@
 # replays and a pthread test (main.c), and the MM1/MM2 call-site suite (callsites.c, built
 # three times: as C99, C11 and C++17, each run), in two flavours:
 #   std     : cargo rustc --release --features ffi --crate-type staticlib
-#   no_std  : --no-default-features --features ffi,panic-handler,extern-cs, with the
+#   no_std  : --no-default-features --features ffi,panic-handler,extern-cs,storage-nor, with the
 #             critical-section hooks spool_cs_acquire/release provided in C (tests/c/cs_hooks.c)
 # `scripts/c-tests.sh std` or `scripts/c-tests.sh nostd` runs one flavour. Prebuilt archives
 # can be given instead of building here: SPOOL_C_LIB_STD=build/host-std/libsensor_spool.a,
@@ -55,7 +55,7 @@ for f in "${flavours[@]}"; do
     nostd)
         lib="${SPOOL_C_LIB_NOSTD:-}"
         if [ -z "$lib" ]; then
-            cargo rustc --release --no-default-features --features ffi,panic-handler,extern-cs \
+            cargo rustc --release --no-default-features --features ffi,panic-handler,extern-cs,storage-nor \
                 --crate-type staticlib --target-dir target/nostd --quiet
             lib=target/nostd/release/libsensor_spool.a
         fi

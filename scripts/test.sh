@@ -37,13 +37,16 @@ MIRI_PROPTEST_CASES="${MIRI_PROPTEST_CASES:-8}"
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
 # Clippy for embedded targets: "triple:features" (always --no-default-features).
 CLIPPY_EMBEDDED=(
-    "thumbv7em-none-eabihf:ffi,panic-handler,cortex-m-cs"
-    "riscv32imc-unknown-none-elf:ffi,panic-handler,riscv-cs"
+    "thumbv7em-none-eabihf:ffi,panic-handler,cortex-m-cs,storage-nor"
+    "riscv32imc-unknown-none-elf:ffi,panic-handler,riscv-cs,storage-nor"
+    "thumbv7em-none-eabihf:ffi,panic-handler,cortex-m-cs" # RAM-only C library
 )
 # Static libraries: arguments to scripts/build-staticlib.sh, one build per entry ("CS=extern ..." allowed).
 # The default-CS archives on the stable toolchain (OPT=stable: proves a build without nightly);
 # the CS=extern ones, which the firmware and the size report use, size-optimised (OPT=size).
-STATICLIBS=("OPT=stable all" "CS=extern thumbv7m thumbv7em riscv32imc")
+# STORAGE=ram: the RAM-only archives (scripts/size-sets.sh links the RAM-only feature sets
+# against them; the undefined and panics stages check them too).
+STATICLIBS=("OPT=stable all" "CS=extern thumbv7m thumbv7em riscv32imc" "STORAGE=ram CS=extern thumbv7m thumbv7em riscv32imc")
 # Pinned tools for later stages (need_cargo_tool BIN CRATE VERSION).
 CBINDGEN_VERSION=0.29.4
 

@@ -266,10 +266,9 @@ fn periods_between(expected: u64, time_ms: u64, rate: u32) -> u32 {
     let d = time_ms.saturating_sub(expected);
     if d < rate as u64 || rate == 0 {
         0
-    } else if d <= u32::MAX as u64 {
-        d as u32 / rate
     } else {
-        (d / rate as u64).min(u32::MAX as u64) as u32
+        // 32-bit division, or (past 2^32 ms) no division instruction at all.
+        crate::record::div_sat_u32(d, rate)
     }
 }
 
@@ -330,13 +329,15 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
 
     /// Sectors currently held by the chains (counted at allocation and free; `check`
     /// compares it with the sum over the sensors).
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub fn sectors_held(&self) -> u32 {
         self.held as u32
     }
 
     /// Returns a sector to the pool and counts it.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn free(&mut self, sector: u16) {
         // A free may change which chain a sector is in or where (see `Cursor`).
         self.cursor.set(Cursor::default());
@@ -400,7 +401,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     }
 
     /// Number of sectors a sensor with state `s` holds (derived, not stored).
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub fn sectors_of(s: &SeqState, kind: Kind) -> u32 {
         match kind {
             Kind::Tsd => Self::sectors_k::<false>(s),
@@ -408,7 +410,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn sectors_k<const EVT: bool>(s: &SeqState) -> u32 {
         if s.count() == 0 {
             return 0;
@@ -485,7 +488,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     /// goes to `slot`). TSD: a new chain's anchor is the sector's base time; a sector
     /// after the tail gets the gap from the tail's end. `false` (nothing changed) if the
     /// tier is exhausted.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn new_tail<const EVT: bool>(
         &mut self,
         r: &mut Ring,
@@ -532,7 +536,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         true
     }
 
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn set_tail_hint(&mut self, sector1: u16, base: u32) {
         self.tail_hint_sector1 = sector1;
         self.tail_hint_base = base;
@@ -540,7 +545,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
 
     /// Base time of the tail sector of a TSD chain (ms mod 2^32): the hint if it names
     /// this tail, else a walk from the head.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn tail_base(&self, r: Ring, anchor: u32, rate: u32, n: u32) -> u32 {
         if self.tail_hint_sector1 == r.tail() + 1 {
             return self.tail_hint_base;
@@ -780,7 +786,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
     }
 
     /// Frees the head sector (all its records are gone). Bounded, O(1).
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn pop_head(&mut self, r: &mut Ring, kind: Kind, rate: u32) {
         match kind {
             Kind::Tsd => self.pop_head_k::<false>(r, rate),
@@ -788,7 +795,8 @@ impl<P: SectorPool, const SECTORS: usize> RamStore<P, SECTORS> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn pop_head_k<const EVT: bool>(&mut self, r: &mut Ring, rate: u32) {
         let head = r.head();
         if head == r.tail() {

@@ -132,6 +132,73 @@ pub const fn ms_to_secs(time_ms: u64) -> u32 {
     }
 }
 
+/// `n / d` saturated to `u32` (`u32::MAX` when `d == 0`), without a 64-bit division: a
+/// `u64 / u32` on a 32-bit target calls compiler_builtins' 64-bit division (about 400 B
+/// of flash on Cortex-M). A dividend that fits in 32 bits takes one 32-bit division;
+/// a larger one a 32-step shift-and-subtract loop (rare paths only: a sample gap of more
+/// than 49 days, a flush of more than 42 million records).
+#[inline]
+pub(crate) fn div_sat_u32(n: u64, d: u32) -> u32 {
+    if d == 0 {
+        return u32::MAX;
+    }
+    if let Ok(n32) = u32::try_from(n) {
+        return n32 / d;
+    }
+    div_sat_u32_long(n, d)
+}
+
+/// The long path of [`div_sat_u32`] (`n >= 2^32`, `d > 0`): restoring division of the
+/// low word, the remainder kept below `2 * d < 2^33`.
+#[inline(never)]
+fn div_sat_u32_long(n: u64, d: u32) -> u32 {
+    let d = u64::from(d);
+    let mut r = n >> 32;
+    if r >= d {
+        return u32::MAX; // the quotient has more than 32 bits
+    }
+    let lo = n as u32;
+    let mut q = 0u32;
+    let mut i = 32;
+    while i > 0 {
+        i -= 1;
+        r = (r << 1) | u64::from((lo >> i) & 1);
+        q <<= 1;
+        if r >= d {
+            r -= d;
+            q |= 1;
+        }
+    }
+    q
+}
+
+/// `(n / d, n % d)` for `d > 0` (`(u64::MAX, 0)` for `d == 0`) without a 64-bit division
+/// routine: one 32-bit division of the high word, then a 32-step shift-and-subtract loop
+/// over the low word (for rare paths: the decimal digits of `spool_dump`).
+#[cfg(any(test, feature = "ffi"))]
+pub(crate) fn divmod_u64_u32(n: u64, d: u32) -> (u64, u32) {
+    if d == 0 {
+        return (u64::MAX, 0);
+    }
+    let hi = (n >> 32) as u32;
+    let (q_hi, r_hi) = (hi / d, hi % d);
+    let d64 = u64::from(d);
+    let mut r = u64::from(r_hi);
+    let lo = n as u32;
+    let mut q_lo = 0u32;
+    let mut i = 32;
+    while i > 0 {
+        i -= 1;
+        r = (r << 1) | u64::from((lo >> i) & 1);
+        q_lo <<= 1;
+        if r >= d64 {
+            r -= d64;
+            q_lo |= 1;
+        }
+    }
+    ((u64::from(q_hi) << 32) | u64::from(q_lo), r as u32)
+}
+
 /// `time_ms / 1000` for `time_ms < 1000 * 2^32` with 32-bit divisions only:
 /// t / 1000 = (t / 8) / 125 with x = t / 8 < 125 * 2^32, by long division by 125 in
 /// 16-bit digits (every partial dividend below 125 * 2^16 < 2^32).
@@ -172,6 +239,74 @@ pub const fn decode_evt(b: [u8; EVT_SIZE]) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `div_sat_u32` is `min(n / d, u32::MAX)` (and `u32::MAX` for `d == 0`) on edge values
+    /// and a pseudo-random sweep of both paths.
+    #[test]
+    fn div_sat_u32_is_the_saturated_quotient() {
+        let want = |n: u64, d: u32| {
+            if d == 0 {
+                u32::MAX
+            } else {
+                (n / u64::from(d)).min(u64::from(u32::MAX)) as u32
+            }
+        };
+        let edges = [
+            0,
+            1,
+            2,
+            999,
+            1000,
+            u64::from(u32::MAX),
+            1 << 32,
+            (1 << 32) + 1,
+            u64::MAX,
+        ];
+        let divs = [
+            0,
+            1,
+            2,
+            3,
+            100,
+            1000,
+            65_535,
+            65_536,
+            u32::MAX - 1,
+            u32::MAX,
+        ];
+        for &n in &edges {
+            for &d in &divs {
+                assert_eq!(div_sat_u32(n, d), want(n, d), "{n} / {d}");
+            }
+        }
+        for &n in &edges {
+            for &d in &divs {
+                let got = divmod_u64_u32(n, d);
+                if d == 0 {
+                    assert_eq!(got, (u64::MAX, 0));
+                } else {
+                    assert_eq!(
+                        got,
+                        (n / u64::from(d), (n % u64::from(d)) as u32),
+                        "{n} / {d}"
+                    );
+                }
+            }
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = x >> (x % 40);
+            let d = (x >> 17) as u32 >> (x % 31);
+            assert_eq!(div_sat_u32(n, d), want(n, d), "{n} / {d}");
+            if d > 0 {
+                let (q, r) = divmod_u64_u32(n, d);
+                assert_eq!((q, u64::from(r)), (n / u64::from(d), n % u64::from(d)));
+            }
+        }
+    }
 
     #[test]
     fn encodings_are_little_endian_timestamp_first() {

@@ -454,9 +454,7 @@ impl<
             // `pos` comes from the binary search: never past the end (and `insert` would panic).
             return Err(Error::Invariant);
         }
-        self.table
-            .insert(pos, entry)
-            .map_err(|_| Error::TableFull)?;
+        insert_at(&mut self.table, pos, entry).map_err(|_| Error::TableFull)?;
         self.spill.on_register(pos);
         Ok(SensorHandle {
             key,
@@ -674,7 +672,8 @@ impl<
         Ok(rec)
     }
 
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn get(&self, e: &Entry, seq: u32) -> Result<Record, Error> {
         self.ram
             .get(
@@ -785,7 +784,8 @@ impl<
 
     /// Stores sensor `i`'s new state after `erased` advanced and returns the sectors
     /// it left behind to the pool.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     fn commit_erase(&mut self, i: usize, seq: SeqState) -> Result<(), Error> {
         let Some(e) = self.table.get_mut(i) else {
             return Err(Error::Invariant);
@@ -964,6 +964,28 @@ impl<
 }
 
 #[inline(always)]
+/// Inserts `x` at `pos` (`pos <= len`), shifting the elements from `pos` on up by one,
+/// like `heapless::Vec::insert` but without its `memmove` (about 660 B of
+/// compiler_builtins on a microcontroller, which the firmware's libc cannot replace):
+/// a push and element swaps down to `pos`. Registration only (O(n) swaps). `Err(x)` when
+/// full; a `pos` past the end appends.
+pub(crate) fn insert_at<T, const N: usize>(
+    v: &mut heapless::Vec<T, N>,
+    pos: usize,
+    x: T,
+) -> Result<(), T> {
+    v.push(x)?;
+    let s = v.as_mut_slice();
+    let mut i = s.len().saturating_sub(1);
+    while i > pos {
+        if let Some([a, b]) = s.get_mut(i - 1..=i) {
+            core::mem::swap(a, b);
+        }
+        i -= 1;
+    }
+    Ok(())
+}
+
 fn rate_in(rates: &[u32], idx: u8) -> u32 {
     match idx {
         0 => 0,
@@ -1005,5 +1027,28 @@ impl<
         self.next = self.next.wrapping_add(1);
         self.left -= 1;
         Some(r)
+    }
+}
+
+#[cfg(test)]
+mod insert_tests {
+    use super::insert_at;
+
+    /// `insert_at` gives `heapless::Vec::insert`'s result at every position, and refuses
+    /// (returning the element, changing nothing) when full.
+    #[test]
+    fn insert_at_matches_vec_insert() {
+        for len in 0..6u8 {
+            for pos in 0..=usize::from(len) {
+                let mut a: heapless::Vec<u8, 6> = (0..len).collect();
+                let mut b = a.clone();
+                insert_at(&mut a, pos, 99).expect("room");
+                b.insert(pos, 99).expect("room");
+                assert_eq!(a, b, "len {len} pos {pos}");
+            }
+        }
+        let mut full: heapless::Vec<u8, 3> = (0..3).collect();
+        assert_eq!(insert_at(&mut full, 1, 9), Err(9));
+        assert_eq!(full.as_slice(), &[0, 1, 2]);
     }
 }

@@ -1,31 +1,31 @@
 # shellcheck shell=bash
-# Size and RAM of the static library inside the QEMU firmware images (needs the `firmware`
-# stage of 60-on-target.sh, which writes build/firmware/<target>/fw.map). Last of the stages.
-#
-# Two checks, both printed:
-# - the regression ceiling CI enforces: the figures measured for this version plus a few
-#   percent (scripts/size-ceiling.env); growing past it fails CI;
-# - issue 7's budget (library .text <= 8 KiB on thumbv7em, RAM = pool + sensor table + 1 KiB),
-#   which this version does NOT meet (docs/on-target.md "Budget: not met" gives the breakdown and what it
-#   would take). It is reported on every run, and enforced once SIZE_ENFORCE_ISSUE_BUDGET=1.
+# Size and RAM of the static library. Last of the stages. Two reports, both enforced:
+# - the QEMU test firmware (needs the `firmware` stage of 60-on-target.sh, which writes
+#   build/firmware/<target>/fw.map; built here if missing): the library's share as linked,
+#   RAM overhead, and the stack depth of every public entry point (QEMU stack painting),
+#   against the regression ceiling of scripts/size-ceiling.env;
+# - per feature set (issue 22, scripts/size-sets.sh): a minimal firmware per set of entry
+#   points linked for thumbv7m, thumbv7em and riscv32imc; flash (.text + .rodata) on
+#   thumbv7em against the set's budget, or, while the budget is not met, against the
+#   ceiling at the measured value (scripts/size-ceiling.env), with the gap printed.
 stage_size() {
+    need_apt gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
     if [ ! -f build/firmware/m4f/fw.map ]; then
-        need_apt gcc-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc
         bash scripts/firmware-tests.sh m3 m4f rv32 >/dev/null
     fi
     # shellcheck source=scripts/size-ceiling.env
     . scripts/size-ceiling.env
-    echo "== regression ceiling (scripts/size-ceiling.env): .text <= $CEILING_TEXT B, RAM overhead <= $CEILING_RAM_OVERHEAD B"
+    echo "== QEMU test firmware; regression ceiling (scripts/size-ceiling.env): .text <= $CEILING_TEXT B, RAM overhead <= $CEILING_RAM_OVERHEAD B"
     TEXT_BUDGET="$CEILING_TEXT" RAM_OVERHEAD_BUDGET="$CEILING_RAM_OVERHEAD" \
         bash scripts/size-report.sh --markdown m3 m4f rv32
+    echo "   stack per public entry point (thumbv7em, QEMU stack painting, build/firmware/m4f/run.log):"
+    grep -v -e 'stack: worst' -e 'stack: high-water' build/firmware/m4f/run.log |
+        sed -n 's/^  stack: \([a-z_].*[^ ]\)  *\([0-9][0-9]*\) bytes$/     \2  \1/p' | sort -rn
     echo
-    echo "== issue budget: .text <= 8192 B on thumbv7em, RAM overhead <= 1024 B"
-    if bash scripts/size-report.sh m4f | grep -E 'budget:'; then
-        echo "issue budget: met"
-    elif [ "${SIZE_ENFORCE_ISSUE_BUDGET:-0}" = 1 ]; then
-        return 1
-    else
-        echo "issue budget: NOT MET by this version (reported, not enforced; see docs/on-target.md)"
-    fi
+    echo "== per feature set (issue 22 budgets on thumbv7em; ceilings while not met)"
+    bash scripts/size-sets.sh --markdown || return 1
+    echo
+    echo "== the RAM-only C library's own test (no storage-* feature: storage is SPOOL_ERR_UNSUPPORTED)"
+    cargo test --quiet --lib --no-default-features --features std,ffi ffi::features
 }
-register_stage size "size/RAM: regression ceiling (enforced) + issue budget (reported)" stage_size
+register_stage size "size/RAM: QEMU firmware ceiling + per-feature-set budgets (issue 22)" stage_size

@@ -116,10 +116,12 @@ impl Line {
         let mut v = v;
         loop {
             i -= 1;
+            // No 64-bit division routine on 32-bit targets (record::divmod_u64_u32).
+            let (q, r) = crate::record::divmod_u64_u32(v, 10);
             if let Some(d) = digits.get_mut(i) {
-                *d = b'0' + (v % 10) as u8;
+                *d = b'0' + r as u8;
             }
-            v /= 10;
+            v = q;
             if v == 0 || i == 0 {
                 break;
             }

@@ -18,151 +18,170 @@
 //! units erased and some not: the same as a torn erase of one unit (the sector's header
 //! or frames fail their checks), which `NorFlashStorage` already handles.
 
-use super::types::{SPOOL_FLASH_PROGRAM_ALIGN, SPOOL_FLASH_SECTOR_SIZE, SpoolFlash, SpoolStatus};
+#[cfg(any(feature = "storage-nor", feature = "storage-files"))]
+use super::types::SpoolStatus;
+#[cfg(feature = "storage-nor")]
+use crate::storage::NorFlashStorage;
 use crate::storage::{
-    Batch, LogEntry, NoStorage, NorFlashStorage, ReadHint, ReadOut, RunInfo, SensorKey, Storage,
-    StorageError, StorageStats,
+    Batch, LogEntry, NoStorage, ReadHint, ReadOut, RunInfo, SensorKey, Storage, StorageError,
+    StorageStats,
 };
-use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
+#[cfg(feature = "storage-nor")]
+pub(crate) use nor::CFlash;
 
 /// Staging buffer of the flash log (bytes; frames up to this size take one program call).
+#[cfg(feature = "storage-nor")]
 const FLASH_BUF: usize = 128;
 
-/// Error of a [`CFlash`] operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CFlashError(NorFlashErrorKind);
+/// `true` when the C library has a storage back end (feature `storage-nor` or
+/// `storage-files`): the store then keeps a flash part per sensor slot and spills.
+pub(crate) const HAS_STORAGE: bool = cfg!(any(feature = "storage-nor", feature = "storage-files"));
 
-impl NorFlashError for CFlashError {
-    fn kind(&self) -> NorFlashErrorKind {
-        self.0
-    }
-}
+/// The NOR flash region of `spool_config_t.flash` (feature `storage-nor`).
+#[cfg(feature = "storage-nor")]
+mod nor {
+    use super::super::types::{
+        SPOOL_FLASH_PROGRAM_ALIGN, SPOOL_FLASH_SECTOR_SIZE, SpoolFlash, SpoolStatus,
+    };
+    use embedded_storage::nor_flash::{
+        ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+    };
 
-/// A NOR flash region reached through the firmware's callbacks (validated geometry).
-#[derive(Debug)]
-pub(crate) struct CFlash {
-    cb: SpoolFlash,
-}
+    /// Error of a [`CFlash`] operation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) struct CFlashError(NorFlashErrorKind);
 
-// SAFETY: `ctx` is never dereferenced by the library, only passed back to the firmware's
-// callbacks, which are only called while the global critical section is held (one thread
-// at a time); `spool_flash_t` documents them as callable from any thread that calls the
-// library.
-unsafe impl Send for CFlash {}
-
-impl CFlash {
-    /// Checks the callbacks and the geometry (see `spool_flash_t`). `Ok(None)` when every
-    /// callback is NULL (no flash).
-    pub(crate) fn new(cb: &SpoolFlash) -> Result<Option<CFlash>, SpoolStatus> {
-        match (cb.read, cb.program, cb.erase) {
-            (None, None, None) => return Ok(None),
-            (Some(_), Some(_), Some(_)) => {}
-            _ => return Err(SpoolStatus::SPOOL_ERR_BAD_GEOMETRY),
+    impl NorFlashError for CFlashError {
+        fn kind(&self) -> NorFlashErrorKind {
+            self.0
         }
-        let sector = SPOOL_FLASH_SECTOR_SIZE;
-        let ok = cb.write_size.is_power_of_two()
-            && cb.write_size <= SPOOL_FLASH_PROGRAM_ALIGN
-            && cb.erase_size.is_power_of_two()
-            && (256..=sector).contains(&cb.erase_size)
-            && cb.size.is_multiple_of(sector)
-            && cb.size >= 2 * sector
-            && cb.size <= 1 << 31;
-        if ok {
-            Ok(Some(CFlash { cb: *cb }))
+    }
+
+    /// A NOR flash region reached through the firmware's callbacks (validated geometry).
+    #[derive(Debug)]
+    pub(crate) struct CFlash {
+        cb: SpoolFlash,
+    }
+
+    // SAFETY: `ctx` is never dereferenced by the library, only passed back to the firmware's
+    // callbacks, which are only called while the global critical section is held (one thread
+    // at a time); `spool_flash_t` documents them as callable from any thread that calls the
+    // library.
+    unsafe impl Send for CFlash {}
+
+    impl CFlash {
+        /// Checks the callbacks and the geometry (see `spool_flash_t`). `Ok(None)` when every
+        /// callback is NULL (no flash).
+        pub(crate) fn new(cb: &SpoolFlash) -> Result<Option<CFlash>, SpoolStatus> {
+            match (cb.read, cb.program, cb.erase) {
+                (None, None, None) => return Ok(None),
+                (Some(_), Some(_), Some(_)) => {}
+                _ => return Err(SpoolStatus::SPOOL_ERR_BAD_GEOMETRY),
+            }
+            let sector = SPOOL_FLASH_SECTOR_SIZE;
+            let ok = cb.write_size.is_power_of_two()
+                && cb.write_size <= SPOOL_FLASH_PROGRAM_ALIGN
+                && cb.erase_size.is_power_of_two()
+                && (256..=sector).contains(&cb.erase_size)
+                && cb.size.is_multiple_of(sector)
+                && cb.size >= 2 * sector
+                && cb.size <= 1 << 31;
+            if ok {
+                Ok(Some(CFlash { cb: *cb }))
+            } else {
+                Err(SpoolStatus::SPOOL_ERR_BAD_GEOMETRY)
+            }
+        }
+
+        /// `offset .. offset + len` inside the region.
+        fn check(&self, offset: u32, len: usize) -> Result<(), CFlashError> {
+            let len =
+                u32::try_from(len).map_err(|_| CFlashError(NorFlashErrorKind::OutOfBounds))?;
+            match offset.checked_add(len) {
+                Some(end) if end <= self.cb.size => Ok(()),
+                _ => Err(CFlashError(NorFlashErrorKind::OutOfBounds)),
+            }
+        }
+    }
+
+    fn status(rc: core::ffi::c_int) -> Result<(), CFlashError> {
+        if rc == 0 {
+            Ok(())
         } else {
-            Err(SpoolStatus::SPOOL_ERR_BAD_GEOMETRY)
+            Err(CFlashError(NorFlashErrorKind::Other))
         }
     }
 
-    /// `offset .. offset + len` inside the region.
-    fn check(&self, offset: u32, len: usize) -> Result<(), CFlashError> {
-        let len = u32::try_from(len).map_err(|_| CFlashError(NorFlashErrorKind::OutOfBounds))?;
-        match offset.checked_add(len) {
-            Some(end) if end <= self.cb.size => Ok(()),
-            _ => Err(CFlashError(NorFlashErrorKind::OutOfBounds)),
-        }
-    }
-}
-
-fn status(rc: core::ffi::c_int) -> Result<(), CFlashError> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(CFlashError(NorFlashErrorKind::Other))
-    }
-}
-
-impl ErrorType for CFlash {
-    type Error = CFlashError;
-}
-
-impl ReadNorFlash for CFlash {
-    const READ_SIZE: usize = 1;
-
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-        self.check(offset, bytes.len())?;
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let Some(read) = self.cb.read else {
-            return Err(CFlashError(NorFlashErrorKind::Other));
-        };
-        // Cannot truncate: `check` proved `len <= size <= 2^31`.
-        let len = bytes.len() as u32;
-        // SAFETY: `bytes` is valid for writes of `len` bytes for the duration of the call;
-        // the callback and `ctx` come from the firmware's `spool_flash_t`, whose contract is
-        // to copy at most `len` bytes of the region at `offset` into `buf`.
-        status(unsafe { read(self.cb.ctx, offset, bytes.as_mut_ptr(), len) })
+    impl ErrorType for CFlash {
+        type Error = CFlashError;
     }
 
-    fn capacity(&self) -> usize {
-        self.cb.size as usize
-    }
-}
+    impl ReadNorFlash for CFlash {
+        const READ_SIZE: usize = 1;
 
-impl NorFlash for CFlash {
-    const WRITE_SIZE: usize = SPOOL_FLASH_PROGRAM_ALIGN as usize;
-    const ERASE_SIZE: usize = SPOOL_FLASH_SECTOR_SIZE as usize;
+        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+            self.check(offset, bytes.len())?;
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            let Some(read) = self.cb.read else {
+                return Err(CFlashError(NorFlashErrorKind::Other));
+            };
+            // Cannot truncate: `check` proved `len <= size <= 2^31`.
+            let len = bytes.len() as u32;
+            // SAFETY: `bytes` is valid for writes of `len` bytes for the duration of the call;
+            // the callback and `ctx` come from the firmware's `spool_flash_t`, whose contract is
+            // to copy at most `len` bytes of the region at `offset` into `buf`.
+            status(unsafe { read(self.cb.ctx, offset, bytes.as_mut_ptr(), len) })
+        }
 
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        let unit = self.cb.erase_size;
-        let sector = SPOOL_FLASH_SECTOR_SIZE;
-        if to < from || !from.is_multiple_of(sector) || !to.is_multiple_of(sector) {
-            return Err(CFlashError(NorFlashErrorKind::NotAligned));
+        fn capacity(&self) -> usize {
+            self.cb.size as usize
         }
-        self.check(from, (to - from) as usize)?;
-        let Some(erase) = self.cb.erase else {
-            return Err(CFlashError(NorFlashErrorKind::Other));
-        };
-        // `unit` is a power of two <= `sector` (checked in `new`), so it divides the range.
-        let mut at = from;
-        while at < to {
-            // SAFETY: plain values; the callback and `ctx` come from the firmware's
-            // `spool_flash_t`, whose contract is to erase `len` bytes of the region at `offset`.
-            status(unsafe { erase(self.cb.ctx, at, unit) })?;
-            at = at.saturating_add(unit);
-        }
-        Ok(())
     }
 
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        let align = SPOOL_FLASH_PROGRAM_ALIGN;
-        if !offset.is_multiple_of(align) || !bytes.len().is_multiple_of(align as usize) {
-            return Err(CFlashError(NorFlashErrorKind::NotAligned));
+    impl NorFlash for CFlash {
+        const WRITE_SIZE: usize = SPOOL_FLASH_PROGRAM_ALIGN as usize;
+        const ERASE_SIZE: usize = SPOOL_FLASH_SECTOR_SIZE as usize;
+
+        fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+            let unit = self.cb.erase_size;
+            let sector = SPOOL_FLASH_SECTOR_SIZE;
+            if to < from || !from.is_multiple_of(sector) || !to.is_multiple_of(sector) {
+                return Err(CFlashError(NorFlashErrorKind::NotAligned));
+            }
+            self.check(from, (to - from) as usize)?;
+            let Some(erase) = self.cb.erase else {
+                return Err(CFlashError(NorFlashErrorKind::Other));
+            };
+            // `unit` is a power of two <= `sector` (checked in `new`), so it divides the range.
+            let mut at = from;
+            while at < to {
+                // SAFETY: plain values; the callback and `ctx` come from the firmware's
+                // `spool_flash_t`, whose contract is to erase `len` bytes of the region at `offset`.
+                status(unsafe { erase(self.cb.ctx, at, unit) })?;
+                at = at.saturating_add(unit);
+            }
+            Ok(())
         }
-        self.check(offset, bytes.len())?;
-        if bytes.is_empty() {
-            return Ok(());
+
+        fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+            let align = SPOOL_FLASH_PROGRAM_ALIGN;
+            if !offset.is_multiple_of(align) || !bytes.len().is_multiple_of(align as usize) {
+                return Err(CFlashError(NorFlashErrorKind::NotAligned));
+            }
+            self.check(offset, bytes.len())?;
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            let Some(program) = self.cb.program else {
+                return Err(CFlashError(NorFlashErrorKind::Other));
+            };
+            // SAFETY: `bytes` is valid for reads of `len` bytes for the duration of the call;
+            // the callback and `ctx` come from the firmware's `spool_flash_t`, whose contract is
+            // to program `len` bytes from `buf` at `offset` of the region.
+            status(unsafe { program(self.cb.ctx, offset, bytes.as_ptr(), bytes.len() as u32) })
         }
-        let Some(program) = self.cb.program else {
-            return Err(CFlashError(NorFlashErrorKind::Other));
-        };
-        // SAFETY: `bytes` is valid for reads of `len` bytes for the duration of the call;
-        // the callback and `ctx` come from the firmware's `spool_flash_t`, whose contract is
-        // to program `len` bytes from `buf` at `offset` of the region.
-        status(unsafe { program(self.cb.ctx, offset, bytes.as_ptr(), bytes.len() as u32) })
     }
 }
 
@@ -179,9 +198,10 @@ pub(crate) enum FfiStorage {
     #[default]
     None,
     /// A flash region given as callbacks.
+    #[cfg(feature = "storage-nor")]
     Flash(NorFlashStorage<CFlash, FLASH_BUF>),
     /// A spool directory (host builds).
-    #[cfg(feature = "std")]
+    #[cfg(feature = "storage-files")]
     Files(crate::storage::FileStorage),
 }
 
@@ -190,8 +210,9 @@ impl FfiStorage {
     pub(crate) fn kind(&self) -> u32 {
         match self {
             FfiStorage::None => super::types::SPOOL_STORAGE_NONE,
+            #[cfg(feature = "storage-nor")]
             FfiStorage::Flash(_) => super::types::SPOOL_STORAGE_FLASH,
-            #[cfg(feature = "std")]
+            #[cfg(feature = "storage-files")]
             FfiStorage::Files(_) => super::types::SPOOL_STORAGE_FILES,
         }
     }
@@ -199,8 +220,9 @@ impl FfiStorage {
     /// A mark of the back end's error counters, for [`FfiStorage::no_space_since`].
     pub(crate) fn error_mark(&self) -> u64 {
         match self {
-            #[cfg(feature = "std")]
+            #[cfg(feature = "storage-files")]
             FfiStorage::Files(b) => b.failures(),
+            #[allow(unreachable_patterns)]
             _ => 0,
         }
     }
@@ -209,10 +231,11 @@ impl FfiStorage {
     /// filesystem being (nearly) full, and the latest error says so.
     pub(crate) fn no_space_since(&self, mark: u64) -> bool {
         match self {
-            #[cfg(feature = "std")]
+            #[cfg(feature = "storage-files")]
             FfiStorage::Files(b) => {
                 self.error_mark() != mark && b.last_error().is_some_and(|e| e.is_no_space())
             }
+            #[allow(unreachable_patterns)]
             _ => {
                 let _ = mark;
                 false
@@ -221,6 +244,7 @@ impl FfiStorage {
     }
 
     /// A flash log over `flash`.
+    #[cfg(feature = "storage-nor")]
     pub(crate) fn flash(flash: CFlash) -> Result<FfiStorage, SpoolStatus> {
         NorFlashStorage::new(flash)
             .map(FfiStorage::Flash)
@@ -232,7 +256,7 @@ impl FfiStorage {
     /// # Safety
     ///
     /// `dir` must point at a NUL-terminated string.
-    #[cfg(feature = "std")]
+    #[cfg(feature = "storage-files")]
     pub(crate) unsafe fn files(dir: *const core::ffi::c_char) -> Result<FfiStorage, SpoolStatus> {
         // SAFETY: NUL-terminated per the contract; only read here (copied below).
         let path = unsafe { core::ffi::CStr::from_ptr(dir) };
@@ -258,8 +282,9 @@ macro_rules! each {
                 let $b = &mut none;
                 $e
             }
+            #[cfg(feature = "storage-nor")]
             FfiStorage::Flash($b) => $e,
-            #[cfg(feature = "std")]
+            #[cfg(feature = "storage-files")]
             FfiStorage::Files($b) => $e,
         }
     };
@@ -278,8 +303,9 @@ impl Storage for FfiStorage {
     fn max_batch_bytes(&self) -> usize {
         match self {
             FfiStorage::None => 0,
+            #[cfg(feature = "storage-nor")]
             FfiStorage::Flash(b) => b.max_batch_bytes(),
-            #[cfg(feature = "std")]
+            #[cfg(feature = "storage-files")]
             FfiStorage::Files(b) => b.max_batch_bytes(),
         }
     }
@@ -327,8 +353,9 @@ impl Storage for FfiStorage {
     fn stats(&self) -> StorageStats {
         match self {
             FfiStorage::None => StorageStats::default(),
+            #[cfg(feature = "storage-nor")]
             FfiStorage::Flash(b) => b.stats(),
-            #[cfg(feature = "std")]
+            #[cfg(feature = "storage-files")]
             FfiStorage::Files(b) => b.stats(),
         }
     }

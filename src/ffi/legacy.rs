@@ -251,7 +251,7 @@ pub unsafe extern "C" fn read_tsd_evt(
         };
         let words: [u32; 2] = match rec {
             Ok(r) if r.kind == super::types::SPOOL_KIND_EVT => {
-                [u32::try_from(r.time_ms / 1000).unwrap_or(u32::MAX), r.value]
+                [crate::record::ms_to_secs(r.time_ms), r.value]
             }
             Ok(r) => [r.value, 0],
             Err(SpoolStatus::SPOOL_ERR_NO_DATA) => [0, 0],

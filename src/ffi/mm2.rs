@@ -82,7 +82,7 @@ fn write(st: &mut State, idx: usize, entry: u16, kind: Kind, value: u32, ms: u64
     let h = st.open_and_enter(idx, entry)?;
     let r = st.store.write(h, value, ms);
     if r.is_ok() {
-        let secs = u32::try_from(ms / 1000).unwrap_or(u32::MAX);
+        let secs = crate::record::ms_to_secs(ms);
         st.reg(idx)?.mirror_last(entry, value, secs);
     }
     // This entry, entries sharing its id, the victim's entries if an overflow drop hit
@@ -459,9 +459,11 @@ pub unsafe extern "C" fn imx_get_memory_stats(stats_out: *mut Mm2Stats) -> ImxRe
         st.ready()?;
         let s = st.store.stats();
         let (bytes, sector_bytes) = st.store.payload();
-        let pct = match bytes.saturating_mul(100).checked_div(sector_bytes) {
-            Some(p) => u32::try_from(p).unwrap_or(u32::MAX),
-            None => 100,
+        // 32-bit division (record::div_sat_u32): the RAM sectors' bytes fit in 32 bits.
+        let pct = match u32::try_from(sector_bytes) {
+            Ok(0) => 100,
+            Ok(d) => crate::record::div_sat_u32(bytes.saturating_mul(100), d),
+            Err(_) => u32::MAX,
         };
         let out = Mm2Stats {
             total_sectors: s.sectors_total,

@@ -38,6 +38,7 @@
 mod flash;
 
 mod diag;
+mod features;
 mod imx;
 mod legacy;
 mod log;
@@ -50,6 +51,7 @@ mod store;
 mod types;
 
 pub use diag::*;
+pub use features::*;
 pub use imx::*;
 pub use legacy::*;
 pub use log::*;

@@ -1,7 +1,9 @@
 //! The native C API for new code: init / registration / handles, and
 //! write / read / ack / revert with status codes and out-parameters written only on success.
 
-use super::flash::{CFlash, FfiStorage};
+#[cfg(feature = "storage-nor")]
+use super::flash::CFlash;
+use super::flash::FfiStorage;
 use super::state::{Gps, call, call_uncounted, peek};
 use super::store::{Key, Kind};
 use super::types::{
@@ -91,17 +93,27 @@ pub unsafe extern "C" fn spool_init(config: *const SpoolConfig) -> SpoolStatus {
 /// # Safety
 ///
 /// `cfg.dir` must be NULL or point at a NUL-terminated string.
+/// A storage this archive was built without (no `storage-nor` / `storage-files`, see
+/// `spool_features`) is `SPOOL_ERR_UNSUPPORTED`.
 unsafe fn storage_of(cfg: &SpoolConfig) -> Result<FfiStorage, SpoolStatus> {
+    #[cfg(feature = "storage-nor")]
     let flash = CFlash::new(&cfg.flash)?;
+    #[cfg(not(feature = "storage-nor"))]
+    let flash: Option<core::convert::Infallible> =
+        match (cfg.flash.read, cfg.flash.program, cfg.flash.erase) {
+            (None, None, None) => None,
+            _ => return Err(SpoolStatus::SPOOL_ERR_UNSUPPORTED),
+        };
     match (flash, cfg.dir.is_null()) {
+        #[cfg(feature = "storage-nor")]
         (Some(f), true) => FfiStorage::flash(f),
         (None, true) => Ok(FfiStorage::None),
         (Some(_), false) => Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT),
-        #[cfg(feature = "std")]
+        #[cfg(feature = "storage-files")]
         // SAFETY: non-NULL and NUL-terminated per the contract.
         (None, false) => unsafe { FfiStorage::files(cfg.dir) },
-        #[cfg(not(feature = "std"))]
-        (None, false) => Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT),
+        #[cfg(not(feature = "storage-files"))]
+        (None, false) => Err(SpoolStatus::SPOOL_ERR_UNSUPPORTED),
     }
 }
 

@@ -3,8 +3,7 @@
 //! with the same block sizes on microcontrollers (no_std). Every free is validated by the pool (foreign pointers and double frees
 //! are rejected, counted and change nothing). Usable before `spool_init`.
 
-use super::state::call;
-use super::types::{FfiResult, SPOOL_POOL_TIERS, SpoolStatus, SpoolTierStats, status_of};
+use super::types::{SPOOL_POOL_TIERS, SpoolStatus, SpoolTierStats, status_of};
 use crate::pool::{AllocError, FreeError, TIERS};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -32,35 +31,35 @@ static C_POOL: CPool = CPool::new();
 /// to a larger one when it is full) and stores its address in `*out`. Blocks are 8-byte
 /// aligned. `SPOOL_ERR_INVALID_ARGUMENT` for `size == 0`, `SPOOL_ERR_TOO_LARGE` when no tier
 /// is that big (permanent), `SPOOL_ERR_EXHAUSTED` when every fitting tier is full (transient).
-/// Bounded time; callable from an interrupt handler.
+/// Bounded time; callable from an interrupt handler; not counted.
 ///
 /// # Safety
 ///
 /// `out` must be NULL or valid for writing one pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spool_pool_alloc(size: usize, out: *mut *mut c_void) -> SpoolStatus {
-    status_of(call(|_| {
-        if out.is_null() {
-            return Err(SpoolStatus::SPOOL_ERR_NULL);
+    if out.is_null() {
+        return SpoolStatus::SPOOL_ERR_NULL;
+    }
+    if size == 0 {
+        return SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT;
+    }
+    match C_POOL.alloc(size) {
+        Ok(block) => {
+            let p = block.into_raw().as_ptr().cast::<c_void>();
+            // SAFETY: `out` is non-NULL and writable per the contract.
+            unsafe { out.write_unaligned(p) };
+            SpoolStatus::SPOOL_OK
         }
-        if size == 0 {
-            return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
-        }
-        let block = C_POOL.alloc(size).map_err(|e| match e {
-            AllocError::TooLarge => SpoolStatus::SPOOL_ERR_TOO_LARGE,
-            _ => SpoolStatus::SPOOL_ERR_EXHAUSTED,
-        })?;
-        let p = block.into_raw().as_ptr().cast::<c_void>();
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.write_unaligned(p) };
-        Ok(())
-    }))
+        Err(AllocError::TooLarge) => SpoolStatus::SPOOL_ERR_TOO_LARGE,
+        Err(_) => SpoolStatus::SPOOL_ERR_EXHAUSTED,
+    }
 }
 
 /// Returns a block to the pool. `SPOOL_ERR_NULL` for NULL, `SPOOL_ERR_FOREIGN_PTR` for a
 /// pointer that is not the start of a block of this pool, `SPOOL_ERR_DOUBLE_FREE` for a
 /// block that is already free; a rejected free changes nothing but the pool's
-/// `invalid_frees` counter. Bounded time; callable from an interrupt handler.
+/// `invalid_frees` counter. Bounded time; callable from an interrupt handler; not counted.
 ///
 /// # Safety
 ///
@@ -68,50 +67,48 @@ pub unsafe extern "C" fn spool_pool_alloc(size: usize, out: *mut *mut c_void) ->
 /// not use it after this call. Any other value is safe to pass: it is never dereferenced.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spool_pool_free(ptr: *mut c_void) -> SpoolStatus {
-    status_of(call(|_| {
-        if ptr.is_null() {
-            return Err(SpoolStatus::SPOOL_ERR_NULL);
-        }
+    if ptr.is_null() {
+        return SpoolStatus::SPOOL_ERR_NULL;
+    }
+    status_of({
         // SAFETY: forwarded caller contract: a live block is given up; any other pointer is
         // validated by the pool and never dereferenced.
         unsafe { C_POOL.free_raw(ptr.cast::<u8>()) }.map_err(|e| match e {
             FreeError::DoubleFree => SpoolStatus::SPOOL_ERR_DOUBLE_FREE,
             _ => SpoolStatus::SPOOL_ERR_FOREIGN_PTR,
         })
-    }))
+    })
 }
 
 /// Copies the statistics of the `SPOOL_POOL_TIERS` tiers (smallest blocks first) into
 /// `out[0 .. SPOOL_POOL_TIERS]`. `len` is the number of elements `out` has room for;
-/// less than `SPOOL_POOL_TIERS` gives `SPOOL_ERR_INVALID_ARGUMENT`.
+/// less than `SPOOL_POOL_TIERS` gives `SPOOL_ERR_INVALID_ARGUMENT`. Not counted.
 ///
 /// # Safety
 ///
 /// `out` must be NULL or valid for writing `len` `spool_tier_stats_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spool_pool_stats(out: *mut SpoolTierStats, len: usize) -> SpoolStatus {
-    status_of(call(|_| -> FfiResult<()> {
-        if out.is_null() {
-            return Err(SpoolStatus::SPOOL_ERR_NULL);
-        }
-        if len < SPOOL_POOL_TIERS {
-            return Err(SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT);
-        }
-        for (i, t) in C_POOL.stats().iter().enumerate() {
-            let s = SpoolTierStats {
-                block_size: t.block_size,
-                capacity: t.capacity,
-                in_use: t.in_use,
-                peak: t.peak,
-                failed_allocs: t.failed_allocs,
-                invalid_frees: t.invalid_frees,
-                fallbacks: t.fallbacks,
-            };
-            // SAFETY: `i < TIERS <= len`, and `out` is writable for `len` elements.
-            unsafe { out.add(i).write_unaligned(s) };
-        }
-        Ok(())
-    }))
+    if out.is_null() {
+        return SpoolStatus::SPOOL_ERR_NULL;
+    }
+    if len < SPOOL_POOL_TIERS {
+        return SpoolStatus::SPOOL_ERR_INVALID_ARGUMENT;
+    }
+    for (i, t) in C_POOL.stats().iter().enumerate() {
+        let s = SpoolTierStats {
+            block_size: t.block_size,
+            capacity: t.capacity,
+            in_use: t.in_use,
+            peak: t.peak,
+            failed_allocs: t.failed_allocs,
+            invalid_frees: t.invalid_frees,
+            fallbacks: t.fallbacks,
+        };
+        // SAFETY: `i < TIERS <= len`, and `out` is writable for `len` elements.
+        unsafe { out.add(i).write_unaligned(s) };
+    }
+    SpoolStatus::SPOOL_OK
 }
 
 /// Set by `spool_pool_init` (load / store only: no compare-and-swap on RISC-V `imc`).
@@ -173,10 +170,8 @@ pub(crate) fn pool_stray_frees() -> u32 {
 }
 
 /// Checks the pool's invariants (bitmap population == `in_use`, `in_use <= peak <=
-/// capacity`, no bit past capacity). `SPOOL_ERR_CORRUPTED` if one is broken.
+/// capacity`, no bit past capacity). `SPOOL_ERR_CORRUPTED` if one is broken. Not counted.
 #[unsafe(no_mangle)]
 pub extern "C" fn spool_pool_check() -> SpoolStatus {
-    status_of(call(|_| {
-        C_POOL.check().map_err(|_| SpoolStatus::SPOOL_ERR_CORRUPTED)
-    }))
+    status_of(C_POOL.check().map_err(|_| SpoolStatus::SPOOL_ERR_CORRUPTED))
 }

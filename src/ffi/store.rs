@@ -17,7 +17,7 @@
 //! Totals the store does not keep (records written, acknowledged, cleared) are counted
 //! here; every mutation of the global store goes through this adapter, so they are exact.
 
-use super::flash::FfiStorage;
+use super::flash::{FfiStorage, HAS_STORAGE};
 use super::types::{
     FfiResult, SPOOL_KIND_EVT, SPOOL_KIND_TSD, SpoolRecord, SpoolSensorStats, SpoolStatus,
     SpoolStorageStats, SpoolStoreStats,
@@ -36,8 +36,13 @@ use crate::profile::{
     WICED_RATES as RATES, WICED_SECTORS as SECTORS, WICED_SENSORS as SENSORS, WicedPool as Pool,
 };
 
-/// The profile's spool over the C API's storage, with a flash part per sensor slot.
-type FfiSpool = Spool<Pool, SENSORS, SECTORS, RATES, FfiStorage, SENSORS>;
+/// Flash-part slots of the store: one per sensor slot when the C library has a storage
+/// back end (features `storage-nor` / `storage-files`), none in a RAM-only build.
+const SPILL: usize = if HAS_STORAGE { SENSORS } else { 0 };
+
+/// The profile's spool over the C API's storage, with a flash part per sensor slot when
+/// the build has storage.
+type FfiSpool = Spool<Pool, SENSORS, SECTORS, RATES, FfiStorage, SPILL>;
 
 const fn make_spool() -> FfiSpool {
     Spool::new(
@@ -475,7 +480,10 @@ impl Store {
         let sp = self.spool.spill_stats();
         let st = self.spool.storage();
         let io = st.stats();
+        #[cfg(feature = "storage-nor")]
         let flash = matches!(st, FfiStorage::Flash(_));
+        #[cfg(not(feature = "storage-nor"))]
+        let flash = false;
         SpoolStorageStats {
             kind: st.kind(),
             recovered: match self.recovery {
@@ -527,7 +535,7 @@ impl Store {
 }
 
 // Filesystem calls miri does not model (`statvfs`): native test runs only.
-#[cfg(all(test, feature = "std", not(miri)))]
+#[cfg(all(test, feature = "storage-files", not(miri)))]
 mod tests {
     use super::*;
     use crate::storage::FileStorage;

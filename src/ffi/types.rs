@@ -110,6 +110,10 @@ pub enum SpoolStatus {
     /// Nothing was written; the records stay in RAM (and, when RAM fills, the overflow
     /// policy applies). Retry once space is freed.
     SPOOL_ERR_NO_SPACE = 26,
+    /// `spool_init`: the configuration asks for a storage this archive was built without
+    /// (`spool_config_t.flash` without feature `storage-nor`, `dir` without
+    /// `storage-files`; `spool_features` says which storage an archive has). Nothing changed.
+    SPOOL_ERR_UNSUPPORTED = 27,
 }
 
 impl SpoolStatus {

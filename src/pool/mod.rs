@@ -284,6 +284,12 @@ struct Aligned<const B: usize>([u8; B]);
 pub struct Tier<const BLOCK: usize, const COUNT: usize, const WORDS: usize> {
     used: [AtomicU32; WORDS],
     index_owned: [AtomicU32; WORDS],
+    counters: Counters,
+    blocks: [UnsafeCell<Aligned<BLOCK>>; COUNT],
+}
+
+/// The counters of one tier.
+struct Counters {
     /// No bit is set in a bitmap word above this index (raised by every allocation,
     /// lowered by the index path's scan), so the index path's peak bound scans only
     /// the words that can hold blocks. Unused for single-word tiers.
@@ -292,7 +298,6 @@ pub struct Tier<const BLOCK: usize, const COUNT: usize, const WORDS: usize> {
     failed_allocs: AtomicU32,
     invalid_frees: AtomicU32,
     fallbacks: AtomicU32,
-    blocks: [UnsafeCell<Aligned<BLOCK>>; COUNT],
 }
 
 // SAFETY: all shared state except the block bytes is atomic. A block's bytes are only
@@ -328,11 +333,13 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> Tier<BLOCK, COU
         Self {
             used: [const { AtomicU32::new(0) }; WORDS],
             index_owned: [const { AtomicU32::new(0) }; WORDS],
-            top_word: AtomicU32::new(0),
-            peak: AtomicU32::new(0),
-            failed_allocs: AtomicU32::new(0),
-            invalid_frees: AtomicU32::new(0),
-            fallbacks: AtomicU32::new(0),
+            counters: Counters {
+                top_word: AtomicU32::new(0),
+                peak: AtomicU32::new(0),
+                failed_allocs: AtomicU32::new(0),
+                invalid_frees: AtomicU32::new(0),
+                fallbacks: AtomicU32::new(0),
+            },
             blocks: [const { UnsafeCell::new(Aligned([0; BLOCK])) }; COUNT],
         }
     }
@@ -348,12 +355,6 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> Tier<BLOCK, COU
         }
     }
 
-    /// Pointer to the first byte of the block array; its provenance covers every block.
-    #[inline(always)]
-    fn base(&self) -> *mut u8 {
-        UnsafeCell::raw_get(self.blocks.as_ptr()).cast::<u8>()
-    }
-
     /// Pointer to block `i`.
     ///
     /// # Safety
@@ -361,10 +362,11 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> Tier<BLOCK, COU
     #[inline(always)]
     unsafe fn block_ptr(&self, i: usize) -> NonNull<u8> {
         debug_assert!(i < COUNT);
+        let base = UnsafeCell::raw_get(self.blocks.as_ptr()).cast::<u8>();
         // SAFETY: i < COUNT (caller), so `i * BLOCK` is an offset inside the block array
         // (blocks are exactly BLOCK bytes apart, `size_of::<Aligned<BLOCK>>() == BLOCK`);
         // the result is derived from a reference, so it is not null.
-        unsafe { NonNull::new_unchecked(self.base().add(i * BLOCK)) }
+        unsafe { NonNull::new_unchecked(base.add(i * BLOCK)) }
     }
 
     /// Blocks in use: population count of the bitmap.
@@ -376,76 +378,139 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> Tier<BLOCK, COU
             .sum()
     }
 
-    /// Shared-path allocation from this tier only; counts nothing but `peak`.
-    #[inline(always)]
-    fn take(&self, tier: u8) -> Option<Block<'_>> {
-        // Read before the bitmap update so no load waits behind the atomic operation;
-        // a stale value only costs an extra (re-checked) `raise`.
-        let peak = self.peak.load(Ordering::Relaxed);
-        for (w, word) in self.used.iter().enumerate() {
-            if let Some((bit, new)) = bits::take_first_zero(word, Self::valid_mask(w)) {
-                if WORDS == 1 {
-                    // popcount(new) <= index of the highest set bit + 1: skip the
-                    // population count while that bound does not exceed the peak
-                    // (the common case once the tier has been used).
-                    if 32 - new.leading_zeros() > peak {
-                        bits::raise(&self.peak, new.count_ones());
-                    }
+    // The index path (the store's, `&mut Pool`) stays generic: it is the store's hot path,
+    // where the tier's geometry as constants and plain (`get_mut`) access pay, and a
+    // firmware instantiates it for the store's tier only.
+
+    /// Index path: allocates the lowest free block and marks it index-owned.
+    fn alloc_index(&mut self) -> Option<u16> {
+        for w in 0..WORDS {
+            let used = self.used[w].get_mut();
+            let free = !*used & Self::valid_mask(w);
+            if free != 0 {
+                let bit = free.trailing_zeros();
+                *used |= 1 << bit;
+                *self.index_owned[w].get_mut() |= 1 << bit;
+                let peak = *self.counters.peak.get_mut();
+                // Popcount only when it may raise the peak: `in_use` is at most the index
+                // of the highest set bit of the tier plus one, and blocks are taken lowest
+                // first, so that bound stays close to `in_use`. Skip the population count
+                // (~15 instructions per word without a popcount instruction) while the
+                // bound does not exceed the peak.
+                let high = if WORDS == 1 {
+                    32 - (*used).leading_zeros()
                 } else {
-                    // Keep "every word above `top_word` is zero" for the index path.
-                    bits::raise(&self.top_word, w as u32);
-                    bits::raise(&self.peak, self.in_use());
+                    // Highest non-empty word: scan down from `top_word` (no bit above
+                    // it) to `w` (not empty now); then lower `top_word` to it (`&mut`:
+                    // nothing allocates meanwhile).
+                    let mut top = (*self.counters.top_word.get_mut() as usize).clamp(w, WORDS - 1);
+                    let mut top_bits = *self.used[top].get_mut();
+                    while top_bits == 0 && top > w {
+                        top -= 1;
+                        top_bits = *self.used[top].get_mut();
+                    }
+                    *self.counters.top_word.get_mut() = top as u32;
+                    (top as u32) * 32 + 32 - top_bits.leading_zeros()
+                };
+                if high > peak {
+                    let in_use = self.in_use();
+                    *self.counters.peak.get_mut() = peak.max(in_use);
                 }
-                let i = w * 32 + bit as usize;
-                return Some(Block {
-                    // SAFETY: bit is a valid bit of word w, so i < COUNT.
-                    ptr: unsafe { self.block_ptr(i) },
-                    word,
-                    info: Block::pack(BLOCK, tier, i),
-                    _bytes: PhantomData,
-                });
+                return Some((w * 32) as u16 + bit as u16);
             }
         }
+        let f = self.counters.failed_allocs.get_mut();
+        *f = f.wrapping_add(1);
         None
     }
 
-    /// Block index of the block starting at `addr`: `None` if outside this tier,
-    /// `Some(Err(()))` if inside but not at a block start.
-    #[inline(always)]
-    fn locate(&self, addr: usize) -> Option<Result<usize, ()>> {
-        let off = addr.wrapping_sub(self.base().addr());
-        if off >= COUNT * BLOCK {
+    /// Index path: frees an index-owned block.
+    fn free_index(&mut self, index: u16) -> Result<(), FreeError> {
+        let i = usize::from(index);
+        let r = if i >= COUNT {
+            Err(FreeError::Foreign)
+        } else {
+            let (w, mask) = (i / 32, 1u32 << (i % 32));
+            let owned = self.index_owned[w].get_mut();
+            if *owned & mask != 0 {
+                *owned &= !mask;
+                *self.used[w].get_mut() &= !mask;
+                Ok(())
+            } else if *self.used[w].get_mut() & mask != 0 {
+                Err(FreeError::Foreign)
+            } else {
+                Err(FreeError::DoubleFree)
+            }
+        };
+        if r.is_err() {
+            let f = self.counters.invalid_frees.get_mut();
+            *f = f.wrapping_add(1);
+        }
+        r
+    }
+
+    /// Index path: the bytes of an index-owned block.
+    fn index_block(&self, index: u16) -> Option<&[u8]> {
+        let i = usize::from(index);
+        if i >= COUNT || self.index_owned[i / 32].load(Ordering::Relaxed) & (1 << (i % 32)) == 0 {
             return None;
         }
-        Some(if off.is_multiple_of(BLOCK) {
-            Ok(off / BLOCK)
-        } else {
-            Err(())
-        })
+        // SAFETY: i < COUNT. The block is owned by the index path (its ownership bit is
+        // set). That bit only changes under `&mut Pool`, which cannot exist while the
+        // returned `&[u8]` (tied to `&self`) lives; the shared path never hands out an
+        // index-owned block (`alloc` only takes clear in-use bits, `free_raw` refuses
+        // index-owned blocks, `Block::from_raw` requires a pointer from `Block::into_raw`).
+        // So no `&mut` to these bytes can exist meanwhile.
+        Some(unsafe { core::slice::from_raw_parts(self.block_ptr(i).as_ptr(), BLOCK) })
+    }
+
+    /// Index path: the bytes of an index-owned block, mutably.
+    fn index_block_mut(&mut self, index: u16) -> Option<&mut [u8]> {
+        let i = usize::from(index);
+        if i >= COUNT || *self.index_owned[i / 32].get_mut() & (1 << (i % 32)) == 0 {
+            return None;
+        }
+        // SAFETY: as in `index_block`, and `&mut self` excludes every other access to
+        // index-owned blocks for the lifetime of the returned slice.
+        Some(unsafe { core::slice::from_raw_parts_mut(self.block_ptr(i).as_ptr(), BLOCK) })
     }
 }
 
 mod sealed {
-    use super::{Block, BlockId, FreeError, PoolCheckError, TierStats};
+    use super::{AtomicU32, Counters};
 
-    /// Object-safe tier operations used by [`super::Pool`]; not part of the public API.
+    /// The geometry of one tier as data, and references to its state: every tier
+    /// operation is implemented once, on this type (not per `Tier<BLOCK, COUNT, WORDS>`
+    /// type), so a firmware links one copy of each operation it uses and none of the
+    /// others. Not part of the public API.
+    pub struct TierRef<'a> {
+        pub(in crate::pool) used: &'a [AtomicU32],
+        pub(in crate::pool) index_owned: &'a [AtomicU32],
+        pub(in crate::pool) counters: &'a Counters,
+        /// First byte of the block array; its provenance covers every block.
+        pub(in crate::pool) base: *mut u8,
+        /// Block size in bytes (a non-zero multiple of 8).
+        pub(in crate::pool) block: usize,
+        /// Number of blocks (`used.len() == count.div_ceil(32)`).
+        pub(in crate::pool) count: usize,
+    }
+
+    /// How [`super::Pool`] reaches a tier; implemented only by [`super::Tier`]. Statically
+    /// dispatched (no vtable), so only the operations a firmware calls are linked.
     pub trait TierOps: Sync {
-        fn take_dyn(&self, tier: u8) -> Option<Block<'_>>;
-        fn count_failed(&self);
-        fn count_fallback(&self);
-        fn free_addr(&self, addr: usize) -> Option<Result<(), FreeError>>;
-        fn locate_id(&self, addr: usize, tier: u8) -> Option<BlockId>;
-        fn handle_at(&self, index: usize, tier: u8) -> Option<Block<'_>>;
-        fn stats(&self) -> TierStats;
-        fn reset_peak(&self);
-        fn check(&self, tier: u8) -> Result<(), PoolCheckError>;
+        /// The shared path's view (geometry as data).
+        fn view(&self) -> TierRef<'_>;
+        /// Index path, see `Tier`.
         fn alloc_index(&mut self) -> Option<u16>;
-        fn free_index(&mut self, index: u16) -> Result<(), FreeError>;
+        /// Index path, see `Tier`.
+        fn free_index(&mut self, index: u16) -> Result<(), super::FreeError>;
+        /// Index path, see `Tier`.
         fn index_block(&self, index: u16) -> Option<&[u8]>;
+        /// Index path, see `Tier`.
         fn index_block_mut(&mut self, index: u16) -> Option<&mut [u8]>;
     }
 }
-use sealed::TierOps;
+use sealed::{TierOps, TierRef};
 
 /// A tier type usable in a [`Pool`]; implemented only by [`Tier`].
 pub trait TierSpec: sealed::TierOps + Sized {
@@ -471,36 +536,141 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
     for Tier<BLOCK, COUNT, WORDS>
 {
     #[inline(always)]
-    fn take_dyn(&self, tier: u8) -> Option<Block<'_>> {
-        self.take(tier)
+    fn view(&self) -> TierRef<'_> {
+        TierRef {
+            used: &self.used,
+            index_owned: &self.index_owned,
+            counters: &self.counters,
+            base: UnsafeCell::raw_get(self.blocks.as_ptr()).cast::<u8>(),
+            block: BLOCK,
+            count: COUNT,
+        }
+    }
+    fn alloc_index(&mut self) -> Option<u16> {
+        Tier::alloc_index(self)
+    }
+    fn free_index(&mut self, index: u16) -> Result<(), FreeError> {
+        Tier::free_index(self, index)
+    }
+    fn index_block(&self, index: u16) -> Option<&[u8]> {
+        Tier::index_block(self, index)
+    }
+    fn index_block_mut(&mut self, index: u16) -> Option<&mut [u8]> {
+        Tier::index_block_mut(self, index)
+    }
+}
+
+impl<'a> TierRef<'a> {
+    /// Bits of word `w` that correspond to existing blocks.
+    #[inline(always)]
+    fn valid_mask(&self, w: usize) -> u32 {
+        let rem = self.count.saturating_sub(w * 32);
+        if rem >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << rem) - 1
+        }
+    }
+
+    /// Pointer to block `i`.
+    ///
+    /// # Safety
+    /// `i < self.count`.
+    #[inline(always)]
+    unsafe fn block_ptr(&self, i: usize) -> NonNull<u8> {
+        debug_assert!(i < self.count);
+        // SAFETY: i < count (caller), so `i * block` is an offset inside the block array
+        // (blocks are exactly `block` bytes apart, `size_of::<Aligned<BLOCK>>() == BLOCK`);
+        // the base is derived from a reference, so the result is not null.
+        unsafe { NonNull::new_unchecked(self.base.add(i * self.block)) }
+    }
+
+    /// Blocks in use: population count of the bitmap.
+    #[inline]
+    fn in_use(&self) -> u32 {
+        self.used
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones())
+            .sum()
+    }
+
+    /// Shared-path allocation from this tier only; counts nothing but `peak`.
+    fn take(&self, tier: u8) -> Option<Block<'a>> {
+        let c = self.counters;
+        // Read before the bitmap update so no load waits behind the atomic operation;
+        // a stale value only costs an extra (re-checked) `raise`.
+        let peak = c.peak.load(Ordering::Relaxed);
+        let used: &'a [AtomicU32] = self.used;
+        for (w, word) in used.iter().enumerate() {
+            if let Some((bit, new)) = bits::take_first_zero(word, self.valid_mask(w)) {
+                if used.len() == 1 {
+                    // popcount(new) <= index of the highest set bit + 1: skip the
+                    // population count while that bound does not exceed the peak
+                    // (the common case once the tier has been used).
+                    if 32 - new.leading_zeros() > peak {
+                        bits::raise(&c.peak, new.count_ones());
+                    }
+                } else {
+                    // Keep "every word above `top_word` is zero" for the index path.
+                    bits::raise(&c.top_word, w as u32);
+                    bits::raise(&c.peak, self.in_use());
+                }
+                let i = w * 32 + bit as usize;
+                return Some(Block {
+                    // SAFETY: bit is a valid bit of word w, so i < count.
+                    ptr: unsafe { self.block_ptr(i) },
+                    word,
+                    info: Block::pack(self.block, tier, i),
+                    _bytes: PhantomData,
+                });
+            }
+        }
+        None
+    }
+
+    /// Block index of the block starting at `addr`: `None` if outside this tier,
+    /// `Some(Err(()))` if inside but not at a block start.
+    #[inline]
+    fn locate(&self, addr: usize) -> Option<Result<usize, ()>> {
+        let off = addr.wrapping_sub(self.base.addr());
+        if off >= self.count.saturating_mul(self.block) {
+            return None;
+        }
+        // Checked: `block` is never 0 (`Tier::VALID`), but the division stays panic-free.
+        match (off.checked_div(self.block), off.checked_rem(self.block)) {
+            (Some(i), Some(0)) => Some(Ok(i)),
+            (Some(_), Some(_)) => Some(Err(())),
+            _ => None,
+        }
     }
 
     fn count_failed(&self) {
-        bits::count(&self.failed_allocs);
+        bits::count(&self.counters.failed_allocs);
     }
 
     fn count_fallback(&self) {
-        bits::count(&self.fallbacks);
+        bits::count(&self.counters.fallbacks);
     }
 
     fn free_addr(&self, addr: usize) -> Option<Result<(), FreeError>> {
         let r = match self.locate(addr)? {
             Err(()) => Err(FreeError::Foreign),
             Ok(i) => {
-                let (word, mask) = (i / 32, 1u32 << (i % 32));
-                // Index-owned bits only change under `&mut Pool`, so this read cannot race
-                // with a change while we hold `&self`.
-                if self.index_owned[word].load(Ordering::Relaxed) & mask != 0 {
-                    Err(FreeError::Foreign)
-                } else if bits::clear_bit(&self.used[word], mask) {
-                    Ok(())
-                } else {
-                    Err(FreeError::DoubleFree)
+                let mask = 1u32 << (i % 32);
+                match (self.index_owned.get(i / 32), self.used.get(i / 32)) {
+                    // Index-owned bits only change under `&mut Pool`, so this read cannot
+                    // race with a change while we hold `&self`.
+                    (Some(owned), _) if owned.load(Ordering::Relaxed) & mask != 0 => {
+                        Err(FreeError::Foreign)
+                    }
+                    (Some(_), Some(word)) if bits::clear_bit(word, mask) => Ok(()),
+                    (Some(_), Some(_)) => Err(FreeError::DoubleFree),
+                    _ => Err(FreeError::Foreign),
                 }
             }
         };
         if r.is_err() {
-            bits::count(&self.invalid_frees);
+            bits::count(&self.counters.invalid_frees);
         }
         Some(r)
     }
@@ -512,44 +682,44 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
         }
     }
 
-    fn handle_at(&self, index: usize, tier: u8) -> Option<Block<'_>> {
-        if index >= COUNT {
-            return None;
-        }
+    fn handle_at(&self, index: usize, tier: u8) -> Option<Block<'a>> {
+        let used: &'a [AtomicU32] = self.used;
+        let word = used.get(index / 32).filter(|_| index < self.count)?;
         debug_assert!(
             self.index_owned[index / 32].load(Ordering::Relaxed) & (1 << (index % 32)) == 0,
             "Block::from_raw: block belongs to the index path"
         );
         Some(Block {
-            // SAFETY: index < COUNT checked above.
+            // SAFETY: index < count checked above.
             ptr: unsafe { self.block_ptr(index) },
-            word: &self.used[index / 32],
-            info: Block::pack(BLOCK, tier, index),
+            word,
+            info: Block::pack(self.block, tier, index),
             _bytes: PhantomData,
         })
     }
 
     fn stats(&self) -> TierStats {
+        let c = self.counters;
         TierStats {
-            block_size: BLOCK as u32,
-            capacity: COUNT as u32,
+            block_size: self.block as u32,
+            capacity: self.count as u32,
             in_use: self.in_use(),
-            peak: self.peak.load(Ordering::Relaxed),
-            failed_allocs: self.failed_allocs.load(Ordering::Relaxed),
-            invalid_frees: self.invalid_frees.load(Ordering::Relaxed),
-            fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            peak: c.peak.load(Ordering::Relaxed),
+            failed_allocs: c.failed_allocs.load(Ordering::Relaxed),
+            invalid_frees: c.invalid_frees.load(Ordering::Relaxed),
+            fallbacks: c.fallbacks.load(Ordering::Relaxed),
         }
     }
 
     fn reset_peak(&self) {
-        self.peak.store(self.in_use(), Ordering::Relaxed);
+        self.counters.peak.store(self.in_use(), Ordering::Relaxed);
     }
 
     fn check(&self, tier: u8) -> Result<(), PoolCheckError> {
-        for w in 0..WORDS {
-            let valid = Self::valid_mask(w);
-            let used = self.used[w].load(Ordering::Relaxed);
-            let owned = self.index_owned[w].load(Ordering::Relaxed);
+        for (w, (used, owned)) in self.used.iter().zip(self.index_owned).enumerate() {
+            let valid = self.valid_mask(w);
+            let used = used.load(Ordering::Relaxed);
+            let owned = owned.load(Ordering::Relaxed);
             let past = (used | owned) & !valid;
             if past != 0 {
                 return Err(PoolCheckError::BitPastCapacity {
@@ -566,105 +736,18 @@ impl<const BLOCK: usize, const COUNT: usize, const WORDS: usize> TierOps
             }
         }
         let in_use = self.in_use();
-        let peak = self.peak.load(Ordering::Relaxed);
+        let peak = self.counters.peak.load(Ordering::Relaxed);
         if in_use > peak {
             return Err(PoolCheckError::PeakBelowInUse { tier, in_use, peak });
         }
-        if peak > COUNT as u32 {
+        if peak > self.count as u32 {
             return Err(PoolCheckError::PeakAboveCapacity {
                 tier,
                 peak,
-                capacity: COUNT as u32,
+                capacity: self.count as u32,
             });
         }
         Ok(())
-    }
-
-    fn alloc_index(&mut self) -> Option<u16> {
-        for w in 0..WORDS {
-            let used = self.used[w].get_mut();
-            let free = !*used & Self::valid_mask(w);
-            if free != 0 {
-                let bit = free.trailing_zeros();
-                *used |= 1 << bit;
-                *self.index_owned[w].get_mut() |= 1 << bit;
-                let peak = *self.peak.get_mut();
-                // Popcount only when it may raise the peak: `in_use` is at most the index
-                // of the highest set bit of the tier plus one, and blocks are taken lowest
-                // first, so that bound stays close to `in_use`. Skip the population count
-                // (~15 instructions per word without a popcount instruction) while the
-                // bound does not exceed the peak.
-                let high = if WORDS == 1 {
-                    32 - (*used).leading_zeros()
-                } else {
-                    // Highest non-empty word: scan down from `top_word` (no bit above
-                    // it) to `w` (not empty now); then lower `top_word` to it (`&mut`:
-                    // nothing allocates meanwhile).
-                    let mut top = (*self.top_word.get_mut() as usize).clamp(w, WORDS - 1);
-                    let mut top_bits = *self.used[top].get_mut();
-                    while top_bits == 0 && top > w {
-                        top -= 1;
-                        top_bits = *self.used[top].get_mut();
-                    }
-                    *self.top_word.get_mut() = top as u32;
-                    (top as u32) * 32 + 32 - top_bits.leading_zeros()
-                };
-                if high > peak {
-                    let in_use = self.in_use();
-                    *self.peak.get_mut() = peak.max(in_use);
-                }
-                return Some((w * 32) as u16 + bit as u16);
-            }
-        }
-        *self.failed_allocs.get_mut() = self.failed_allocs.get_mut().wrapping_add(1);
-        None
-    }
-
-    fn free_index(&mut self, index: u16) -> Result<(), FreeError> {
-        let i = usize::from(index);
-        let r = if i >= COUNT {
-            Err(FreeError::Foreign)
-        } else {
-            let (w, mask) = (i / 32, 1u32 << (i % 32));
-            let owned = self.index_owned[w].get_mut();
-            if *owned & mask != 0 {
-                *owned &= !mask;
-                *self.used[w].get_mut() &= !mask;
-                Ok(())
-            } else if *self.used[w].get_mut() & mask != 0 {
-                Err(FreeError::Foreign)
-            } else {
-                Err(FreeError::DoubleFree)
-            }
-        };
-        if r.is_err() {
-            *self.invalid_frees.get_mut() = self.invalid_frees.get_mut().wrapping_add(1);
-        }
-        r
-    }
-
-    fn index_block(&self, index: u16) -> Option<&[u8]> {
-        let i = usize::from(index);
-        if i >= COUNT || self.index_owned[i / 32].load(Ordering::Relaxed) & (1 << (i % 32)) == 0 {
-            return None;
-        }
-        // SAFETY: i < COUNT. The block is owned by the index path (its ownership bit is
-        // set). That bit only changes under `&mut Pool`, which cannot exist while the
-        // returned `&[u8]` (tied to `&self`) lives; the shared path never hands out an
-        // index-owned block (`alloc` only takes clear in-use bits, `free_raw` refuses
-        // index-owned blocks, `Block::from_raw` requires a pointer from `Block::into_raw`).
-        // So no `&mut` to these bytes can exist meanwhile.
-        Some(unsafe { core::slice::from_raw_parts(self.block_ptr(i).as_ptr(), BLOCK) })
-    }
-
-    fn index_block_mut(&mut self, index: u16) -> Option<&mut [u8]> {
-        let i = usize::from(index);
-        if i >= COUNT || *self.index_owned[i / 32].get_mut() & (1 << (i % 32)) == 0 {
-            return None;
-        }
-        // SAFETY: as in `index_block`, and `&mut self` excludes every other access to
-        // index-owned blocks for the lifetime of the returned slice.
-        Some(unsafe { core::slice::from_raw_parts_mut(self.block_ptr(i).as_ptr(), BLOCK) })
     }
 }
 
@@ -747,11 +830,12 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
         }
     }
 
-    fn tier(&self, tier: usize) -> &dyn TierOps {
+    #[inline(always)]
+    fn tier(&self, tier: usize) -> TierRef<'_> {
         match tier {
-            0 => &self.s,
-            1 => &self.m,
-            _ => &self.l,
+            0 => self.s.view(),
+            1 => self.m.view(),
+            _ => self.l.view(),
         }
     }
 
@@ -764,17 +848,17 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
     #[inline]
     pub fn alloc(&self, size: usize) -> Result<Block<'_>, AllocError> {
         let pref = if size <= S::BLOCK {
-            if let Some(b) = self.s.take_dyn(0) {
+            if let Some(b) = self.s.view().take(0) {
                 return Ok(b);
             }
             0
         } else if size <= M::BLOCK {
-            if let Some(b) = self.m.take_dyn(1) {
+            if let Some(b) = self.m.view().take(1) {
                 return Ok(b);
             }
             1
         } else if size <= L::BLOCK {
-            if let Some(b) = self.l.take_dyn(2) {
+            if let Some(b) = self.l.view().take(2) {
                 return Ok(b);
             }
             2
@@ -787,7 +871,7 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
     #[cold]
     fn alloc_fallback(&self, pref: usize) -> Result<Block<'_>, AllocError> {
         for t in pref + 1..TIERS {
-            if let Some(b) = self.tier(t).take_dyn(t as u8) {
+            if let Some(b) = self.tier(t).take(t as u8) {
                 self.tier(pref).count_fallback();
                 return Ok(b);
             }
@@ -839,7 +923,11 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
     /// Per-tier statistics (index 0 = smallest blocks). O(bitmap words), no block walk.
     /// Exact when no other context is allocating or freeing concurrently.
     pub fn stats(&self) -> [TierStats; TIERS] {
-        [self.s.stats(), self.m.stats(), self.l.stats()]
+        [
+            self.s.view().stats(),
+            self.m.view().stats(),
+            self.l.view().stats(),
+        ]
     }
 
     /// Sets every tier's `peak` to its current `in_use`.
@@ -870,6 +958,7 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
     /// # Errors
     /// [`AllocError::TooLarge`] if `tier >= TIERS`; [`AllocError::Exhausted`] if that tier
     /// has no free block (including a tier of 0 blocks).
+    #[inline]
     pub fn alloc_in(&mut self, tier: usize) -> Result<BlockId, AllocError> {
         let index = match tier {
             0 => self.s.alloc_index(),
@@ -888,6 +977,7 @@ impl<S: TierSpec, M: TierSpec, L: TierSpec> Pool<S, M, L> {
     /// [`FreeError::Foreign`] if the id is out of range or the block is a handle block
     /// (from [`Pool::alloc`]); [`FreeError::DoubleFree`] if the block is free. Counted in
     /// the tier's `invalid_frees` (an out-of-range tier is not counted); nothing else changes.
+    #[inline]
     pub fn free_id(&mut self, id: BlockId) -> Result<(), FreeError> {
         match id.tier {
             0 => self.s.free_index(id.index),

@@ -224,7 +224,7 @@ fn check_reports_each_invariant() {
         })
     );
     p.l.used[0].store(0, Ordering::Relaxed);
-    p.l.peak.store(2, Ordering::Relaxed);
+    p.l.counters.peak.store(2, Ordering::Relaxed);
     assert_eq!(
         p.check(),
         Err(PoolCheckError::PeakAboveCapacity {
@@ -234,7 +234,7 @@ fn check_reports_each_invariant() {
         })
     );
     assert!(std::format!("{}", p.check().unwrap_err()).contains("tier 2"));
-    p.l.peak.store(0, Ordering::Relaxed);
+    p.l.counters.peak.store(0, Ordering::Relaxed);
     assert_eq!(p.check(), Ok(()));
 }
 

@@ -4,7 +4,6 @@
 //! documentation of [`super`] for the layout tables. Nothing here touches flash.
 
 use super::{RecordKind, RunInfo, RunMeta, SensorKey};
-use crc::{CRC_8_SMBUS, CRC_32_ISCSI, Crc};
 
 /// Magic at the start of every sector header ("SPL" + format version 2).
 pub(crate) const SECTOR_MAGIC: [u8; 4] = *b"SPL2";
@@ -52,18 +51,169 @@ pub(crate) const KIND_EVT: u8 = 0x02;
 /// Largest frame length the u16 length field can carry.
 pub(crate) const MAX_FRAME: usize = 0xFFFF;
 
-/// Table layout of the CRC-32C: slice-by-16 (16 KiB of tables, several times
-/// faster) on hosts, where `FileStorage` checks every byte it writes, evicts and
-/// mounts; one 1 KiB table on microcontrollers, where flash is the budget.
+// The CRC-32C (Castagnoli) of frames and sector headers and the CRC-8 (SMBus) of frame
+// headers: the on-media format, whatever the implementation. The implementation is chosen
+// at compile time:
+// * `std` (hosts): the `crc` crate, CRC-32C slice-by-16 (16 KiB of tables, several times
+//   faster: `FileStorage` checks every byte it writes, evicts and mounts);
+// * `no_std`, feature `crc-table256`: the `crc` crate's one 256-entry table per CRC (1 KiB
+//   + 256 B of .rodata), the fastest on a microcontroller;
+// * `no_std`, feature `crc-bitwise`: the `crc` crate without a table (no .rodata, about 8
+//   shifts per byte);
+// * `no_std` otherwise (the default): 16-entry tables, a nibble at a time ([`nibble`]:
+//   64 + 16 B of .rodata, two lookups per byte), where flash is the budget.
+#[cfg(any(feature = "std", feature = "crc-table256", feature = "crc-bitwise"))]
+use crc::{CRC_8_SMBUS, CRC_32_ISCSI, Crc};
+
 #[cfg(feature = "std")]
 type Crc32Table = crc::Table<16>;
-#[cfg(not(feature = "std"))]
+#[cfg(all(not(feature = "std"), feature = "crc-table256"))]
 type Crc32Table = crc::Table<1>;
+#[cfg(all(
+    not(feature = "std"),
+    not(feature = "crc-table256"),
+    feature = "crc-bitwise"
+))]
+type Crc32Table = crc::NoTable;
+#[cfg(feature = "std")]
+type Crc8Table = crc::Table<1>;
+#[cfg(all(not(feature = "std"), feature = "crc-table256"))]
+type Crc8Table = crc::Table<1>;
+#[cfg(all(
+    not(feature = "std"),
+    not(feature = "crc-table256"),
+    feature = "crc-bitwise"
+))]
+type Crc8Table = crc::NoTable;
 
 /// CRC-32C (Castagnoli), the frame and sector-header checksum.
+#[cfg(any(feature = "std", feature = "crc-table256", feature = "crc-bitwise"))]
 pub(crate) static CRC32: Crc<u32, Crc32Table> = Crc::<u32, Crc32Table>::new(&CRC_32_ISCSI);
 /// CRC-8 (SMBus), the frame-header check byte.
-static CRC8: Crc<u8> = Crc::<u8>::new(&CRC_8_SMBUS);
+#[cfg(any(feature = "std", feature = "crc-table256", feature = "crc-bitwise"))]
+static CRC8: Crc<u8, Crc8Table> = Crc::<u8, Crc8Table>::new(&CRC_8_SMBUS);
+
+/// CRC-32C (Castagnoli), the frame and sector-header checksum.
+#[cfg(not(any(feature = "std", feature = "crc-table256", feature = "crc-bitwise")))]
+pub(crate) static CRC32: nibble::Crc32c = nibble::Crc32c;
+/// CRC-8 (SMBus), the frame-header check byte.
+#[cfg(not(any(feature = "std", feature = "crc-table256", feature = "crc-bitwise")))]
+static CRC8: nibble::Crc8Smbus = nibble::Crc8Smbus;
+
+/// CRC-32C and CRC-8 (SMBus) with 16-entry tables, a nibble at a time: the same values as
+/// the `crc` crate's `CRC_32_ISCSI` / `CRC_8_SMBUS` (checked by the tests against it), in
+/// 80 bytes of tables instead of 1.25 KiB. The same method names as the `crc` crate's
+/// `Crc` and `Digest`, so the call sites do not depend on the implementation.
+#[cfg(any(
+    test,
+    not(any(feature = "std", feature = "crc-table256", feature = "crc-bitwise"))
+))]
+pub(crate) mod nibble {
+    /// Reflected CRC-32C polynomial.
+    const POLY32: u32 = 0x82F6_3B78;
+    /// CRC-8 SMBus polynomial (not reflected).
+    const POLY8: u8 = 0x07;
+
+    const fn table32() -> [u32; 16] {
+        let mut t = [0u32; 16];
+        let mut i = 0;
+        while i < 16 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 4 {
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ POLY32
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    }
+
+    const fn table8() -> [u8; 16] {
+        let mut t = [0u8; 16];
+        let mut i = 0;
+        while i < 16 {
+            let mut c = (i as u8) << 4;
+            let mut k = 0;
+            while k < 4 {
+                c = if c & 0x80 != 0 {
+                    (c << 1) ^ POLY8
+                } else {
+                    c << 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    }
+
+    static T32: [u32; 16] = table32();
+    static T8: [u8; 16] = table8();
+
+    #[inline]
+    fn update32(mut c: u32, bytes: &[u8]) -> u32 {
+        for &b in bytes {
+            c ^= u32::from(b);
+            c = (c >> 4) ^ T32[(c & 15) as usize];
+            c = (c >> 4) ^ T32[(c & 15) as usize];
+        }
+        c
+    }
+
+    /// CRC-32C (init and final XOR `0xFFFF_FFFF`, reflected).
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Crc32c;
+
+    impl Crc32c {
+        /// The CRC of `bytes`.
+        pub(crate) fn checksum(&self, bytes: &[u8]) -> u32 {
+            !update32(!0, bytes)
+        }
+        /// A running CRC.
+        pub(crate) fn digest(&self) -> Digest32 {
+            Digest32(!0)
+        }
+    }
+
+    /// A running CRC-32C ([`Crc32c::digest`]).
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Digest32(u32);
+
+    impl Digest32 {
+        /// Adds `bytes`.
+        pub(crate) fn update(&mut self, bytes: &[u8]) {
+            self.0 = update32(self.0, bytes);
+        }
+        /// The CRC of everything added.
+        pub(crate) fn finalize(self) -> u32 {
+            !self.0
+        }
+    }
+
+    /// CRC-8 SMBus (init 0, not reflected, no final XOR).
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Crc8Smbus;
+
+    impl Crc8Smbus {
+        /// The CRC of `bytes`.
+        pub(crate) fn checksum(&self, bytes: &[u8]) -> u8 {
+            let mut c = 0u8;
+            for &b in bytes {
+                c ^= b;
+                c = (c << 4) ^ T8[usize::from(c >> 4)];
+                c = (c << 4) ^ T8[usize::from(c >> 4)];
+            }
+            c
+        }
+    }
+}
 
 /// Rounds `n` up to a multiple of `w` (`w >= 1`).
 pub(crate) const fn round_up(n: usize, w: usize) -> usize {
@@ -381,6 +531,37 @@ pub(crate) fn parse_reserve_entry(e: &[u8]) -> Option<(SensorKey, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 16-entry-table CRCs (the no_std default) give the `crc` crate's values: the
+    /// catalogue check values, and every length 0..=300 of a pseudo-random buffer, in one
+    /// piece and split at every third byte (digest).
+    #[test]
+    fn nibble_crcs_match_the_crc_crate() {
+        use crc::{CRC_8_SMBUS, CRC_32_ISCSI, Crc};
+        let c32 = Crc::<u32>::new(&CRC_32_ISCSI);
+        let c8 = Crc::<u8>::new(&CRC_8_SMBUS);
+        assert_eq!(nibble::Crc32c.checksum(b"123456789"), CRC_32_ISCSI.check);
+        assert_eq!(nibble::Crc8Smbus.checksum(b"123456789"), CRC_8_SMBUS.check);
+        let mut x = 0x1234_5678u32;
+        let buf: Vec<u8> = (0..300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for n in 0..=buf.len() {
+            let b = &buf[..n];
+            assert_eq!(nibble::Crc32c.checksum(b), c32.checksum(b), "len {n}");
+            assert_eq!(nibble::Crc8Smbus.checksum(b), c8.checksum(b), "len {n}");
+            let mut d = nibble::Crc32c.digest();
+            for part in b.chunks(3) {
+                d.update(part);
+            }
+            assert_eq!(d.finalize(), c32.checksum(b), "digest len {n}");
+        }
+    }
 
     #[test]
     fn reserve_entries_roundtrip_and_end_at_padding() {

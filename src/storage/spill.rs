@@ -227,7 +227,7 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
     /// Keeps `parts` parallel to the sensor table.
     pub(crate) fn on_register(&mut self, pos: usize) {
         if SENSORS > 0 && pos <= self.parts.len() {
-            let _ = self.parts.insert(pos, FlashPart::default());
+            let _ = crate::spool::insert_at(&mut self.parts, pos, FlashPart::default());
         }
     }
 
@@ -510,7 +510,8 @@ impl<
 
     /// Called after every successful write: threshold flush. Inline guard (nothing to
     /// do without persistent storage or during a shutdown flush), the rest out of line.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub(crate) fn after_write(&mut self, i: usize) {
         if !self.storage.is_persistent() {
             return;
@@ -856,7 +857,8 @@ impl<
     }
 
     /// Next unsent flash record of slot `i`, if its flash part has one.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub(crate) fn read_flash(&mut self, i: usize) -> Result<Option<Record>, Error> {
         // Fast path: RAM-only spool (no flash parts), or nothing unsent in flash.
         if SPILL == 0 {
@@ -1089,7 +1091,8 @@ impl<
     }
 
     /// Pending flash records of slot `i`.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub(crate) fn flash_pending(&self, i: usize) -> u32 {
         if SPILL == 0 {
             return 0;
@@ -1098,7 +1101,8 @@ impl<
     }
 
     /// Records of slot `i` handed out and evicted before their acknowledgement.
-    #[inline(always)]
+    #[cfg_attr(feature = "inline-hot", inline(always))]
+    #[cfg_attr(not(feature = "inline-hot"), inline)]
     pub(crate) fn flash_gone(&self, i: usize) -> u32 {
         if SPILL == 0 {
             return 0;
@@ -1205,7 +1209,9 @@ impl<
         if !self.spill.flushing || self.spill.flush_total == 0 {
             return 0;
         }
-        (self.spill.flush_done as u64 * 100 / self.spill.flush_total as u64).min(100) as u8
+        // No 64-bit division (32-bit targets): see `record::div_sat_u32`.
+        crate::record::div_sat_u32(self.spill.flush_done as u64 * 100, self.spill.flush_total)
+            .min(100) as u8
     }
 
     /// Cancels a shutdown flush (legacy `cancel_memory_flush`). Everything flushed
