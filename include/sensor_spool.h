@@ -87,12 +87,6 @@ struct _data_store_info;
 
 
 /**
- * Number of per-source pending counts in `mm2_sensor_state_t` (MM2's `UPLOAD_SOURCE_MAX`
- * is not known; sources 0..8 are reported, higher ones are not).
- */
-#define SPOOL_MM2_UPLOAD_SOURCES 8
-
-/**
  * `spool_features()` bit: NOR flash storage (`spool_config_t.flash`, feature `storage-nor`).
  */
 #define SPOOL_FEATURE_STORAGE_NOR 1
@@ -107,6 +101,12 @@ struct _data_store_info;
  * `spool_features()` bit: the archive is the `std` (Linux) build.
  */
 #define SPOOL_FEATURE_STD 4
+
+/**
+ * Number of per-source pending counts in `mm2_sensor_state_t` (MM2's `UPLOAD_SOURCE_MAX`
+ * is not known; sources 0..8 are reported, higher ones are not).
+ */
+#define SPOOL_MM2_UPLOAD_SOURCES 8
 
 /**
  * Log level: storage failures.
@@ -1173,6 +1173,13 @@ spool_status_t spool_dump(void (*write)(void *ctx, const char *s, size_t len),
                           void *ctx);
 
 /**
+ * The features this archive was built with, as `SPOOL_FEATURE_*` bits. No storage bit means
+ * a RAM-only archive: `spool_init` with `flash` callbacks or a `dir` then returns
+ * `SPOOL_ERR_UNSUPPORTED`. Works before `spool_init`, from any thread; not counted.
+ */
+uint32_t spool_features(void);
+
+/**
  * Sets the `imx_result_t` numbers the MM2 functions return, so that they equal the
  * enumerators of the firmware's own `common.h` (the iMatrix numbering changed between
  * versions: `IMX_NO_DATA` was 22 in 2018 and is 34 in 2025 device logs). With
@@ -1197,13 +1204,6 @@ spool_status_t spool_imx_set_codes(const struct spool_imx_codes_t *codes);
  * `out` must be NULL or writable for one `spool_imx_codes_t`.
  */
 spool_status_t spool_imx_codes(struct spool_imx_codes_t *out);
-
-/**
- * The features this archive was built with, as `SPOOL_FEATURE_*` bits. No storage bit means
- * a RAM-only archive: `spool_init` with `flash` callbacks or a `dir` then returns
- * `SPOOL_ERR_UNSUPPORTED`. Works before `spool_init`, from any thread; not counted.
- */
-uint32_t spool_features(void);
 
 /**
  * Stores `value` for `csb[entry]`, timestamped with the firmware's `utc_now` hook (0 when not
@@ -2063,6 +2063,20 @@ spool_status_t spool_revert(spool_sensor_t sensor);
  * `out` must be NULL or valid for writing one `spool_sensor_stats_t`.
  */
 spool_status_t spool_sensor_stats(spool_sensor_t sensor, struct spool_sensor_stats_t *out);
+
+/**
+ * Writes to `*out` how many of the sensor's records are held only in RAM: what a
+ * power cut would take now. Every other record of the sensor is in storage or
+ * acknowledged (the durability signal of the native API; with RAM-only storage every
+ * stored record counts). A threshold spill moves records out of RAM; a failed one
+ * leaves them and is counted in `spool_storage_stats`. `SPOOL_ERR_NULL`,
+ * `SPOOL_ERR_UNKNOWN_SENSOR`.
+ *
+ * # Safety
+ *
+ * `out` must be NULL or valid for writing one `uint32_t`.
+ */
+spool_status_t spool_sensor_in_ram(spool_sensor_t sensor, uint32_t *out);
 
 /**
  * Copies the store and boundary counters into `*out`. This call itself is not counted

@@ -726,3 +726,57 @@ fn sensors_registered_after_recovery_get_their_records() {
     assert_eq!(spool_deinit(), SPOOL_OK);
     assert_flash_contract(&flash);
 }
+
+/// `spool_sensor_in_ram`: the records a power cut would take now; a shutdown flush
+/// brings it to 0, and exactly the records it counted are the ones lost in a cut.
+#[test]
+fn sensor_in_ram_counts_what_a_power_cut_would_take() {
+    let _g = serial();
+    let mut flash = RamFlash::new(FLASH_SIZE, 1, 4096);
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 0),
+        SPOOL_OK
+    );
+    let mut h = 0;
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_open(7, 78, 0, &mut h) }, SPOOL_OK);
+    let mut n = u32::MAX;
+    // SAFETY: valid out-pointer (and NULL, refused).
+    assert_eq!(
+        unsafe { spool_sensor_in_ram(h, core::ptr::null_mut()) },
+        SPOOL_ERR_NULL
+    );
+    assert_eq!(unsafe { spool_sensor_in_ram(h, &mut n) }, SPOOL_OK);
+    assert_eq!(n, 0);
+    for i in 0..30u32 {
+        assert_eq!(spool_write(h, i, u64::from(T0 + i) * 1000), SPOOL_OK);
+    }
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_in_ram(h, &mut n) }, SPOOL_OK);
+    assert_eq!(n, 30);
+    flush_all_to_disk();
+    while get_flush_progress() != 101 {}
+    for i in 30..40u32 {
+        assert_eq!(spool_write(h, i, u64::from(T0 + i) * 1000), SPOOL_OK);
+    }
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_in_ram(h, &mut n) }, SPOOL_OK);
+    assert_eq!(n, 10, "the 30 flushed are durable");
+    // Power cut: the 10 in RAM are gone, the 30 come back.
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    assert_eq!(
+        init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 0),
+        SPOOL_OK
+    );
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_open(7, 78, 0, &mut h) }, SPOOL_OK);
+    let mut back = 0;
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_recover(&mut back) }, SPOOL_OK);
+    let mut st = core::mem::MaybeUninit::uninit();
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { spool_sensor_stats(h, st.as_mut_ptr()) }, SPOOL_OK);
+    // SAFETY: written by the call above.
+    assert_eq!(unsafe { st.assume_init() }.stored, 30);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+}

@@ -360,6 +360,30 @@ pub unsafe extern "C" fn spool_sensor_stats(
     }))
 }
 
+/// Writes to `*out` how many of the sensor's records are held only in RAM: what a
+/// power cut would take now. Every other record of the sensor is in storage or
+/// acknowledged (the durability signal of the native API; with RAM-only storage every
+/// stored record counts). A threshold spill moves records out of RAM; a failed one
+/// leaves them and is counted in `spool_storage_stats`. `SPOOL_ERR_NULL`,
+/// `SPOOL_ERR_UNKNOWN_SENSOR`.
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for writing one `uint32_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spool_sensor_in_ram(sensor: SpoolSensor, out: *mut u32) -> SpoolStatus {
+    status_of(call(|st| {
+        if out.is_null() {
+            return Err(SpoolStatus::SPOOL_ERR_NULL);
+        }
+        st.live()?;
+        let n = st.store.in_ram(sensor)?;
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write_unaligned(n) };
+        Ok(())
+    }))
+}
+
 /// Copies the store and boundary counters into `*out`. This call itself is not counted
 /// in `out->ffi.calls` (so two snapshots around a rejected call differ by exactly that call).
 ///

@@ -370,6 +370,12 @@ impl Store {
         })
     }
 
+    /// Records of the sensor held only in RAM (what a power cut takes now).
+    pub(crate) fn in_ram(&self, h: Handle) -> FfiResult<u32> {
+        let s = self.spool.sensor_stats(self.handle(h)?).map_err(status)?;
+        Ok(s.in_ram)
+    }
+
     /// Whole-store counters.
     pub(crate) fn stats(&self) -> SpoolStoreStats {
         let s = self.spool.stats();
