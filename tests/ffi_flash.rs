@@ -741,12 +741,12 @@ fn sensor_in_ram_counts_what_a_power_cut_would_take() {
     // SAFETY: valid out-pointer.
     assert_eq!(unsafe { spool_sensor_open(7, 78, 0, &mut h) }, SPOOL_OK);
     let mut n = u32::MAX;
-    // SAFETY: valid out-pointer (and NULL, refused).
-    assert_eq!(
-        unsafe { spool_sensor_in_ram(h, core::ptr::null_mut()) },
-        SPOOL_ERR_NULL
-    );
-    assert_eq!(unsafe { spool_sensor_in_ram(h, &mut n) }, SPOOL_OK);
+    // SAFETY: NULL is allowed (refused with SPOOL_ERR_NULL).
+    let null = unsafe { spool_sensor_in_ram(h, core::ptr::null_mut()) };
+    assert_eq!(null, SPOOL_ERR_NULL);
+    // SAFETY: valid out-pointer.
+    let ok = unsafe { spool_sensor_in_ram(h, &mut n) };
+    assert_eq!(ok, SPOOL_OK);
     assert_eq!(n, 0);
     for i in 0..30u32 {
         assert_eq!(spool_write(h, i, u64::from(T0 + i) * 1000), SPOOL_OK);
