@@ -202,9 +202,9 @@ for t in "${targets[@]}"; do
     cpool="$( (sed -n 's/^  config: C block pool \([0-9]*\) bytes$/\1/p' "$log" 2>/dev/null || true) | tail -n 1)"
     entry="${ENTRY_SIZE:-24}" # spool::ENTRY_SIZE (size_of the table entry; see src/profile.rs)
     # The C API's store spills (SPILL = SENSORS): every sensor slot also has a flash part
-    # (storage::spill::FlashPart: 4 x u32, two read hints of 3 x u32, 4 x u32) in a table
+    # (spool::spill::FlashPart: 4 x u32, two read hints of 3 x u32, 4 x u32) in a table
     # parallel to the sensor table.
-    part="${FLASH_PART_SIZE:-56}" # size_of::<FlashPart>(), asserted by a unit test in src/storage/spill.rs
+    part="${FLASH_PART_SIZE:-56}" # size_of::<FlashPart>(), asserted by a unit test in src/spool/spill.rs
     if [ -z "$sector" ] || [ -z "$sectors" ] || [ -z "$sensors" ] || [ -z "$cpool" ]; then
         echo "   budget: RAM: cannot read the profile (src/profile.rs) or the C pool size ($log)"
         fail=1

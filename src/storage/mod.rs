@@ -156,7 +156,6 @@
 mod frame;
 pub mod inspect;
 mod nor;
-pub(crate) mod spill;
 
 #[cfg(feature = "std")]
 pub mod file;
@@ -167,7 +166,6 @@ pub use file::FileStorage;
 pub mod mock_flash;
 
 pub use nor::NorFlashStorage;
-pub use spill::SpillStats;
 
 /// Identity of a sensor: data source (host, CAN, ...) and sensor id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -105,6 +105,9 @@ use crate::record::{Kind, Record, SensorKey};
 use crate::sensor::{OverflowPolicy, SeqError, SeqState};
 use crate::storage::Storage;
 
+mod spill;
+pub use spill::SpillStats;
+
 /// The RAM-only storage back end ([`crate::storage::NoStorage`]), the default `S`.
 pub use crate::storage::NoStorage as RamOnly;
 
@@ -281,7 +284,7 @@ const _: () = assert!(
 /// The spool: `SENSORS` sensor slots, a RAM store over `SECTORS` sectors of pool `P`,
 /// up to `RATES` distinct TSD sample rates, storage back end `S`, and `SPILL` flash-part
 /// slots: 0 for RAM-only spools (no cost), `SENSORS` to spill into a persistent `S`
-/// (28 bytes per sensor; see `storage::spill` and [`Spool::flush`]).
+/// (28 bytes per sensor; see `spool::spill` and [`Spool::flush`]).
 pub struct Spool<
     P,
     const SENSORS: usize,
@@ -303,8 +306,8 @@ pub struct Spool<
     last_drop: u16,
     pub(crate) storage: S,
     /// Spill path state (flash part per sensor, flush progress): see
-    /// `storage::spill`.
-    pub(crate) spill: crate::storage::spill::SpillState<SPILL>,
+    /// `spool::spill`.
+    pub(crate) spill: spill::SpillState<SPILL>,
 }
 
 impl<
@@ -339,7 +342,7 @@ impl<
             drops: 0,
             last_drop: 0,
             storage,
-            spill: crate::storage::spill::SpillState::new(),
+            spill: spill::SpillState::new(),
         }
     }
 
@@ -754,7 +757,7 @@ impl<
             return Err(Error::AckTooMany);
         }
         // Records evicted in flight first, then flash records, then RAM; one mark
-        // persisted first if any of them may be in storage (see `storage::spill`).
+        // persisted first if any of them may be in storage (see `spool::spill`).
         // On a RAM-only spool straight to RAM.
         let n = self.ack_stored(i, n)?;
         let Some(e) = self.table.get(i) else {
@@ -858,7 +861,7 @@ impl<
     fn stats_of(&self, i: usize) -> Result<SensorStats, Error> {
         let e = self.at(i)?;
         let kind = Self::kind_of(e);
-        // Records in storage (flash part) come first; see `storage::spill`.
+        // Records in storage (flash part) come first; see `spool::spill`.
         let (fc, fp, fa) = self.spill.counts(i);
         let flost = self.spill.parts.get(i).map_or(0, |p| p.lost);
         let count = e.seq.count().wrapping_add(fc);
