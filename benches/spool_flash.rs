@@ -57,6 +57,8 @@ const DRAIN_EVERY: u64 = 1_000;
 const T0: u64 = 1_700_000_000_000;
 /// Payload bytes per sample for the bytes-programmed ratio (UTC seconds + value).
 const PAYLOAD: u64 = 8;
+/// Entries per sensor-db `read_from` call (an upload packet).
+const READ_FROM_MAX: u32 = 32;
 /// Largest peer item / sync batch (samples) in the threshold and fill scenarios.
 const PEER_MAX_BATCH: u64 = 256;
 
@@ -107,7 +109,11 @@ impl<const ES: usize> Shared<ES> {
         let f = self.0.borrow();
         f.image()
             .chunks(ES)
-            .map(|s| s.iter().rposition(|&b| b != 0xFF).map_or(0, |p| p as u64 + 1))
+            .map(|s| {
+                s.iter()
+                    .rposition(|&b| b != 0xFF)
+                    .map_or(0, |p| p as u64 + 1)
+            })
             .sum()
     }
 }
@@ -329,6 +335,10 @@ struct Row {
     delivered: u64,
     /// Records delivered from flash (ours: flushed - lost in storage).
     from_flash: u64,
+    /// Unacknowledged records `recover_storage` found after the reboot (ours).
+    recovered: Option<u64>,
+    /// Records the new spool counted lost during the read-out (ours).
+    readout_lost: Option<u64>,
     /// Flash bytes read by the uploader's calls (read / ack / pop / read_from).
     drain_read: u64,
     /// Bytes read by mount + recovery after the reboot, and the flash in use then.
@@ -340,7 +350,6 @@ struct Row {
     calls: Vec<CallStats>,
     worst: (u64, &'static str),
     nanos: u128,
-    note: &'static str,
 }
 
 impl Row {
@@ -402,7 +411,11 @@ fn drain(s: &mut Ours, hs: &[SensorHandle], m: &mut Meter) -> (u64, u64) {
 
 fn flush_all(s: &mut Ours, m: &mut Meter) {
     s.flush_all_start();
-    while m.call("flush step", || s.flush_all_step()).expect("flush step") != 101 {}
+    while m
+        .call("flush step", || s.flush_all_step())
+        .expect("flush step")
+        != 101
+    {}
 }
 
 fn lost_counted(s: &Ours) -> u64 {
@@ -434,25 +447,32 @@ fn ours(sc: Scenario, n: u64) -> Row {
         }
     }
     let mut mount = None;
-    let (batches, flushed, lost);
+    let mut recovered = None;
+    let mut readout_lost = None;
+    let (batches, flushed, lost, spill_lost);
     if sc == Scenario::Reboot {
         // Clean shutdown, then a new spool over the same flash.
         flush_all(&mut s, &mut m);
         let sp = s.spill_stats();
         (batches, flushed) = (sp.batches as u64, sp.flushed as u64);
         lost = lost_counted(&s);
+        spill_lost = sp.lost as u64;
         drop(s);
         let (mut s2, hs2) = new_spool(&flash);
         let used = flash.used_bytes();
         let before = m.sum(&["recover"]).bytes_read;
-        m.call("recover", || s2.recover_storage())
+        let found = m
+            .call("recover", || s2.recover_storage())
             .expect("recover_storage");
+        recovered = Some(found as u64);
         mount = Some((m.sum(&["recover"]).bytes_read - before, used));
         let (d, b) = drain(&mut s2, &hs2, &mut m);
         delivered += d;
         bad += b;
-        // Anything the new spool counted lost while reading out is not "counted
-        // before the reboot": it stays in the lost-while-draining figure.
+        // What the new spool counts lost while reading out (an acknowledgement
+        // mark opening a sector on a full ring evicts the oldest one) is not
+        // "counted before the reboot": it stays in the lost-while-draining figure.
+        readout_lost = Some(lost_counted(&s2));
     } else {
         let (d, b) = drain(&mut s, &hs, &mut m);
         delivered += d;
@@ -460,10 +480,13 @@ fn ours(sc: Scenario, n: u64) -> Row {
         let sp = s.spill_stats();
         (batches, flushed) = (sp.batches as u64, sp.flushed as u64);
         lost = lost_counted(&s);
+        spill_lost = sp.lost as u64;
     }
     let nanos = t.elapsed().as_nanos();
-    let wp = m.sum(&["write", "flush step"]);
-    let spill_lost = lost; // RAM drops are never on flash: subtracted below
+    // The write path: every call but `ack` (marks) and `recover` (no programs). A
+    // `read` can program too: a reservation frame, or a spill of the sensor's RAM
+    // records when more than one batch of them would be handed out from RAM.
+    let wp = m.sum(&["write", "flush step", "read"]);
     Row {
         scenario: sc.name(),
         system: "sensor-spool Spool + NorFlashStorage (strict)".into(),
@@ -476,6 +499,8 @@ fn ours(sc: Scenario, n: u64) -> Row {
         erase_spread: flash.spread(),
         delivered,
         from_flash: flushed.saturating_sub(spill_lost),
+        recovered,
+        readout_lost,
         drain_read: m.sum(&["read", "ack"]).bytes_read,
         mount,
         lost_counted: Some(lost),
@@ -483,7 +508,6 @@ fn ours(sc: Scenario, n: u64) -> Row {
         worst: m.worst(),
         calls: m.calls,
         nanos,
-        note: "",
     }
 }
 
@@ -507,7 +531,10 @@ fn seq_storage(sc: Scenario, n: u64, spill_avg: u64) -> Row {
     let mut pop_all = |q: &mut Q, m: &mut Meter| {
         let mut buf = [0u8; E];
         let mut got = 0u64;
-        while let Some(d) = m.call("pop", || embassy_futures::block_on(q.pop(&mut buf))).expect("pop") {
+        while let Some(d) = m
+            .call("pop", || embassy_futures::block_on(q.pop(&mut buf)))
+            .expect("pop")
+        {
             got += (d.len() / 8) as u64;
             if !d.len().is_multiple_of(8) {
                 bad += 1;
@@ -553,15 +580,20 @@ fn seq_storage(sc: Scenario, n: u64, spill_avg: u64) -> Row {
         erase_spread: flash.spread(),
         delivered,
         from_flash: delivered,
+        recovered: None,
+        readout_lost: None,
         drain_read: m.sum(&["pop"]).bytes_read,
         mount,
         // Overwritten items are not reported.
-        lost_counted: if sc == Scenario::Reboot { None } else { Some(0) },
+        lost_counted: if sc == Scenario::Reboot {
+            None
+        } else {
+            Some(0)
+        },
         bad,
         worst: m.worst(),
         calls: m.calls,
         nanos,
-        note: "no mount step (state found by the first pop); overwritten items not counted",
     }
 }
 
@@ -585,24 +617,32 @@ fn sensor_db<const PAGE: usize, const ES: usize>(sc: Scenario, n: u64, spill_avg
     // Its drain position lives in RAM (`read_from` cursor + `note_spooled`).
     let mut cursor = LogPosition::BEGINNING;
     let mut read_all = |db: &mut Db<PAGE, ES>, m: &mut Meter<ES>, cursor: &mut LogPosition| {
-        let c = m
-            .call("read_from", || {
-                db.read_from(*cursor, u32::MAX, |_, _, p| {
-                    if p.len() != 8 {
-                        bad += 1;
-                    }
-                    Ok(true)
+        let mut got = 0u64;
+        loop {
+            let c = m
+                .call("read_from", || {
+                    db.read_from(*cursor, READ_FROM_MAX, |_, _, p| {
+                        if p.len() != 8 {
+                            bad += 1;
+                        }
+                        Ok(true)
+                    })
                 })
-            })
-            .expect("read_from");
-        *cursor = c.next;
-        db.note_spooled(c.next, Replicated::singles(c.entries));
-        c.entries as u64
+                .expect("read_from");
+            *cursor = c.next;
+            db.note_spooled(c.next, Replicated::singles(c.entries));
+            got += c.entries as u64;
+            if c.exhausted || c.entries == 0 {
+                break got;
+            }
+        }
     };
     for i in 0..n {
         let (j, k) = at(i);
-        m.call("append", || db.append(j as u16, time_ms(k), &sample_bytes(j, k)))
-            .expect("append");
+        m.call("append", || {
+            db.append(j as u16, time_ms(k), &sample_bytes(j, k))
+        })
+        .expect("append");
         if (i + 1).is_multiple_of(batch) || i + 1 == n {
             m.call("sync", || db.sync()).expect("sync");
             syncs += 1;
@@ -653,6 +693,8 @@ fn sensor_db<const PAGE: usize, const ES: usize>(sc: Scenario, n: u64, spill_avg
         erase_spread: flash.spread(),
         delivered,
         from_flash: delivered,
+        recovered: None,
+        readout_lost: None,
         drain_read: m.sum(&["read_from"]).bytes_read,
         mount,
         lost_counted: Some(lost),
@@ -660,7 +702,6 @@ fn sensor_db<const PAGE: usize, const ES: usize>(sc: Scenario, n: u64, spill_avg
         worst: m.worst(),
         calls: m.calls,
         nanos,
-        note: "drain position in RAM only (read_from cursor + note_spooled)",
     }
 }
 
@@ -710,7 +751,11 @@ fn main() {
     }
     let rows: Vec<Row> = rows
         .into_iter()
-        .filter(|r| filter.as_ref().is_none_or(|f| r.system.contains(f.as_str())))
+        .filter(|r| {
+            filter
+                .as_ref()
+                .is_none_or(|f| r.system.contains(f.as_str()))
+        })
         .collect();
 
     println!(
@@ -781,14 +826,24 @@ fn main() {
             r.nanos as f64 / 1e6,
         );
     }
-    println!("\nWorst flash I/O (bytes read + programmed) in one call, by call (calls made):\n");
-    println!("| scenario | system | per call |");
+    println!("\nFlash I/O by public call (worst = most bytes read + programmed by one call):\n");
+    println!("| scenario | system | by call |");
     println!("|---|---|---|");
     for r in &rows {
         let per: Vec<String> = r
             .calls
             .iter()
-            .map(|c| format!("{} {} B ({})", c.name, c.worst, c.calls))
+            .map(|c| {
+                format!(
+                    "{}: worst {} B, {} calls, {} prog ops, {} B programmed, {} B read",
+                    c.name,
+                    c.worst,
+                    c.calls,
+                    c.sum.programs,
+                    c.sum.bytes_programmed,
+                    c.sum.bytes_read
+                )
+            })
             .collect();
         println!("| {} | {} | {} |", r.scenario, r.system, per.join("; "));
     }
@@ -796,8 +851,9 @@ fn main() {
     println!(
         "Definitions: payload = samples written x {PAYLOAD} B. Batch = a spill / shutdown-flush batch of the spool \
          (SpillStats::batches), a push, or a sync; program ops / batch = program operations of the write path \
-         (write + flush steps; push; append + sync) per batch. On-flash B / record = bytes the write path programmed \
-         per record it put on flash (frames, sector headers, reservations; not acknowledgement marks). \
+         (every call but ack: write, flush step and read, which can spill or reserve; push; append + sync) per batch. \
+         On-flash B / record = bytes the write path programmed per record it put on flash (frames, sector headers, \
+         reservations; not acknowledgement marks). \
          Records delivered from flash: ours = records flushed - records lost in storage (the rest were read from RAM); \
          peers = all delivered. Flash bytes read counts the uploader's calls only (read + ack; pop; read_from). \
          Mount + recovery: `recover_storage` (ours) or `mount` (sensor-db) of the new store after the reboot; \
@@ -807,7 +863,21 @@ fn main() {
          SpoolStats::dropped_unspooled (entries overwritten before note_spooled); sequential-storage reports none (n/a). \
          Records lost while draining = written - delivered - counted lost."
     );
-    for r in rows.iter().filter(|r| !r.note.is_empty() || r.bad > 0) {
+    for r in rows.iter().filter(|r| r.recovered.is_some()) {
+        println!(
+            "{} / {}: before the reboot {} records written, {} counted lost (evicted unacknowledged); \
+             recover_storage found {} unacknowledged records; the read-out delivered {} and the new spool \
+             counted {} lost during it.",
+            r.scenario,
+            r.system,
+            r.written,
+            r.lost_counted.unwrap_or(0),
+            r.recovered.unwrap_or(0),
+            r.delivered,
+            r.readout_lost.unwrap_or(0),
+        );
+    }
+    for r in rows.iter().filter(|r| r.bad > 0) {
         if r.bad > 0 {
             println!(
                 "WARNING: {} / {}: {} records came back with a wrong value or time",
@@ -816,9 +886,8 @@ fn main() {
         }
     }
     println!(
-        "Peers: sequential-storage: {}; sensor-db: {}.",
-        "no mount step (state found by the first pop), overwritten items not reported",
-        "drain position in RAM only (read_from cursor + note_spooled)"
+        "Peers: sequential-storage: no mount step (state found by the first pop), overwritten items not reported; \
+         sensor-db: drain position in RAM only (read_from, {READ_FROM_MAX} entries a call, + note_spooled)."
     );
     println!();
     // Machine-readable rows (scripts/bench.sh): tab-separated key=value.
@@ -840,10 +909,7 @@ fn main() {
             ),
             (
                 "ops_per_batch",
-                format!(
-                    "{:.2}",
-                    r.batch_programs as f64 / r.batches.max(1) as f64
-                ),
+                format!("{:.2}", r.batch_programs as f64 / r.batches.max(1) as f64),
             ),
             ("batches", r.batches.to_string()),
             ("erases", r.total.erases.to_string()),
@@ -876,10 +942,7 @@ fn main() {
                     _ => "n/a".into(),
                 },
             ),
-            (
-                "used",
-                r.mount.map_or("n/a".into(), |(_, u)| u.to_string()),
-            ),
+            ("used", r.mount.map_or("n/a".into(), |(_, u)| u.to_string())),
             ("delivered", r.delivered.to_string()),
             ("lost_counted", opt(r.lost_counted, |l| l.to_string())),
             ("lost_draining", opt(r.lost_draining(), |l| l.to_string())),
@@ -890,6 +953,8 @@ fn main() {
             ("worst_ack", worst_of("ack")),
             ("worst_flush_step", worst_of("flush step")),
             ("worst_recover", worst_of("recover")),
+            ("recovered", opt(r.recovered, |n| n.to_string())),
+            ("readout_lost", opt(r.readout_lost, |n| n.to_string())),
             ("bad", r.bad.to_string()),
         ];
         let line: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
