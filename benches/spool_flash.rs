@@ -337,8 +337,9 @@ struct Row {
     from_flash: u64,
     /// Unacknowledged records `recover_storage` found after the reboot (ours).
     recovered: Option<u64>,
-    /// Records the new spool counted lost during the read-out (ours).
-    readout_lost: Option<u64>,
+    /// Records the new spool counted lost during the read-out, and of them
+    /// those counted during `ack` calls (ours).
+    readout_lost: Option<(u64, u64)>,
     /// Flash bytes read by the uploader's calls (read / ack / pop / read_from).
     drain_read: u64,
     /// Bytes read by mount + recovery after the reboot, and the flash in use then.
@@ -378,9 +379,10 @@ fn new_spool(flash: &Shared) -> (Ours, Vec<SensorHandle>) {
     (s, hs)
 }
 
-/// Reads everything every sensor has, then acknowledges it: (delivered, bad).
-fn drain(s: &mut Ours, hs: &[SensorHandle], m: &mut Meter) -> (u64, u64) {
-    let (mut delivered, mut bad) = (0u64, 0u64);
+/// Reads everything every sensor has, then acknowledges it: (delivered, bad,
+/// records the spool counted lost during the `ack` calls).
+fn drain(s: &mut Ours, hs: &[SensorHandle], m: &mut Meter) -> (u64, u64, u64) {
+    let (mut delivered, mut bad, mut ack_lost) = (0u64, 0u64, 0u64);
     for (j, &h) in hs.iter().enumerate() {
         let mut n = 0u32;
         loop {
@@ -402,11 +404,13 @@ fn drain(s: &mut Ours, hs: &[SensorHandle], m: &mut Meter) -> (u64, u64) {
             }
         }
         if n > 0 {
+            let before = lost_counted(s);
             m.call("ack", || s.ack(h, n)).expect("ack");
+            ack_lost += lost_counted(s) - before;
         }
         delivered += n as u64;
     }
-    (delivered, bad)
+    (delivered, bad, ack_lost)
 }
 
 fn flush_all(s: &mut Ours, m: &mut Meter) {
@@ -441,7 +445,7 @@ fn ours(sc: Scenario, n: u64) -> Row {
             flush_all(&mut s, &mut m);
         }
         if sc.drains() && (i + 1).is_multiple_of(DRAIN_EVERY) {
-            let (d, b) = drain(&mut s, &hs, &mut m);
+            let (d, b, _) = drain(&mut s, &hs, &mut m);
             delivered += d;
             bad += b;
         }
@@ -466,15 +470,15 @@ fn ours(sc: Scenario, n: u64) -> Row {
             .expect("recover_storage");
         recovered = Some(found as u64);
         mount = Some((m.sum(&["recover"]).bytes_read - before, used));
-        let (d, b) = drain(&mut s2, &hs2, &mut m);
+        let (d, b, in_acks) = drain(&mut s2, &hs2, &mut m);
         delivered += d;
         bad += b;
         // What the new spool counts lost while reading out (an acknowledgement
         // mark opening a sector on a full ring evicts the oldest one) is not
         // "counted before the reboot": it stays in the lost-while-draining figure.
-        readout_lost = Some(lost_counted(&s2));
+        readout_lost = Some((lost_counted(&s2), in_acks));
     } else {
-        let (d, b) = drain(&mut s, &hs, &mut m);
+        let (d, b, _) = drain(&mut s, &hs, &mut m);
         delivered += d;
         bad += b;
         let sp = s.spill_stats();
@@ -835,13 +839,14 @@ fn main() {
             .iter()
             .map(|c| {
                 format!(
-                    "{}: worst {} B, {} calls, {} prog ops, {} B programmed, {} B read",
+                    "{}: worst {} B, {} calls, {} prog ops, {} B programmed, {} B read, {} erases",
                     c.name,
                     c.worst,
                     c.calls,
                     c.sum.programs,
                     c.sum.bytes_programmed,
-                    c.sum.bytes_read
+                    c.sum.bytes_read,
+                    c.sum.erases
                 )
             })
             .collect();
@@ -867,14 +872,15 @@ fn main() {
         println!(
             "{} / {}: before the reboot {} records written, {} counted lost (evicted unacknowledged); \
              recover_storage found {} unacknowledged records; the read-out delivered {} and the new spool \
-             counted {} lost during it.",
+             counted {} lost during it ({} of them during ack calls).",
             r.scenario,
             r.system,
             r.written,
             r.lost_counted.unwrap_or(0),
             r.recovered.unwrap_or(0),
             r.delivered,
-            r.readout_lost.unwrap_or(0),
+            r.readout_lost.map_or(0, |l| l.0),
+            r.readout_lost.map_or(0, |l| l.1),
         );
     }
     for r in rows.iter().filter(|r| r.bad > 0) {
@@ -954,7 +960,11 @@ fn main() {
             ("worst_flush_step", worst_of("flush step")),
             ("worst_recover", worst_of("recover")),
             ("recovered", opt(r.recovered, |n| n.to_string())),
-            ("readout_lost", opt(r.readout_lost, |n| n.to_string())),
+            ("readout_lost", opt(r.readout_lost, |l| l.0.to_string())),
+            (
+                "readout_lost_in_acks",
+                opt(r.readout_lost, |l| l.1.to_string()),
+            ),
             ("bad", r.bad.to_string()),
         ];
         let line: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
