@@ -3,10 +3,16 @@
 # and prints ONE table of ratios, all measured in this run on this machine.
 #
 # usage: scripts/bench.sh
-#   env BENCH_SKIP="file flash"   leave out benches by name (store pool flash file callgrind)
+#   env BENCH_SKIP="file flash"   leave out benches by name (spool_flash store pool flash file callgrind)
+#   env SPOOL_BENCH_QUICK=1       spool_flash with 10,000 samples instead of 100,000 (smoke run)
 #
 # What it runs (each bench belongs to its module; this script only runs them and reads
 # their output):
+#   benches/spool_flash.rs  the Spool over NorFlashStorage (the level users call) vs
+#                     sequential-storage and sensor-db, four scenarios (flush every 1 / 32,
+#                     threshold spill, fill + reboot + read-out): bytes programmed, program
+#                     ops, erases, bytes read per record, recovery reads, records lost,
+#                     worst flash I/O of one call (counts); its rows come first in the table
 #   benches/store.rs  store write+read+ack(1) cycle vs heapless::Deque push+pop (ns, same run)
 #   benches/pool.rs   pool alloc+free vs malloc/free, atomic-pool and heapless's pool (ns)
 #   benches/flash.rs  flash bytes programmed per sample, program ops, erases vs
@@ -28,12 +34,16 @@ mkdir -p "$LOG_DIR"
 rm -f "$LOG_DIR"/*.log "$LOG_DIR"/figures.md
 T_START=$EPOCHREALTIME
 FAILED=()
-ROWS=()   # markdown rows of the final table
+SPOOL_ROWS=()  # markdown rows of the spool-level group (first in the table)
+ROWS=()   # markdown rows of the final table (storage layer, store, pool, ...: second group)
 TIMES=()  # "name seconds status"
 
 skip() { [[ " ${BENCH_SKIP:-} " == *" $1 "* ]]; }
 row() {   # row AREA FIGURE OURS PEER PEER_VALUE RATIO READING
     ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 | $7 |")
+}
+srow() {  # srow FIGURE OURS PEER PEER_VALUE RATIO READING: a spool-level row
+    SPOOL_ROWS+=("| spool (flash) | $1 | $2 | $3 | $4 | $5 | $6 |")
 }
 secs_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }'; }
 
@@ -70,6 +80,56 @@ failed_row() { # failed_row AREA NAME STATUS
     esac
     row "$1" "-" "-" "-" "-" "-" "$why"
 }
+
+# ------------------------------------------------------------------------------------------
+# spool over NorFlashStorage vs sequential-storage / sensor-db (the level users call)
+# ------------------------------------------------------------------------------------------
+if ! skip spool_flash; then
+    run_bench spool_flash --features _mock-flash
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        # Machine-readable lines: SPOOL_FLASH_ROW<TAB>key=value<TAB>... (benches/spool_flash.rs).
+        # One TSV line per scenario: ours, then sequential-storage, then sensor-db 256 B / 1 KiB / 4 KiB pages.
+        while IFS=$'\t' read -r sc o_prog o_ops o_er o_sp o_onf o_rpr o_tgt o_mnt o_mr o_used o_del o_lc o_ld o_wio o_wc o_n o_rec \
+            s_prog s_ops s_er s_rpr s_del s_ld s_wio s_wc \
+            d_prog d_ops d_er d_rpr d_mnt d_mr d_del d_lc d_ld d_wio d_wc d1_prog d4_prog; do
+            r() { awk -v a="$1" -v b="$2" 'BEGIN { a += 0; b += 0; if (a == 0) print "-"; else printf "%.2fx", b / a }'; }
+            srow "bytes programmed / payload byte, $sc" "${o_prog}x" "sequential-storage 8.0 / sensor-db 0.1 (256 B pages)" "${s_prog}x / ${d_prog}x" "$(r "$o_prog" "$s_prog") / $(r "$o_prog" "$d_prog")" "peer / ours, >1: ours programs less; sensor-db 1 KiB / 4 KiB pages: ${d1_prog}x / ${d4_prog}x"
+            srow "program ops per batch, $sc" "$o_ops" "sequential-storage / sensor-db (256 B)" "$s_ops / $d_ops" "$(r "$o_ops" "$s_ops") / $(r "$o_ops" "$d_ops")" "peer / ours; erases ours $o_er (spread $o_sp), peers $s_er / $d_er"
+            srow "flash bytes read per record delivered from flash, $sc" "$o_rpr B" "target: <= 2x on-flash size per record" "2 x $o_onf B" "$(awk -v a="$o_rpr" -v b="$o_onf" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2fx", a / b }') of on-flash" "${o_tgt//_/ }; peers sequential-storage / sensor-db: $s_rpr / $d_rpr B"
+            if [ "$o_mnt" != "n/a" ]; then
+                srow "mount + recovery bytes read after reboot, $sc" "$o_mnt B" "target: <= 1.0x used flash" "$o_used B" "${o_mr}x" "$(awk -v x="$o_mr" 'BEGIN { print (x + 0 <= 1.0) ? "met" : "not met" }'); recover_storage found $o_rec records; sensor-db mount: $d_mnt B (${d_mr}x); sequential-storage: no mount step"
+            fi
+            srow "records lost while draining, $sc" "$o_ld" "sequential-storage / sensor-db (256 B)" "$s_ld / $d_ld" "-" "written - delivered - counted lost; ours: $o_n written, $o_del delivered, $o_lc counted lost; peers delivered $s_del / $d_del (sensor-db counted lost $d_lc)"
+            srow "worst flash I/O (read + programmed) in one public call, $sc" "$o_wio B (${o_wc//_/ })" "sequential-storage / sensor-db (256 B)" "$s_wio B ($s_wc) / $d_wio B ($d_wc)" "-" "lower is better: bounded latency per call"
+        done < <(awk -F'\t' '
+            /^SPOOL_FLASH_ROW\t/ {
+                delete f
+                for (i = 2; i <= NF; i++) { p = index($i, "="); f[substr($i, 1, p - 1)] = substr($i, p + 1) }
+                sc = f["scenario"]; sys = f["system"]
+                if (sys ~ /^sensor-spool/) c = "o"; else if (sys ~ /^sequential-storage/) c = "s"
+                else if (sys ~ /256 B pages/) c = "d"; else if (sys ~ /1 KiB pages/) c = "d1"; else c = "d4"
+                if (!(sc in seen)) { seen[sc] = 1; order[++n] = sc }
+                for (k in f) v[sc, c, k] = f[k]
+            }
+            END {
+                for (i = 1; i <= n; i++) {
+                    sc = order[i]; line = sc
+                    split("prog_per_payload ops_per_batch erases spread on_flash read_per_record read_target mount_read mount_ratio used delivered lost_counted lost_draining worst_io worst_call samples recovered", ko, " ")
+                    for (j = 1; j <= 17; j++) line = line "\t" v[sc, "o", ko[j]]
+                    split("prog_per_payload ops_per_batch erases read_per_record delivered lost_draining worst_io worst_call", ks, " ")
+                    for (j = 1; j <= 8; j++) line = line "\t" v[sc, "s", ks[j]]
+                    split("prog_per_payload ops_per_batch erases read_per_record mount_read mount_ratio delivered lost_counted lost_draining worst_io worst_call", kd, " ")
+                    for (j = 1; j <= 11; j++) line = line "\t" v[sc, "d", kd[j]]
+                    line = line "\t" v[sc, "d1", "prog_per_payload"] "\t" v[sc, "d4", "prog_per_payload"]
+                    print line
+                }
+            }' "$LOG_DIR/spool_flash.log")
+    else
+        SPOOL_ROWS+=("| spool (flash) | - | - | - | - | - | not measured: \`cargo bench --bench spool_flash\` failed in this run (log: target/bench-logs/spool_flash.log) |")
+        [ $rc -eq 2 ] && SPOOL_ROWS[-1]="| spool (flash) | - | - | - | - | - | not measured: benches/spool_flash.rs does not exist on this branch |"
+    fi
+fi
 
 # ------------------------------------------------------------------------------------------
 # store vs heapless::Deque
@@ -225,6 +285,12 @@ fi
     echo
     echo "| area | figure | sensor-spool | peer | peer | ratio | reading |"
     echo "|---|---|---|---|---|---|---|"
+    # Spool-level rows first (what users call: benches/spool_flash.rs), then the storage
+    # layer and the other benches as a second group.
+    if [ ${#SPOOL_ROWS[@]} -gt 0 ]; then
+        for r in "${SPOOL_ROWS[@]}"; do echo "$r"; done
+        echo "| **storage layer and components** | | | | | | |"
+    fi
     for r in "${ROWS[@]}"; do echo "$r"; done
     echo
     printf 'Run times:'

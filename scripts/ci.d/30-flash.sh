@@ -13,3 +13,14 @@ stage_flash_release() {
         "$SPOOL_TMP/flash-release.log"
 }
 register_stage flash-release "flash: power-loss sweeps (>= 200k cuts), hostile images, counters (release)" stage_flash_release
+
+# Spool-level flash bench (benches/spool_flash.rs) in quick mode (SPOOL_BENCH_QUICK=1: 10,000
+# samples instead of 100,000, under a second once built): a smoke run that it builds, runs through
+# every scenario and prints all its rows. A measurement: unmet targets never fail it.
+stage_spool_bench_smoke() {
+    SPOOL_BENCH_QUICK=1 cargo bench --bench spool_flash --features _mock-flash 2>&1 |
+        tee "$SPOOL_TMP/spool-bench.log"
+    awk '/^SPOOL_FLASH_ROW\t/ { n++ } END { printf "spool_flash smoke: %d rows\n", n; exit (n < 20) }' \
+        "$SPOOL_TMP/spool-bench.log"
+}
+register_stage spool-bench-smoke "spool-level flash bench, quick mode (SPOOL_BENCH_QUICK=1)" stage_spool_bench_smoke
