@@ -734,6 +734,7 @@ fn problem_str(k: ProblemKind) -> &'static str {
 fn tag_str(tag: u8) -> &'static str {
     match tag {
         0xB5 => "batch",
+        0xB8 => "batch (packed)",
         0xB6 => "batch (compact TSD)",
         0xB7 => "batch (compact EVT)",
         0xAC => "ack",

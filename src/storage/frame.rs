@@ -50,6 +50,13 @@ pub(crate) const KIND_TSD: u8 = 0x01;
 pub(crate) const KIND_EVT: u8 = 0x02;
 /// Largest frame length the u16 length field can carry.
 pub(crate) const MAX_FRAME: usize = 0xFFFF;
+/// Frame tag of a packed batch (flash only): runs with variable-length headers.
+pub(crate) const TAG_PACKED: u8 = 0xB8;
+/// Longest run header of any batch frame: a packed TSD header with every field
+/// at its largest (1 + 1 + 3 + 5 + 5 + 10 + 5 bytes).
+pub(crate) const MAX_RUN_HDR: usize = 30;
+/// Largest record count a packed run header keeps in its first byte.
+const PACKED_INLINE_COUNT: u16 = 63;
 
 // The CRC-32C (Castagnoli) of frames and sector headers and the CRC-8 (SMBus) of frame
 // headers: the on-media format, whatever the implementation. The implementation is chosen
@@ -305,9 +312,9 @@ pub(crate) fn parse_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize) -> H
     Header::Frame { tag, len }
 }
 
-/// Whether a frame of this tag is a batch (plain or compact).
+/// Whether a frame of this tag is a batch (plain, packed or compact).
 pub(crate) const fn is_batch(tag: u8) -> bool {
-    matches!(tag, TAG_BATCH | TAG_RUN_TSD | TAG_RUN_EVT)
+    matches!(tag, TAG_BATCH | TAG_PACKED | TAG_RUN_TSD | TAG_RUN_EVT)
 }
 
 /// Whether a frame of this tag is a compact one-run batch frame.
@@ -348,8 +355,8 @@ pub(crate) fn parse_flash_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize
     let kind = match h[0] {
         TAG_RUN_TSD => RecordKind::Tsd,
         TAG_RUN_EVT => RecordKind::Evt,
-        TAG_EVICT => {
-            // Same checks as a plain frame, for the flash-only tag.
+        tag @ (TAG_EVICT | TAG_PACKED) => {
+            // Same checks as a plain frame, for the flash-only tags.
             let mut g = h;
             g[0] = TAG_ACK;
             g[3] = CRC8.checksum(&g[..3]);
@@ -357,10 +364,7 @@ pub(crate) fn parse_flash_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize
                 CRC8.checksum(&h[..3]) == h[3],
                 parse_frame_header(g, room, w),
             ) {
-                (true, Header::Frame { len, .. }) => Header::Frame {
-                    tag: TAG_EVICT,
-                    len,
-                },
+                (true, Header::Frame { len, .. }) => Header::Frame { tag, len },
                 _ => Header::Garbage,
             };
         }
@@ -473,6 +477,196 @@ pub(crate) fn parse_run_header(b: &[u8], rest: usize) -> RunParse {
         meta,
     };
     RunParse::Run(info, hl, rec)
+}
+
+/// Bytes of the LEB128 encoding of `v` (7 bits per byte, low bits first).
+const fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Appends the LEB128 encoding of `v` to `out` at `*at` (the caller sized `out`).
+fn put_varint(out: &mut [u8], at: &mut usize, mut v: u64) {
+    loop {
+        let byte = (v & 0x7F) as u8;
+        v >>= 7;
+        if let Some(b) = out.get_mut(*at) {
+            *b = if v == 0 { byte } else { byte | 0x80 };
+        }
+        *at += 1;
+        if v == 0 {
+            return;
+        }
+    }
+}
+
+/// Decodes a LEB128 number of at most `max` bits from `b` at `*at`; `None` if
+/// it runs past `b`, is longer than the value allows or has bits above `max`.
+fn get_varint(b: &[u8], at: &mut usize, max: u32) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0u32;
+    loop {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        if shift >= max {
+            return None;
+        }
+        let bits = u64::from(byte & 0x7F);
+        if max - shift < 7 && bits >> (max - shift) != 0 {
+            return None;
+        }
+        v |= bits << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+        shift += 7;
+    }
+}
+
+/// First byte of a packed run header: the kind in bits 0..2 (`0x01` TSD,
+/// `0x02` EVT) and the count in bits 2..8 when it is 1..=63, else 0 (a varint
+/// count follows the source). Never `0xFF`, which ends a frame's runs.
+const fn packed_lead(info: &RunInfo) -> u8 {
+    let kind = match info.kind {
+        RecordKind::Tsd => KIND_TSD,
+        RecordKind::Evt => KIND_EVT,
+    };
+    if info.count <= PACKED_INLINE_COUNT {
+        kind | (info.count as u8) << 2
+    } else {
+        kind
+    }
+}
+
+/// Length of the packed run header of `info` ([`packed_run_header`]).
+pub(crate) const fn packed_hdr_len(info: &RunInfo) -> usize {
+    let count = if info.count <= PACKED_INLINE_COUNT {
+        0
+    } else {
+        varint_len(info.count as u64)
+    };
+    let tsd = match info.kind {
+        RecordKind::Tsd => varint_len(info.meta.base_time) + varint_len(info.meta.interval as u64),
+        RecordKind::Evt => 0,
+    };
+    2 + count + varint_len(info.key.id as u64) + varint_len(info.first_seq as u64) + tsd
+}
+
+/// Encodes a packed run header (format tables: `storage` module docs);
+/// returns its length.
+pub(crate) fn packed_run_header(info: &RunInfo, out: &mut [u8; MAX_RUN_HDR]) -> usize {
+    let lead = packed_lead(info);
+    out[0] = lead;
+    out[1] = info.key.source;
+    let mut at = 2;
+    if lead >> 2 == 0 {
+        put_varint(out, &mut at, u64::from(info.count));
+    }
+    put_varint(out, &mut at, u64::from(info.key.id));
+    put_varint(out, &mut at, u64::from(info.first_seq));
+    if info.kind == RecordKind::Tsd {
+        put_varint(out, &mut at, info.meta.base_time);
+        put_varint(out, &mut at, u64::from(info.meta.interval));
+    }
+    at
+}
+
+/// Decodes a packed run header from `b` (at least its first byte, at most
+/// [`MAX_RUN_HDR`] bytes); `rest` is the number of body bytes left from the
+/// start of this run header.
+pub(crate) fn parse_packed_run(b: &[u8], rest: usize) -> RunParse {
+    let lead = match b.first() {
+        None | Some(0xFF) => return RunParse::End,
+        Some(&l) => l,
+    };
+    let kind = match lead & 3 {
+        KIND_TSD => RecordKind::Tsd,
+        KIND_EVT => RecordKind::Evt,
+        _ => return RunParse::Bad,
+    };
+    let b = b.get(..rest.min(b.len())).unwrap_or_default();
+    let Some(&source) = b.get(1) else {
+        return RunParse::Bad;
+    };
+    let mut at = 2;
+    let count = match lead >> 2 {
+        0 => get_varint(b, &mut at, 16),
+        c => Some(u64::from(c)),
+    };
+    let id = get_varint(b, &mut at, 32);
+    let seq = get_varint(b, &mut at, 32);
+    let meta = match kind {
+        RecordKind::Tsd => match (get_varint(b, &mut at, 64), get_varint(b, &mut at, 32)) {
+            (Some(base_time), Some(interval)) => Some(RunMeta {
+                base_time,
+                interval: interval as u32,
+            }),
+            _ => None,
+        },
+        RecordKind::Evt => Some(RunMeta::default()),
+    };
+    let (Some(count), Some(id), Some(seq), Some(meta)) = (count, id, seq, meta) else {
+        return RunParse::Bad;
+    };
+    let rec = count as usize * kind.record_size();
+    if count == 0 || rest - at < rec {
+        return RunParse::Bad;
+    }
+    let info = RunInfo {
+        key: SensorKey {
+            source,
+            id: id as u32,
+        },
+        kind,
+        first_seq: seq as u32,
+        count: count as u16,
+        meta,
+    };
+    RunParse::Run(info, at, rec)
+}
+
+/// Where the run header addressed as `rel` in a batch frame of this tag
+/// starts: a compact frame's one run is addressed as `FRAME_HDR` and its
+/// header starts the frame; `None` past it.
+pub(crate) const fn run_hdr_start(tag: u8, rel: usize) -> Option<usize> {
+    if !is_compact(tag) {
+        Some(rel)
+    } else if rel == FRAME_HDR {
+        Some(0)
+    } else {
+        None
+    }
+}
+
+/// Bytes that hold every EVT run header of any batch frame (plain 12,
+/// packed at most 15): what a reader fetches first.
+pub(crate) const SHORT_RUN_HDR: usize = 16;
+
+/// Bytes the run header starting with `lead` in a batch frame of this tag
+/// may take: [`SHORT_RUN_HDR`] for EVT runs, more for TSD runs (their times).
+pub(crate) const fn run_hdr_need(tag: u8, lead: u8) -> usize {
+    let tsd = match tag {
+        TAG_RUN_TSD => true,
+        TAG_RUN_EVT => false,
+        TAG_PACKED => lead & 3 == KIND_TSD,
+        _ => lead == KIND_TSD,
+    };
+    match (tsd, tag) {
+        (false, _) => SHORT_RUN_HDR,
+        (true, TAG_PACKED) => MAX_RUN_HDR,
+        (true, _) => RUN_HDR + TSD_EXTRA,
+    }
+}
+
+/// Decodes the run header of a batch frame of this tag: `b` holds its bytes
+/// from [`run_hdr_start`] (up to [`MAX_RUN_HDR`]), `rel` is its address and
+/// `end` the frame length without the CRC.
+pub(crate) fn parse_batch_run(tag: u8, b: &[u8], rel: usize, end: usize) -> RunParse {
+    let rest = end.saturating_sub(rel);
+    match tag {
+        TAG_RUN_TSD | TAG_RUN_EVT => parse_compact_run(b, end),
+        TAG_PACKED => parse_packed_run(b, rest),
+        _ => parse_run_header(b, rest),
+    }
 }
 
 /// Encodes an acknowledgement frame body.
@@ -727,6 +921,117 @@ mod tests {
         }));
         assert!(is_batch(TAG_RUN_TSD) && is_batch(TAG_RUN_EVT) && is_batch(TAG_BATCH));
         assert!(!is_batch(TAG_ACK) && !is_compact(TAG_BATCH));
+    }
+
+    #[test]
+    fn packed_header_roundtrip_at_every_size_boundary() {
+        let mut cases = 0;
+        for kind in [RecordKind::Tsd, RecordKind::Evt] {
+            for count in [1u16, 2, 63, 64, 127, 128, 16_383, 16_384, u16::MAX] {
+                for id in [0u32, 127, 128, 0xDEAD_BEEF, u32::MAX] {
+                    for first_seq in [0u32, 300, 1 << 21, u32::MAX] {
+                        for (base_time, interval) in [
+                            (0u64, 0u32),
+                            (1_700_000_000_123, 1000),
+                            (u64::MAX, u32::MAX),
+                        ] {
+                            let info = RunInfo {
+                                key: SensorKey { source: 0xFF, id },
+                                kind,
+                                first_seq,
+                                count,
+                                meta: match kind {
+                                    RecordKind::Tsd => RunMeta {
+                                        base_time,
+                                        interval,
+                                    },
+                                    RecordKind::Evt => RunMeta::default(),
+                                },
+                            };
+                            let mut b = [0u8; MAX_RUN_HDR];
+                            let hl = packed_run_header(&info, &mut b);
+                            assert_eq!(hl, packed_hdr_len(&info), "{info:?}");
+                            assert!(hl <= MAX_RUN_HDR);
+                            assert_ne!(b[0], 0xFF, "a run header must not read as padding");
+                            let rl = count as usize * kind.record_size();
+                            match parse_batch_run(TAG_PACKED, &b[..hl], 4, 4 + hl + rl) {
+                                RunParse::Run(i, h2, r2) => {
+                                    assert_eq!((i, h2, r2), (info, hl, rl))
+                                }
+                                _ => panic!("packed header did not parse: {info:?}"),
+                            }
+                            // Too few body bytes for the records, or a header cut short.
+                            assert!(matches!(
+                                parse_packed_run(&b[..hl], hl + rl - 1),
+                                RunParse::Bad
+                            ));
+                            for cut in 1..hl {
+                                assert!(
+                                    matches!(parse_packed_run(&b[..cut], hl + rl), RunParse::Bad),
+                                    "cut {cut} of {info:?}"
+                                );
+                            }
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 2 * 9 * 5 * 4 * 3);
+        assert!(matches!(parse_packed_run(&[0xFF, 0], 8), RunParse::End));
+        assert!(matches!(parse_packed_run(&[], 8), RunParse::End));
+    }
+
+    #[test]
+    fn packed_header_rejects_values_too_large_for_their_field() {
+        // An id of 2^32 (five varint bytes with a bit above 32) and a count
+        // varint above u16::MAX are damage, not a wrapped value.
+        let id_too_big = [KIND_EVT | 1 << 2, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0x00];
+        assert!(matches!(parse_packed_run(&id_too_big, 64), RunParse::Bad));
+        let count_too_big = [KIND_EVT, 1, 0x80, 0x80, 0x04, 0x01, 0x00];
+        assert!(matches!(
+            parse_packed_run(&count_too_big, 1 << 22),
+            RunParse::Bad
+        ));
+        let zero_count = [KIND_EVT, 1, 0x00, 0x01, 0x00];
+        assert!(matches!(parse_packed_run(&zero_count, 64), RunParse::Bad));
+        let bad_kind = [3 | 1 << 2, 1, 1, 0];
+        assert!(matches!(parse_packed_run(&bad_kind, 64), RunParse::Bad));
+        // Arbitrary bytes never panic and never claim more than they hold.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            let mut b = [0u8; MAX_RUN_HDR];
+            for v in b.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *v = x as u8;
+            }
+            let rest = (x >> 40) as usize % 600;
+            if let RunParse::Run(_, hl, rl) = parse_packed_run(&b, rest) {
+                assert!(hl + rl <= rest);
+            }
+        }
+    }
+
+    #[test]
+    fn packed_frame_header_is_flash_only() {
+        let h = frame_header(TAG_PACKED, 64);
+        assert_eq!(
+            parse_flash_frame_header(h, 4096, 8),
+            Header::Frame {
+                tag: TAG_PACKED,
+                len: 64
+            }
+        );
+        assert_eq!(parse_frame_header(h, 4096, 8), Header::Garbage);
+        let mut d = h;
+        d[1] ^= 8;
+        assert_eq!(parse_flash_frame_header(d, 4096, 8), Header::Garbage);
+        assert!(is_batch(TAG_PACKED) && !is_compact(TAG_PACKED));
+        assert_eq!(run_hdr_start(TAG_PACKED, 40), Some(40));
+        assert_eq!(run_hdr_start(TAG_RUN_EVT, 4), Some(0));
+        assert_eq!(run_hdr_start(TAG_RUN_EVT, 40), None);
     }
 
     #[test]

@@ -22,8 +22,8 @@
 //! Nothing here allocates on the flash path (`no_std`).
 
 use super::frame::{
-    self, ACK_BODY, CRC_LEN, CRC32, EVICT_BODY, FRAME_HDR, Header, RUN_HDR, RunParse, SECTOR_HDR,
-    SECTOR_MAGIC, TAG_ACK, TAG_EVICT, TSD_EXTRA,
+    self, ACK_BODY, CRC_LEN, CRC32, EVICT_BODY, FRAME_HDR, Header, MAX_RUN_HDR, RunParse,
+    SECTOR_HDR, SECTOR_MAGIC, TAG_ACK, TAG_EVICT,
 };
 use super::nor::read_at;
 use super::{NorFlashStorage, RunInfo, SensorKey, StorageError};
@@ -397,19 +397,17 @@ fn frame_runs<F: NorFlash>(
     visit: &mut impl FnMut(&mut F, Item),
 ) -> Result<(u16, bool), StorageError> {
     let end = len - CRC_LEN as u32;
-    let compact = frame::is_compact(tag);
     let mut rel = FRAME_HDR as u32;
     let mut runs = 0u16;
     while rel < end {
-        let at = if compact { 0 } else { rel };
-        let avail = ((end - at) as usize).min(RUN_HDR + TSD_EXTRA);
-        let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
-        read_at(flash, abs + at, &mut hb[..avail])?;
-        let parsed = if compact {
-            frame::parse_compact_run(&hb[..avail], end as usize)
-        } else {
-            frame::parse_run_header(&hb[..avail], (end - rel) as usize)
+        let Some(at) = frame::run_hdr_start(tag, rel as usize) else {
+            break;
         };
+        let at = at as u32;
+        let avail = ((end - at) as usize).min(MAX_RUN_HDR);
+        let mut hb = [0u8; MAX_RUN_HDR];
+        read_at(flash, abs + at, &mut hb[..avail])?;
+        let parsed = frame::parse_batch_run(tag, &hb[..avail], rel as usize, end as usize);
         match parsed {
             RunParse::End => return Ok((runs, runs > 0)),
             RunParse::Bad => return Ok((runs, false)),
@@ -425,7 +423,7 @@ fn frame_runs<F: NorFlash>(
                         live,
                     }),
                 );
-                if compact {
+                if frame::is_compact(tag) {
                     return Ok((runs, true));
                 }
                 rel = rec + rl as u32;

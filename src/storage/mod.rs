@@ -58,7 +58,7 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | tag: `0xB5` batch, `0xAC` acknowledgement, `0xA5` reservation, `0xE7` eviction, `0xB6`/`0xB7` compact batch (below) (`0xFF` = erased, end of sector) |
+//! | 0 | 1 | tag: `0xB5` batch, `0xB8` packed batch, `0xAC` acknowledgement, `0xA5` reservation, `0xE7` eviction, `0xB6`/`0xB7` compact batch (below) (`0xFF` = erased, end of sector) |
 //! | 1 | 2 | `L`, total frame length including padding and CRC |
 //! | 3 | 1 | header check: CRC-8/SMBus of bytes 0..3 |
 //! | 4 | .. | body (below) |
@@ -76,6 +76,26 @@
 //! | 8 | 4 | sequence number of the first record |
 //! | 12 | 12 | TSD only: base time `u64` (ms), interval `u32` (ms) |
 //! | 12 or 24 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
+//!
+//! **Packed batch frame** (tag `0xB8`): a batch body whose runs have
+//! variable-length headers; written for every batch that is not one compact
+//! run whenever its body is shorter than the plain one (ids, sequence numbers
+//! and times below about 2^28: nearly always). Integers are LEB128 varints
+//! (7 bits per byte, low bits first, bit 7 set on every byte but the last).
+//!
+//! | field | size | meaning |
+//! |---|---|---|
+//! | lead | 1 | bits 0..2: kind `0x01` TSD, `0x02` EVT; bits 2..8: record count when 1..=63, else 0 (never `0xFF`: padding ends the runs) |
+//! | source | 1 | `SensorKey::source` |
+//! | count | varint, only when the lead holds 0 | record count `c` (1..=65535) |
+//! | id | varint | `SensorKey::id` |
+//! | first | varint | sequence number of the first record |
+//! | base time, interval | varint, varint | TSD only: `u64` ms, `u32` ms |
+//! | records | `c` x 4 (TSD) or `c` x 8 (EVT) | as in a plain run |
+//!
+//! An EVT run of a small sensor id at a sequence number below 2^21 has a
+//! 6-byte header instead of 12, a TSD run about 14 instead of 24; every
+//! header is whole in itself, so a read can start at any run.
 //!
 //! **Compact batch frame** (tag `0xB6`: one TSD run, `0xB7`: one EVT run): a batch
 //! of a single run whose source is at most 3 and count at most 16,383 (what the
@@ -117,7 +137,7 @@
 //!
 //! # Costs
 //!
-//! - Append: one frame (compact for one run); `ceil((L [+ H when a sector is opened]) / BUF)` program
+//! - Append: one frame (compact for one run, packed for several); `ceil((L [+ H when a sector is opened]) / BUF)` program
 //!   operations (`BUF` = staging buffer, 512 B by default, so one program
 //!   operation for frames up to 512 B). A batch that does not fit in the rest of
 //!   the newest sector is split at a record boundary: what fits closes that

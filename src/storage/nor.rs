@@ -2,8 +2,9 @@
 //! plain `NorFlash` (format and costs: see the [`super`] module docs).
 
 use super::frame::{
-    self, ACK_BODY, CRC_LEN, CRC32, EVICT_BODY, FRAME_HDR, Header, MAX_FRAME, RUN_HDR, RunParse,
-    SECTOR_HDR, TAG_ACK, TAG_BATCH, TAG_EVICT, TAG_RESERVE, TSD_EXTRA, round_up,
+    self, ACK_BODY, CRC_LEN, CRC32, EVICT_BODY, FRAME_HDR, Header, MAX_FRAME, MAX_RUN_HDR, RUN_HDR,
+    RunParse, SECTOR_HDR, TAG_ACK, TAG_BATCH, TAG_EVICT, TAG_PACKED, TAG_RESERVE, TSD_EXTRA,
+    round_up,
 };
 use super::{
     Batch, FlashErrorKind, LogEntry, ReadHint, ReadOut, RunInfo, SensorKey, Storage, StorageError,
@@ -227,12 +228,21 @@ fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnM
             used += hl + emit_records(batch, 0, &info, f);
         }
         (Body::Batch(batch), None) => {
-            f(&frame::frame_header(TAG_BATCH, len));
+            let packed = packed_wins(batch);
+            let tag = if packed { TAG_PACKED } else { TAG_BATCH };
+            f(&frame::frame_header(tag, len));
             used += FRAME_HDR;
             for i in 0..batch.runs() {
                 let info = batch.info(i);
-                let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
-                let hl = frame::run_header(&info, &mut hb);
+                let mut hb = [0u8; MAX_RUN_HDR];
+                let hl = if packed {
+                    frame::packed_run_header(&info, &mut hb)
+                } else {
+                    let mut plain = [0u8; RUN_HDR + TSD_EXTRA];
+                    let hl = frame::run_header(&info, &mut plain);
+                    hb[..hl].copy_from_slice(&plain[..hl]);
+                    hl
+                };
                 f(&hb[..hl]);
                 used += hl + emit_records(batch, i, &info, f);
             }
@@ -286,6 +296,25 @@ fn emit_records<B: Batch + ?Sized>(
         }
     }
     info.count as usize * size
+}
+
+/// Body length of a batch written as a packed frame (run headers of
+/// [`frame::packed_hdr_len`]).
+fn packed_body_len<B: Batch + ?Sized>(batch: &B) -> usize {
+    (0..batch.runs())
+        .map(|i| {
+            let r = batch.info(i);
+            frame::packed_hdr_len(&r) + r.count as usize * r.kind.record_size()
+        })
+        .sum()
+}
+
+/// Whether a batch that is not one compact run goes out as a packed frame:
+/// when its packed body is shorter than the plain one (ids, sequence numbers
+/// and times below 2^28 or so: nearly always), so a frame is never longer
+/// than [`encoded_len`] says.
+fn packed_wins<B: Batch + ?Sized>(batch: &B) -> bool {
+    packed_body_len(batch) < encoded_len(batch)
 }
 
 /// The run of a one-run batch that fits a compact frame.
@@ -486,11 +515,15 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         m - m % Self::W
     }
 
-    /// Frame length of a batch: compact when it is one run that fits one.
+    /// Frame length of a batch: compact when it is one run that fits one,
+    /// else packed or plain, whichever is shorter.
     fn frame_len<B: Batch + ?Sized>(batch: &B) -> usize {
         match compact_run(batch) {
             Some(r) => frame::compact_len(r.kind, r.count as usize, Self::W),
-            None => round_up(FRAME_HDR + encoded_len(batch) + CRC_LEN, Self::W),
+            None => {
+                let body = packed_body_len(batch).min(encoded_len(batch));
+                round_up(FRAME_HDR + body + CRC_LEN, Self::W)
+            }
         }
     }
 
@@ -828,19 +861,20 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         }
         // A compact frame holds one run; its header starts the frame and is
         // addressed as the run at `FRAME_HDR` (where a plain frame's first run is).
-        let compact = frame::is_compact(loc.tag);
-        if compact && rel != FRAME_HDR as u32 {
+        let Some(at) = frame::run_hdr_start(loc.tag, rel as usize) else {
             return Ok(None);
-        }
-        let at = if compact { 0 } else { rel };
-        let avail = ((end - at) as usize).min(RUN_HDR + TSD_EXTRA);
-        let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
-        self.frame_bytes(loc, at, &mut hb[..avail])?;
-        let parsed = if compact {
-            frame::parse_compact_run(&hb[..avail], end as usize)
-        } else {
-            frame::parse_run_header(&hb[..avail], (end - rel) as usize)
         };
+        let at = at as u32;
+        // EVT headers in one read; a TSD header's times in a second one.
+        let left = (end - at) as usize;
+        let mut hb = [0u8; MAX_RUN_HDR];
+        let first = left.min(frame::SHORT_RUN_HDR);
+        self.frame_bytes(loc, at, &mut hb[..first])?;
+        let avail = left.min(frame::run_hdr_need(loc.tag, hb[0]));
+        if let Some(more) = hb.get_mut(first..avail) {
+            self.frame_bytes(loc, at + first as u32, more)?;
+        }
+        let parsed = frame::parse_batch_run(loc.tag, &hb[..avail], rel as usize, end as usize);
         match parsed {
             RunParse::End => Ok(None),
             RunParse::Bad => {
