@@ -596,11 +596,11 @@ fn many_record(k: usize, i: u32) -> (u64, u32) {
     match MANY[k].1 {
         RecordKind::Tsd => (
             T0 + k as u64 * 100 + i as u64 * 1000,
-            (k as u32) << 16 | i * 3,
+            ((k as u32) << 16) | (i * 3),
         ),
         RecordKind::Evt => (
             evt_time_s(i) as u64 * 1000 + k as u64 * 1000,
-            (k as u32) << 20 | i,
+            ((k as u32) << 20) | i,
         ),
     }
 }
