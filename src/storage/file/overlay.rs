@@ -23,13 +23,21 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// overlay holds (no real device has it).
 const OVERLAY_DEV: u64 = u64::MAX;
 
-/// The real filesystem under an in-memory copy-on-write overlay (see the
-/// module docs of `storage::file::overlay`): files on disk are opened
-/// read-only and copied into memory the first time they are written or
-/// truncated; files created, renamed, removed and directories made exist in
-/// the overlay only. `fdatasync` and directory `fsync` do nothing. Clones share
-/// one overlay. Nothing on disk is ever opened for writing, created, renamed,
-/// removed or truncated through it.
+/// The real filesystem under an in-memory copy-on-write overlay: files on
+/// disk are opened read-only and copied into memory the first time they are
+/// written or truncated (only the bytes kept); files created, renamed, removed
+/// and directories made exist in the overlay only, and later calls see them.
+/// `fdatasync` and directory `fsync` do nothing. Clones share one overlay.
+/// Nothing on disk is ever opened for writing, created, renamed, removed or
+/// truncated through it.
+///
+/// A [`FileStorage`](super::FileStorage) over it mounts a spool directory
+/// with the library's own mount, repairs included (a file damaged between
+/// good frames rewritten and the original moved to `quarantine/`, a cut first
+/// write emptied, a leftover `.tmp` removed or put in place), in memory; it
+/// then recovers and reads exactly what it would after a real mount of the
+/// same directory, and the directory stays as it was. This is how
+/// `spool-inspect` reads a spool directory pulled from a device.
 ///
 /// Identities ([`FileSystem::id`], [`FsFile::id`]) of files are the overlay's
 /// own (one per file, stable across renames, with the count of names that
