@@ -1075,3 +1075,24 @@ fn random_damage_in_a_spool_directory_exports_what_the_library_delivers() {
         let _ = std::fs::remove_dir_all(&root);
     }
 }
+
+#[test]
+fn a_rewrite_cut_before_its_last_rename_exports_what_the_library_delivers() {
+    // Mount's repair of a damaged file writes the clean copy as `.tmp`, moves
+    // the original to quarantine/, then renames the copy into place. Cut
+    // before that rename, the next mount finishes it (a rename: a write).
+    let (root, rows) = many_dir("tmp");
+    let files = walk(&root, &rows);
+    let v = batch_file(&files, 2);
+    let tmp_path = v.file.path.with_extension("tmp");
+    std::fs::rename(&v.file.path, &tmp_path).unwrap();
+    let model = assert_export_is_library_delivery(&root, Some(&rows));
+    assert!(
+        v.frames
+            .iter()
+            .flat_map(|f| &f.1)
+            .all(|r| model.contains(r))
+    );
+    assert!(tmp_path.exists() && !v.file.path.exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
