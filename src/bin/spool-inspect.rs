@@ -7,8 +7,8 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use indicatif::{ProgressBar, ProgressStyle};
 use sensor_spool::storage::file::{FileConfig, MAX_FILE_SIZE};
 use sensor_spool::storage::inspect::{
-    self, FileFate, FrameBody, FrameStatus, ImageFlash, InspectTotals, Item, Problem, ProblemKind,
-    ReadOnlyFs, SectorState,
+    self, FileFate, FrameBody, FrameStatus, ImageFlash, InspectTotals, Item, OverlayFs, Problem,
+    ProblemKind, ReadOnlyFs, SectorState,
 };
 use sensor_spool::storage::{
     FileStorage, LogEntry, NorFlashStorage, ReadHint, RecordKind, RunInfo, SensorKey, Storage,
@@ -245,7 +245,7 @@ impl<const W: usize, const E: usize> Records for Flash<'_, W, E> {
     }
 }
 
-impl Records for FileStorage<ReadOnlyFs> {
+impl Records for FileStorage<OverlayFs> {
     fn records(
         &mut self,
         starts: &[(SensorKey, u32)],
@@ -529,7 +529,10 @@ fn run_dir(
     cfg.disk_limit = u64::MAX / 2;
     cfg.free_space_reserve = 0;
     cfg.background_spares = false;
-    let st = FileStorage::with_fs(ReadOnlyFs, cfg).map_err(|e| e.to_string())?;
+    // The library's own mount, repairs included, over an in-memory copy-on-write
+    // overlay: the store serves what it would after a real mount; the directory
+    // is never written (the walk reads the files as they are on disk).
+    let st = FileStorage::with_fs(OverlayFs::new(), cfg).map_err(|e| e.to_string())?;
     let total: u64 = dir_bytes(&o.input);
     let pb = bar(total, o.progress, "reading");
     let root = o.input.clone();
@@ -748,8 +751,12 @@ fn fate_str(f: FileFate) -> &'static str {
     match f {
         FileFate::Data => "data",
         FileFate::DataWithTail => "data, unread tail",
-        FileFate::Rewrite => "data, damaged in the middle: mount rewrites it (skipped read-only)",
-        FileFate::Quarantine => "damaged header: mount quarantines it (skipped)",
+        FileFate::Rewrite => {
+            "data, damaged in the middle: mount rewrites it from its good frames (here in memory)"
+        }
+        FileFate::Quarantine => {
+            "mount moves it to quarantine/ (damaged header, too large, or a number twice): not read"
+        }
         FileFate::Spare => "spare",
         FileFate::Quarantined => "quarantined",
         _ => "not a spool file",
@@ -966,7 +973,8 @@ impl Report<'_> {
                 let mut spare = 0;
                 let mut quarantined = 0;
                 let mut other = 0;
-                let mut repair = 0;
+                let mut rewrite = 0;
+                let mut to_quarantine = 0;
                 let mut bytes = 0u64;
                 let mut versions: BTreeMap<u8, u32> = BTreeMap::new();
                 for i in &ins.items {
@@ -976,7 +984,8 @@ impl Report<'_> {
                             FileFate::Data | FileFate::DataWithTail => data += 1,
                             FileFate::Spare => spare += 1,
                             FileFate::Quarantined => quarantined += 1,
-                            FileFate::Rewrite | FileFate::Quarantine => repair += 1,
+                            FileFate::Rewrite => rewrite += 1,
+                            FileFate::Quarantine => to_quarantine += 1,
                             _ => other += 1,
                         }
                         if let Some(v) = f.version {
@@ -999,7 +1008,7 @@ impl Report<'_> {
                 );
                 let _ = writeln!(
                     t,
-                    "files:         {data} data, {spare} spare, {quarantined} quarantined, {repair} to be repaired by a mount (not read here), {other} other"
+                    "files:         {data} data, {rewrite} rewritten from their good frames and {to_quarantine} quarantined by the mount (in memory here), {spare} spare, {quarantined} in quarantine/, {other} other"
                 );
                 let _ = writeln!(t, "space:         {} B valid in data files", tot.used_bytes);
                 let _ = writeln!(t, "erase counts:  not applicable (files)");

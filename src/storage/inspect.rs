@@ -14,10 +14,14 @@
 //!   reports [`Item`]s.
 //! - [`guess_sector_size`]: the erase sector size of a dump, from its own sector
 //!   headers.
-//! - With feature `std`: [`ReadOnlyFs`], a [`FileSystem`](super::file::FileSystem)
-//!   that opens files read-only and refuses every change (mount of a
-//!   [`FileStorage`](super::FileStorage) over it skips what it would repair), and
-//!   [`inspect_dir`], the walk of a spool directory.
+//! - With feature `std`: [`OverlayFs`], the real filesystem under an in-memory
+//!   copy-on-write overlay: the library's own mount of a
+//!   [`FileStorage`](super::FileStorage) over it performs its repairs (damaged
+//!   files rewritten, moved to `quarantine/`) in memory only, so the store
+//!   serves exactly what it would after a real mount and the directory is not
+//!   changed; [`ReadOnlyFs`], a [`FileSystem`](super::file::FileSystem) that
+//!   opens files read-only and refuses every change (a mount over it skips what
+//!   it would repair); and [`inspect_dir`], the walk of a spool directory.
 //!
 //! Nothing here allocates on the flash path (`no_std`).
 
@@ -31,6 +35,8 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 
+#[cfg(feature = "std")]
+pub use super::file::{OverlayFile, OverlayFs};
 #[cfg(feature = "std")]
 pub(crate) use std_part::file_problem as std_file_problem;
 #[cfg(feature = "std")]
@@ -908,7 +914,8 @@ mod std_part {
     use std::path::{Path, PathBuf};
 
     /// What the mount of a [`FileStorage`](crate::storage::FileStorage) does
-    /// with a file (a read-only mount over [`ReadOnlyFs`] only reports it).
+    /// with a file (over [`OverlayFs`](super::OverlayFs) it does it in memory
+    /// only; over [`ReadOnlyFs`] the repairs fail and the file is skipped).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[non_exhaustive]
     pub enum FileFate {
@@ -917,12 +924,12 @@ mod std_part {
         /// A data file whose bytes after `valid` (a torn write, the stale end of
         /// a reused file) are left in place and never read.
         DataWithTail,
-        /// A data file damaged between good frames: mount copies its good frames
-        /// into a fresh file and moves the original to `quarantine/` (a
-        /// read-only mount skips the file: its records are not served).
+        /// A data file damaged between good frames (or in its first frame):
+        /// mount copies its good frames into a fresh file and moves the
+        /// original to `quarantine/`; the records of the good frames are served.
         Rewrite,
-        /// Moved to `quarantine/` at mount (a damaged header before frames, or
-        /// too large); a read-only mount skips it.
+        /// Moved to `quarantine/` at mount (a damaged header before frames, too
+        /// large, or a second file with one number): never read by the store.
         Quarantine,
         /// Empty, zeros, or a cut first write: a spare (emptied at mount when not
         /// empty or zeros).

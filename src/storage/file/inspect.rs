@@ -142,7 +142,9 @@ pub(crate) fn walk_dir<F: FileSystem>(
                     }
                 }
             }
-            let live = !quarantine && !middle && !frames.is_empty() && !dup;
+            // Read by the store after mount: kept as it is, or rewritten from
+            // its good frames (damage between them, see `mount_file`).
+            let live = !quarantine && !frames.is_empty() && !dup;
             rep.valid = good_end as u64;
             rep.fate = if quarantine {
                 FileFate::Quarantined
@@ -157,7 +159,10 @@ pub(crate) fn walk_dir<F: FileSystem>(
             } else {
                 FileFate::Data
             };
-            if live {
+            if live && middle {
+                // The rewrite: the header and the good frames.
+                used += FILE_HEADER as u64 + frames.iter().map(|f| f.len as u64).sum::<u64>();
+            } else if live {
                 used += good_end as u64;
             }
             visit(Item::File(rep));
@@ -180,7 +185,7 @@ pub(crate) fn walk_dir<F: FileSystem>(
             let mut b = bad.iter().peekable();
             for fr in &frames {
                 while let Some(&&(s, e)) = b.peek().filter(|r| r.0 < fr.off as usize) {
-                    bad_region(&img, s, e, seed, middle && !quarantine, visit);
+                    bad_region(&img, s, e, middle && !quarantine, live, visit);
                     b.next();
                 }
                 let at = fr.off as usize;
@@ -209,7 +214,7 @@ pub(crate) fn walk_dir<F: FileSystem>(
                     offset: at as u64,
                     len: fr.len,
                     tag: fr.tag,
-                    live: live || (!quarantine && middle),
+                    live,
                     status: FrameStatus::Good,
                     body,
                 }));
@@ -225,9 +230,10 @@ pub(crate) fn walk_dir<F: FileSystem>(
                 }
             }
             for &(s, e) in b {
-                // After the last good frame: a torn write or a stale end, never read.
+                // After the last good frame: a torn write or a stale end, never
+                // read (left out of the rewrite of a file damaged in the middle).
                 let damage = middle && !quarantine;
-                bad_region(&img, s, e, seed, damage, visit);
+                bad_region(&img, s, e, damage, live && damage, visit);
             }
         }
     }
@@ -235,17 +241,17 @@ pub(crate) fn walk_dir<F: FileSystem>(
 }
 
 /// Reports a region of a file that holds no valid frame: a frame whose header
-/// checks out there is reported as damaged (with the runs its header claims),
-/// and the region as a problem.
+/// checks out there is reported as damaged (with the runs its header claims:
+/// what the damage cost), `live` when it sits in a file the store reads, and
+/// the region as a problem (damage between good frames when `middle`).
 fn bad_region(
     img: &[u8],
     s: usize,
     e: usize,
-    seed: Option<u64>,
     middle: bool,
+    live: bool,
     visit: &mut impl FnMut(Item),
 ) {
-    let _ = seed;
     if s + FRAME_HDR <= img.len() {
         let h = [img[s], img[s + 1], img[s + 2], img[s + 3]];
         if let Header::Frame { tag, len } = frame::parse_frame_header(h, img.len() - s, 1) {
@@ -253,7 +259,7 @@ fn bad_region(
                 offset: s as u64,
                 len: len as u32,
                 tag,
-                live: false,
+                live,
                 status: FrameStatus::BadCrc,
                 body: FrameBody::Unknown,
             }));

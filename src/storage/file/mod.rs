@@ -262,6 +262,7 @@ mod format;
 mod fs;
 pub(crate) mod inspect;
 mod mount;
+mod overlay;
 mod read;
 mod reserve;
 mod spares;
@@ -270,6 +271,7 @@ mod spares;
 pub mod config;
 
 pub use fs::{DirEntry, FileId, FileSystem, FsFile, StdFile, StdFs};
+pub use overlay::{OverlayFile, OverlayFs};
 
 use super::frame::{
     self, ACK_BODY, CRC_LEN, CRC32, FRAME_HDR, Header, MAX_FRAME, RUN_HDR, RunParse, TAG_ACK,
