@@ -1303,8 +1303,8 @@ impl<
             return 0;
         }
         // No 64-bit division (32-bit targets): see `record::div_sat_u32`.
-        crate::record::div_sat_u32(self.spill.mark as u64 * 100, self.spill.flush_total)
-            .min(100) as u8
+        crate::record::div_sat_u32(self.spill.mark as u64 * 100, self.spill.flush_total).min(100)
+            as u8
     }
 
     /// Cancels a shutdown flush (legacy `cancel_memory_flush`). Everything flushed
