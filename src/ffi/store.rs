@@ -406,11 +406,27 @@ impl Store {
         Ok(())
     }
 
-    /// Periodic work: one threshold spill batch when RAM use is at or above the threshold.
-    /// `Ok(true)` if records moved (counters of some sensors changed). RAM only: nothing.
-    pub(crate) fn process(&mut self, _now_ms: u32) -> FfiResult<bool> {
+    /// Sets the durability window (`Spool::set_max_unspilled_ms`): 0 turns it off; any
+    /// other value needs storage (`SPOOL_ERR_UNSUPPORTED` without: nothing could be made
+    /// durable, and the call changes nothing).
+    pub(crate) fn set_max_unspilled_ms(&mut self, window_ms: u32) -> FfiResult<()> {
+        if window_ms != 0 && !self.persistent() {
+            return Err(SpoolStatus::SPOOL_ERR_UNSUPPORTED);
+        }
+        self.spool.set_max_unspilled_ms(window_ms);
+        Ok(())
+    }
+
+    /// Periodic work: the durability window's tick (`Spool::tick` with the caller's ms
+    /// clock: when the window has expired, every RAM record goes to storage), then one
+    /// threshold spill batch when RAM use is at or above the threshold. `Ok(true)` if
+    /// records moved (counters of some sensors changed). RAM only: nothing.
+    pub(crate) fn process(&mut self, now_ms: u32) -> FfiResult<bool> {
         if !self.persistent() {
             return Ok(false);
+        }
+        if self.with_storage(|sp| sp.tick(u64::from(now_ms)))? > 0 {
+            return Ok(true);
         }
         let s = self.spool.stats();
         let used = u64::from(s.sectors_used) * 100;
