@@ -172,8 +172,9 @@ pub(crate) struct SpillState<const SENSORS: usize> {
     /// of the durability window ([`Spool::tick`]): the low 32 bits of the tick
     /// time at which RAM last held no record (or a window spill emptied it),
     /// so no record in RAM was written before it; 0 before the first tick and
-    /// after a shutdown flush (records written before the next tick count as
-    /// written at clock time 0). One field for both: a tick does nothing while
+    /// after a shutdown flush: unknown, the next tick that finds records in RAM
+    /// spills them (a clock that reads 0 with RAM empty only makes that tick
+    /// spill early). One field for both: a tick does nothing while
     /// a shutdown flush runs, and the Linux profile's spool has no byte to
     /// spare (`profile`: 64 KiB).
     mark: u32,
@@ -664,10 +665,12 @@ impl<
     /// the uploader go along and stay pending), and the window starts again.
     ///
     /// Guarantee: after a tick at time `T` returns `Ok`, every record written
-    /// before the last tick at or before `T - window` is in storage,
+    /// at or before `T - window` (on the tick clock) is in storage,
     /// acknowledged, or counted lost; a power cut without the shutdown flush
-    /// therefore loses at most the records of the last `window` + one tick
-    /// interval. Records written before the first tick count as written at it.
+    /// therefore loses at most the records written in the last `window` + one
+    /// tick interval. The first tick (after creation, and after a shutdown
+    /// flush or its cancel) that finds records in RAM spills them: their write
+    /// time is unknown.
     ///
     /// Cost: at most one spill of everything in RAM per window while records
     /// keep arriving (a batch per window, whatever the tick rate), instead of
@@ -690,7 +693,8 @@ impl<
             self.spill.mark = now;
             return Ok(0);
         }
-        if now.wrapping_sub(self.spill.mark) < w {
+        let mark = self.spill.mark;
+        if mark != 0 && now.wrapping_sub(mark) < w {
             return Ok(0);
         }
         self.window_spill(now)
