@@ -58,6 +58,8 @@ pub struct Args {
     pub max_unspilled_ms: u32,
     /// Sudden power cuts (no shutdown flush) while driving.
     pub power_cut_every: Option<CutEvery>,
+    /// The link never goes down (the uploader keeps up).
+    pub always_online: bool,
 }
 
 pub const HELP: &str = "\
@@ -106,6 +108,8 @@ FLAGS:
                          then also checks that every record lost in a cut was written
                          inside the window of the last tick before it (exit 1 if not)
                          and the report gives the flash cost (wear) of the window
+    --always-online      the link never goes down: the uploader keeps up and RAM stays
+                         below the flush threshold (upload faults still happen)
     --save-image PATH    at the end, write the flash image to PATH (flash), or copy the
                          spool directory to the directory PATH (files), for spool-inspect
     --quiet              no live status line
@@ -131,6 +135,7 @@ impl Default for Args {
             save_image: None,
             max_unspilled_ms: 0,
             power_cut_every: None,
+            always_online: false,
         }
     }
 }
@@ -201,6 +206,7 @@ pub fn parse_from(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
                 a.save_image = Some(PathBuf::from(val().ok_or("--save-image needs a value")?))
             }
             "--quiet" => a.quiet = true,
+            "--always-online" => a.always_online = true,
             "--max-unspilled-ms" => a.max_unspilled_ms = num(&flag, val())?,
             "--power-cut-every" => {
                 let v = val().ok_or("--power-cut-every needs a value")?;

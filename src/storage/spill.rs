@@ -20,6 +20,26 @@
 //!   batch** (one frame, one program pass), and their sectors return to the
 //!   pool. A sensor whose RAM sectors are all needed (partial tail only) stays.
 //!   With a persistent back end the overflow path also spills before dropping.
+//! - **Durability window** ([`Spool::set_max_unspilled_ms`], off by default;
+//!   polled by [`Spool::tick`] with the caller's ms clock, C `process_memory`):
+//!   the threshold alone leaves RAM records unspilled for as long as an
+//!   uploader keeps RAM below it, so a power cut without the shutdown flush
+//!   could take everything since the last upload. With a window, a tick that
+//!   finds records in RAM and the window passed since RAM was last seen empty
+//!   spills **every** RAM record of every sensor (partial sectors too, like a
+//!   shutdown flush; usually one batch). Guarantee: after a tick at `T`
+//!   returns `Ok`, every record written at or before `T - window` is in
+//!   storage, acknowledged or counted lost: a cut loses at most the last
+//!   window plus one tick interval. Cost: one spill per window while records
+//!   arrive (not per tick), so about every record that lives longer than a
+//!   window reaches storage, plus the acknowledgement marks of records then
+//!   acknowledged from storage; measured in `docs/storage.md`. Spilling all
+//!   of RAM, rather than only the records past the window, needs no
+//!   per-record or per-sensor tick times (the spool keeps one `u32`) and
+//!   halves the average unspilled age for the same number of batches.
+//!   Records handed out to the uploader go along and stay pending (as in a
+//!   shutdown flush: [`Batch::whole`], and reads of a sensor's RAM records
+//!   wait for its flash part, see `before_ram_handout`).
 //! - **Shutdown** ([`Spool::flush_all_start`], [`Spool::flush_all_step`],
 //!   [`Spool::flush_progress`], [`Spool::cancel_flush`]): every RAM record,
 //!   partial sectors too, batch after batch; progress 0..=100 while it runs and
