@@ -10,7 +10,9 @@
 //! only, the shutdown-flush functions report 101 at once and `process_memory` has no work.
 //! With it, `process_memory` spills one batch per call while RAM use is at or above the
 //! threshold (the store's own write-path threshold is set to 100 %, so writes only spill
-//! when RAM is full, instead of dropping), the shutdown flush moves one batch per step,
+//! when RAM is full, instead of dropping), and, with a durability window
+//! (`spool_set_max_unspilled_ms`), moves every RAM record once the window has passed on
+//! `process_memory`'s clock; the shutdown flush moves one batch per step,
 //! and the records flushed before a reset are recovered once, before the first call that
 //! touches records (or by `spool_recover`).
 //!
