@@ -2088,8 +2088,8 @@ spool_status_t spool_sensor_in_ram(spool_sensor_t sensor, uint32_t *out);
  * empty, the next call moves every record held in RAM to storage, so a power cut without
  * the shutdown flush loses at most the records written in the last `window_ms` plus one
  * `process_memory` interval (`spool_sensor_in_ram` says how many that is now). Cost: one
- * spill of everything in RAM per window while data keeps coming (with a 10 s window,
- * about every record reaches storage once: see docs/storage.md for the flash wear).
+ * spill of everything in RAM per window while data keeps coming, even records about to
+ * be acknowledged (flash wear measured in docs/storage.md).
  * 0 (the default) turns it off: records then reach storage only at
  * `flush_threshold_pct`, when RAM is full, and in the shutdown flush.
  *
