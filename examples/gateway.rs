@@ -22,6 +22,12 @@
 //!   record and proves at the end that every sample was delivered exactly once and
 //!   in order, or is counted by the library as rejected, dropped or evicted.
 //!   Exit code 1 if the proof fails, 2 on bad flags.
+//! * `--max-unspilled-ms MS` sets the durability window (`Spool::tick` every
+//!   100 ms tick) and `--power-cut-every X` cuts power while driving without the
+//!   shutdown flush: the records then in RAM are lost, the proof checks that each
+//!   was written inside the window of the last tick, and the report gives the
+//!   flash cost of the window (bytes programmed per payload byte, erases per hour,
+//!   years to wear out a 100k-cycle part).
 
 #[path = "gateway/args.rs"]
 mod args;
@@ -30,7 +36,7 @@ mod flash;
 #[path = "gateway/ledger.rs"]
 mod ledger;
 
-use args::{Args, StorageKind};
+use args::{Args, CutEvery, StorageKind};
 use flash::SimFlash;
 use ledger::Ledger;
 use sensor_spool::pool::{Pool, Tier};
@@ -149,6 +155,22 @@ struct Counters {
     /// Unacknowledged records the spool held (all in storage) at the power cut.
     stored_at_cut: u64,
     first_api_error: Option<String>,
+    /// Sudden power cuts while driving (no shutdown flush).
+    cuts: u64,
+    /// Records held in RAM only at those cuts (lost with it).
+    cut_lost: u64,
+    /// Of those, records written at or before the last tick minus the window.
+    cut_outside: u64,
+    /// Oldest lost record's age at the last tick before its cut (ms).
+    cut_max_age_ms: u64,
+    /// Cuts after which recovery did not find exactly the records not in RAM.
+    cut_recovery_mismatch: u64,
+    /// First violation at a cut, for the report.
+    first_cut_violation: Option<String>,
+    /// Records recovered from storage after the cuts.
+    cut_recovered: u64,
+    /// Flash counters at the end of the driving phase (wear figures).
+    drive_flash: Option<Wear>,
 }
 
 impl Counters {
@@ -170,6 +192,8 @@ struct Uploader {
     cursor: usize,
     packet_bytes: u32,
     fault_rate: f64,
+    /// The link never goes down.
+    always_online: bool,
 }
 
 impl Uploader {
@@ -198,6 +222,12 @@ struct Gateway<S: Storage> {
     lost_before: Vec<u64>,
     /// Per sensor: delivered records the library counted lost (evicted in flight).
     in_flight_lost: Vec<u64>,
+    /// Per sensor: records lost with RAM at sudden power cuts.
+    cut_lost: Vec<u64>,
+    /// Durability window (ms, 0 = off).
+    window_ms: u32,
+    /// Time of the last `Spool::tick` that returned `Ok`.
+    last_tick_ok: Option<u64>,
     up: Uploader,
     rng: Rng,
     c: Counters,
@@ -206,11 +236,7 @@ struct Gateway<S: Storage> {
 
 impl<S: Storage> Gateway<S> {
     fn new(storage: S, a: &Args) -> Result<Self, String> {
-        let spool = Box::new(GwSpool::new(
-            GwPool::new(),
-            storage,
-            OverflowPolicy::DropOldestUnsent,
-        ));
+        let spool = new_spool(storage, a.max_unspilled_ms);
         let mut g = Gateway {
             spool,
             sensors: Vec::new(),
@@ -221,6 +247,9 @@ impl<S: Storage> Gateway<S> {
             ledger: Ledger::new(),
             lost_before: Vec::new(),
             in_flight_lost: Vec::new(),
+            cut_lost: Vec::new(),
+            window_ms: a.max_unspilled_ms,
+            last_tick_ok: None,
             up: Uploader {
                 // The vehicle starts out of coverage (an outage from the first sample).
                 online: false,
@@ -230,6 +259,7 @@ impl<S: Storage> Gateway<S> {
                 cursor: 0,
                 packet_bytes: a.packet_bytes,
                 fault_rate: a.fault_rate,
+                always_online: a.always_online,
             },
             rng: Rng::new(a.seed),
             c: Counters::default(),
@@ -266,6 +296,10 @@ impl<S: Storage> Gateway<S> {
         let now = g.now;
         g.up.outage_start = now;
         g.c.outages = 1;
+        if a.always_online {
+            g.up.online = true;
+            g.c.outages = 0;
+        }
         let Gateway { up, rng, .. } = &mut g;
         up.schedule(now, rng);
         Ok(g)
@@ -280,6 +314,7 @@ impl<S: Storage> Gateway<S> {
         let ledger = self.ledger.add(key, rate_ms, self.now);
         self.lost_before.push(0);
         self.in_flight_lost.push(0);
+        self.cut_lost.push(0);
         self.sensors.push(Sensor {
             handle,
             ledger,
@@ -324,7 +359,7 @@ impl<S: Storage> Gateway<S> {
     /// Link changes and the uploader state machine at `self.now`.
     fn upload_step(&mut self, faults: bool) {
         let now = self.now;
-        if now >= self.up.change_ms && faults {
+        if now >= self.up.change_ms && faults && !self.up.always_online {
             self.up.online = !self.up.online;
             if self.up.online {
                 let d = now - self.up.outage_start;
@@ -531,12 +566,16 @@ impl<S: Storage> Gateway<S> {
             self.lost_before[sen.ledger] += lost as u64;
         }
         // Power cut: RAM is gone, the storage is what the next boot finds.
+        let n = self.reboot(take)?;
+        self.c.recovered = Some(n);
+        Ok(())
+    }
+
+    /// A new spool over the storage the old one leaves behind (RAM is gone):
+    /// registers the sensors again and recovers; returns the records recovered.
+    fn reboot(&mut self, take: fn(&mut S) -> S) -> Result<u32, String> {
         let storage = take(self.spool.storage_mut());
-        let mut spool = Box::new(GwSpool::new(
-            GwPool::new(),
-            storage,
-            OverflowPolicy::DropOldestUnsent,
-        ));
+        let mut spool = new_spool(storage, self.window_ms);
         for sen in &mut self.sensors {
             let l = &self.ledger.sensors[sen.ledger];
             sen.handle = spool
@@ -544,13 +583,99 @@ impl<S: Storage> Gateway<S> {
                 .map_err(|e| format!("register after reboot: {e}"))?;
         }
         self.spool = spool;
-        let n = self
-            .spool
+        self.last_tick_ok = None;
+        self.spool
             .recover_storage()
-            .map_err(|e| format!("recovery after reboot failed: {e}"))?;
-        self.c.recovered = Some(n);
+            .map_err(|e| format!("recovery after reboot failed: {e}"))
+    }
+
+    /// The durability window's poll, once per simulation tick.
+    fn tick(&mut self) {
+        match self.spool.tick(self.now) {
+            Ok(_) => self.last_tick_ok = Some(self.now),
+            Err(e) => self.c.api_error("tick", e),
+        }
+    }
+
+    /// A sudden power cut while driving: no shutdown flush, the packet in flight
+    /// never gets its response, and every record held only in RAM is lost. Each
+    /// of those must have been written after the last good tick minus the window
+    /// (`Spool::tick`'s guarantee). The spool reboots from storage, which must
+    /// give back exactly the records that were not in RAM.
+    fn power_cut(&mut self, take: fn(&mut S) -> S) -> Result<(), String> {
+        self.c.cuts += 1;
+        self.up.inflight = None;
+        let window = u64::from(self.window_ms);
+        let last = self.last_tick_ok;
+        let mut in_ram = 0u64;
+        for si in 0..self.sensors.len() {
+            let (h, l) = (self.sensors[si].handle, self.sensors[si].ledger);
+            let n = self
+                .spool
+                .sensor_stats(h)
+                .map_err(|e| format!("sensor_stats at the cut: {e}"))?
+                .in_ram;
+            in_ram += u64::from(n);
+            for off in 0..n {
+                let r = self
+                    .spool
+                    .peek_stored(h, off)
+                    .map_err(|e| format!("peek_stored at the cut: {e}"))?;
+                self.c.cut_lost += 1;
+                self.cut_lost[l] += 1;
+                let Some((k, t)) = self.ledger.sample_of(l, r.value) else {
+                    self.c.cut_outside += 1;
+                    self.c.first_cut_violation.get_or_insert_with(|| {
+                        format!("cut {}: RAM held a value no sensor wrote", self.c.cuts)
+                    });
+                    continue;
+                };
+                let Some(last) = last else {
+                    // No tick since the boot: nothing is promised yet.
+                    continue;
+                };
+                let age = last.saturating_sub(t);
+                self.c.cut_max_age_ms = self.c.cut_max_age_ms.max(age);
+                if window == 0 || age >= window {
+                    self.c.cut_outside += 1;
+                    let key = self.ledger.sensors[l].key;
+                    self.c.first_cut_violation.get_or_insert_with(|| {
+                        format!(
+                            "cut {}: sensor {}:{} sample {k} lost, written {age} ms before the last tick (window {window} ms)",
+                            self.c.cuts, key.source, key.id
+                        )
+                    });
+                }
+            }
+        }
+        // The loss counters of this spool die with it: carry them over.
+        let st = self.spool.stats();
+        let sp = self.spool.spill_stats();
+        self.c.lost_before_reboot += st.dropped as u64 + st.rejected as u64 + sp.lost as u64;
+        self.c.flushed_before_reboot += sp.flushed as u64;
+        for sen in &self.sensors {
+            let lost = self.spool.sensor_stats(sen.handle).map_or(0, |s| s.lost);
+            self.lost_before[sen.ledger] += lost as u64;
+        }
+        let held = u64::from(st.records);
+        let n = self.reboot(take)?;
+        self.c.cut_recovered += u64::from(n);
+        if u64::from(n) != held - in_ram {
+            self.c.cut_recovery_mismatch += 1;
+        }
         Ok(())
     }
+}
+
+/// A spool over `storage` with the durability window set.
+fn new_spool<S: Storage>(storage: S, window_ms: u32) -> Box<GwSpool<S>> {
+    let mut spool = Box::new(GwSpool::new(
+        GwPool::new(),
+        storage,
+        OverflowPolicy::DropOldestUnsent,
+    ));
+    spool.set_max_unspilled_ms(window_ms);
+    spool
 }
 
 /// Live status printer: `\r`-updated on a terminal, a plain line every 5 s otherwise.
@@ -595,6 +720,17 @@ type Extra<S> = fn(&S, u64) -> Vec<String>;
 /// The storage as the next boot finds it (moved out of the old spool); `None` for
 /// RAM-only runs (no power cycle).
 type Take<S> = Option<fn(&mut S) -> S>;
+/// Flash wear counters: (bytes programmed, erases, erase sectors).
+type Wear = (u64, u64, u64);
+/// The storage's wear counters (`None` for storage that is not a flash part).
+type WearOf<S> = fn(&S) -> Option<Wear>;
+
+fn flash_wear(s: &GwFlash) -> Option<Wear> {
+    let f = s.flash().stats();
+    let sectors = (s.flash().data().len() / flash::ERASE_SIZE) as u64;
+    Some((f.bytes_programmed, f.erases, sectors))
+}
+
 /// Writes what the storage holds to a path (`--save-image`).
 type Save<S> = fn(&S, &std::path::Path) -> std::io::Result<()>;
 
@@ -627,6 +763,7 @@ fn run<S: Storage>(
     extra: Extra<S>,
     take: Take<S>,
     save: Option<Save<S>>,
+    wear: WearOf<S>,
 ) -> Result<bool, String> {
     let wall = Instant::now();
     let mut g = Gateway::new(storage, a)?;
@@ -651,6 +788,11 @@ fn run<S: Storage>(
         .vehicle_hours
         .map(|h| (h * 3_600_000.0 / TICK_MS as f64) as u64);
     let mut tick = 0u64;
+    let (mut next_cut_ms, mut next_cut_rec) = match a.power_cut_every {
+        Some(CutEvery::Ms(ms)) => (T0_MS + ms, u64::MAX),
+        Some(CutEvery::Records(n)) => (u64::MAX, n),
+        None => (u64::MAX, u64::MAX),
+    };
     loop {
         if let Some(limit) = ticks_limit {
             if tick >= limit {
@@ -662,6 +804,19 @@ fn run<S: Storage>(
         g.now = T0_MS + tick * TICK_MS;
         g.sample(tick, event_prob);
         g.upload_step(true);
+        // A sudden cut lands after this tick's writes, before its poll.
+        if let Some(take) = take {
+            let written = g.ledger.totals().0;
+            if g.now >= next_cut_ms || written >= next_cut_rec {
+                g.power_cut(take)?;
+                match a.power_cut_every {
+                    Some(CutEvery::Ms(ms)) => next_cut_ms += ms,
+                    Some(CutEvery::Records(n)) => next_cut_rec = written + n,
+                    None => {}
+                }
+            }
+        }
+        g.tick();
         if tick.is_multiple_of(64) {
             live.show(&g.status("drive"), false);
         }
@@ -669,6 +824,7 @@ fn run<S: Storage>(
     }
     let drive_wall = wall.elapsed().as_secs_f64();
     let drive_ms = tick * TICK_MS;
+    g.c.drive_flash = wear(g.spool.storage());
     if !g.up.online {
         let d = g.now - g.up.outage_start;
         g.c.offline_ms += d;
@@ -757,6 +913,7 @@ fn report<S: Storage>(
     let sp = g.spool.spill_stats();
     let library_lost =
         g.c.lost_before_reboot + st.dropped as u64 + st.rejected as u64 + sp.lost as u64;
+    let cut_lost = g.c.cut_lost;
     println!(
         "library counted (this boot): {} dropped from RAM on overflow, {} writes rejected (example saw {rejected_seen} in all), {} evicted from storage unsent; before the power cycle: {} lost in all",
         st.dropped, st.rejected, sp.lost, g.c.lost_before_reboot
@@ -776,6 +933,32 @@ fn report<S: Storage>(
     let spilled = g.c.flushed_before_reboot + sp.flushed as u64;
     for line in extra(g.spool.storage(), spilled) {
         println!("{line}");
+    }
+    if g.c.cuts > 0 {
+        println!(
+            "sudden power cuts (no shutdown flush): {}, durability window {} ms; {} records lost with RAM (oldest {} ms before the last tick), {} recovered from storage",
+            g.c.cuts, g.window_ms, g.c.cut_lost, g.c.cut_max_age_ms, g.c.cut_recovered
+        );
+    }
+    if let Some((programmed, erases, sectors)) = g.c.drive_flash {
+        let payload: u64 = g
+            .ledger
+            .sensors
+            .iter()
+            .map(|l| l.written as u64 * if l.period_ms == 0 { 8 } else { 4 })
+            .sum();
+        let hours = drive_ms as f64 / 3_600_000.0;
+        let per_hour = erases as f64 / hours.max(1e-9);
+        let years = if erases == 0 {
+            f64::INFINITY
+        } else {
+            sectors as f64 * 100_000.0 / (per_hour * 24.0 * 365.0)
+        };
+        println!(
+            "flash cost while driving (window {} ms): {programmed} bytes programmed for {payload} bytes of samples written ({:.2} B programmed per payload byte), {erases} erases = {per_hour:.1} erases per hour over {sectors} sectors; a 100k-cycle part wears out in {years:.1} years of driving 24 h a day",
+            g.window_ms,
+            programmed as f64 / payload.max(1) as f64,
+        );
     }
     // The proof.
     let mut ok = true;
@@ -809,12 +992,35 @@ fn report<S: Storage>(
     );
     let eif = g.c.evicted_in_flight;
     check(
-        "every missing sample is counted by the library (dropped + rejected + evicted unsent)",
-        missing + eif == library_lost,
+        "every missing sample is counted by the library (dropped + rejected + evicted unsent) or was in RAM at a sudden power cut",
+        missing + eif == library_lost + cut_lost,
         format!(
-            "missing {missing} + delivered but evicted in flight {eif} == library counted {library_lost}"
+            "missing {missing} + delivered but evicted in flight {eif} == library counted {library_lost} + lost with RAM at cuts {cut_lost}"
         ),
     );
+    if g.c.cuts > 0 {
+        check(
+            "every record lost at a sudden power cut was written inside the window of the last tick",
+            g.c.cut_outside == 0,
+            format!(
+                "{} of {cut_lost} lost records older than the window ({} ms){}",
+                g.c.cut_outside,
+                g.window_ms,
+                g.c.first_cut_violation
+                    .as_ref()
+                    .map(|e| format!("; first: {e}"))
+                    .unwrap_or_default()
+            ),
+        );
+        check(
+            "recovery after each sudden cut finds exactly the records that were not in RAM only",
+            g.c.cut_recovery_mismatch == 0,
+            format!(
+                "{} of {} cuts disagree",
+                g.c.cut_recovery_mismatch, g.c.cuts
+            ),
+        );
+    }
     let mut per_sensor_bad = 0;
     for sen in &g.sensors {
         let l = &g.ledger.sensors[sen.ledger];
@@ -824,7 +1030,9 @@ fn report<S: Storage>(
         if lost == u16::MAX {
             continue;
         }
-        if l.missing + g.in_flight_lost[sen.ledger] != g.lost_before[sen.ledger] + lost as u64 {
+        if l.missing + g.in_flight_lost[sen.ledger]
+            != g.lost_before[sen.ledger] + lost as u64 + g.cut_lost[sen.ledger]
+        {
             per_sensor_bad += 1;
         }
     }
@@ -929,6 +1137,7 @@ fn main() {
                         GwFlash::new(part).expect("geometry")
                     }),
                     Some(save_flash),
+                    flash_wear,
                 ),
                 Err(e) => Err(format!("NorFlashStorage::new: {e}")),
             }
@@ -953,6 +1162,7 @@ fn main() {
                     files_report,
                     Some(|s| FileStorage::new(s.config().clone()).expect("reopen the directory")),
                     Some(save_files),
+                    |_| None,
                 ),
                 Err(e) => Err(format!("FileStorage::new({}): {e}", dir.display())),
             };
@@ -968,6 +1178,7 @@ fn main() {
             |_, _| Vec::new(),
             None,
             None,
+            |_| None,
         ),
     };
     match result {

@@ -1328,14 +1328,17 @@ spool_status_t atomic_erase_records(struct control_sensor_block *csb,
                                     uint16_t count);
 
 /**
- * Main-loop hook (Linux MM1: call every iteration with the ms tick; the tick is not
- * used). With storage: recovers the previous run's records if that is still due, then
- * does a bounded amount of spill work, at most one batch (one frame, one program pass)
- * per call: a shutdown-flush step while `flush_all_to_disk` is in progress, else a
- * threshold spill of the oldest full RAM sectors while RAM use is at or above
- * `flush_threshold_pct`. Counters it changes are mirrored. RAM only: nothing to do. A
- * storage failure is left in `spool_last_status` (the records stay in RAM). Before init:
- * no-op, counted.
+ * Main-loop hook (Linux MM1: call every iteration with the ms tick). With storage:
+ * recovers the previous run's records if that is still due, then does a bounded amount
+ * of spill work, one batch (one frame, one program pass) per call: a shutdown-flush step
+ * while `flush_all_to_disk` is in progress, else a threshold spill of the oldest full RAM
+ * sectors while RAM use is at or above `flush_threshold_pct`. With a durability window
+ * (`spool_set_max_unspilled_ms`), `current_time` is its clock (ms, any monotonic tick,
+ * wrapping at 2^32): once the window has passed since RAM was last seen empty, the call
+ * moves every RAM record to storage (as many batches as that takes, usually one), so a
+ * power cut loses at most the records of the last window plus one call interval.
+ * Counters it changes are mirrored. RAM only: nothing to do. A storage failure is left
+ * in `spool_last_status` (the records stay in RAM). Before init: no-op, counted.
  */
 void process_memory(uint32_t current_time);
 
@@ -2077,6 +2080,23 @@ spool_status_t spool_sensor_stats(spool_sensor_t sensor, struct spool_sensor_sta
  * `out` must be NULL or valid for writing one `uint32_t`.
  */
 spool_status_t spool_sensor_in_ram(spool_sensor_t sensor, uint32_t *out);
+
+/**
+ * Sets the durability window: the longest time, in ms of the clock passed to
+ * `process_memory(current_time)` (or MM2's `process_memory_manager`), that a record
+ * stays in RAM only. Once that much time has passed since `process_memory` last saw RAM
+ * empty, the next call moves every record held in RAM to storage, so a power cut without
+ * the shutdown flush loses at most the records written in the last `window_ms` plus one
+ * `process_memory` interval (`spool_sensor_in_ram` says how many that is now). Cost: one
+ * spill of everything in RAM per window while data keeps coming, even records about to
+ * be acknowledged (flash wear measured in docs/storage.md).
+ * 0 (the default) turns it off: records then reach storage only at
+ * `flush_threshold_pct`, when RAM is full, and in the shutdown flush.
+ *
+ * Errors: `SPOOL_ERR_NOT_INITIALIZED`; `SPOOL_ERR_UNSUPPORTED` for a non-zero window
+ * without storage (RAM only: nothing can be made durable; nothing changes).
+ */
+spool_status_t spool_set_max_unspilled_ms(uint32_t window_ms);
 
 /**
  * Copies the store and boundary counters into `*out`. This call itself is not counted

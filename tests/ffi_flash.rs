@@ -780,3 +780,68 @@ fn sensor_in_ram_counts_what_a_power_cut_would_take() {
     assert_eq!(unsafe { st.assume_init() }.stored, 30);
     assert_eq!(spool_deinit(), SPOOL_OK);
 }
+
+/// `spool_set_max_unspilled_ms`: refused before init and (non-zero) without storage; with
+/// flash, `process_memory(now)` moves every RAM record to flash once the window has passed
+/// since RAM was last empty, so a power cut without the shutdown flush (`spool_deinit`)
+/// loses only records written inside the window of the last `process_memory` call. With
+/// the window off (the default) and RAM below the threshold, the same cut loses them all.
+#[test]
+fn max_unspilled_ms_bounds_what_a_power_cut_loses() {
+    let _g = serial();
+    assert_eq!(spool_set_max_unspilled_ms(1000), SPOOL_ERR_NOT_INITIALIZED);
+    init(0);
+    assert_eq!(spool_set_max_unspilled_ms(1000), SPOOL_ERR_UNSUPPORTED);
+    assert_eq!(spool_set_max_unspilled_ms(0), SPOOL_OK);
+    assert_eq!(spool_deinit(), SPOOL_OK);
+    for window in [0u32, 5_000] {
+        let mut flash = RamFlash::new(FLASH_SIZE, 1, 4096);
+        assert_eq!(
+            init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 0),
+            SPOOL_OK
+        );
+        assert_eq!(spool_set_max_unspilled_ms(window), SPOOL_OK);
+        let mut h = 0;
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { spool_sensor_open(7, 78, 0, &mut h) }, SPOOL_OK);
+        // 300 events, one every 100 ms of the tick clock (uptime ms, not the records' UTC
+        // time), `process_memory` after each: 30 s.
+        let mut now = 50_000u32;
+        for i in 0..300u32 {
+            now += 100;
+            assert_eq!(spool_write(h, i, u64::from(T0 + i) * 1000), SPOOL_OK);
+            process_memory(now);
+            assert_eq!(spool_last_status(), SPOOL_OK);
+        }
+        let mut in_ram = 0;
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { spool_sensor_in_ram(h, &mut in_ram) }, SPOOL_OK);
+        // Power cut without the shutdown flush.
+        assert_eq!(spool_deinit(), SPOOL_OK);
+        assert_eq!(
+            init_flash(SPOOL_CFG_EVT_READ_TWO_WORDS, flash.callbacks(), 0),
+            SPOOL_OK
+        );
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { spool_sensor_open(7, 78, 0, &mut h) }, SPOOL_OK);
+        let mut back = 0;
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { spool_recover(&mut back) }, SPOOL_OK);
+        assert_eq!(back, 300 - in_ram, "what was not in RAM came back");
+        if window == 0 {
+            assert_eq!(back, 0, "no window, RAM below the threshold: all in RAM");
+        } else {
+            // Records written up to the last call's time minus the window (now - 5 s:
+            // the first 250) are back; at most the window's 50 records were lost.
+            assert!(back >= 250, "{back} records back");
+            assert!(in_ram <= 50, "{in_ram} records were in RAM only");
+            let mut r = core::mem::MaybeUninit::uninit();
+            // SAFETY: valid out-pointer.
+            assert_eq!(unsafe { spool_read(h, r.as_mut_ptr()) }, SPOOL_OK);
+            // SAFETY: written by the call above.
+            assert_eq!(unsafe { r.assume_init() }.value, 0, "oldest record first");
+        }
+        eprintln!("window {window} ms: {back} of 300 records survived the cut, {in_ram} lost");
+        assert_eq!(spool_deinit(), SPOOL_OK);
+    }
+}

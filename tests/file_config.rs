@@ -13,6 +13,7 @@ fn err(text: &str) -> ConfigError {
 fn defaults_and_full_file() {
     let c = DaemonConfig::from_toml_str("directory = \"/var/spool\"\n").unwrap();
     assert_eq!(c.ram_threshold_percent, 80);
+    assert_eq!(c.max_unspilled_ms, 0, "durability window off by default");
     assert_eq!(c.storage.root, PathBuf::from("/var/spool"));
     assert_eq!(c.storage.file_size, 64 * 1024);
     assert_eq!(c.storage.disk_limit, 256 << 20);
@@ -23,6 +24,7 @@ fn defaults_and_full_file() {
         # gateway
         directory = "/usr/qk/etc/sv/FC-1/history"
         ram_threshold_percent = 75
+        max_unspilled_ms = 10000
         disk_limit = "128 MiB"
         file_size = 32768
         free_space_reserve = "100MB"
@@ -31,6 +33,22 @@ fn defaults_and_full_file() {
     )
     .unwrap();
     assert_eq!(c.ram_threshold_percent, 75);
+    assert_eq!(c.max_unspilled_ms, 10_000);
+    let d = "directory = \"/d\"\n";
+    assert!(matches!(
+        err(&format!("{d}max_unspilled_ms = -1")),
+        ConfigError::OutOfRange {
+            key: "max_unspilled_ms",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(&format!("{d}max_unspilled_ms = \"10 s\"")),
+        ConfigError::Type {
+            key: "max_unspilled_ms",
+            ..
+        }
+    ));
     assert_eq!(c.storage.disk_limit, 128 << 20);
     assert_eq!(c.storage.file_size, 32768);
     assert_eq!(c.storage.free_space_reserve, 100_000_000);

@@ -14,6 +14,15 @@ pub enum StorageKind {
     Ram,
 }
 
+/// When `--power-cut-every` cuts power.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CutEvery {
+    /// Every this many ms of vehicle time.
+    Ms(u64),
+    /// Every this many samples written.
+    Records(u64),
+}
+
 /// All settings.
 #[derive(Clone, Debug)]
 pub struct Args {
@@ -45,6 +54,12 @@ pub struct Args {
     pub no_power_cycle: bool,
     /// Where to write the flash image (or copy the spool directory) at the end.
     pub save_image: Option<PathBuf>,
+    /// Durability window (`Spool::set_max_unspilled_ms`), 0 = off.
+    pub max_unspilled_ms: u32,
+    /// Sudden power cuts (no shutdown flush) while driving.
+    pub power_cut_every: Option<CutEvery>,
+    /// The link never goes down (the uploader keeps up).
+    pub always_online: bool,
 }
 
 pub const HELP: &str = "\
@@ -81,6 +96,20 @@ FLAGS:
     --seed N             random seed (link outages, faults, events) [default: 1]
     --no-power-cycle     skip the ignition-off shutdown flush, power cut and recovery
                          that run before the final drain (flash and files)
+    --max-unspilled-ms MS
+                         durability window: a record stays in RAM only at most MS ms
+                         of vehicle time (Spool::tick every 100 ms), then everything in
+                         RAM spills to storage; 0 = off, records then reach storage only
+                         at the flush threshold [default: 0]
+    --power-cut-every X  cut power while driving, without the shutdown flush, every X:
+                         a duration of vehicle time (500ms, 30s, 10m, 2h) or a number
+                         of samples written (50000, 50000rec); each cut loses RAM,
+                         the spool recovers from storage and driving goes on. The proof
+                         then also checks that every record lost in a cut was written
+                         inside the window of the last tick before it (exit 1 if not)
+                         and the report gives the flash cost (wear) of the window
+    --always-online      the link never goes down: the uploader keeps up and RAM stays
+                         below the flush threshold (upload faults still happen)
     --save-image PATH    at the end, write the flash image to PATH (flash), or copy the
                          spool directory to the directory PATH (files), for spool-inspect
     --quiet              no live status line
@@ -104,8 +133,27 @@ impl Default for Args {
             quiet: false,
             no_power_cycle: false,
             save_image: None,
+            max_unspilled_ms: 0,
+            power_cut_every: None,
+            always_online: false,
         }
     }
+}
+
+/// `500ms`, `30s`, `10m`, `2h` (vehicle time) or `50000` / `50000rec` (samples).
+fn parse_cut(v: &str) -> Option<CutEvery> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().ok().filter(|&n| n > 0)?;
+    Some(match unit.trim() {
+        "" | "rec" | "records" => CutEvery::Records(n),
+        "ms" => CutEvery::Ms(n),
+        "s" => CutEvery::Ms(n * 1000),
+        "m" | "min" => CutEvery::Ms(n * 60_000),
+        "h" => CutEvery::Ms(n * 3_600_000),
+        _ => return None,
+    })
 }
 
 /// Parses `std::env::args()`. `Err(msg)` for bad input; `Ok(None)` for `--help`.
@@ -158,6 +206,16 @@ pub fn parse_from(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
                 a.save_image = Some(PathBuf::from(val().ok_or("--save-image needs a value")?))
             }
             "--quiet" => a.quiet = true,
+            "--always-online" => a.always_online = true,
+            "--max-unspilled-ms" => a.max_unspilled_ms = num(&flag, val())?,
+            "--power-cut-every" => {
+                let v = val().ok_or("--power-cut-every needs a value")?;
+                a.power_cut_every = Some(
+                    parse_cut(&v).ok_or_else(|| {
+                        format!("--power-cut-every: expected a duration (500ms, 30s, 10m, 2h) or a number of samples (50000), got '{v}'")
+                    })?,
+                );
+            }
             "--no-power-cycle" => a.no_power_cycle = true,
             other => return Err(format!("unknown flag '{other}' (see --help)")),
         }
@@ -182,6 +240,9 @@ pub fn parse_from(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
     }
     if a.dir.is_some() && a.storage != StorageKind::Files {
         return Err("--dir only applies to --storage files".into());
+    }
+    if a.power_cut_every.is_some() && a.storage == StorageKind::Ram {
+        return Err("--power-cut-every needs --storage flash or files".into());
     }
     Ok(Some(a))
 }

@@ -39,6 +39,8 @@ pub struct SensorLedger {
     pub t0_ms: u64,
     /// EVT: UTC seconds of every sample written.
     pub evt_times: Vec<u32>,
+    /// EVT: write time in ms of every sample (the window check of power cuts).
+    pub evt_ms: Vec<u64>,
     /// Samples written (attempted): the next sequence number.
     pub written: u32,
     /// Writes the store refused (`Error::Full`).
@@ -89,6 +91,7 @@ impl Ledger {
             period_ms,
             t0_ms,
             evt_times: Vec::new(),
+            evt_ms: Vec::new(),
             written: 0,
             rejected: 0,
             delivered: 0,
@@ -105,8 +108,25 @@ impl Ledger {
         l.written += 1;
         if l.period_ms == 0 {
             l.evt_times.push((time_ms / 1000) as u32);
+            l.evt_ms.push(time_ms);
         }
         k ^ l.salt
+    }
+
+    /// Sample number and write time (ms) of a value of sensor `s`, if it names a
+    /// sample written.
+    pub fn sample_of(&self, s: usize, value: u32) -> Option<(u32, u64)> {
+        let l = &self.sensors[s];
+        let k = value ^ l.salt;
+        if k >= l.written {
+            return None;
+        }
+        let t = if l.period_ms == 0 {
+            *l.evt_ms.get(k as usize)?
+        } else {
+            l.t0_ms + k as u64 * l.period_ms as u64
+        };
+        Some((k, t))
     }
 
     /// The last sample of `s` was refused by the store.

@@ -1,12 +1,13 @@
 # Flash storage (src/storage): the power-loss sweeps, hostile images and exact counters at
 # full size, optimized, on the ECC-strict mock with every tear model. Prints the total
 # number of power-cut points checked and fails below 200,000; the spool-level
-# crash-truth regressions and driver-fault sweep run here too. (`cargo test` in the `test` step runs the same tests, long sweeps scaled
+# crash-truth regressions, driver-fault sweep and durability-window model (power cuts
+# without the shutdown flush lose only records inside the window) run here too. (`cargo test` in the `test` step runs the same tests, long sweeps scaled
 # down to a tenth because unoptimized builds are ~20x slower.)
 stage_flash_release() {
     cargo test --release --features _mock-flash,ffi \
         --test flash_powerloss --test flash_hostile --test flash_counters --test spool_flash \
-        --test spool_crash_truth --test spool_seq_unique --test ffi_flash_powerloss \
+        --test spool_crash_truth --test spool_seq_unique --test spool_window --test ffi_flash_powerloss \
         -- --nocapture 2>&1 | tee "$SPOOL_TMP/flash-release.log"
     awk '/^flash power-loss .* cut points/ { for (i = 2; i <= NF; i++) if ($(i) == "cut") n += $(i - 1) }
          END { printf "flash power-loss: %d cut points checked in total\n", n; exit (n < 200000) }' \

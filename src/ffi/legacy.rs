@@ -397,14 +397,17 @@ pub unsafe extern "C" fn atomic_erase_records(
     }))
 }
 
-/// Main-loop hook (Linux MM1: call every iteration with the ms tick; the tick is not
-/// used). With storage: recovers the previous run's records if that is still due, then
-/// does a bounded amount of spill work, at most one batch (one frame, one program pass)
-/// per call: a shutdown-flush step while `flush_all_to_disk` is in progress, else a
-/// threshold spill of the oldest full RAM sectors while RAM use is at or above
-/// `flush_threshold_pct`. Counters it changes are mirrored. RAM only: nothing to do. A
-/// storage failure is left in `spool_last_status` (the records stay in RAM). Before init:
-/// no-op, counted.
+/// Main-loop hook (Linux MM1: call every iteration with the ms tick). With storage:
+/// recovers the previous run's records if that is still due, then does a bounded amount
+/// of spill work, one batch (one frame, one program pass) per call: a shutdown-flush step
+/// while `flush_all_to_disk` is in progress, else a threshold spill of the oldest full RAM
+/// sectors while RAM use is at or above `flush_threshold_pct`. With a durability window
+/// (`spool_set_max_unspilled_ms`), `current_time` is its clock (ms, any monotonic tick,
+/// wrapping at 2^32): once the window has passed since RAM was last seen empty, the call
+/// moves every RAM record to storage (as many batches as that takes, usually one), so a
+/// power cut loses at most the records of the last window plus one call interval.
+/// Counters it changes are mirrored. RAM only: nothing to do. A storage failure is left
+/// in `spool_last_status` (the records stay in RAM). Before init: no-op, counted.
 #[unsafe(no_mangle)]
 pub extern "C" fn process_memory(current_time: u32) {
     let _ = call(|st| process_step(st, current_time));

@@ -384,6 +384,27 @@ pub unsafe extern "C" fn spool_sensor_in_ram(sensor: SpoolSensor, out: *mut u32)
     }))
 }
 
+/// Sets the durability window: the longest time, in ms of the clock passed to
+/// `process_memory(current_time)` (or MM2's `process_memory_manager`), that a record
+/// stays in RAM only. Once that much time has passed since `process_memory` last saw RAM
+/// empty, the next call moves every record held in RAM to storage, so a power cut without
+/// the shutdown flush loses at most the records written in the last `window_ms` plus one
+/// `process_memory` interval (`spool_sensor_in_ram` says how many that is now). Cost: one
+/// spill of everything in RAM per window while data keeps coming, even records about to
+/// be acknowledged (flash wear measured in docs/storage.md).
+/// 0 (the default) turns it off: records then reach storage only at
+/// `flush_threshold_pct`, when RAM is full, and in the shutdown flush.
+///
+/// Errors: `SPOOL_ERR_NOT_INITIALIZED`; `SPOOL_ERR_UNSUPPORTED` for a non-zero window
+/// without storage (RAM only: nothing can be made durable; nothing changes).
+#[unsafe(no_mangle)]
+pub extern "C" fn spool_set_max_unspilled_ms(window_ms: u32) -> SpoolStatus {
+    status_of(call(|st| {
+        st.ready()?;
+        st.store.set_max_unspilled_ms(window_ms)
+    }))
+}
+
 /// Copies the store and boundary counters into `*out`. This call itself is not counted
 /// in `out->ffi.calls` (so two snapshots around a rejected call differ by exactly that call).
 ///

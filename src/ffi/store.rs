@@ -10,7 +10,9 @@
 //! only, the shutdown-flush functions report 101 at once and `process_memory` has no work.
 //! With it, `process_memory` spills one batch per call while RAM use is at or above the
 //! threshold (the store's own write-path threshold is set to 100 %, so writes only spill
-//! when RAM is full, instead of dropping), the shutdown flush moves one batch per step,
+//! when RAM is full, instead of dropping), and, with a durability window
+//! (`spool_set_max_unspilled_ms`), moves every RAM record once the window has passed on
+//! `process_memory`'s clock; the shutdown flush moves one batch per step,
 //! and the records flushed before a reset are recovered once, before the first call that
 //! touches records (or by `spool_recover`).
 //!
@@ -406,11 +408,27 @@ impl Store {
         Ok(())
     }
 
-    /// Periodic work: one threshold spill batch when RAM use is at or above the threshold.
-    /// `Ok(true)` if records moved (counters of some sensors changed). RAM only: nothing.
-    pub(crate) fn process(&mut self, _now_ms: u32) -> FfiResult<bool> {
+    /// Sets the durability window (`Spool::set_max_unspilled_ms`): 0 turns it off; any
+    /// other value needs storage (`SPOOL_ERR_UNSUPPORTED` without: nothing could be made
+    /// durable, and the call changes nothing).
+    pub(crate) fn set_max_unspilled_ms(&mut self, window_ms: u32) -> FfiResult<()> {
+        if window_ms != 0 && !self.persistent() {
+            return Err(SpoolStatus::SPOOL_ERR_UNSUPPORTED);
+        }
+        self.spool.set_max_unspilled_ms(window_ms);
+        Ok(())
+    }
+
+    /// Periodic work: the durability window's tick (`Spool::tick` with the caller's ms
+    /// clock: when the window has expired, every RAM record goes to storage), then one
+    /// threshold spill batch when RAM use is at or above the threshold. `Ok(true)` if
+    /// records moved (counters of some sensors changed). RAM only: nothing.
+    pub(crate) fn process(&mut self, now_ms: u32) -> FfiResult<bool> {
         if !self.persistent() {
             return Ok(false);
+        }
+        if self.with_storage(|sp| sp.tick(u64::from(now_ms)))? > 0 {
+            return Ok(true);
         }
         let s = self.spool.stats();
         let used = u64::from(s.sectors_used) * 100;

@@ -304,6 +304,8 @@ pub struct Spool<
     /// zero so that a `static` spool stays in .bss), see [`Spool::last_drop`].
     drops: u8,
     last_drop: u16,
+    /// Durability window in ms of the tick clock, 0 = off (see `Spool::tick`).
+    pub(crate) window_ms: u32,
     pub(crate) storage: S,
     /// Spill path state (flash part per sensor, flush progress): see
     /// `spool::spill`.
@@ -341,6 +343,7 @@ impl<
             rejected: 0,
             drops: 0,
             last_drop: 0,
+            window_ms: 0,
             storage,
             spill: spill::SpillState::new(),
         }

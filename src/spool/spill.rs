@@ -20,6 +20,29 @@
 //!   batch** (one frame, one program pass), and their sectors return to the
 //!   pool. A sensor whose RAM sectors are all needed (partial tail only) stays.
 //!   With a persistent back end the overflow path also spills before dropping.
+//! - **Durability window** ([`Spool::set_max_unspilled_ms`], off by default;
+//!   polled by [`Spool::tick`] with the caller's ms clock, C `process_memory`):
+//!   the threshold alone leaves RAM records unspilled for as long as an
+//!   uploader keeps RAM below it, so a power cut without the shutdown flush
+//!   could take everything since the last upload. With a window, a tick that
+//!   finds records in RAM and the window passed since RAM was last seen empty
+//!   spills **every** RAM record of every sensor (partial sectors too, like a
+//!   shutdown flush; usually one batch). Guarantee: after a tick at `T`
+//!   returns `Ok`, every record written at or before `T - window` is in
+//!   storage, acknowledged or counted lost: a cut loses at most the last
+//!   window plus one tick interval. Cost: one spill per window while records
+//!   arrive (not per tick): every record still in RAM when the window
+//!   expires reaches storage, also young ones and ones about to be
+//!   acknowledged, plus the acknowledgement marks of records then
+//!   acknowledged from storage; measured in `docs/storage.md`. Spilling all
+//!   of RAM, rather than only the records past the window, needs no
+//!   per-record or per-sensor tick times (the spool keeps one `u32`) and
+//!   halves the average unspilled age for the same number of batches; it
+//!   costs flash writes when records rarely stay in RAM as long as the
+//!   window (an uploader that keeps up).
+//!   Records handed out to the uploader go along and stay pending (as in a
+//!   shutdown flush: [`Batch::whole`], and reads of a sensor's RAM records
+//!   wait for its flash part, see `before_ram_handout`).
 //! - **Shutdown** ([`Spool::flush_all_start`], [`Spool::flush_all_step`],
 //!   [`Spool::flush_progress`], [`Spool::cancel_flush`]): every RAM record,
 //!   partial sectors too, batch after batch; progress 0..=100 while it runs and
@@ -164,9 +187,20 @@ pub(crate) struct SpillState<const SENSORS: usize> {
     /// default ([`DEFAULT_THRESHOLD_PCT`]), so the initial state is all zero and a
     /// `static` spool lands in .bss.
     threshold_sectors: u16,
+    /// A shutdown flush runs.
     flushing: bool,
+    /// While `flushing`: records in RAM at the start of the shutdown flush.
     flush_total: u32,
-    flush_done: u32,
+    /// While `flushing`: records flushed since its start. Otherwise the start
+    /// of the durability window ([`Spool::tick`]): the low 32 bits of the tick
+    /// time at which RAM last held no record (or a window spill emptied it),
+    /// so no record in RAM was written before it; 0 before the first tick and
+    /// after a shutdown flush: unknown, the next tick that finds records in RAM
+    /// spills them (a clock that reads 0 with RAM empty only makes that tick
+    /// spill early). One field for both: a tick does nothing while
+    /// a shutdown flush runs, and the Linux profile's spool has no byte to
+    /// spare (`profile`: 64 KiB).
+    mark: u32,
     /// Batches appended by the spool.
     pub(crate) batches: u32,
     /// Records moved from RAM to storage.
@@ -206,7 +240,7 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
             threshold_sectors: 0,
             flushing: false,
             flush_total: 0,
-            flush_done: 0,
+            mark: 0,
             batches: 0,
             flushed: 0,
             errors: 0,
@@ -214,6 +248,11 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
             remounts: 0,
             mounted: false,
         }
+    }
+
+    /// A shutdown flush runs.
+    fn flushing(&self) -> bool {
+        self.flushing
     }
 
     /// Drops every flash part's read hints (the storage was mounted again).
@@ -527,7 +566,7 @@ impl<
                 self.reserve_for(i);
             }
         }
-        if self.spill.flushing {
+        if self.spill.flushing() {
             return;
         }
         let threshold = match self.spill.threshold_sectors {
@@ -620,6 +659,90 @@ impl<
                 }
             }
         }
+    }
+
+    /// Sets the durability window: the longest time, in ms of the clock passed
+    /// to [`Spool::tick`], that a record stays in RAM only. 0 turns it off (the
+    /// default: records then reach storage only at the flush threshold, on
+    /// overflow, or in the shutdown flush). See [`Spool::tick`] for what the
+    /// window guarantees and what it costs. No effect without persistent storage.
+    pub fn set_max_unspilled_ms(&mut self, window_ms: u32) {
+        self.window_ms = window_ms;
+    }
+
+    /// The durability window in ms (0: off), see [`Spool::set_max_unspilled_ms`].
+    pub fn max_unspilled_ms(&self) -> u32 {
+        self.window_ms
+    }
+
+    /// Periodic poll of the durability window ([`Spool::set_max_unspilled_ms`])
+    /// with the caller's clock `now_ms` (any monotonic ms clock: uptime, or the
+    /// time the records carry; only differences are used, modulo 2^32, so call
+    /// it at least once every 49 days). Returns the number of records moved to
+    /// storage.
+    ///
+    /// The spool remembers the last tick at which RAM held no record. When a
+    /// tick finds records in RAM and at least the window has passed since then,
+    /// **every** RAM record of every sensor goes to storage (partial sectors
+    /// too, as many batches as that takes, usually one; records handed out to
+    /// the uploader go along and stay pending), and the window starts again.
+    ///
+    /// Guarantee: after a tick at time `T` returns `Ok`, every record written
+    /// at or before `T - window` (on the tick clock) is in storage,
+    /// acknowledged, or counted lost; a power cut without the shutdown flush
+    /// therefore loses at most the records written in the last `window` + one
+    /// tick interval. The first tick (after creation, and after a shutdown
+    /// flush or its cancel) that finds records in RAM spills them: their write
+    /// time is unknown.
+    ///
+    /// Cost: at most one spill of everything in RAM per window while records
+    /// keep arriving (a batch per window, whatever the tick rate), instead of
+    /// none when an uploader keeps RAM below the threshold: every record still
+    /// in RAM when the window expires is written to storage (and its
+    /// acknowledgement writes a mark), even one about to be acknowledged. The
+    /// gateway example (3,000 samples/s, uploader keeping up) programs 0.26
+    /// flash bytes per payload byte with a 10 s window, 0.05 with 60 s, none
+    /// without (`docs/storage.md`).
+    /// Off (`0`), without persistent storage, and during a shutdown flush, a
+    /// tick does nothing.
+    ///
+    /// # Errors
+    /// As [`Spool::flush`]: the records that could not be moved stay in RAM
+    /// and the next tick tries again.
+    pub fn tick(&mut self, now_ms: u64) -> Result<u32, Error> {
+        let w = self.window_ms;
+        if w == 0 || self.spill.flushing || !self.storage.is_persistent() {
+            return Ok(0);
+        }
+        // Only differences of the clock count: its low 32 bits suffice.
+        let now = now_ms as u32;
+        if self.ram.sectors_held() == 0 {
+            self.spill.mark = now;
+            return Ok(0);
+        }
+        let mark = self.spill.mark;
+        if mark != 0 && now.wrapping_sub(mark) < w {
+            return Ok(0);
+        }
+        self.window_spill(now)
+    }
+
+    /// The window expired: every RAM record goes to storage, batch after batch
+    /// (at most one per RAM sector, so the loop is bounded).
+    #[cold]
+    #[inline(never)]
+    fn window_spill(&mut self, now: u32) -> Result<u32, Error> {
+        let mut moved = 0u32;
+        for _ in 0..=SECTORS {
+            match self.spill_batch(true)? {
+                0 => break,
+                n => moved = moved.wrapping_add(n),
+            }
+        }
+        if self.ram.sectors_held() == 0 {
+            self.spill.mark = now;
+        }
+        Ok(moved)
     }
 
     #[cold]
@@ -1158,7 +1281,7 @@ impl<
     /// Starts a shutdown flush of every RAM record (legacy `flush_all_to_disk`).
     pub fn flush_all_start(&mut self) {
         self.spill.flushing = true;
-        self.spill.flush_done = 0;
+        self.spill.mark = 0;
         self.spill.flush_total = self.table.iter().map(|e| e.seq.count()).sum();
     }
 
@@ -1170,9 +1293,9 @@ impl<
     /// [`Error::Storage`] if the batch failed, [`Error::NoSpace`] if the medium is
     /// full (nothing changed either way; retry or cancel).
     pub fn flush_all_step(&mut self) -> Result<u8, Error> {
-        if self.spill.flushing && self.storage.is_persistent() {
+        if self.spill.flushing() && self.storage.is_persistent() {
             let moved = self.spill_batch(true)?;
-            self.spill.flush_done = self.spill.flush_done.wrapping_add(moved);
+            self.spill.mark = self.spill.mark.wrapping_add(moved);
             if moved == 0 && self.table.iter().any(|e| e.seq.count() > 0) {
                 return Err(Error::Storage);
             }
@@ -1181,6 +1304,7 @@ impl<
         if progress == 101 {
             // Done: threshold spills resume for whatever is written next.
             self.spill.flushing = false;
+            self.spill.mark = 0;
         }
         Ok(progress)
     }
@@ -1210,14 +1334,17 @@ impl<
             return 0;
         }
         // No 64-bit division (32-bit targets): see `record::div_sat_u32`.
-        crate::record::div_sat_u32(self.spill.flush_done as u64 * 100, self.spill.flush_total)
-            .min(100) as u8
+        crate::record::div_sat_u32(self.spill.mark as u64 * 100, self.spill.flush_total).min(100)
+            as u8
     }
 
     /// Cancels a shutdown flush (legacy `cancel_memory_flush`). Everything flushed
     /// so far stays in storage, the rest stays in RAM; both are consistent.
     pub fn cancel_flush(&mut self) {
-        self.spill.flushing = false;
+        if self.spill.flushing {
+            self.spill.flushing = false;
+            self.spill.mark = 0;
+        }
     }
 
     /// Mounts the storage and rebuilds the flash part of every registered sensor

@@ -5,6 +5,11 @@
 //! directory = "/usr/qk/etc/sv/FC-1/history"
 //! # flush RAM to disk when this share of the RAM pool is in use (1..=100, default 80)
 //! ram_threshold_percent = 80
+//! # durability window: records held in RAM only longer than this (ms of the
+//! # main loop's clock) go to disk even below the threshold, so a power cut
+//! # without the shutdown flush loses at most this much (0 = off, the default;
+//! # see `Spool::set_max_unspilled_ms`)
+//! max_unspilled_ms = 10000
 //! # total of all spool files (default "256 MiB"; at least two files)
 //! disk_limit = "256 MiB"
 //! # largest spool file (default "64 KiB"; 256 B ..= 16 MiB)
@@ -30,9 +35,10 @@ pub const DEFAULT_RAM_THRESHOLD_PERCENT: u8 = 80;
 pub const MAX_BYTES: u64 = 1 << 40;
 
 /// The keys a configuration file may contain.
-pub const KEYS: [&str; 6] = [
+pub const KEYS: [&str; 7] = [
     "directory",
     "ram_threshold_percent",
+    "max_unspilled_ms",
     "disk_limit",
     "file_size",
     "free_space_reserve",
@@ -44,6 +50,8 @@ pub const KEYS: [&str; 6] = [
 pub struct DaemonConfig {
     /// Flush RAM to disk when this share (percent) of the RAM pool is in use.
     pub ram_threshold_percent: u8,
+    /// Durability window in ms, 0 = off (for `Spool::set_max_unspilled_ms`).
+    pub max_unspilled_ms: u32,
     /// File storage settings (directory, file size, disk limit, reserve).
     pub storage: FileConfig,
 }
@@ -203,6 +211,23 @@ impl DaemonConfig {
                 });
             }
         };
+        let max_unspilled_ms = match table.get("max_unspilled_ms") {
+            None => 0,
+            Some(toml::Value::Integer(ms)) if (0..=i64::from(u32::MAX)).contains(ms) => *ms as u32,
+            Some(toml::Value::Integer(ms)) => {
+                return Err(ConfigError::OutOfRange {
+                    key: "max_unspilled_ms",
+                    value: *ms as i128,
+                    allowed: "0 (off) ..= 4294967295 ms".into(),
+                });
+            }
+            Some(_) => {
+                return Err(ConfigError::Type {
+                    key: "max_unspilled_ms",
+                    expected: "an integer number of milliseconds (0 = off)",
+                });
+            }
+        };
         let mut storage = FileConfig::new(directory);
         if let Some(v) = table.get("file_size") {
             let n = size_of_value("file_size", v)?;
@@ -229,6 +254,7 @@ impl DaemonConfig {
         }
         Ok(Self {
             ram_threshold_percent,
+            max_unspilled_ms,
             storage,
         })
     }
