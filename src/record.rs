@@ -33,30 +33,6 @@ impl SensorKey {
     }
 }
 
-impl From<crate::storage::SensorKey> for SensorKey {
-    fn from(k: crate::storage::SensorKey) -> Self {
-        Self::new(k.source, k.id)
-    }
-}
-
-impl From<SensorKey> for crate::storage::SensorKey {
-    fn from(k: SensorKey) -> Self {
-        Self {
-            source: k.source,
-            id: k.id,
-        }
-    }
-}
-
-impl From<Kind> for crate::storage::RecordKind {
-    fn from(k: Kind) -> Self {
-        match k {
-            Kind::Tsd => Self::Tsd,
-            Kind::Evt => Self::Evt,
-        }
-    }
-}
-
 /// The two record kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {

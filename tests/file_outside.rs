@@ -271,7 +271,7 @@ impl T {
             let durable = self.s.durable_upto(h).unwrap();
             let runs: Vec<(u32, u32)> = r
                 .runs
-                .get(&(*k).into())
+                .get(k)
                 .map(|v| v.iter().map(|i| (i.first_seq, i.end_seq())).collect())
                 .unwrap_or_default();
             for q in lo..durable {

@@ -197,7 +197,7 @@ fn acknowledging_records_evicted_in_flight_writes_a_mark() {
         s.storage_mut()
             .recover(|e| {
                 if let LogEntry::Ack { key, upto } = e
-                    && key == EVT.into()
+                    && key == EVT
                 {
                     marks.push(upto);
                 }

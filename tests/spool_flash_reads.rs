@@ -88,7 +88,7 @@ fn reading_many_sensors_in_turn_does_not_rescan_the_log() {
     for c in 0..PER / 10 {
         for j in 0..SENSORS {
             for k in c * 10..c * 10 + 10 {
-                let ro = t.storage_mut().read(key(j).into(), k, &mut out).unwrap();
+                let ro = t.storage_mut().read(key(j), k, &mut out).unwrap();
                 assert_eq!(ro.unwrap().first, k);
             }
         }
@@ -112,14 +112,11 @@ fn a_stale_or_foreign_hint_never_changes_the_answer() {
     let mut good = ReadHint::NONE;
     // A hint left after reading sensor 3's record 90 used for sensor 0 record 5,
     // and a hint from sensor 0's record 90 used for its record 5 (behind it).
-    st.read_hinted(key(3).into(), 90, &mut good, &mut out)
-        .unwrap();
+    st.read_hinted(key(3), 90, &mut good, &mut out).unwrap();
     for (j, seq) in [(0usize, 5u32), (3, 5), (2, 0), (1, 99)] {
         let mut h = good;
-        let a = st
-            .read_hinted(key(j).into(), seq, &mut h, &mut out)
-            .unwrap();
-        let b = st.read(key(j).into(), seq, &mut out).unwrap();
+        let a = st.read_hinted(key(j), seq, &mut h, &mut out).unwrap();
+        let b = st.read(key(j), seq, &mut out).unwrap();
         assert_eq!(a, b, "sensor {j} record {seq}");
         assert_eq!(a.unwrap().first, seq);
     }

@@ -413,7 +413,7 @@ const fn before(a: u32, b: u32) -> bool {
 
 /// Applies an evicted run to the flash parts.
 fn evicted(table: &[Entry], parts: &mut [FlashPart], lost_total: &mut u32, ev: RunInfo) {
-    let key = crate::record::SensorKey::from(ev.key);
+    let key = ev.key;
     let Ok(i) = table.binary_search_by(|e| e.key().cmp(&key)) else {
         return;
     };
@@ -586,7 +586,7 @@ impl<
     fn reserve_for(&mut self, i: usize) {
         let Some(e) = self.table.get(i) else { return };
         let upto = reserve_upto(e.seq.written());
-        let key: SensorKey = e.key().into();
+        let key: SensorKey = e.key();
         if self.storage_ready().is_err() {
             self.spill.errors = self.spill.errors.wrapping_add(1);
             return;
@@ -630,7 +630,7 @@ impl<
                         } else {
                             p.reserved
                         };
-                        let _ = entries.push((e.key().into(), upto));
+                        let _ = entries.push((e.key(), upto));
                         let _ = slots.push((at, upto));
                     }
                 }
@@ -798,7 +798,7 @@ impl<
             if s.count() == 0 || avail == 0 || avail > s.count() {
                 continue;
             }
-            let rkind = RecordKind::from(kind);
+            let rkind = kind;
             let rate = rate_of(&self.rates, e);
             let size = kind.record_size();
             let mut seq = s.erased();
@@ -844,7 +844,7 @@ impl<
                     RunMeta::default()
                 };
                 let info = RunInfo {
-                    key: e.key().into(),
+                    key: e.key(),
                     kind: rkind,
                     first_seq: seq,
                     count: count as u16,
@@ -1017,7 +1017,7 @@ impl<
         let (Some(e), Some(p)) = (self.table.get(i), self.spill.parts.get(i)) else {
             return Ok(None);
         };
-        let kind = RecordKind::from(kind_of(e));
+        let kind = kind_of(e);
         let room = self
             .storage
             .max_batch_bytes()
@@ -1059,7 +1059,7 @@ impl<
         };
         let mut p = p;
         let mut out = [0u8; 8];
-        let key: SensorKey = e.key().into();
+        let key: SensorKey = e.key();
         while p.available() > 0 {
             let got = self
                 .storage
@@ -1186,7 +1186,7 @@ impl<
     /// is acknowledged. If opening a sector for the mark evicts records the
     /// mark covers, they count as acknowledged, not lost.
     fn write_mark(&mut self, i: usize, upto: u32) -> Result<(), Error> {
-        let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key().into();
+        let key: SensorKey = self.table.get(i).ok_or(Error::Invariant)?.key();
         let a0 = self.spill.parts.get(i).ok_or(Error::Invariant)?.acked;
         self.storage_ready()?;
         let Self {
@@ -1361,7 +1361,7 @@ impl<
         let table = &self.table;
         self.storage
             .recover(|entry| {
-                let k = crate::record::SensorKey::from(entry_key(&entry));
+                let k = entry_key(&entry);
                 if let Ok(i) = table.binary_search_by(|e| e.key().cmp(&k))
                     && let Some(log) = logs.get_mut(i)
                 {
@@ -1389,7 +1389,7 @@ impl<
     /// [`Error::UnknownSensor`]; [`Error::Storage`] if the log cannot be read.
     pub fn recover_sensor(&mut self, h: SensorHandle) -> Result<u32, Error> {
         let i = self.resolve(h)?;
-        let key: SensorKey = self.at(i)?.key().into();
+        let key: SensorKey = self.at(i)?.key();
         let mut log = SensorLog::default();
         self.storage
             .recover(|entry| {

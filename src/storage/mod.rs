@@ -187,33 +187,9 @@ pub mod mock_flash;
 
 pub use nor::NorFlashStorage;
 
-/// Identity of a sensor: data source (host, CAN, ...) and sensor id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct SensorKey {
-    /// Data source of the sensor.
-    pub source: u8,
-    /// Sensor id within its source.
-    pub id: u32,
-}
-
-/// The two record kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RecordKind {
-    /// Time series: 4-byte value, time implied by [`RunMeta`].
-    Tsd,
-    /// Event: 4-byte UTC seconds then 4-byte value.
-    Evt,
-}
-
-impl RecordKind {
-    /// Bytes of one encoded record of this kind.
-    pub const fn record_size(self) -> usize {
-        match self {
-            RecordKind::Tsd => 4,
-            RecordKind::Evt => 8,
-        }
-    }
-}
+/// The crate's one sensor identity and record kind ([`crate::record`]),
+/// named here as the storage layer names them.
+pub use crate::record::{Kind as RecordKind, SensorKey};
 
 /// Timing of a TSD run (zero for EVT runs, which carry time per record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
