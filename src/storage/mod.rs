@@ -354,6 +354,32 @@ pub enum LogEntry {
     },
 }
 
+/// What the caller of [`Storage::ack_keep`] / [`Storage::reserve_keep`] still
+/// owes: which records of a sector about to be evicted must be copied forward,
+/// and which runs are gone.
+pub trait Keep {
+    /// The records of `run` still owed (not acknowledged), as the sequence
+    /// numbers `[first, end)` inside the run, or `None` when none is. Must not
+    /// change the caller's state: it may be asked more than once per run.
+    fn owed(&mut self, run: &RunInfo) -> Option<(u32, u32)>;
+    /// Records that left the log (a whole run or the part of it not owed).
+    fn evicted(&mut self, run: RunInfo);
+}
+
+/// A [`Keep`] that owes nothing: every run is reported to the closure, as
+/// [`Storage::ack`] does.
+#[derive(Debug)]
+pub struct KeepNone<V>(pub V);
+
+impl<V: FnMut(RunInfo)> Keep for KeepNone<V> {
+    fn owed(&mut self, _: &RunInfo) -> Option<(u32, u32)> {
+        None
+    }
+    fn evicted(&mut self, run: RunInfo) {
+        (self.0)(run)
+    }
+}
+
 /// Most entries [`Storage::reserve`] takes in one call (one frame).
 pub const MAX_RESERVE_ENTRIES: usize = 16;
 
@@ -550,6 +576,31 @@ pub trait Storage {
         upto: u32,
         on_evict: V,
     ) -> Result<(), StorageError>;
+
+    /// [`Storage::ack`] that never destroys records the caller still owes:
+    /// when the mark needs a new sector whose opening would evict the oldest
+    /// one, the records of that sector that `keep` says are owed
+    /// ([`Keep::owed`]) are copied forward first (see the module docs); only
+    /// the rest is reported to [`Keep::evicted`]. The default (a store that
+    /// never evicts for a mark) is [`Storage::ack`].
+    fn ack_keep<K: Keep>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        keep: &mut K,
+    ) -> Result<(), StorageError> {
+        self.ack(key, upto, |r| keep.evicted(r))
+    }
+
+    /// [`Storage::reserve`] that never destroys records the caller still owes
+    /// (as [`Storage::ack_keep`]). The default is [`Storage::reserve`].
+    fn reserve_keep<K: Keep>(
+        &mut self,
+        entries: &[(SensorKey, u32)],
+        keep: &mut K,
+    ) -> Result<(), StorageError> {
+        self.reserve(entries, |r| keep.evicted(r))
+    }
 
     /// Persists sequence-number reservations: for each `(key, upto)`, the
     /// sensor hands out no number at or after `upto` until a later reservation

@@ -88,7 +88,7 @@ use crate::record::{self, Kind, Record};
 use crate::sensor::SeqState;
 use crate::spool::{Entry, Error, SensorHandle, Spool};
 use crate::storage::{
-    Batch, LogEntry, MAX_RESERVE_ENTRIES, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey,
+    Batch, Keep, LogEntry, MAX_RESERVE_ENTRIES, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey,
     Storage, StorageError,
 };
 
@@ -251,7 +251,8 @@ fn entry_key(entry: &LogEntry) -> SensorKey {
 /// during recovery.
 #[derive(Clone, Copy, Debug, Default)]
 struct SensorLog {
-    /// First record of the oldest surviving run.
+    /// First record of the surviving runs (the smallest: records copied
+    /// forward by the storage sit after later records of their sensor).
     first: u32,
     /// One past the last record of the newest run.
     end: u32,
@@ -292,6 +293,11 @@ impl SensorLog {
                 // reached storage overlaps the first copy: the end never moves back.
                 if before(self.end, r.end_seq()) {
                     self.end = r.end_seq();
+                }
+                // Records copied forward (owed records of an evicted sector,
+                // see `Storage::ack_keep`) come after later records.
+                if before(r.first_seq, self.first) {
+                    self.first = r.first_seq;
                 }
             }
             LogEntry::Ack { upto, .. } => {
@@ -401,6 +407,40 @@ fn evicted(table: &[Entry], parts: &mut [FlashPart], lost_total: &mut u32, ev: R
     p.acked = end;
     if (end.wrapping_sub(p.read) as i32) > 0 {
         p.read = end;
+    }
+}
+
+/// What the spool still owes, for [`Storage::ack_keep`] and
+/// [`Storage::reserve_keep`]: the unacknowledged records of each flash part
+/// (`[acked, end)`) are copied forward rather than evicted.
+struct SpoolKeep<'a> {
+    table: &'a [Entry],
+    parts: &'a mut [FlashPart],
+    lost: &'a mut u32,
+}
+
+impl Keep for SpoolKeep<'_> {
+    fn owed(&mut self, run: &RunInfo) -> Option<(u32, u32)> {
+        let key = crate::record::SensorKey::from(run.key);
+        let i = self.table.binary_search_by(|e| e.key().cmp(&key)).ok()?;
+        let p = self.parts.get(i)?;
+        if p.is_empty() {
+            return None;
+        }
+        let lo = if before(run.first_seq, p.acked) {
+            p.acked
+        } else {
+            run.first_seq
+        };
+        let hi = if before(p.end, run.end_seq()) {
+            p.end
+        } else {
+            run.end_seq()
+        };
+        before(lo, hi).then_some((lo, hi))
+    }
+    fn evicted(&mut self, run: RunInfo) {
+        evicted(self.table, self.parts, self.lost, run)
     }
 }
 
@@ -559,7 +599,8 @@ impl<
             ..
         } = self;
         let SpillState { parts, lost, .. } = spill;
-        match storage.reserve(&[(key, upto)], |ev| evicted(table, parts, lost, ev)) {
+        let mut keep = SpoolKeep { table, parts, lost };
+        match storage.reserve_keep(&[(key, upto)], &mut keep) {
             Ok(()) => {
                 if let Some(p) = parts.get_mut(i) {
                     p.reserved = upto;
@@ -607,10 +648,8 @@ impl<
                 ..
             } = self;
             let SpillState { parts, lost, .. } = spill;
-            if storage
-                .reserve(&entries, |ev| evicted(table, parts, lost, ev))
-                .is_err()
-            {
+            let mut keep = SpoolKeep { table, parts, lost };
+            if storage.reserve_keep(&entries, &mut keep).is_err() {
                 self.spill.errors = self.spill.errors.wrapping_add(1);
                 return;
             }
@@ -1073,8 +1112,9 @@ impl<
             ..
         } = self;
         let SpillState { parts, lost, .. } = spill;
+        let mut keep = SpoolKeep { table, parts, lost };
         storage
-            .ack(key, upto, |ev| evicted(table, parts, lost, ev))
+            .ack_keep(key, upto, &mut keep)
             .map_err(storage_error)?;
         let SpillState { parts, lost, .. } = &mut self.spill;
         let Some(p) = parts.get_mut(i) else {
