@@ -6,8 +6,8 @@ use super::frame::{
     SECTOR_HDR, TAG_ACK, TAG_BATCH, TAG_EVICT, TAG_RESERVE, TSD_EXTRA, round_up,
 };
 use super::{
-    Batch, FlashErrorKind, Keep, KeepNone, LogEntry, ReadHint, ReadOut, RunInfo,
-    SensorKey, Storage, StorageError, StorageStats, encoded_len, validate_batch,
+    Batch, FlashErrorKind, Keep, KeepNone, LogEntry, ReadHint, ReadOut, RunInfo, SensorKey,
+    Storage, StorageError, StorageStats, encoded_len, validate_batch,
 };
 use embedded_storage::nor_flash::{NorFlash, NorFlashError};
 
@@ -1800,9 +1800,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
                 return Ok(());
             };
             let len = round_up(FRAME_HDR + n + CRC_LEN, Self::W);
-            self.write_frame::<[super::Run<'_>]>(Body::Reserve(b), len, &mut |r| {
-                keep.evicted(r)
-            })?;
+            self.write_frame::<[super::Run<'_>]>(Body::Reserve(b), len, &mut |r| keep.evicted(r))?;
             rest = later;
         }
         self.stats.reserves += 1;
