@@ -166,6 +166,20 @@
 //! (batch frames up to the end) may hold more owed records than fit: the
 //! sector is then evicted as before.
 //!
+//! The spool answers [`Keep::owed`] with each sensor's unacknowledged flash
+//! records for marks, and for reservations only while the uploader drains (a
+//! mark was written since the last spill): a log that fills while offline
+//! keeps evicting its oldest records. Eviction by appends stays oldest first
+//! per sensor: when an append evicts records of a sensor whose older records
+//! were copied forward, the spool counts those copies lost too and does not
+//! copy them again. Limitation: until the ring evicts such orphaned copies, a
+//! reset brings them back as owed (they were counted lost, never acknowledged)
+//! and the sensor's numbering continues after the newest record the log still
+//! holds, which can hand out again the numbers of the evicted records after
+//! them (a break of the sequence-number guarantee). It takes a drain that
+//! runs while new batches overflow the log, then a reset before the ring has
+//! come round; open item (the copies would need to carry the sensor's end).
+//!
 //! Cost: nothing extra while the log is not full or the oldest sector holds
 //! nothing owed. Capacity: at most `T` bytes per sector unused by batches
 //! (about 2 % of a 4 KiB sector; marks and reservations use it). Per opening
