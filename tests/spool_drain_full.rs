@@ -179,6 +179,9 @@ fn check_owed(
     })
 }
 
+/// Called after every acknowledgement: (spool, acked before, acked after).
+type AfterAck<'a> = dyn FnMut(&mut S, &[u32; SENSORS], &[u32; SENSORS]) + 'a;
+
 /// How the uploader drains.
 #[derive(Clone, Copy, Debug)]
 enum Plan {
@@ -200,7 +203,7 @@ fn drain(
     first: &[u32; SENSORS],
     m: &Model,
     ctx: &str,
-    after_ack: &mut dyn FnMut(&mut S, &[u32; SENSORS], &[u32; SENSORS]),
+    after_ack: &mut AfterAck<'_>,
 ) -> u32 {
     let sizes = [1u32, 7, 100, u32::MAX];
     let mut left: Vec<BTreeSet<u32>> = (0..SENSORS)
