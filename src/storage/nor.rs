@@ -1744,7 +1744,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
     /// The mark goes to the newest sector (its tail is kept free of batch
     /// frames for marks); when that is full, the next sector is opened, and
     /// if that evicts the oldest sector, its owed records are copied forward
-    /// first ([`NorFlashStorage::open_keeping`]).
+    /// first (see the module docs, "Acknowledgements never destroy unread records").
     fn ack_keep<K: Keep>(
         &mut self,
         key: SensorKey,
