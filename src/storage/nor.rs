@@ -436,8 +436,12 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     /// records").
     const TAIL: usize = {
         let a = Self::ACK_LEN;
-        let q = (F::ERASE_SIZE - round_up(SECTOR_HDR, F::WRITE_SIZE)) / 4;
-        let q = q - q % F::WRITE_SIZE;
+        // (Saturating: `new` refuses geometries this does not fit.)
+        let q = F::ERASE_SIZE.saturating_sub(round_up(SECTOR_HDR, F::WRITE_SIZE)) / 4;
+        let q = match q.checked_rem(F::WRITE_SIZE) {
+            Some(r) => q - r,
+            None => q,
+        };
         let q = if q > a { q } else { a };
         if 4 * a < q { 4 * a } else { q }
     };
