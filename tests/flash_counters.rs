@@ -86,10 +86,12 @@ macro_rules! exact {
             let s = st.flash().stats();
             let got = (s.programs, s.bytes_programmed, s.erases);
             assert_eq!(got, ($ops, $bytes, $erases), "counters changed");
-            // Sectors are filled to the end (a batch that does not fit splits into
-            // two frames), so erases = ceil(bytes programmed / sector size), sector
-            // headers counted as programmed bytes; at most 2 program ops per batch.
-            assert_eq!(s.erases, s.bytes_programmed.div_ceil($e as u64), "erase formula");
+            // Sectors are filled up to their tail (a batch that does not fit splits
+            // into two frames; batches never use the last 80 to 128 bytes, kept for
+            // marks), so erases <= ceil(bytes programmed / (sector size - 128)),
+            // sector headers counted as programmed bytes; at most 2 program ops
+            // per batch.
+            assert!(s.erases <= s.bytes_programmed.div_ceil($e as u64 - 128), "erase formula");
             assert!(s.programs <= 2 * $batches);
             let payload = $batches as f64 * $n as f64 * 8.0;
             eprintln!(
@@ -102,28 +104,31 @@ macro_rules! exact {
 }
 
 exact! {
-    // 32 samples per batch in compact frames (12 + 256 + 4 B): 272 B for W <= 8,
-    // so 15 frames fill a sector after its 16-byte header exactly and no batch
-    // is split (1000 program ops, 1000 x 272 + 67 x 16 bytes); 288 B for W = 32,
-    // where the 32 B left after 14 frames take a 2-record first part (63 splits).
-    counters_w1_e4k_b32: KEY, 1, 4096, 1000, 32 => 1000, 273072, 67;
-    counters_w4_e4k_b32: KEY, 4, 4096, 1000, 32 => 1000, 273072, 67;
-    counters_w8_e4k_b32: KEY, 8, 4096, 1000, 32 => 1000, 273072, 67;
-    counters_w32_e4k_b32: KEY, 32, 4096, 1000, 32 => 1063, 290272, 71;
+    // 32 samples per batch in compact frames (12 + 256 + 4 B): 272 B for W <= 8;
+    // batches stay out of each sector's tail (80 B at W <= 4, 96 B at W = 8,
+    // 128 B at W = 32: room for marks), so the 15th frame of a sector splits
+    // (before the tail: 1000 program ops, 1000 x 272 + 67 x 16 bytes, 67
+    // erases; now 46 to 55 more program ops, 0.3 % more bytes, 69 erases);
+    // 288 B for W = 32 (before: 1063, 290272, 71).
+    counters_w1_e4k_b32: KEY, 1, 4096, 1000, 32 => 1046, 273840, 69;
+    counters_w4_e4k_b32: KEY, 4, 4096, 1000, 32 => 1046, 273840, 69;
+    counters_w8_e4k_b32: KEY, 8, 4096, 1000, 32 => 1055, 273984, 69;
+    counters_w32_e4k_b32: KEY, 32, 4096, 1000, 32 => 1049, 290368, 74;
     // Packed frames (source 4, small id and sequence numbers): frame header 4,
     // run header 1 + 1 + 1 + 1..=3 (varint id and first sequence number), 256 B
     // of records, CRC 4 = 268..=270 B (W = 1), 272 B (W = 4, 8), 288 B (W = 32).
-    counters_packed_w1_e4k_b32: PACKED_KEY, 1, 4096, 1000, 32 => 1062, 271394, 67;
-    counters_packed_w4_e4k_b32: PACKED_KEY, 4, 4096, 1000, 32 => 1000, 273056, 67;
-    counters_packed_w8_e4k_b32: PACKED_KEY, 8, 4096, 1000, 32 => 1000, 273072, 67;
+    counters_packed_w1_e4k_b32: PACKED_KEY, 1, 4096, 1000, 32 => 1055, 271314, 68;
+    counters_packed_w4_e4k_b32: PACKED_KEY, 4, 4096, 1000, 32 => 1059, 274032, 69;
+    counters_packed_w8_e4k_b32: PACKED_KEY, 8, 4096, 1000, 32 => 1059, 274048, 69;
     // Plain frames (source 4, id and sequence numbers >= 2^28, where a packed
     // header saves nothing): 4 + 12 + 256 + 4 = 276 B (W <= 4), 280 B (W = 8),
-    // 288 B (W = 32); one batch per sector splits in two frames (58, 34, 71
-    // extra program ops).
-    counters_plain_w1_e4k_b32: PLAIN_KEY, 1, 4096, 1000, 32 => 1058, 278248, 68;
-    counters_plain_w4_e4k_b32: PLAIN_KEY, 4, 4096, 1000, 32 => 1058, 278248, 68;
-    counters_plain_w8_e4k_b32: PLAIN_KEY, 8, 4096, 1000, 32 => 1034, 281920, 69;
-    counters_plain_w32_e4k_b32: PLAIN_KEY, 32, 4096, 1000, 32 => 1071, 292576, 72;
+    // 288 B (W = 32); one batch per sector splits in two frames (before the
+    // tail: 1058, 278248, 68 at W <= 4; 1034, 281920, 69 at W = 8; 1071,
+    // 292576, 72 at W = 32).
+    counters_plain_w1_e4k_b32: PLAIN_KEY, 1, 4096, 1000, 32 => 1064, 278400, 70;
+    counters_plain_w4_e4k_b32: PLAIN_KEY, 4, 4096, 1000, 32 => 1064, 278400, 70;
+    counters_plain_w8_e4k_b32: PLAIN_KEY, 8, 4096, 1000, 32 => 1060, 282576, 71;
+    counters_plain_w32_e4k_b32: PLAIN_KEY, 32, 4096, 1000, 32 => 1063, 292384, 74;
 }
 
 #[test]
@@ -133,12 +138,13 @@ fn counters_w8_e4k_b64() {
     eprintln!("counters_w8_e4k_b64: {s:?}");
     // Compact frame 12 + 512 + 4 = 528 B: two program ops with the default
     // 512-byte staging buffer (512 + 16), also when the batch splits (7 frames
-    // per sector, the 384 B left take a 46-record first part).
+    // per sector, the 288 B left before the 96-byte tail take a 34-record
+    // first part; before the tail: 2000, 531952, 130).
     assert_eq!(
         (s.programs, s.bytes_programmed, s.erases),
         (PROGRAMS_B64, BYTES_B64, ERASES_B64)
     );
-    assert_eq!(s.erases, s.bytes_programmed.div_ceil(4096));
+    assert!(s.erases <= s.bytes_programmed.div_ceil(4096 - 96));
     assert!(s.programs <= 2 * 1000 + s.erases);
 }
 
@@ -182,7 +188,8 @@ fn ack_is_one_small_program() {
 fn ratio_targets() {
     // The target: bytes programmed <= 1.10 x payload for batches of >= 32 samples
     // with WRITE_SIZE <= 8. One-sensor batches take compact frames (16 bytes of
-    // overhead, no padding at W <= 8): 1.0667x at 32 samples, 1.039x at 64.
+    // overhead, no padding at W <= 8): 1.0667x at 32 samples, 1.039x at 64,
+    // plus one split per sector before the tail kept for marks (1.0702x).
     fn ratio<const W: usize>(key: SensorKey, n: u16) -> f64 {
         let st = run_key::<W, 4096>(key, 16, 1000, n);
         st.flash().stats().bytes_programmed as f64 / (1000.0 * n as f64 * 8.0)
@@ -192,15 +199,15 @@ fn ratio_targets() {
             assert!(r <= 1.10, "{n} samples per batch: {r:.4}x");
         }
     }
-    assert!(ratio::<8>(KEY, 32) < 1.067);
+    assert!(ratio::<8>(KEY, 32) < 1.071);
     // Packed frames (sources above 3, or batches of several sensors) carry
-    // 2..=4 more header bytes than compact ones at these numbers: 1.067x at W = 4.
-    assert!(ratio::<4>(PACKED_KEY, 32) <= 1.067);
+    // 2..=4 more header bytes than compact ones at these numbers.
+    assert!(ratio::<4>(PACKED_KEY, 32) <= 1.071);
     // Plain frames (ids and sequence numbers from 2^28) carry 4 more header
-    // bytes: 1.0869x at W <= 4; 1.1012x at W = 8 (276 -> 280 B, one batch per
-    // sector split to fill the sector).
-    assert!(ratio::<4>(PLAIN_KEY, 32) <= 1.087);
-    assert!(ratio::<8>(PLAIN_KEY, 32) <= 1.102);
+    // bytes: 1.0875x at W <= 4; 1.1038x at W = 8 (276 -> 280 B, one batch per
+    // sector split to fill the sector up to its tail).
+    assert!(ratio::<4>(PLAIN_KEY, 32) <= 1.088);
+    assert!(ratio::<8>(PLAIN_KEY, 32) <= 1.104);
     assert!(ratio::<32>(KEY, 32) <= 1.14);
 }
 
@@ -273,26 +280,26 @@ fn ram_footprint() {
 }
 
 /// Exact counters of `counters_w8_e4k_b64`.
-const PROGRAMS_B64: u64 = 2000;
-const BYTES_B64: u64 = 531_952;
-const ERASES_B64: u64 = 130;
+const PROGRAMS_B64: u64 = 2005;
+const BYTES_B64: u64 = 532_208;
+const ERASES_B64: u64 = 134;
 
 #[test]
 fn evict_oldest_reports_runs_and_reads_skip_them() {
-    // 1008 B per sector: 3 compact frames of 272 B, then 22 records of the 4th
-    // batch (12 + 176 + 4 B).
+    // 928 B per sector for batches (1024 - 16 header - 80 tail): 3 compact
+    // frames of 272 B, then 12 records of the 4th batch (12 + 96 + 4 B).
     let mut st = run::<4, 1024>(4, 10, 32);
     let mut ev = Vec::new();
     assert!(
         st.evict_oldest(|r| ev.push((r.first_seq, r.count)))
             .unwrap()
     );
-    assert_eq!(ev, vec![(0, 32), (32, 32), (64, 32), (96, 22)]);
+    assert_eq!(ev, vec![(0, 32), (32, 32), (64, 32), (96, 12)]);
     let mut out = [0u8; 8];
     let r = st.read(KEY, 0, &mut out).unwrap().unwrap();
     assert_eq!(
         (r.first, r.count),
-        (118, 1),
+        (108, 1),
         "reads resume after the evicted records"
     );
     // The newest sector is never evicted.

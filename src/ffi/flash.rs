@@ -23,7 +23,7 @@ use super::types::SpoolStatus;
 #[cfg(feature = "storage-nor")]
 use crate::storage::NorFlashStorage;
 use crate::storage::{
-    Batch, LogEntry, NoStorage, ReadHint, ReadOut, RunInfo, SensorKey, Storage, StorageError,
+    Batch, Keep, LogEntry, NoStorage, ReadHint, ReadOut, RunInfo, SensorKey, Storage, StorageError,
     StorageStats,
 };
 #[cfg(feature = "storage-nor")]
@@ -343,6 +343,14 @@ impl Storage for FfiStorage {
         on_evict: V,
     ) -> Result<(), StorageError> {
         each!(self, b => b.ack(key, upto, on_evict))
+    }
+    fn ack_keep<K: Keep>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        keep: &mut K,
+    ) -> Result<(), StorageError> {
+        each!(self, b => b.ack_keep(key, upto, keep))
     }
     fn evict_oldest<V: FnMut(RunInfo)>(&mut self, on_evict: V) -> Result<bool, StorageError> {
         each!(self, b => b.evict_oldest(on_evict))

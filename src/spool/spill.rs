@@ -93,6 +93,15 @@
 //! reading hundreds of sensors in turn does not rescan the log per sensor
 //! ([`Storage::read_hinted`]); a hint never changes which record comes back.
 //!
+//! Acknowledgement marks and reservations never evict owed records: the
+//! storage copies them forward ([`Storage::ack_keep`], answered from the flash
+//! parts), so a sensor's oldest owed records may sit after later ones.
+//! Eviction stays oldest first per sensor: when a full log evicts records of a
+//! sensor whose older records were copied forward, those count lost too (and
+//! are not copied again). Reservations copy forward only while the uploader
+//! drains (an acknowledgement mark was written since the last spill), so a
+//! log that fills while offline keeps evicting its oldest records as before.
+//!
 //! Records evicted from storage (storage full) while pending are counted lost
 //! at eviction and leave the pending count, but [`Spool::ack`] still accepts
 //! them as the oldest records handed out ([`Spool::evicted_in_flight`]); an
@@ -111,7 +120,7 @@ use crate::record::{self, Kind, Record};
 use crate::sensor::SeqState;
 use crate::spool::{Entry, Error, SensorHandle, Spool};
 use crate::storage::{
-    Batch, LogEntry, MAX_RESERVE_ENTRIES, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey,
+    Batch, Keep, LogEntry, MAX_RESERVE_ENTRIES, ReadHint, RecordKind, RunInfo, RunMeta, SensorKey,
     Storage, StorageError,
 };
 
@@ -213,8 +222,16 @@ pub(crate) struct SpillState<const SENSORS: usize> {
     remounts: u32,
     /// `recover_storage` has mounted the storage (only then is it mounted again
     /// after a failure: a spool that never mounted must not start writing).
-    mounted: bool,
+    /// Bit 1, "draining": an acknowledgement mark was written since the last
+    /// spill (the uploader drains), so reservations copy owed records forward
+    /// too. (Bit 0 is `mounted`; one byte for both keeps the spool's size.)
+    mounted: u8,
 }
+
+/// `SpillState::mounted` bits.
+const MOUNTED: u8 = 1;
+/// See `SpillState::mounted`.
+const DRAINING: u8 = 2;
 
 /// Default flush threshold: 80 % of the RAM sectors.
 const DEFAULT_THRESHOLD_PCT: u8 = 80;
@@ -246,7 +263,7 @@ impl<const SENSORS: usize> SpillState<SENSORS> {
             errors: 0,
             lost: 0,
             remounts: 0,
-            mounted: false,
+            mounted: 0,
         }
     }
 
@@ -290,7 +307,8 @@ fn entry_key(entry: &LogEntry) -> SensorKey {
 /// during recovery.
 #[derive(Clone, Copy, Debug, Default)]
 struct SensorLog {
-    /// First record of the oldest surviving run.
+    /// First record of the surviving runs (the smallest: records copied
+    /// forward by the storage sit after later records of their sensor).
     first: u32,
     /// One past the last record of the newest run.
     end: u32,
@@ -331,6 +349,11 @@ impl SensorLog {
                 // reached storage overlaps the first copy: the end never moves back.
                 if before(self.end, r.end_seq()) {
                     self.end = r.end_seq();
+                }
+                // Records copied forward (owed records of an evicted sector,
+                // see `Storage::ack_keep`) come after later records.
+                if before(r.first_seq, self.first) {
+                    self.first = r.first_seq;
                 }
             }
             LogEntry::Ack { upto, .. } => {
@@ -440,6 +463,45 @@ fn evicted(table: &[Entry], parts: &mut [FlashPart], lost_total: &mut u32, ev: R
     p.acked = end;
     if (end.wrapping_sub(p.read) as i32) > 0 {
         p.read = end;
+    }
+}
+
+/// What the spool still owes, for [`Storage::ack_keep`] and
+/// [`Storage::reserve_keep`]: the unacknowledged records of each flash part
+/// (`[acked, end)`) are copied forward rather than evicted.
+struct SpoolKeep<'a> {
+    table: &'a [Entry],
+    parts: &'a mut [FlashPart],
+    lost: &'a mut u32,
+    /// Copy owed records forward (else evict them, counted lost).
+    copy: bool,
+}
+
+impl Keep for SpoolKeep<'_> {
+    fn owed(&mut self, run: &RunInfo) -> Option<(u32, u32)> {
+        if !self.copy {
+            return None;
+        }
+        let key = run.key;
+        let i = self.table.binary_search_by(|e| e.key().cmp(&key)).ok()?;
+        let p = self.parts.get(i)?;
+        if p.is_empty() {
+            return None;
+        }
+        let lo = if before(run.first_seq, p.acked) {
+            p.acked
+        } else {
+            run.first_seq
+        };
+        let hi = if before(p.end, run.end_seq()) {
+            p.end
+        } else {
+            run.end_seq()
+        };
+        before(lo, hi).then_some((lo, hi))
+    }
+    fn evicted(&mut self, run: RunInfo) {
+        evicted(self.table, self.parts, self.lost, run)
     }
 }
 
@@ -556,7 +618,7 @@ impl<
             return;
         }
         if SPILL > 0
-            && self.spill.mounted
+            && self.spill.mounted & MOUNTED != 0
             && let (Some(e), Some(p)) = (self.table.get(i), self.spill.parts.get(i))
         {
             let w = e.seq.written();
@@ -597,8 +659,15 @@ impl<
             spill,
             ..
         } = self;
+        let copy = spill.mounted & DRAINING != 0;
         let SpillState { parts, lost, .. } = spill;
-        match storage.reserve(&[(key, upto)], |ev| evicted(table, parts, lost, ev)) {
+        let mut keep = SpoolKeep {
+            table,
+            parts,
+            lost,
+            copy,
+        };
+        match storage.reserve_keep(&[(key, upto)], &mut keep) {
             Ok(()) => {
                 if let Some(p) = parts.get_mut(i) {
                     p.reserved = upto;
@@ -645,11 +714,15 @@ impl<
                 spill,
                 ..
             } = self;
+            let copy = spill.mounted & DRAINING != 0;
             let SpillState { parts, lost, .. } = spill;
-            if storage
-                .reserve(&entries, |ev| evicted(table, parts, lost, ev))
-                .is_err()
-            {
+            let mut keep = SpoolKeep {
+                table,
+                parts,
+                lost,
+                copy,
+            };
+            if storage.reserve_keep(&entries, &mut keep).is_err() {
                 self.spill.errors = self.spill.errors.wrapping_add(1);
                 return;
             }
@@ -975,6 +1048,7 @@ impl<
         }
         self.spill.batches = self.spill.batches.wrapping_add(1);
         self.spill.flushed = self.spill.flushed.wrapping_add(moved);
+        self.spill.mounted &= !DRAINING;
         self.maybe_snapshot();
         Ok(moved)
     }
@@ -1011,7 +1085,7 @@ impl<
         i: usize,
         seq: u32,
     ) -> Result<Option<Record>, Error> {
-        if SPILL == 0 || !self.spill.mounted || !self.storage.is_persistent() {
+        if SPILL == 0 || self.spill.mounted & MOUNTED == 0 || !self.storage.is_persistent() {
             return Ok(None);
         }
         let (Some(e), Some(p)) = (self.table.get(i), self.spill.parts.get(i)) else {
@@ -1196,9 +1270,16 @@ impl<
             ..
         } = self;
         let SpillState { parts, lost, .. } = spill;
+        let mut keep = SpoolKeep {
+            table,
+            parts,
+            lost,
+            copy: true,
+        };
         storage
-            .ack(key, upto, |ev| evicted(table, parts, lost, ev))
+            .ack_keep(key, upto, &mut keep)
             .map_err(storage_error)?;
+        self.spill.mounted |= DRAINING;
         let SpillState { parts, lost, .. } = &mut self.spill;
         let Some(p) = parts.get_mut(i) else {
             return Err(Error::Invariant);
@@ -1355,7 +1436,7 @@ impl<
     /// [`Error::Storage`] if the storage cannot be mounted or read.
     pub fn recover_storage(&mut self) -> Result<u32, Error> {
         self.storage.mount().map_err(storage_error)?;
-        self.spill.mounted = true;
+        self.spill.mounted |= MOUNTED;
         self.spill.forget_hints();
         let mut logs = [SensorLog::default(); SPILL];
         let table = &self.table;
@@ -1439,7 +1520,7 @@ impl<
     /// mount; a complete one is appended again, and readers take the first
     /// copy).
     fn storage_ready(&mut self) -> Result<(), Error> {
-        if !self.spill.mounted || self.storage.is_mounted() {
+        if self.spill.mounted & MOUNTED == 0 || self.storage.is_mounted() {
             return Ok(());
         }
         self.storage.mount().map_err(storage_error)?;

@@ -35,6 +35,12 @@
 //! `W` bytes; no word is ever programmed twice between erases.
 //!
 //! **Sector** (`E` bytes): a header, then frames back to back, then erased space.
+//! Batch frames never use the sector's last `T` bytes (the **tail**, kept for
+//! acknowledgement, reservation and eviction frames): `T` = four
+//! acknowledgement frames (`4 x round_up(20, W)`, 80 to 128 bytes), at most a
+//! quarter of the sector's frame space rounded down to `W`, at least one
+//! acknowledgement frame (E = 256 B: 48 to 56 bytes; see "Acknowledgements
+//! never destroy unread records" below).
 //!
 //! | offset | size | field |
 //! |---|---|---|
@@ -118,6 +124,17 @@
 //! The length is not stored: `L = round_up(12 or 24 + c x record size + 4, W)`, so
 //! the header check protects it exactly as it protects a plain frame's length.
 //!
+//! **Copy-forward.** A sector that [`Storage::ack_keep`] or
+//! [`Storage::reserve_keep`] opens may begin with copies of the owed records
+//! of the sector its opening evicts (below); a copy is an ordinary batch frame,
+//! one per frame of the victim that holds owed records, with the owed part of
+//! each of its runs (same sensor, kind, sequence numbers, timing and record
+//! bytes). Copies sit after later records of their sensor in the log: readers
+//! look for the frame that holds a record itself before taking the first frame
+//! with later records, and recovery takes a sensor's smallest surviving
+//! sequence number as its first. A record is never live twice: the copies
+//! become live and the victim obsolete with the same header program.
+//!
 //! **Eviction body** (8 bytes; frame length `round_up(16, W)`): the new floor
 //! `u64` ([`Storage::evict_oldest`] with room in the newest sector; otherwise
 //! it opens a new sector whose header carries the floor).
@@ -126,14 +143,72 @@
 //! `u8`, 3 reserved bytes `0xFF`, id `u32`, `upto` `u32`: every record of that
 //! sensor with a sequence number before `upto` is acknowledged. The mark with the
 //! latest position in the log wins. A mark only ever covers records written
-//! before it in the log, so evicting the sector that holds it also evicts the
-//! records it covers: marks never need to be copied forward.
+//! before it in the log (records copied forward are owed, so no earlier mark
+//! covers them), so evicting the sector that holds it also evicts the records
+//! it covers: marks never need to be copied forward.
 //!
 //! **Reservation body** (frame length `round_up(8 + 12 x n, W)`): `n` entries
 //! of 12 bytes, ended by the padding or the CRC: source `u8`, marker `0x52`, 2
 //! bytes `0xFF`, id `u32`, `upto` `u32`: the sensor has handed out no sequence
 //! number at or after `upto` (see [`Storage::reserve`]). The largest `upto`
 //! found for a sensor anywhere on flash wins, in live sectors or not.
+//!
+//! # Acknowledgements never destroy unread records
+//!
+//! A mark or reservation needs room in the newest sector. It gets it from the
+//! tail (batch frames stop `T` bytes before the end of every sector, so up to
+//! four marks fit after a sector's last batch) or from what is left of the
+//! sector. Only when the newest sector is full, or must not be programmed again
+//! (after every mount), does a mark or reservation open the next sector, and
+//! when the ring is full that evicts the oldest sector, which may still hold
+//! records the uploader has not acknowledged (a drain of a full log: the
+//! oldest sector holds unread records of other sensors). The spool says which
+//! records it still owes ([`Keep::owed`]: the unacknowledged part of each run,
+//! from its per-sensor state; the storage keeps no table). Opening then goes:
+//!
+//! 1. erase the next sector (free: not live);
+//! 2. program, from offset `H` on, a copy of the owed records of the oldest
+//!    sector: one batch frame per frame of it that holds owed records, never
+//!    longer than that frame (the same run headers, fewer records, one frame
+//!    header and CRC), so the copies take at most what that sector's batch
+//!    frames took, at most `E - H - T` bytes;
+//! 3. program the new header (sequence number + 1, floor past the oldest
+//!    sector): the commit. Before it the new sector is not live (no valid
+//!    header) and the oldest sector is, with all its records; after it the
+//!    copies are live and the oldest sector is not. A power cut at any instant
+//!    keeps exactly one copy of every owed record; a torn header is not valid;
+//! 4. write the mark or reservation in the room left, at least `T` bytes. A
+//!    reservation frame longer than that is split (each entry stands alone).
+//!
+//! Records not owed (acknowledged, or beyond the flash part) are reported
+//! evicted as before. Data appends evict as before (a full log that receives
+//! new records drops its oldest, counted). Sectors written by earlier versions
+//! (batch frames up to the end) may hold more owed records than fit: the
+//! sector is then evicted as before.
+//!
+//! The spool answers [`Keep::owed`] with each sensor's unacknowledged flash
+//! records for marks, and for reservations only while the uploader drains (a
+//! mark was written since the last spill): a log that fills while offline
+//! keeps evicting its oldest records. Eviction by appends stays oldest first
+//! per sensor: when an append evicts records of a sensor whose older records
+//! were copied forward, the spool counts those copies lost too and does not
+//! copy them again. Limitation: until the ring evicts such orphaned copies, a
+//! reset brings them back as owed (they were counted lost, never acknowledged)
+//! and the sensor's numbering continues after the newest record the log still
+//! holds, which can hand out again the numbers of the evicted records after
+//! them (a break of the sequence-number guarantee). It takes a drain that
+//! runs while new batches overflow the log, then a reset before the ring has
+//! come round; open item (the copies would need to carry the sensor's end).
+//!
+//! Cost: nothing extra while the log is not full or the oldest sector holds
+//! nothing owed. Capacity: at most `T` bytes per sector unused by batches
+//! (about 2 % of a 4 KiB sector; marks and reservations use it). Per opening
+//! by a mark or reservation with owed records in the oldest sector: the reads
+//! of that sector (twice: size, then copy), at most `E - H - T` bytes
+//! programmed, one more program operation per copied frame plus one for the
+//! header. In a drain the owed part of the oldest sector shrinks as the
+//! uploader acknowledges. RAM: none in the storage (staging buffer and 64
+//! bytes of stack); none in the spool.
 //!
 //! # Costs
 //!
@@ -147,7 +222,8 @@
 //!   (of the free sector after the newest), after the runs of the sector that
 //!   falls below the floor have been reported. Capacity: `N - 1` sectors.
 //! - Erases = `ceil(bytes programmed / E)` (headers count as programmed bytes).
-//! - Acknowledgement: one frame of `round_up(20, W)` bytes, one program operation.
+//! - Acknowledgement: one frame of `round_up(20, W)` bytes, one program
+//!   operation (see above for one that opens a sector).
 //! - Erases: one per sector opened; sectors are used in a fixed ring order, so
 //!   the erase counts of any two sectors differ by at most one. No garbage
 //!   collection, no copying of live data.
@@ -348,6 +424,32 @@ pub enum LogEntry {
     },
 }
 
+/// What the caller of [`Storage::ack_keep`] / [`Storage::reserve_keep`] still
+/// owes: which records of a sector about to be evicted must be copied forward,
+/// and which runs are gone.
+pub trait Keep {
+    /// The records of `run` still owed (not acknowledged), as the sequence
+    /// numbers `[first, end)` inside the run, or `None` when none is. Must not
+    /// change the caller's state: it may be asked more than once per run.
+    fn owed(&mut self, run: &RunInfo) -> Option<(u32, u32)>;
+    /// Records that left the log (a whole run or the part of it not owed).
+    fn evicted(&mut self, run: RunInfo);
+}
+
+/// A [`Keep`] that owes nothing: every run is reported to the closure, as
+/// [`Storage::ack`] does.
+#[derive(Debug)]
+pub struct KeepNone<V>(pub V);
+
+impl<V: FnMut(RunInfo)> Keep for KeepNone<V> {
+    fn owed(&mut self, _: &RunInfo) -> Option<(u32, u32)> {
+        None
+    }
+    fn evicted(&mut self, run: RunInfo) {
+        (self.0)(run)
+    }
+}
+
 /// Most entries [`Storage::reserve`] takes in one call (one frame).
 pub const MAX_RESERVE_ENTRIES: usize = 16;
 
@@ -544,6 +646,31 @@ pub trait Storage {
         upto: u32,
         on_evict: V,
     ) -> Result<(), StorageError>;
+
+    /// [`Storage::ack`] that never destroys records the caller still owes:
+    /// when the mark needs a new sector whose opening would evict the oldest
+    /// one, the records of that sector that `keep` says are owed
+    /// ([`Keep::owed`]) are copied forward first (see the module docs); only
+    /// the rest is reported to [`Keep::evicted`]. The default (a store that
+    /// never evicts for a mark) is [`Storage::ack`].
+    fn ack_keep<K: Keep>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        keep: &mut K,
+    ) -> Result<(), StorageError> {
+        self.ack(key, upto, |r| keep.evicted(r))
+    }
+
+    /// [`Storage::reserve`] that never destroys records the caller still owes
+    /// (as [`Storage::ack_keep`]). The default is [`Storage::reserve`].
+    fn reserve_keep<K: Keep>(
+        &mut self,
+        entries: &[(SensorKey, u32)],
+        keep: &mut K,
+    ) -> Result<(), StorageError> {
+        self.reserve(entries, |r| keep.evicted(r))
+    }
 
     /// Persists sequence-number reservations: for each `(key, upto)`, the
     /// sensor hands out no number at or after `upto` until a later reservation

@@ -7,8 +7,8 @@ use super::frame::{
     round_up,
 };
 use super::{
-    Batch, FlashErrorKind, LogEntry, ReadHint, ReadOut, RunInfo, SensorKey, Storage, StorageError,
-    StorageStats, encoded_len, validate_batch,
+    Batch, FlashErrorKind, Keep, KeepNone, LogEntry, ReadHint, ReadOut, RunInfo, SensorKey,
+    Storage, StorageError, StorageStats, encoded_len, validate_batch,
 };
 use embedded_storage::nor_flash::{NorFlash, NorFlashError};
 
@@ -414,6 +414,40 @@ fn split_to_fill<B: Batch + ?Sized>(batch: &B, left: usize) -> Option<(usize, us
     }
 }
 
+/// The run whose header starts at `rel` in the verified batch frame `loc`,
+/// read straight from flash: (run, records offset, next run offset). The
+/// copy-forward's own walk (it programs through the staging buffer).
+fn raw_run<F: NorFlash>(
+    flash: &mut F,
+    loc: &FrameLoc,
+    rel: u32,
+) -> Result<Option<(RunInfo, u32, u32)>, StorageError> {
+    let Some(end) = loc.len.checked_sub(CRC_LEN as u32).filter(|&e| rel < e) else {
+        return Ok(None);
+    };
+    let compact = frame::is_compact(loc.tag);
+    if compact && rel != FRAME_HDR as u32 {
+        return Ok(None);
+    }
+    let at = if compact { 0 } else { rel };
+    let avail = ((end - at) as usize).min(RUN_HDR + TSD_EXTRA);
+    let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
+    let b = hb.get_mut(..avail).unwrap_or(&mut []);
+    read_at(flash, loc.abs + at, b)?;
+    let parsed = if compact {
+        frame::parse_compact_run(b, end as usize)
+    } else {
+        frame::parse_run_header(b, (end - rel) as usize)
+    };
+    Ok(match parsed {
+        RunParse::Run(info, hl, rl) => {
+            let rec = at + hl as u32;
+            Some((info, rec, rec + rl as u32))
+        }
+        RunParse::End | RunParse::Bad => None,
+    })
+}
+
 /// Serial-number "a is after b".
 const fn after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
@@ -422,6 +456,24 @@ const fn after(a: u32, b: u32) -> bool {
 impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
     const W: usize = F::WRITE_SIZE;
     const E: usize = F::ERASE_SIZE;
+    /// Length of an acknowledgement frame (and of a one-entry reservation frame).
+    const ACK_LEN: usize = round_up(FRAME_HDR + ACK_BODY + CRC_LEN, F::WRITE_SIZE);
+    /// Bytes at the end of every sector that batch frames never use (room for
+    /// marks and reservations): four acknowledgement frames, at most a
+    /// quarter of the sector's frame space, at least one acknowledgement
+    /// frame (see the module docs, "Acknowledgements never destroy unread
+    /// records").
+    const TAIL: usize = {
+        let a = Self::ACK_LEN;
+        // (Saturating: `new` refuses geometries this does not fit.)
+        let q = F::ERASE_SIZE.saturating_sub(round_up(SECTOR_HDR, F::WRITE_SIZE)) / 4;
+        let q = match q.checked_rem(F::WRITE_SIZE) {
+            Some(r) => q - r,
+            None => q,
+        };
+        let q = if q > a { q } else { a };
+        if 4 * a < q { 4 * a } else { q }
+    };
     const BUF_OK: () = {
         assert!(
             BUF >= 64 && BUF.is_multiple_of(32),
@@ -509,10 +561,16 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         self.n as usize * round_up(SECTOR_HDR, F::READ_SIZE) + Self::E
     }
 
-    /// Largest frame (padded) a sector can take.
+    /// Largest batch frame (padded) a sector can take: batch frames stay out
+    /// of the sector's last [`Self::TAIL`] bytes.
     fn max_frame(&self) -> usize {
-        let m = (Self::E - self.h as usize).min(MAX_FRAME);
+        let m = (Self::E - self.h as usize - Self::TAIL).min(MAX_FRAME);
         m - m % Self::W
+    }
+
+    /// Length of a reservation frame of `k` entries.
+    const fn reserve_len(k: usize) -> usize {
+        round_up(FRAME_HDR + k * frame::RESERVE_ENTRY + CRC_LEN, Self::W)
     }
 
     /// Frame length of a batch: compact when it is one run that fits one,
@@ -673,6 +731,272 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         self.find_oldest()
     }
 
+    /// Makes room in the newest sector for a mark or reservation frame of
+    /// `len` bytes: opens the next sector when the newest is full or must not
+    /// be programmed again, copying forward the owed records of the sector
+    /// that opening evicts ([`NorFlashStorage::open_keeping`]).
+    fn make_room<K: Keep>(&mut self, len: usize, keep: &mut K) -> Result<(), StorageError> {
+        if self.head.is_some() && !self.sealed && self.write_off as usize + len <= Self::E {
+            return Ok(());
+        }
+        if !self.open_keeping(keep)? {
+            self.open_next(0, &mut |r| keep.evicted(r))?;
+        }
+        Ok(())
+    }
+
+    /// Opens the next sector when that evicts the oldest sector and `keep`
+    /// still owes records of it: erases the next sector, copies the owed
+    /// records into it (one frame per frame of the victim holding any, no
+    /// longer than the original), then programs its header, which records
+    /// the new floor. Until that header is programmed the new sector is not
+    /// live and the victim is; from then on the copies are live and the
+    /// victim is not: a power cut at any instant keeps exactly one of them.
+    /// Batch frames never use a sector's last [`Self::TAIL`] bytes, so the
+    /// copies leave at least that much room. Returns `false` (nothing done)
+    /// when opening evicts nothing, nothing owed, or the copies would not
+    /// leave that room (a sector written by an older version).
+    fn open_keeping<K: Keep>(&mut self, keep: &mut K) -> Result<bool, StorageError> {
+        let Some(hd) = self.head else {
+            return Ok(false);
+        };
+        let seq = self.head_seq + 1;
+        if seq > frame::MAX_SECTOR_SEQ {
+            return Ok(false);
+        }
+        let floor = self
+            .floor
+            .max(seq.saturating_sub(self.n as u64 - 2))
+            .min(seq);
+        let victim = self.oldest;
+        let Some(vq) = self.sector_seq(victim)? else {
+            return Ok(false);
+        };
+        // Exactly the oldest sector falls below the new floor.
+        if vq >= floor || vq + 1 < floor {
+            return Ok(false);
+        }
+        let total = self.copy_sector(victim, None, keep)?;
+        if total == 0 || total > Self::E - self.h as usize - Self::TAIL {
+            return Ok(false);
+        }
+        let new = self.next_sector(hd);
+        self.forget_verified(new);
+        let b = self.base(new);
+        if let Err(e) = self.flash.erase(b, b + Self::E as u32) {
+            self.mounted = false;
+            return Err(ferr(e));
+        }
+        let copied = match self.copy_sector(victim, Some(b + self.h), keep) {
+            Ok(c) => c,
+            Err(e) => {
+                self.mounted = false;
+                return Err(e);
+            }
+        };
+        // Commit: the header makes the copies live and the victim obsolete.
+        let mut hb = Buf([0xFFu8; 64]);
+        for (d, s) in hb.0.iter_mut().zip(frame::sector_header(seq, floor)) {
+            *d = s;
+        }
+        let Some(bytes) = hb.0.get(..self.h as usize) else {
+            return Err(StorageError::Geometry);
+        };
+        self.cached = None;
+        if let Err(e) = self.flash.write(b, bytes) {
+            self.mounted = false;
+            return Err(ferr(e));
+        }
+        self.stats.evicted_sectors += 1;
+        self.head = Some(new);
+        self.head_seq = seq;
+        self.floor = floor;
+        self.since_snap = self.since_snap.saturating_add(1);
+        self.pending_header = false;
+        self.write_off = self.h + copied as u32;
+        self.sealed = false;
+        self.find_oldest()?;
+        Ok(true)
+    }
+
+    /// The owed part of `run` as a run (`None`: nothing owed, or an answer
+    /// that does not lie inside the run).
+    fn owed_part<K: Keep>(keep: &mut K, run: &RunInfo) -> Option<RunInfo> {
+        let (a, b) = keep.owed(run)?;
+        let lo = a.wrapping_sub(run.first_seq);
+        let hi = b.wrapping_sub(run.first_seq);
+        if lo >= hi || hi > run.count as u32 {
+            return None;
+        }
+        let mut r = *run;
+        r.first_seq = a;
+        r.count = (hi - lo) as u16;
+        r.meta.base_time = r
+            .meta
+            .base_time
+            .wrapping_add(lo as u64 * r.meta.interval as u64);
+        Some(r)
+    }
+
+    /// Copies the owed records of sector `s` (being evicted) to `dst`
+    /// (absolute offset) or, with `None`, only measures them. Returns the
+    /// bytes the copies take. When copying, the records not copied are
+    /// reported to [`Keep::evicted`].
+    fn copy_sector<K: Keep>(
+        &mut self,
+        s: u32,
+        dst: Option<u32>,
+        keep: &mut K,
+    ) -> Result<usize, StorageError> {
+        let mut pos = Pos {
+            sector: s,
+            off: 0,
+            seq: 0,
+            single: true,
+            done: false,
+            left: 1,
+            lazy: false,
+            damaged: false,
+        };
+        let mut total = 0usize;
+        while let Some(loc) = self.next_frame(&mut pos)? {
+            if !frame::is_batch(loc.tag) {
+                continue;
+            }
+            let mut rel = FRAME_HDR as u32;
+            let (mut body, mut runs, mut only) = (0usize, 0usize, RunInfo::EMPTY);
+            while let Some((info, _, next)) = self.run_at(&loc, rel)? {
+                if let Some(part) = Self::owed_part(keep, &info) {
+                    body += super::run_encoded_len(part.kind, part.count as usize);
+                    runs += 1;
+                    only = part;
+                }
+                rel = next;
+            }
+            let compact = runs == 1 && frame::compact_fits(&only);
+            let len = match runs {
+                0 => 0,
+                _ if compact => frame::compact_len(only.kind, only.count as usize, Self::W),
+                _ => round_up(FRAME_HDR + body + CRC_LEN, Self::W),
+            };
+            if let Some(d) = dst {
+                self.copy_frame(&loc, d + total as u32, len, compact, keep)?;
+            }
+            total += len;
+        }
+        Ok(total)
+    }
+
+    /// Programs at `dst` a frame of `len` bytes (0: none) holding the owed
+    /// records of the verified batch frame `loc` (one compact run when
+    /// `compact`); reports the records not copied as evicted.
+    fn copy_frame<K: Keep>(
+        &mut self,
+        loc: &FrameLoc,
+        dst: u32,
+        len: usize,
+        compact: bool,
+        keep: &mut K,
+    ) -> Result<(), StorageError> {
+        self.cached = None;
+        let chunk = BUF - BUF % Self::W;
+        let Self {
+            flash, buf, stats, ..
+        } = self;
+        let mut p = Prog {
+            flash,
+            buf: &mut buf.0[..chunk],
+            fill: 0,
+            off: dst,
+            ops: 0,
+            err: None,
+        };
+        let mut digest = CRC32.digest();
+        let mut used = 0usize;
+        if len > 0 && !compact {
+            let h = frame::frame_header(TAG_BATCH, len);
+            digest.update(&h);
+            p.push(&h);
+            used += FRAME_HDR;
+        }
+        let mut rel = FRAME_HDR as u32;
+        while let Some((info, rec, next)) = raw_run(&mut *p.flash, loc, rel)? {
+            rel = next;
+            let part = if len > 0 {
+                Self::owed_part(keep, &info)
+            } else {
+                None
+            };
+            let Some(part) = part else {
+                stats.evicted_records += info.count as u32;
+                keep.evicted(info);
+                continue;
+            };
+            // The parts of the run before and after the owed records.
+            let skip = part.first_seq.wrapping_sub(info.first_seq);
+            if skip > 0 {
+                let mut r = info;
+                r.count = skip as u16;
+                stats.evicted_records += skip;
+                keep.evicted(r);
+            }
+            let after = info.count as u32 - skip - part.count as u32;
+            if after > 0 {
+                let mut r = info;
+                r.first_seq = part.end_seq();
+                r.count = after as u16;
+                r.meta.base_time = r
+                    .meta
+                    .base_time
+                    .wrapping_add((skip + part.count as u32) as u64 * r.meta.interval as u64);
+                stats.evicted_records += after;
+                keep.evicted(r);
+            }
+            let mut hb = [0u8; RUN_HDR + TSD_EXTRA];
+            let hl = if compact {
+                frame::compact_header(&part, &mut hb)
+            } else {
+                frame::run_header(&part, &mut hb)
+            };
+            let h = hb.get(..hl).unwrap_or(&[]);
+            digest.update(h);
+            p.push(h);
+            used += hl;
+            let size = part.kind.record_size();
+            let mut from = loc.abs + rec + skip * size as u32;
+            let mut left = part.count as usize * size;
+            used += left;
+            let mut tmp = [0u8; 64];
+            while left > 0 && p.err.is_none() {
+                let k = left.min(tmp.len());
+                let t = tmp.get_mut(..k).unwrap_or(&mut []);
+                read_at(&mut *p.flash, from, t)?;
+                digest.update(t);
+                p.push(t);
+                from += k as u32;
+                left -= k;
+            }
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let Some(mut pad) = len.checked_sub(CRC_LEN + used) else {
+            return Err(StorageError::TooLarge);
+        };
+        while pad > 0 {
+            let k = pad.min(FF.len());
+            digest.update(&FF[..k]);
+            p.push(&FF[..k]);
+            pad -= k;
+        }
+        p.push(&digest.finalize().to_le_bytes());
+        p.flush();
+        match p.err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// Reports every run of sector `s` (being evicted).
     fn report_sector(
         &mut self,
@@ -712,7 +1036,12 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         on_evict: &mut impl FnMut(RunInfo),
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
-        if self.head.is_none() || self.sealed || self.write_off as usize + len > Self::E {
+        // Batch frames stay out of the sector's tail (room kept for marks).
+        let limit = match body {
+            Body::Batch(_) => Self::E - Self::TAIL,
+            Body::Ack(_) | Body::Evict(_) | Body::Reserve(_) => Self::E,
+        };
+        if self.head.is_none() || self.sealed || self.write_off as usize + len > limit {
             self.open_next(0, on_evict)?;
         }
         let Some(hd) = self.head else {
@@ -1018,6 +1347,10 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 }
             }
         }
+        // Records copied forward (see `open_keeping`) sit after later records
+        // of their sensor: a search from the oldest sector prefers the frame
+        // that holds `seq` itself over the first one with later records.
+        let mut later: Option<(FrameLoc, u32)> = None;
         while let Some(loc) = self.next_frame(&mut pos)? {
             // Frames of other sensors cost their run headers, not a CRC pass
             // (and do not crowd the verified set); a frame whose headers name
@@ -1032,8 +1365,18 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 }
             }
             if let Some((ro, r)) = self.find_in_frame(&loc, FRAME_HDR as u32, key, seq, out)? {
-                return Ok(Some((ro, self.hint_at(&loc, r))));
+                if ro.first == seq || hint.is_some() {
+                    return Ok(Some((ro, self.hint_at(&loc, r))));
+                }
+                if later.is_none() {
+                    later = Some((loc, r));
+                }
             }
+        }
+        if let Some((loc, r)) = later
+            && let Some((ro, r)) = self.find_in_frame(&loc, r, key, seq, out)?
+        {
+            return Ok(Some((ro, self.hint_at(&loc, r))));
         }
         Ok(None)
     }
@@ -1281,9 +1624,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
                     && self.n > 2
                     && !batch.whole()
                     && !self.sealed
-                    && self.write_off as usize + len > Self::E =>
+                    && self.write_off as usize + len > Self::E - Self::TAIL =>
             {
-                let left = Self::E - self.write_off as usize;
+                let left = (Self::E - Self::TAIL).saturating_sub(self.write_off as usize);
                 left - left % Self::W
             }
             _ => 0,
@@ -1340,15 +1683,28 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
             }
         }
         let mut last: Option<FrameLoc> = None;
+        // As in `search`: the frame holding `seq` itself wins over the first
+        // frame with later records (records copied forward sit after those).
+        let mut later: Option<(FrameLoc, u32)> = None;
         while let Some(loc) = self.next_frame(&mut pos)? {
             last = Some(loc);
             if !frame::is_batch(loc.tag) {
                 continue;
             }
-            if let Some((ro, _)) = self.find_in_frame(&loc, FRAME_HDR as u32, key, seq, out)? {
+            if let Some((ro, r)) = self.find_in_frame(&loc, FRAME_HDR as u32, key, seq, out)? {
+                if ro.first != seq {
+                    later = later.or(Some((loc, r)));
+                    continue;
+                }
                 self.remember(key, ro.first.wrapping_add(ro.count as u32), &loc);
                 return Ok(Some(ro));
             }
+        }
+        if let Some((loc, r)) = later
+            && let Some((ro, _)) = self.find_in_frame(&loc, r, key, seq, out)?
+        {
+            self.remember(key, ro.first.wrapping_add(ro.count as u32), &loc);
+            return Ok(Some(ro));
         }
         // Nothing more: the next read of this sensor resumes at the last frame.
         if let Some(loc) = last {
@@ -1418,14 +1774,28 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         &mut self,
         key: SensorKey,
         upto: u32,
-        mut on_evict: V,
+        on_evict: V,
+    ) -> Result<(), StorageError> {
+        self.ack_keep(key, upto, &mut KeepNone(on_evict))
+    }
+
+    /// The mark goes to the newest sector (its tail is kept free of batch
+    /// frames for marks); when that is full, the next sector is opened, and
+    /// if that evicts the oldest sector, its owed records are copied forward
+    /// first (see the module docs, "Acknowledgements never destroy unread records").
+    fn ack_keep<K: Keep>(
+        &mut self,
+        key: SensorKey,
+        upto: u32,
+        keep: &mut K,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
-        let len = round_up(FRAME_HDR + ACK_BODY + CRC_LEN, Self::W);
+        let len = Self::ACK_LEN;
+        self.make_room(len, keep)?;
         self.write_frame::<[super::Run<'_>]>(
             Body::Ack(frame::ack_body(key, upto)),
             len,
-            &mut on_evict,
+            &mut |r| keep.evicted(r),
         )?;
         self.stats.acks += 1;
         Ok(())
@@ -1434,16 +1804,43 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
     fn reserve<V: FnMut(RunInfo)>(
         &mut self,
         entries: &[(SensorKey, u32)],
-        mut on_evict: V,
+        on_evict: V,
+    ) -> Result<(), StorageError> {
+        self.reserve_keep(entries, &mut KeepNone(on_evict))
+    }
+
+    /// As [`NorFlashStorage::ack_keep`]. A frame of all the entries that does
+    /// not fit in what is left of a sector opened with copies is split: as
+    /// many entries as fit, then the rest (each entry stands on its own).
+    fn reserve_keep<K: Keep>(
+        &mut self,
+        entries: &[(SensorKey, u32)],
+        keep: &mut K,
     ) -> Result<(), StorageError> {
         self.check_mounted()?;
-        let mut body = [0xFFu8; super::MAX_RESERVE_ENTRIES * frame::RESERVE_ENTRY];
-        let n = frame::reserve_body(entries, &mut body);
-        let Some(b) = body.get(..n).filter(|b| !b.is_empty()) else {
+        let mut rest = entries
+            .get(..entries.len().min(super::MAX_RESERVE_ENTRIES))
+            .unwrap_or(&[]);
+        if rest.is_empty() {
             return Ok(());
-        };
-        let len = round_up(FRAME_HDR + n + CRC_LEN, Self::W);
-        self.write_frame::<[super::Run<'_>]>(Body::Reserve(b), len, &mut on_evict)?;
+        }
+        while !rest.is_empty() {
+            self.make_room(Self::reserve_len(rest.len()), keep)?;
+            let room = (Self::E as u32).saturating_sub(self.write_off) as usize;
+            let mut k = rest.len();
+            while k > 1 && Self::reserve_len(k) > room {
+                k -= 1;
+            }
+            let (now, later) = rest.split_at(k);
+            let mut body = [0xFFu8; super::MAX_RESERVE_ENTRIES * frame::RESERVE_ENTRY];
+            let n = frame::reserve_body(now, &mut body);
+            let Some(b) = body.get(..n).filter(|b| !b.is_empty()) else {
+                return Ok(());
+            };
+            let len = round_up(FRAME_HDR + n + CRC_LEN, Self::W);
+            self.write_frame::<[super::Run<'_>]>(Body::Reserve(b), len, &mut |r| keep.evicted(r))?;
+            rest = later;
+        }
         self.stats.reserves += 1;
         Ok(())
     }
