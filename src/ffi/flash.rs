@@ -352,6 +352,29 @@ impl Storage for FfiStorage {
     ) -> Result<(), StorageError> {
         each!(self, b => b.ack_keep(key, upto, keep))
     }
+    // Every method with a default is forwarded too: a default here would
+    // silently replace the back end's own (the reservations that keep
+    // sequence numbers unique across restarts live in these).
+    fn reserve<V: FnMut(RunInfo)>(
+        &mut self,
+        entries: &[(SensorKey, u32)],
+        on_evict: V,
+    ) -> Result<(), StorageError> {
+        each!(self, b => b.reserve(entries, on_evict))
+    }
+    fn reserve_keep<K: Keep>(
+        &mut self,
+        entries: &[(SensorKey, u32)],
+        keep: &mut K,
+    ) -> Result<(), StorageError> {
+        each!(self, b => b.reserve_keep(entries, keep))
+    }
+    fn snapshot_due(&self) -> bool {
+        each!(self, b => b.snapshot_due())
+    }
+    fn snapshot_started(&mut self) {
+        each!(self, b => b.snapshot_started())
+    }
     fn evict_oldest<V: FnMut(RunInfo)>(&mut self, on_evict: V) -> Result<bool, StorageError> {
         each!(self, b => b.evict_oldest(on_evict))
     }
