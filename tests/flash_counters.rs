@@ -7,9 +7,6 @@ use sensor_spool::storage::{
 };
 
 const KEY: SensorKey = SensorKey { source: 1, id: 42 };
-/// A source above 3 does not fit a compact frame: its batches take packed
-/// frames (variable-length run headers).
-const PACKED_KEY: SensorKey = SensorKey { source: 4, id: 42 };
 /// An id (and sequence numbers, see [`seq_base`]) of 2^28 and more make a
 /// packed run header as long as a plain one: these batches take plain frames.
 const PLAIN_KEY: SensorKey = SensorKey {
@@ -114,12 +111,6 @@ exact! {
     counters_w4_e4k_b32: KEY, 4, 4096, 1000, 32 => 1046, 273840, 69;
     counters_w8_e4k_b32: KEY, 8, 4096, 1000, 32 => 1055, 273984, 69;
     counters_w32_e4k_b32: KEY, 32, 4096, 1000, 32 => 1049, 290368, 74;
-    // Packed frames (source 4, small id and sequence numbers): frame header 4,
-    // run header 1 + 1 + 1 + 1..=3 (varint id and first sequence number), 256 B
-    // of records, CRC 4 = 268..=270 B (W = 1), 272 B (W = 4, 8), 288 B (W = 32).
-    counters_packed_w1_e4k_b32: PACKED_KEY, 1, 4096, 1000, 32 => 1055, 271314, 68;
-    counters_packed_w4_e4k_b32: PACKED_KEY, 4, 4096, 1000, 32 => 1059, 274032, 69;
-    counters_packed_w8_e4k_b32: PACKED_KEY, 8, 4096, 1000, 32 => 1059, 274048, 69;
     // Plain frames (source 4, id and sequence numbers >= 2^28, where a packed
     // header saves nothing): 4 + 12 + 256 + 4 = 276 B (W <= 4), 280 B (W = 8),
     // 288 B (W = 32); one batch per sector splits in two frames (before the
@@ -200,9 +191,6 @@ fn ratio_targets() {
         }
     }
     assert!(ratio::<8>(KEY, 32) < 1.071);
-    // Packed frames (sources above 3, or batches of several sensors) carry
-    // 2..=4 more header bytes than compact ones at these numbers.
-    assert!(ratio::<4>(PACKED_KEY, 32) <= 1.071);
     // Plain frames (ids and sequence numbers from 2^28) carry 4 more header
     // bytes: 1.0875x at W <= 4; 1.1038x at W = 8 (276 -> 280 B, one batch per
     // sector split to fill the sector up to its tail).

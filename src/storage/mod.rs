@@ -84,9 +84,11 @@
 //! | 12 or 24 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
 //!
 //! **Packed batch frame** (tag `0xB8`): a batch body whose runs have
-//! variable-length headers; written for every batch that is not one compact
-//! run whenever its body is shorter than the plain one (ids, sequence numbers
-//! and times below about 2^28: nearly always). Integers are LEB128 varints
+//! variable-length headers. Read wherever a batch frame is read, and written
+//! by the copy-forward of owed records (below) whenever it is the shorter
+//! frame for the copied runs; appends do not write it yet (a copy-forward
+//! power-cut case failed with packed appends and is not yet understood), so
+//! batches go out plain or compact. Integers are LEB128 varints
 //! (7 bits per byte, low bits first, bit 7 set on every byte but the last).
 //!
 //! | field | size | meaning |
@@ -212,7 +214,7 @@
 //!
 //! # Costs
 //!
-//! - Append: one frame (compact for one run, packed for several); `ceil((L [+ H when a sector is opened]) / BUF)` program
+//! - Append: one frame (compact for one run); `ceil((L [+ H when a sector is opened]) / BUF)` program
 //!   operations (`BUF` = staging buffer, 512 B by default, so one program
 //!   operation for frames up to 512 B). A batch that does not fit in the rest of
 //!   the newest sector is split at a record boundary: what fits closes that
