@@ -1862,7 +1862,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
             while k > 1 && Self::reserve_len(k) > room {
                 k -= 1;
             }
-            let (now, later) = rest.split_at(k);
+            let Some((now, later)) = rest.split_at_checked(k) else {
+                return Ok(());
+            };
             let mut body = [0xFFu8; super::MAX_RESERVE_ENTRIES * frame::RESERVE_ENTRY];
             let n = frame::reserve_body(now, &mut body);
             let Some(b) = body.get(..n).filter(|b| !b.is_empty()) else {
