@@ -653,6 +653,20 @@ impl<
             self.spill.errors = self.spill.errors.wrapping_add(1);
             return;
         }
+        match self.persist_reservations(&[(key, upto)]) {
+            Ok(()) => {
+                if let Some(p) = self.spill.parts.get_mut(i) {
+                    p.reserved = upto;
+                }
+                self.maybe_snapshot();
+            }
+            Err(_) => self.spill.errors = self.spill.errors.wrapping_add(1),
+        }
+    }
+
+    /// Writes reservations; during a drain (a mark written since the last
+    /// spill) a sector they open copies its owed records forward.
+    fn persist_reservations(&mut self, entries: &[(SensorKey, u32)]) -> Result<(), StorageError> {
         let Self {
             table,
             storage,
@@ -667,15 +681,7 @@ impl<
             lost,
             copy,
         };
-        match storage.reserve_keep(&[(key, upto)], &mut keep) {
-            Ok(()) => {
-                if let Some(p) = parts.get_mut(i) {
-                    p.reserved = upto;
-                }
-                self.maybe_snapshot();
-            }
-            Err(_) => self.spill.errors = self.spill.errors.wrapping_add(1),
-        }
+        storage.reserve_keep(entries, &mut keep)
     }
 
     /// Writes every sensor's reservation again when the storage says the
@@ -708,21 +714,7 @@ impl<
             if entries.is_empty() {
                 break;
             }
-            let Self {
-                table,
-                storage,
-                spill,
-                ..
-            } = self;
-            let copy = spill.mounted & DRAINING != 0;
-            let SpillState { parts, lost, .. } = spill;
-            let mut keep = SpoolKeep {
-                table,
-                parts,
-                lost,
-                copy,
-            };
-            if storage.reserve_keep(&entries, &mut keep).is_err() {
+            if self.persist_reservations(&entries).is_err() {
                 self.spill.errors = self.spill.errors.wrapping_add(1);
                 return;
             }
