@@ -95,7 +95,11 @@
 //!
 //! Acknowledgement marks and reservations never evict owed records: the
 //! storage copies them forward ([`Storage::ack_keep`], answered from the flash
-//! parts), so a sensor's oldest owed records may sit after later ones.
+//! parts), so a sensor's oldest owed records may sit after later ones. A copy
+//! never starts before a mark already on the medium: after a mark the flash
+//! part is brought up to it before any other storage call (a snapshot's
+//! reservations too), else the copy would outlive the mark and bring back
+//! acknowledged records once the mark's sector is evicted.
 //! Eviction stays oldest first per sensor: when a full log evicts records of a
 //! sensor whose older records were copied forward, those count lost too (and
 //! are not copied again). Reservations copy forward only while the uploader
@@ -1245,6 +1249,11 @@ impl<
             q.ack_hint = q.hint;
         }
         q.unsure = q.unsure.saturating_sub(rk);
+        // Only now: a snapshot's reservations may open a sector and copy owed
+        // records forward, and a copy made from the state before this mark
+        // would carry acknowledged records past it (they would come back once
+        // the mark's sector is evicted before the copy's).
+        self.maybe_snapshot();
         Ok(rk)
     }
 
@@ -1282,7 +1291,6 @@ impl<
             p.lost = p.lost.wrapping_sub(covered);
             *lost = lost.wrapping_sub(covered);
         }
-        self.maybe_snapshot();
         Ok(())
     }
 
@@ -1348,6 +1356,8 @@ impl<
         p.read = p.end;
         p.gone = 0;
         p.unsure = 0;
+        // After the state matches the mark (see `ack_stored`).
+        self.maybe_snapshot();
         Ok(n)
     }
 
