@@ -84,11 +84,10 @@
 //! | 12 or 24 | `c` x 4 (TSD) or `c` x 8 (EVT) | records |
 //!
 //! **Packed batch frame** (tag `0xB8`): a batch body whose runs have
-//! variable-length headers. Read wherever a batch frame is read, and written
-//! by the copy-forward of owed records (below) whenever it is the shorter
-//! frame for the copied runs; appends do not write it yet (a copy-forward
-//! power-cut case failed with packed appends and is not yet understood), so
-//! batches go out plain or compact. Integers are LEB128 varints
+//! variable-length headers. Read wherever a batch frame is read; appends and
+//! the copy-forward of owed records (below) write it whenever it is shorter
+//! than the plain frame for the same runs (a one-run batch that fits takes a
+//! compact frame). Integers are LEB128 varints
 //! (7 bits per byte, low bits first, bit 7 set on every byte but the last).
 //!
 //! | field | size | meaning |

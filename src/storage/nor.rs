@@ -314,15 +314,8 @@ fn packed_body_len<B: Batch + ?Sized>(batch: &B) -> usize {
 /// and times below 2^28 or so: nearly always), so a frame is never longer
 /// than [`encoded_len`] says.
 fn packed_wins<B: Batch + ?Sized>(batch: &B) -> bool {
-    PACKED_WRITES && packed_body_len(batch) < encoded_len(batch)
+    packed_body_len(batch) < encoded_len(batch)
 }
-
-/// Whether appends write packed frames. Off: with them on, the copy-forward
-/// power-cut sweep (`tests/spool_drain_full.rs`, 10 sectors, acks of 1, cut
-/// at drain op 114) brings an acknowledged record back; until that is
-/// understood batches go out plain or compact (packed frames are still read,
-/// and the copy-forward writes them when they are shorter).
-const PACKED_WRITES: bool = false;
 
 /// The run of a one-run batch that fits a compact frame.
 fn compact_run<B: Batch + ?Sized>(batch: &B) -> Option<RunInfo> {
