@@ -240,10 +240,13 @@ fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnM
                 } else {
                     let mut plain = [0u8; RUN_HDR + TSD_EXTRA];
                     let hl = frame::run_header(&info, &mut plain);
-                    hb[..hl].copy_from_slice(&plain[..hl]);
+                    for (d, s) in hb.iter_mut().zip(plain.get(..hl).unwrap_or(&[])) {
+                        *d = *s;
+                    }
                     hl
                 };
-                f(&hb[..hl]);
+                // `get`: no panic path in the C archives (hl <= MAX_RUN_HDR).
+                f(hb.get(..hl).unwrap_or(&[]));
                 used += hl + emit_records(batch, i, &info, f);
             }
         }
@@ -266,7 +269,7 @@ fn emit_frame<B: Batch + ?Sized>(body: Body<'_, B>, len: usize, f: &mut impl FnM
             used += FRAME_HDR + b.len();
         }
     }
-    let mut pad = len - CRC_LEN - used;
+    let mut pad = len.saturating_sub(CRC_LEN + used);
     while pad > 0 {
         let k = pad.min(FF.len());
         f(&FF[..k]);
