@@ -49,6 +49,9 @@ struct Pos {
     /// A damaged frame header was met in this sector: an erased word no
     /// longer ends it (it may be the padding of the damaged frame).
     damaged: bool,
+    /// The walk started at a sector start (or at a frame boundary found in
+    /// this mount): its frames may count as verified by the sector marks.
+    trusted: bool,
 }
 
 /// A frame found by a walk, its CRC already verified.
@@ -99,7 +102,9 @@ pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     /// Sequence number of the oldest live sector: older sectors are obsolete
     /// (evicted) whatever they still hold. Persisted in every sector header.
     floor: u64,
-    cached: Option<u32>,
+    /// What `buf` holds for reads: flash bytes `[start, start + len)` (one
+    /// sector's), or nothing.
+    cached: Option<(u32, u32)>,
     /// Split batches to fill sectors (see [`NorFlashStorage::set_fill_sectors`]).
     fill: bool,
     /// Last frames whose CRC checked out (absolute offsets, 0 = none; flash
@@ -114,6 +119,57 @@ pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     epoch: u16,
     stats: StorageStats,
     buf: Buf<BUF>,
+    /// Bit `q % 64`: every frame of the sector numbered `q` (not the head, at
+    /// most 63 above `vfloor`) checked out in this mount.
+    vbits: u64,
+    /// The floor `vbits` was last brought up to date with.
+    vfloor: u64,
+    /// Sectors being verified frame by frame from their start.
+    vmarks: [Vmark; VMARKS],
+    /// Slot of `vmarks` replaced last.
+    vmark_next: u8,
+    /// Runs of the frames verified last (where each sensor's next records are).
+    ring: [RunRef; RUNS],
+    /// Slot of `ring` written next.
+    ring_next: u8,
+    /// `recover` is walking the log (its runs are not noted in `ring`).
+    recovering: bool,
+}
+
+/// Sectors verified frame by frame at the same time.
+const VMARKS: usize = 2;
+/// Runs remembered from verified frames.
+const RUNS: usize = 32;
+
+/// A sector whose frames from its first one up to `upto` all checked out in
+/// this mount.
+#[derive(Clone, Copy, Debug, Default)]
+struct Vmark {
+    used: bool,
+    sector: u32,
+    seq: u64,
+    upto: u32,
+}
+
+/// A run found in a frame verified in this mount (8 bytes): `abs` the frame
+/// (0 = none), `tag` the run header's offset in it (low 16 bits), the low 8
+/// bits of the run's first sequence number and an 8-bit hash of its key.
+#[derive(Clone, Copy, Debug, Default)]
+struct RunRef {
+    abs: u32,
+    tag: u32,
+}
+
+impl RunRef {
+    fn tag(key: SensorKey, seq: u32) -> u32 {
+        (key_hash(key) & 0xFF) << 24 | (seq & 0xFF) << 16
+    }
+}
+
+/// The key hash of [`RunRef`] (a collision only costs a look at a run header).
+const fn key_hash(key: SensorKey) -> u32 {
+    let h = key.id.wrapping_mul(0x9E37_79B9) ^ key.source as u32;
+    h ^ h >> 8 ^ h >> 16 ^ h >> 24
 }
 
 fn ferr<E: NorFlashError>(e: E) -> StorageError {
@@ -441,6 +497,13 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             epoch: 0,
             stats: StorageStats::default(),
             buf: Buf([0; BUF]),
+            vbits: 0,
+            vfloor: 0,
+            vmarks: [Vmark::default(); VMARKS],
+            vmark_next: 0,
+            ring: [RunRef::default(); RUNS],
+            ring_next: 0,
+            recovering: false,
         })
     }
 
@@ -533,7 +596,12 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 Header::Frame { tag, len } => {
                     if tag == TAG_EVICT && len <= BUF {
                         read += len as u32 - FRAME_HDR as u32;
-                        if self.check_crc_uncached(base + o, len as u32)? {
+                        self.cached = None;
+                        read_at(&mut self.flash, base + o, &mut self.buf.0[..len])?;
+                        let (data, crc) = self.buf.0[..len].split_at(len - CRC_LEN);
+                        if CRC32.checksum(data)
+                            == u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]])
+                        {
                             let b = &self.buf.0[FRAME_HDR..FRAME_HDR + EVICT_BODY];
                             let f = u64::from_le_bytes([
                                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
@@ -655,6 +723,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             left: 1,
             lazy: false,
             damaged: false,
+            trusted: true,
         };
         while let Some(loc) = self.next_frame(&mut pos)? {
             if !frame::is_batch(loc.tag) {
@@ -694,9 +763,24 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             self.write_off
         };
         let chunk = BUF - BUF % Self::W;
+        // A small frame (acknowledgement, reservation) is staged on the stack:
+        // the read window in `buf` survives it.
+        let mut small = [0u8; 64];
+        let total = len
+            + if self.pending_header {
+                self.h as usize
+            } else {
+                0
+            };
+        let stage: &mut [u8] = if total <= small.len() {
+            &mut small
+        } else {
+            self.cached = None;
+            &mut self.buf.0[..chunk]
+        };
         let mut p = Prog {
             flash: &mut self.flash,
-            buf: &mut self.buf.0[..chunk],
+            buf: stage,
             fill: 0,
             off: hd * Self::E as u32 + start,
             ops: 0,
@@ -714,7 +798,6 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         emit_frame(body, len, &mut |b| p.push(b));
         p.push(&crc);
         p.flush();
-        self.cached = None;
         if let Some(e) = p.err {
             self.mounted = false;
             return Err(e);
@@ -724,7 +807,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         Ok(())
     }
 
-    /// Sector `s` is about to be erased: its frames are no longer verified.
+    /// Sector `s` is about to be erased (or evicted): its frames are no
+    /// longer verified, and nothing read from it stays cached.
     fn forget_verified(&mut self, s: u32) {
         let b = self.base(s);
         let e = Self::E as u32;
@@ -733,18 +817,114 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 *v = 0;
             }
         }
-        if self.cached.is_some_and(|c| c.wrapping_sub(b) < e) {
+        if self.cached.is_some_and(|(c, _)| c.wrapping_sub(b) < e) {
             self.cached = None;
+        }
+        for m in self.vmarks.iter_mut() {
+            if m.sector == s {
+                m.used = false;
+            }
+        }
+        for r in self.ring.iter_mut() {
+            if r.abs.wrapping_sub(b) < e {
+                r.abs = 0;
+            }
+        }
+        // The sector opened next (if this is the ring's victim) starts unverified.
+        self.vbits &= !(1u64 << (self.head_seq.wrapping_add(1) % 64));
+    }
+
+    /// Readable end of sector `s` (offset): where its frames may end.
+    fn limit(&self, s: u32) -> u32 {
+        match self.head {
+            Some(hd) if hd == s && self.pending_header => 0,
+            Some(hd) if hd == s => self.write_off,
+            _ => Self::E as u32,
         }
     }
 
-    /// Verifies a frame's CRC (caching it in `buf` when it fits).
+    /// Makes `buf` hold flash bytes `[abs, abs + n)` (one sector's), loading
+    /// up to `BUF` bytes from `abs` on (not past the readable end of its
+    /// sector) when it does not; returns where they start in `buf`, or `None`
+    /// when `n > BUF`.
+    fn win(&mut self, abs: u32, n: usize) -> Result<Option<usize>, StorageError> {
+        if let Some((st, len)) = self.cached
+            && abs >= st
+            && (abs - st) as usize + n <= len as usize
+        {
+            return Ok(Some((abs - st) as usize));
+        }
+        if n > BUF {
+            return Ok(None);
+        }
+        let s = abs / Self::E as u32;
+        let end = self.base(s) + self.limit(s);
+        if abs + n as u32 > end {
+            // Past the readable end (the head's write position): never cached.
+            return Ok(None);
+        }
+        let want = (end.saturating_sub(abs) as usize).clamp(n, BUF);
+        // What the window holds from `abs` on moves to the front and is not
+        // read again.
+        let keep = match self.cached.take() {
+            Some((st, len)) if abs >= st && abs < st + len => {
+                let from = (abs - st) as usize;
+                let k = (len as usize).min(BUF).saturating_sub(from).min(want);
+                for i in 0..k {
+                    if let Some(&b) = self.buf.0.get(from + i)
+                        && let Some(d) = self.buf.0.get_mut(i)
+                    {
+                        *d = b;
+                    }
+                }
+                k
+            }
+            _ => 0,
+        };
+        let Some(dst) = self.buf.0.get_mut(keep..want) else {
+            return Ok(None);
+        };
+        read_at(&mut self.flash, abs + keep as u32, dst)?;
+        self.cached = Some((abs, want as u32));
+        Ok(Some(0))
+    }
+
+    /// Reads `dst` at `abs` through the window of [`Self::win`].
+    fn win_read(&mut self, abs: u32, dst: &mut [u8]) -> Result<(), StorageError> {
+        let n = dst.len();
+        match self.win(abs, n)? {
+            Some(o) => match self.buf.0.get(o..o + n) {
+                Some(src) => {
+                    dst.copy_from_slice(src);
+                    Ok(())
+                }
+                None => read_at(&mut self.flash, abs, dst),
+            },
+            None => read_at(&mut self.flash, abs, dst),
+        }
+    }
+
+    /// Reads `dst` at `abs`: from the window when it holds the bytes, else
+    /// straight from flash (a small read at a known place loads no window).
+    fn small_read(&mut self, abs: u32, dst: &mut [u8]) -> Result<(), StorageError> {
+        let n = dst.len();
+        if let Some((st, len)) = self.cached
+            && abs >= st
+            && (abs - st) as usize + n <= len as usize
+        {
+            let o = (abs - st) as usize;
+            if let Some(src) = self.buf.0.get(o..o + n) {
+                dst.copy_from_slice(src);
+                return Ok(());
+            }
+        }
+        read_at(&mut self.flash, abs, dst)
+    }
+
+    /// Verifies a frame's CRC, remembering it in the small verified set
+    /// (frames met out of order; the sector marks cover the rest).
     fn check_crc(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
         if self.verified.contains(&abs) {
-            if len as usize <= BUF && self.cached != Some(abs) {
-                read_at(&mut self.flash, abs, &mut self.buf.0[..len as usize])?;
-                self.cached = Some(abs);
-            }
             return Ok(true);
         }
         let ok = self.check_crc_uncached(abs, len)?;
@@ -756,52 +936,244 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         Ok(ok)
     }
 
+    /// Whether the CRC of the frame at `abs` matches; a frame up to `BUF`
+    /// bytes is read through the window (and stays there for its runs), a
+    /// larger one streamed once.
     fn check_crc_uncached(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
         let len = len as usize;
         let Some(body) = len.checked_sub(CRC_LEN) else {
             return Ok(false);
         };
         let mut stored = [0u8; CRC_LEN];
-        if len <= BUF {
-            read_at(&mut self.flash, abs, &mut self.buf.0[..len])?;
-            let (data, crc) = self.buf.0[..len].split_at(body);
+        if let Some(o) = self.win(abs, len)? {
+            let Some((data, crc)) = self.buf.0.get(o..o + len).map(|f| f.split_at(body)) else {
+                return Ok(false);
+            };
             stored.copy_from_slice(crc);
-            let ok = CRC32.checksum(data) == u32::from_le_bytes(stored);
-            self.cached = if ok { Some(abs) } else { None };
-            return Ok(ok);
+            return Ok(CRC32.checksum(data) == u32::from_le_bytes(stored));
         }
-        self.cached = None;
         let mut digest = CRC32.digest();
         let mut p = 0usize;
-        while p < body {
-            let k = (body - p).min(BUF);
+        // What the window holds of the frame already is not read again.
+        if let Some((st, n)) = self.cached
+            && st == abs
+            && (n as usize) < body
+            && let Some(held) = self.buf.0.get(..n as usize)
+        {
+            digest.update(held);
+            p = n as usize;
+        }
+        self.cached = None;
+        let mut last = None;
+        while p < len {
+            let k = (len - p).min(BUF);
+            last = Some((abs + p as u32, k as u32));
             read_at(&mut self.flash, abs + p as u32, &mut self.buf.0[..k])?;
-            digest.update(&self.buf.0[..k]);
+            // The CRC is the last 4 bytes: digest what comes before it.
+            let d = k.min(body.saturating_sub(p));
+            digest.update(&self.buf.0[..d]);
+            for (i, b) in self.buf.0[d..k].iter().enumerate() {
+                if let Some(x) = stored.get_mut(p + d + i - body) {
+                    *x = *b;
+                }
+            }
             p += k;
         }
-        read_at(&mut self.flash, abs + body as u32, &mut stored)?;
+        // The last part stays in the window (the runs there are not read again).
+        self.cached = last;
         Ok(digest.finalize() == u32::from_le_bytes(stored))
     }
 
-    /// Reads bytes of the frame at `loc` (from the cache when possible).
+    /// Bit of `vbits` for sector number `q`, if `q` is tracked there.
+    fn vbit(&mut self, q: u64) -> Option<u64> {
+        if self.floor > self.vfloor {
+            // Sectors that fell below the floor leave the bitmap.
+            let mut f = self.vfloor;
+            while f < self.floor && f < self.vfloor + 64 {
+                self.vbits &= !(1u64 << (f % 64));
+                f += 1;
+            }
+            self.vfloor = self.floor;
+        }
+        (q >= self.vfloor && q - self.vfloor < 64 && q < self.head_seq).then(|| 1u64 << (q % 64))
+    }
+
+    /// Whether the frame at `loc` (found by a trusted walk) checked out in
+    /// this mount. Otherwise verifies the frames of its sector in order from
+    /// where that sector's verification stopped up to it (each read once, into
+    /// the window, its runs remembered), so every frame of a sector is read
+    /// for its CRC once per mount whoever reads it; a frame met out of order
+    /// (damage before it) falls back to [`Self::check_crc`].
+    fn frame_ok(&mut self, loc: &FrameLoc, trusted: bool) -> Result<bool, StorageError> {
+        if !trusted {
+            return self.check_crc(loc.abs, loc.len);
+        }
+        if let Some(bit) = self.vbit(loc.sector_seq)
+            && self.vbits & bit != 0
+        {
+            return Ok(true);
+        }
+        let slot = match self
+            .vmarks
+            .iter()
+            .position(|m| m.used && m.sector == loc.sector && m.seq == loc.sector_seq)
+        {
+            Some(i) => i,
+            None => {
+                let i = self.vmark_next as usize % VMARKS;
+                self.vmark_next = ((i + 1) % VMARKS) as u8;
+                if let Some(m) = self.vmarks.get_mut(i) {
+                    *m = Vmark {
+                        used: true,
+                        sector: loc.sector,
+                        seq: loc.sector_seq,
+                        upto: self.h,
+                    };
+                }
+                i
+            }
+        };
+        let Some(mut m) = self.vmarks.get(slot).copied() else {
+            return self.check_crc(loc.abs, loc.len);
+        };
+        if loc.off < m.upto {
+            return Ok(true);
+        }
+        let base = self.base(loc.sector);
+        let limit = self.limit(loc.sector);
+        loop {
+            let mut hb = [0u8; FRAME_HDR];
+            if m.upto + FRAME_HDR as u32 > limit {
+                break;
+            }
+            if m.upto > loc.off {
+                // Past the frame asked for: go on while the frames are in the
+                // window already (no read), so that the runs of the next
+                // frames are known before anyone asks for them.
+                let at = base + m.upto;
+                let cached = self.cached;
+                let held =
+                    |n: u32| matches!(cached, Some((st, len)) if at >= st && at + n <= st + len);
+                if !held(FRAME_HDR as u32) {
+                    break;
+                }
+                self.small_read(at, &mut hb)?;
+                match frame::parse_flash_frame_header(hb, (limit - m.upto) as usize, Self::W) {
+                    Header::Frame { len, .. } if held(len as u32) => {}
+                    _ => break,
+                }
+            }
+            self.win_read(base + m.upto, &mut hb)?;
+            let Header::Frame { tag, len } =
+                frame::parse_flash_frame_header(hb, (limit - m.upto) as usize, Self::W)
+            else {
+                break;
+            };
+            let at = FrameLoc {
+                sector: loc.sector,
+                sector_seq: loc.sector_seq,
+                off: m.upto,
+                abs: base + m.upto,
+                tag,
+                len: len as u32,
+            };
+            if !self.check_crc_uncached(at.abs, at.len)? {
+                break;
+            }
+            if frame::is_batch(tag) && !self.recovering {
+                self.note_runs(&at)?;
+            }
+            m.upto += len as u32;
+        }
+        if let Some(x) = self.vmarks.get_mut(slot) {
+            *x = m;
+        }
+        if loc.off < m.upto {
+            self.maybe_complete(slot)?;
+            return Ok(true);
+        }
+        // Damage before the frame (or a frame the marks cannot reach).
+        self.check_crc(loc.abs, loc.len)
+    }
+
+    /// A sector mark that reached the end of a sector other than the head
+    /// (the end seen from the window, no extra read) turns into its bit.
+    fn maybe_complete(&mut self, slot: usize) -> Result<(), StorageError> {
+        let Some(m) = self.vmarks.get(slot).copied() else {
+            return Ok(());
+        };
+        let e = Self::E as u32;
+        if Some(m.sector) == self.head {
+            return Ok(());
+        }
+        let abs = self.base(m.sector) + m.upto;
+        let end = m.upto + FRAME_HDR as u32 > e
+            || matches!(self.cached, Some((st, len)) if abs >= st && abs + FRAME_HDR as u32 <= st + len)
+                && {
+                    let mut hb = [0u8; FRAME_HDR];
+                    self.small_read(abs, &mut hb)?;
+                    hb == [0xFF; FRAME_HDR]
+                };
+        if end && let Some(bit) = self.vbit(m.seq) {
+            self.vbits |= bit;
+            if let Some(x) = self.vmarks.get_mut(slot) {
+                x.used = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remembers the runs of a batch frame just verified (see `ring`).
+    fn note_runs(&mut self, loc: &FrameLoc) -> Result<(), StorageError> {
+        let mut rel = FRAME_HDR as u32;
+        while let Some((info, _, next)) = self.run_hdr(loc, rel, false)? {
+            let i = self.ring_next as usize % RUNS;
+            self.ring_next = ((i + 1) % RUNS) as u8;
+            if let Some(r) = self.ring.get_mut(i) {
+                *r = RunRef {
+                    abs: loc.abs,
+                    tag: RunRef::tag(info.key, info.first_seq) | (rel & 0xFFFF),
+                };
+            }
+            rel = next;
+        }
+        Ok(())
+    }
+
+    /// Reads bytes of the frame at `loc` (from the window when it holds them).
     fn frame_bytes(
         &mut self,
         loc: &FrameLoc,
         rel: u32,
         dst: &mut [u8],
     ) -> Result<(), StorageError> {
-        let r = rel as usize;
-        let cached = if self.cached == Some(loc.abs) {
-            self.buf.0.get(r..r + dst.len())
-        } else {
-            None
-        };
-        if let Some(src) = cached {
-            dst.copy_from_slice(src);
-            Ok(())
-        } else {
-            read_at(&mut self.flash, loc.abs + rel, dst)
+        self.small_read(loc.abs + rel, dst)
+    }
+
+    /// Sequence number of sector `s` if it is live, without a read when the
+    /// sector was verified in this mount (sectors are numbered in ring order,
+    /// so a live sector's number follows from its distance to the head).
+    fn live_seq(&mut self, s: u32) -> Result<Option<u64>, StorageError> {
+        if let Some(hd) = self.head {
+            let d = if hd >= s { hd - s } else { hd + self.n - s } as u64;
+            if let Some(q) = self.head_seq.checked_sub(d)
+                && q >= self.floor
+            {
+                if self
+                    .vmarks
+                    .iter()
+                    .any(|m| m.used && m.sector == s && m.seq == q)
+                {
+                    return Ok(Some(q));
+                }
+                if let Some(bit) = self.vbit(q)
+                    && self.vbits & bit != 0
+                {
+                    return Ok(Some(q));
+                }
+            }
         }
+        self.sector_seq(s)
     }
 
     /// The run whose header starts at `rel` in a verified batch frame:
@@ -929,7 +1301,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         if sector >= self.n || off < self.h || (self.head == Some(sector) && self.pending_header) {
             return Ok(None);
         }
-        Ok(match self.sector_seq(sector)? {
+        Ok(match self.live_seq(sector)? {
             Some(q) if q as u32 == hint.check => Some((sector, off, q)),
             _ => None,
         })
@@ -950,55 +1322,108 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     ) -> Result<Option<(ReadOut, ReadHint)>, StorageError> {
         let mut pos = self.start_pos();
         pos.lazy = true;
+        if let Some(found) = self.ring_lookup(key, seq, out)? {
+            return Ok(Some(found));
+        }
         if let Some(hint) = hint
             && let Some((sector, off, sseq)) = self.hint_pos(&hint)?
         {
             pos.sector = sector;
             pos.off = off;
             pos.seq = sseq;
+            // A position found in this mount is a frame boundary: the walk
+            // from it may use the sector marks.
+            pos.trusted = (hint.extra >> 16) as u16 == self.epoch;
             let rel = hint.extra & 0xFFFF;
-            if rel != 0 && (hint.extra >> 16) as u16 == self.epoch {
+            if rel != 0 && pos.trusted {
                 // A frame whose CRC checked out in this mount; its sector has
                 // not been erased since, so its bytes are unchanged.
-                let abs = hint.pos;
-                let mut hb = [0u8; FRAME_HDR];
-                read_at(&mut self.flash, abs, &mut hb)?;
-                let room = (Self::E as u32 - off) as usize;
-                if let Header::Frame { tag, len } =
-                    frame::parse_flash_frame_header(hb, room, Self::W)
-                    && frame::is_batch(tag)
-                    && rel < len as u32
+                if let Some(loc) = self.batch_at(sector, sseq, off)?
+                    && rel < loc.len
                 {
-                    let loc = FrameLoc {
-                        sector,
-                        sector_seq: sseq,
-                        off,
-                        abs,
-                        tag,
-                        len: len as u32,
-                    };
                     if let Some((ro, r)) = self.find_in_frame(&loc, rel, key, seq, out)? {
                         return Ok(Some((ro, self.hint_at(&loc, r))));
                     }
-                    pos.off = off + len as u32;
+                    pos.off = off + loc.len;
                 }
             }
         }
         while let Some(loc) = self.next_frame(&mut pos)? {
-            // Frames of other sensors cost their run headers, not a CRC pass
-            // (and do not crowd the verified set); a frame whose headers name
-            // the records is verified before anything in it is used.
-            if !self.verified.contains(&loc.abs) {
-                if !self.peek_frame(&loc, key, seq)? {
-                    continue;
-                }
-                if !self.check_crc(loc.abs, loc.len)? {
-                    self.stats.bad_frames += 1;
-                    continue;
-                }
+            // Frames of other sensors cost their run headers (mostly read
+            // with the window that holds the frame); a frame whose headers
+            // name the records is verified before anything in it is used.
+            if !self.peek_frame(&loc, key, seq)? {
+                continue;
+            }
+            if !self.frame_ok(&loc, pos.trusted)? {
+                self.stats.bad_frames += 1;
+                continue;
             }
             if let Some((ro, r)) = self.find_in_frame(&loc, FRAME_HDR as u32, key, seq, out)? {
                 return Ok(Some((ro, self.hint_at(&loc, r))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The batch frame at offset `off` of live sector `sector` (numbered
+    /// `sseq`), from its header alone: only for boundaries of frames verified
+    /// in this mount.
+    fn batch_at(
+        &mut self,
+        sector: u32,
+        sseq: u64,
+        off: u32,
+    ) -> Result<Option<FrameLoc>, StorageError> {
+        let abs = self.base(sector) + off;
+        let mut hb = [0u8; FRAME_HDR];
+        self.small_read(abs, &mut hb)?;
+        let room = (Self::E as u32).saturating_sub(off) as usize;
+        Ok(match frame::parse_flash_frame_header(hb, room, Self::W) {
+            Header::Frame { tag, len } if frame::is_batch(tag) => Some(FrameLoc {
+                sector,
+                sector_seq: sseq,
+                off,
+                abs,
+                tag,
+                len: len as u32,
+            }),
+            _ => None,
+        })
+    }
+
+    /// A run of `key` starting at `seq` remembered from a frame verified in
+    /// this mount: its records, read without any search.
+    fn ring_lookup(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<Option<(ReadOut, ReadHint)>, StorageError> {
+        let want = RunRef::tag(key, seq);
+        let e = Self::E as u32;
+        // Newest first: the run asked for was most likely noted last.
+        for j in 0..RUNS {
+            let i = (self.ring_next as usize + RUNS - 1 - j) % RUNS;
+            let Some(r) = self.ring.get(i).copied() else {
+                break;
+            };
+            if r.abs == 0 || r.tag & 0xFFFF_0000 != want {
+                continue;
+            }
+            let (sector, off) = (r.abs / e, r.abs % e);
+            let Some(sseq) = self.live_seq(sector)? else {
+                continue;
+            };
+            let Some(loc) = self.batch_at(sector, sseq, off)? else {
+                continue;
+            };
+            let rel = r.tag & 0xFFFF;
+            if let Some((ro, at)) = self.find_in_frame(&loc, rel, key, seq, out)?
+                && ro.first == seq
+                && at == rel
+            {
+                return Ok(Some((ro, self.hint_at(&loc, at))));
             }
         }
         Ok(None)
@@ -1034,6 +1459,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             left: self.n,
             lazy: false,
             damaged: false,
+            trusted: true,
         }
     }
 
@@ -1086,7 +1512,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 e
             };
             if pos.off == 0 {
-                match self.sector_seq(pos.sector)? {
+                pos.trusted = true;
+                match self.live_seq(pos.sector)? {
                     Some(seq) if limit > 0 => {
                         pos.seq = seq;
                         pos.off = self.h;
@@ -1103,7 +1530,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             }
             let abs = self.base(pos.sector) + pos.off;
             let mut hb = [0u8; FRAME_HDR];
-            read_at(&mut self.flash, abs, &mut hb)?;
+            self.win_read(abs, &mut hb)?;
             match frame::parse_flash_frame_header(hb, (limit - pos.off) as usize, Self::W) {
                 Header::Erased if pos.damaged => {
                     // Maybe the padding of the damaged frame: the next frame
@@ -1139,7 +1566,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                         // The caller checks the CRC if it wants the frame.
                         return Ok(Some(loc));
                     }
-                    if self.check_crc(abs, len as u32)? {
+                    if self.frame_ok(&loc, pos.trusted)? {
                         return Ok(Some(loc));
                     }
                     self.stats.bad_frames += 1;
@@ -1156,6 +1583,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         self.mounted = false;
         self.cached = None;
         self.verified = [0; VERIFY];
+        self.vbits = 0;
+        self.vmarks = [Vmark::default(); VMARKS];
+        self.ring = [RunRef::default(); RUNS];
         self.cursors = [Cursor::default(); CURSORS];
         self.epoch = self.epoch.wrapping_add(1).max(1);
         self.pending_header = false;
@@ -1195,6 +1625,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         // next frame opens a fresh sector (one erase, and the head's unused
         // tail, per mount that is followed by a write).
         self.sealed = true;
+        self.vfloor = self.floor;
         self.stats = StorageStats {
             mount_bytes_read: read,
             ..StorageStats::default()
@@ -1368,14 +1799,14 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
             ReadHint {
                 pos: self.base(hd) + self.write_off,
                 check: self.head_seq as u32,
-                extra: 0,
+                extra: (self.epoch as u32) << 16,
             }
         } else {
             // The next append opens the next sector of the ring.
             ReadHint {
                 pos: self.base(self.next_sector(hd)) + self.h,
                 check: self.head_seq.wrapping_add(1) as u32,
-                extra: 0,
+                extra: (self.epoch as u32) << 16,
             }
         }
     }
@@ -1477,8 +1908,54 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         Ok(true)
     }
 
-    fn recover<V: FnMut(LogEntry)>(&mut self, mut f: V) -> Result<(), StorageError> {
+    fn recover<V: FnMut(LogEntry)>(&mut self, f: V) -> Result<(), StorageError> {
         self.check_mounted()?;
+        self.recovering = true;
+        let r = self.recover_walk(f);
+        self.recovering = false;
+        r
+    }
+
+    fn stats(&self) -> StorageStats {
+        let mut s = self.stats;
+        s.sectors = self.n;
+        s.sector_size = Self::E as u32;
+        s.head_seq = if self.head.is_some() {
+            self.head_seq
+        } else {
+            0
+        };
+        s.head_free = match self.head {
+            Some(_) if !self.sealed => Self::E as u32 - self.write_off,
+            _ => 0,
+        };
+        s
+    }
+}
+
+/// The mount state `storage::inspect` walks the flash with (read-only).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct MountView {
+    /// Number of sectors.
+    pub n: u32,
+    /// Sector header length (padded to `WRITE_SIZE`).
+    pub h: u32,
+    /// Newest sector, if any.
+    pub head: Option<u32>,
+    /// Its sequence number.
+    pub head_seq: u64,
+    /// Sequence number of the oldest live sector.
+    pub floor: u64,
+    /// Where the frames of the newest sector end (as found by mount).
+    pub write_off: u32,
+    /// Whether `mount` succeeded.
+    pub mounted: bool,
+}
+
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
+    /// The walk of [`Storage::recover`]: every frame read once (verified
+    /// through the window, its runs parsed from it).
+    fn recover_walk<V: FnMut(LogEntry)>(&mut self, mut f: V) -> Result<(), StorageError> {
         let mut pos = self.start_pos();
         while let Some(loc) = self.next_frame(&mut pos)? {
             if loc.tag == TAG_ACK {
@@ -1520,43 +1997,6 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         Ok(())
     }
 
-    fn stats(&self) -> StorageStats {
-        let mut s = self.stats;
-        s.sectors = self.n;
-        s.sector_size = Self::E as u32;
-        s.head_seq = if self.head.is_some() {
-            self.head_seq
-        } else {
-            0
-        };
-        s.head_free = match self.head {
-            Some(_) if !self.sealed => Self::E as u32 - self.write_off,
-            _ => 0,
-        };
-        s
-    }
-}
-
-/// The mount state `storage::inspect` walks the flash with (read-only).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct MountView {
-    /// Number of sectors.
-    pub n: u32,
-    /// Sector header length (padded to `WRITE_SIZE`).
-    pub h: u32,
-    /// Newest sector, if any.
-    pub head: Option<u32>,
-    /// Its sequence number.
-    pub head_seq: u64,
-    /// Sequence number of the oldest live sector.
-    pub floor: u64,
-    /// Where the frames of the newest sector end (as found by mount).
-    pub write_off: u32,
-    /// Whether `mount` succeeded.
-    pub mounted: bool,
-}
-
-impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
     /// What mount found (for `storage::inspect`; additive, read-only).
     pub(super) fn mount_view(&self) -> MountView {
         MountView {
