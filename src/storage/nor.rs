@@ -151,25 +151,21 @@ struct Vmark {
     upto: u32,
 }
 
-/// A run found in a frame verified in this mount (8 bytes): `abs` the frame
-/// (0 = none), `tag` the run header's offset in it (low 16 bits), the low 8
-/// bits of the run's first sequence number and an 8-bit hash of its key.
+/// A run found in a frame verified in this mount (20 bytes): the frame at
+/// `abs` (0 = none), the run header's offset `rel` in it, where its records
+/// start (`rec`), and the run itself, so that its records are read with no
+/// header read and no search.
 #[derive(Clone, Copy, Debug, Default)]
 struct RunRef {
     abs: u32,
-    tag: u32,
-}
-
-impl RunRef {
-    fn tag(key: SensorKey, seq: u32) -> u32 {
-        (key_hash(key) & 0xFF) << 24 | (seq & 0xFF) << 16
-    }
-}
-
-/// The key hash of [`RunRef`] (a collision only costs a look at a run header).
-const fn key_hash(key: SensorKey) -> u32 {
-    let h = key.id.wrapping_mul(0x9E37_79B9) ^ key.source as u32;
-    h ^ h >> 8 ^ h >> 16 ^ h >> 24
+    first: u32,
+    id: u32,
+    rel: u16,
+    rec: u16,
+    count: u16,
+    source: u8,
+    /// 0: none, 1: TSD, 2: EVT.
+    kind: u8,
 }
 
 fn ferr<E: NorFlashError>(e: E) -> StorageError {
@@ -573,6 +569,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     /// from the floor to the head (an evicted sector keeps its header until
     /// it is erased, or after an erase cut at its first instant).
     fn sector_seq(&mut self, s: u32) -> Result<Option<u64>, StorageError> {
+        if let Some(q) = self.known_seq(s) {
+            return Ok(Some(q));
+        }
         let (floor, head) = (self.floor, self.head_seq);
         Ok(self
             .raw_header(s)?
@@ -1126,13 +1125,22 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     /// Remembers the runs of a batch frame just verified (see `ring`).
     fn note_runs(&mut self, loc: &FrameLoc) -> Result<(), StorageError> {
         let mut rel = FRAME_HDR as u32;
-        while let Some((info, _, next)) = self.run_hdr(loc, rel, false)? {
+        while let Some((info, rec, next)) = self.run_hdr(loc, rel, false)? {
             let i = self.ring_next as usize % RUNS;
             self.ring_next = ((i + 1) % RUNS) as u8;
             if let Some(r) = self.ring.get_mut(i) {
                 *r = RunRef {
                     abs: loc.abs,
-                    tag: RunRef::tag(info.key, info.first_seq) | (rel & 0xFFFF),
+                    first: info.first_seq,
+                    id: info.key.id,
+                    rel: rel as u16,
+                    rec: rec as u16,
+                    count: info.count,
+                    source: info.key.source,
+                    kind: match info.kind {
+                        super::RecordKind::Tsd => 1,
+                        super::RecordKind::Evt => 2,
+                    },
                 };
             }
             rel = next;
@@ -1154,26 +1162,27 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     /// sector was verified in this mount (sectors are numbered in ring order,
     /// so a live sector's number follows from its distance to the head).
     fn live_seq(&mut self, s: u32) -> Result<Option<u64>, StorageError> {
-        if let Some(hd) = self.head {
-            let d = if hd >= s { hd - s } else { hd + self.n - s } as u64;
-            if let Some(q) = self.head_seq.checked_sub(d)
-                && q >= self.floor
-            {
-                if self
-                    .vmarks
-                    .iter()
-                    .any(|m| m.used && m.sector == s && m.seq == q)
-                {
-                    return Ok(Some(q));
-                }
-                if let Some(bit) = self.vbit(q)
-                    && self.vbits & bit != 0
-                {
-                    return Ok(Some(q));
-                }
-            }
-        }
         self.sector_seq(s)
+    }
+
+    /// The number of live sector `s` when a sector mark or bit of this mount
+    /// vouches for its header (no read).
+    fn known_seq(&mut self, s: u32) -> Option<u64> {
+        let hd = self.head?;
+        let d = if hd >= s { hd - s } else { hd + self.n - s } as u64;
+        let q = self.head_seq.checked_sub(d)?;
+        if q < self.floor {
+            return None;
+        }
+        if self
+            .vmarks
+            .iter()
+            .any(|m| m.used && m.sector == s && m.seq == q)
+        {
+            return Some(q);
+        }
+        let bit = self.vbit(q)?;
+        (self.vbits & bit != 0).then_some(q)
     }
 
     /// The run whose header starts at `rel` in a verified batch frame:
@@ -1263,22 +1272,23 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         Ok(None)
     }
 
-    /// Whether the batch frame `loc`, its CRC not checked, seems to hold
-    /// records of `key` at or after `seq` (its run headers alone are read).
+    /// Where the batch frame `loc`, its CRC not checked, seems to hold
+    /// records of `key` at or after `seq`: the offset of that run's header
+    /// (its run headers alone are read).
     fn peek_frame(
         &mut self,
         loc: &FrameLoc,
         key: SensorKey,
         seq: u32,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Option<u32>, StorageError> {
         let mut rel = FRAME_HDR as u32;
         while let Some((run, _, next)) = self.run_hdr(loc, rel, false)? {
             if run.key == key && (run.contains(seq) || after(run.first_seq, seq)) {
-                return Ok(true);
+                return Ok(Some(rel));
             }
             rel = next;
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Hint: the verified batch frame at `loc`, its run header at `rel`.
@@ -1352,14 +1362,15 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             // Frames of other sensors cost their run headers (mostly read
             // with the window that holds the frame); a frame whose headers
             // name the records is verified before anything in it is used.
-            if !self.peek_frame(&loc, key, seq)? {
+            let Some(rel) = self.peek_frame(&loc, key, seq)? else {
                 continue;
-            }
+            };
             if !self.frame_ok(&loc, pos.trusted)? {
                 self.stats.bad_frames += 1;
                 continue;
             }
-            if let Some((ro, r)) = self.find_in_frame(&loc, FRAME_HDR as u32, key, seq, out)? {
+            // The runs before `rel` (now verified) are not this sensor's.
+            if let Some((ro, r)) = self.find_in_frame(&loc, rel, key, seq, out)? {
                 return Ok(Some((ro, self.hint_at(&loc, r))));
             }
         }
@@ -1400,7 +1411,6 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         seq: u32,
         out: &mut [u8],
     ) -> Result<Option<(ReadOut, ReadHint)>, StorageError> {
-        let want = RunRef::tag(key, seq);
         let e = Self::E as u32;
         // Newest first: the run asked for was most likely noted last.
         for j in 0..RUNS {
@@ -1408,22 +1418,61 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             let Some(r) = self.ring.get(i).copied() else {
                 break;
             };
-            if r.abs == 0 || r.tag & 0xFFFF_0000 != want {
+            if r.abs == 0
+                || r.id != key.id
+                || r.source != key.source
+                || seq.wrapping_sub(r.first) >= u32::from(r.count)
+            {
                 continue;
             }
             let (sector, off) = (r.abs / e, r.abs % e);
             let Some(sseq) = self.live_seq(sector)? else {
                 continue;
             };
+            let at = FrameLoc {
+                sector,
+                sector_seq: sseq,
+                off,
+                abs: r.abs,
+                tag: 0,
+                len: 0,
+            };
+            let hint = self.hint_at(&at, u32::from(r.rel));
+            if r.kind == 2 {
+                // EVT: the records alone (the run is known exactly).
+                let size = 8usize;
+                let skip = seq.wrapping_sub(r.first) as usize;
+                let count = (r.count as usize - skip).min(out.len() / size);
+                let Some(dst) = out.get_mut(..count * size).filter(|d| !d.is_empty()) else {
+                    return Err(StorageError::BufferTooSmall);
+                };
+                self.small_read(r.abs + u32::from(r.rec) + (skip * size) as u32, dst)?;
+                let run = RunInfo {
+                    key,
+                    kind: super::RecordKind::Evt,
+                    first_seq: r.first,
+                    count: r.count,
+                    meta: super::RunMeta::default(),
+                };
+                return Ok(Some((
+                    ReadOut {
+                        run,
+                        first: seq,
+                        count,
+                    },
+                    hint,
+                )));
+            }
+            // TSD: the run header holds its timing.
             let Some(loc) = self.batch_at(sector, sseq, off)? else {
                 continue;
             };
-            let rel = r.tag & 0xFFFF;
+            let rel = u32::from(r.rel);
             if let Some((ro, at)) = self.find_in_frame(&loc, rel, key, seq, out)?
                 && ro.first == seq
                 && at == rel
             {
-                return Ok(Some((ro, self.hint_at(&loc, at))));
+                return Ok(Some((ro, hint)));
             }
         }
         Ok(None)
@@ -1530,7 +1579,13 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             }
             let abs = self.base(pos.sector) + pos.off;
             let mut hb = [0u8; FRAME_HDR];
-            self.win_read(abs, &mut hb)?;
+            if pos.lazy {
+                // A search reads frame headers alone (the window is loaded
+                // only to verify frames).
+                self.small_read(abs, &mut hb)?;
+            } else {
+                self.win_read(abs, &mut hb)?;
+            }
             match frame::parse_flash_frame_header(hb, (limit - pos.off) as usize, Self::W) {
                 Header::Erased if pos.damaged => {
                     // Maybe the padding of the damaged frame: the next frame
