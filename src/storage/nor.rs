@@ -68,17 +68,21 @@ struct FrameLoc {
 /// Power-loss-safe log of record batches on a plain `NorFlash`.
 ///
 /// RAM: `size_of::<NorFlashStorage<F, BUF>>()` = `size_of::<F>()` + `BUF` + about
-/// 250 bytes (head position, four read cursors, four verified frames, counters;
-/// `4 * (VERIFY - 4)` more for a larger `VERIFY`; measured on x86-64 in
-/// `tests/flash_counters.rs`), independent of the flash size: no per-sector or per-sensor tables. `BUF` (default 512, a
-/// multiple of 32, at least 64) is the staging buffer for program operations
-/// and for verifying frames; frames up to `BUF` bytes are programmed in one
-/// operation and verified with one read. `VERIFY` (default 4, 1..=255) is how
-/// many frames are remembered as CRC-verified (4 bytes each): each frame's CRC
-/// is checked on its first use after a mount or an erase, and again only once
-/// it has left this set, so a workload where many sensors read from the same
-/// frames in turn (a gateway with hundreds of sensors) wants it about as large
-/// as the number of frames one flush batch spans times two.
+/// 970 bytes (head position, four read cursors, four verified frames,
+/// counters, and the read index: 32 run references of 20 bytes, two sector
+/// verification marks, a 64-sector verified bitmap; `4 * (VERIFY - 4)` more
+/// for a larger `VERIFY`; measured on x86-64 in `tests/flash_counters.rs`),
+/// independent of the flash size: no per-sector or per-sensor tables. `BUF`
+/// (default 512, a multiple of 32, at least 64) is the staging buffer for
+/// program operations, for verifying frames, and the read window; frames up
+/// to `BUF` bytes are programmed in one operation and verified with one read.
+///
+/// Reads: the frames of a sector are verified in order, once per mount,
+/// whoever reads them (a sector mark, then a bit once the whole sector
+/// checked out); the runs of the frames verified are remembered, so a
+/// sensor's next records are read directly. `VERIFY` (default 4, 1..=255) is
+/// how many frames met out of that order (after damage in their sector) are
+/// remembered as CRC-verified (4 bytes each).
 ///
 /// Geometry: `WRITE_SIZE` a power of two in 1..=32, `ERASE_SIZE` a multiple of
 /// `WRITE_SIZE` in 256 B..=1 MiB (frames are at most 64 KiB), `READ_SIZE` a
@@ -596,12 +600,18 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                     if tag == TAG_EVICT && len <= BUF {
                         read += len as u32 - FRAME_HDR as u32;
                         self.cached = None;
-                        read_at(&mut self.flash, base + o, &mut self.buf.0[..len])?;
-                        let (data, crc) = self.buf.0[..len].split_at(len - CRC_LEN);
-                        if CRC32.checksum(data)
-                            == u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]])
+                        let Some(fb) = self.buf.0.get_mut(..len) else {
+                            break;
+                        };
+                        read_at(&mut self.flash, base + o, fb)?;
+                        let (data, crc) = fb.split_at(len.saturating_sub(CRC_LEN));
+                        let mut c = [0u8; CRC_LEN];
+                        for (d, s) in c.iter_mut().zip(crc) {
+                            *d = *s;
+                        }
+                        if CRC32.checksum(data) == u32::from_le_bytes(c)
+                            && let Some(b) = fb.get(FRAME_HDR..FRAME_HDR + EVICT_BODY)
                         {
-                            let b = &self.buf.0[FRAME_HDR..FRAME_HDR + EVICT_BODY];
                             let f = u64::from_le_bytes([
                                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
                             ]);
@@ -967,12 +977,16 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         while p < len {
             let k = (len - p).min(BUF);
             last = Some((abs + p as u32, k as u32));
-            read_at(&mut self.flash, abs + p as u32, &mut self.buf.0[..k])?;
+            let Some(chunk) = self.buf.0.get_mut(..k) else {
+                return Ok(false);
+            };
+            read_at(&mut self.flash, abs + p as u32, chunk)?;
             // The CRC is the last 4 bytes: digest what comes before it.
             let d = k.min(body.saturating_sub(p));
-            digest.update(&self.buf.0[..d]);
-            for (i, b) in self.buf.0[d..k].iter().enumerate() {
-                if let Some(x) = stored.get_mut(p + d + i - body) {
+            let (data, tail) = chunk.split_at(d.min(chunk.len()));
+            digest.update(data);
+            for (i, b) in tail.iter().enumerate() {
+                if let Some(x) = stored.get_mut((p + d + i).wrapping_sub(body)) {
                     *x = *b;
                 }
             }
