@@ -200,16 +200,18 @@ fn measure(w: Workload, per: u32, chunk: u32) -> Measured {
 fn interleaved_sensors_read_at_most_twice_their_on_flash_size() {
     // (workload, records per sensor, records read per sensor in turn,
     // ceiling of bytes read per record over on-flash size, of recovery reads
-    // over used bytes). The goal (2x, 1.0x) holds for one record per sensor
-    // in turn with one-run and 16-run frames; the other ceilings are the
-    // figures measured (regression bounds, see docs/storage.md).
+    // over used bytes). The read goal (2x) holds for one record per sensor in
+    // turn with one-run and 16-run frames; the other ceilings, and the
+    // recovery ones (goal 1.0x: mount's sector headers and the newest
+    // sector's frame headers are read twice), are the figures measured
+    // (regression bounds, see docs/storage.md).
     let cases = [
         (Workload::OneSample, 300, 1, 2.0, 1.03),
         (Workload::ThirtyTwo, 300, 1, 2.0, 1.04),
-        (Workload::Threshold, 600, 1, 2.5, 1.25),
+        (Workload::Threshold, 600, 1, 2.5, 1.04),
         (Workload::OneSample, 300, 10, 15.5, 1.03),
         (Workload::ThirtyTwo, 300, 10, 11.0, 1.04),
-        (Workload::Threshold, 600, 10, 2.3, 1.25),
+        (Workload::Threshold, 600, 10, 2.3, 1.04),
     ];
     for (w, per, chunk, max_ratio, max_rec) in cases {
         let m = measure(w, per, chunk);

@@ -152,9 +152,11 @@
 //!   not verified in this mount (`tests/spool_flash_interleaved.rs` measures
 //!   the worst call per kind). `recover` is one call that reads the log once.
 //! - `recover` (full inventory of runs and marks) reads every frame once: its
-//!   CRC and its run headers from the same read for frames up to `BUF`; a
-//!   larger frame is streamed for its CRC and its run headers (12 or 24 bytes
-//!   each) are read again. Mount adds the sector headers.
+//!   CRC and its run headers from the same read (a frame larger than `BUF` is
+//!   streamed and its run headers parsed as they pass, up to 32 EVT or 16 TSD
+//!   runs; the runs of a frame with more are read again, 12 or 24 bytes
+//!   each). Mount adds the sector headers and the newest sector's frame
+//!   headers, which the walk reads again.
 //!
 //! # Power loss
 //!

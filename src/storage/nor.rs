@@ -138,6 +138,11 @@ pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     ring_next: u8,
     /// `recover` is walking the log (its runs are not noted in `ring`).
     recovering: bool,
+    /// While recovering: the frame (larger than `BUF`) whose runs the
+    /// streamed CRC pass parsed into `ring` (0 = none), and how many slots
+    /// they take (`u8::MAX`: not all of them fitted).
+    parsed: u32,
+    parsed_n: u8,
 }
 
 /// Sectors verified frame by frame at the same time.
@@ -170,6 +175,153 @@ struct RunRef {
     source: u8,
     /// 0: none, 1: TSD, 2: EVT.
     kind: u8,
+}
+
+/// Run headers parsed from a frame's bytes as they stream past (recovery of
+/// frames larger than `BUF`): the runs go to the slots of `ring` (EVT one,
+/// TSD two: the second holds its timing), to be reported once the CRC
+/// checked out.
+struct StreamParse {
+    /// Parsing (not given up: bad header, or more runs than slots).
+    ok: bool,
+    /// Every run parsed.
+    done: bool,
+    compact: bool,
+    /// Frame length without the CRC.
+    end: usize,
+    /// Offset of the next run header (plain frames).
+    next: usize,
+    /// Header bytes collected so far.
+    have: usize,
+    hb: [u8; RUN_HDR + TSD_EXTRA],
+    /// Ring slots used.
+    slots: usize,
+}
+
+impl StreamParse {
+    fn new(end: usize, on: bool) -> Self {
+        Self {
+            ok: on,
+            done: false,
+            compact: false,
+            end,
+            next: FRAME_HDR,
+            have: 0,
+            hb: [0; RUN_HDR + TSD_EXTRA],
+            slots: 0,
+        }
+    }
+
+    /// Takes frame bytes `[at, at + bytes.len())` (in order, no gap).
+    fn feed(&mut self, ring: &mut [RunRef; RUNS], at: usize, bytes: &[u8]) {
+        if at == 0 {
+            self.compact = bytes.first().is_some_and(|&t| frame::is_compact(t));
+        }
+        while self.ok && !self.done {
+            let hdr = if self.compact { 0 } else { self.next };
+            if hdr >= self.end {
+                self.done = true;
+                return;
+            }
+            let start = hdr + self.have;
+            let Some(off) = start.checked_sub(at) else {
+                self.ok = false;
+                return;
+            };
+            let Some(src) = bytes.get(off..).filter(|b| !b.is_empty()) else {
+                return;
+            };
+            let avail = (self.end - hdr).min(RUN_HDR + TSD_EXTRA);
+            let take = (avail - self.have).min(src.len());
+            for (d, b) in self
+                .hb
+                .iter_mut()
+                .skip(self.have)
+                .zip(src.iter().take(take))
+            {
+                *d = *b;
+            }
+            self.have += take;
+            if self.have < avail {
+                return;
+            }
+            self.have = 0;
+            let Some(h) = self.hb.get(..avail) else {
+                self.ok = false;
+                return;
+            };
+            let parsed = if self.compact {
+                frame::parse_compact_run(h, self.end)
+            } else {
+                frame::parse_run_header(h, self.end - hdr)
+            };
+            match parsed {
+                RunParse::End => self.done = true,
+                RunParse::Bad => self.ok = false,
+                RunParse::Run(info, hl, rl) => {
+                    let tsd = info.kind == super::RecordKind::Tsd;
+                    let need = if tsd { 2 } else { 1 };
+                    if self.slots + need > RUNS {
+                        self.ok = false;
+                        return;
+                    }
+                    if let Some(r) = ring.get_mut(self.slots) {
+                        *r = RunRef {
+                            abs: 1,
+                            first: info.first_seq,
+                            id: info.key.id,
+                            rel: 0,
+                            rec: 0,
+                            count: info.count,
+                            source: info.key.source,
+                            kind: if tsd { 1 } else { 2 },
+                        };
+                    }
+                    if tsd && let Some(r) = ring.get_mut(self.slots + 1) {
+                        *r = RunRef {
+                            abs: info.meta.interval,
+                            first: info.meta.base_time as u32,
+                            id: (info.meta.base_time >> 32) as u32,
+                            ..RunRef::default()
+                        };
+                    }
+                    self.slots += need;
+                    self.next = hdr + hl + rl;
+                    if self.compact {
+                        self.done = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The run in slots `i` (and `i + 1` for TSD) of the ring, as
+/// [`StreamParse`] left it; returns it and the slots it took.
+fn parsed_run(ring: &[RunRef; RUNS], i: usize) -> Option<(RunInfo, usize)> {
+    let r = ring.get(i)?;
+    let key = SensorKey {
+        source: r.source,
+        id: r.id,
+    };
+    let (kind, meta, n) = if r.kind == 1 {
+        let m = ring.get(i + 1)?;
+        let meta = super::RunMeta {
+            base_time: u64::from(m.first) | u64::from(m.id) << 32,
+            interval: m.abs,
+        };
+        (super::RecordKind::Tsd, meta, 2)
+    } else {
+        (super::RecordKind::Evt, super::RunMeta::default(), 1)
+    };
+    let info = RunInfo {
+        key,
+        kind,
+        first_seq: r.first,
+        count: r.count,
+        meta,
+    };
+    Some((info, n))
 }
 
 fn ferr<E: NorFlashError>(e: E) -> StorageError {
@@ -504,6 +656,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             ring: [RunRef::default(); RUNS],
             ring_next: 0,
             recovering: false,
+            parsed: 0,
+            parsed_n: 0,
         })
     }
 
@@ -963,6 +1117,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         }
         let mut digest = CRC32.digest();
         let mut p = 0usize;
+        // While recovering, the run headers are parsed from the same read.
+        let mut sp = StreamParse::new(body, self.recovering);
         // What the window holds of the frame already is not read again.
         if let Some((st, n)) = self.cached
             && st == abs
@@ -970,6 +1126,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             && let Some(held) = self.buf.0.get(..n as usize)
         {
             digest.update(held);
+            sp.feed(&mut self.ring, 0, held);
             p = n as usize;
         }
         self.cached = None;
@@ -985,6 +1142,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             let d = k.min(body.saturating_sub(p));
             let (data, tail) = chunk.split_at(d.min(chunk.len()));
             digest.update(data);
+            sp.feed(&mut self.ring, p, data);
             for (i, b) in tail.iter().enumerate() {
                 if let Some(x) = stored.get_mut((p + d + i).wrapping_sub(body)) {
                     *x = *b;
@@ -994,6 +1152,14 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         }
         // The last part stays in the window (the runs there are not read again).
         self.cached = last;
+        if self.recovering {
+            self.parsed = abs;
+            self.parsed_n = if sp.done && sp.ok {
+                sp.slots as u8
+            } else {
+                u8::MAX
+            };
+        }
         Ok(digest.finalize() == u32::from_le_bytes(stored))
     }
 
@@ -1980,8 +2146,12 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
     fn recover<V: FnMut(LogEntry)>(&mut self, f: V) -> Result<(), StorageError> {
         self.check_mounted()?;
         self.recovering = true;
+        self.parsed = 0;
         let r = self.recover_walk(f);
         self.recovering = false;
+        // The ring held parsed runs, not run references.
+        self.ring = [RunRef::default(); RUNS];
+        self.parsed = 0;
         r
     }
 
@@ -2055,6 +2225,18 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 continue;
             }
             if !frame::is_batch(loc.tag) {
+                continue;
+            }
+            if self.parsed == loc.abs && self.parsed_n != u8::MAX {
+                // Parsed while its CRC streamed past: no header read again.
+                let mut i = 0usize;
+                while i < self.parsed_n as usize {
+                    let Some((info, n)) = parsed_run(&self.ring, i) else {
+                        break;
+                    };
+                    f(LogEntry::Run(info));
+                    i += n;
+                }
                 continue;
             }
             let mut rel = FRAME_HDR as u32;
