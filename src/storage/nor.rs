@@ -68,7 +68,7 @@ struct FrameLoc {
 /// Power-loss-safe log of record batches on a plain `NorFlash`.
 ///
 /// RAM: `size_of::<NorFlashStorage<F, BUF>>()` = `size_of::<F>()` + `BUF` + about
-/// 970 bytes (head position, four read cursors, four verified frames,
+/// 980 bytes (head position, four read cursors, four verified frames,
 /// counters, and the read index: 32 run references of 20 bytes, two sector
 /// verification marks, a 64-sector verified bitmap; `4 * (VERIFY - 4)` more
 /// for a larger `VERIFY`; measured on x86-64 in `tests/flash_counters.rs`),
@@ -1989,11 +1989,14 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         Ok(None)
     }
 
-    /// The search starts at the hint when its sector has not been erased since
-    /// (same sector sequence number): at the run header it names in a frame
-    /// verified during this mount (no CRC pass, no walk over the runs before
-    /// it), or at the frame boundary / write position it names. Without a valid
-    /// hint, at the oldest sector. The plain cursors are not used.
+    /// First the run references of the frames verified last (a run of `key`
+    /// holding `seq`: its records are read directly, an EVT record with no
+    /// header read). Then the search starts at the hint when its sector has
+    /// not been erased since (same sector sequence number): at the run header
+    /// it names in a frame verified during this mount (no CRC pass, no walk
+    /// over the runs before it), or at the frame boundary / write position it
+    /// names. Without a valid hint, at the oldest sector. The plain cursors
+    /// are not used.
     fn read_hinted(
         &mut self,
         key: SensorKey,
