@@ -144,9 +144,12 @@
 //!   (an EVT record: its own bytes only). A search the references miss reads
 //!   frame headers and the run headers of the frame that names the sensor. A
 //!   record from a frame not verified in this mount is never returned.
-//! - Flash I/O per call (the store is locked while it runs): `read` at most
-//!   one sector's worth (the frames of one sector not verified yet up to the
-//!   one read, plus frame headers when the references miss); `append`, `ack`,
+//! - Flash I/O per call (the store is locked while it runs): `read` verifies
+//!   at most one sector's frames (those of one sector not verified yet up to
+//!   the one read); when the run references and the hint miss, it also reads
+//!   frame headers (and multi-run frames' run headers) up to the sensor's
+//!   next run, which one sector does not bound when that run lies far ahead;
+//!   `append`, `ack`,
 //!   `reserve`, `evict_oldest`: their frame or frames, plus per sector opened
 //!   one erase, the runs of the sector evicted and the live sector headers
 //!   not verified in this mount (`tests/spool_flash_interleaved.rs` measures
