@@ -259,12 +259,13 @@ fn mount_reads_are_bounded() {
 #[test]
 fn ram_footprint() {
     // Documented: size_of::<F>() + BUF + a fixed part (no per-sector or
-    // per-sensor tables).
+    // per-sensor tables): 264 B before the read index (32 run references of
+    // 20 B, two sector verification marks, a 64-sector verified bitmap).
     let fixed = core::mem::size_of::<NorFlashStorage<MockFlash<4, 4096>, 64>>()
         - core::mem::size_of::<MockFlash<4, 4096>>()
         - 64;
     eprintln!("NorFlashStorage RAM: size_of::<F>() + BUF + {fixed} B");
-    assert!(fixed <= 264, "fixed part {fixed} B");
+    assert!(fixed <= 976, "fixed part {fixed} B");
 }
 
 /// Exact counters of `counters_w8_e4k_b64`.
