@@ -266,6 +266,12 @@ fn ram_footprint() {
         - 64;
     eprintln!("NorFlashStorage RAM: size_of::<F>() + BUF + {fixed} B");
     assert!(fixed <= 976, "fixed part {fixed} B");
+    // `RUNS` run references of 20 B each: 8 instead of 32 save 480 B.
+    let small = core::mem::size_of::<NorFlashStorage<MockFlash<4, 4096>, 64, 4, 8>>()
+        - core::mem::size_of::<MockFlash<4, 4096>>()
+        - 64;
+    eprintln!("NorFlashStorage RAM with 8 run references: size_of::<F>() + BUF + {small} B");
+    assert_eq!(fixed - small, 24 * 20, "run references");
 }
 
 /// Exact counters of `counters_w8_e4k_b64`.

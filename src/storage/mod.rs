@@ -237,7 +237,8 @@
 //! - Reads: each frame's CRC-32C is checked once per mount whoever reads it
 //!   (sector verification marks and a 64-sector bitmap); frames up to `BUF`
 //!   are verified in the staging buffer, which then serves as a read window,
-//!   and the runs of verified frames are remembered (32 run references), so
+//!   and the runs of verified frames are remembered (`RUNS` run references,
+//!   32 by default), so
 //!   a sensor's next records are read without reading other sensors' runs
 //!   (an EVT record: its own bytes only). A search the references miss reads
 //!   frame headers and the run headers of the frame that names the sensor. A
@@ -254,10 +255,10 @@
 //!   the worst call per kind). `recover` is one call that reads the log once.
 //! - `recover` (full inventory of runs and marks) reads every frame once: its
 //!   CRC and its run headers from the same read (a frame larger than `BUF` is
-//!   streamed and its run headers parsed as they pass, up to 32 EVT or 16 TSD
-//!   runs; the runs of a frame with more are read again, 12 or 24 bytes
-//!   each). Mount adds the sector headers and the newest sector's frame
-//!   headers, which the walk reads again.
+//!   streamed and its run headers parsed as they pass, plain or packed, up to
+//!   32 EVT or 16 TSD runs; the runs of a frame with more are read again, 16
+//!   bytes each, a TSD run's up to 30). Mount adds the sector headers and the
+//!   newest sector's frame headers, which the walk reads again.
 //!
 //! # Power loss
 //!

@@ -70,9 +70,10 @@ struct FrameLoc {
 ///
 /// RAM: `size_of::<NorFlashStorage<F, BUF>>()` = `size_of::<F>()` + `BUF` + about
 /// 980 bytes (head position, four read cursors, four verified frames,
-/// counters, and the read index: 32 run references of 20 bytes, two sector
-/// verification marks, a 64-sector verified bitmap; `4 * (VERIFY - 4)` more
-/// for a larger `VERIFY`; measured on x86-64 in `tests/flash_counters.rs`),
+/// counters, and the read index: `RUNS` = 32 run references of 20 bytes, two
+/// sector verification marks, a 64-sector verified bitmap; `4 * (VERIFY - 4)`
+/// more for a larger `VERIFY`, `20 * (RUNS - 32)` for another `RUNS`;
+/// measured on x86-64 in `tests/flash_counters.rs`),
 /// independent of the flash size: no per-sector or per-sensor tables. `BUF`
 /// (default 512, a multiple of 32, at least 64) is the staging buffer for
 /// program operations, for verifying frames, and the read window; frames up
@@ -83,13 +84,24 @@ struct FrameLoc {
 /// checked out); the runs of the frames verified are remembered, so a
 /// sensor's next records are read directly. `VERIFY` (default 4, 1..=255) is
 /// how many frames met out of that order (after damage in their sector) are
-/// remembered as CRC-verified (4 bytes each).
+/// remembered as CRC-verified (4 bytes each). `RUNS` (default 32, 1..=255)
+/// is how many run references are kept (20 bytes each): fewer save RAM on a
+/// small target at the cost of more searches (a sensor whose run reference
+/// was overwritten walks frame headers to its records) and, in `recover`,
+/// more frames larger than `BUF` whose run headers are read again (a frame's
+/// runs are parsed while its CRC streams past only when they fit: an EVT
+/// run takes one reference, a TSD run two).
 ///
 /// Geometry: `WRITE_SIZE` a power of two in 1..=32, `ERASE_SIZE` a multiple of
 /// `WRITE_SIZE` in 256 B..=1 MiB (frames are at most 64 KiB), `READ_SIZE` a
 /// power of two <= 32, 2 to 65,536 sectors.
 #[derive(Debug)]
-pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
+pub struct NorFlashStorage<
+    F,
+    const BUF: usize = 512,
+    const VERIFY: usize = 4,
+    const RUNS: usize = 32,
+> {
     flash: F,
     n: u32,
     h: u32,
@@ -148,8 +160,6 @@ pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
 
 /// Sectors verified frame by frame at the same time.
 const VMARKS: usize = 2;
-/// Runs remembered from verified frames.
-const RUNS: usize = 32;
 
 /// A sector whose frames from its first one up to `upto` all checked out in
 /// this mount.
@@ -215,7 +225,7 @@ impl StreamParse {
     }
 
     /// Takes frame bytes `[at, at + bytes.len())` (in order, no gap).
-    fn feed(&mut self, ring: &mut [RunRef; RUNS], at: usize, bytes: &[u8]) {
+    fn feed(&mut self, ring: &mut [RunRef], at: usize, bytes: &[u8]) {
         if at == 0 {
             match bytes.first() {
                 Some(&t) => self.tag = t,
@@ -267,7 +277,7 @@ impl StreamParse {
                 RunParse::Run(info, hl, rl) => {
                     let tsd = info.kind == super::RecordKind::Tsd;
                     let need = if tsd { 2 } else { 1 };
-                    if self.slots + need > RUNS {
+                    if self.slots + need > ring.len() {
                         self.ok = false;
                         return;
                     }
@@ -316,7 +326,7 @@ impl StreamParse {
 
 /// The run in slots `i` (and `i + 1` for TSD) of the ring, as
 /// [`StreamParse`] left it; returns it and the slots it took.
-fn parsed_run(ring: &[RunRef; RUNS], i: usize) -> Option<(RunInfo, usize)> {
+fn parsed_run(ring: &[RunRef], i: usize) -> Option<(RunInfo, usize)> {
     let r = ring.get(i)?;
     let key = SensorKey {
         source: r.source,
@@ -681,7 +691,9 @@ const fn after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
-impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
+    NorFlashStorage<F, BUF, VERIFY, RUNS>
+{
     const W: usize = F::WRITE_SIZE;
     const E: usize = F::ERASE_SIZE;
     /// Length of an acknowledgement frame (and of a one-entry reservation frame).
@@ -708,6 +720,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             "BUF: >= 64, multiple of 32"
         );
         assert!(VERIFY >= 1 && VERIFY <= 255, "VERIFY: 1..=255");
+        assert!(RUNS >= 1 && RUNS <= 255, "RUNS: 1..=255");
     };
 
     /// Wraps a flash. Checks the geometry; call [`Storage::mount`] next.
@@ -2237,8 +2250,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     }
 }
 
-impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
-    for NorFlashStorage<F, BUF, VERIFY>
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize> Storage
+    for NorFlashStorage<F, BUF, VERIFY, RUNS>
 {
     fn mount(&mut self) -> Result<(), StorageError> {
         self.mounted = false;
@@ -2676,7 +2689,9 @@ pub(super) struct MountView {
     pub mounted: bool,
 }
 
-impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
+    NorFlashStorage<F, BUF, VERIFY, RUNS>
+{
     /// The walk of [`Storage::recover`]: every frame read once (verified
     /// through the window, its runs parsed from it).
     fn recover_walk<V: FnMut(LogEntry)>(&mut self, mut f: V) -> Result<(), StorageError> {
@@ -2829,7 +2844,7 @@ mod stream_parse_tests {
             let len = n + CRC_LEN;
             f[..FRAME_HDR].copy_from_slice(&frame::frame_header(tag, len));
             for chunk in [1usize, 7, 64, len] {
-                let mut ring = [RunRef::default(); RUNS];
+                let mut ring = [RunRef::default(); 32];
                 let mut sp = StreamParse::new(n, true);
                 let mut at = 0;
                 while at < n {
