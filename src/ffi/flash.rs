@@ -33,6 +33,17 @@ pub(crate) use nor::CFlash;
 #[cfg(feature = "storage-nor")]
 const FLASH_BUF: usize = 128;
 
+/// Frames remembered as verified out of order (the flash log's default).
+#[cfg(feature = "storage-nor")]
+const FLASH_VERIFY: usize = 4;
+
+/// Run references of the flash log's read index (20 bytes of RAM each; see
+/// `NorFlashStorage`): 32, the default, is 640 B of the C library's fixed RAM.
+/// Fewer save RAM at the cost of more flash reads per `read` when many sensors
+/// are read in turn.
+#[cfg(feature = "storage-nor")]
+const FLASH_RUNS: usize = 32;
+
 /// `true` when the C library has a storage back end (feature `storage-nor` or
 /// `storage-files`): the store then keeps a flash part per sensor slot and spills.
 pub(crate) const HAS_STORAGE: bool = cfg!(any(feature = "storage-nor", feature = "storage-files"));
@@ -199,7 +210,7 @@ pub(crate) enum FfiStorage {
     None,
     /// A flash region given as callbacks.
     #[cfg(feature = "storage-nor")]
-    Flash(NorFlashStorage<CFlash, FLASH_BUF>),
+    Flash(NorFlashStorage<CFlash, FLASH_BUF, FLASH_VERIFY, FLASH_RUNS>),
     /// A spool directory (host builds).
     #[cfg(feature = "storage-files")]
     Files(crate::storage::FileStorage),

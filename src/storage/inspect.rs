@@ -600,7 +600,9 @@ fn report_status<F>(
     );
 }
 
-impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
+    NorFlashStorage<F, BUF, VERIFY, RUNS>
+{
     /// Walks every sector of the mounted log in physical order and reports
     /// what it holds: each sector, then its frames (each followed by its runs),
     /// and every problem with its byte offset. Live sectors are walked up to
@@ -770,7 +772,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     }
 }
 
-impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
+    NorFlashStorage<F, BUF, VERIFY, RUNS>
+{
     /// Every live run with its records, oldest first (the runs
     /// [`Storage::recover`](super::Storage::recover) reports, with their bytes):
     /// one pass over the log for a bulk export, where

@@ -233,7 +233,31 @@
 //!   Mount never writes and never erases.
 //! - After every mount the next frame opens a fresh sector (one erase, and the
 //!   newest sector's unused tail, per mount followed by a write): see Power loss.
-//! - `recover` (full inventory of runs and marks) reads the whole log once.
+//! - Reads: each frame's CRC-32C is checked once per mount whoever reads it
+//!   (sector verification marks and a 64-sector bitmap); frames up to `BUF`
+//!   are verified in the staging buffer, which then serves as a read window,
+//!   and the runs of verified frames are remembered (`RUNS` run references,
+//!   32 by default), so
+//!   a sensor's next records are read without reading other sensors' runs
+//!   (an EVT record: its own bytes only). A search the references miss reads
+//!   frame headers and the run headers of the frame that names the sensor. A
+//!   record from a frame not verified in this mount is never returned.
+//! - Flash I/O per call (the store is locked while it runs): `read` verifies
+//!   at most one sector's frames (those of one sector not verified yet up to
+//!   the one read); when the run references and the hint miss, it also reads
+//!   frame headers (and multi-run frames' run headers) up to the sensor's
+//!   next run, which one sector does not bound when that run lies far ahead;
+//!   `append`, `ack`,
+//!   `reserve`, `evict_oldest`: their frame or frames, plus per sector opened
+//!   one erase, the runs of the sector evicted and the live sector headers
+//!   not verified in this mount (`tests/spool_flash_interleaved.rs` measures
+//!   the worst call per kind). `recover` is one call that reads the log once.
+//! - `recover` (full inventory of runs and marks) reads every frame once: its
+//!   CRC and its run headers from the same read (a frame larger than `BUF` is
+//!   streamed and its run headers parsed as they pass, plain or packed, up to
+//!   32 EVT or 16 TSD runs; the runs of a frame with more are read again, 16
+//!   bytes each, a TSD run's up to 30). Mount adds the sector headers and the
+//!   newest sector's frame headers, which the walk reads again.
 //!
 //! # Power loss
 //!

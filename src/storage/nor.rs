@@ -50,6 +50,9 @@ struct Pos {
     /// A damaged frame header was met in this sector: an erased word no
     /// longer ends it (it may be the padding of the damaged frame).
     damaged: bool,
+    /// The walk started at a sector start (or at a frame boundary found in
+    /// this mount): its frames may count as verified by the sector marks.
+    trusted: bool,
 }
 
 /// A frame found by a walk, its CRC already verified.
@@ -66,23 +69,39 @@ struct FrameLoc {
 /// Power-loss-safe log of record batches on a plain `NorFlash`.
 ///
 /// RAM: `size_of::<NorFlashStorage<F, BUF>>()` = `size_of::<F>()` + `BUF` + about
-/// 250 bytes (head position, four read cursors, four verified frames, counters;
-/// `4 * (VERIFY - 4)` more for a larger `VERIFY`; measured on x86-64 in
-/// `tests/flash_counters.rs`), independent of the flash size: no per-sector or per-sensor tables. `BUF` (default 512, a
-/// multiple of 32, at least 64) is the staging buffer for program operations
-/// and for verifying frames; frames up to `BUF` bytes are programmed in one
-/// operation and verified with one read. `VERIFY` (default 4, 1..=255) is how
-/// many frames are remembered as CRC-verified (4 bytes each): each frame's CRC
-/// is checked on its first use after a mount or an erase, and again only once
-/// it has left this set, so a workload where many sensors read from the same
-/// frames in turn (a gateway with hundreds of sensors) wants it about as large
-/// as the number of frames one flush batch spans times two.
+/// 980 bytes (head position, four read cursors, four verified frames,
+/// counters, and the read index: `RUNS` = 32 run references of 20 bytes, two
+/// sector verification marks, a 64-sector verified bitmap; `4 * (VERIFY - 4)`
+/// more for a larger `VERIFY`, `20 * (RUNS - 32)` for another `RUNS`;
+/// measured on x86-64 in `tests/flash_counters.rs`),
+/// independent of the flash size: no per-sector or per-sensor tables. `BUF`
+/// (default 512, a multiple of 32, at least 64) is the staging buffer for
+/// program operations, for verifying frames, and the read window; frames up
+/// to `BUF` bytes are programmed in one operation and verified with one read.
+///
+/// Reads: the frames of a sector are verified in order, once per mount,
+/// whoever reads them (a sector mark, then a bit once the whole sector
+/// checked out); the runs of the frames verified are remembered, so a
+/// sensor's next records are read directly. `VERIFY` (default 4, 1..=255) is
+/// how many frames met out of that order (after damage in their sector) are
+/// remembered as CRC-verified (4 bytes each). `RUNS` (default 32, 1..=255)
+/// is how many run references are kept (20 bytes each): fewer save RAM on a
+/// small target at the cost of more searches (a sensor whose run reference
+/// was overwritten walks frame headers to its records) and, in `recover`,
+/// more frames larger than `BUF` whose run headers are read again (a frame's
+/// runs are parsed while its CRC streams past only when they fit: an EVT
+/// run takes one reference, a TSD run two).
 ///
 /// Geometry: `WRITE_SIZE` a power of two in 1..=32, `ERASE_SIZE` a multiple of
 /// `WRITE_SIZE` in 256 B..=1 MiB (frames are at most 64 KiB), `READ_SIZE` a
 /// power of two <= 32, 2 to 65,536 sectors.
 #[derive(Debug)]
-pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
+pub struct NorFlashStorage<
+    F,
+    const BUF: usize = 512,
+    const VERIFY: usize = 4,
+    const RUNS: usize = 32,
+> {
     flash: F,
     n: u32,
     h: u32,
@@ -100,7 +119,9 @@ pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     /// Sequence number of the oldest live sector: older sectors are obsolete
     /// (evicted) whatever they still hold. Persisted in every sector header.
     floor: u64,
-    cached: Option<u32>,
+    /// What `buf` holds for reads: flash bytes `[start, start + len)` (one
+    /// sector's), or nothing.
+    cached: Option<(u32, u32)>,
     /// Split batches to fill sectors (see [`NorFlashStorage::set_fill_sectors`]).
     fill: bool,
     /// Last frames whose CRC checked out (absolute offsets, 0 = none; flash
@@ -115,6 +136,220 @@ pub struct NorFlashStorage<F, const BUF: usize = 512, const VERIFY: usize = 4> {
     epoch: u16,
     stats: StorageStats,
     buf: Buf<BUF>,
+    /// Bit `q % 64`: every frame of the sector numbered `q` (not the head, at
+    /// most 63 above `vfloor`) checked out in this mount.
+    vbits: u64,
+    /// The floor `vbits` was last brought up to date with.
+    vfloor: u64,
+    /// Sectors being verified frame by frame from their start.
+    vmarks: [Vmark; VMARKS],
+    /// Slot of `vmarks` replaced last.
+    vmark_next: u8,
+    /// Runs of the frames verified last (where each sensor's next records are).
+    ring: [RunRef; RUNS],
+    /// Slot of `ring` written next.
+    ring_next: u8,
+    /// `recover` is walking the log (its runs are not noted in `ring`).
+    recovering: bool,
+    /// While recovering: the frame (larger than `BUF`) whose runs the
+    /// streamed CRC pass parsed into `ring` (0 = none), and how many slots
+    /// they take (`u8::MAX`: not all of them fitted).
+    parsed: u32,
+    parsed_n: u8,
+}
+
+/// Sectors verified frame by frame at the same time.
+const VMARKS: usize = 2;
+
+/// A sector whose frames from its first one up to `upto` all checked out in
+/// this mount.
+#[derive(Clone, Copy, Debug, Default)]
+struct Vmark {
+    used: bool,
+    sector: u32,
+    seq: u64,
+    upto: u32,
+}
+
+/// A run found in a frame verified in this mount (20 bytes): the frame at
+/// `abs` (0 = none), the run header's offset `rel` in it, where its records
+/// start (`rec`), and the run itself, so that its records are read with no
+/// header read and no search.
+#[derive(Clone, Copy, Debug, Default)]
+struct RunRef {
+    abs: u32,
+    first: u32,
+    id: u32,
+    rel: u16,
+    rec: u16,
+    count: u16,
+    source: u8,
+    /// 0: none, 1: TSD, 2: EVT.
+    kind: u8,
+}
+
+/// Run headers parsed from a frame's bytes as they stream past (recovery of
+/// frames larger than `BUF`): the runs go to the slots of `ring` (EVT one,
+/// TSD two: the second holds its timing), to be reported once the CRC
+/// checked out.
+struct StreamParse {
+    /// Parsing (not given up: bad header, or more runs than slots).
+    ok: bool,
+    /// Every run parsed.
+    done: bool,
+    /// The frame's tag (its first byte): plain, packed or compact.
+    tag: u8,
+    /// Frame length without the CRC.
+    end: usize,
+    /// Offset of the next run header (plain frames).
+    next: usize,
+    /// Header bytes collected so far.
+    have: usize,
+    hb: [u8; MAX_RUN_HDR],
+    /// Ring slots used.
+    slots: usize,
+}
+
+impl StreamParse {
+    fn new(end: usize, on: bool) -> Self {
+        Self {
+            ok: on,
+            done: false,
+            tag: TAG_BATCH,
+            end,
+            next: FRAME_HDR,
+            have: 0,
+            hb: [0; MAX_RUN_HDR],
+            slots: 0,
+        }
+    }
+
+    /// Takes frame bytes `[at, at + bytes.len())` (in order, no gap).
+    fn feed(&mut self, ring: &mut [RunRef], at: usize, bytes: &[u8]) {
+        if at == 0 {
+            match bytes.first() {
+                Some(&t) => self.tag = t,
+                None => self.ok = false,
+            }
+        }
+        let compact = frame::is_compact(self.tag);
+        while self.ok && !self.done {
+            let hdr = if compact { 0 } else { self.next };
+            if hdr >= self.end {
+                self.done = true;
+                return;
+            }
+            let avail = (self.end - hdr).min(MAX_RUN_HDR);
+            if self.have < avail {
+                let start = hdr + self.have;
+                let Some(off) = start.checked_sub(at) else {
+                    self.ok = false;
+                    return;
+                };
+                let Some(src) = bytes.get(off..).filter(|b| !b.is_empty()) else {
+                    return;
+                };
+                let take = (avail - self.have).min(src.len());
+                for (d, b) in self
+                    .hb
+                    .iter_mut()
+                    .skip(self.have)
+                    .zip(src.iter().take(take))
+                {
+                    *d = *b;
+                }
+                self.have += take;
+                if self.have < avail {
+                    return;
+                }
+            }
+            self.have = 0;
+            let Some(h) = self.hb.get(..avail) else {
+                self.ok = false;
+                return;
+            };
+            // (A compact frame's run header starts the frame; the others
+            // are parsed as `run_hdr` does: plain or packed by the tag.)
+            let parsed = frame::parse_batch_run(self.tag, h, hdr, self.end);
+            match parsed {
+                RunParse::End => self.done = true,
+                RunParse::Bad => self.ok = false,
+                RunParse::Run(info, hl, rl) => {
+                    let tsd = info.kind == super::RecordKind::Tsd;
+                    let need = if tsd { 2 } else { 1 };
+                    if self.slots + need > ring.len() {
+                        self.ok = false;
+                        return;
+                    }
+                    if let Some(r) = ring.get_mut(self.slots) {
+                        *r = RunRef {
+                            abs: 1,
+                            first: info.first_seq,
+                            id: info.key.id,
+                            rel: 0,
+                            rec: 0,
+                            count: info.count,
+                            source: info.key.source,
+                            kind: if tsd { 1 } else { 2 },
+                        };
+                    }
+                    if tsd && let Some(r) = ring.get_mut(self.slots + 1) {
+                        *r = RunRef {
+                            abs: info.meta.interval,
+                            first: info.meta.base_time as u32,
+                            id: (info.meta.base_time >> 32) as u32,
+                            ..RunRef::default()
+                        };
+                    }
+                    self.slots += need;
+                    self.next = hdr + hl + rl;
+                    // A short run: the bytes collected past it start the
+                    // next run header (they have streamed past already).
+                    let used = hl + rl;
+                    let left = avail.saturating_sub(used);
+                    for i in 0..left {
+                        if let Some(&x) = self.hb.get(used + i)
+                            && let Some(d) = self.hb.get_mut(i)
+                        {
+                            *d = x;
+                        }
+                    }
+                    self.have = left;
+                    if compact {
+                        self.done = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The run in slots `i` (and `i + 1` for TSD) of the ring, as
+/// [`StreamParse`] left it; returns it and the slots it took.
+fn parsed_run(ring: &[RunRef], i: usize) -> Option<(RunInfo, usize)> {
+    let r = ring.get(i)?;
+    let key = SensorKey {
+        source: r.source,
+        id: r.id,
+    };
+    let (kind, meta, n) = if r.kind == 1 {
+        let m = ring.get(i + 1)?;
+        let meta = super::RunMeta {
+            base_time: u64::from(m.first) | u64::from(m.id) << 32,
+            interval: m.abs,
+        };
+        (super::RecordKind::Tsd, meta, 2)
+    } else {
+        (super::RecordKind::Evt, super::RunMeta::default(), 1)
+    };
+    let info = RunInfo {
+        key,
+        kind,
+        first_seq: r.first,
+        count: r.count,
+        meta,
+    };
+    Some((info, n))
 }
 
 fn ferr<E: NorFlashError>(e: E) -> StorageError {
@@ -452,7 +687,9 @@ const fn after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
-impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
+    NorFlashStorage<F, BUF, VERIFY, RUNS>
+{
     const W: usize = F::WRITE_SIZE;
     const E: usize = F::ERASE_SIZE;
     /// Length of an acknowledgement frame (and of a one-entry reservation frame).
@@ -479,6 +716,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             "BUF: >= 64, multiple of 32"
         );
         assert!(VERIFY >= 1 && VERIFY <= 255, "VERIFY: 1..=255");
+        assert!(RUNS >= 1 && RUNS <= 255, "RUNS: 1..=255");
     };
 
     /// Wraps a flash. Checks the geometry; call [`Storage::mount`] next.
@@ -521,6 +759,15 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             epoch: 0,
             stats: StorageStats::default(),
             buf: Buf([0; BUF]),
+            vbits: 0,
+            vfloor: 0,
+            vmarks: [Vmark::default(); VMARKS],
+            vmark_next: 0,
+            ring: [RunRef::default(); RUNS],
+            ring_next: 0,
+            recovering: false,
+            parsed: 0,
+            parsed_n: 0,
         })
     }
 
@@ -604,6 +851,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     /// from the floor to the head (an evicted sector keeps its header until
     /// it is erased, or after an erase cut at its first instant).
     fn sector_seq(&mut self, s: u32) -> Result<Option<u64>, StorageError> {
+        if let Some(q) = self.known_seq(s) {
+            return Ok(Some(q));
+        }
         let (floor, head) = (self.floor, self.head_seq);
         Ok(self
             .raw_header(s)?
@@ -627,8 +877,19 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 Header::Frame { tag, len } => {
                     if tag == TAG_EVICT && len <= BUF {
                         read += len as u32 - FRAME_HDR as u32;
-                        if self.check_crc_uncached(base + o, len as u32)? {
-                            let b = &self.buf.0[FRAME_HDR..FRAME_HDR + EVICT_BODY];
+                        self.cached = None;
+                        let Some(fb) = self.buf.0.get_mut(..len) else {
+                            break;
+                        };
+                        read_at(&mut self.flash, base + o, fb)?;
+                        let (data, crc) = fb.split_at(len.saturating_sub(CRC_LEN));
+                        let mut c = [0u8; CRC_LEN];
+                        for (d, s) in c.iter_mut().zip(crc) {
+                            *d = *s;
+                        }
+                        if CRC32.checksum(data) == u32::from_le_bytes(c)
+                            && let Some(b) = fb.get(FRAME_HDR..FRAME_HDR + EVICT_BODY)
+                        {
                             let f = u64::from_le_bytes([
                                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
                             ]);
@@ -860,6 +1121,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             left: 1,
             lazy: false,
             damaged: false,
+            trusted: true,
         };
         let mut total = 0usize;
         while let Some(loc) = self.next_frame(&mut pos)? {
@@ -1039,6 +1301,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             left: 1,
             lazy: false,
             damaged: false,
+            trusted: true,
         };
         while let Some(loc) = self.next_frame(&mut pos)? {
             if !frame::is_batch(loc.tag) {
@@ -1083,9 +1346,24 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             self.write_off
         };
         let chunk = BUF - BUF % Self::W;
+        // A small frame (acknowledgement, reservation) is staged on the stack:
+        // the read window in `buf` survives it.
+        let mut small = [0u8; 64];
+        let total = len
+            + if self.pending_header {
+                self.h as usize
+            } else {
+                0
+            };
+        let stage: &mut [u8] = if total <= small.len() {
+            &mut small
+        } else {
+            self.cached = None;
+            &mut self.buf.0[..chunk]
+        };
         let mut p = Prog {
             flash: &mut self.flash,
-            buf: &mut self.buf.0[..chunk],
+            buf: stage,
             fill: 0,
             off: hd * Self::E as u32 + start,
             ops: 0,
@@ -1103,7 +1381,6 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         emit_frame(body, len, &mut |b| p.push(b));
         p.push(&crc);
         p.flush();
-        self.cached = None;
         if let Some(e) = p.err {
             self.mounted = false;
             return Err(e);
@@ -1113,7 +1390,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         Ok(())
     }
 
-    /// Sector `s` is about to be erased: its frames are no longer verified.
+    /// Sector `s` is about to be erased (or evicted): its frames are no
+    /// longer verified, and nothing read from it stays cached.
     fn forget_verified(&mut self, s: u32) {
         let b = self.base(s);
         let e = Self::E as u32;
@@ -1122,18 +1400,114 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 *v = 0;
             }
         }
-        if self.cached.is_some_and(|c| c.wrapping_sub(b) < e) {
+        if self.cached.is_some_and(|(c, _)| c.wrapping_sub(b) < e) {
             self.cached = None;
+        }
+        for m in self.vmarks.iter_mut() {
+            if m.sector == s {
+                m.used = false;
+            }
+        }
+        for r in self.ring.iter_mut() {
+            if r.abs.wrapping_sub(b) < e {
+                r.abs = 0;
+            }
+        }
+        // The sector opened next (if this is the ring's victim) starts unverified.
+        self.vbits &= !(1u64 << (self.head_seq.wrapping_add(1) % 64));
+    }
+
+    /// Readable end of sector `s` (offset): where its frames may end.
+    fn limit(&self, s: u32) -> u32 {
+        match self.head {
+            Some(hd) if hd == s && self.pending_header => 0,
+            Some(hd) if hd == s => self.write_off,
+            _ => Self::E as u32,
         }
     }
 
-    /// Verifies a frame's CRC (caching it in `buf` when it fits).
+    /// Makes `buf` hold flash bytes `[abs, abs + n)` (one sector's), loading
+    /// up to `BUF` bytes from `abs` on (not past the readable end of its
+    /// sector) when it does not; returns where they start in `buf`, or `None`
+    /// when `n > BUF`.
+    fn win(&mut self, abs: u32, n: usize) -> Result<Option<usize>, StorageError> {
+        if let Some((st, len)) = self.cached
+            && abs >= st
+            && (abs - st) as usize + n <= len as usize
+        {
+            return Ok(Some((abs - st) as usize));
+        }
+        if n > BUF {
+            return Ok(None);
+        }
+        let s = abs / Self::E as u32;
+        let end = self.base(s) + self.limit(s);
+        if abs + n as u32 > end {
+            // Past the readable end (the head's write position): never cached.
+            return Ok(None);
+        }
+        let want = (end.saturating_sub(abs) as usize).clamp(n, BUF);
+        // What the window holds from `abs` on moves to the front and is not
+        // read again.
+        let keep = match self.cached.take() {
+            Some((st, len)) if abs >= st && abs < st + len => {
+                let from = (abs - st) as usize;
+                let k = (len as usize).min(BUF).saturating_sub(from).min(want);
+                for i in 0..k {
+                    if let Some(&b) = self.buf.0.get(from + i)
+                        && let Some(d) = self.buf.0.get_mut(i)
+                    {
+                        *d = b;
+                    }
+                }
+                k
+            }
+            _ => 0,
+        };
+        let Some(dst) = self.buf.0.get_mut(keep..want) else {
+            return Ok(None);
+        };
+        read_at(&mut self.flash, abs + keep as u32, dst)?;
+        self.cached = Some((abs, want as u32));
+        Ok(Some(0))
+    }
+
+    /// Reads `dst` at `abs` through the window of [`Self::win`].
+    fn win_read(&mut self, abs: u32, dst: &mut [u8]) -> Result<(), StorageError> {
+        let n = dst.len();
+        match self.win(abs, n)? {
+            Some(o) => match self.buf.0.get(o..o + n) {
+                Some(src) => {
+                    dst.copy_from_slice(src);
+                    Ok(())
+                }
+                None => read_at(&mut self.flash, abs, dst),
+            },
+            None => read_at(&mut self.flash, abs, dst),
+        }
+    }
+
+    /// Reads `dst` at `abs`: from the window when it holds the bytes, else
+    /// straight from flash (a small read at a known place loads no window).
+    fn small_read(&mut self, abs: u32, dst: &mut [u8]) -> Result<(), StorageError> {
+        let n = dst.len();
+        if let Some((st, len)) = self.cached
+            && abs >= st
+            && (abs - st) as usize + n <= len as usize
+        {
+            let o = (abs - st) as usize;
+            if let Some(src) = self.buf.0.get(o..o + n) {
+                dst.copy_from_slice(src);
+                return Ok(());
+            }
+        }
+        read_at(&mut self.flash, abs, dst)
+    }
+
+    /// Verifies a frame's CRC, remembering it in the small verified set
+    /// (frames met out of order; the sector marks cover the rest).
     fn check_crc(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
         if self.verified.contains(&abs) {
-            if len as usize <= BUF && self.cached != Some(abs) {
-                read_at(&mut self.flash, abs, &mut self.buf.0[..len as usize])?;
-                self.cached = Some(abs);
-            }
             return Ok(true);
         }
         let ok = self.check_crc_uncached(abs, len)?;
@@ -1145,52 +1519,270 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         Ok(ok)
     }
 
+    /// Whether the CRC of the frame at `abs` matches; a frame up to `BUF`
+    /// bytes is read through the window (and stays there for its runs), a
+    /// larger one streamed once.
     fn check_crc_uncached(&mut self, abs: u32, len: u32) -> Result<bool, StorageError> {
         let len = len as usize;
         let Some(body) = len.checked_sub(CRC_LEN) else {
             return Ok(false);
         };
         let mut stored = [0u8; CRC_LEN];
-        if len <= BUF {
-            read_at(&mut self.flash, abs, &mut self.buf.0[..len])?;
-            let (data, crc) = self.buf.0[..len].split_at(body);
+        if let Some(o) = self.win(abs, len)? {
+            let Some((data, crc)) = self.buf.0.get(o..o + len).map(|f| f.split_at(body)) else {
+                return Ok(false);
+            };
             stored.copy_from_slice(crc);
-            let ok = CRC32.checksum(data) == u32::from_le_bytes(stored);
-            self.cached = if ok { Some(abs) } else { None };
-            return Ok(ok);
+            return Ok(CRC32.checksum(data) == u32::from_le_bytes(stored));
         }
-        self.cached = None;
         let mut digest = CRC32.digest();
         let mut p = 0usize;
-        while p < body {
-            let k = (body - p).min(BUF);
-            read_at(&mut self.flash, abs + p as u32, &mut self.buf.0[..k])?;
-            digest.update(&self.buf.0[..k]);
+        // While recovering, the run headers are parsed from the same read.
+        let mut sp = StreamParse::new(body, self.recovering);
+        // What the window holds of the frame already is not read again.
+        if let Some((st, n)) = self.cached
+            && st == abs
+            && (n as usize) < body
+            && let Some(held) = self.buf.0.get(..n as usize)
+        {
+            digest.update(held);
+            sp.feed(&mut self.ring, 0, held);
+            p = n as usize;
+        }
+        self.cached = None;
+        let mut last = None;
+        while p < len {
+            let k = (len - p).min(BUF);
+            last = Some((abs + p as u32, k as u32));
+            let Some(chunk) = self.buf.0.get_mut(..k) else {
+                return Ok(false);
+            };
+            read_at(&mut self.flash, abs + p as u32, chunk)?;
+            // The CRC is the last 4 bytes: digest what comes before it.
+            let d = k.min(body.saturating_sub(p));
+            let (data, tail) = chunk.split_at(d.min(chunk.len()));
+            digest.update(data);
+            sp.feed(&mut self.ring, p, data);
+            for (i, b) in tail.iter().enumerate() {
+                if let Some(x) = stored.get_mut((p + d + i).wrapping_sub(body)) {
+                    *x = *b;
+                }
+            }
             p += k;
         }
-        read_at(&mut self.flash, abs + body as u32, &mut stored)?;
+        // The last part stays in the window (the runs there are not read again).
+        self.cached = last;
+        if self.recovering {
+            self.parsed = abs;
+            self.parsed_n = if sp.done && sp.ok {
+                sp.slots as u8
+            } else {
+                u8::MAX
+            };
+        }
         Ok(digest.finalize() == u32::from_le_bytes(stored))
     }
 
-    /// Reads bytes of the frame at `loc` (from the cache when possible).
+    /// Bit of `vbits` for sector number `q`, if `q` is tracked there.
+    fn vbit(&mut self, q: u64) -> Option<u64> {
+        if self.floor > self.vfloor {
+            // Sectors that fell below the floor leave the bitmap.
+            let mut f = self.vfloor;
+            while f < self.floor && f < self.vfloor + 64 {
+                self.vbits &= !(1u64 << (f % 64));
+                f += 1;
+            }
+            self.vfloor = self.floor;
+        }
+        (q >= self.vfloor && q - self.vfloor < 64 && q < self.head_seq).then(|| 1u64 << (q % 64))
+    }
+
+    /// Whether the frame at `loc` (found by a trusted walk) checked out in
+    /// this mount. Otherwise verifies the frames of its sector in order from
+    /// where that sector's verification stopped up to it (each read once, into
+    /// the window, its runs remembered), so every frame of a sector is read
+    /// for its CRC once per mount whoever reads it; a frame met out of order
+    /// (damage before it) falls back to [`Self::check_crc`].
+    fn frame_ok(&mut self, loc: &FrameLoc, trusted: bool) -> Result<bool, StorageError> {
+        if !trusted {
+            return self.check_crc(loc.abs, loc.len);
+        }
+        if let Some(bit) = self.vbit(loc.sector_seq)
+            && self.vbits & bit != 0
+        {
+            return Ok(true);
+        }
+        let slot = match self
+            .vmarks
+            .iter()
+            .position(|m| m.used && m.sector == loc.sector && m.seq == loc.sector_seq)
+        {
+            Some(i) => i,
+            None => {
+                let i = self.vmark_next as usize % VMARKS;
+                self.vmark_next = ((i + 1) % VMARKS) as u8;
+                if let Some(m) = self.vmarks.get_mut(i) {
+                    *m = Vmark {
+                        used: true,
+                        sector: loc.sector,
+                        seq: loc.sector_seq,
+                        upto: self.h,
+                    };
+                }
+                i
+            }
+        };
+        let Some(mut m) = self.vmarks.get(slot).copied() else {
+            return self.check_crc(loc.abs, loc.len);
+        };
+        if loc.off < m.upto {
+            return Ok(true);
+        }
+        let base = self.base(loc.sector);
+        let limit = self.limit(loc.sector);
+        loop {
+            let mut hb = [0u8; FRAME_HDR];
+            if m.upto + FRAME_HDR as u32 > limit {
+                break;
+            }
+            if m.upto > loc.off {
+                // Past the frame asked for: go on while the frames are in the
+                // window already (no read), so that the runs of the next
+                // frames are known before anyone asks for them.
+                let at = base + m.upto;
+                let cached = self.cached;
+                let held =
+                    |n: u32| matches!(cached, Some((st, len)) if at >= st && at + n <= st + len);
+                if !held(FRAME_HDR as u32) {
+                    break;
+                }
+                self.small_read(at, &mut hb)?;
+                match frame::parse_flash_frame_header(hb, (limit - m.upto) as usize, Self::W) {
+                    Header::Frame { len, .. } if held(len as u32) => {}
+                    _ => break,
+                }
+            }
+            self.win_read(base + m.upto, &mut hb)?;
+            let Header::Frame { tag, len } =
+                frame::parse_flash_frame_header(hb, (limit - m.upto) as usize, Self::W)
+            else {
+                break;
+            };
+            let at = FrameLoc {
+                sector: loc.sector,
+                sector_seq: loc.sector_seq,
+                off: m.upto,
+                abs: base + m.upto,
+                tag,
+                len: len as u32,
+            };
+            if !self.check_crc_uncached(at.abs, at.len)? {
+                break;
+            }
+            if frame::is_batch(tag) && !self.recovering {
+                self.note_runs(&at)?;
+            }
+            m.upto += len as u32;
+        }
+        if let Some(x) = self.vmarks.get_mut(slot) {
+            *x = m;
+        }
+        if loc.off < m.upto {
+            self.maybe_complete(slot)?;
+            return Ok(true);
+        }
+        // Damage before the frame (or a frame the marks cannot reach).
+        self.check_crc(loc.abs, loc.len)
+    }
+
+    /// A sector mark that reached the end of a sector other than the head
+    /// (the end seen from the window, no extra read) turns into its bit.
+    fn maybe_complete(&mut self, slot: usize) -> Result<(), StorageError> {
+        let Some(m) = self.vmarks.get(slot).copied() else {
+            return Ok(());
+        };
+        let e = Self::E as u32;
+        if Some(m.sector) == self.head {
+            return Ok(());
+        }
+        let abs = self.base(m.sector) + m.upto;
+        let end = m.upto + FRAME_HDR as u32 > e
+            || matches!(self.cached, Some((st, len)) if abs >= st && abs + FRAME_HDR as u32 <= st + len)
+                && {
+                    let mut hb = [0u8; FRAME_HDR];
+                    self.small_read(abs, &mut hb)?;
+                    hb == [0xFF; FRAME_HDR]
+                };
+        if end && let Some(bit) = self.vbit(m.seq) {
+            self.vbits |= bit;
+            if let Some(x) = self.vmarks.get_mut(slot) {
+                x.used = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remembers the runs of a batch frame just verified (see `ring`).
+    fn note_runs(&mut self, loc: &FrameLoc) -> Result<(), StorageError> {
+        let mut rel = FRAME_HDR as u32;
+        while let Some((info, rec, next)) = self.run_hdr(loc, rel, false)? {
+            let i = self.ring_next as usize % RUNS;
+            self.ring_next = ((i + 1) % RUNS) as u8;
+            if let Some(r) = self.ring.get_mut(i) {
+                *r = RunRef {
+                    abs: loc.abs,
+                    first: info.first_seq,
+                    id: info.key.id,
+                    rel: rel as u16,
+                    rec: rec as u16,
+                    count: info.count,
+                    source: info.key.source,
+                    kind: match info.kind {
+                        super::RecordKind::Tsd => 1,
+                        super::RecordKind::Evt => 2,
+                    },
+                };
+            }
+            rel = next;
+        }
+        Ok(())
+    }
+
+    /// Reads bytes of the frame at `loc` (from the window when it holds them).
     fn frame_bytes(
         &mut self,
         loc: &FrameLoc,
         rel: u32,
         dst: &mut [u8],
     ) -> Result<(), StorageError> {
-        let r = rel as usize;
-        let cached = if self.cached == Some(loc.abs) {
-            self.buf.0.get(r..r + dst.len())
-        } else {
-            None
-        };
-        if let Some(src) = cached {
-            dst.copy_from_slice(src);
-            Ok(())
-        } else {
-            read_at(&mut self.flash, loc.abs + rel, dst)
+        self.small_read(loc.abs + rel, dst)
+    }
+
+    /// Sequence number of sector `s` if it is live, without a read when the
+    /// sector was verified in this mount (sectors are numbered in ring order,
+    /// so a live sector's number follows from its distance to the head).
+    fn live_seq(&mut self, s: u32) -> Result<Option<u64>, StorageError> {
+        self.sector_seq(s)
+    }
+
+    /// The number of live sector `s` when a sector mark or bit of this mount
+    /// vouches for its header (no read).
+    fn known_seq(&mut self, s: u32) -> Option<u64> {
+        let hd = self.head?;
+        let d = if hd >= s { hd - s } else { hd + self.n - s } as u64;
+        let q = self.head_seq.checked_sub(d)?;
+        if q < self.floor {
+            return None;
         }
+        if self
+            .vmarks
+            .iter()
+            .any(|m| m.used && m.sector == s && m.seq == q)
+        {
+            return Some(q);
+        }
+        let bit = self.vbit(q)?;
+        (self.vbits & bit != 0).then_some(q)
     }
 
     /// The run whose header starts at `rel` in a verified batch frame:
@@ -1281,22 +1873,23 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         Ok(None)
     }
 
-    /// Whether the batch frame `loc`, its CRC not checked, seems to hold
-    /// records of `key` at or after `seq` (its run headers alone are read).
+    /// Where the batch frame `loc`, its CRC not checked, seems to hold
+    /// records of `key` at or after `seq`: the offset of that run's header
+    /// (its run headers alone are read).
     fn peek_frame(
         &mut self,
         loc: &FrameLoc,
         key: SensorKey,
         seq: u32,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Option<u32>, StorageError> {
         let mut rel = FRAME_HDR as u32;
         while let Some((run, _, next)) = self.run_hdr(loc, rel, false)? {
             if run.key == key && (run.contains(seq) || after(run.first_seq, seq)) {
-                return Ok(true);
+                return Ok(Some(rel));
             }
             rel = next;
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Hint: the verified batch frame at `loc`, its run header at `rel`.
@@ -1319,7 +1912,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         if sector >= self.n || off < self.h || (self.head == Some(sector) && self.pending_header) {
             return Ok(None);
         }
-        Ok(match self.sector_seq(sector)? {
+        Ok(match self.live_seq(sector)? {
             Some(q) if q as u32 == hint.check => Some((sector, off, q)),
             _ => None,
         })
@@ -1340,37 +1933,29 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     ) -> Result<Option<(ReadOut, ReadHint)>, StorageError> {
         let mut pos = self.start_pos();
         pos.lazy = true;
+        if let Some(found) = self.ring_lookup(key, seq, out)? {
+            return Ok(Some(found));
+        }
         if let Some(hint) = hint
             && let Some((sector, off, sseq)) = self.hint_pos(&hint)?
         {
             pos.sector = sector;
             pos.off = off;
             pos.seq = sseq;
+            // A position found in this mount is a frame boundary: the walk
+            // from it may use the sector marks.
+            pos.trusted = (hint.extra >> 16) as u16 == self.epoch;
             let rel = hint.extra & 0xFFFF;
-            if rel != 0 && (hint.extra >> 16) as u16 == self.epoch {
+            if rel != 0 && pos.trusted {
                 // A frame whose CRC checked out in this mount; its sector has
                 // not been erased since, so its bytes are unchanged.
-                let abs = hint.pos;
-                let mut hb = [0u8; FRAME_HDR];
-                read_at(&mut self.flash, abs, &mut hb)?;
-                let room = (Self::E as u32 - off) as usize;
-                if let Header::Frame { tag, len } =
-                    frame::parse_flash_frame_header(hb, room, Self::W)
-                    && frame::is_batch(tag)
-                    && rel < len as u32
+                if let Some(loc) = self.batch_at(sector, sseq, off)?
+                    && rel < loc.len
                 {
-                    let loc = FrameLoc {
-                        sector,
-                        sector_seq: sseq,
-                        off,
-                        abs,
-                        tag,
-                        len: len as u32,
-                    };
                     if let Some((ro, r)) = self.find_in_frame(&loc, rel, key, seq, out)? {
                         return Ok(Some((ro, self.hint_at(&loc, r))));
                     }
-                    pos.off = off + len as u32;
+                    pos.off = off + loc.len;
                 }
             }
         }
@@ -1379,19 +1964,18 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
         // that holds `seq` itself over the first one with later records.
         let mut later: Option<(FrameLoc, u32)> = None;
         while let Some(loc) = self.next_frame(&mut pos)? {
-            // Frames of other sensors cost their run headers, not a CRC pass
-            // (and do not crowd the verified set); a frame whose headers name
-            // the records is verified before anything in it is used.
-            if !self.verified.contains(&loc.abs) {
-                if !self.peek_frame(&loc, key, seq)? {
-                    continue;
-                }
-                if !self.check_crc(loc.abs, loc.len)? {
-                    self.stats.bad_frames += 1;
-                    continue;
-                }
+            // Frames of other sensors cost their run headers (mostly read
+            // with the window that holds the frame); a frame whose headers
+            // name the records is verified before anything in it is used.
+            let Some(rel) = self.peek_frame(&loc, key, seq)? else {
+                continue;
+            };
+            if !self.frame_ok(&loc, pos.trusted)? {
+                self.stats.bad_frames += 1;
+                continue;
             }
-            if let Some((ro, r)) = self.find_in_frame(&loc, FRAME_HDR as u32, key, seq, out)? {
+            // The runs before `rel` (now verified) are not this sensor's.
+            if let Some((ro, r)) = self.find_in_frame(&loc, rel, key, seq, out)? {
                 if ro.first == seq || hint.is_some() {
                     return Ok(Some((ro, self.hint_at(&loc, r))));
                 }
@@ -1404,6 +1988,107 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             && let Some((ro, r)) = self.find_in_frame(&loc, r, key, seq, out)?
         {
             return Ok(Some((ro, self.hint_at(&loc, r))));
+        }
+        Ok(None)
+    }
+
+    /// The batch frame at offset `off` of live sector `sector` (numbered
+    /// `sseq`), from its header alone: only for boundaries of frames verified
+    /// in this mount.
+    fn batch_at(
+        &mut self,
+        sector: u32,
+        sseq: u64,
+        off: u32,
+    ) -> Result<Option<FrameLoc>, StorageError> {
+        let abs = self.base(sector) + off;
+        let mut hb = [0u8; FRAME_HDR];
+        self.small_read(abs, &mut hb)?;
+        let room = (Self::E as u32).saturating_sub(off) as usize;
+        Ok(match frame::parse_flash_frame_header(hb, room, Self::W) {
+            Header::Frame { tag, len } if frame::is_batch(tag) => Some(FrameLoc {
+                sector,
+                sector_seq: sseq,
+                off,
+                abs,
+                tag,
+                len: len as u32,
+            }),
+            _ => None,
+        })
+    }
+
+    /// A run of `key` starting at `seq` remembered from a frame verified in
+    /// this mount: its records, read without any search.
+    fn ring_lookup(
+        &mut self,
+        key: SensorKey,
+        seq: u32,
+        out: &mut [u8],
+    ) -> Result<Option<(ReadOut, ReadHint)>, StorageError> {
+        let e = Self::E as u32;
+        // Newest first: the run asked for was most likely noted last.
+        for j in 0..RUNS {
+            let i = (self.ring_next as usize + RUNS - 1 - j) % RUNS;
+            let Some(r) = self.ring.get(i).copied() else {
+                break;
+            };
+            if r.abs == 0
+                || r.id != key.id
+                || r.source != key.source
+                || seq.wrapping_sub(r.first) >= u32::from(r.count)
+            {
+                continue;
+            }
+            let (sector, off) = (r.abs / e, r.abs % e);
+            let Some(sseq) = self.live_seq(sector)? else {
+                continue;
+            };
+            let at = FrameLoc {
+                sector,
+                sector_seq: sseq,
+                off,
+                abs: r.abs,
+                tag: 0,
+                len: 0,
+            };
+            let hint = self.hint_at(&at, u32::from(r.rel));
+            if r.kind == 2 {
+                // EVT: the records alone (the run is known exactly).
+                let size = 8usize;
+                let skip = seq.wrapping_sub(r.first) as usize;
+                let count = (r.count as usize - skip).min(out.len() / size);
+                let Some(dst) = out.get_mut(..count * size).filter(|d| !d.is_empty()) else {
+                    return Err(StorageError::BufferTooSmall);
+                };
+                self.small_read(r.abs + u32::from(r.rec) + (skip * size) as u32, dst)?;
+                let run = RunInfo {
+                    key,
+                    kind: super::RecordKind::Evt,
+                    first_seq: r.first,
+                    count: r.count,
+                    meta: super::RunMeta::default(),
+                };
+                return Ok(Some((
+                    ReadOut {
+                        run,
+                        first: seq,
+                        count,
+                    },
+                    hint,
+                )));
+            }
+            // TSD: the run header holds its timing.
+            let Some(loc) = self.batch_at(sector, sseq, off)? else {
+                continue;
+            };
+            let rel = u32::from(r.rel);
+            if let Some((ro, at)) = self.find_in_frame(&loc, rel, key, seq, out)?
+                && ro.first == seq
+                && at == rel
+            {
+                return Ok(Some((ro, hint)));
+            }
         }
         Ok(None)
     }
@@ -1438,6 +2123,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             left: self.n,
             lazy: false,
             damaged: false,
+            trusted: true,
         }
     }
 
@@ -1490,7 +2176,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 e
             };
             if pos.off == 0 {
-                match self.sector_seq(pos.sector)? {
+                pos.trusted = true;
+                match self.live_seq(pos.sector)? {
                     Some(seq) if limit > 0 => {
                         pos.seq = seq;
                         pos.off = self.h;
@@ -1507,7 +2194,13 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
             }
             let abs = self.base(pos.sector) + pos.off;
             let mut hb = [0u8; FRAME_HDR];
-            read_at(&mut self.flash, abs, &mut hb)?;
+            if pos.lazy {
+                // A search reads frame headers alone (the window is loaded
+                // only to verify frames).
+                self.small_read(abs, &mut hb)?;
+            } else {
+                self.win_read(abs, &mut hb)?;
+            }
             match frame::parse_flash_frame_header(hb, (limit - pos.off) as usize, Self::W) {
                 Header::Erased if pos.damaged => {
                     // Maybe the padding of the damaged frame: the next frame
@@ -1543,7 +2236,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                         // The caller checks the CRC if it wants the frame.
                         return Ok(Some(loc));
                     }
-                    if self.check_crc(abs, len as u32)? {
+                    if self.frame_ok(&loc, pos.trusted)? {
                         return Ok(Some(loc));
                     }
                     self.stats.bad_frames += 1;
@@ -1553,13 +2246,16 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
     }
 }
 
-impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
-    for NorFlashStorage<F, BUF, VERIFY>
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize> Storage
+    for NorFlashStorage<F, BUF, VERIFY, RUNS>
 {
     fn mount(&mut self) -> Result<(), StorageError> {
         self.mounted = false;
         self.cached = None;
         self.verified = [0; VERIFY];
+        self.vbits = 0;
+        self.vmarks = [Vmark::default(); VMARKS];
+        self.ring = [RunRef::default(); RUNS];
         self.cursors = [Cursor::default(); CURSORS];
         self.epoch = self.epoch.wrapping_add(1).max(1);
         self.pending_header = false;
@@ -1599,6 +2295,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         // next frame opens a fresh sector (one erase, and the head's unused
         // tail, per mount that is followed by a write).
         self.sealed = true;
+        self.vfloor = self.floor;
         self.stats = StorageStats {
             mount_bytes_read: read,
             ..StorageStats::default()
@@ -1740,11 +2437,14 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         Ok(None)
     }
 
-    /// The search starts at the hint when its sector has not been erased since
-    /// (same sector sequence number): at the run header it names in a frame
-    /// verified during this mount (no CRC pass, no walk over the runs before
-    /// it), or at the frame boundary / write position it names. Without a valid
-    /// hint, at the oldest sector. The plain cursors are not used.
+    /// First the run references of the frames verified last (a run of `key`
+    /// holding `seq`: its records are read directly, an EVT record with no
+    /// header read). Then the search starts at the hint when its sector has
+    /// not been erased since (same sector sequence number): at the run header
+    /// it names in a frame verified during this mount (no CRC pass, no walk
+    /// over the runs before it), or at the frame boundary / write position it
+    /// names. Without a valid hint, at the oldest sector. The plain cursors
+    /// are not used.
     fn read_hinted(
         &mut self,
         key: SensorKey,
@@ -1785,14 +2485,14 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
             ReadHint {
                 pos: self.base(hd) + self.write_off,
                 check: self.head_seq as u32,
-                extra: 0,
+                extra: (self.epoch as u32) << 16,
             }
         } else {
             // The next append opens the next sector of the ring.
             ReadHint {
                 pos: self.base(self.next_sector(hd)) + self.h,
                 check: self.head_seq.wrapping_add(1) as u32,
-                extra: 0,
+                extra: (self.epoch as u32) << 16,
             }
         }
     }
@@ -1937,47 +2637,16 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> Storage
         Ok(true)
     }
 
-    fn recover<V: FnMut(LogEntry)>(&mut self, mut f: V) -> Result<(), StorageError> {
+    fn recover<V: FnMut(LogEntry)>(&mut self, f: V) -> Result<(), StorageError> {
         self.check_mounted()?;
-        let mut pos = self.start_pos();
-        while let Some(loc) = self.next_frame(&mut pos)? {
-            if loc.tag == TAG_ACK {
-                // A frame too short for a mark would have its "mark" read from its CRC.
-                if (loc.len as usize) < FRAME_HDR + ACK_BODY + CRC_LEN {
-                    self.stats.bad_frames += 1;
-                    continue;
-                }
-                let mut b = [0u8; ACK_BODY];
-                self.frame_bytes(&loc, FRAME_HDR as u32, &mut b)?;
-                match frame::parse_ack_body(&b) {
-                    Some((key, upto)) => f(LogEntry::Ack { key, upto }),
-                    None => self.stats.bad_frames += 1,
-                }
-                continue;
-            }
-            if loc.tag == TAG_RESERVE {
-                let mut rel = FRAME_HDR as u32;
-                let mut e = [0u8; frame::RESERVE_ENTRY];
-                while rel as usize + frame::RESERVE_ENTRY + CRC_LEN <= loc.len as usize {
-                    self.frame_bytes(&loc, rel, &mut e)?;
-                    let Some((key, upto)) = frame::parse_reserve_entry(&e) else {
-                        break;
-                    };
-                    f(LogEntry::Reserve { key, upto });
-                    rel += frame::RESERVE_ENTRY as u32;
-                }
-                continue;
-            }
-            if !frame::is_batch(loc.tag) {
-                continue;
-            }
-            let mut rel = FRAME_HDR as u32;
-            while let Some((info, _, next)) = self.run_at(&loc, rel)? {
-                f(LogEntry::Run(info));
-                rel = next;
-            }
-        }
-        Ok(())
+        self.recovering = true;
+        self.parsed = 0;
+        let r = self.recover_walk(f);
+        self.recovering = false;
+        // The ring held parsed runs, not run references.
+        self.ring = [RunRef::default(); RUNS];
+        self.parsed = 0;
+        r
     }
 
     fn stats(&self) -> StorageStats {
@@ -2016,7 +2685,65 @@ pub(super) struct MountView {
     pub mounted: bool,
 }
 
-impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF, VERIFY> {
+impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
+    NorFlashStorage<F, BUF, VERIFY, RUNS>
+{
+    /// The walk of [`Storage::recover`]: every frame read once (verified
+    /// through the window, its runs parsed from it).
+    fn recover_walk<V: FnMut(LogEntry)>(&mut self, mut f: V) -> Result<(), StorageError> {
+        let mut pos = self.start_pos();
+        while let Some(loc) = self.next_frame(&mut pos)? {
+            if loc.tag == TAG_ACK {
+                // A frame too short for a mark would have its "mark" read from its CRC.
+                if (loc.len as usize) < FRAME_HDR + ACK_BODY + CRC_LEN {
+                    self.stats.bad_frames += 1;
+                    continue;
+                }
+                let mut b = [0u8; ACK_BODY];
+                self.frame_bytes(&loc, FRAME_HDR as u32, &mut b)?;
+                match frame::parse_ack_body(&b) {
+                    Some((key, upto)) => f(LogEntry::Ack { key, upto }),
+                    None => self.stats.bad_frames += 1,
+                }
+                continue;
+            }
+            if loc.tag == TAG_RESERVE {
+                let mut rel = FRAME_HDR as u32;
+                let mut e = [0u8; frame::RESERVE_ENTRY];
+                while rel as usize + frame::RESERVE_ENTRY + CRC_LEN <= loc.len as usize {
+                    self.frame_bytes(&loc, rel, &mut e)?;
+                    let Some((key, upto)) = frame::parse_reserve_entry(&e) else {
+                        break;
+                    };
+                    f(LogEntry::Reserve { key, upto });
+                    rel += frame::RESERVE_ENTRY as u32;
+                }
+                continue;
+            }
+            if !frame::is_batch(loc.tag) {
+                continue;
+            }
+            if self.parsed == loc.abs && self.parsed_n != u8::MAX {
+                // Parsed while its CRC streamed past: no header read again.
+                let mut i = 0usize;
+                while i < self.parsed_n as usize {
+                    let Some((info, n)) = parsed_run(&self.ring, i) else {
+                        break;
+                    };
+                    f(LogEntry::Run(info));
+                    i += n;
+                }
+                continue;
+            }
+            let mut rel = FRAME_HDR as u32;
+            while let Some((info, _, next)) = self.run_at(&loc, rel)? {
+                f(LogEntry::Run(info));
+                rel = next;
+            }
+        }
+        Ok(())
+    }
+
     /// What mount found (for `storage::inspect`; additive, read-only).
     pub(super) fn mount_view(&self) -> MountView {
         MountView {
@@ -2031,6 +2758,105 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize> NorFlashStorage<F, BUF,
                 self.write_off
             },
             mounted: self.mounted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod stream_parse_tests {
+    use super::*;
+    use crate::storage::RunMeta;
+
+    /// The run headers of a frame larger than `BUF` are parsed while its CRC
+    /// streams past, whatever the frame's tag: plain and packed frames (the
+    /// copy-forward writes packed ones) give the runs `run_hdr` would.
+    #[test]
+    fn streamed_run_headers_of_plain_and_packed_frames() {
+        let runs = [
+            RunInfo {
+                key: SensorKey { source: 1, id: 7 },
+                kind: RecordKind::Evt,
+                first_seq: 5,
+                count: 3,
+                meta: RunMeta::default(),
+            },
+            RunInfo {
+                key: SensorKey {
+                    source: 2,
+                    id: 300_000,
+                },
+                kind: RecordKind::Tsd,
+                first_seq: 70_000,
+                count: 2,
+                meta: RunMeta {
+                    base_time: 1_700_000_000_000,
+                    interval: 1000,
+                },
+            },
+            RunInfo {
+                key: SensorKey { source: 0, id: 9 },
+                kind: RecordKind::Evt,
+                first_seq: 1,
+                count: 40,
+                meta: RunMeta::default(),
+            },
+            // Short runs: the next run header starts within the bytes
+            // collected for this one.
+            RunInfo {
+                key: SensorKey { source: 3, id: 11 },
+                kind: RecordKind::Evt,
+                first_seq: 9,
+                count: 1,
+                meta: RunMeta::default(),
+            },
+            RunInfo {
+                key: SensorKey { source: 3, id: 12 },
+                kind: RecordKind::Evt,
+                first_seq: 10,
+                count: 1,
+                meta: RunMeta::default(),
+            },
+        ];
+        for tag in [TAG_BATCH, TAG_PACKED] {
+            let mut f = [0u8; 1024];
+            let mut n = FRAME_HDR;
+            for r in &runs {
+                let mut hb = [0u8; MAX_RUN_HDR];
+                let hl = if tag == TAG_PACKED {
+                    frame::packed_run_header(r, &mut hb)
+                } else {
+                    let mut plain = [0u8; RUN_HDR + TSD_EXTRA];
+                    let hl = frame::run_header(r, &mut plain);
+                    hb[..hl].copy_from_slice(&plain[..hl]);
+                    hl
+                };
+                f[n..n + hl].copy_from_slice(&hb[..hl]);
+                n += hl;
+                for b in &mut f[n..n + r.count as usize * r.kind.record_size()] {
+                    *b = 0x5A;
+                }
+                n += r.count as usize * r.kind.record_size();
+            }
+            let len = n + CRC_LEN;
+            f[..FRAME_HDR].copy_from_slice(&frame::frame_header(tag, len));
+            for chunk in [1usize, 7, 64, len] {
+                let mut ring = [RunRef::default(); 32];
+                let mut sp = StreamParse::new(n, true);
+                let mut at = 0;
+                while at < n {
+                    let k = chunk.min(n - at);
+                    sp.feed(&mut ring, at, &f[at..at + k]);
+                    at += k;
+                }
+                assert!(sp.ok && sp.done, "tag {tag:#x}, chunk {chunk}");
+                let mut i = 0;
+                for r in &runs {
+                    let (got, used) = parsed_run(&ring, i).unwrap();
+                    assert_eq!(got, *r, "tag {tag:#x}, chunk {chunk}");
+                    i += used;
+                }
+                assert_eq!(i, sp.slots);
+            }
         }
     }
 }
