@@ -1372,6 +1372,9 @@ impl<
     /// 0..=100 while records remain in RAM, 101 when RAM is empty (safe to power
     /// off). Without a started flush, returns the current progress.
     ///
+    /// # Flash I/O
+    /// One batch, as a threshold spill of [`Spool::write`].
+    ///
     /// # Errors
     /// [`Error::Storage`] if the batch failed, [`Error::NoSpace`] if the medium is
     /// full (nothing changed either way; retry or cancel).
@@ -1433,6 +1436,11 @@ impl<
     /// Mounts the storage and rebuilds the flash part of every registered sensor
     /// from the log (call after a reset, once the sensors are registered and
     /// before writing). Returns the number of unacknowledged records found.
+    ///
+    /// # Flash I/O
+    /// One call: the mount (sector headers and the newest sector) and one walk
+    /// of the whole log, each frame read once for its CRC and run headers
+    /// (1.03x to 1.07x of the bytes in use measured; not stepped).
     ///
     /// # Errors
     /// [`Error::Storage`] if the storage cannot be mounted or read.
