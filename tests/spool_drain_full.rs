@@ -196,7 +196,8 @@ enum Plan {
 /// Drains `s` by `plan`: every record of `stored[j]` at or after `first[j]`
 /// must come back once, in order, with its value; nothing else. After every
 /// acknowledgement `after_ack(s, acked before, acked after)` is called (for
-/// power-cut images). Returns the number of acknowledgements.
+/// power-cut images). Returns the number of acknowledgements and the most
+/// flash bytes one `read` call read.
 fn drain(
     s: &mut S,
     plan: Plan,
@@ -204,8 +205,9 @@ fn drain(
     m: &Model,
     ctx: &str,
     after_ack: &mut AfterAck<'_>,
-) -> u32 {
+) -> (u32, u64) {
     let sizes = [1u32, 7, 100, u32::MAX];
+    let mut worst_read = 0u64;
     let mut left: Vec<BTreeSet<u32>> = (0..SENSORS)
         .map(|j| m.stored[j].range(first[j]..).copied().collect())
         .collect();
@@ -245,7 +247,10 @@ fn drain(
         let mut got = 0u32;
         let mut last = acked[j];
         while got < n {
-            match s.read(h) {
+            let r0 = s.storage().flash().stats().bytes_read;
+            let res = s.read(h);
+            worst_read = worst_read.max(s.storage().flash().stats().bytes_read - r0);
+            match res {
                 Ok(r) => {
                     let want = left[j].pop_first();
                     assert_eq!(
@@ -291,7 +296,7 @@ fn drain(
         holes,
         "{ctx}: records lost while draining"
     );
-    acks
+    (acks, worst_read)
 }
 
 fn plans() -> Vec<(String, Plan)> {
@@ -310,6 +315,7 @@ fn plans() -> Vec<(String, Plan)> {
 fn draining_a_full_log_loses_nothing() {
     let mut cases = 0u32;
     let mut records = 0u64;
+    let mut worst_all = 0u64;
     for (sectors, wraps, seed) in [(6usize, 2u32, 1u64), (12, 3, 2), (24, 2, 3)] {
         let (flash, m) = fill(sectors, wraps, seed);
         let stored: usize = m.stored.iter().map(|x| x.len()).sum();
@@ -319,11 +325,20 @@ fn draining_a_full_log_loses_nothing() {
             let mut s = reboot(&flash);
             let first = check_owed(&mut s, &m.first, &m.first, &m.end, &ctx);
             let ops0 = s.storage().flash().stats();
-            let acks = drain(&mut s, plan, &first, &m, &ctx, &mut |_, _, _| {});
+            let (acks, worst_read) = drain(&mut s, plan, &first, &m, &ctx, &mut |_, _, _| {});
+            // One read never walks the log: records copied forward to the
+            // newest sector are found through the hint the copy left, not by
+            // a search from the oldest sector (up to the whole log: 23,200 B
+            // of 24 KiB measured without the hints, 3,185 B with them).
+            assert!(
+                worst_read <= 4 * 1024,
+                "{ctx}: one read call read {worst_read} B of flash"
+            );
+            worst_all = worst_all.max(worst_read);
             let st = s.storage().stats();
             let fs = s.storage().flash().stats();
             eprintln!(
-                "  {ctx}: {stored} records stored ({} gaps from the fill), {acks} acks, newest sector no. {}, {} B programmed ({} ops, {} erases), 0 lost",
+                "  {ctx}: {stored} records stored ({} gaps from the fill), {acks} acks, newest sector no. {}, {} B programmed ({} ops, {} erases), worst read call {worst_read} B, 0 lost",
                 m.holes(),
                 st.head_seq,
                 fs.bytes_programmed - ops0.bytes_programmed,
@@ -337,7 +352,9 @@ fn draining_a_full_log_loses_nothing() {
             records += stored as u64;
         }
     }
-    eprintln!("drain full lossless: {cases} cases, {records} records drained");
+    eprintln!(
+        "drain full lossless: {cases} cases, {records} records drained, worst read call {worst_all} B"
+    );
 }
 
 /// Fill, reboot, drain with power cuts at every (or every 3rd) flash

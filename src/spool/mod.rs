@@ -652,9 +652,10 @@ impl<
     /// those of one sector). When neither the run references nor the sensor's hint
     /// know where its next record is, the frame headers from the hint (or the
     /// oldest sector) up to it are walked: **not bounded by one sector** (no stepped
-    /// search yet; 230,630 B measured for the first reads after a reboot on a full
-    /// 256 KiB log, 4,818 B while an uploader keeps up). A read that must first
-    /// spill RAM records adds a batch (see [`Spool::write`]).
+    /// search yet). Measured worst on a 256 KiB log of 4 KiB sectors
+    /// (`benches/spool_flash.rs`): 5,087 B draining after a reboot, 4,818 B while
+    /// an uploader keeps up. A read that must first spill RAM records adds a batch
+    /// (see [`Spool::write`]).
     ///
     /// # Errors
     /// [`Error::UnknownSensor`]; [`Error::NoData`] if nothing is unsent.

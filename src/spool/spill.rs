@@ -507,6 +507,25 @@ impl Keep for SpoolKeep<'_> {
     fn evicted(&mut self, run: RunInfo) {
         evicted(self.table, self.parts, self.lost, run)
     }
+    /// A copy that holds the part's next unsent (or first unacknowledged)
+    /// record is where reading continues (else the search for it would start
+    /// at the oldest sector and walk the log up to the copy, the newest frame).
+    fn copied(&mut self, run: &RunInfo, hint: ReadHint) {
+        let key = run.key;
+        let Ok(i) = self.table.binary_search_by(|e| e.key().cmp(&key)) else {
+            return;
+        };
+        let Some(p) = self.parts.get_mut(i) else {
+            return;
+        };
+        let holds = |q: u32| !before(q, run.first_seq) && before(q, run.end_seq());
+        if holds(p.read) {
+            p.hint = hint;
+        }
+        if holds(p.acked) {
+            p.ack_hint = hint;
+        }
+    }
 }
 
 /// One run of a flush batch: records `[first, first + count)` of table slot `slot`.

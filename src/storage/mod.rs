@@ -459,6 +459,13 @@ pub trait Keep {
     fn owed(&mut self, run: &RunInfo) -> Option<(u32, u32)>;
     /// Records that left the log (a whole run or the part of it not owed).
     fn evicted(&mut self, run: RunInfo);
+    /// The owed records `run` were copied forward; `hint` is where their copy
+    /// starts, for [`Storage::read_hinted`] (the copy becomes live only if the
+    /// call that copied returns `Ok`; a hint to a copy that never did only
+    /// costs a longer search). Default: ignored.
+    fn copied(&mut self, run: &RunInfo, hint: ReadHint) {
+        let _ = (run, hint);
+    }
 }
 
 /// A [`Keep`] that owes nothing: every run is reported to the closure, as

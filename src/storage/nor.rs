@@ -1051,7 +1051,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             self.mounted = false;
             return Err(ferr(e));
         }
-        let copied = match self.copy_sector(victim, Some(b + self.h), keep) {
+        let copied = match self.copy_sector(victim, Some((b + self.h, seq)), keep) {
             Ok(c) => c,
             Err(e) => {
                 self.mounted = false;
@@ -1103,13 +1103,14 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
     }
 
     /// Copies the owed records of sector `s` (being evicted) to `dst`
-    /// (absolute offset) or, with `None`, only measures them. Returns the
-    /// bytes the copies take. When copying, the records not copied are
-    /// reported to [`Keep::evicted`].
+    /// (absolute offset, and the sequence number of the sector it lies in) or,
+    /// with `None`, only measures them. Returns the bytes the copies take. When
+    /// copying, the records not copied are reported to [`Keep::evicted`] and
+    /// each copy's place to [`Keep::copied`].
     fn copy_sector<K: Keep>(
         &mut self,
         s: u32,
-        dst: Option<u32>,
+        dst: Option<(u32, u64)>,
         keep: &mut K,
     ) -> Result<usize, StorageError> {
         let mut pos = Pos {
@@ -1158,8 +1159,16 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                 }
                 _ => round_up(FRAME_HDR + body.min(packed) + CRC_LEN, Self::W),
             };
-            if let Some(d) = dst {
-                self.copy_frame(&loc, d + total as u32, len, style, keep)?;
+            if let Some((d, dseq)) = dst {
+                let at = d + total as u32;
+                // A frame boundary written in this mount: a reader of a copied
+                // sensor starts here instead of at the oldest sector.
+                let hint = ReadHint {
+                    pos: at,
+                    check: dseq as u32,
+                    extra: (self.epoch as u32) << 16,
+                };
+                self.copy_frame(&loc, at, len, style, hint, keep)?;
             }
             total += len;
         }
@@ -1168,13 +1177,15 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
 
     /// Programs at `dst` a frame of `len` bytes (0: none) holding the owed
     /// records of the verified batch frame `loc`, as a frame of tag `style`
-    /// (compact: one run); reports the records not copied as evicted.
+    /// (compact: one run); reports the records not copied as evicted and
+    /// those copied with `hint` (the new frame's place).
     fn copy_frame<K: Keep>(
         &mut self,
         loc: &FrameLoc,
         dst: u32,
         len: usize,
         style: u8,
+        hint: ReadHint,
         keep: &mut K,
     ) -> Result<(), StorageError> {
         let compact = frame::is_compact(style);
@@ -1212,6 +1223,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                 keep.evicted(info);
                 continue;
             };
+            keep.copied(&part, hint);
             // The parts of the run before and after the owed records.
             let skip = part.first_seq.wrapping_sub(info.first_seq);
             if skip > 0 {
