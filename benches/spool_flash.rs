@@ -351,6 +351,9 @@ struct Row {
     calls: Vec<CallStats>,
     worst: (u64, &'static str),
     nanos: u128,
+    /// Ours: the index-less read floor summed over the drains (see
+    /// [`read_floor`]): (bytes, records in storage it covers).
+    read_floor: Option<(u64, u64)>,
 }
 
 impl Row {
@@ -377,6 +380,49 @@ fn new_spool(flash: &Shared) -> (Ours, Vec<SensorHandle>) {
         })
         .collect();
     (s, hs)
+}
+
+/// Bytes of a run header a reader must look at to pass a run that is not its
+/// sensor's: lead (kind and count), source and at least one byte of the id.
+const FLOOR_PASS: u64 = 3;
+
+/// The read floor of the drain about to run, for any log format without an
+/// index whose runs are whole in themselves (each names its sensor): the
+/// uploader reads sensor by sensor, so a reader of sensor `j` must look at
+/// every run (of any sensor) between its first and its last owed run, at
+/// least [`FLOOR_PASS`] bytes each, and read its own records. Measured on a
+/// copy of the flash: the live runs in log order, the spool's owed numbers.
+/// Returns (bytes, records in storage).
+fn read_floor(flash: &Shared, s: &Ours, hs: &[SensorHandle]) -> (u64, u64) {
+    use sensor_spool::storage::{LogEntry, RunInfo, Storage};
+    let image = flash.0.borrow().clone();
+    let mut st = NorFlashStorage::<_, BUF>::new(image).expect("geometry");
+    st.mount().expect("mount of a copy");
+    let mut runs: Vec<RunInfo> = Vec::new();
+    st.recover(|e| {
+        if let LogEntry::Run(r) = e {
+            runs.push(r);
+        }
+    })
+    .expect("walk of a copy");
+    let (mut bytes, mut records) = (0u64, 0u64);
+    for (j, &h) in hs.iter().enumerate() {
+        let st = s.sensor_stats(h).expect("sensor");
+        let first = st.next_seq - st.count;
+        let owed = |r: &RunInfo| r.key == key(j) && r.first_seq + r.count as u32 > first;
+        let (Some(a), Some(b)) = (runs.iter().position(owed), runs.iter().rposition(owed)) else {
+            continue;
+        };
+        for r in &runs[a..=b] {
+            bytes += FLOOR_PASS;
+            if owed(r) {
+                let n = (r.first_seq + r.count as u32 - first.max(r.first_seq)) as u64;
+                bytes += n * r.kind.record_size() as u64;
+                records += n;
+            }
+        }
+    }
+    (bytes, records)
 }
 
 /// Reads everything every sensor has, then acknowledges it: (delivered, bad,
@@ -435,6 +481,7 @@ fn ours(sc: Scenario, n: u64) -> Row {
     let start = flash.stats();
     let t = Instant::now();
     let (mut delivered, mut bad) = (0u64, 0u64);
+    let mut floor = (0u64, 0u64);
     for i in 0..n {
         let (j, k) = at(i);
         m.call("write", || s.write(hs[j], value(j, k), time_ms(k)))
@@ -445,6 +492,8 @@ fn ours(sc: Scenario, n: u64) -> Row {
             flush_all(&mut s, &mut m);
         }
         if sc.drains() && (i + 1).is_multiple_of(DRAIN_EVERY) {
+            let (fb, fr) = read_floor(&flash, &s, &hs);
+            floor = (floor.0 + fb, floor.1 + fr);
             let (d, b, _) = drain(&mut s, &hs, &mut m);
             delivered += d;
             bad += b;
@@ -470,6 +519,8 @@ fn ours(sc: Scenario, n: u64) -> Row {
             .expect("recover_storage");
         recovered = Some(found as u64);
         mount = Some((m.sum(&["recover"]).bytes_read - before, used));
+        let (fb, fr) = read_floor(&flash, &s2, &hs2);
+        floor = (floor.0 + fb, floor.1 + fr);
         let (d, b, in_acks) = drain(&mut s2, &hs2, &mut m);
         delivered += d;
         bad += b;
@@ -478,6 +529,8 @@ fn ours(sc: Scenario, n: u64) -> Row {
         // "counted before the reboot": it stays in the lost-while-draining figure.
         readout_lost = Some((lost_counted(&s2), in_acks));
     } else {
+        let (fb, fr) = read_floor(&flash, &s, &hs);
+        floor = (floor.0 + fb, floor.1 + fr);
         let (d, b, _) = drain(&mut s, &hs, &mut m);
         delivered += d;
         bad += b;
@@ -512,6 +565,7 @@ fn ours(sc: Scenario, n: u64) -> Row {
         worst: m.worst(),
         calls: m.calls,
         nanos,
+        read_floor: Some(floor),
     }
 }
 
@@ -598,6 +652,7 @@ fn seq_storage(sc: Scenario, n: u64, spill_avg: u64) -> Row {
         worst: m.worst(),
         calls: m.calls,
         nanos,
+        read_floor: None,
     }
 }
 
@@ -706,6 +761,7 @@ fn sensor_db<const PAGE: usize, const ES: usize>(sc: Scenario, n: u64, spill_avg
         worst: m.worst(),
         calls: m.calls,
         nanos,
+        read_floor: None,
     }
 }
 
@@ -952,6 +1008,20 @@ fn main() {
              varint id, varint first number, TSD varint base time and interval; 8 B of frame header + CRC per flush; \
              no marks, reservations, sector headers or padding); ours {} (target 1.25x).",
             opt(ours_x, |x| format!("{x:.3}x"))
+        );
+    }
+    for r in rows.iter().filter(|r| r.read_floor.is_some()) {
+        let Some((fb, fr)) = r.read_floor else {
+            continue;
+        };
+        let floor = fb as f64 / fr.max(1) as f64;
+        println!(
+            "Read floor, {}: {floor:.1} B per stored record read sensor by sensor ({:.1}x the on-flash size) for any \
+             log without an index whose runs name their sensor ({FLOOR_PASS} B looked at per run passed between a \
+             sensor's first and last owed run, plus its records; {fr} records over the drains); ours {} B (goal 2x on-flash).",
+            r.scenario,
+            floor / r.on_flash.unwrap_or(f64::NAN),
+            opt(r.read_per_delivered(), |x| format!("{x:.1}"))
         );
     }
     println!(
