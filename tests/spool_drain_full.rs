@@ -14,13 +14,20 @@
 //! acknowledgement returned `Ok` comes back, and every record not acknowledged
 //! is still there.
 //!
+//! With reverts and driver faults: the uploader reverts about one read batch in
+//! three, one-off program / erase faults (applied in full, in part, or not at
+//! all) hit the drain's flash operations, and some sensors keep writing: every
+//! read returns the next record owed, in order, with its value (a gap only
+//! where the sensor's own lost counter says records were evicted), and after a
+//! reboot no record whose acknowledgement returned `Ok` is owed again.
+//!
 //! Each test prints `drain full <name>: <n> cases`.
 
 use sensor_spool::pool::{Pool, Tier};
 use sensor_spool::record::SensorKey;
 use sensor_spool::sensor::OverflowPolicy;
 use sensor_spool::spool::Spool;
-use sensor_spool::storage::mock_flash::{MockFlash, Tear};
+use sensor_spool::storage::mock_flash::{Fault, MockFlash, Tear};
 use sensor_spool::storage::{LogEntry, NorFlashStorage, Storage};
 use std::collections::BTreeSet;
 
@@ -396,4 +403,186 @@ fn power_cuts_while_draining_a_full_log() {
     }
     eprintln!("drain full power cuts: {cases} cases");
     assert!(cases > 100);
+}
+
+/// What [`drain_with_faults`] saw.
+#[derive(Default)]
+struct FaultDrain {
+    reverts: u32,
+    faults: u32,
+    failed_acks: u32,
+    /// Reads that skipped records the sensor's lost counter had counted.
+    lost_gaps: u32,
+    /// Per sensor: records whose acknowledgement returned `Ok`.
+    acked: Vec<BTreeSet<u32>>,
+}
+
+/// Drains `s` in random order and batch sizes with reverts, one-off driver
+/// faults (`faults`) and, with `writes`, new records (some flushed): every
+/// read must return the sensor's lowest owed record not handed out, with its
+/// value; a skip is allowed only over records the sensor counted lost since.
+fn drain_with_faults(
+    s: &mut S,
+    m: &Model,
+    seed: u64,
+    ctx: &str,
+    writes: bool,
+    faults: bool,
+) -> FaultDrain {
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut out = FaultDrain {
+        acked: vec![BTreeSet::new(); SENSORS],
+        ..FaultDrain::default()
+    };
+    let mut end = m.end;
+    let mut write_turns = 3000u32;
+    let mut owed: Vec<BTreeSet<u32>> = (0..SENSORS)
+        .map(|j| m.stored[j].range(m.first[j]..).copied().collect())
+        .collect();
+    let mut handed: Vec<Vec<u32>> = vec![Vec::new(); SENSORS];
+    let mut lost: Vec<u16> = (0..SENSORS)
+        .map(|j| s.sensor_stats(s.lookup(key(j)).unwrap()).unwrap().lost)
+        .collect();
+    let mut guard = 0u32;
+    while owed.iter().any(|o| !o.is_empty()) {
+        guard += 1;
+        assert!(guard < 2_000_000, "{ctx}: no progress");
+        let j = (next() % SENSORS as u64) as usize;
+        if owed[j].is_empty() {
+            continue;
+        }
+        if faults && next().is_multiple_of(5) {
+            let ops = s.storage().flash().ops();
+            let fault = [Fault::All, Fault::Part, Fault::Nothing][(next() % 3) as usize];
+            let at = ops + next() % 3;
+            s.storage_mut().flash_mut().fail_at(at, fault, false);
+            out.faults += 1;
+        }
+        let h = s.lookup(key(j)).unwrap();
+        write_turns = write_turns.saturating_sub(1);
+        if writes && write_turns > 0 && next().is_multiple_of(4) {
+            for _ in 0..next() % 12 {
+                let q = end[j];
+                s.write(h, value(j, q), T0 + q as u64 * 1000).unwrap();
+                owed[j].insert(q);
+                end[j] += 1;
+            }
+            if next().is_multiple_of(3) {
+                let _ = s.flush();
+            }
+        }
+        for _ in 0..[1u32, 3, 7, 50][(next() % 4) as usize] {
+            let Ok(r) = s.read(h) else { break };
+            let first_owed =
+                |o: &BTreeSet<u32>, hd: &[u32]| o.iter().copied().find(|q| !hd.contains(q));
+            let mut want = first_owed(&owed[j], &handed[j]);
+            if want != Some(r.seq) {
+                // Records evicted by an append (storage full) are skipped and
+                // counted lost: only as many as the lost counter grew.
+                let now = s.sensor_stats(h).unwrap().lost;
+                let counted = now.wrapping_sub(lost[j]) as usize;
+                let gone: Vec<u32> = owed[j]
+                    .range(..r.seq)
+                    .copied()
+                    .filter(|q| !handed[j].contains(q))
+                    .collect();
+                assert!(
+                    !gone.is_empty() && gone.len() <= counted,
+                    "{ctx}: sensor {j} read {} instead of {want:?} ({} skipped, {counted} counted lost)",
+                    r.seq,
+                    gone.len()
+                );
+                for q in gone {
+                    owed[j].remove(&q);
+                }
+                lost[j] = now;
+                out.lost_gaps += 1;
+                want = first_owed(&owed[j], &handed[j]);
+            }
+            assert_eq!(
+                Some(r.seq),
+                want,
+                "{ctx}: sensor {j}: wrong, skipped or out of order"
+            );
+            assert_eq!(
+                r.value,
+                value(j, r.seq),
+                "{ctx}: sensor {j} record {} corrupted",
+                r.seq
+            );
+            handed[j].push(r.seq);
+        }
+        if handed[j].is_empty() {
+            continue;
+        }
+        if next().is_multiple_of(3) {
+            s.revert(h).unwrap();
+            handed[j].clear();
+            out.reverts += 1;
+            continue;
+        }
+        match s.ack(h, handed[j].len() as u32) {
+            Ok(()) => {
+                for q in handed[j].drain(..) {
+                    out.acked[j].insert(q);
+                    owed[j].remove(&q);
+                }
+            }
+            Err(_) => {
+                out.failed_acks += 1;
+                s.revert(h).unwrap();
+                handed[j].clear();
+            }
+        }
+        s.storage_mut().flash_mut().revive();
+    }
+    for j in 0..SENSORS {
+        let h = s.lookup(key(j)).unwrap();
+        assert!(s.read(h).is_err(), "{ctx}: sensor {j} has more records");
+    }
+    out
+}
+
+/// Fill, reboot, drain with reverts, driver faults and new writes; reboot:
+/// nothing acknowledged comes back.
+#[test]
+fn reverts_and_driver_faults_while_draining_a_full_log() {
+    let (mut cases, mut reverts, mut faults, mut failed, mut gaps) = (0u32, 0u32, 0u32, 0u32, 0u32);
+    for (sectors, wraps, seed) in [(6usize, 2u32, 1u64), (10, 2, 8), (12, 3, 2), (24, 2, 3)] {
+        let (flash, m) = fill(sectors, wraps, seed);
+        for d in 1..=12u64 {
+            let with_faults = d <= 6;
+            let ctx = format!("{sectors} sectors, drain {d}, faults {with_faults}");
+            let mut s = reboot(&flash);
+            let o = drain_with_faults(&mut s, &m, d * 7919, &ctx, d.is_multiple_of(2), with_faults);
+            let mut s2 = reboot(s.storage().flash());
+            for j in 0..SENSORS {
+                let h = s2.lookup(key(j)).unwrap();
+                while let Ok(r) = s2.read(h) {
+                    assert!(
+                        !o.acked[j].contains(&r.seq),
+                        "{ctx}: sensor {j} record {} acknowledged (Ok) and owed again after a reboot",
+                        r.seq
+                    );
+                }
+            }
+            cases += 1;
+            (reverts, faults, failed, gaps) = (
+                reverts + o.reverts,
+                faults + o.faults,
+                failed + o.failed_acks,
+                gaps + o.lost_gaps,
+            );
+        }
+    }
+    eprintln!(
+        "drain full reverts and faults: {cases} cases, {reverts} reverts, {faults} driver faults, {failed} failed acks, {gaps} read gaps matched by lost counters"
+    );
+    assert!(faults > 100 && reverts > 100);
 }
