@@ -210,7 +210,7 @@ fn scan(img: &[u8], w: usize, e: usize) -> Oracle {
             let h = &sec[off..off + 4];
             let tag = h[0];
             let len = usize::from(u16::from_le_bytes([h[1], h[2]]));
-            let ok = (tag == 0xB5 || tag == 0xAC)
+            let ok = (tag == 0xB5 || tag == 0xB8 || tag == 0xAC)
                 && CRC8.checksum(&h[..3]) == h[3]
                 && len >= 8
                 && off + len <= e
@@ -235,6 +235,8 @@ fn scan(img: &[u8], w: usize, e: usize) -> Oracle {
                         o.marks
                             .insert((k, u32::from_le_bytes(body[8..12].try_into().unwrap())));
                     }
+                } else if tag == 0xB8 {
+                    parse_packed_runs(body, &mut o);
                 } else {
                     parse_runs(body, &mut o);
                 }
@@ -306,6 +308,84 @@ fn parse_runs(body: &[u8], o: &mut Oracle) {
         }
         o.nrecords += usize::from(count);
         p += hl + rl;
+    }
+}
+
+/// LEB128 number of at most `max` bits at `*p` (written independently of the
+/// crate's decoder: the oracle reads the format, not the implementation).
+fn varint(b: &[u8], p: &mut usize, max: u32) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = *b.get(*p)?;
+        *p += 1;
+        if shift >= max {
+            return None;
+        }
+        let bits = u64::from(byte & 0x7F);
+        if max - shift < 7 && bits >> (max - shift) != 0 {
+            return None;
+        }
+        v |= bits << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+        shift += 7;
+    }
+}
+
+/// The runs of a packed batch body (tag `0xB8`): per run a lead byte (kind in
+/// bits 0..2, count in bits 2..8 or 0 for a varint count), the source, then
+/// varints: [count], id, first sequence, [TSD: base time, interval]; then the
+/// records. `0xFF` (erased padding) or the body's end ends the frame.
+fn parse_packed_runs(body: &[u8], o: &mut Oracle) {
+    let mut p = 0;
+    while p < body.len() && body[p] != 0xFF {
+        let lead = body[p];
+        let (kind, size) = match lead & 3 {
+            1 => (RecordKind::Tsd, 4),
+            2 => (RecordKind::Evt, 8),
+            _ => return,
+        };
+        let Some(&source) = body.get(p + 1) else {
+            return;
+        };
+        let mut q = p + 2;
+        let count = match lead >> 2 {
+            0 => varint(body, &mut q, 16),
+            c => Some(u64::from(c)),
+        };
+        let id = varint(body, &mut q, 32);
+        let first = varint(body, &mut q, 32);
+        let (bt, iv) = if kind == RecordKind::Tsd {
+            (varint(body, &mut q, 64), varint(body, &mut q, 32))
+        } else {
+            (Some(0), Some(0))
+        };
+        let (Some(count), Some(id), Some(first), Some(bt), Some(iv)) = (count, id, first, bt, iv)
+        else {
+            return;
+        };
+        let count = count as u16;
+        let rl = usize::from(count) * size;
+        if count == 0 || body.len() - q < rl {
+            return;
+        }
+        let key = SensorKey {
+            source,
+            id: id as u32,
+        };
+        let first = first as u32;
+        o.runs.insert((key, kind_code(kind), first, count, bt, iv as u32));
+        let seqs = o.seqs.entry(key).or_default();
+        seqs.push(first);
+        seqs.push(first.wrapping_add(u32::from(count)));
+        for k in 0..usize::from(count) {
+            o.records
+                .insert((key, first.wrapping_add(k as u32), body[q + k * size..q + (k + 1) * size].to_vec()));
+        }
+        o.nrecords += usize::from(count);
+        p = q + rl;
     }
 }
 
