@@ -166,6 +166,9 @@ const VMARKS: usize = 2;
 #[derive(Clone, Copy, Debug, Default)]
 struct Vmark {
     used: bool,
+    /// Damage at `upto` (a frame whose CRC or header is bad): frames past it
+    /// are checked one by one, not by reading from `upto` again each time.
+    stuck: bool,
     sector: u32,
     seq: u64,
     upto: u32,
@@ -1350,7 +1353,16 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             return Err(StorageError::NotMounted);
         };
         let mut digest = CRC32.digest();
-        emit_frame(body, len, &mut |b| digest.update(b));
+        let mut emitted = 0usize;
+        emit_frame(body, len, &mut |b| {
+            emitted += b.len();
+            digest.update(b)
+        });
+        // A batch whose runs changed between sizing and writing would overrun
+        // `len` into the next frame: refused before anything is programmed.
+        if emitted + CRC_LEN != len {
+            return Err(StorageError::TooLarge);
+        }
         let crc = digest.finalize().to_le_bytes();
         let start = if self.pending_header {
             0
@@ -1619,7 +1631,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
         if !trusted {
             return self.check_crc(loc.abs, loc.len);
         }
-        if let Some(bit) = self.vbit(loc.sector_seq)
+        if self.ring_seq(loc.sector) == Some(loc.sector_seq)
+            && let Some(bit) = self.vbit(loc.sector_seq)
             && self.vbits & bit != 0
         {
             return Ok(true);
@@ -1636,6 +1649,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                 if let Some(m) = self.vmarks.get_mut(i) {
                     *m = Vmark {
                         used: true,
+                        stuck: false,
                         sector: loc.sector,
                         seq: loc.sector_seq,
                         upto: self.h,
@@ -1652,7 +1666,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
         }
         let base = self.base(loc.sector);
         let limit = self.limit(loc.sector);
-        loop {
+        while !m.stuck {
             let mut hb = [0u8; FRAME_HDR];
             if m.upto + FRAME_HDR as u32 > limit {
                 break;
@@ -1675,11 +1689,15 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                 }
             }
             self.win_read(base + m.upto, &mut hb)?;
-            let Header::Frame { tag, len } =
-                frame::parse_flash_frame_header(hb, (limit - m.upto) as usize, Self::W)
-            else {
-                break;
-            };
+            let (tag, len) =
+                match frame::parse_flash_frame_header(hb, (limit - m.upto) as usize, Self::W) {
+                    Header::Frame { tag, len } => (tag, len),
+                    Header::Garbage => {
+                        m.stuck = true;
+                        break;
+                    }
+                    Header::Erased => break,
+                };
             let at = FrameLoc {
                 sector: loc.sector,
                 sector_seq: loc.sector_seq,
@@ -1689,6 +1707,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                 len: len as u32,
             };
             if !self.check_crc_uncached(at.abs, at.len)? {
+                m.stuck = true;
                 break;
             }
             if frame::is_batch(tag) && !self.recovering {
@@ -1725,7 +1744,10 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                     self.small_read(abs, &mut hb)?;
                     hb == [0xFF; FRAME_HDR]
                 };
-        if end && let Some(bit) = self.vbit(m.seq) {
+        if end
+            && self.ring_seq(m.sector) == Some(m.seq)
+            && let Some(bit) = self.vbit(m.seq)
+        {
             self.vbits |= bit;
             if let Some(x) = self.vmarks.get_mut(slot) {
                 x.used = false;
@@ -1777,12 +1799,20 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
         self.sector_seq(s)
     }
 
+    /// The number sector `s` holds if the ring is in order: sectors are opened
+    /// one after the other, so it is the head's number less the distance from
+    /// `s` to the head. A bit of `vbits` (keyed by number alone) vouches for a
+    /// sector only there: a damaged image can hold a number out of ring order.
+    fn ring_seq(&self, s: u32) -> Option<u64> {
+        let hd = self.head?;
+        let d = if hd >= s { hd - s } else { hd + self.n - s } as u64;
+        self.head_seq.checked_sub(d)
+    }
+
     /// The number of live sector `s` when a sector mark or bit of this mount
     /// vouches for its header (no read).
     fn known_seq(&mut self, s: u32) -> Option<u64> {
-        let hd = self.head?;
-        let d = if hd >= s { hd - s } else { hd + self.n - s } as u64;
-        let q = self.head_seq.checked_sub(d)?;
+        let q = self.ring_seq(s)?;
         if q < self.floor {
             return None;
         }
