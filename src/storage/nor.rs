@@ -1496,6 +1496,24 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
         Ok(Some(0))
     }
 
+    /// Loads exactly `[abs, abs + n)` into the window unless it holds it
+    /// already or `n` exceeds it (then nothing is read).
+    fn win_exact(&mut self, abs: u32, n: usize) -> Result<(), StorageError> {
+        if let Some((st, len)) = self.cached
+            && abs >= st
+            && (abs - st) as usize + n <= len as usize
+        {
+            return Ok(());
+        }
+        let Some(dst) = self.buf.0.get_mut(..n) else {
+            return Ok(());
+        };
+        self.cached = None;
+        read_at(&mut self.flash, abs, dst)?;
+        self.cached = Some((abs, n as u32));
+        Ok(())
+    }
+
     /// Reads `dst` at `abs` through the window of [`Self::win`].
     fn win_read(&mut self, abs: u32, dst: &mut [u8]) -> Result<(), StorageError> {
         let n = dst.len();
@@ -1666,6 +1684,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
         }
         let base = self.base(loc.sector);
         let limit = self.limit(loc.sector);
+        let from = m.upto;
         while !m.stuck {
             let mut hb = [0u8; FRAME_HDR];
             if m.upto + FRAME_HDR as u32 > limit {
@@ -1719,7 +1738,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             *x = m;
         }
         if loc.off < m.upto {
-            self.maybe_complete(slot)?;
+            self.maybe_complete(slot, m.upto > from)?;
             return Ok(true);
         }
         // Damage before the frame (or a frame the marks cannot reach).
@@ -1727,8 +1746,12 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
     }
 
     /// A sector mark that reached the end of a sector other than the head
-    /// (the end seen from the window, no extra read) turns into its bit.
-    fn maybe_complete(&mut self, slot: usize) -> Result<(), StorageError> {
+    /// turns into its bit. The end is seen from the window, or, when the mark
+    /// `advanced` in this call past what the window holds (a frame larger
+    /// than the window, streamed), from a read of the next frame header: a
+    /// mark left without its bit is recycled and the sector verified again by
+    /// the next reader.
+    fn maybe_complete(&mut self, slot: usize, advanced: bool) -> Result<(), StorageError> {
         let Some(m) = self.vmarks.get(slot).copied() else {
             return Ok(());
         };
@@ -1737,13 +1760,13 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             return Ok(());
         }
         let abs = self.base(m.sector) + m.upto;
+        let held = matches!(self.cached, Some((st, len)) if abs >= st && abs + FRAME_HDR as u32 <= st + len);
         let end = m.upto + FRAME_HDR as u32 > e
-            || matches!(self.cached, Some((st, len)) if abs >= st && abs + FRAME_HDR as u32 <= st + len)
-                && {
-                    let mut hb = [0u8; FRAME_HDR];
-                    self.small_read(abs, &mut hb)?;
-                    hb == [0xFF; FRAME_HDR]
-                };
+            || (held || advanced) && {
+                let mut hb = [0u8; FRAME_HDR];
+                self.small_read(abs, &mut hb)?;
+                hb == [0xFF; FRAME_HDR]
+            };
         if end
             && self.ring_seq(m.sector) == Some(m.seq)
             && let Some(bit) = self.vbit(m.seq)
@@ -1904,6 +1927,12 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                 };
                 let skip = first.wrapping_sub(run.first_seq) as usize;
                 let count = (run.count as usize - skip).min(out.len() / size);
+                // The run (header and records) goes to the window when it fits:
+                // the next reads of this sensor (a record at a time) find its
+                // header and records there instead of reading them again.
+                if let Some(at) = frame::run_hdr_start(loc.tag, rel as usize) {
+                    self.win_exact(loc.abs + at as u32, (next - at as u32) as usize)?;
+                }
                 let Some(dst) = out.get_mut(..count * size) else {
                     return Err(StorageError::BufferTooSmall);
                 };
