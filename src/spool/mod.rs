@@ -653,8 +653,8 @@ impl<
     /// know where its next record is, the frame headers from the hint (or the
     /// oldest sector) up to it are walked: **not bounded by one sector** (no stepped
     /// search yet). Measured worst on a 256 KiB log of 4 KiB sectors
-    /// (`benches/spool_flash.rs`): 5,087 B draining after a reboot, 4,818 B while
-    /// an uploader keeps up. A read that must first spill RAM records adds a batch
+    /// (`benches/spool_flash.rs`): 4,821 B draining after a reboot, 5,207 B while
+    /// an uploader keeps up with threshold spills. A read that must first spill RAM records adds a batch
     /// (see [`Spool::write`]).
     ///
     /// # Errors
