@@ -53,6 +53,13 @@ struct Pos {
     /// The walk started at a sector start (or at a frame boundary found in
     /// this mount): its frames may count as verified by the sector marks.
     trusted: bool,
+    /// Search walk: the sensor of the compact frame just returned, read with
+    /// its header (a compact frame's id follows the frame header).
+    compact_key: Option<SensorKey>,
+    /// Search walk: the last frame header read was a compact frame's, so the
+    /// next one is read with the 4 bytes after it (frames of one log tend to
+    /// be of one kind: flushes of one sample, or batches of many runs).
+    wide: bool,
 }
 
 /// A frame found by a walk, its CRC already verified.
@@ -1126,6 +1133,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             lazy: false,
             damaged: false,
             trusted: true,
+            compact_key: None,
+            wide: false,
         };
         let mut total = 0usize;
         while let Some(loc) = self.next_frame(&mut pos)? {
@@ -1317,6 +1326,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             lazy: false,
             damaged: false,
             trusted: true,
+            compact_key: None,
+            wide: false,
         };
         while let Some(loc) = self.next_frame(&mut pos)? {
             if !frame::is_batch(loc.tag) {
@@ -2038,6 +2049,10 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             // Frames of other sensors cost their run headers (mostly read
             // with the window that holds the frame); a frame whose headers
             // name the records is verified before anything in it is used.
+            // A compact frame of another sensor: known from its header read.
+            if pos.compact_key.is_some_and(|k| k != key) {
+                continue;
+            }
             let Some(rel) = self.peek_frame(&loc, key, seq)? else {
                 continue;
             };
@@ -2195,6 +2210,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             lazy: false,
             damaged: false,
             trusted: true,
+            compact_key: None,
+            wide: false,
         }
     }
 
@@ -2265,10 +2282,32 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             }
             let abs = self.base(pos.sector) + pos.off;
             let mut hb = [0u8; FRAME_HDR];
+            pos.compact_key = None;
             if pos.lazy {
                 // A search reads frame headers alone (the window is loaded
-                // only to verify frames).
-                self.small_read(abs, &mut hb)?;
+                // only to verify frames), with the next 4 bytes: a compact
+                // frame's id, so that the frames of other sensors cost these
+                // 8 bytes in one read.
+                let mut b8 = [0u8; FRAME_HDR + 4];
+                let room = pos.off + b8.len() as u32 <= limit;
+                let (head, id) = b8.split_at_mut(FRAME_HDR);
+                if room && pos.wide {
+                    self.small_read(abs, &mut b8)?;
+                } else {
+                    self.small_read(abs, head)?;
+                    if room && frame::is_compact(head[0]) {
+                        self.small_read(abs + FRAME_HDR as u32, id)?;
+                    }
+                }
+                let [t, c0, c1, k, i0, i1, i2, i3] = b8;
+                hb = [t, c0, c1, k];
+                pos.wide = frame::is_compact(t);
+                if room && pos.wide {
+                    pos.compact_key = Some(SensorKey {
+                        source: (u16::from_le_bytes([c0, c1]) >> 14) as u8,
+                        id: u32::from_le_bytes([i0, i1, i2, i3]),
+                    });
+                }
             } else {
                 self.win_read(abs, &mut hb)?;
             }
