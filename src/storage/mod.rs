@@ -355,6 +355,12 @@ pub struct Run<'a> {
 /// need not be contiguous in memory (the spool feeds them from its RAM
 /// sectors); `record` may be called more than once per record (once to compute
 /// the CRC, once to program).
+///
+/// Every method must give the same answer each time during one append (the
+/// back end sizes the frame, computes its CRC and programs it in separate
+/// passes). A batch whose runs change before the CRC pass is refused with
+/// [`StorageError::TooLarge`] and nothing is erased or programmed; one that
+/// changes after it can leave a damaged frame.
 pub trait Batch {
     /// Number of runs.
     fn runs(&self) -> usize;

@@ -1357,12 +1357,6 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             Body::Batch(_) => Self::E - Self::TAIL,
             Body::Ack(_) | Body::Evict(_) | Body::Reserve(_) => Self::E,
         };
-        if self.head.is_none() || self.sealed || self.write_off as usize + len > limit {
-            self.open_next(0, on_evict)?;
-        }
-        let Some(hd) = self.head else {
-            return Err(StorageError::NotMounted);
-        };
         let mut digest = CRC32.digest();
         let mut emitted = 0usize;
         emit_frame(body, len, &mut |b| {
@@ -1370,11 +1364,19 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             digest.update(b)
         });
         // A batch whose runs changed between sizing and writing would overrun
-        // `len` into the next frame: refused before anything is programmed.
+        // `len` into the next frame: refused before anything is erased or
+        // programmed. (The program pass below is not checked again: a `Batch`
+        // must give the same runs and records every time it is asked.)
         if emitted + CRC_LEN != len {
             return Err(StorageError::TooLarge);
         }
         let crc = digest.finalize().to_le_bytes();
+        if self.head.is_none() || self.sealed || self.write_off as usize + len > limit {
+            self.open_next(0, on_evict)?;
+        }
+        let Some(hd) = self.head else {
+            return Err(StorageError::NotMounted);
+        };
         let start = if self.pending_header {
             0
         } else {
