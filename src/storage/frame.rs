@@ -378,6 +378,16 @@ pub(crate) fn parse_flash_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize
     Header::Frame { tag: h[0], len }
 }
 
+/// The sensor of a compact frame from its first 8 bytes (frame header and id),
+/// as [`parse_compact_run`] decodes it; `None` for any other tag.
+pub(crate) fn compact_key(b: &[u8; 8]) -> Option<SensorKey> {
+    let [t, c0, c1, _, i0, i1, i2, i3] = *b;
+    is_compact(t).then(|| SensorKey {
+        source: (u16::from_le_bytes([c0, c1]) >> 14) as u8,
+        id: u32::from_le_bytes([i0, i1, i2, i3]),
+    })
+}
+
 /// Decodes the header of a compact frame (its first bytes, `b`, at least
 /// [`FRAME_HDR`] of them) whose frame header checked out; `rest` is the frame
 /// length without its CRC. The header is turned back into the plain run header

@@ -1468,11 +1468,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
     /// sector) when it does not; returns where they start in `buf`, or `None`
     /// when `n > BUF`.
     fn win(&mut self, abs: u32, n: usize) -> Result<Option<usize>, StorageError> {
-        if let Some((st, len)) = self.cached
-            && abs >= st
-            && (abs - st) as usize + n <= len as usize
-        {
-            return Ok(Some((abs - st) as usize));
+        if let Some(o) = self.held(abs, n) {
+            return Ok(Some(o));
         }
         if n > BUF {
             return Ok(None);
@@ -1512,10 +1509,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
     /// Loads exactly `[abs, abs + n)` into the window unless it holds it
     /// already or `n` exceeds it (then nothing is read).
     fn win_exact(&mut self, abs: u32, n: usize) -> Result<(), StorageError> {
-        if let Some((st, len)) = self.cached
-            && abs >= st
-            && (abs - st) as usize + n <= len as usize
-        {
+        if self.held(abs, n).is_some() {
             return Ok(());
         }
         let Some(dst) = self.buf.0.get_mut(..n) else {
@@ -1546,17 +1540,20 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
     /// straight from flash (a small read at a known place loads no window).
     fn small_read(&mut self, abs: u32, dst: &mut [u8]) -> Result<(), StorageError> {
         let n = dst.len();
-        if let Some((st, len)) = self.cached
-            && abs >= st
-            && (abs - st) as usize + n <= len as usize
+        if let Some(o) = self.held(abs, n)
+            && let Some(src) = self.buf.0.get(o..o + n)
         {
-            let o = (abs - st) as usize;
-            if let Some(src) = self.buf.0.get(o..o + n) {
-                dst.copy_from_slice(src);
-                return Ok(());
-            }
+            dst.copy_from_slice(src);
+            return Ok(());
         }
         read_at(&mut self.flash, abs, dst)
+    }
+
+    /// Where the window holds flash bytes `[abs, abs + n)` in `buf`, if it does.
+    fn held(&self, abs: u32, n: usize) -> Option<usize> {
+        let (st, len) = self.cached?;
+        let o = abs.checked_sub(st)? as usize;
+        (o.checked_add(n)? <= len as usize).then_some(o)
     }
 
     /// Verifies a frame's CRC, remembering it in the small verified set
@@ -1708,15 +1705,12 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                 // window already (no read), so that the runs of the next
                 // frames are known before anyone asks for them.
                 let at = base + m.upto;
-                let cached = self.cached;
-                let held =
-                    |n: u32| matches!(cached, Some((st, len)) if at >= st && at + n <= st + len);
-                if !held(FRAME_HDR as u32) {
+                if self.held(at, FRAME_HDR).is_none() {
                     break;
                 }
                 self.small_read(at, &mut hb)?;
                 match frame::parse_flash_frame_header(hb, (limit - m.upto) as usize, Self::W) {
-                    Header::Frame { len, .. } if held(len as u32) => {}
+                    Header::Frame { len, .. } if self.held(at, len).is_some() => {}
                     _ => break,
                 }
             }
@@ -1773,7 +1767,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             return Ok(());
         }
         let abs = self.base(m.sector) + m.upto;
-        let held = matches!(self.cached, Some((st, len)) if abs >= st && abs + FRAME_HDR as u32 <= st + len);
+        let held = self.held(abs, FRAME_HDR).is_some();
         let end = m.upto + FRAME_HDR as u32 > e
             || (held || advanced) && {
                 let mut hb = [0u8; FRAME_HDR];
@@ -2301,14 +2295,11 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                         self.small_read(abs + FRAME_HDR as u32, id)?;
                     }
                 }
-                let [t, c0, c1, k, i0, i1, i2, i3] = b8;
+                let [t, c0, c1, k, ..] = b8;
                 hb = [t, c0, c1, k];
                 pos.wide = frame::is_compact(t);
-                if room && pos.wide {
-                    pos.compact_key = Some(SensorKey {
-                        source: (u16::from_le_bytes([c0, c1]) >> 14) as u8,
-                        id: u32::from_le_bytes([i0, i1, i2, i3]),
-                    });
+                if room {
+                    pos.compact_key = frame::compact_key(&b8);
                 }
             } else {
                 self.win_read(abs, &mut hb)?;
