@@ -1010,10 +1010,7 @@ fn main() {
             opt(ours_x, |x| format!("{x:.3}x"))
         );
     }
-    for r in rows.iter().filter(|r| r.read_floor.is_some()) {
-        let Some((fb, fr)) = r.read_floor else {
-            continue;
-        };
+    for (r, (fb, fr)) in rows.iter().filter_map(|r| Some((r, r.read_floor?))) {
         let floor = fb as f64 / fr.max(1) as f64;
         println!(
             "Read floor, {}: {floor:.1} B per stored record read sensor by sensor ({:.1}x the on-flash size) for any \

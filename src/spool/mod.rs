@@ -501,7 +501,7 @@ impl<
     /// None below the flush threshold. A write that reaches it spills one batch
     /// (split over two sectors when the newest is nearly full), plus, per sector
     /// it opens, one erase and the evicted sector's run headers read (NOR, 4 KiB
-    /// sectors: 9,560 B read + programmed measured worst, `benches/spool_flash.rs`).
+    /// sectors: 9,468 B read + programmed measured worst, `benches/spool_flash.rs`).
     ///
     /// # Errors
     /// [`Error::UnknownSensor`]; [`Error::Full`] when no RAM is left under the overflow
@@ -768,8 +768,8 @@ impl<
     /// the mark needs a new sector: one erase, and if that evicts records still
     /// owed, their run headers read to measure them, the records read and
     /// programmed forward (at most a sector), then a reservation snapshot may open
-    /// one more (NOR, 4 KiB sectors: 12,464 B measured in
-    /// `tests/spool_flash_interleaved.rs`, 26,447 B in the bench after a reboot).
+    /// one more (NOR, 4 KiB sectors: 9,316 B measured in
+    /// `tests/spool_flash_interleaved.rs`, 22,875 B in the bench after a reboot).
     ///
     /// # Errors
     /// [`Error::UnknownSensor`]; [`Error::AckTooMany`] if
