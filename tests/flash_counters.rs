@@ -260,12 +260,13 @@ fn mount_reads_are_bounded() {
 fn ram_footprint() {
     // Documented: size_of::<F>() + BUF + a fixed part (no per-sector or
     // per-sensor tables): 264 B before the read index (32 run references of
-    // 20 B, two sector verification marks, a 64-sector verified bitmap).
+    // 20 B, two sector verification marks, a 64-sector verified bitmap), 8 B
+    // for the sector headers mount found in ring order.
     let fixed = core::mem::size_of::<NorFlashStorage<MockFlash<4, 4096>, 64>>()
         - core::mem::size_of::<MockFlash<4, 4096>>()
         - 64;
     eprintln!("NorFlashStorage RAM: size_of::<F>() + BUF + {fixed} B");
-    assert!(fixed <= 976, "fixed part {fixed} B");
+    assert!(fixed <= 984, "fixed part {fixed} B");
     // `RUNS` run references of 20 B each: 8 instead of 32 save 480 B.
     let small = core::mem::size_of::<NorFlashStorage<MockFlash<4, 4096>, 64, 4, 8>>()
         - core::mem::size_of::<MockFlash<4, 4096>>()

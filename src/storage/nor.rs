@@ -163,6 +163,11 @@ pub struct NorFlashStorage<
     /// they take (`u8::MAX`: not all of them fitted).
     parsed: u32,
     parsed_n: u8,
+    /// Bit `s` (rings of at most 64 sectors): the header mount read for
+    /// sector `s` carries the number its ring position gives it, so the walk
+    /// that follows (recovery) does not read it again. Cleared for a sector
+    /// about to be erased.
+    mhdr: u64,
 }
 
 /// Sectors verified frame by frame at the same time.
@@ -778,6 +783,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             recovering: false,
             parsed: 0,
             parsed_n: 0,
+            mhdr: 0,
         })
     }
 
@@ -861,6 +867,10 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
     /// from the floor to the head (an evicted sector keeps its header until
     /// it is erased, or after an erase cut at its first instant).
     fn sector_seq(&mut self, s: u32) -> Result<Option<u64>, StorageError> {
+        if s < 64 && self.mhdr & (1 << s) != 0 {
+            // Read by mount: numbered by its ring position (maybe evicted since).
+            return Ok(self.ring_seq(s).filter(|&q| q >= self.floor));
+        }
         if let Some(q) = self.known_seq(s) {
             return Ok(Some(q));
         }
@@ -1452,6 +1462,9 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
         }
         // The sector opened next (if this is the ring's victim) starts unverified.
         self.vbits &= !(1u64 << (self.head_seq.wrapping_add(1) % 64));
+        if s < 64 {
+            self.mhdr &= !(1u64 << s);
+        }
     }
 
     /// Readable end of sector `s` (offset): where its frames may end.
@@ -1465,7 +1478,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
 
     /// Makes `buf` hold flash bytes `[abs, abs + n)` (one sector's), loading
     /// up to `BUF` bytes from `abs` on (not past the readable end of its
-    /// sector) when it does not; returns where they start in `buf`, or `None`
+    /// sector, nor into its tail for bytes before it) when it does not; returns where they start in `buf`, or `None`
     /// when `n > BUF`.
     fn win(&mut self, abs: u32, n: usize) -> Result<Option<usize>, StorageError> {
         if let Some(o) = self.held(abs, n) {
@@ -1475,10 +1488,20 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             return Ok(None);
         }
         let s = abs / Self::E as u32;
-        let end = self.base(s) + self.limit(s);
+        let mut end = self.base(s) + self.limit(s);
         if abs + n as u32 > end {
             // Past the readable end (the head's write position): never cached.
             return Ok(None);
+        }
+        // Batch frames never use the sector's tail (kept for marks, mostly
+        // erased): a load for bytes before it stops there, one in it loads
+        // the bytes asked for alone (a probe for the end of the frames, or a
+        // mark whose header the probe found).
+        let tail = self.base(s) + (Self::E - Self::TAIL) as u32;
+        if abs + n as u32 <= tail {
+            end = end.min(tail);
+        } else if abs >= tail {
+            end = end.min(abs + n as u32);
         }
         let want = (end.saturating_sub(abs) as usize).clamp(n, BUF);
         // What the window holds from `abs` on moves to the front and is not
@@ -1591,15 +1614,20 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
         let mut p = 0usize;
         // While recovering, the run headers are parsed from the same read.
         let mut sp = StreamParse::new(body, self.recovering);
-        // What the window holds of the frame already is not read again.
+        // What the window holds of the frame already (from its start, which
+        // may be anywhere in the window) is not read again.
+        // (Its CRC bytes, if held, are read again with the rest.)
         if let Some((st, n)) = self.cached
-            && st == abs
-            && (n as usize) < body
-            && let Some(held) = self.buf.0.get(..n as usize)
+            && let Some(from) = abs.checked_sub(st)
+            && from < n
+            && let Some(held) = self
+                .buf
+                .0
+                .get(from as usize..(from as usize + ((n - from) as usize).min(body)))
         {
             digest.update(held);
             sp.feed(&mut self.ring, 0, held);
-            p = n as usize;
+            p = held.len();
         }
         self.cached = None;
         let mut last = None;
@@ -1757,7 +1785,8 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
     /// `advanced` in this call past what the window holds (a frame larger
     /// than the window, streamed), from a read of the next frame header: a
     /// mark left without its bit is recycled and the sector verified again by
-    /// the next reader.
+    /// the next reader. (Not while recovering: the walk reads every header,
+    /// that one too, and [`Self::note_sector_end`] completes the mark.)
     fn maybe_complete(&mut self, slot: usize, advanced: bool) -> Result<(), StorageError> {
         let Some(m) = self.vmarks.get(slot).copied() else {
             return Ok(());
@@ -1769,12 +1798,24 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
         let abs = self.base(m.sector) + m.upto;
         let held = self.held(abs, FRAME_HDR).is_some();
         let end = m.upto + FRAME_HDR as u32 > e
-            || (held || advanced) && {
+            || (held || advanced && !self.recovering) && {
                 let mut hb = [0u8; FRAME_HDR];
                 self.small_read(abs, &mut hb)?;
                 hb == [0xFF; FRAME_HDR]
             };
-        if end
+        if end {
+            self.complete(slot);
+        }
+        Ok(())
+    }
+
+    /// The mark in `slot` reached the end of its sector: it turns into the
+    /// sector's bit (a sector at its ring position, not the head).
+    fn complete(&mut self, slot: usize) {
+        let Some(m) = self.vmarks.get(slot).copied() else {
+            return;
+        };
+        if Some(m.sector) != self.head
             && self.ring_seq(m.sector) == Some(m.seq)
             && let Some(bit) = self.vbit(m.seq)
         {
@@ -1783,7 +1824,18 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                 x.used = false;
             }
         }
-        Ok(())
+    }
+
+    /// A walk found the end of the frames of sector `s` (numbered `seq`) at
+    /// `off`: a mark that verified the sector up to there is complete.
+    fn note_sector_end(&mut self, s: u32, seq: u64, off: u32) {
+        if let Some(slot) = self
+            .vmarks
+            .iter()
+            .position(|m| m.used && !m.stuck && m.sector == s && m.seq == seq && m.upto == off)
+        {
+            self.complete(slot);
+        }
     }
 
     /// Remembers the runs of a batch frame just verified (see `ring`).
@@ -1837,6 +1889,27 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
         let hd = self.head?;
         let d = if hd >= s { hd - s } else { hd + self.n - s } as u64;
         self.head_seq.checked_sub(d)
+    }
+
+    /// The sectors whose headers, read by mount, are numbered as their ring
+    /// position says: the head's, and going back from it each sector with a
+    /// header as long as the sector after it is numbered one above it.
+    /// (Rings of more than 64 sectors: none.)
+    fn ring_headers(n: u32, head: u32, valid: u64, step: u64) -> u64 {
+        if n > 64 || head >= n {
+            return 0;
+        }
+        let mut bits = 1u64 << head;
+        let mut s = head;
+        for _ in 1..n {
+            let before = if s == 0 { n - 1 } else { s - 1 };
+            if step & (1 << s) == 0 || valid & (1 << before) == 0 {
+                break;
+            }
+            bits |= 1 << before;
+            s = before;
+        }
+        bits
     }
 
     /// The number of live sector `s` when a sector mark or bit of this mount
@@ -2316,7 +2389,12 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
                         None => self.advance(pos),
                     }
                 }
-                Header::Erased => self.advance(pos),
+                Header::Erased => {
+                    if pos.trusted {
+                        self.note_sector_end(pos.sector, pos.seq, pos.off);
+                    }
+                    self.advance(pos);
+                }
                 Header::Garbage => {
                     pos.damaged = true;
                     pos.off += Self::W as u32;
@@ -2363,16 +2441,39 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize> Stor
         self.epoch = self.epoch.wrapping_add(1).max(1);
         self.pending_header = false;
         self.since_snap = u8::MAX;
+        self.mhdr = 0;
         let mut newest: Option<(u32, u64, u64)> = None;
         let mut read = 0u32;
+        // Bit `s`: sector `s` has a header; `step` bit `s`: numbered one
+        // above the sector before it (sector 0: above the last one).
+        let (mut valid, mut step) = (0u64, 0u64);
+        let (mut first, mut prev) = (None, None);
         for s in 0..self.n {
             let hdr = self.raw_header(s)?;
             read += round_up(SECTOR_HDR, F::READ_SIZE) as u32;
+            let q = hdr.map(|(q, _)| q);
+            if s < 64
+                && let Some(q) = q
+            {
+                valid |= 1 << s;
+                if prev.is_some_and(|p: u64| p.checked_add(1) == Some(q)) {
+                    step |= 1 << s;
+                }
+            }
+            if s == 0 {
+                first = q;
+            }
+            prev = q;
             if let Some((q, f)) = hdr
                 && newest.is_none_or(|(_, b, _)| q > b)
             {
                 newest = Some((s, q, f));
             }
+        }
+        if let (Some(q0), Some(last)) = (first, prev)
+            && last.checked_add(1) == Some(q0)
+        {
+            step |= 1;
         }
         match newest {
             None => {
@@ -2386,6 +2487,7 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize> Stor
                 self.head = Some(s);
                 self.head_seq = q;
                 self.floor = f;
+                self.mhdr = Self::ring_headers(self.n, s, valid, step);
                 let (o, r) = self.scan_head(s)?;
                 read += r;
                 self.write_off = o;
