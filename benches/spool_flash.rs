@@ -105,6 +105,20 @@ impl<const ES: usize> Shared<ES> {
         ec.iter().max().unwrap_or(&0) - ec.iter().min().unwrap_or(&0)
     }
     /// Bytes in use: per sector, up to its last programmed (non-0xFF) byte.
+    /// What any log reader that finds where a sector's frames end by reading
+    /// past them reads at least: every used byte once, and a frame header's
+    /// worth (4 B) after the last programmed byte where it fits.
+    fn recovery_floor(&self) -> u64 {
+        let f = self.0.borrow();
+        f.image()
+            .chunks(ES)
+            .map(|s| {
+                let end = s.iter().rposition(|&b| b != 0xFF).map_or(0, |p| p + 1);
+                (end + if end + 4 <= ES { 4 } else { 0 }) as u64
+            })
+            .sum()
+    }
+
     fn used_bytes(&self) -> u64 {
         let f = self.0.borrow();
         f.image()
@@ -354,6 +368,9 @@ struct Row {
     /// Ours: the index-less read floor summed over the drains (see
     /// [`read_floor`]): (bytes, records in storage it covers).
     read_floor: Option<(u64, u64)>,
+    /// Ours, after the reboot: the recovery floor in bytes (see
+    /// [`Shared::recovery_floor`]).
+    recovery_floor: Option<u64>,
 }
 
 impl Row {
@@ -501,6 +518,7 @@ fn ours(sc: Scenario, n: u64) -> Row {
     }
     let mut mount = None;
     let mut recovered = None;
+    let mut recovery_floor = None;
     let mut readout_lost = None;
     let (batches, flushed, lost, spill_lost);
     if sc == Scenario::Reboot {
@@ -513,6 +531,7 @@ fn ours(sc: Scenario, n: u64) -> Row {
         drop(s);
         let (mut s2, hs2) = new_spool(&flash);
         let used = flash.used_bytes();
+        recovery_floor = Some(flash.recovery_floor());
         let before = m.sum(&["recover"]).bytes_read;
         let found = m
             .call("recover", || s2.recover_storage())
@@ -566,6 +585,7 @@ fn ours(sc: Scenario, n: u64) -> Row {
         calls: m.calls,
         nanos,
         read_floor: Some(floor),
+        recovery_floor,
     }
 }
 
@@ -653,6 +673,7 @@ fn seq_storage(sc: Scenario, n: u64, spill_avg: u64) -> Row {
         calls: m.calls,
         nanos,
         read_floor: None,
+        recovery_floor: None,
     }
 }
 
@@ -762,6 +783,7 @@ fn sensor_db<const PAGE: usize, const ES: usize>(sc: Scenario, n: u64, spill_avg
         calls: m.calls,
         nanos,
         read_floor: None,
+        recovery_floor: None,
     }
 }
 
@@ -895,7 +917,7 @@ fn main() {
                 format!("{b}"),
                 if used > 0 {
                     let x = b as f64 / used as f64;
-                    format!("{x:.2}x of {used} B, {}", met(x <= 1.0))
+                    format!("{x:.3}x of {used} B, {}", met(x <= 1.0))
                 } else {
                     "n/a".into()
                 },
@@ -1010,6 +1032,20 @@ fn main() {
             opt(ours_x, |x| format!("{x:.3}x"))
         );
     }
+    for r in rows.iter() {
+        let (Some(fl), Some((b, used))) = (r.recovery_floor, r.mount) else {
+            continue;
+        };
+        println!(
+            "Recovery floor, {}: {fl} B = {:.4}x the used flash for any log that finds where each sector's frames end \
+             by reading past them (every used byte once, plus a 4-byte frame header after a sector's last programmed \
+             byte); ours {b} B = {:.4}x ({:.4}x the floor).",
+            r.scenario,
+            fl as f64 / used.max(1) as f64,
+            b as f64 / used.max(1) as f64,
+            b as f64 / fl.max(1) as f64
+        );
+    }
     for (r, (fb, fr)) in rows.iter().filter_map(|r| Some((r, r.read_floor?))) {
         let floor = fb as f64 / fr.max(1) as f64;
         println!(
@@ -1073,7 +1109,16 @@ fn main() {
                     Some((b, used))
                         if used > 0 && (b > 0 || !r.system.starts_with("sequential")) =>
                     {
-                        format!("{:.2}", b as f64 / used as f64)
+                        format!("{:.4}", b as f64 / used as f64)
+                    }
+                    _ => "n/a".into(),
+                },
+            ),
+            (
+                "recovery_floor",
+                match (r.recovery_floor, r.mount) {
+                    (Some(f), Some((_, used))) if used > 0 => {
+                        format!("{:.4}", f as f64 / used as f64)
                     }
                     _ => "n/a".into(),
                 },
