@@ -651,6 +651,31 @@ pub(crate) const fn run_hdr_start(tag: u8, rel: usize) -> Option<usize> {
 /// packed at most 15): what a reader fetches first.
 pub(crate) const SHORT_RUN_HDR: usize = 16;
 
+/// What a reader fetches first of a packed run header, then again as much
+/// until [`packed_hdr_end`] finds its end: lead, source, a one-byte id and a
+/// first number of up to four bytes (a whole EVT header of a small id); a TSD
+/// header's times take a second read.
+pub(crate) const PACKED_READ: usize = 8;
+
+/// Length of the packed run header that `b` starts with, when `b` holds all
+/// of it (its varints end within `b`); `None` when it may go on past `b` or
+/// does not start like a run header (the reader then fetches what
+/// [`run_hdr_need`] says, and the parse decides).
+pub(crate) fn packed_hdr_end(b: &[u8]) -> Option<usize> {
+    let lead = *b.first()?;
+    let varints = match lead & 3 {
+        KIND_EVT => 2,
+        KIND_TSD => 4,
+        _ => return None,
+    } + usize::from(lead >> 2 == 0);
+    let mut at = 2;
+    for _ in 0..varints {
+        let n = b.get(at..)?.iter().take(10).position(|&x| x & 0x80 == 0)?;
+        at += n + 1;
+    }
+    (at <= b.len()).then_some(at)
+}
+
 /// Bytes the run header starting with `lead` in a batch frame of this tag
 /// may take: [`SHORT_RUN_HDR`] for EVT runs, more for TSD runs (their times).
 pub(crate) const fn run_hdr_need(tag: u8, lead: u8) -> usize {
@@ -980,6 +1005,21 @@ mod tests {
                                     matches!(parse_packed_run(&b[..cut], hl + rl), RunParse::Bad),
                                     "cut {cut} of {info:?}"
                                 );
+                                // The reader's end test: not known from part of it.
+                                assert_eq!(packed_hdr_end(&b[..cut]), None, "cut {cut} of {info:?}");
+                            }
+                            // Known from the whole header, whatever follows it
+                            // (records, or the next run: any byte values).
+                            for fill in [0x00u8, 0x80, 0xFF] {
+                                let mut more = [fill; MAX_RUN_HDR + 8];
+                                more[..hl].copy_from_slice(&b[..hl]);
+                                for have in hl..more.len() {
+                                    assert_eq!(
+                                        packed_hdr_end(&more[..have]),
+                                        Some(hl),
+                                        "{have} bytes of {info:?}"
+                                    );
+                                }
                             }
                             cases += 1;
                         }
@@ -990,6 +1030,10 @@ mod tests {
         assert_eq!(cases, 2 * 9 * 5 * 4 * 3);
         assert!(matches!(parse_packed_run(&[0xFF, 0], 8), RunParse::End));
         assert!(matches!(parse_packed_run(&[], 8), RunParse::End));
+        // Padding and leads of no kind: left to the parse.
+        assert_eq!(packed_hdr_end(&[0xFF; 8]), None);
+        assert_eq!(packed_hdr_end(&[0x00; 8]), None);
+        assert_eq!(packed_hdr_end(&[]), None);
     }
 
     #[test]

@@ -1958,15 +1958,38 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             return Ok(None);
         };
         let at = at as u32;
-        // EVT headers in one read; a TSD header's times in a second one.
+        // EVT headers in one read; a TSD header's times in a second one. A
+        // packed header is read `PACKED_READ` bytes at a time until its end
+        // is known: a reader passing other sensors' runs reads their headers,
+        // not the records after them.
         let left = (end - at) as usize;
         let mut hb = [0u8; MAX_RUN_HDR];
-        let first = left.min(frame::SHORT_RUN_HDR);
-        self.frame_bytes(loc, at, &mut hb[..first])?;
-        let avail = left.min(frame::run_hdr_need(loc.tag, hb[0]));
-        if let Some(more) = hb.get_mut(first..avail) {
-            self.frame_bytes(loc, at + first as u32, more)?;
-        }
+        let packed = loc.tag == frame::TAG_PACKED;
+        let step = if packed {
+            frame::PACKED_READ
+        } else {
+            frame::SHORT_RUN_HDR
+        };
+        let mut have = left.min(step);
+        self.frame_bytes(loc, at, &mut hb[..have])?;
+        let need = left.min(frame::run_hdr_need(loc.tag, hb[0]));
+        let avail = loop {
+            if packed && let Some(n) = frame::packed_hdr_end(&hb[..have]) {
+                break n;
+            }
+            if have >= need {
+                break have;
+            }
+            let next = if packed {
+                (have + step).min(need)
+            } else {
+                need
+            };
+            if let Some(more) = hb.get_mut(have..next) {
+                self.frame_bytes(loc, at + have as u32, more)?;
+            }
+            have = next;
+        };
         let parsed = frame::parse_batch_run(loc.tag, &hb[..avail], rel as usize, end as usize);
         match parsed {
             RunParse::End => Ok(None),
