@@ -501,7 +501,7 @@ impl<
     /// None below the flush threshold. A write that reaches it spills one batch
     /// (split over two sectors when the newest is nearly full), plus, per sector
     /// it opens, one erase and the evicted sector's run headers read (NOR, 4 KiB
-    /// sectors: 9,372 B read + programmed measured worst, `benches/spool_flash.rs`).
+    /// sectors: 8,960 B read + programmed measured worst, `benches/spool_flash.rs`).
     ///
     /// # Errors
     /// [`Error::UnknownSensor`]; [`Error::Full`] when no RAM is left under the overflow
@@ -653,7 +653,7 @@ impl<
     /// know where its next record is, the frame headers from the hint (or the
     /// oldest sector) up to it are walked: **not bounded by one sector** (no stepped
     /// search yet). Measured worst on a 256 KiB log of 4 KiB sectors
-    /// (`benches/spool_flash.rs`): 4,825 B draining after a reboot, 5,094 B while
+    /// (`benches/spool_flash.rs`): 4,471 B draining after a reboot, 4,632 B while
     /// an uploader keeps up with threshold spills. A read that must first spill RAM records adds a batch
     /// (see [`Spool::write`]).
     ///
@@ -769,7 +769,7 @@ impl<
     /// owed, their run headers read to measure them, the records read and
     /// programmed forward (at most a sector), then a reservation snapshot may open
     /// one more (NOR, 4 KiB sectors: 9,316 B measured in
-    /// `tests/spool_flash_interleaved.rs`, 22,507 B in the bench after a reboot).
+    /// `tests/spool_flash_interleaved.rs`, 21,917 B in the bench after a reboot).
     ///
     /// # Errors
     /// [`Error::UnknownSensor`]; [`Error::AckTooMany`] if

@@ -1006,7 +1006,11 @@ mod tests {
                                     "cut {cut} of {info:?}"
                                 );
                                 // The reader's end test: not known from part of it.
-                                assert_eq!(packed_hdr_end(&b[..cut]), None, "cut {cut} of {info:?}");
+                                assert_eq!(
+                                    packed_hdr_end(&b[..cut]),
+                                    None,
+                                    "cut {cut} of {info:?}"
+                                );
                             }
                             // Known from the whole header, whatever follows it
                             // (records, or the next run: any byte values).
