@@ -378,15 +378,18 @@ pub(crate) fn parse_flash_frame_header(h: [u8; FRAME_HDR], room: usize, w: usize
     Header::Frame { tag: h[0], len }
 }
 
-/// The sensor of a compact frame from its first 8 bytes (frame header and id),
-/// as [`parse_compact_run`] decodes it; `None` for any other tag.
-pub(crate) fn compact_key(b: &[u8; 8]) -> Option<SensorKey> {
-    let [t, c0, c1, _, i0, i1, i2, i3] = *b;
-    is_compact(t).then(|| SensorKey {
-        source: (u16::from_le_bytes([c0, c1]) >> 14) as u8,
-        id: u32::from_le_bytes([i0, i1, i2, i3]),
-    })
+/// What the first 5 bytes of a compact frame (frame header and the id's low
+/// byte, the id being little-endian) say of its sensor, as
+/// [`parse_compact_run`] decodes it: `(source, id & 0xFF)`; `None` for any
+/// other tag. Frames whose pair differs from a sensor's are not its own.
+pub(crate) fn compact_key_low(b: &[u8; COMPACT_PEEK]) -> Option<(u8, u8)> {
+    let [t, c0, c1, _, i0] = *b;
+    is_compact(t).then(|| ((u16::from_le_bytes([c0, c1]) >> 14) as u8, i0))
 }
+
+/// Bytes of a compact frame a search reads to pass it: frame header and the
+/// low byte of the id.
+pub(crate) const COMPACT_PEEK: usize = FRAME_HDR + 1;
 
 /// Decodes the header of a compact frame (its first bytes, `b`, at least
 /// [`FRAME_HDR`] of them) whose frame header checked out; `rest` is the frame

@@ -53,11 +53,12 @@ struct Pos {
     /// The walk started at a sector start (or at a frame boundary found in
     /// this mount): its frames may count as verified by the sector marks.
     trusted: bool,
-    /// Search walk: the sensor of the compact frame just returned, read with
-    /// its header (a compact frame's id follows the frame header).
-    compact_key: Option<SensorKey>,
+    /// Search walk: source and low byte of the id of the compact frame just
+    /// returned, read with its header (a compact frame's id follows the
+    /// frame header); frames of a sensor with another pair are not its own.
+    compact_key: Option<(u8, u8)>,
     /// Search walk: the last frame header read was a compact frame's, so the
-    /// next one is read with the 4 bytes after it (frames of one log tend to
+    /// next one is read with the byte after it (frames of one log tend to
     /// be of one kind: flushes of one sample, or batches of many runs).
     wide: bool,
 }
@@ -2141,9 +2142,19 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             // Frames of other sensors cost their run headers (mostly read
             // with the window that holds the frame); a frame whose headers
             // name the records is verified before anything in it is used.
-            // A compact frame of another sensor: known from its header read.
-            if pos.compact_key.is_some_and(|k| k != key) {
-                continue;
+            // A compact frame of another sensor: known from its header read
+            // with the id's low byte, or, when that byte matches, from the
+            // rest of the id (3 bytes more).
+            if let Some(low) = pos.compact_key {
+                if low != (key.source, key.id as u8) {
+                    continue;
+                }
+                let mut rest = [0u8; 3];
+                self.frame_bytes(&loc, frame::COMPACT_PEEK as u32, &mut rest)?;
+                let [a, b, c] = rest;
+                if u32::from_le_bytes([low.1, a, b, c]) != key.id {
+                    continue;
+                }
             }
             let Some(rel) = self.peek_frame(&loc, key, seq)? else {
                 continue;
@@ -2377,25 +2388,25 @@ impl<F: NorFlash, const BUF: usize, const VERIFY: usize, const RUNS: usize>
             pos.compact_key = None;
             if pos.lazy {
                 // A search reads frame headers alone (the window is loaded
-                // only to verify frames), with the next 4 bytes: a compact
-                // frame's id, so that the frames of other sensors cost these
-                // 8 bytes in one read.
-                let mut b8 = [0u8; FRAME_HDR + 4];
-                let room = pos.off + b8.len() as u32 <= limit;
-                let (head, id) = b8.split_at_mut(FRAME_HDR);
+                // only to verify frames), with the next byte: the low byte of
+                // a compact frame's id, so that the frames of other sensors
+                // mostly cost these 5 bytes in one read.
+                let mut b5 = [0u8; frame::COMPACT_PEEK];
+                let room = pos.off + b5.len() as u32 <= limit;
+                let (head, id) = b5.split_at_mut(FRAME_HDR);
                 if room && pos.wide {
-                    self.small_read(abs, &mut b8)?;
+                    self.small_read(abs, &mut b5)?;
                 } else {
                     self.small_read(abs, head)?;
                     if room && frame::is_compact(head[0]) {
                         self.small_read(abs + FRAME_HDR as u32, id)?;
                     }
                 }
-                let [t, c0, c1, k, ..] = b8;
+                let [t, c0, c1, k, _] = b5;
                 hb = [t, c0, c1, k];
                 pos.wide = frame::is_compact(t);
                 if room {
-                    pos.compact_key = frame::compact_key(&b8);
+                    pos.compact_key = frame::compact_key_low(&b5);
                 }
             } else {
                 self.win_read(abs, &mut hb)?;
