@@ -27,7 +27,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use sensor_spool::storage::mock_flash::MockFlash;
 use sensor_spool::storage::{
-    LogEntry, NorFlashStorage, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage,
+    LogEntry, NorFlashStorage, RecordKind, Run, RunInfo, RunMeta, SensorKey, Storage, StorageError,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -376,13 +376,17 @@ fn parse_packed_runs(body: &[u8], o: &mut Oracle) {
             id: id as u32,
         };
         let first = first as u32;
-        o.runs.insert((key, kind_code(kind), first, count, bt, iv as u32));
+        o.runs
+            .insert((key, kind_code(kind), first, count, bt, iv as u32));
         let seqs = o.seqs.entry(key).or_default();
         seqs.push(first);
         seqs.push(first.wrapping_add(u32::from(count)));
         for k in 0..usize::from(count) {
-            o.records
-                .insert((key, first.wrapping_add(k as u32), body[q + k * size..q + (k + 1) * size].to_vec()));
+            o.records.insert((
+                key,
+                first.wrapping_add(k as u32),
+                body[q + k * size..q + (k + 1) * size].to_vec(),
+            ));
         }
         o.nrecords += usize::from(count);
         p = q + rl;
@@ -560,6 +564,33 @@ fn place<const W: usize, const E: usize>(img: &mut [u8], sector: u8, word: u16, 
     img[s + off..s + off + f.len()].copy_from_slice(f);
 }
 
+/// Largest number a sector may carry (2^47 - 1): a head numbered so (only a
+/// forged header gets there) cannot open another sector.
+const LAST_SECTOR_SEQ: u64 = (1 << 47) - 1;
+
+/// Writes an acknowledgement mark; `false` when it needed a new sector and the
+/// head's number is [`LAST_SECTOR_SEQ`]: then it must fail with `Geometry` and
+/// leave the flash as it was.
+fn ack_or_last<const W: usize, const E: usize>(
+    st: &mut NorFlashStorage<MockFlash<W, E>>,
+    k: SensorKey,
+    seq: u32,
+    evicted: &mut u32,
+) -> bool {
+    let before = st.flash().image().to_vec();
+    match st.ack(k, seq, |_| *evicted += 1) {
+        Ok(()) => true,
+        Err(StorageError::Geometry) if st.stats().head_seq == LAST_SECTOR_SEQ => {
+            assert!(
+                st.flash().image() == &before[..],
+                "a refused mark changed the flash"
+            );
+            false
+        }
+        Err(e) => panic!("ack: {e:?}"),
+    }
+}
+
 fn exercise<const W: usize, const E: usize>(input: &Input, sectors: usize) {
     let mut img = build::<W, E>(input, sectors);
     damage::<W, E>(&mut img, &input.damage);
@@ -623,6 +654,8 @@ fn exercise<const W: usize, const E: usize>(input: &Input, sectors: usize) {
     }
 
     let mut evicted = 0u32;
+    // Marks refused at the last sector number: the marks before them stand.
+    let mut refused = false;
     let mut last_ack: BTreeMap<SensorKey, u32> = BTreeMap::new();
     let limit = oracle.nrecords + oracle.runs.len() + 4;
     for (&k, &from) in &start {
@@ -667,14 +700,20 @@ fn exercise<const W: usize, const E: usize>(input: &Input, sectors: usize) {
                 }
             }
             seq = r.first.wrapping_add(r.count as u32);
-            if input.ack_each {
-                st.ack(k, seq, |_| evicted += 1).expect("ack");
-                last_ack.insert(k, seq);
+            if input.ack_each && !refused {
+                if ack_or_last(&mut st, k, seq, &mut evicted) {
+                    last_ack.insert(k, seq);
+                } else {
+                    refused = true;
+                }
             }
         }
-        if !input.ack_each && seq != from {
-            st.ack(k, seq, |_| evicted += 1).expect("ack");
-            last_ack.insert(k, seq);
+        if !input.ack_each && seq != from && !refused {
+            if ack_or_last(&mut st, k, seq, &mut evicted) {
+                last_ack.insert(k, seq);
+            } else {
+                refused = true;
+            }
         }
     }
 

@@ -44,7 +44,15 @@ fn check<const W: usize, const E: usize>(data: &[u8]) {
         }
     })
     .expect("recover");
-    let order = |x: &RunInfo| (x.key, x.first_seq, x.count, x.meta.base_time, x.meta.interval);
+    let order = |x: &RunInfo| {
+        (
+            x.key,
+            x.first_seq,
+            x.count,
+            x.meta.base_time,
+            x.meta.interval,
+        )
+    };
     let mut a = walked.clone();
     let mut b = recovered.clone();
     a.sort_by_key(order);
